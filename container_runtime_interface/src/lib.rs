@@ -1,0 +1,180 @@
+//! The `ContainerRuntime` contract (SPEC §5, §9).
+//!
+//! - [`ContainerRuntime`]: create, stop, remove, inspect and list containers on a
+//!   node, read their logs, and subscribe to their state changes.
+//! - [`ContainerSpec`], [`ContainerStatus`], [`ContainerState`]: what goes in and
+//!   what comes out.
+//! - [`RuntimeError`]: the failures a runtime reports.
+//! - `testsuite` (feature): the contract tests every implementation runs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use orchestrator_shared_types::{
+    ContainerConfig, ContainerId, InstanceId, NodeId, OrchestrationError, WorkloadId,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+/// What a runtime needs to create one container of an instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerSpec {
+    /// The instance the container belongs to.
+    pub instance_id: InstanceId,
+    /// The workload of that instance.
+    pub workload_id: WorkloadId,
+    /// The container as the manifest describes it.
+    pub config: ContainerConfig,
+    /// Extra labels the runtime keeps with the container.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where a container is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerState {
+    /// Created, not started.
+    Created,
+    /// Its process runs.
+    Running,
+    /// Its process ended.
+    Exited,
+    /// The runtime cannot tell.
+    Unknown,
+}
+
+/// A container as the runtime sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    /// Runtime id.
+    pub id: ContainerId,
+    /// Node it runs on.
+    pub node_id: NodeId,
+    /// Instance it belongs to.
+    pub instance_id: InstanceId,
+    /// Workload of that instance.
+    pub workload_id: WorkloadId,
+    /// Container name from the manifest.
+    pub name: String,
+    /// Current state.
+    pub state: ContainerState,
+    /// Exit code once exited.
+    pub exit_code: Option<i32>,
+    /// Why it exited: `Completed`, `Error`, `OOMKilled`, `Killed`.
+    pub reason: Option<String>,
+    /// When its process started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When its process ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Which lines of a log to read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Only the last N lines.
+    pub tail: Option<usize>,
+}
+
+/// One line of a container's output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When the line was written.
+    pub timestamp: DateTime<Utc>,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The text, without its newline.
+    pub line: String,
+}
+
+/// Failures of a container runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No container with this id.
+    #[error("container {0} not found")]
+    NotFound(ContainerId),
+    /// The instance already has a container of this name; creation is idempotent.
+    #[error("container {0} already exists")]
+    AlreadyExists(ContainerId),
+    /// The node is not served by this runtime, or was not initialised.
+    #[error("node {0} is not initialised on this runtime")]
+    UnknownNode(NodeId),
+    /// The image could not be pulled.
+    #[error("pulling image {image}: {reason}")]
+    ImagePull {
+        /// Image reference.
+        image: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The container could not be created or started.
+    #[error("creating container {name} of instance {instance}: {reason}")]
+    Create {
+        /// Instance.
+        instance: InstanceId,
+        /// Container name.
+        name: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A container operation failed.
+    #[error("{operation} container {id}: {reason}")]
+    Operation {
+        /// What was being done (`stopping`, `removing`, …).
+        operation: &'static str,
+        /// Which container.
+        id: ContainerId,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The runtime is shutting down.
+    #[error("runtime is shut down")]
+    ShutDown,
+}
+
+impl From<RuntimeError> for OrchestrationError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::NotFound(id) => {
+                OrchestrationError::NotFound { kind: "container", id: id.to_string() }
+            }
+            other => OrchestrationError::Runtime(other.to_string()),
+        }
+    }
+}
+
+/// Result with [`RuntimeError`].
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// Runs containers on nodes.
+///
+/// Creation is idempotent per (instance, container name): creating again returns
+/// [`RuntimeError::AlreadyExists`] with the existing id. Every state change of a
+/// container (started, exited) is published to [`ContainerRuntime::subscribe_status`].
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Prepares `node` to run containers (directories, cgroups, …).
+    async fn init_node(&self, node: NodeId) -> Result<()>;
+    /// Creates and starts a container on `node`.
+    async fn create_container(&self, node: NodeId, spec: &ContainerSpec) -> Result<ContainerId>;
+    /// Stops a container: SIGTERM, then SIGKILL after `grace`. Stopping a stopped
+    /// container succeeds.
+    async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<()>;
+    /// Removes a container (stopping it first if it runs) and everything it left.
+    async fn remove_container(&self, id: &ContainerId) -> Result<()>;
+    /// The container's current status.
+    async fn get_container_status(&self, id: &ContainerId) -> Result<ContainerStatus>;
+    /// Every container on `node`.
+    async fn list_containers(&self, node: NodeId) -> Result<Vec<ContainerStatus>>;
+    /// Lines of the container's output so far.
+    async fn get_container_logs(&self, id: &ContainerId, opts: LogOptions) -> Result<Vec<LogLine>>;
+    /// The container's output from now on (after the lines so far), until it exits.
+    async fn follow_container_logs(&self, id: &ContainerId)
+        -> Result<BoxStream<'static, LogLine>>;
+    /// State changes of every container of this runtime.
+    fn subscribe_status(&self) -> broadcast::Receiver<ContainerStatus>;
+}

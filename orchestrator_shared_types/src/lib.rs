@@ -1,0 +1,41 @@
+//! The domain model every other crate speaks (SPEC §4).
+//!
+//! - [`ids`]: `NodeId`, `PublicKey`, `WorkloadId`, `InstanceId`, `ContainerId`.
+//! - [`quantity`]: Kubernetes resource quantities (`100m`, `1.5`, `64Mi`, `1Gi`).
+//! - [`resources`]: node resources, container requests and limits, QoS class.
+//! - [`node`]: `Node`, its status, labels and taints.
+//! - [`workload`]: the manifest (`WorkloadSpec`), the stored `WorkloadDefinition`,
+//!   placement, restart policy and update strategy.
+//! - [`instance`]: `WorkloadInstance` and its status.
+//! - [`lifecycle`]: the node and instance state machines (mirrored in `ontology/`).
+//! - [`manifest`]: parsing manifests from YAML or JSON with errors that name the field.
+//! - [`validation`]: semantic checks of a manifest, collecting every problem with its path.
+//! - [`error`]: `OrchestrationError`, the one error at the shared boundary.
+//!
+//! YAML goes through `serde_yaml_ng`, the maintained fork of the archived
+//! `serde_yaml` with the same API; `serde_path_to_error` gives deserialisation
+//! errors the path of the offending field.
+
+pub mod error;
+pub mod ids;
+pub mod instance;
+pub mod lifecycle;
+pub mod manifest;
+pub mod node;
+pub mod quantity;
+pub mod resources;
+pub mod validation;
+pub mod workload;
+
+pub use error::{OrchestrationError, Result};
+pub use ids::{ContainerId, InstanceId, NodeId, PublicKey, WorkloadId};
+pub use instance::{InstanceStatus, WorkloadInstance};
+pub use manifest::ManifestError;
+pub use node::{Node, NodeStatus, Taint, TaintEffect};
+pub use quantity::{CpuQuantity, MemoryQuantity};
+pub use resources::{QosClass, ResourceList, ResourceRequirements, Resources};
+pub use workload::{
+    ContainerConfig, LabelOperator, LabelRequirement, Placement, PortSpec, Probe, ProbeAction,
+    RestartPolicy, SecretEnvRef, Toleration, TolerationOperator, UpdateStrategy,
+    WorkloadDefinition, WorkloadSpec,
+};

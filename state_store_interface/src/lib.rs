@@ -1,0 +1,173 @@
+//! The `StateStore` contract (SPEC §5, §10) and, behind features, its backends.
+//!
+//! - [`StateStore`]: nodes, workloads and instances, batch writes, and a change
+//!   feed ([`StateStore::watch`]). A write returns only once it is durable.
+//! - `memory` (feature): `InMemoryStore`, for tests.
+//! - `sqlite` (feature): `SqliteStore`, the embedded default.
+//! - `testsuite` (feature): the contract tests every store runs.
+
+use async_trait::async_trait;
+use orchestrator_shared_types::{
+    InstanceId, Node, NodeId, OrchestrationError, PublicKey, WorkloadDefinition, WorkloadId,
+    WorkloadInstance,
+};
+use tokio::sync::broadcast;
+
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+/// What changed in the store. Published after the write is durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChange {
+    /// A workload was created or updated.
+    WorkloadPut(WorkloadId),
+    /// A workload was deleted.
+    WorkloadDeleted(WorkloadId),
+    /// An instance was created or updated.
+    InstancePut {
+        /// The instance.
+        id: InstanceId,
+        /// Its workload.
+        workload_id: WorkloadId,
+    },
+    /// An instance was deleted.
+    InstanceDeleted {
+        /// The instance.
+        id: InstanceId,
+        /// Its workload.
+        workload_id: WorkloadId,
+    },
+    /// A node record was written.
+    NodePut(NodeId),
+    /// A node record was deleted.
+    NodeDeleted(NodeId),
+}
+
+/// Failures of a state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another workload of the same owner has this name.
+    #[error("workload name {name:?} is already used by workload {existing}")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The workload that has it.
+        existing: WorkloadId,
+    },
+    /// Opening or migrating the database failed.
+    #[error("opening the state store at {path}: {reason}")]
+    Open {
+        /// Where.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The schema is newer than this binary understands.
+    #[error("state store schema version {found} is newer than the supported {supported}")]
+    SchemaTooNew {
+        /// Version on disk.
+        found: i64,
+        /// Newest this binary knows.
+        supported: i64,
+    },
+    /// An SQLite call failed.
+    #[cfg(feature = "sqlite")]
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No connection could be had from the pool.
+    #[cfg(feature = "sqlite")]
+    #[error("sqlite connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// A stored record could not be encoded or decoded.
+    #[cfg(feature = "sqlite")]
+    #[error("encoding a {kind} record: {source}")]
+    Codec {
+        /// Kind of record.
+        kind: &'static str,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The blocking task running the query died.
+    #[error("store worker task failed: {0}")]
+    Worker(String),
+    /// The store was not initialised.
+    #[error("state store is not initialised")]
+    NotInitialized,
+}
+
+impl From<StoreError> for OrchestrationError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NameTaken { name, existing } => OrchestrationError::Conflict {
+                kind: "workload",
+                id: name,
+                message: format!("name is used by workload {existing}"),
+            },
+            other => OrchestrationError::Store(other.to_string()),
+        }
+    }
+}
+
+/// Result with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Durable cluster state.
+///
+/// Every write is durable when it returns `Ok` and is then published on
+/// [`StateStore::watch`]. Puts are upserts; deletes of absent keys return
+/// `Ok(false)`. Lists are ordered by id.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// Opens, creates or migrates the store.
+    async fn initialize(&self) -> Result<()>;
+    /// Whether the store answers.
+    async fn health_check(&self) -> Result<()>;
+
+    /// Writes a node record.
+    async fn put_node(&self, node: &Node) -> Result<()>;
+    /// A node record.
+    async fn get_node(&self, id: &NodeId) -> Result<Option<Node>>;
+    /// Every node record.
+    async fn list_nodes(&self) -> Result<Vec<Node>>;
+    /// Deletes a node record.
+    async fn delete_node(&self, id: &NodeId) -> Result<bool>;
+
+    /// Creates or replaces a workload. Fails with [`StoreError::NameTaken`] if
+    /// another workload of the same owner has its name.
+    async fn put_workload(&self, workload: &WorkloadDefinition) -> Result<()>;
+    /// Creates or replaces many workloads in one transaction (all or nothing).
+    async fn put_workloads_batch(&self, workloads: &[WorkloadDefinition]) -> Result<()>;
+    /// A workload by id.
+    async fn get_workload(&self, id: &WorkloadId) -> Result<Option<WorkloadDefinition>>;
+    /// A workload by owner and name.
+    async fn get_workload_by_name(
+        &self,
+        owner: &PublicKey,
+        name: &str,
+    ) -> Result<Option<WorkloadDefinition>>;
+    /// Every workload.
+    async fn list_workloads(&self) -> Result<Vec<WorkloadDefinition>>;
+    /// Deletes a workload (its instances stay until deleted).
+    async fn delete_workload(&self, id: &WorkloadId) -> Result<bool>;
+
+    /// Creates or replaces an instance.
+    async fn put_instance(&self, instance: &WorkloadInstance) -> Result<()>;
+    /// Creates or replaces many instances in one transaction (all or nothing).
+    async fn put_instances_batch(&self, instances: &[WorkloadInstance]) -> Result<()>;
+    /// An instance by id.
+    async fn get_instance(&self, id: &InstanceId) -> Result<Option<WorkloadInstance>>;
+    /// The instances of one workload (indexed: cost grows with that workload only).
+    async fn list_instances_by_workload(&self, id: &WorkloadId) -> Result<Vec<WorkloadInstance>>;
+    /// The instances placed on one node (indexed).
+    async fn list_instances_by_node(&self, id: &NodeId) -> Result<Vec<WorkloadInstance>>;
+    /// Every instance.
+    async fn list_instances(&self) -> Result<Vec<WorkloadInstance>>;
+    /// Deletes an instance.
+    async fn delete_instance(&self, id: &InstanceId) -> Result<bool>;
+    /// Deletes many instances in one transaction; returns how many existed.
+    async fn delete_instances_batch(&self, ids: &[InstanceId]) -> Result<usize>;
+
+    /// Changes from now on. A receiver that lags must re-list.
+    fn watch(&self) -> broadcast::Receiver<StoreChange>;
+}
