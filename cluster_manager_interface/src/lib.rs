@@ -51,9 +51,10 @@ pub enum ClusterError {
 impl From<ClusterError> for OrchestrationError {
     fn from(e: ClusterError) -> Self {
         match e {
-            ClusterError::UnknownNode(id) => {
-                OrchestrationError::NotFound { kind: "node", id: id.to_string() }
-            }
+            ClusterError::UnknownNode(id) => OrchestrationError::NotFound {
+                kind: "node",
+                id: id.to_string(),
+            },
             other => OrchestrationError::Cluster(other.to_string()),
         }
     }

@@ -103,6 +103,10 @@ pub enum RuntimeError {
     /// The node is not served by this runtime, or was not initialised.
     #[error("node {0} is not initialised on this runtime")]
     UnknownNode(NodeId),
+    /// The node cannot be reached (partitioned or dead); what runs there keeps
+    /// its state, but nothing about it can be read or changed.
+    #[error("node {0} is unreachable")]
+    NodeUnreachable(NodeId),
     /// The image could not be pulled.
     #[error("pulling image {image}: {reason}")]
     ImagePull {
@@ -139,9 +143,10 @@ pub enum RuntimeError {
 impl From<RuntimeError> for OrchestrationError {
     fn from(e: RuntimeError) -> Self {
         match e {
-            RuntimeError::NotFound(id) => {
-                OrchestrationError::NotFound { kind: "container", id: id.to_string() }
-            }
+            RuntimeError::NotFound(id) => OrchestrationError::NotFound {
+                kind: "container",
+                id: id.to_string(),
+            },
             other => OrchestrationError::Runtime(other.to_string()),
         }
     }
@@ -173,8 +178,7 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Lines of the container's output so far.
     async fn get_container_logs(&self, id: &ContainerId, opts: LogOptions) -> Result<Vec<LogLine>>;
     /// The container's output from now on (after the lines so far), until it exits.
-    async fn follow_container_logs(&self, id: &ContainerId)
-        -> Result<BoxStream<'static, LogLine>>;
+    async fn follow_container_logs(&self, id: &ContainerId) -> Result<BoxStream<'static, LogLine>>;
     /// State changes of every container of this runtime.
     fn subscribe_status(&self) -> broadcast::Receiver<ContainerStatus>;
 }

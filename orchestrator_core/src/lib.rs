@@ -1,1 +1,29 @@
-//! placeholder
+//! The orchestrator core: the reconciler that makes the cluster match what was
+//! asked (SPEC §6), the library API the front-ends call, and the wiring of the
+//! `orchestrator_daemon` binary.
+//!
+//! - [`api`]: [`Orchestrator`] — apply, scale, roll back, delete, query.
+//! - [`reconciler`]: the `select!` loop and the Sense → Compare → Plan →
+//!   Actuate pass, one workload at a time.
+//! - [`queue`]: the de-duplicating work queue with bounded concurrency and
+//!   jittered exponential back-off.
+//! - [`nodes`]: the reconciler's view of membership.
+//! - [`events`]: what the reconciler did, as a broadcast.
+//! - [`config`]: pacing of the reconciler.
+//! - [`daemon`]: configuration and wiring of the `orchestrator_daemon` binary.
+//! - [`error`]: this crate's error type.
+
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod events;
+pub mod nodes;
+pub mod queue;
+pub mod reconciler;
+
+pub use api::{Orchestrator, WorkloadStatus};
+pub use config::ReconcilerConfig;
+pub use error::{Error, Result};
+pub use events::ReconcileEvent;
+pub use reconciler::Deps;

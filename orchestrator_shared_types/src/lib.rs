@@ -36,6 +36,6 @@ pub use quantity::{CpuQuantity, MemoryQuantity};
 pub use resources::{QosClass, ResourceList, ResourceRequirements, Resources};
 pub use workload::{
     ContainerConfig, LabelOperator, LabelRequirement, Placement, PortSpec, Probe, ProbeAction,
-    RestartPolicy, SecretEnvRef, Toleration, TolerationOperator, UpdateStrategy,
+    RestartPolicy, Revision, SecretEnvRef, Toleration, TolerationOperator, UpdateStrategy,
     WorkloadDefinition, WorkloadSpec,
 };

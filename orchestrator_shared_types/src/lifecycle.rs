@@ -32,8 +32,12 @@ impl InstanceStatus {
 
 impl NodeStatus {
     /// Every status.
-    pub const ALL: [NodeStatus; 4] =
-        [NodeStatus::Ready, NodeStatus::NotReady, NodeStatus::Unknown, NodeStatus::Down];
+    pub const ALL: [NodeStatus; 4] = [
+        NodeStatus::Ready,
+        NodeStatus::NotReady,
+        NodeStatus::Unknown,
+        NodeStatus::Down,
+    ];
 
     /// Whether a node may move from `self` to `next` (staying put is not a transition).
     pub fn can_transition_to(self, next: NodeStatus) -> bool {

@@ -26,7 +26,12 @@ pub struct FieldProblem {
 impl ManifestError {
     /// A single problem at `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { problems: vec![FieldProblem { field: field.into(), message: message.into() }] }
+        Self {
+            problems: vec![FieldProblem {
+                field: field.into(),
+                message: message.into(),
+            }],
+        }
     }
 
     /// The path of the first problem.
@@ -89,7 +94,8 @@ pub fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ManifestError> {
 pub fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, ManifestError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
-    de.end().map_err(|e| ManifestError::new("", e.to_string()))?;
+    de.end()
+        .map_err(|e| ManifestError::new("", e.to_string()))?;
     Ok(value)
 }
 

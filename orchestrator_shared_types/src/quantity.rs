@@ -20,7 +20,10 @@ pub struct QuantityError {
 }
 
 fn qerr(input: &str, reason: &'static str) -> QuantityError {
-    QuantityError { input: input.to_owned(), reason }
+    QuantityError {
+        input: input.to_owned(),
+        reason,
+    }
 }
 
 /// Splits `"1.5Gi"` into its number (as integer and scale of 10) and its suffix.
@@ -142,13 +145,26 @@ impl FromStr for MemoryQuantity {
         let (mantissa, decimals, suffix) = split_number(input)?;
         let multiplier = if suffix.is_empty() {
             1
-        } else if let Some((_, m)) = BINARY.iter().chain(DECIMAL.iter()).find(|(s, _)| *s == suffix)
+        } else if let Some((_, m)) = BINARY
+            .iter()
+            .chain(DECIMAL.iter())
+            .find(|(s, _)| *s == suffix)
         {
             *m
         } else {
-            return Err(qerr(input, "unknown unit (use Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P, E)"));
+            return Err(qerr(
+                input,
+                "unknown unit (use Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P, E)",
+            ));
         };
-        scale(input, mantissa, decimals, multiplier, "not a whole number of bytes").map(Self)
+        scale(
+            input,
+            mantissa,
+            decimals,
+            multiplier,
+            "not a whole number of bytes",
+        )
+        .map(Self)
     }
 }
 
@@ -188,7 +204,9 @@ where
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
         if !v.is_finite() {
-            return Err(E::custom(format!("{v} is not a quantity: not a finite number")));
+            return Err(E::custom(format!(
+                "{v} is not a quantity: not a finite number"
+            )));
         }
         self.visit_str(&v.to_string())
     }
@@ -223,8 +241,14 @@ macro_rules! quantity_serde {
     };
 }
 
-quantity_serde!(CpuQuantity, "CPU in Kubernetes notation: `100m`, `0.5`, `2`");
-quantity_serde!(MemoryQuantity, "memory in Kubernetes notation: `64Mi`, `1Gi`, `500M`, bytes");
+quantity_serde!(
+    CpuQuantity,
+    "CPU in Kubernetes notation: `100m`, `0.5`, `2`"
+);
+quantity_serde!(
+    MemoryQuantity,
+    "memory in Kubernetes notation: `64Mi`, `1Gi`, `500M`, bytes"
+);
 
 #[cfg(test)]
 mod tests {
@@ -233,7 +257,13 @@ mod tests {
 
     #[test]
     fn cpu_parses_kubernetes_notation() {
-        for (s, m) in [("100m", 100), ("1.5", 1500), ("2", 2000), ("0.001", 1), ("+1", 1000)] {
+        for (s, m) in [
+            ("100m", 100),
+            ("1.5", 1500),
+            ("2", 2000),
+            ("0.001", 1),
+            ("+1", 1000),
+        ] {
             assert_eq!(s.parse::<CpuQuantity>().unwrap().millis(), m, "{s}");
         }
         for bad in ["", "-1", "1.5m", "1Gi", "0.0001", "abc", "1..2", "."] {

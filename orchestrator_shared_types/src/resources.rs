@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::quantity::{CpuQuantity, MemoryQuantity};
 
 /// An amount of compute: what a node has, or what instances reserve.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct Resources {
     /// CPU in millicores.
     pub cpu_millis: u64,
@@ -18,11 +16,17 @@ pub struct Resources {
 
 impl Resources {
     /// Nothing.
-    pub const ZERO: Resources = Resources { cpu_millis: 0, memory_bytes: 0 };
+    pub const ZERO: Resources = Resources {
+        cpu_millis: 0,
+        memory_bytes: 0,
+    };
 
     /// `cpu_millis` millicores and `memory_bytes` bytes.
     pub const fn new(cpu_millis: u64, memory_bytes: u64) -> Self {
-        Self { cpu_millis, memory_bytes }
+        Self {
+            cpu_millis,
+            memory_bytes,
+        }
     }
 
     /// Component-wise sum, saturating.
@@ -81,7 +85,11 @@ impl ResourceRequirements {
     /// is given (as Kubernetes does), or nothing.
     pub fn effective_request(&self) -> Resources {
         Resources {
-            cpu_millis: self.requests.cpu.or(self.limits.cpu).map_or(0, CpuQuantity::millis),
+            cpu_millis: self
+                .requests
+                .cpu
+                .or(self.limits.cpu)
+                .map_or(0, CpuQuantity::millis),
             memory_bytes: self
                 .requests
                 .memory
@@ -108,7 +116,9 @@ impl ResourceRequirements {
 }
 
 /// Quality-of-service class, derived from requests versus limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum QosClass {
     /// Requests equal limits for cpu and memory in every container.
     Guaranteed,
@@ -121,7 +131,10 @@ pub enum QosClass {
 impl QosClass {
     /// The class of a set of containers: the weakest of theirs.
     pub fn of<'a>(reqs: impl IntoIterator<Item = &'a ResourceRequirements>) -> QosClass {
-        let mut classes = reqs.into_iter().map(ResourceRequirements::qos_class).peekable();
+        let mut classes = reqs
+            .into_iter()
+            .map(ResourceRequirements::qos_class)
+            .peekable();
         if classes.peek().is_none() {
             return QosClass::BestEffort;
         }
@@ -140,31 +153,64 @@ impl QosClass {
 mod tests {
     use super::*;
 
-    fn req(rc: Option<u64>, rm: Option<u64>, lc: Option<u64>, lm: Option<u64>) -> ResourceRequirements {
+    fn req(
+        rc: Option<u64>,
+        rm: Option<u64>,
+        lc: Option<u64>,
+        lm: Option<u64>,
+    ) -> ResourceRequirements {
         ResourceRequirements {
-            requests: ResourceList { cpu: rc.map(CpuQuantity), memory: rm.map(MemoryQuantity), pids: None },
-            limits: ResourceList { cpu: lc.map(CpuQuantity), memory: lm.map(MemoryQuantity), pids: None },
+            requests: ResourceList {
+                cpu: rc.map(CpuQuantity),
+                memory: rm.map(MemoryQuantity),
+                pids: None,
+            },
+            limits: ResourceList {
+                cpu: lc.map(CpuQuantity),
+                memory: lm.map(MemoryQuantity),
+                pids: None,
+            },
         }
     }
 
     #[test]
     fn qos_classes_follow_kubernetes() {
-        assert_eq!(req(None, None, None, None).qos_class(), QosClass::BestEffort);
-        assert_eq!(req(Some(100), Some(1), Some(100), Some(1)).qos_class(), QosClass::Guaranteed);
-        assert_eq!(req(None, None, Some(100), Some(1)).qos_class(), QosClass::Guaranteed);
-        assert_eq!(req(Some(100), None, None, None).qos_class(), QosClass::Burstable);
-        assert_eq!(req(Some(100), Some(1), Some(500), Some(1)).qos_class(), QosClass::Burstable);
+        assert_eq!(
+            req(None, None, None, None).qos_class(),
+            QosClass::BestEffort
+        );
+        assert_eq!(
+            req(Some(100), Some(1), Some(100), Some(1)).qos_class(),
+            QosClass::Guaranteed
+        );
+        assert_eq!(
+            req(None, None, Some(100), Some(1)).qos_class(),
+            QosClass::Guaranteed
+        );
+        assert_eq!(
+            req(Some(100), None, None, None).qos_class(),
+            QosClass::Burstable
+        );
+        assert_eq!(
+            req(Some(100), Some(1), Some(500), Some(1)).qos_class(),
+            QosClass::Burstable
+        );
     }
 
     #[test]
     fn effective_request_falls_back_to_limit() {
-        assert_eq!(req(None, Some(5), Some(300), Some(9)).effective_request(), Resources::new(300, 5));
+        assert_eq!(
+            req(None, Some(5), Some(300), Some(9)).effective_request(),
+            Resources::new(300, 5)
+        );
     }
 
     #[test]
     fn arithmetic_saturates() {
         let a = Resources::new(5, 5);
         assert_eq!(a.saturating_sub(Resources::new(9, 1)), Resources::new(0, 4));
-        assert!(Resources::new(u64::MAX, 1).saturating_add(a).fits(Resources::new(u64::MAX, 6)));
+        assert!(Resources::new(u64::MAX, 1)
+            .saturating_add(a)
+            .fits(Resources::new(u64::MAX, 6)));
     }
 }

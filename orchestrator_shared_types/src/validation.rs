@@ -18,7 +18,10 @@ struct Problems(Vec<FieldProblem>);
 
 impl Problems {
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldProblem { field: field.into(), message: message.into() });
+        self.0.push(FieldProblem {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -26,7 +29,8 @@ impl Problems {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -34,7 +38,8 @@ pub fn is_dns_label(s: &str) -> bool {
 fn is_label_key(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
 }
 
 fn is_env_name(s: &str) -> bool {
@@ -46,10 +51,16 @@ fn is_env_name(s: &str) -> bool {
 fn check_labels(p: &mut Problems, path: &str, labels: &BTreeMap<String, String>) {
     for (k, v) in labels {
         if !is_label_key(k) {
-            p.push(format!("{path}.{k}"), "label keys are 1–253 of letters, digits and -_./");
+            p.push(
+                format!("{path}.{k}"),
+                "label keys are 1–253 of letters, digits and -_./",
+            );
         }
         if v.len() > 253 || v.chars().any(char::is_control) {
-            p.push(format!("{path}.{k}"), "label values are at most 253 printable characters");
+            p.push(
+                format!("{path}.{k}"),
+                "label values are at most 253 printable characters",
+            );
         }
     }
 }
@@ -57,12 +68,18 @@ fn check_labels(p: &mut Problems, path: &str, labels: &BTreeMap<String, String>)
 fn check_resources(p: &mut Problems, path: &str, r: &ResourceRequirements) {
     if let (Some(req), Some(lim)) = (r.requests.cpu, r.limits.cpu) {
         if req > lim {
-            p.push(format!("{path}.requests.cpu"), format!("request {req} exceeds limit {lim}"));
+            p.push(
+                format!("{path}.requests.cpu"),
+                format!("request {req} exceeds limit {lim}"),
+            );
         }
     }
     if let (Some(req), Some(lim)) = (r.requests.memory, r.limits.memory) {
         if req > lim {
-            p.push(format!("{path}.requests.memory"), format!("request {req} exceeds limit {lim}"));
+            p.push(
+                format!("{path}.requests.memory"),
+                format!("request {req} exceeds limit {lim}"),
+            );
         }
     }
     if r.limits.cpu.is_some_and(|c| c.millis() == 0) {
@@ -70,11 +87,17 @@ fn check_resources(p: &mut Problems, path: &str, r: &ResourceRequirements) {
     }
     if let Some(m) = r.limits.memory {
         if m.bytes() < MIN_MEMORY_LIMIT {
-            p.push(format!("{path}.limits.memory"), format!("{m} is below the minimum of 4Mi"));
+            p.push(
+                format!("{path}.limits.memory"),
+                format!("{m} is below the minimum of 4Mi"),
+            );
         }
     }
     if r.requests.pids.is_some() {
-        p.push(format!("{path}.requests.pids"), "pids is a limit, not a request");
+        p.push(
+            format!("{path}.requests.pids"),
+            "pids is a limit, not a request",
+        );
     }
     if r.limits.pids == Some(0) {
         p.push(format!("{path}.limits.pids"), "must be at least 1");
@@ -88,14 +111,20 @@ fn check_probe(p: &mut Problems, path: &str, probe: &Probe) {
         }
         ProbeAction::HttpGet { port, path: url } => {
             if *port == 0 || *port > 65535 {
-                p.push(format!("{path}.http_get.port"), format!("{port} is not a port (1–65535)"));
+                p.push(
+                    format!("{path}.http_get.port"),
+                    format!("{port} is not a port (1–65535)"),
+                );
             }
             if !url.starts_with('/') {
                 p.push(format!("{path}.http_get.path"), "must start with /");
             }
         }
         ProbeAction::TcpSocket { port } if *port == 0 || *port > 65535 => {
-            p.push(format!("{path}.tcp_socket.port"), format!("{port} is not a port (1–65535)"));
+            p.push(
+                format!("{path}.tcp_socket.port"),
+                format!("{port} is not a port (1–65535)"),
+            );
         }
         _ => {}
     }
@@ -112,12 +141,22 @@ fn check_probe(p: &mut Problems, path: &str, probe: &Probe) {
 
 fn check_container(p: &mut Problems, path: &str, c: &ContainerConfig) {
     if !is_dns_label(&c.name) {
-        p.push(format!("{path}.name"), format!("{:?} is not a DNS label (a-z, 0-9, -; at most 63)", c.name));
+        p.push(
+            format!("{path}.name"),
+            format!("{:?} is not a DNS label (a-z, 0-9, -; at most 63)", c.name),
+        );
     }
     if c.image.trim().is_empty() {
         p.push(format!("{path}.image"), "must not be empty");
-    } else if c.image.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-        p.push(format!("{path}.image"), format!("{:?} contains whitespace", c.image));
+    } else if c
+        .image
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        p.push(
+            format!("{path}.image"),
+            format!("{:?} contains whitespace", c.image),
+        );
     }
     for (k, v) in &c.env {
         if !is_env_name(k) {
@@ -129,10 +168,16 @@ fn check_container(p: &mut Problems, path: &str, c: &ContainerConfig) {
     }
     for (i, s) in c.secret_env.iter().enumerate() {
         if !is_env_name(&s.name) {
-            p.push(format!("{path}.secret_env[{i}].name"), "not a valid variable name");
+            p.push(
+                format!("{path}.secret_env[{i}].name"),
+                "not a valid variable name",
+            );
         }
         if s.secret.is_empty() {
-            p.push(format!("{path}.secret_env[{i}].secret"), "must not be empty");
+            p.push(
+                format!("{path}.secret_env[{i}].secret"),
+                "must not be empty",
+            );
         }
     }
     for (i, port) in c.ports.iter().enumerate() {
@@ -147,7 +192,10 @@ fn check_container(p: &mut Problems, path: &str, c: &ContainerConfig) {
         }
     }
     if c.command.iter().chain(&c.args).any(|a| a.contains('\0')) {
-        p.push(format!("{path}.command"), "arguments must not contain NUL bytes");
+        p.push(
+            format!("{path}.command"),
+            "arguments must not contain NUL bytes",
+        );
     }
     check_resources(p, &format!("{path}.resources"), &c.resources);
     if let Some(probe) = &c.liveness_probe {
@@ -163,10 +211,22 @@ impl WorkloadSpec {
     pub fn validate(&self) -> Result<(), ManifestError> {
         let mut p = Problems::default();
         if !is_dns_label(&self.name) {
-            p.push("name", format!("{:?} is not a DNS label (a-z, 0-9, -; at most 63)", self.name));
+            p.push(
+                "name",
+                format!(
+                    "{:?} is not a DNS label (a-z, 0-9, -; at most 63)",
+                    self.name
+                ),
+            );
         }
         if self.replicas > MAX_REPLICAS {
-            p.push("replicas", format!("{} is more than the maximum of {MAX_REPLICAS}", self.replicas));
+            p.push(
+                "replicas",
+                format!(
+                    "{} is more than the maximum of {MAX_REPLICAS}",
+                    self.replicas
+                ),
+            );
         }
         if self.containers.is_empty() {
             p.push("containers", "at least one container is required");
@@ -178,17 +238,28 @@ impl WorkloadSpec {
         for (i, c) in self.containers.iter().enumerate() {
             let path = format!("containers[{i}]");
             if !names.insert(c.name.as_str()) {
-                p.push(format!("{path}.name"), format!("duplicate container name {:?}", c.name));
+                p.push(
+                    format!("{path}.name"),
+                    format!("duplicate container name {:?}", c.name),
+                );
             }
             check_container(&mut p, &path, c);
         }
         check_labels(&mut p, "labels", &self.labels);
-        check_labels(&mut p, "placement.node_selector", &self.placement.node_selector);
+        check_labels(
+            &mut p,
+            "placement.node_selector",
+            &self.placement.node_selector,
+        );
         for (i, r) in self.placement.node_affinity.iter().enumerate() {
             use crate::workload::LabelOperator::*;
             let needs_values = matches!(r.operator, In | NotIn);
             if needs_values == r.values.is_empty() {
-                let msg = if needs_values { "In and NotIn need values" } else { "Exists and DoesNotExist take no values" };
+                let msg = if needs_values {
+                    "In and NotIn need values"
+                } else {
+                    "Exists and DoesNotExist take no values"
+                };
                 p.push(format!("placement.node_affinity[{i}].values"), msg);
             }
         }
@@ -197,10 +268,16 @@ impl WorkloadSpec {
         }
         let s = &self.update_strategy;
         if s.max_surge == 0 && s.max_unavailable == 0 {
-            p.push("update_strategy", "max_surge and max_unavailable cannot both be 0");
+            p.push(
+                "update_strategy",
+                "max_surge and max_unavailable cannot both be 0",
+            );
         }
         if s.auto_rollback && s.rollback_after_failures == 0 {
-            p.push("update_strategy.rollback_after_failures", "must be at least 1");
+            p.push(
+                "update_strategy.rollback_after_failures",
+                "must be at least 1",
+            );
         }
         if p.0.is_empty() {
             Ok(())

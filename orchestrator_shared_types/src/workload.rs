@@ -42,9 +42,9 @@ fn default_replicas() -> u32 {
 impl WorkloadSpec {
     /// Resources one instance reserves: the sum of its containers' effective requests.
     pub fn instance_request(&self) -> Resources {
-        self.containers
-            .iter()
-            .fold(Resources::ZERO, |acc, c| acc.saturating_add(c.resources.effective_request()))
+        self.containers.iter().fold(Resources::ZERO, |acc, c| {
+            acc.saturating_add(c.resources.effective_request())
+        })
     }
 
     /// QoS class of an instance.
@@ -72,9 +72,9 @@ pub struct WorkloadDefinition {
     pub generation: u64,
     /// The manifest.
     pub spec: WorkloadSpec,
-    /// The previous template, kept for rollback.
+    /// The template before the last change of template, kept for rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_spec: Option<Box<WorkloadSpec>>,
+    pub previous: Option<Box<Revision>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -90,7 +90,7 @@ impl WorkloadDefinition {
             owner,
             generation: 1,
             spec,
-            previous_spec: None,
+            previous: None,
             created_at: now,
             updated_at: now,
         }
@@ -100,6 +100,15 @@ impl WorkloadDefinition {
     pub fn name(&self) -> &str {
         &self.spec.name
     }
+}
+
+/// An earlier template of a workload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Revision {
+    /// The generation that ran it.
+    pub generation: u64,
+    /// The spec of that generation.
+    pub spec: WorkloadSpec,
 }
 
 /// One container of an instance.
@@ -257,7 +266,9 @@ impl Placement {
 
     /// Whether a node with `labels` passes the node selector and affinity.
     pub fn matches_labels(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.node_selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
             && self.node_affinity.iter().all(|r| r.matches(labels))
     }
 }

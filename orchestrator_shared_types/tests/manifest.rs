@@ -1,4 +1,5 @@
 //! Manifests: the reference manifest, field-naming errors, and no panics on junk.
+#![allow(clippy::unwrap_used)]
 
 use orchestrator_shared_types::{RestartPolicy, WorkloadSpec};
 use proptest::prelude::*;
@@ -57,15 +58,42 @@ fn a_bad_quantity_names_its_field() {
 fn errors_name_the_field_and_the_problem() {
     let cases = [
         (HELLO.replace("replicas: 3", "replicas: -1"), "replicas:"),
-        (HELLO.replace("replicas: 3", "replicas: 20000"), "replicas: 20000 is more than the maximum"),
+        (
+            HELLO.replace("replicas: 3", "replicas: 20000"),
+            "replicas: 20000 is more than the maximum",
+        ),
         (HELLO.replace("replicas: 3", "replicas: many"), "replicas:"),
-        (HELLO.replace("name: hello", "name: Hello_World"), "name: \"Hello_World\" is not a DNS label"),
-        (HELLO.replace("restart_policy: Always", "restart_policy: Sometimes"), "restart_policy: unknown variant"),
-        (HELLO.replace("restart_policy: Always", "restart_policy: Always\nreplica: 2"), "unknown field `replica`"),
-        (HELLO.replace("cpu: 100m", "cpu: 900m"), "containers[0].resources.requests.cpu: request 900m exceeds limit 500m"),
-        (HELLO.replace("image: 127.0.0.1:5000/test/busybox:1", "image: \"\""), "containers[0].image: must not be empty"),
-        (HELLO.replace("GREETING: hi", "1BAD: hi"), "containers[0].env.1BAD: not a valid variable name"),
-        (HELLO.replace("cpu: 500m", "cpu: -1"), "containers[0].resources.limits.cpu: \"-1\" is not a quantity"),
+        (
+            HELLO.replace("name: hello", "name: Hello_World"),
+            "name: \"Hello_World\" is not a DNS label",
+        ),
+        (
+            HELLO.replace("restart_policy: Always", "restart_policy: Sometimes"),
+            "restart_policy: unknown variant",
+        ),
+        (
+            HELLO.replace(
+                "restart_policy: Always",
+                "restart_policy: Always\nreplica: 2",
+            ),
+            "unknown field `replica`",
+        ),
+        (
+            HELLO.replace("cpu: 100m", "cpu: 900m"),
+            "containers[0].resources.requests.cpu: request 900m exceeds limit 500m",
+        ),
+        (
+            HELLO.replace("image: 127.0.0.1:5000/test/busybox:1", "image: \"\""),
+            "containers[0].image: must not be empty",
+        ),
+        (
+            HELLO.replace("GREETING: hi", "1BAD: hi"),
+            "containers[0].env.1BAD: not a valid variable name",
+        ),
+        (
+            HELLO.replace("cpu: 500m", "cpu: -1"),
+            "containers[0].resources.limits.cpu: \"-1\" is not a quantity",
+        ),
     ];
     for (yaml, want) in cases {
         let e = err(&yaml);
@@ -75,7 +103,9 @@ fn errors_name_the_field_and_the_problem() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let yaml = HELLO.replace("name: hello", "name: \"\"").replace("name: main", "name: MAIN");
+    let yaml = HELLO
+        .replace("name: hello", "name: \"\"")
+        .replace("name: main", "name: MAIN");
     let e = WorkloadSpec::from_yaml(&yaml).unwrap_err();
     let fields: Vec<_> = e.problems.iter().map(|p| p.field.as_str()).collect();
     assert_eq!(fields, ["name", "containers[0].name"]);
@@ -100,7 +130,14 @@ fn probes_and_placement_parse() {
     );
     let spec = WorkloadSpec::from_yaml(&yaml).unwrap();
     assert_eq!(spec.placement.max_per_node, Some(1));
-    assert_eq!(spec.containers[0].liveness_probe.as_ref().unwrap().period_seconds, 5);
+    assert_eq!(
+        spec.containers[0]
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .period_seconds,
+        5
+    );
     let bad = yaml.replace("port: 8080", "port: 70000");
     assert!(err(&bad).contains("containers[0].liveness_probe.http_get.port: 70000 is not a port"));
 }

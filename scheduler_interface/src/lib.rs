@@ -17,8 +17,13 @@ use orchestrator_shared_types::{
     InstanceId, Node, NodeId, OrchestrationError, Resources, WorkloadDefinition,
 };
 
+#[cfg(feature = "simple")]
+pub mod simple;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+
+#[cfg(feature = "simple")]
+pub use simple::{ScoringStrategy, SimpleScheduler, SimpleSchedulerConfig};
 
 /// What to place.
 #[derive(Clone, Debug)]
@@ -80,7 +85,11 @@ pub type Result<T, E = SchedulerError> = std::result::Result<T, E>;
 pub trait Scheduler: Send + Sync + 'static {
     /// One decision per `req.instances`, in the same order. Every `AssignNode`
     /// is already bound: the node's reserved resources include the instance.
-    async fn schedule(&self, req: &ScheduleRequest, nodes: &[Node]) -> Result<Vec<ScheduleDecision>>;
+    async fn schedule(
+        &self,
+        req: &ScheduleRequest,
+        nodes: &[Node],
+    ) -> Result<Vec<ScheduleDecision>>;
     /// Frees what `instance` reserved; releasing an unknown instance does nothing.
     fn release(&self, instance: InstanceId);
     /// Counts placements made elsewhere as reserved (idempotent per instance).

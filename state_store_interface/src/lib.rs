@@ -2,9 +2,17 @@
 //!
 //! - [`StateStore`]: nodes, workloads and instances, batch writes, and a change
 //!   feed ([`StateStore::watch`]). A write returns only once it is durable.
-//! - `memory` (feature): `InMemoryStore`, for tests.
-//! - `sqlite` (feature): `SqliteStore`, the embedded default.
-//! - `testsuite` (feature): the contract tests every store runs.
+//! - `memory` (feature): `InMemoryStore`, for tests: maps behind one lock, with
+//!   secondary indexes.
+//! - `sqlite` (feature): `SqliteStore`, the embedded default: one SQLite file in
+//!   WAL mode, versioned migrations (`sqlite::schema`), reads through a
+//!   connection pool, writes through one writer thread that commits whatever is
+//!   queued in one transaction (group commit, `sqlite::writer`).
+//! - `testsuite` (feature): the contract tests every store runs
+//!   (`testsuite::run_all`).
+//!
+//! No backend is compiled by default: a crate that needs only the contract
+//! turns on no feature.
 
 use async_trait::async_trait;
 use orchestrator_shared_types::{
@@ -13,8 +21,17 @@ use orchestrator_shared_types::{
 };
 use tokio::sync::broadcast;
 
+#[cfg(feature = "memory")]
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+
+#[cfg(feature = "memory")]
+pub use memory::InMemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 /// What changed in the store. Published after the write is durable.
 #[derive(Clone, Debug, PartialEq, Eq)]

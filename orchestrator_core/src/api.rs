@@ -1,0 +1,272 @@
+//! The library API the front-ends call (REST, MCP, CLI): apply, scale, roll
+//! back and delete workloads, and query workloads, instances and nodes.
+//!
+//! Every write is acknowledged only after the store made it durable; the
+//! reconciler then acts on it through the store's change feed.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use orchestrator_shared_types::{
+    InstanceStatus, Node, PublicKey, Revision, WorkloadDefinition, WorkloadId, WorkloadInstance,
+    WorkloadSpec,
+};
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ReconcilerConfig;
+use crate::error::{Error, Result};
+use crate::events::ReconcileEvent;
+use crate::reconciler::{self, spawn_reconciler, Deps, PassOutcome, ReconcilerHandle};
+
+/// Counts of a workload's instances.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WorkloadStatus {
+    /// Replicas wanted.
+    pub desired: u32,
+    /// Instances running.
+    pub running: u32,
+    /// Instances placed but not running yet.
+    pub pending: u32,
+    /// Instances that succeeded.
+    pub succeeded: u32,
+    /// Instances that failed.
+    pub failed: u32,
+    /// Instances whose node is lost.
+    pub unknown: u32,
+    /// Running instances of the current generation.
+    pub up_to_date: u32,
+}
+
+/// The record `spec` makes of `existing` (or a new one): a change of template
+/// keeps the old one for rollback and bumps the generation.
+fn merge(
+    existing: Option<WorkloadDefinition>,
+    owner: PublicKey,
+    spec: WorkloadSpec,
+) -> WorkloadDefinition {
+    match existing {
+        None => WorkloadDefinition::new(owner, spec),
+        Some(mut w) => {
+            if w.spec.template_differs(&spec) {
+                w.previous = Some(Box::new(Revision {
+                    generation: w.generation,
+                    spec: w.spec.clone(),
+                }));
+                w.generation += 1;
+            }
+            w.spec = spec;
+            w.updated_at = Utc::now();
+            w
+        }
+    }
+}
+
+/// A running orchestrator: the reconciler plus the library API.
+pub struct Orchestrator {
+    deps: Deps,
+    handle: ReconcilerHandle,
+}
+
+impl Orchestrator {
+    /// Loads state and starts reconciling. Stops when `cancel` fires or on
+    /// [`Orchestrator::shutdown`].
+    pub async fn start(
+        config: ReconcilerConfig,
+        deps: Deps,
+        cancel: CancellationToken,
+    ) -> Result<Self> {
+        deps.store.initialize().await?;
+        deps.cluster.initialize().await?;
+        let local = deps.cluster.local_node().await?;
+        deps.runtime.init_node(local.id).await?;
+        let handle = spawn_reconciler(config, deps.clone(), cancel).await?;
+        Ok(Self { deps, handle })
+    }
+
+    /// The components.
+    pub fn deps(&self) -> &Deps {
+        &self.deps
+    }
+
+    /// Reconciler actions as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<ReconcileEvent> {
+        self.handle.subscribe()
+    }
+
+    /// Whether the reconciler loop has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Runs one reconcile pass of `id` now, outside the queue (tests, tools).
+    pub async fn reconcile_now(&self, id: WorkloadId) -> Result<PassOutcome> {
+        reconciler::reconcile(self.handle.ctx(), id).await
+    }
+
+    /// Creates the workload `spec.name` of `owner`, or updates it. A change of
+    /// template (containers, placement, restart policy) starts a rolling update
+    /// under a new generation; a change of replicas alone does not.
+    pub async fn apply_workload(
+        &self,
+        owner: PublicKey,
+        spec: WorkloadSpec,
+    ) -> Result<WorkloadDefinition> {
+        spec.validate()?;
+        let _guard = self.handle.ctx().workload_writes.lock().await;
+        let store = &self.deps.store;
+        let existing = store.get_workload_by_name(&owner, &spec.name).await?;
+        let w = merge(existing, owner, spec);
+        store.put_workload(&w).await?;
+        Ok(w)
+    }
+
+    /// Creates or updates many workloads of `owner` in one durable batch.
+    pub async fn apply_workloads(
+        &self,
+        owner: PublicKey,
+        specs: Vec<WorkloadSpec>,
+    ) -> Result<Vec<WorkloadDefinition>> {
+        let _guard = self.handle.ctx().workload_writes.lock().await;
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs {
+            spec.validate()?;
+            let existing = self
+                .deps
+                .store
+                .get_workload_by_name(&owner, &spec.name)
+                .await?;
+            out.push(merge(existing, owner, spec));
+        }
+        self.deps.store.put_workloads_batch(&out).await?;
+        Ok(out)
+    }
+
+    async fn owned(&self, owner: &PublicKey, name: &str) -> Result<WorkloadDefinition> {
+        self.deps
+            .store
+            .get_workload_by_name(owner, name)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "workload",
+                name: name.to_owned(),
+            })
+    }
+
+    /// Sets the replica count of `owner`'s workload `name`.
+    pub async fn scale(
+        &self,
+        owner: &PublicKey,
+        name: &str,
+        replicas: u32,
+    ) -> Result<WorkloadDefinition> {
+        if replicas > orchestrator_shared_types::validation::MAX_REPLICAS {
+            return Err(Error::InvalidArgument {
+                field: "replicas",
+                message: format!(
+                    "{replicas} is more than the maximum of {}",
+                    orchestrator_shared_types::validation::MAX_REPLICAS
+                ),
+            });
+        }
+        let _guard = self.handle.ctx().workload_writes.lock().await;
+        let mut w = self.owned(owner, name).await?;
+        w.spec.replicas = replicas;
+        w.updated_at = Utc::now();
+        self.deps.store.put_workload(&w).await?;
+        Ok(w)
+    }
+
+    /// Returns `owner`'s workload `name` to its previous template (a new generation).
+    pub async fn rollback(&self, owner: &PublicKey, name: &str) -> Result<WorkloadDefinition> {
+        let _guard = self.handle.ctx().workload_writes.lock().await;
+        let mut w = self.owned(owner, name).await?;
+        let prev = w.previous.take().ok_or_else(|| Error::InvalidArgument {
+            field: "name",
+            message: format!("workload {name:?} has no previous template to roll back to"),
+        })?;
+        let failed = std::mem::replace(&mut w.spec, prev.spec);
+        w.spec.replicas = failed.replicas;
+        w.previous = Some(Box::new(Revision {
+            generation: w.generation,
+            spec: failed,
+        }));
+        w.generation += 1;
+        w.updated_at = Utc::now();
+        self.deps.store.put_workload(&w).await?;
+        Ok(w)
+    }
+
+    /// Deletes `owner`'s workload `name`; its instances are removed by the reconciler.
+    pub async fn delete_workload(
+        &self,
+        owner: &PublicKey,
+        name: &str,
+    ) -> Result<WorkloadDefinition> {
+        let _guard = self.handle.ctx().workload_writes.lock().await;
+        let w = self.owned(owner, name).await?;
+        self.deps.store.delete_workload(&w.id).await?;
+        Ok(w)
+    }
+
+    /// A workload by id.
+    pub async fn get_workload(&self, id: &WorkloadId) -> Result<Option<WorkloadDefinition>> {
+        Ok(self.deps.store.get_workload(id).await?)
+    }
+
+    /// `owner`'s workload `name`.
+    pub async fn get_workload_by_name(
+        &self,
+        owner: &PublicKey,
+        name: &str,
+    ) -> Result<Option<WorkloadDefinition>> {
+        Ok(self.deps.store.get_workload_by_name(owner, name).await?)
+    }
+
+    /// Every workload.
+    pub async fn list_workloads(&self) -> Result<Vec<WorkloadDefinition>> {
+        Ok(self.deps.store.list_workloads().await?)
+    }
+
+    /// A workload's instances.
+    pub async fn list_instances(&self, id: &WorkloadId) -> Result<Vec<WorkloadInstance>> {
+        Ok(self.deps.store.list_instances_by_workload(id).await?)
+    }
+
+    /// Counts of a workload's instances by status.
+    pub async fn workload_status(&self, w: &WorkloadDefinition) -> Result<WorkloadStatus> {
+        let mut s = WorkloadStatus {
+            desired: w.spec.replicas,
+            ..WorkloadStatus::default()
+        };
+        for i in self.list_instances(&w.id).await? {
+            match i.status {
+                InstanceStatus::Running => {
+                    s.running += 1;
+                    if i.generation == w.generation {
+                        s.up_to_date += 1;
+                    }
+                }
+                InstanceStatus::Pending => s.pending += 1,
+                InstanceStatus::Succeeded => s.succeeded += 1,
+                InstanceStatus::Failed => s.failed += 1,
+                InstanceStatus::Unknown => s.unknown += 1,
+            }
+        }
+        Ok(s)
+    }
+
+    /// Every node.
+    pub async fn list_nodes(&self) -> Result<Vec<Node>> {
+        Ok(self.deps.cluster.list_nodes().await?)
+    }
+
+    /// Stops the reconciler, letting in-flight passes finish.
+    pub async fn shutdown(self) {
+        self.handle.shutdown().await;
+    }
+}
+
+/// Shares an orchestrator between front-ends.
+pub type SharedOrchestrator = Arc<Orchestrator>;

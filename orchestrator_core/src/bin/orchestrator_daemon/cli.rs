@@ -1,0 +1,63 @@
+//! Command-line flags of `orchestrator_daemon`; each also reads an environment variable.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use orchestrator_core::daemon::config::{LogFormat, Overrides, RuntimeKind, Scoring, StoreKind};
+
+/// The Univrs orchestrator node daemon.
+#[derive(Debug, Parser)]
+#[command(name = "orchestrator_daemon", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML); flags and environment override it.
+    #[arg(long, env = "UNIVRS_CONFIG_FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (node key, SQLite state) [default: $XDG_DATA_HOME/univrs].
+    #[arg(long, env = "UNIVRS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Container runtime. `mock` simulates containers (tests, demos).
+    #[arg(long, env = "UNIVRS_RUNTIME", value_enum)]
+    pub runtime: Option<RuntimeKind>,
+    /// State store [default: sqlite].
+    #[arg(long, env = "UNIVRS_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+    /// Scheduler scoring [default: spread].
+    #[arg(long, env = "UNIVRS_SCORING", value_enum)]
+    pub scoring: Option<Scoring>,
+    /// Log format [default: text]; filter with RUST_LOG.
+    #[arg(long, env = "UNIVRS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// CPU this node offers, e.g. `4` or `3500m` [default: every core].
+    #[arg(long, env = "UNIVRS_NODE_CPU")]
+    pub node_cpu: Option<String>,
+    /// Memory this node offers, e.g. `8Gi` [default: all memory].
+    #[arg(long, env = "UNIVRS_NODE_MEMORY")]
+    pub node_memory: Option<String>,
+    /// A label of this node, `key=value` (repeatable).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Seconds between full resyncs [default: 30].
+    #[arg(long, env = "UNIVRS_RESYNC_SECONDS")]
+    pub resync_seconds: Option<u64>,
+    /// Workloads reconciled at once [default: 32].
+    #[arg(long, env = "UNIVRS_RECONCILE_CONCURRENCY")]
+    pub reconcile_concurrency: Option<usize>,
+}
+
+impl Cli {
+    /// The settings given on the command line or in the environment.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            runtime: self.runtime,
+            store: self.store,
+            scoring: self.scoring,
+            log_format: self.log_format,
+            node_cpu: self.node_cpu.clone(),
+            node_memory: self.node_memory.clone(),
+            labels: self.labels.clone(),
+            resync_seconds: self.resync_seconds,
+            reconcile_concurrency: self.reconcile_concurrency,
+        }
+    }
+}

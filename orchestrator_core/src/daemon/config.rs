@@ -1,0 +1,301 @@
+//! Daemon configuration: flags over environment over file over defaults,
+//! validated as a whole before anything is opened or bound.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use orchestrator_shared_types::{CpuQuantity, MemoryQuantity, Resources};
+use serde::Deserialize;
+
+use crate::config::ReconcilerConfig;
+use crate::error::{Error, Result};
+
+/// Which container runtime runs containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Simulated containers, for tests and demos; nothing is isolated or run.
+    Mock,
+}
+
+/// Where state is kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite in the data directory (durable; the default).
+    #[default]
+    Sqlite,
+    /// In memory: everything is lost when the daemon stops.
+    Memory,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Scheduler scoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scoring {
+    /// Prefer the least-allocated node.
+    #[default]
+    Spread,
+    /// Prefer the most-allocated node that fits.
+    Binpack,
+}
+
+/// Settings as read from a TOML file, every one optional; unknown keys are errors.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Container runtime.
+    pub runtime: Option<RuntimeKind>,
+    /// State store.
+    pub store: Option<StoreKind>,
+    /// Scheduler scoring.
+    pub scoring: Option<Scoring>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// CPU this node offers (`4`, `3500m`); default: all cores.
+    pub node_cpu: Option<String>,
+    /// Memory this node offers (`8Gi`); default: all memory.
+    pub node_memory: Option<String>,
+    /// Labels of this node.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Seconds between full resyncs.
+    pub resync_seconds: Option<u64>,
+    /// Workloads reconciled at once.
+    pub reconcile_concurrency: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// The validated configuration of a daemon.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// Where the node key and the SQLite database live.
+    pub data_dir: PathBuf,
+    /// Container runtime.
+    pub runtime: RuntimeKind,
+    /// State store.
+    pub store: StoreKind,
+    /// Scheduler scoring.
+    pub scoring: Scoring,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// What this node offers to workloads.
+    pub node_allocatable: Resources,
+    /// The machine's total resources.
+    pub node_capacity: Resources,
+    /// Labels of this node.
+    pub labels: BTreeMap<String, String>,
+    /// Reconciler pacing.
+    pub reconciler: ReconcilerConfig,
+}
+
+/// Settings from flags and environment (clap fills them), every one optional.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Container runtime.
+    pub runtime: Option<RuntimeKind>,
+    /// State store.
+    pub store: Option<StoreKind>,
+    /// Scheduler scoring.
+    pub scoring: Option<Scoring>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// CPU offered.
+    pub node_cpu: Option<String>,
+    /// Memory offered.
+    pub node_memory: Option<String>,
+    /// Labels (`key=value`), added to the file's.
+    pub labels: Vec<String>,
+    /// Seconds between resyncs.
+    pub resync_seconds: Option<u64>,
+    /// Workloads reconciled at once.
+    pub reconcile_concurrency: Option<usize>,
+}
+
+/// `$XDG_DATA_HOME/univrs`, else `~/.local/share/univrs`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("univrs"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/univrs"))
+}
+
+fn machine_capacity() -> Resources {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(1 << 30, |kb| kb * 1024);
+    Resources::new(cpus * 1000, memory)
+}
+
+/// Kept back from workloads for the system and the daemon itself.
+const SYSTEM_RESERVE: Resources = Resources::new(100, 256 << 20);
+
+impl DaemonConfig {
+    /// Merges `flags` over `file` over defaults and validates the result.
+    pub fn resolve(flags: Overrides, file: FileConfig) -> Result<Self> {
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .or_else(default_data_dir)
+            .ok_or_else(|| {
+                Error::Config("no data directory: pass --data-dir (HOME is not set)".into())
+            })?;
+        let runtime = flags.runtime.or(file.runtime).ok_or_else(|| {
+            Error::Config(
+                "no container runtime chosen: pass --runtime mock (simulated containers for tests and \
+                 demos; the real youki runtime comes in a later release)"
+                    .into(),
+            )
+        })?;
+        let capacity = machine_capacity();
+        let cpu = match flags.node_cpu.or(file.node_cpu) {
+            Some(s) => s
+                .parse::<CpuQuantity>()
+                .map_err(|e| Error::Config(format!("node cpu: {e}")))?
+                .millis(),
+            None => capacity.cpu_millis,
+        };
+        let memory = match flags.node_memory.or(file.node_memory) {
+            Some(s) => s
+                .parse::<MemoryQuantity>()
+                .map_err(|e| Error::Config(format!("node memory: {e}")))?
+                .bytes(),
+            None => capacity.memory_bytes,
+        };
+        let node_capacity = Resources::new(cpu, memory);
+        let node_allocatable = node_capacity.saturating_sub(SYSTEM_RESERVE);
+        if node_allocatable.cpu_millis == 0 || node_allocatable.memory_bytes == 0 {
+            return Err(Error::Config(format!(
+                "node resources {cpu}m cpu / {memory} bytes leave nothing after the system reserve \
+                 of 100m cpu and 256Mi memory"
+            )));
+        }
+        let mut labels = file.labels;
+        for kv in flags.labels {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| Error::Config(format!("label {kv:?} is not key=value")))?;
+            if k.is_empty() {
+                return Err(Error::Config(format!("label {kv:?} has an empty key")));
+            }
+            labels.insert(k.to_owned(), v.to_owned());
+        }
+        let mut reconciler = ReconcilerConfig::default();
+        if let Some(s) = flags.resync_seconds.or(file.resync_seconds) {
+            reconciler.resync_period = Duration::from_secs(s);
+        }
+        if let Some(c) = flags.reconcile_concurrency.or(file.reconcile_concurrency) {
+            reconciler.concurrency = c;
+        }
+        reconciler.validate().map_err(Error::Config)?;
+        Ok(Self {
+            data_dir,
+            runtime,
+            store: flags.store.or(file.store).unwrap_or_default(),
+            scoring: flags.scoring.or(file.scoring).unwrap_or_default(),
+            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+            node_allocatable,
+            node_capacity,
+            labels,
+            reconciler,
+        })
+    }
+
+    /// A configuration for tests: mock runtime, in-memory store, 4 cpu / 8 GiB.
+    pub fn for_test(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            runtime: RuntimeKind::Mock,
+            store: StoreKind::Memory,
+            scoring: Scoring::Spread,
+            log_format: LogFormat::Text,
+            node_allocatable: Resources::new(4000, 8 << 30),
+            node_capacity: Resources::new(4000, 8 << 30),
+            labels: BTreeMap::new(),
+            reconciler: ReconcilerConfig::for_test(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags() -> Overrides {
+        Overrides {
+            runtime: Some(RuntimeKind::Mock),
+            data_dir: Some("/tmp/x".into()),
+            ..Overrides::default()
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: FileConfig =
+            toml::from_str("store = \"memory\"\nnode_cpu = \"2\"\nlabels = {zone = \"a\"}")
+                .unwrap();
+        let mut f = flags();
+        f.node_cpu = Some("3".into());
+        f.labels = vec!["disk=ssd".into()];
+        let c = DaemonConfig::resolve(f, file).unwrap();
+        assert_eq!(c.store, StoreKind::Memory);
+        assert_eq!(c.node_capacity.cpu_millis, 3000);
+        assert_eq!(c.labels.len(), 2);
+    }
+
+    #[test]
+    fn a_missing_runtime_is_an_error_that_names_the_flag() {
+        let e = DaemonConfig::resolve(Overrides::default(), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("--runtime mock"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for (cpu, mem, label) in [
+            ("x", "1Gi", "a=b"),
+            ("2", "1Go", "a=b"),
+            ("2", "1Gi", "nolabel"),
+            ("0.05", "1Gi", "a=b"),
+        ] {
+            let mut f = flags();
+            f.node_cpu = Some(cpu.into());
+            f.node_memory = Some(mem.into());
+            f.labels = vec![label.into()];
+            assert!(
+                DaemonConfig::resolve(f, FileConfig::default()).is_err(),
+                "{cpu} {mem} {label}"
+            );
+        }
+        assert!(toml::from_str::<FileConfig>("colour = 1").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! The `orchestrator_daemon` wiring: typed configuration merged from flags,
+//! environment and a file ([`config`]), the node's own key ([`node_key`]), and
+//! building and running the components ([`run`]).
+
+pub mod config;
+pub mod node_key;
+pub mod run;
+
+pub use config::{DaemonConfig, FileConfig, LogFormat, RuntimeKind, StoreKind};
+pub use run::{build_deps, run_until_signal, Daemon};

@@ -1,0 +1,86 @@
+//! The node's Ed25519 key: generated on first start, kept in the data
+//! directory (mode 0600), and the source of the node's id.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use orchestrator_shared_types::NodeId;
+
+use crate::error::{Error, Result};
+
+/// File name of the key inside the data directory.
+pub const NODE_KEY_FILE: &str = "node.key";
+
+/// Loads the key at `dir/node.key`, creating it if absent.
+pub fn load_or_create(dir: &Path) -> Result<SigningKey> {
+    let path = dir.join(NODE_KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let seed: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+                Error::Config(format!(
+                    "{} holds {} bytes, expected a 32-byte key",
+                    path.display(),
+                    b.len()
+                ))
+            })?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            let tmp = dir.join(format!("{NODE_KEY_FILE}.tmp"));
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                f.write_all(&key.to_bytes())?;
+                f.sync_all()?;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(dir)?.sync_all()
+            };
+            write()
+                .map_err(|e| Error::Config(format!("writing node key {}: {e}", path.display())))?;
+            Ok(key)
+        }
+        Err(e) => Err(Error::Config(format!(
+            "reading node key {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The node id of `key`.
+pub fn node_id(key: &SigningKey) -> NodeId {
+    NodeId(key.verifying_key().to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_created_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create(dir.path()).unwrap();
+        let b = load_or_create(dir.path()).unwrap();
+        assert_eq!(node_id(&a), node_id(&b));
+        let mode = std::fs::metadata(dir.path().join(NODE_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(NODE_KEY_FILE), b"short").unwrap();
+        let e = load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("expected a 32-byte key"), "{e}");
+    }
+}

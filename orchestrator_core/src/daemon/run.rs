@@ -1,0 +1,145 @@
+//! Builds the components a [`DaemonConfig`] names and runs them until a signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use cluster_manager::mock::MockClusterManager;
+use container_runtime::mock::MockRuntime;
+use orchestrator_shared_types::{Node, NodeStatus, PublicKey};
+use scheduler_interface::simple::{ScoringStrategy, SimpleScheduler, SimpleSchedulerConfig};
+use state_store_interface::memory::InMemoryStore;
+use state_store_interface::sqlite::SqliteStore;
+use state_store_interface::StateStore;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::config::{DaemonConfig, RuntimeKind, Scoring, StoreKind};
+use super::node_key;
+use crate::api::Orchestrator;
+use crate::error::{Error, Result};
+use crate::reconciler::Deps;
+
+/// File name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "state.db";
+
+/// Opens the data directory and builds every component `config` names.
+pub fn build_deps(config: &DaemonConfig) -> Result<Deps> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::Config(format!(
+            "creating data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let key = node_key::load_or_create(&config.data_dir)?;
+    let id = node_key::node_id(&key);
+    let local = Node {
+        id,
+        address: "127.0.0.1".into(),
+        status: NodeStatus::Ready,
+        unschedulable: false,
+        labels: config.labels.clone(),
+        taints: Vec::new(),
+        resources_capacity: config.node_capacity,
+        resources_allocatable: config.node_allocatable,
+        operator: PublicKey(id.0),
+        joined_at: Utc::now(),
+    };
+    let store: Arc<dyn StateStore> = match config.store {
+        StoreKind::Sqlite => Arc::new(SqliteStore::open(config.data_dir.join(DATABASE_FILE))?),
+        StoreKind::Memory => {
+            warn!("state store: memory — everything is lost when the daemon stops");
+            Arc::new(InMemoryStore::new())
+        }
+    };
+    let runtime = match config.runtime {
+        RuntimeKind::Mock => {
+            warn!("container runtime: mock — containers are simulated, nothing runs");
+            Arc::new(MockRuntime::new())
+        }
+    };
+    let strategy = match config.scoring {
+        Scoring::Spread => ScoringStrategy::Spread,
+        Scoring::Binpack => ScoringStrategy::BinPack,
+    };
+    let scheduler = Arc::new(SimpleScheduler::new(SimpleSchedulerConfig {
+        strategy,
+        ..SimpleSchedulerConfig::default()
+    }));
+    info!(node = %id, data_dir = %config.data_dir.display(), "node identity loaded");
+    Ok(Deps {
+        store,
+        runtime,
+        cluster: Arc::new(MockClusterManager::new(local)),
+        scheduler,
+    })
+}
+
+/// A running daemon.
+pub struct Daemon {
+    /// The orchestrator (library API).
+    pub orchestrator: Arc<Orchestrator>,
+    cancel: CancellationToken,
+}
+
+impl Daemon {
+    /// Builds and starts everything `config` names.
+    pub async fn start(config: &DaemonConfig) -> Result<Self> {
+        let deps = build_deps(config)?;
+        let cancel = CancellationToken::new();
+        let orchestrator =
+            Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?;
+        Ok(Self {
+            orchestrator: Arc::new(orchestrator),
+            cancel,
+        })
+    }
+
+    /// Stops everything, letting in-flight work finish.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        match Arc::try_unwrap(self.orchestrator) {
+            Ok(o) => o.shutdown().await,
+            Err(_) => warn!("orchestrator still shared at shutdown; not waiting for it"),
+        }
+    }
+}
+
+/// How long shutdown may take before the daemon exits anyway.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn wait_for_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Starts the daemon, waits for SIGINT or SIGTERM, and shuts down gracefully;
+/// a second signal exits at once.
+pub async fn run_until_signal(config: DaemonConfig) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let daemon = Daemon::start(&config)
+        .await
+        .context("starting the daemon")?;
+    info!(runtime = ?config.runtime, store = ?config.store, "orchestrator_daemon running");
+    let signal = wait_for_signal()
+        .await
+        .context("installing signal handlers")?;
+    info!(signal, "shutting down (send it again to exit at once)");
+    let stop = daemon.stop();
+    tokio::select! {
+        () = stop => info!("stopped cleanly"),
+        second = wait_for_signal() => {
+            warn!(signal = ?second.ok(), "second signal: exiting at once");
+            std::process::exit(130);
+        }
+        () = tokio::time::sleep(SHUTDOWN_TIMEOUT) => {
+            warn!("shutdown took longer than {SHUTDOWN_TIMEOUT:?}; exiting");
+        }
+    }
+    Ok(())
+}

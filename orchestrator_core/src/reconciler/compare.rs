@@ -1,0 +1,230 @@
+//! Compare: desired versus observed, per instance and for the workload.
+//!
+//! Each instance gets a [`Verdict`] and, when what was observed differs from its
+//! record, the record as it should now read. The workload gets its [`Drift`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use orchestrator_shared_types::{
+    InstanceStatus, RestartPolicy, WorkloadDefinition, WorkloadInstance,
+};
+
+use super::sense::{Containers, Observed, ObservedInstance};
+use crate::config::ReconcilerConfig;
+
+/// What an instance needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Running as it should.
+    Healthy,
+    /// Placed but its containers are not created yet.
+    NeedsStart,
+    /// Its containers exited and the restart is due now.
+    RestartDue,
+    /// Its containers exited; restart after this delay.
+    RestartLater(Duration),
+    /// Finished for good under its restart policy.
+    Terminal,
+    /// Its node is lost: it does not count, and is replaced.
+    Lost,
+    /// Lost long enough to forget.
+    Forget,
+    /// Cannot be observed right now; leave it as recorded.
+    Unobservable,
+}
+
+/// One instance after comparison.
+#[derive(Clone, Debug)]
+pub struct Compared {
+    /// The record as it should read now.
+    pub record: WorkloadInstance,
+    /// Whether `record` differs from the stored one.
+    pub changed: bool,
+    /// The record was `Unknown` (its node was lost) before this pass.
+    pub was_lost: bool,
+    /// What it needs.
+    pub verdict: Verdict,
+}
+
+impl Compared {
+    /// Counts toward the replicas (placed, not lost).
+    pub fn is_active(&self) -> bool {
+        let lost = matches!(self.verdict, Verdict::Lost | Verdict::Forget);
+        let still_unknown =
+            self.verdict == Verdict::Unobservable && self.record.status == InstanceStatus::Unknown;
+        !lost && !still_unknown
+    }
+
+    /// Serves now.
+    pub fn is_available(&self) -> bool {
+        self.is_active() && self.record.status == InstanceStatus::Running
+    }
+}
+
+/// How far a workload is from its desired state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drift {
+    /// Replicas wanted.
+    pub desired: u32,
+    /// Instances counting toward the replicas.
+    pub active: u32,
+    /// Instances running.
+    pub available: u32,
+    /// Active instances of an older generation.
+    pub outdated: u32,
+    /// Instances on lost nodes.
+    pub lost: u32,
+}
+
+impl Drift {
+    /// Whether action is urgent (replicas missing or lost).
+    pub fn is_urgent(&self) -> bool {
+        self.lost > 0 || self.available < self.desired
+    }
+}
+
+fn status_for_exit(code: i32) -> InstanceStatus {
+    if code == 0 {
+        InstanceStatus::Succeeded
+    } else {
+        InstanceStatus::Failed
+    }
+}
+
+fn wants_restart(policy: RestartPolicy, code: i32) -> bool {
+    match policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => code != 0,
+        RestartPolicy::Never => false,
+    }
+}
+
+/// Whether a finished record waits for a restart, and how long.
+fn pending_restart(r: &WorkloadInstance, now: DateTime<Utc>) -> Verdict {
+    match r.restart_after {
+        Some(at) if at <= now => Verdict::RestartDue,
+        Some(at) => Verdict::RestartLater((at - now).to_std().unwrap_or_default()),
+        None => Verdict::Terminal,
+    }
+}
+
+fn compare_instance(
+    cfg: &ReconcilerConfig,
+    policy: RestartPolicy,
+    o: &ObservedInstance,
+    now: DateTime<Utc>,
+) -> Compared {
+    let mut r = o.record.clone();
+    let was_lost = r.status == InstanceStatus::Unknown;
+    let set = |r: &mut WorkloadInstance, status: InstanceStatus, reason: Option<String>| {
+        r.status = status;
+        r.reason = reason;
+        r.updated_at = now;
+    };
+    let verdict = if o.node_lost {
+        if r.status.is_terminal() && r.restart_after.is_none() {
+            Verdict::Terminal
+        } else if r.status == InstanceStatus::Unknown {
+            let gone_for = (now - r.updated_at).to_std().unwrap_or_default();
+            if gone_for >= cfg.lost_instance_gc {
+                Verdict::Forget
+            } else {
+                Verdict::Lost
+            }
+        } else {
+            set(&mut r, InstanceStatus::Unknown, Some("NodeLost".into()));
+            Verdict::Lost
+        }
+    } else {
+        match &o.containers {
+            Containers::Unreachable(_) => Verdict::Unobservable,
+            Containers::NotStarted => match r.status {
+                InstanceStatus::Succeeded | InstanceStatus::Failed => pending_restart(&r, now),
+                _ => {
+                    if r.status != InstanceStatus::Pending {
+                        let reason = r.reason.clone();
+                        set(&mut r, InstanceStatus::Pending, reason);
+                    }
+                    Verdict::NeedsStart
+                }
+            },
+            Containers::Running { started_at } => {
+                if r.status != InstanceStatus::Running {
+                    set(&mut r, InstanceStatus::Running, None);
+                    r.started_at = started_at.or(Some(now));
+                }
+                Verdict::Healthy
+            }
+            Containers::Exited { code, reason } => {
+                if r.status.is_terminal() {
+                    pending_restart(&r, now)
+                } else {
+                    let ran_long = r.started_at.is_some_and(|s| {
+                        (now - s).to_std().unwrap_or_default() >= cfg.restart_backoff_reset
+                    });
+                    let step = if ran_long { 0 } else { r.restarts };
+                    set(&mut r, status_for_exit(*code), Some(reason.clone()));
+                    r.last_exit_code = Some(*code);
+                    r.finished_at = Some(now);
+                    r.restart_after = wants_restart(policy, *code).then(|| {
+                        now + chrono::Duration::from_std(cfg.restart_delay(step))
+                            .unwrap_or_default()
+                    });
+                    pending_restart(&r, now)
+                }
+            }
+            Containers::Missing => {
+                if r.status.is_terminal() && r.restart_after.is_none() {
+                    Verdict::Terminal
+                } else {
+                    // The containers vanished under us (node or daemon restart):
+                    // not a crash, so no back-off.
+                    set(&mut r, InstanceStatus::Failed, Some("ContainerLost".into()));
+                    r.finished_at = Some(now);
+                    r.restart_after = wants_restart(policy, -1).then_some(now);
+                    pending_restart(&r, now)
+                }
+            }
+        }
+    };
+    let changed = r != o.record;
+    Compared {
+        record: r,
+        changed,
+        was_lost,
+        verdict,
+    }
+}
+
+/// Compares every instance of `obs` against `workload`'s restart policy.
+pub fn compare(
+    cfg: &ReconcilerConfig,
+    workload: &WorkloadDefinition,
+    obs: &Observed,
+) -> (Vec<Compared>, Drift) {
+    let policy = workload.spec.restart_policy;
+    let compared: Vec<Compared> = obs
+        .instances
+        .iter()
+        .map(|o| compare_instance(cfg, policy, o, obs.now))
+        .collect();
+    let mut drift = Drift {
+        desired: workload.spec.replicas,
+        ..Drift::default()
+    };
+    for c in &compared {
+        if c.is_active() {
+            drift.active += 1;
+            if c.record.generation != workload.generation {
+                drift.outdated += 1;
+            }
+        } else {
+            drift.lost += 1;
+        }
+        if c.is_available() {
+            drift.available += 1;
+        }
+    }
+    (compared, drift)
+}

@@ -1,0 +1,87 @@
+//! What a reconcile pass works with.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cluster_manager_interface::ClusterManager;
+use container_runtime_interface::ContainerRuntime;
+use orchestrator_shared_types::WorkloadId;
+use scheduler_interface::Scheduler;
+use state_store_interface::StateStore;
+use tokio::sync::broadcast;
+
+use crate::config::ReconcilerConfig;
+use crate::events::ReconcileEvent;
+use crate::nodes::NodeView;
+
+/// The components the orchestrator is wired from.
+#[derive(Clone)]
+pub struct Deps {
+    /// Durable state.
+    pub store: Arc<dyn StateStore>,
+    /// Runs containers.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// Membership.
+    pub cluster: Arc<dyn ClusterManager>,
+    /// Placement.
+    pub scheduler: Arc<dyn Scheduler>,
+}
+
+/// Shared by the loop and every reconcile task.
+pub struct Ctx {
+    /// Components.
+    pub deps: Deps,
+    /// Pacing.
+    pub config: ReconcilerConfig,
+    /// Membership as last seen.
+    pub nodes: NodeView,
+    /// Published actions.
+    pub events: broadcast::Sender<ReconcileEvent>,
+    /// Serialises read-modify-write of workload records (API and rollback).
+    pub workload_writes: tokio::sync::Mutex<()>,
+    /// Workloads with replicas no node could take; retried when nodes change.
+    unplaced: Mutex<HashSet<WorkloadId>>,
+}
+
+impl Ctx {
+    /// A context over `deps`.
+    pub fn new(deps: Deps, config: ReconcilerConfig, nodes: NodeView) -> Self {
+        let (events, _) = broadcast::channel(16_384);
+        Self {
+            deps,
+            config,
+            nodes,
+            events,
+            workload_writes: tokio::sync::Mutex::new(()),
+            unplaced: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Publishes an event (nobody listening is fine).
+    pub fn emit(&self, event: ReconcileEvent) {
+        // A send error only means there is no subscriber right now.
+        if self.events.send(event).is_err() {
+            tracing::trace!("no subscriber for reconcile events");
+        }
+    }
+
+    /// Marks whether `id` has replicas waiting for a node.
+    pub fn set_unplaced(&self, id: WorkloadId, unplaced: bool) {
+        let mut set = self.unplaced.lock().unwrap_or_else(PoisonError::into_inner);
+        if unplaced {
+            set.insert(id);
+        } else {
+            set.remove(&id);
+        }
+    }
+
+    /// Workloads waiting for a node.
+    pub fn unplaced(&self) -> Vec<WorkloadId> {
+        self.unplaced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
+}

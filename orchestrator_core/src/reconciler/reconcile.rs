@@ -1,0 +1,73 @@
+//! One reconcile pass of one workload: Sense → Compare → Plan → Actuate.
+
+use std::time::Duration;
+
+use orchestrator_shared_types::WorkloadId;
+use tracing::{debug, instrument};
+
+use super::actuate::actuate;
+use super::compare::compare;
+use super::context::Ctx;
+use super::plan::{plan, plan_deletion};
+use super::sense::sense;
+use crate::error::Result;
+use crate::events::ReconcileEvent;
+
+/// What a pass did and when it wants to run again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassOutcome {
+    /// Actions that took effect (0 when the workload was already as desired).
+    pub actions: usize,
+    /// Run again after this long (besides the periodic resync and changes).
+    pub requeue: Option<Duration>,
+}
+
+/// Reconciles workload `id`. Idempotent: a second pass with nothing changed
+/// does nothing.
+#[instrument(skip(ctx), fields(workload = %id))]
+pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
+    let observed = sense(ctx, &id).await?;
+    let Some(workload) = observed.workload.clone() else {
+        let records: Vec<_> = observed.instances.into_iter().map(|o| o.record).collect();
+        if records.is_empty() {
+            ctx.set_unplaced(id, false);
+            return Ok(PassOutcome::default());
+        }
+        let actions = actuate(ctx, None, &[], plan_deletion(records)).await?;
+        ctx.set_unplaced(id, false);
+        ctx.emit(ReconcileEvent::WorkloadRemoved { workload: id });
+        return Ok(PassOutcome {
+            actions,
+            requeue: None,
+        });
+    };
+    let (compared, drift) = compare(&ctx.config, &workload, &observed);
+    let plan = plan(&workload, &compared, drift);
+    if plan.is_empty() && plan.requeue.is_none() {
+        debug!(?drift, "in desired state");
+        return Ok(PassOutcome::default());
+    }
+    debug!(
+        ?drift,
+        urgent = drift.is_urgent(),
+        actions = plan.len(),
+        "acting"
+    );
+    let mut requeue = plan.requeue;
+    let rollback = plan.rollback;
+    let actions = actuate(ctx, Some(&workload), &compared, plan).await?;
+    if rollback {
+        requeue = Some(Duration::ZERO);
+    } else if ctx.unplaced().contains(&id) {
+        requeue = Some(requeue.map_or(ctx.config.unplaced_retry, |r| {
+            r.min(ctx.config.unplaced_retry)
+        }));
+    }
+    if actions > 0 {
+        ctx.emit(ReconcileEvent::Reconciled {
+            workload: id,
+            actions,
+        });
+    }
+    Ok(PassOutcome { actions, requeue })
+}

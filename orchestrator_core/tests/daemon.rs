@@ -1,0 +1,82 @@
+//! The `orchestrator_daemon` binary: validates its configuration before doing
+//! anything, runs on its embedded default, and stops cleanly on SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_orchestrator_daemon");
+
+#[test]
+fn bad_configuration_is_refused_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for args in [
+        vec![],
+        vec!["--runtime", "mock", "--node-memory", "8Go"],
+        vec!["--runtime", "mock", "--label", "novalue"],
+        vec!["--runtime", "mock", "--reconcile-concurrency", "0"],
+    ] {
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid configuration"), "{args:?}: {err}");
+        assert!(!data.exists(), "{args:?} created the data dir");
+    }
+    let bad_file = dir.path().join("bad.toml");
+    std::fs::write(&bad_file, "runtime = \"mock\"\ncolour = \"blue\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&bad_file)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `colour`"));
+}
+
+#[test]
+fn runs_with_the_example_config_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/daemon.toml");
+    let mut child = Command::new(BIN)
+        .args(["--config", example, "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_line = |needle: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            break;
+        }
+    };
+    wait_line("orchestrator_daemon running");
+    assert!(dir.path().join("node.key").exists());
+    assert!(dir.path().join("state.db").exists());
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    wait_line("stopped cleanly");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,376 @@
+//! Filter: whether an instance may go on a node, and if not, why.
+//!
+//! Checks run cheapest first (status, taints, labels, `max_per_node`, then
+//! resource fit, which needs a ledger lookup), and the first failing one names
+//! the [`Exclusion`] that a `NoPlacement` reason counts.
+
+use orchestrator_shared_types::{Node, NodeStatus, Placement, Resources, TaintEffect};
+
+/// Why a node was excluded for an instance (the first filter that failed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exclusion {
+    /// Status `NotReady`.
+    NotReady,
+    /// Status `Unknown`.
+    Unknown,
+    /// Status `Down`.
+    Down,
+    /// Ready but cordoned (`unschedulable`).
+    Cordoned,
+    /// A `NoSchedule` or `NoExecute` taint the workload does not tolerate.
+    Taint,
+    /// A node-selector label is missing or differs.
+    NodeSelector,
+    /// A required node-affinity term does not match.
+    NodeAffinity,
+    /// The node already holds `max_per_node` instances of the workload.
+    MaxPerNode,
+    /// Not enough unreserved cpu.
+    InsufficientCpu,
+    /// Enough cpu, but not enough unreserved memory.
+    InsufficientMemory,
+}
+
+impl Exclusion {
+    /// Every exclusion, in the order a reason lists them.
+    pub(crate) const ALL: [Exclusion; 10] = [
+        Exclusion::NotReady,
+        Exclusion::Unknown,
+        Exclusion::Down,
+        Exclusion::Cordoned,
+        Exclusion::Taint,
+        Exclusion::NodeSelector,
+        Exclusion::NodeAffinity,
+        Exclusion::MaxPerNode,
+        Exclusion::InsufficientCpu,
+        Exclusion::InsufficientMemory,
+    ];
+
+    /// How a reason names it.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Exclusion::NotReady => "not ready",
+            Exclusion::Unknown => "status unknown",
+            Exclusion::Down => "down",
+            Exclusion::Cordoned => "cordoned",
+            Exclusion::Taint => "untolerated taint",
+            Exclusion::NodeSelector => "node selector mismatch",
+            Exclusion::NodeAffinity => "node affinity mismatch",
+            Exclusion::MaxPerNode => "max per node reached",
+            Exclusion::InsufficientCpu => "insufficient cpu",
+            Exclusion::InsufficientMemory => "insufficient memory",
+        }
+    }
+}
+
+/// How many nodes each filter excluded during one walk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Exclusions([u32; Exclusion::ALL.len()]);
+
+impl Exclusions {
+    /// Counts one node excluded for `e`.
+    #[inline]
+    pub(crate) fn add(&mut self, e: Exclusion) {
+        self.0[e as usize] += 1;
+    }
+
+    /// How many nodes were excluded for `e`.
+    pub(crate) fn get(&self, e: Exclusion) -> u32 {
+        self.0[e as usize]
+    }
+
+    /// `"0/10 nodes fit: 4 not ready, 3 insufficient cpu, 3 node selector mismatch"`.
+    pub(crate) fn reason(&self, total_nodes: usize) -> String {
+        let mut s = format!("0/{total_nodes} nodes fit");
+        if total_nodes == 0 {
+            s.push_str(": the cluster has no nodes");
+            return s;
+        }
+        let mut first = true;
+        for e in Exclusion::ALL {
+            let n = self.get(e);
+            if n > 0 {
+                s.push_str(if first { ": " } else { ", " });
+                first = false;
+                s.push_str(&format!("{n} {}", e.describe()));
+            }
+        }
+        s
+    }
+}
+
+/// What the filters learnt about a node that passed them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Feasible {
+    /// Reserved on the node before this instance.
+    pub(crate) reserved: Resources,
+    /// `PreferNoSchedule` taints the workload does not tolerate (scored down).
+    pub(crate) soft_taints: u32,
+    /// Instances of the workload already on the node (existing and placed).
+    pub(crate) same_workload: u32,
+}
+
+/// The filters for one workload.
+pub(crate) struct Filter<'a> {
+    placement: &'a Placement,
+    request: Resources,
+}
+
+impl<'a> Filter<'a> {
+    /// Filters for instances that each need `request`.
+    pub(crate) fn new(placement: &'a Placement, request: Resources) -> Self {
+        Self { placement, request }
+    }
+
+    /// Whether `node` passes every filter. The lookups are called only for
+    /// nodes that pass the cheaper checks: `reserved` gives the node's current
+    /// reservations, `same_workload` how many instances of this workload it has.
+    #[inline]
+    pub(crate) fn check(
+        &self,
+        node: &Node,
+        reserved: impl FnOnce() -> Resources,
+        same_workload: impl FnOnce() -> u32,
+    ) -> Result<Feasible, Exclusion> {
+        match node.status {
+            NodeStatus::Ready => {}
+            NodeStatus::NotReady => return Err(Exclusion::NotReady),
+            NodeStatus::Unknown => return Err(Exclusion::Unknown),
+            NodeStatus::Down => return Err(Exclusion::Down),
+        }
+        if node.unschedulable {
+            return Err(Exclusion::Cordoned);
+        }
+        let soft_taints = self.taints(node)?;
+        self.labels(node)?;
+        let same_workload = same_workload();
+        if self
+            .placement
+            .max_per_node
+            .is_some_and(|max| same_workload >= max)
+        {
+            return Err(Exclusion::MaxPerNode);
+        }
+        let reserved = reserved();
+        fit(node.resources_allocatable, reserved, self.request)?;
+        Ok(Feasible {
+            reserved,
+            soft_taints,
+            same_workload,
+        })
+    }
+
+    /// Fails on an untolerated hard taint; otherwise counts untolerated
+    /// `PreferNoSchedule` taints.
+    #[inline]
+    fn taints(&self, node: &Node) -> Result<u32, Exclusion> {
+        let mut soft = 0;
+        for t in &node.taints {
+            if self
+                .placement
+                .tolerations
+                .iter()
+                .any(|tol| tol.tolerates(t))
+            {
+                continue;
+            }
+            match t.effect {
+                TaintEffect::PreferNoSchedule => soft += 1,
+                TaintEffect::NoSchedule | TaintEffect::NoExecute => return Err(Exclusion::Taint),
+            }
+        }
+        Ok(soft)
+    }
+
+    #[inline]
+    fn labels(&self, node: &Node) -> Result<(), Exclusion> {
+        let p = self.placement;
+        if !p
+            .node_selector
+            .iter()
+            .all(|(k, v)| node.labels.get(k) == Some(v))
+        {
+            return Err(Exclusion::NodeSelector);
+        }
+        if !p.node_affinity.iter().all(|r| r.matches(&node.labels)) {
+            return Err(Exclusion::NodeAffinity);
+        }
+        Ok(())
+    }
+}
+
+/// Whether `request` fits in `allocatable` minus `reserved`.
+#[inline]
+pub(crate) fn fit(
+    allocatable: Resources,
+    reserved: Resources,
+    request: Resources,
+) -> Result<(), Exclusion> {
+    let free = allocatable.saturating_sub(reserved);
+    if free.cpu_millis < request.cpu_millis {
+        Err(Exclusion::InsufficientCpu)
+    } else if free.memory_bytes < request.memory_bytes {
+        Err(Exclusion::InsufficientMemory)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::Utc;
+    use orchestrator_shared_types::{
+        LabelOperator, LabelRequirement, NodeId, PublicKey, Taint, Toleration, TolerationOperator,
+    };
+
+    use super::*;
+
+    fn node() -> Node {
+        Node {
+            id: NodeId([1; 32]),
+            address: "127.0.0.1:1".into(),
+            status: NodeStatus::Ready,
+            unschedulable: false,
+            labels: BTreeMap::from([("zone".to_owned(), "a".to_owned())]),
+            taints: vec![],
+            resources_capacity: Resources::new(1000, 1000),
+            resources_allocatable: Resources::new(1000, 1000),
+            operator: PublicKey([2; 32]),
+            joined_at: Utc::now(),
+        }
+    }
+
+    fn check(
+        p: &Placement,
+        n: &Node,
+        reserved: Resources,
+        count: u32,
+    ) -> Result<Feasible, Exclusion> {
+        Filter::new(p, Resources::new(100, 100)).check(n, || reserved, || count)
+    }
+
+    fn taint(key: &str, effect: TaintEffect) -> Taint {
+        Taint {
+            key: key.into(),
+            value: "x".into(),
+            effect,
+        }
+    }
+
+    #[test]
+    fn status_and_cordon_come_first() {
+        let p = Placement::default();
+        for (status, e) in [
+            (NodeStatus::NotReady, Exclusion::NotReady),
+            (NodeStatus::Unknown, Exclusion::Unknown),
+            (NodeStatus::Down, Exclusion::Down),
+        ] {
+            let n = Node { status, ..node() };
+            assert_eq!(check(&p, &n, Resources::ZERO, 0), Err(e));
+        }
+        let n = Node {
+            unschedulable: true,
+            ..node()
+        };
+        assert_eq!(check(&p, &n, Resources::ZERO, 0), Err(Exclusion::Cordoned));
+        assert!(check(&p, &node(), Resources::ZERO, 0).is_ok());
+    }
+
+    #[test]
+    fn resource_fit_counts_reservations() {
+        let p = Placement::default();
+        assert!(check(&p, &node(), Resources::new(900, 900), 0).is_ok());
+        assert_eq!(
+            check(&p, &node(), Resources::new(901, 0), 0),
+            Err(Exclusion::InsufficientCpu)
+        );
+        assert_eq!(
+            check(&p, &node(), Resources::new(0, 901), 0),
+            Err(Exclusion::InsufficientMemory)
+        );
+        // Over-reserved nodes (allocatable shrank) saturate instead of wrapping.
+        assert_eq!(
+            check(&p, &node(), Resources::new(5000, 0), 0),
+            Err(Exclusion::InsufficientCpu)
+        );
+    }
+
+    #[test]
+    fn labels_selector_and_affinity() {
+        let mut p = Placement::default();
+        p.node_selector.insert("zone".into(), "b".into());
+        assert_eq!(
+            check(&p, &node(), Resources::ZERO, 0),
+            Err(Exclusion::NodeSelector)
+        );
+        p.node_selector.insert("zone".into(), "a".into());
+        assert!(check(&p, &node(), Resources::ZERO, 0).is_ok());
+        p.node_affinity.push(LabelRequirement {
+            key: "gpu".into(),
+            operator: LabelOperator::Exists,
+            values: vec![],
+        });
+        assert_eq!(
+            check(&p, &node(), Resources::ZERO, 0),
+            Err(Exclusion::NodeAffinity)
+        );
+    }
+
+    #[test]
+    fn taints_exclude_or_are_counted() {
+        let mut p = Placement::default();
+        let mut n = node();
+        n.taints = vec![taint("soft", TaintEffect::PreferNoSchedule)];
+        assert_eq!(
+            check(&p, &n, Resources::ZERO, 0).map(|f| f.soft_taints),
+            Ok(1)
+        );
+        n.taints.push(taint("hard", TaintEffect::NoExecute));
+        assert_eq!(check(&p, &n, Resources::ZERO, 0), Err(Exclusion::Taint));
+        p.tolerations.push(Toleration {
+            key: String::new(),
+            operator: TolerationOperator::Exists,
+            value: String::new(),
+            effect: None,
+        });
+        assert_eq!(
+            check(&p, &n, Resources::ZERO, 0).map(|f| f.soft_taints),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn max_per_node() {
+        let p = Placement {
+            max_per_node: Some(2),
+            ..Placement::default()
+        };
+        assert!(check(&p, &node(), Resources::ZERO, 1).is_ok());
+        assert_eq!(
+            check(&p, &node(), Resources::ZERO, 2),
+            Err(Exclusion::MaxPerNode)
+        );
+    }
+
+    #[test]
+    fn reason_lists_each_filter_with_its_count() {
+        let mut e = Exclusions::default();
+        for _ in 0..4 {
+            e.add(Exclusion::NotReady);
+        }
+        for _ in 0..3 {
+            e.add(Exclusion::InsufficientCpu);
+            e.add(Exclusion::NodeSelector);
+        }
+        assert_eq!(
+            e.reason(10),
+            "0/10 nodes fit: 4 not ready, 3 node selector mismatch, 3 insufficient cpu"
+        );
+        assert_eq!(
+            Exclusions::default().reason(0),
+            "0/0 nodes fit: the cluster has no nodes"
+        );
+    }
+}
