@@ -73,6 +73,8 @@ async fn run(workloads: usize, store: Arc<dyn StateStore>) -> (Duration, Duratio
         runtime: runtime.clone(),
         cluster,
         scheduler: Arc::new(SimpleScheduler::new(SimpleSchedulerConfig::default())),
+        metrics: Arc::new(observability::metrics::Metrics::new().unwrap()),
+        events: observability::events::EventHub::new(1024),
     };
     let cancel = CancellationToken::new();
     let config = ReconcilerConfig {

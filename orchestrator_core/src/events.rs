@@ -1,6 +1,8 @@
 //! What the reconciler did, for whoever listens (logs, tests, the event hub).
 
+use observability::events::{Event, Topic};
 use orchestrator_shared_types::{InstanceId, InstanceStatus, NodeId, WorkloadId};
+use serde_json::json;
 
 /// One action of the reconciler, published after it took effect.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,4 +75,75 @@ pub enum ReconcileEvent {
         /// Actions taken.
         actions: usize,
     },
+}
+
+impl ReconcileEvent {
+    /// The event as published on the event hub (and the WebSocket).
+    pub fn to_hub_event(&self) -> Event {
+        match self {
+            ReconcileEvent::InstanceStarted {
+                workload,
+                instance,
+                node,
+                generation,
+            } => Event::new(
+                Topic::Instances,
+                "started",
+                json!({"workload": workload, "instance": instance, "node": node, "generation": generation}),
+            ),
+            ReconcileEvent::InstanceStatusChanged {
+                workload,
+                instance,
+                status,
+                reason,
+            } => Event::new(
+                Topic::Instances,
+                "status_changed",
+                json!({"workload": workload, "instance": instance, "status": status, "reason": reason}),
+            ),
+            ReconcileEvent::InstanceRestarted {
+                workload,
+                instance,
+                restarts,
+            } => Event::new(
+                Topic::Instances,
+                "restarted",
+                json!({"workload": workload, "instance": instance, "restarts": restarts}),
+            ),
+            ReconcileEvent::InstanceRemoved {
+                workload,
+                instance,
+                reason,
+            } => Event::new(
+                Topic::Instances,
+                "removed",
+                json!({"workload": workload, "instance": instance, "reason": reason}),
+            ),
+            ReconcileEvent::PlacementFailed {
+                workload,
+                count,
+                reason,
+            } => Event::new(
+                Topic::Workloads,
+                "placement_failed",
+                json!({"workload": workload, "count": count, "reason": reason}),
+            ),
+            ReconcileEvent::RolledBack {
+                workload,
+                generation,
+            } => Event::new(
+                Topic::Workloads,
+                "rolled_back",
+                json!({"workload": workload, "generation": generation}),
+            ),
+            ReconcileEvent::WorkloadRemoved { workload } => {
+                Event::new(Topic::Workloads, "removed", json!({"workload": workload}))
+            }
+            ReconcileEvent::Reconciled { workload, actions } => Event::new(
+                Topic::Workloads,
+                "reconciled",
+                json!({"workload": workload, "actions": actions}),
+            ),
+        }
+    }
 }

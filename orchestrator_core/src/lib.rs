@@ -5,6 +5,7 @@
 //! - [`api`]: [`Orchestrator`] — apply, scale, roll back, delete, query.
 //! - [`reconciler`]: the `select!` loop and the Sense → Compare → Plan →
 //!   Actuate pass, one workload at a time.
+//! - [`rest`]: the signed REST API, WebSocket events, health and metrics routes.
 //! - [`queue`]: the de-duplicating work queue with bounded concurrency and
 //!   jittered exponential back-off.
 //! - [`nodes`]: the reconciler's view of membership.
@@ -21,6 +22,7 @@ pub mod events;
 pub mod nodes;
 pub mod queue;
 pub mod reconciler;
+pub mod rest;
 
 pub use api::{Orchestrator, WorkloadStatus};
 pub use config::ReconcilerConfig;

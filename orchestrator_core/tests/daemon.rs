@@ -45,7 +45,13 @@ fn runs_with_the_example_config_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/daemon.toml");
     let mut child = Command::new(BIN)
-        .args(["--config", example, "--data-dir"])
+        .args([
+            "--config",
+            example,
+            "--api-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())

@@ -153,6 +153,8 @@ async fn run_case(nodes: Vec<Node>, workloads: Vec<WorkloadDefinition>, order: V
             seed: Some(7),
             ..Default::default()
         })),
+        metrics: Arc::new(observability::metrics::Metrics::new().unwrap()),
+        events: observability::events::EventHub::new(1024),
     };
     let ctx = Ctx::new(
         deps,

@@ -8,6 +8,7 @@ use crate::ids::{ContainerId, InstanceId, NodeId, WorkloadId};
 
 /// Lifecycle of an instance (state machine in `ontology/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum InstanceStatus {
     /// Placed; containers not running yet (or waiting for a restart).
     Pending,
@@ -30,6 +31,7 @@ impl InstanceStatus {
 
 /// One replica of a workload on one node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkloadInstance {
     /// Its id.
     pub id: InstanceId,

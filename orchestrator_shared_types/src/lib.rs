@@ -1,5 +1,6 @@
 //! The domain model every other crate speaks (SPEC §4).
 //!
+//! - [`auth`]: the signed-request scheme of the REST API (SPEC §11), both sides.
 //! - [`ids`]: `NodeId`, `PublicKey`, `WorkloadId`, `InstanceId`, `ContainerId`.
 //! - [`quantity`]: Kubernetes resource quantities (`100m`, `1.5`, `64Mi`, `1Gi`).
 //! - [`resources`]: node resources, container requests and limits, QoS class.
@@ -16,6 +17,7 @@
 //! `serde_yaml` with the same API; `serde_path_to_error` gives deserialisation
 //! errors the path of the offending field.
 
+pub mod auth;
 pub mod error;
 pub mod ids;
 pub mod instance;

@@ -11,6 +11,7 @@ use crate::resources::Resources;
 
 /// A node's health as the cluster sees it (state machine in `ontology/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum NodeStatus {
     /// Healthy and accepting work (unless cordoned).
     Ready,
@@ -24,6 +25,7 @@ pub enum NodeStatus {
 
 /// Effect of a taint on instances that do not tolerate it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TaintEffect {
     /// Never schedule a non-tolerating instance here.
     NoSchedule,
@@ -35,6 +37,7 @@ pub enum TaintEffect {
 
 /// A taint repels instances that do not tolerate it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Taint {
     /// Taint key.
@@ -48,6 +51,7 @@ pub struct Taint {
 
 /// A member of the cluster.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Node {
     /// Its Ed25519 public key.
     pub id: NodeId,

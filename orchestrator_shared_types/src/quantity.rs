@@ -238,6 +238,25 @@ macro_rules! quantity_serde {
                 })
             }
         }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $t {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+                OneOfBuilder::new()
+                    .item(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some("^\\+?[0-9]*\\.?[0-9]+[a-zA-Z]*$")),
+                    )
+                    .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0)))
+                    .description(Some($desc))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $t {}
     };
 }
 

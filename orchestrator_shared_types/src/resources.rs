@@ -7,6 +7,7 @@ use crate::quantity::{CpuQuantity, MemoryQuantity};
 
 /// An amount of compute: what a node has, or what instances reserve.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Resources {
     /// CPU in millicores.
     pub cpu_millis: u64,
@@ -55,6 +56,7 @@ impl Resources {
 
 /// A set of resource amounts as written in a manifest; every entry optional.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceList {
     /// CPU (`100m`, `0.5`, `2`).
@@ -70,6 +72,7 @@ pub struct ResourceList {
 
 /// Requests (what the scheduler reserves) and limits (what the runtime enforces).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceRequirements {
     /// Reserved on the node at scheduling time.
@@ -119,6 +122,7 @@ impl ResourceRequirements {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum QosClass {
     /// Requests equal limits for cpu and memory in every container.
     Guaranteed,

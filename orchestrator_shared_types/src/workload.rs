@@ -12,6 +12,7 @@ use crate::resources::{QosClass, ResourceRequirements, Resources};
 
 /// What a user asks for: the manifest (YAML or JSON). Unknown fields are errors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSpec {
     /// Name, unique per owner: lowercase letters, digits and `-`, at most 63 characters.
@@ -63,6 +64,7 @@ impl WorkloadSpec {
 
 /// A workload as stored: the spec plus identity, owner and generation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkloadDefinition {
     /// Fixed at creation.
     pub id: WorkloadId,
@@ -104,6 +106,7 @@ impl WorkloadDefinition {
 
 /// An earlier template of a workload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revision {
     /// The generation that ran it.
     pub generation: u64,
@@ -113,6 +116,7 @@ pub struct Revision {
 
 /// One container of an instance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContainerConfig {
     /// Name, unique within the workload.
@@ -147,6 +151,7 @@ pub struct ContainerConfig {
 
 /// An environment variable whose value comes from a secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecretEnvRef {
     /// Variable name.
@@ -157,6 +162,7 @@ pub struct SecretEnvRef {
 
 /// A port a container listens on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PortSpec {
     /// Port number, 1–65535.
@@ -175,6 +181,7 @@ fn default_protocol() -> String {
 
 /// A health probe.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Probe {
     /// What the probe does.
     #[serde(flatten)]
@@ -205,6 +212,7 @@ fn default_failure_threshold() -> u32 {
 
 /// The check a probe performs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeAction {
     /// Run a command in the container; exit 0 is success.
@@ -233,6 +241,7 @@ fn default_path() -> String {
 
 /// Where instances may be placed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Placement {
     /// Nodes must carry every one of these labels with these values.
@@ -275,6 +284,7 @@ impl Placement {
 
 /// A label requirement (`key In [a, b]`, `key Exists`, …).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LabelRequirement {
     /// Label key.
@@ -288,6 +298,7 @@ pub struct LabelRequirement {
 
 /// Comparison of a label requirement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LabelOperator {
     /// The label's value is one of `values`.
     In,
@@ -314,6 +325,7 @@ impl LabelRequirement {
 
 /// Tolerates taints.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Toleration {
     /// Taint key; empty with `Exists` tolerates every taint.
@@ -332,6 +344,7 @@ pub struct Toleration {
 
 /// How a toleration matches a taint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TolerationOperator {
     /// Key and value must match.
     #[default]
@@ -355,6 +368,7 @@ impl Toleration {
 
 /// What happens when an instance's containers exit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RestartPolicy {
     /// Restart whatever the exit code.
     #[default]
@@ -367,6 +381,7 @@ pub enum RestartPolicy {
 
 /// A rolling update: how far above and below `replicas` the rollout may go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStrategy {
     /// Extra instances allowed above `replicas` during a rollout.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use orchestrator_shared_types::{CpuQuantity, MemoryQuantity, Resources};
+use orchestrator_shared_types::{CpuQuantity, MemoryQuantity, PublicKey, Resources};
 use serde::Deserialize;
 
 use crate::config::ReconcilerConfig;
@@ -77,6 +77,16 @@ pub struct FileConfig {
     pub resync_seconds: Option<u64>,
     /// Workloads reconciled at once.
     pub reconcile_concurrency: Option<usize>,
+    /// Address of the REST API.
+    pub api_addr: Option<String>,
+    /// Keys (hex or base64) that may act on every workload and node.
+    #[serde(default)]
+    pub admin_keys: Vec<String>,
+    /// When non-empty, only these keys (and admin keys) may call the API.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Allowed clock skew of signed requests, in seconds.
+    pub auth_skew_seconds: Option<i64>,
 }
 
 impl FileConfig {
@@ -109,6 +119,10 @@ pub struct DaemonConfig {
     pub labels: BTreeMap<String, String>,
     /// Reconciler pacing.
     pub reconciler: ReconcilerConfig,
+    /// Where the REST API listens.
+    pub api_addr: std::net::SocketAddr,
+    /// Authentication of the REST API.
+    pub auth: crate::rest::AuthConfig,
 }
 
 /// Settings from flags and environment (clap fills them), every one optional.
@@ -134,7 +148,34 @@ pub struct Overrides {
     pub resync_seconds: Option<u64>,
     /// Workloads reconciled at once.
     pub reconcile_concurrency: Option<usize>,
+    /// Address of the REST API.
+    pub api_addr: Option<String>,
+    /// Admin keys, added to the file's.
+    pub admin_keys: Vec<String>,
+    /// Trusted keys, added to the file's.
+    pub trusted_keys: Vec<String>,
+    /// Allowed clock skew of signed requests, in seconds.
+    pub auth_skew_seconds: Option<i64>,
 }
+
+/// Parses a public key written as 64 hex characters or standard base64.
+pub fn parse_key(s: &str) -> Result<PublicKey> {
+    use base64::Engine;
+    let s = s.trim();
+    if let Ok(k) = s.parse::<PublicKey>() {
+        return Ok(k);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|_| Error::Config(format!("key {s:?} is neither 64 hex characters nor base64")))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Error::Config(format!("key {s:?} is not 32 bytes")))?;
+    Ok(PublicKey(arr))
+}
+
+/// Default address of the REST API.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:9090";
 
 /// `$XDG_DATA_HOME/univrs`, else `~/.local/share/univrs`.
 pub fn default_data_dir() -> Option<PathBuf> {
@@ -218,7 +259,45 @@ impl DaemonConfig {
             reconciler.concurrency = c;
         }
         reconciler.validate().map_err(Error::Config)?;
+        let api_addr_text = flags
+            .api_addr
+            .or(file.api_addr)
+            .unwrap_or_else(|| DEFAULT_API_ADDR.to_owned());
+        let api_addr = api_addr_text.parse().map_err(|e| {
+            Error::Config(format!(
+                "api address {api_addr_text:?}: {e} (want HOST:PORT, e.g. 127.0.0.1:9090)"
+            ))
+        })?;
+        let admin_keys = file
+            .admin_keys
+            .iter()
+            .chain(&flags.admin_keys)
+            .map(|k| parse_key(k))
+            .collect::<Result<_>>()?;
+        let trusted: std::collections::HashSet<PublicKey> = file
+            .trusted_keys
+            .iter()
+            .chain(&flags.trusted_keys)
+            .map(|k| parse_key(k))
+            .collect::<Result<_>>()?;
+        let skew = flags
+            .auth_skew_seconds
+            .or(file.auth_skew_seconds)
+            .unwrap_or(60);
+        if !(1..=3600).contains(&skew) {
+            return Err(Error::Config(format!(
+                "auth skew {skew}s is not between 1 and 3600 seconds"
+            )));
+        }
+        let auth = crate::rest::AuthConfig {
+            max_skew_seconds: skew,
+            trusted_keys: (!trusted.is_empty()).then_some(trusted),
+            admin_keys,
+            ..crate::rest::AuthConfig::default()
+        };
         Ok(Self {
+            api_addr,
+            auth,
             data_dir,
             runtime,
             store: flags.store.or(file.store).unwrap_or_default(),
@@ -243,6 +322,8 @@ impl DaemonConfig {
             node_capacity: Resources::new(4000, 8 << 30),
             labels: BTreeMap::new(),
             reconciler: ReconcilerConfig::for_test(),
+            api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            auth: crate::rest::AuthConfig::default(),
         }
     }
 }

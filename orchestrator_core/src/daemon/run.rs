@@ -11,14 +11,25 @@ use scheduler_interface::simple::{ScoringStrategy, SimpleScheduler, SimpleSchedu
 use state_store_interface::memory::InMemoryStore;
 use state_store_interface::sqlite::SqliteStore;
 use state_store_interface::StateStore;
+use std::net::SocketAddr;
+
+use observability::events::EventHub;
+use observability::health::Health;
+use observability::metrics::Metrics;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
 
 use super::config::{DaemonConfig, RuntimeKind, Scoring, StoreKind};
 use super::node_key;
 use crate::api::Orchestrator;
 use crate::error::{Error, Result};
 use crate::reconciler::Deps;
+use crate::rest::{self, AppState};
+
+/// Events buffered per subscriber before it is told it lagged.
+const EVENT_HUB_CAPACITY: usize = 1024;
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "state.db";
@@ -67,11 +78,16 @@ pub fn build_deps(config: &DaemonConfig) -> Result<Deps> {
         ..SimpleSchedulerConfig::default()
     }));
     info!(node = %id, data_dir = %config.data_dir.display(), "node identity loaded");
+    let metrics = Arc::new(
+        Metrics::new().map_err(|e| Error::Config(format!("creating the metrics registry: {e}")))?,
+    );
     Ok(Deps {
         store,
         runtime,
         cluster: Arc::new(MockClusterManager::new(local)),
         scheduler,
+        metrics,
+        events: EventHub::new(EVENT_HUB_CAPACITY),
     })
 }
 
@@ -79,28 +95,95 @@ pub fn build_deps(config: &DaemonConfig) -> Result<Deps> {
 pub struct Daemon {
     /// The orchestrator (library API).
     pub orchestrator: Arc<Orchestrator>,
+    /// Where the REST API listens.
+    pub api_addr: SocketAddr,
     cancel: CancellationToken,
+    tasks: TaskTracker,
 }
 
+const COMPONENTS: [&str; 4] = ["store", "reconciler", "runtime", "cluster"];
+
 impl Daemon {
-    /// Builds and starts everything `config` names.
+    /// Builds and starts everything `config` names; the API port is bound
+    /// before the reconciler starts, so a taken port fails fast.
     pub async fn start(config: &DaemonConfig) -> Result<Self> {
         let deps = build_deps(config)?;
+        let listener = TcpListener::bind(config.api_addr)
+            .await
+            .map_err(|e| Error::Config(format!("binding the API to {}: {e}", config.api_addr)))?;
+        let api_addr = listener
+            .local_addr()
+            .map_err(|e| Error::Config(format!("reading the API's address: {e}")))?;
+        let health = Arc::new(Health::new());
+        for c in COMPONENTS {
+            health.set_starting(c);
+        }
         let cancel = CancellationToken::new();
-        let orchestrator =
-            Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?;
+        let orchestrator = Arc::new(
+            Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?,
+        );
+        for c in COMPONENTS {
+            health.set_ok(c);
+        }
+        health.set_ready(true);
+        let tasks = TaskTracker::new();
+        let state = AppState::new(
+            Arc::clone(&orchestrator),
+            config.auth.clone(),
+            Arc::clone(&health),
+        );
+        let router = rest::router(state);
+        let api_cancel = cancel.child_token();
+        tasks.spawn(async move {
+            if let Err(e) = rest::serve(listener, router, api_cancel).await {
+                error!(error = %e, "the REST API stopped");
+            }
+        });
+        tasks.spawn(rest::refresh_gauges(
+            Arc::clone(&orchestrator),
+            Duration::from_secs(1),
+            cancel.child_token(),
+        ));
+        tasks.spawn(watch_health(
+            Arc::clone(&orchestrator),
+            health,
+            cancel.child_token(),
+        ));
+        tasks.close();
         Ok(Self {
-            orchestrator: Arc::new(orchestrator),
+            orchestrator,
+            api_addr,
             cancel,
+            tasks,
         })
     }
 
     /// Stops everything, letting in-flight work finish.
     pub async fn stop(self) {
         self.cancel.cancel();
+        self.tasks.wait().await;
         match Arc::try_unwrap(self.orchestrator) {
             Ok(o) => o.shutdown().await,
             Err(_) => warn!("orchestrator still shared at shutdown; not waiting for it"),
+        }
+    }
+}
+
+/// Checks the store every few seconds and reports it in `/health`.
+async fn watch_health(orch: Arc<Orchestrator>, health: Arc<Health>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                match orch.deps().store.health_check().await {
+                    Ok(()) => health.set_ok("store"),
+                    Err(e) => health.set_failing("store", e.to_string()),
+                }
+                if orch.is_finished() {
+                    health.set_failing("reconciler", "the reconcile loop has stopped");
+                }
+            }
         }
     }
 }

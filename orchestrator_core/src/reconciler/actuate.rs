@@ -75,9 +75,16 @@ async fn start_instance(
             config: config.clone(),
             labels: labels.clone(),
         };
-        match ctx.deps.runtime.create_container(inst.node_id, &spec).await {
+        let started = std::time::Instant::now();
+        let created = ctx.deps.runtime.create_container(inst.node_id, &spec).await;
+        ctx.deps
+            .metrics
+            .container_run_duration
+            .observe(started.elapsed().as_secs_f64());
+        match created {
             Ok(id) | Err(RuntimeError::AlreadyExists(id)) => ids.push(id),
             Err(e) => {
+                ctx.deps.metrics.container_creation_errors.inc();
                 if let Err(cleanup) = remove_containers(ctx, inst.node_id, &ids).await {
                     warn!(instance = %inst.id, error = %cleanup, "cleaning up after a failed start");
                 }
@@ -275,6 +282,8 @@ pub async fn actuate(
         };
         let nodes = ctx.nodes.list();
         let decisions = scheduler.schedule(&request, &nodes).await?;
+        let metrics = &ctx.deps.metrics;
+        metrics.schedule_attempts.inc_by(decisions.len() as u64);
         let mut placed = Vec::new();
         let mut failures = Vec::new();
         for (id, decision) in ids.iter().zip(decisions) {
@@ -289,6 +298,8 @@ pub async fn actuate(
                 }
             }
         }
+        metrics.schedule_successes.inc_by(placed.len() as u64);
+        metrics.schedule_failures.inc_by(failures.len() as u64);
         if let Err(e) = store.put_instances_batch(&placed).await {
             for inst in &placed {
                 scheduler.release(inst.id);
@@ -331,4 +342,34 @@ pub async fn actuate(
         done += started.len();
     }
     Ok(done)
+}
+
+/// Removes `instances` (containers first, then records) outside a pass, e.g.
+/// to drain a node; their workloads' next passes place replacements.
+pub async fn evict(ctx: &Ctx, instances: &[WorkloadInstance], reason: &str) -> Result<usize> {
+    let results = join_all(instances.iter().map(|i| remove_instance(ctx, i))).await;
+    let mut removed = Vec::new();
+    let mut first_err = None;
+    for (res, inst) in results.into_iter().zip(instances) {
+        match res {
+            Ok(id) => removed.push((id, inst.workload_id)),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let ids: Vec<InstanceId> = removed.iter().map(|(id, _)| *id).collect();
+    ctx.deps.store.delete_instances_batch(&ids).await?;
+    for (id, workload) in &removed {
+        ctx.deps.scheduler.release(*id);
+        ctx.emit(ReconcileEvent::InstanceRemoved {
+            workload: *workload,
+            instance: *id,
+            reason: reason.to_owned(),
+        });
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(removed.len()),
+    }
 }

@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use cluster_manager_interface::ClusterManager;
 use container_runtime_interface::ContainerRuntime;
+use observability::events::EventHub;
+use observability::metrics::Metrics;
 use orchestrator_shared_types::WorkloadId;
 use scheduler_interface::Scheduler;
 use state_store_interface::StateStore;
@@ -25,6 +27,10 @@ pub struct Deps {
     pub cluster: Arc<dyn ClusterManager>,
     /// Placement.
     pub scheduler: Arc<dyn Scheduler>,
+    /// Prometheus metrics the reconciler, scheduler and runtime calls update.
+    pub metrics: Arc<Metrics>,
+    /// Where every node, workload and instance event is published.
+    pub events: EventHub,
 }
 
 /// Shared by the loop and every reconcile task.
@@ -57,8 +63,9 @@ impl Ctx {
         }
     }
 
-    /// Publishes an event (nobody listening is fine).
+    /// Publishes an event (nobody listening is fine), also to the event hub.
     pub fn emit(&self, event: ReconcileEvent) {
+        self.deps.events.publish(event.to_hub_event());
         // A send error only means there is no subscriber right now.
         if self.events.send(event).is_err() {
             tracing::trace!("no subscriber for reconcile events");

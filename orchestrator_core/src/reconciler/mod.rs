@@ -24,6 +24,7 @@ use std::time::Duration;
 use cluster_manager_interface::ClusterEvent;
 use container_runtime_interface::{ContainerState, ContainerStatus};
 use futures::FutureExt;
+use observability::events::{Event, Topic};
 use orchestrator_shared_types::{InstanceStatus, WorkloadId};
 use scheduler_interface::Placement;
 use state_store_interface::StoreChange;
@@ -197,7 +198,16 @@ impl Loop {
         while let Some(id) = self.queue.pop_due(now) {
             let ctx = Arc::clone(&self.ctx);
             self.tasks.spawn(async move {
+                let started = std::time::Instant::now();
                 let res = AssertUnwindSafe(reconcile(&ctx, id)).catch_unwind().await;
+                let metrics = &ctx.deps.metrics;
+                metrics.reconciliation_cycles.inc();
+                metrics
+                    .reconciliation_duration
+                    .observe(started.elapsed().as_secs_f64());
+                if !matches!(res, Ok(Ok(_))) {
+                    metrics.reconciliation_errors.inc();
+                }
                 let res = res.unwrap_or_else(|_| {
                     Err(Error::Panicked {
                         workload: id.to_string(),
@@ -221,11 +231,23 @@ impl Loop {
 
     async fn on_store_change(&mut self, change: StoreChange) {
         match change {
+            // Published here, before the workload is queued, so that a
+            // subscriber sees a change before anything the reconciler does about it.
             StoreChange::WorkloadPut(id) => {
+                self.ctx.deps.events.publish(Event::new(
+                    Topic::Workloads,
+                    "applied",
+                    serde_json::json!({"id": id}),
+                ));
                 self.known.insert(id);
                 self.queue.schedule_now(id);
             }
             StoreChange::WorkloadDeleted(id) => {
+                self.ctx.deps.events.publish(Event::new(
+                    Topic::Workloads,
+                    "deleted",
+                    serde_json::json!({"id": id}),
+                ));
                 self.queue.schedule_now(id);
                 self.queue.forget(&id);
             }
@@ -253,6 +275,20 @@ impl Loop {
 
     async fn on_cluster_event(&mut self, event: ClusterEvent) {
         let node = event.node_id();
+        let (what, data) = match &event {
+            ClusterEvent::NodeAdded(n) => ("added", serde_json::to_value(n)),
+            ClusterEvent::NodeUpdated(n) => ("updated", serde_json::to_value(n)),
+            ClusterEvent::NodeRemoved(id) => ("removed", Ok(serde_json::json!({"id": id}))),
+        };
+        match data {
+            Ok(data) => {
+                self.ctx
+                    .deps
+                    .events
+                    .publish(Event::new(Topic::Nodes, what, data));
+            }
+            Err(e) => warn!(error = %e, "encoding a node event"),
+        }
         let change = self.ctx.nodes.apply(&event);
         debug!(node = %node.short(), ?change, "cluster event");
         if matches!(change, NodeChange::Lost | NodeChange::Usable) {

@@ -64,6 +64,8 @@ pub async fn start_with_runtime(
         runtime: runtime.clone(),
         cluster: cluster.clone(),
         scheduler: Arc::new(SimpleScheduler::new(SimpleSchedulerConfig::default())),
+        metrics: Arc::new(observability::metrics::Metrics::new().unwrap()),
+        events: observability::events::EventHub::new(1024),
     };
     let cancel = CancellationToken::new();
     let orch = Orchestrator::start(config, deps, cancel.clone())

@@ -42,6 +42,18 @@ pub struct Cli {
     /// Workloads reconciled at once [default: 32].
     #[arg(long, env = "UNIVRS_RECONCILE_CONCURRENCY")]
     pub reconcile_concurrency: Option<usize>,
+    /// Address of the REST API, HOST:PORT (port 0 picks a free one) [default: 127.0.0.1:9090].
+    #[arg(long, env = "UNIVRS_API_ADDR")]
+    pub api_addr: Option<String>,
+    /// A key (hex or base64) that may act on every workload and node (repeatable).
+    #[arg(long = "admin-key")]
+    pub admin_keys: Vec<String>,
+    /// Only these keys (and admin keys) may call the API (repeatable; default: any key).
+    #[arg(long = "trusted-key")]
+    pub trusted_keys: Vec<String>,
+    /// Allowed clock skew of signed requests, in seconds [default: 60].
+    #[arg(long, env = "UNIVRS_AUTH_SKEW_SECONDS")]
+    pub auth_skew_seconds: Option<i64>,
 }
 
 impl Cli {
@@ -58,6 +70,10 @@ impl Cli {
             labels: self.labels.clone(),
             resync_seconds: self.resync_seconds,
             reconcile_concurrency: self.reconcile_concurrency,
+            api_addr: self.api_addr.clone(),
+            admin_keys: self.admin_keys.clone(),
+            trusted_keys: self.trusted_keys.clone(),
+            auth_skew_seconds: self.auth_skew_seconds,
         }
     }
 }

@@ -3,6 +3,12 @@
 //!
 //! Every write is acknowledged only after the store made it durable; the
 //! reconciler then acts on it through the store's change feed.
+//!
+//! - [`logs`]: reading and following a workload's container output.
+//! - [`nodes`]: nodes, cordon and drain, cluster status and gauges.
+
+pub mod logs;
+pub mod nodes;
 
 use std::sync::Arc;
 
@@ -21,7 +27,7 @@ use crate::events::ReconcileEvent;
 use crate::reconciler::{self, spawn_reconciler, Deps, PassOutcome, ReconcilerHandle};
 
 /// Counts of a workload's instances.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct WorkloadStatus {
     /// Replicas wanted.
     pub desired: u32,
@@ -141,6 +147,16 @@ impl Orchestrator {
         }
         self.deps.store.put_workloads_batch(&out).await?;
         Ok(out)
+    }
+
+    /// The reconciler's shared context (for the other API modules).
+    pub(crate) fn ctx(&self) -> &Arc<crate::reconciler::Ctx> {
+        self.handle.ctx()
+    }
+
+    /// Asks the reconciler to look at `id` now.
+    pub fn trigger(&self, id: WorkloadId) {
+        self.handle.trigger(id);
     }
 
     async fn owned(&self, owner: &PublicKey, name: &str) -> Result<WorkloadDefinition> {

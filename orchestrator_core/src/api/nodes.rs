@@ -1,0 +1,126 @@
+//! Nodes, cordon and drain, the cluster's status, and the gauges of `/metrics`.
+
+use std::collections::BTreeMap;
+
+use orchestrator_shared_types::{InstanceStatus, Node, NodeId, NodeStatus, Resources};
+use serde::{Deserialize, Serialize};
+
+use super::Orchestrator;
+use crate::error::{Error, Result};
+use crate::reconciler::actuate::evict;
+
+/// The cluster at a glance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClusterStatus {
+    /// Nodes known.
+    pub nodes_total: u64,
+    /// Nodes Ready.
+    pub nodes_ready: u64,
+    /// Workloads stored.
+    pub workloads_total: u64,
+    /// Instances stored.
+    pub instances_total: u64,
+    /// Instances by status (`Running`, `Pending`, …).
+    pub instances: BTreeMap<String, u64>,
+    /// Total resources of the nodes.
+    pub capacity: Resources,
+    /// Resources the nodes offer to workloads.
+    pub allocatable: Resources,
+}
+
+fn status_name(s: InstanceStatus) -> &'static str {
+    match s {
+        InstanceStatus::Pending => "Pending",
+        InstanceStatus::Running => "Running",
+        InstanceStatus::Succeeded => "Succeeded",
+        InstanceStatus::Failed => "Failed",
+        InstanceStatus::Unknown => "Unknown",
+    }
+}
+
+impl Orchestrator {
+    /// A node by id.
+    pub async fn get_node(&self, id: &NodeId) -> Result<Option<Node>> {
+        Ok(self.deps().cluster.get_node(id).await?)
+    }
+
+    /// Cordons (`true`) or uncordons a node.
+    pub async fn set_unschedulable(&self, id: &NodeId, unschedulable: bool) -> Result<Node> {
+        Ok(self
+            .deps()
+            .cluster
+            .set_unschedulable(id, unschedulable)
+            .await?)
+    }
+
+    /// Cordons a node and removes its instances, so that their workloads
+    /// place them elsewhere.
+    pub async fn drain_node(&self, id: &NodeId) -> Result<Node> {
+        let node = self.set_unschedulable(id, true).await?;
+        let instances = self.deps().store.list_instances_by_node(id).await?;
+        let workloads: std::collections::BTreeSet<_> =
+            instances.iter().map(|i| i.workload_id).collect();
+        evict(self.ctx(), &instances, "Drained").await?;
+        for w in workloads {
+            self.trigger(w);
+        }
+        Ok(node)
+    }
+
+    /// Counts of nodes, workloads and instances, and the cluster's resources.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus> {
+        let deps = self.deps();
+        let (nodes, workloads, instances) = tokio::try_join!(
+            async { deps.cluster.list_nodes().await.map_err(Error::from) },
+            async { deps.store.list_workloads().await.map_err(Error::from) },
+            async { deps.store.list_instances().await.map_err(Error::from) },
+        )?;
+        let mut status = ClusterStatus {
+            nodes_total: nodes.len() as u64,
+            nodes_ready: nodes
+                .iter()
+                .filter(|n| n.status == NodeStatus::Ready)
+                .count() as u64,
+            workloads_total: workloads.len() as u64,
+            instances_total: instances.len() as u64,
+            ..ClusterStatus::default()
+        };
+        for s in InstanceStatus::ALL {
+            status.instances.insert(status_name(s).to_owned(), 0);
+        }
+        for i in &instances {
+            *status
+                .instances
+                .entry(status_name(i.status).to_owned())
+                .or_default() += 1;
+        }
+        for n in &nodes {
+            status.capacity = status.capacity.saturating_add(n.resources_capacity);
+            status.allocatable = status.allocatable.saturating_add(n.resources_allocatable);
+        }
+        Ok(status)
+    }
+
+    /// Sets the gauges of `/metrics` from the current state.
+    pub async fn refresh_gauges(&self) -> Result<()> {
+        let s = self.cluster_status().await?;
+        let m = &self.deps().metrics;
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        m.workloads.set(gauge(s.workloads_total));
+        m.instances.set(gauge(s.instances_total));
+        m.nodes.set(gauge(s.nodes_total));
+        m.nodes_ready.set(gauge(s.nodes_ready));
+        m.containers
+            .set(gauge(s.instances.get("Running").copied().unwrap_or(0)));
+        m.set_instances_by_status(s.instances.iter().map(|(k, v)| (k.as_str(), gauge(*v))));
+        m.cluster_capacity_cpu_cores
+            .set(s.capacity.cpu_millis as f64 / 1000.0);
+        m.cluster_capacity_memory_bytes
+            .set(gauge(s.capacity.memory_bytes));
+        m.cluster_allocatable_cpu_cores
+            .set(s.allocatable.cpu_millis as f64 / 1000.0);
+        m.cluster_allocatable_memory_bytes
+            .set(gauge(s.allocatable.memory_bytes));
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! Signed-request authentication (SPEC §11) as an axum middleware: verifies
+//! the signature over method, path, timestamp and body, refuses replays within
+//! the skew window and keys off the trusted list, and hands the handlers a
+//! [`Caller`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use chrono::Utc;
+use orchestrator_shared_types::auth::{
+    verify_request, ReceivedHeaders, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
+use orchestrator_shared_types::PublicKey;
+
+use super::error::ApiError;
+use super::AppState;
+
+/// Authentication settings.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// Largest allowed distance between a request's timestamp and the clock, in seconds.
+    pub max_skew_seconds: i64,
+    /// When set, only these keys may call the API.
+    pub trusted_keys: Option<HashSet<PublicKey>>,
+    /// Keys that may act on every workload and node.
+    pub admin_keys: HashSet<PublicKey>,
+    /// Most signatures remembered for replay detection.
+    pub replay_capacity: usize,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            max_skew_seconds: 60,
+            trusted_keys: None,
+            admin_keys: HashSet::new(),
+            replay_capacity: 1_000_000,
+            body_limit: 1 << 20,
+        }
+    }
+}
+
+/// Who sent a request that verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The signing key.
+    pub key: PublicKey,
+    /// Whether it is an admin key.
+    pub admin: bool,
+}
+
+impl Caller {
+    /// Whether the caller may act on something owned by `owner`.
+    pub fn may_act_for(&self, owner: &PublicKey) -> bool {
+        self.admin || self.key == *owner
+    }
+}
+
+/// Signatures seen within the skew window (bounded; oldest forgotten first).
+#[derive(Debug)]
+pub struct ReplayCache {
+    inner: Mutex<ReplayInner>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct ReplayInner {
+    seen: HashMap<u128, i64>,
+    order: VecDeque<(u128, i64)>,
+}
+
+impl ReplayCache {
+    /// A cache remembering at most `capacity` signatures.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(ReplayInner::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Records `signature`, valid until `expires` (unix seconds); false if it was seen already.
+    pub fn check_and_insert(&self, signature: &[u8; 64], expires: i64, now: i64) -> bool {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&signature[..16]);
+        let id = u128::from_le_bytes(id);
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(&(old, exp)) = inner.order.front() {
+            if exp >= now && inner.order.len() < self.capacity {
+                break;
+            }
+            inner.order.pop_front();
+            if inner.seen.get(&old) == Some(&exp) {
+                inner.seen.remove(&old);
+            }
+        }
+        if inner.seen.contains_key(&id) {
+            return false;
+        }
+        inner.seen.insert(id, expires);
+        inner.order.push_back((id, expires));
+        true
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::unauthorized(format!("malformed header {name}: not ASCII")))
+        })
+        .transpose()
+}
+
+/// The middleware: verifies, then passes the request on with a [`Caller`] extension.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let cfg = &state.auth;
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, cfg.body_limit)
+        .await
+        .map_err(|_| ApiError::payload_too_large(cfg.body_limit))?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |p| p.as_str());
+    let received = ReceivedHeaders {
+        public_key: header(&parts.headers, HEADER_PUBLIC_KEY)?,
+        timestamp: header(&parts.headers, HEADER_TIMESTAMP)?,
+        signature: header(&parts.headers, HEADER_SIGNATURE)?,
+    };
+    let now = Utc::now();
+    let verified = verify_request(
+        received,
+        parts.method.as_str(),
+        path,
+        &bytes,
+        now,
+        cfg.max_skew_seconds,
+    )?;
+    if let Some(trusted) = &cfg.trusted_keys {
+        if !trusted.contains(&verified.key) && !cfg.admin_keys.contains(&verified.key) {
+            return Err(ApiError::forbidden(format!(
+                "key {} is not on this daemon's trusted list",
+                verified.key
+            )));
+        }
+    }
+    let expires = verified.signed_at.timestamp() + cfg.max_skew_seconds;
+    if !state
+        .replays
+        .check_and_insert(&verified.signature, expires, now.timestamp())
+    {
+        return Err(ApiError::unauthorized(
+            "this signed request was already used (replay)",
+        ));
+    }
+    let caller = Caller {
+        key: verified.key,
+        admin: cfg.admin_keys.contains(&verified.key),
+    };
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_cache_refuses_repeats_and_stays_bounded() {
+        let c = ReplayCache::new(3);
+        let sig = |b: u8| [b; 64];
+        assert!(c.check_and_insert(&sig(1), 100, 10));
+        assert!(!c.check_and_insert(&sig(1), 100, 10));
+        for b in 2..10 {
+            assert!(c.check_and_insert(&sig(b), 100, 10));
+        }
+        let inner = c.inner.lock().unwrap();
+        assert!(inner.seen.len() <= 3 && inner.order.len() <= 3);
+    }
+
+    #[test]
+    fn expired_entries_are_dropped() {
+        let c = ReplayCache::new(10);
+        assert!(c.check_and_insert(&[1; 64], 5, 0));
+        assert!(c.check_and_insert(&[2; 64], 50, 10));
+        assert_eq!(c.inner.lock().unwrap().seen.len(), 1);
+    }
+}

@@ -1,0 +1,206 @@
+//! The REST API (SPEC §11, `docs/API.md`) on axum: signed routes under
+//! `/api/v1`, the WebSocket event stream, health and metrics, and the
+//! OpenAPI document generated from the code.
+//!
+//! - [`auth`]: the signed-request middleware and the replay cache.
+//! - [`error`]: JSON errors.
+//! - [`workloads`], [`nodes`]: the handlers.
+//! - [`openapi`]: the OpenAPI 3 document.
+
+pub mod auth;
+pub mod error;
+pub mod nodes;
+pub mod openapi;
+pub mod workloads;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use observability::health::Health;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::Orchestrator;
+pub use auth::{AuthConfig, Caller};
+use error::{ApiError, ApiResult};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The library API.
+    pub orch: Arc<Orchestrator>,
+    /// Authentication settings.
+    pub auth: Arc<AuthConfig>,
+    /// Signatures already seen.
+    pub replays: Arc<auth::ReplayCache>,
+    /// Component health.
+    pub health: Arc<Health>,
+}
+
+impl AppState {
+    /// State for `orch` with `auth`.
+    pub fn new(orch: Arc<Orchestrator>, auth: AuthConfig, health: Arc<Health>) -> Self {
+        let replays = Arc::new(auth::ReplayCache::new(auth.replay_capacity));
+        Self {
+            orch,
+            auth: Arc::new(auth),
+            replays,
+            health,
+        }
+    }
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging parameters of list endpoints.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1–1000 (default 100).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// The limit, checked.
+    pub fn limit(&self) -> ApiResult<usize> {
+        match self.limit {
+            None => Ok(100),
+            Some(l) if (1..=1000).contains(&l) => Ok(l as usize),
+            Some(l) => Err(ApiError::bad_request(format!(
+                "limit: {l} is not between 1 and 1000"
+            ))),
+        }
+    }
+}
+
+/// Pages `items` (sorted by `key`) after `cursor`.
+pub fn paginate<T, F: Fn(&T) -> String>(
+    items: Vec<T>,
+    params: &PageParams,
+    key: F,
+) -> ApiResult<Page<T>> {
+    let limit = params.limit()?;
+    let start = match &params.cursor {
+        None => 0,
+        Some(c) => items.partition_point(|i| key(i).as_str() <= c.as_str()),
+    };
+    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
+    let next_cursor = if rest.len() > limit {
+        rest.truncate(limit);
+        rest.last().map(&key)
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rest,
+        next_cursor,
+    })
+}
+
+async fn events(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    observability::websocket::upgrade_events(ws, state.orch.deps().events.clone())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// The whole router: signed API routes, WebSocket, health, metrics, OpenAPI.
+pub fn router(state: AppState) -> Router {
+    let signed = Router::new()
+        .route(
+            "/api/v1/workloads",
+            post(workloads::create).get(workloads::list),
+        )
+        .route(
+            "/api/v1/workloads/{ref}",
+            get(workloads::get)
+                .put(workloads::update)
+                .delete(workloads::delete),
+        )
+        .route("/api/v1/workloads/{ref}/scale", post(workloads::scale))
+        .route(
+            "/api/v1/workloads/{ref}/instances",
+            get(workloads::instances),
+        )
+        .route("/api/v1/workloads/{ref}/logs", get(workloads::logs))
+        .route("/api/v1/nodes", get(nodes::list))
+        .route("/api/v1/nodes/{id}", get(nodes::get))
+        .route("/api/v1/nodes/{id}/cordon", post(nodes::cordon))
+        .route("/api/v1/nodes/{id}/uncordon", post(nodes::uncordon))
+        .route("/api/v1/nodes/{id}/drain", post(nodes::drain))
+        .route("/api/v1/cluster/status", get(nodes::cluster_status))
+        .route("/api/v1/events", get(events))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    let metrics_state = Arc::clone(&state.orch.deps().metrics);
+    let health =
+        observability::health::health_routes(Arc::clone(&state.health), Arc::clone(&metrics_state));
+    Router::new()
+        .merge(signed)
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .fallback(not_found)
+        .with_state(state)
+        .merge(health)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics_state,
+            observability::http::track_http,
+        ))
+}
+
+/// Keeps the gauges of `/metrics` (workloads, instances, nodes, resources)
+/// current, refreshing them every `period` until `cancel` fires.
+pub async fn refresh_gauges(
+    orch: Arc<Orchestrator>,
+    period: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                if let Err(e) = orch.refresh_gauges().await {
+                    warn!(error = %e, "refreshing the gauges of /metrics");
+                }
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `cancel` fires.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    info!("listening on http://{addr}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+/// A 200 answer with a JSON body (for the OpenAPI `responses`).
+pub fn ok_json<T: Serialize>(status: StatusCode, body: T) -> Response {
+    (status, axum::Json(body)).into_response()
+}

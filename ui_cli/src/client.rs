@@ -1,0 +1,542 @@
+//! Signed HTTP requests to a daemon's REST API (docs/API.md).
+//!
+//! HTTP goes through `ureq` 3: a small, blocking, well-maintained client with
+//! rustls (no OpenSSL) and no async runtime, which is all a CLI needs — it
+//! compiles far less than `reqwest` (no tokio/hyper), and its body reader hands
+//! over bytes as they arrive, so `ui logs -f` streams line by line.
+//!
+//! Every request except `/health` carries the three `X-Auth-*` headers of
+//! `orchestrator_shared_types::auth::sign_request`, computed over the request
+//! target exactly as sent (path prefix of the server URL and query included).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+use orchestrator_shared_types::auth::{
+    sign_request, SignedHeaders, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server URL is not `http://host[:port][/prefix]` or `https://...`.
+    #[error("invalid server URL {url:?}: expected http://HOST[:PORT] or https://HOST[:PORT]")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// The server could not be reached or the connection broke.
+    #[error("cannot reach the server at {server}: {source}")]
+    Transport {
+        /// The server URL.
+        server: String,
+        /// What went wrong.
+        #[source]
+        source: ureq::Error,
+    },
+    /// The server answered with an error status.
+    #[error("{}", api_error_text(*.status, .code.as_deref(), .message))]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error code of the body (`not_found`, ...), when it had one.
+        code: Option<String>,
+        /// The error message of the body, or the start of the raw body.
+        message: String,
+        /// The whole raw body.
+        body: String,
+    },
+    /// The server's answer is not the JSON it should be.
+    #[error("unexpected answer from {what}: {source}")]
+    Decode {
+        /// Which request.
+        what: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Reading the answer's body failed.
+    #[error("reading the answer to {what}: {source}")]
+    Body {
+        /// Which request.
+        what: String,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Formats a server error as `<message> (<code>, HTTP <status>)`.
+pub fn api_error_text(status: u16, code: Option<&str>, message: &str) -> String {
+    match code {
+        Some(code) => format!("{message} ({code}, HTTP {status})"),
+        None => format!("{message} (HTTP {status})"),
+    }
+}
+
+/// The error body of the API: `{"error": {"code", "message"}}`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// Turns an error status and its body into a [`ClientError::Api`].
+pub fn api_error(status: u16, body: &str) -> ClientError {
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(b) => ClientError::Api {
+            status,
+            code: Some(b.error.code),
+            message: b.error.message,
+            body: body.to_owned(),
+        },
+        Err(_) => {
+            let text = body.trim();
+            let message = if text.is_empty() {
+                "the server gave no reason".to_owned()
+            } else {
+                text.chars().take(500).collect()
+            };
+            ClientError::Api {
+                status,
+                code: None,
+                message,
+                body: body.to_owned(),
+            }
+        }
+    }
+}
+
+/// Splits a server URL into its base (no trailing `/`) and its path prefix.
+pub fn split_server_url(url: &str) -> Result<(String, String), ClientError> {
+    let bad = || ClientError::BadUrl {
+        url: url.to_owned(),
+    };
+    let trimmed = url.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or_else(bad)?;
+    let (authority, prefix) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains(['?', '#', ' ']) || prefix.contains(['?', '#']) {
+        return Err(bad());
+    }
+    Ok((trimmed.to_owned(), prefix.to_owned()))
+}
+
+/// Signs a request with the shared scheme
+/// (`orchestrator_shared_types::auth::sign_request`), whose sub-second
+/// timestamps keep two identical requests apart: Ed25519 signatures are
+/// deterministic and the server refuses a signature it has seen before.
+pub fn sign(
+    key: &SigningKey,
+    method: &str,
+    target: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> SignedHeaders {
+    sign_request(key, method, target, body, now)
+}
+
+/// A client of one daemon, signing with one key.
+pub struct ApiClient {
+    base: String,
+    prefix: String,
+    agent: ureq::Agent,
+    key: Option<SigningKey>,
+    /// The millisecond each distinct request was last signed in.
+    signed: Mutex<HashMap<RequestKey, i64>>,
+}
+
+/// Method, request target and body of a request.
+type RequestKey = (String, String, Vec<u8>);
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .field("signed", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// A response whose status was a success.
+pub struct Answer {
+    what: String,
+    status: u16,
+    body: ureq::Body,
+}
+
+impl Answer {
+    /// The HTTP status (2xx).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The body parsed as JSON into `T`.
+    pub fn json<T: DeserializeOwned>(mut self) -> Result<T, ClientError> {
+        let text = self.body.read_to_string().map_err(|e| ClientError::Body {
+            what: self.what.clone(),
+            source: e.into_io(),
+        })?;
+        serde_json::from_str(&text).map_err(|source| ClientError::Decode {
+            what: self.what,
+            source,
+        })
+    }
+
+    /// The body, line by line as it arrives.
+    pub fn lines(self) -> impl Iterator<Item = Result<String, ClientError>> {
+        let what = self.what;
+        let reader: Box<dyn Read> = Box::new(self.body.into_reader());
+        BufReader::new(reader).lines().map(move |line| {
+            line.map_err(|source| ClientError::Body {
+                what: what.clone(),
+                source,
+            })
+        })
+    }
+}
+
+impl ApiClient {
+    /// A client of `server`; `key` signs every request (health aside).
+    pub fn new(server: &str, key: Option<SigningKey>) -> Result<Self, ClientError> {
+        let (base, prefix) = split_server_url(server)?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_recv_response(Some(Duration::from_secs(30)))
+            .user_agent(concat!("univrs-ui/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Self {
+            base,
+            prefix,
+            agent,
+            key,
+            signed: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The time to sign a request with: now, but never the same millisecond as
+    /// an earlier signing of this exact request by this client (see [`sign`]).
+    fn sign_time(&self, method: &str, target: &str, body: &[u8]) -> DateTime<Utc> {
+        let key = (method.to_owned(), target.to_owned(), body.to_vec());
+        let mut signed = self
+            .signed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now = Utc::now();
+        while signed.get(&key) == Some(&now.timestamp_millis()) {
+            std::thread::sleep(Duration::from_millis(1));
+            now = Utc::now();
+        }
+        signed.insert(key, now.timestamp_millis());
+        now
+    }
+
+    /// The server URL in use.
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request; `path` starts with `/` and may carry a query.
+    /// A body is sent with `content_type`.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Answer, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let target = format!("{}{}", self.prefix, path);
+        let what = format!("{method} {target}");
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("accept", "application/json");
+        if let Some(key) = &self.key {
+            let bytes = body.map(|(_, b)| b).unwrap_or_default();
+            let now = self.sign_time(method, &target, bytes);
+            let signed = sign(key, method, &target, bytes, now);
+            req = req
+                .header(HEADER_PUBLIC_KEY, signed.public_key)
+                .header(HEADER_TIMESTAMP, signed.timestamp)
+                .header(HEADER_SIGNATURE, signed.signature);
+        }
+        let transport = |source| ClientError::Transport {
+            server: self.base.clone(),
+            source,
+        };
+        let result = match body {
+            Some((content_type, bytes)) => {
+                let req = req
+                    .header("content-type", content_type)
+                    .body(bytes.to_vec())
+                    .map_err(|e| transport(e.into()))?;
+                self.agent.run(req)
+            }
+            None => {
+                let req = req.body(()).map_err(|e| transport(e.into()))?;
+                self.agent.run(req)
+            }
+        };
+        let response = result.map_err(transport)?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        if !(200..300).contains(&status) {
+            let text = body.read_to_string().unwrap_or_default();
+            return Err(api_error(status, &text));
+        }
+        Ok(Answer { what, status, body })
+    }
+
+    /// `GET path` parsed as JSON.
+    pub fn get_json(&self, path: &str) -> Result<Value, ClientError> {
+        self.send("GET", path, None)?.json()
+    }
+
+    /// `POST path` with a JSON body, answer parsed as JSON.
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let bytes = body.to_string().into_bytes();
+        self.send("POST", path, Some(("application/json", &bytes)))?
+            .json()
+    }
+
+    /// `POST path` without a body, answer parsed as JSON.
+    pub fn post_empty(&self, path: &str) -> Result<Value, ClientError> {
+        self.send("POST", path, None)?.json()
+    }
+
+    /// Every item of a list endpoint, following `next_cursor`; `path` has no query.
+    pub fn get_all(&self, path: &str) -> Result<Vec<Value>, ClientError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let target = match &cursor {
+                Some(c) => format!("{path}?limit=1000&cursor={}", segment(c)),
+                None => format!("{path}?limit=1000"),
+            };
+            let page: Page = self.send("GET", &target, None)?.json()?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(next) if !next.is_empty() && cursor.as_ref() != Some(&next) => {
+                    cursor = Some(next)
+                }
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// `DELETE path`, answer parsed as JSON.
+    pub fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        self.send("DELETE", path, None)?.json()
+    }
+}
+
+/// A page of a list endpoint.
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    items: Vec<Value>,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+/// Percent-encodes one path segment (a workload name or id).
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A one-request HTTP server for tests.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::thread::JoinHandle;
+
+    /// Serves one request with `status` (e.g. `404 Not Found`) and a JSON `body`;
+    /// the handle yields the request's head (lowercased) and body.
+    pub fn serve_once(status: &str, body: &str) -> (String, JoinHandle<(String, String)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accepting");
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("reading the head");
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().expect("length");
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&lower);
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("reading the body");
+            let mut stream = reader.into_inner();
+            stream.write_all(response.as_bytes()).expect("answering");
+            (head, String::from_utf8_lossy(&body).into_owned())
+        });
+        (url, handle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_signed_and_error_bodies_surface() {
+        let (url, server) = test_server::serve_once(
+            "409 Conflict",
+            r#"{"error":{"code":"conflict","message":"name taken"}}"#,
+        );
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let client = ApiClient::new(&url, Some(key)).expect("client");
+        let err = client
+            .post_json(
+                "/api/v1/workloads/x/scale",
+                &serde_json::json!({"replicas": 2}),
+            )
+            .expect_err("409");
+        assert_eq!(err.to_string(), "name taken (conflict, HTTP 409)");
+        let (head, body) = server.join().expect("server thread");
+        assert!(
+            head.starts_with("post /api/v1/workloads/x/scale http/1.1"),
+            "{head}"
+        );
+        for header in [HEADER_PUBLIC_KEY, HEADER_TIMESTAMP, HEADER_SIGNATURE] {
+            assert!(
+                head.contains(&format!("{header}:")),
+                "{header} missing in {head}"
+            );
+        }
+        assert_eq!(body, r#"{"replicas":2}"#);
+    }
+
+    #[test]
+    fn api_errors_show_message_code_and_status() {
+        let err = api_error(
+            404,
+            r#"{"error":{"code":"not_found","message":"no workload named x"}}"#,
+        );
+        assert_eq!(err.to_string(), "no workload named x (not_found, HTTP 404)");
+    }
+
+    #[test]
+    fn non_json_error_bodies_are_shown_raw() {
+        assert_eq!(
+            api_error(502, "bad gateway\n").to_string(),
+            "bad gateway (HTTP 502)"
+        );
+        assert_eq!(
+            api_error(500, "").to_string(),
+            "the server gave no reason (HTTP 500)"
+        );
+    }
+
+    #[test]
+    fn server_urls_split_into_base_and_prefix() {
+        assert_eq!(
+            split_server_url("http://127.0.0.1:9090/").expect("ok"),
+            ("http://127.0.0.1:9090".to_owned(), String::new())
+        );
+        assert_eq!(
+            split_server_url("https://h/orch").expect("ok"),
+            ("https://h/orch".to_owned(), "/orch".to_owned())
+        );
+        for bad in ["127.0.0.1:9090", "ftp://h", "http://", "http://h?x=1"] {
+            assert!(split_server_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(segment("hello-1"), "hello-1");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn the_same_request_is_never_signed_twice_in_one_millisecond() {
+        let client = ApiClient::new("http://127.0.0.1:9", None).expect("valid url");
+        let a = client.sign_time("GET", "/api/v1/workloads/x", b"");
+        let b = client.sign_time("GET", "/api/v1/workloads/x", b"");
+        assert!(b.timestamp_millis() > a.timestamp_millis());
+    }
+
+    #[test]
+    fn signatures_verify_with_the_shared_scheme() {
+        use orchestrator_shared_types::auth::{verify_request, ReceivedHeaders};
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let now = Utc::now();
+        let h = sign(&key, "POST", "/api/v1/workloads?limit=1", b"name: x", now);
+        assert!(h.timestamp.ends_with('Z') && h.timestamp.contains('.'));
+        let received = ReceivedHeaders {
+            public_key: Some(&h.public_key),
+            timestamp: Some(&h.timestamp),
+            signature: Some(&h.signature),
+        };
+        let ok = verify_request(
+            received,
+            "POST",
+            "/api/v1/workloads?limit=1",
+            b"name: x",
+            now,
+            60,
+        )
+        .expect("verifies");
+        assert_eq!(ok.key.0, key.verifying_key().to_bytes());
+        let later = sign(
+            &key,
+            "POST",
+            "/api/v1/workloads?limit=1",
+            b"name: x",
+            now + chrono::Duration::milliseconds(1),
+        );
+        assert_ne!(later.signature, h.signature);
+    }
+
+    #[test]
+    fn unreachable_server_is_a_transport_error() {
+        // Port 9 on loopback: nothing listens there in a test environment.
+        let client = ApiClient::new("http://127.0.0.1:9", None).expect("valid url");
+        let err = client.get_json("/health").expect_err("fails");
+        assert!(matches!(err, ClientError::Transport { .. }), "{err:?}");
+        assert!(err
+            .to_string()
+            .starts_with("cannot reach the server at http://127.0.0.1:9"));
+    }
+}

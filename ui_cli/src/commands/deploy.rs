@@ -1,0 +1,168 @@
+//! `ui deploy <manifest>`: send the manifest, then wait until every replica runs.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use super::Context;
+use crate::cli::DeployArgs;
+use crate::client::{segment, ApiClient};
+use crate::output::emit;
+use crate::views::{view, Workload};
+
+/// How often the workload is polled while waiting.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The content type to send a manifest with: JSON for `.json` files or text
+/// that starts with `{`, YAML otherwise.
+pub fn content_type(path: &Path, text: &str) -> &'static str {
+    let is_json_file = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json_file || text.trim_start().starts_with('{') {
+        "application/json"
+    } else {
+        "application/yaml"
+    }
+}
+
+/// One line of progress: `hello: 2/3 running` (plus what else is going on).
+pub fn progress_line(w: &Workload) -> String {
+    let mut line = format!(
+        "{}: {}/{} running",
+        w.name(),
+        w.status.running,
+        w.spec.replicas
+    );
+    if w.status.up_to_date != w.spec.replicas {
+        line.push_str(&format!(", {} up to date", w.status.up_to_date));
+    }
+    if w.status.pending > 0 {
+        line.push_str(&format!(", {} pending", w.status.pending));
+    }
+    if w.status.failed > 0 {
+        line.push_str(&format!(", {} failed", w.status.failed));
+    }
+    line
+}
+
+/// Runs `ui deploy`.
+pub fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.manifest)
+        .with_context(|| format!("reading the manifest {}", args.manifest.display()))?;
+    let client = ctx.client()?;
+    let answer = client.send(
+        "POST",
+        "/api/v1/workloads",
+        Some((content_type(&args.manifest, &text), text.as_bytes())),
+    )?;
+    let created = answer.status() == 201;
+    let stored: Value = answer.json()?;
+    let w: Workload = view(&stored, "workload")?;
+    let verb = if created { "created" } else { "updated" };
+    if args.no_wait {
+        emit(
+            ctx.output(),
+            &stored,
+            &format!("workload {} {verb} (id {})", w.name(), w.id),
+        );
+        return Ok(());
+    }
+    let done = wait(&client, w.name(), Duration::from_secs(args.timeout))?;
+    let d: Workload = view(&done, "workload")?;
+    emit(
+        ctx.output(),
+        &done,
+        &format!(
+            "workload {} {verb}: {}/{} running",
+            d.name(),
+            d.status.running,
+            d.spec.replicas
+        ),
+    );
+    Ok(())
+}
+
+/// Polls the workload until every replica runs the current generation, with a
+/// spinner on stderr; fails after `timeout`.
+fn wait(client: &ApiClient, name: &str, timeout: Duration) -> anyhow::Result<Value> {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let started = Instant::now();
+    let path = format!("/api/v1/workloads/{}", segment(name));
+    let result = loop {
+        let current = match client.get_json(&path) {
+            Ok(v) => v,
+            Err(e) => break Err(anyhow::Error::new(e).context(format!("waiting for {name}"))),
+        };
+        let w: Workload = match view(&current, "workload") {
+            Ok(w) => w,
+            Err(e) => break Err(e),
+        };
+        spinner.set_message(progress_line(&w));
+        if w.is_rolled_out() {
+            break Ok(current);
+        }
+        if started.elapsed() >= timeout {
+            break Err(anyhow::anyhow!(
+                "timed out after {}s waiting for {} (see `ui status {}`)",
+                timeout.as_secs(),
+                progress_line(&w),
+                w.name()
+            ));
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    };
+    spinner.finish_and_clear();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn manifests_are_sent_as_yaml_unless_json() {
+        assert_eq!(
+            content_type(Path::new("a.yaml"), "name: x"),
+            "application/yaml"
+        );
+        assert_eq!(
+            content_type(Path::new("a.JSON"), "name"),
+            "application/json"
+        );
+        assert_eq!(
+            content_type(Path::new("a.txt"), "  {\"name\":1}"),
+            "application/json"
+        );
+    }
+
+    #[test]
+    fn progress_shows_running_over_desired() {
+        let w: Workload = view(
+            &json!({"spec": {"name": "hello", "replicas": 3},
+                    "status": {"running": 2, "up_to_date": 2, "pending": 1}}),
+            "workload",
+        )
+        .expect("parses");
+        assert_eq!(
+            progress_line(&w),
+            "hello: 2/3 running, 2 up to date, 1 pending"
+        );
+        let w: Workload = view(
+            &json!({"spec": {"name": "hello", "replicas": 3},
+                    "status": {"running": 3, "up_to_date": 3}}),
+            "workload",
+        )
+        .expect("parses");
+        assert_eq!(progress_line(&w), "hello: 3/3 running");
+    }
+}

@@ -1,0 +1,130 @@
+//! One module per command group, and the [`Context`] they share.
+//!
+//! - [`init`]: `ui init`. [`identity`]: `ui identity ...`.
+//! - [`config`]: `ui config ...`. [`policy`]: `ui policy ...`.
+//! - [`deploy`]: `ui deploy`. [`workload`]: `ui scale`, `ui delete`.
+//! - [`status`]: `ui status`. [`logs`]: `ui logs`.
+//! - [`node`]: `ui node ...`. [`misc`]: `ui health`, `ui version`, `ui completions`.
+
+pub mod config;
+pub mod deploy;
+pub mod identity;
+pub mod init;
+pub mod logs;
+pub mod misc;
+pub mod node;
+pub mod policy;
+pub mod status;
+pub mod workload;
+
+use anyhow::Context as _;
+use user_config::paths::ConfigDir;
+
+use crate::cli::{Cli, Command, GlobalArgs, OutputFormat};
+use crate::client::ApiClient;
+
+/// The server used when nothing else names one.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9090";
+
+/// The environment variable naming the server.
+pub const SERVER_ENV: &str = "UNIVRS_SERVER";
+
+/// Picks the server URL: the `--server` flag, else `UNIVRS_SERVER`, else
+/// `server` in config.toml, else [`DEFAULT_SERVER`]. Empty values count as unset.
+pub fn resolve_server(flag: Option<&str>, env: Option<&str>, config: Option<&str>) -> String {
+    [flag, env, config]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_SERVER)
+        .to_owned()
+}
+
+/// What every command may need: the global flags, resolved lazily.
+#[derive(Debug)]
+pub struct Context {
+    global: GlobalArgs,
+}
+
+impl Context {
+    /// A context for these global flags.
+    pub fn new(global: GlobalArgs) -> Self {
+        Self { global }
+    }
+
+    /// `table` or `json`.
+    pub fn output(&self) -> OutputFormat {
+        self.global.output
+    }
+
+    /// The configuration directory (flag, `UNIVRS_CONFIG_DIR`, XDG).
+    pub fn config_dir(&self) -> anyhow::Result<ConfigDir> {
+        ConfigDir::resolve(self.global.config_dir.as_deref())
+            .context("finding the configuration directory")
+    }
+
+    /// The server URL (see [`resolve_server`]).
+    pub fn server(&self) -> anyhow::Result<String> {
+        let flag = self.global.server.as_deref();
+        let env = std::env::var(SERVER_ENV).ok();
+        let given = [flag, env.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|s| !s.trim().is_empty());
+        let from_config = if given {
+            None
+        } else {
+            crate::profile::load_config(&self.config_dir()?)?.server
+        };
+        Ok(resolve_server(flag, env.as_deref(), from_config.as_deref()))
+    }
+
+    /// A client that signs with the user's identity (asks for its passphrase
+    /// unless `UNIVRS_PASSPHRASE` is set).
+    pub fn client(&self) -> anyhow::Result<ApiClient> {
+        let server = self.server()?;
+        let key = crate::profile::signing_key(&self.config_dir()?)?;
+        Ok(ApiClient::new(&server, Some(key))?)
+    }
+
+    /// A client that does not sign (for `/health`).
+    pub fn unsigned_client(&self) -> anyhow::Result<ApiClient> {
+        Ok(ApiClient::new(&self.server()?, None)?)
+    }
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context::new(cli.global);
+    match cli.command {
+        Command::Init(args) => init::run(&ctx, &args),
+        Command::Identity(cmd) => identity::run(&ctx, &cmd),
+        Command::Config(cmd) => config::run(&ctx, &cmd),
+        Command::Policy(cmd) => policy::run(&ctx, &cmd),
+        Command::Deploy(args) => deploy::run(&ctx, &args),
+        Command::Scale(args) => workload::scale(&ctx, &args),
+        Command::Status(args) => status::run(&ctx, &args),
+        Command::Logs(args) => logs::run(&ctx, &args),
+        Command::Delete(args) => workload::delete(&ctx, &args),
+        Command::Node(cmd) => node::run(&ctx, &cmd),
+        Command::Health => misc::health(&ctx),
+        Command::Version => misc::version(&ctx),
+        Command::Completions(args) => misc::completions(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_resolution_order() {
+        let (flag, env, cfg) = (Some("http://flag"), Some("http://env"), Some("http://cfg"));
+        assert_eq!(resolve_server(flag, env, cfg), "http://flag");
+        assert_eq!(resolve_server(None, env, cfg), "http://env");
+        assert_eq!(resolve_server(None, None, cfg), "http://cfg");
+        assert_eq!(resolve_server(None, None, None), DEFAULT_SERVER);
+        assert_eq!(resolve_server(Some(""), Some("  "), cfg), "http://cfg");
+    }
+}

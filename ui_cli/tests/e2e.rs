@@ -1,0 +1,291 @@
+//! End to end over a real socket: the real `orchestrator_daemon` (mock runtime,
+//! SQLite) driven by the real `ui` binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PASSPHRASE: &str = "correct horse battery staple";
+
+/// The `ui` binary under test.
+fn ui_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ui"))
+}
+
+/// The daemon binary `cargo test --workspace` builds next to `ui`.
+fn daemon_bin() -> PathBuf {
+    let dir = ui_bin().parent().map(Path::to_path_buf).unwrap_or_default();
+    let path = dir.join(format!(
+        "orchestrator_daemon{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p orchestrator_core` (or `cargo test --workspace`) first",
+        path.display()
+    );
+    path
+}
+
+/// A running daemon, killed when dropped.
+struct Daemon {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Err(e) = self.child.kill() {
+            eprintln!("killing the daemon: {e}");
+        }
+        if let Err(e) = self.child.wait() {
+            eprintln!("waiting for the daemon: {e}");
+        }
+    }
+}
+
+/// Starts the daemon on an ephemeral port and waits for its
+/// `listening on http://127.0.0.1:PORT` line on stderr.
+fn start_daemon(data_dir: &Path) -> Daemon {
+    let mut child = Command::new(daemon_bin())
+        .args(["--runtime", "mock", "--store", "sqlite", "--data-dir"])
+        .arg(data_dir)
+        .args(["--api-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting orchestrator_daemon");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    // Keeps draining stderr for the daemon's whole life so it never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("daemon: {line}");
+            if !sent {
+                if let Some(i) = line.find("listening on http://") {
+                    let url: String = line[i + "listening on ".len()..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    sent = tx.send(url).is_ok();
+                }
+            }
+        }
+    });
+    let url = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(url) => url,
+        Err(_) => {
+            if let Err(e) = child.kill() {
+                eprintln!("killing the daemon: {e}");
+            }
+            panic!("the daemon did not print `listening on http://...` within 60 s");
+        }
+    };
+    Daemon { child, url }
+}
+
+/// Runs `ui` with the test's config dir and server.
+fn ui(config_dir: &Path, server: &str, args: &[&str]) -> Output {
+    let out = Command::new(ui_bin())
+        .arg("--config-dir")
+        .arg(config_dir)
+        .args(["--server", server])
+        .args(args)
+        .env("UNIVRS_PASSPHRASE", PASSPHRASE)
+        .env_remove("UNIVRS_SERVER")
+        .env_remove("UNIVRS_CONFIG_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running ui");
+    eprintln!(
+        "ui {}: {}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs `ui` and expects success.
+fn ui_ok(config_dir: &Path, server: &str, args: &[&str]) -> String {
+    let out = ui(config_dir, server, args);
+    assert!(out.status.success(), "ui {} failed", args.join(" "));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ui status -o json`'s items.
+fn workloads(config_dir: &Path, server: &str) -> Vec<Value> {
+    let text = ui_ok(config_dir, server, &["status", "-o", "json"]);
+    let v: Value = serde_json::from_str(&text).expect("status -o json prints JSON");
+    v["items"].as_array().cloned().expect("items is an array")
+}
+
+/// Polls until `check` holds for the workload list, or panics after `timeout`.
+fn eventually(config_dir: &Path, server: &str, what: &str, check: impl Fn(&[Value]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let items = workloads(config_dir, server);
+        if check(&items) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {items:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn running_of(items: &[Value], name: &str) -> Option<u64> {
+    items
+        .iter()
+        .find(|w| w["spec"]["name"] == name)
+        .and_then(|w| w["status"]["running"].as_u64())
+}
+
+#[test]
+fn deploy_scale_logs_delete_against_a_real_daemon() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config_dir = tmp.path().join("config");
+    let daemon = start_daemon(&tmp.path().join("data"));
+    let server = daemon.url.as_str();
+
+    let out = ui_ok(&config_dir, server, &["init"]);
+    assert!(out.contains("public key:"), "{out}");
+    let again = ui_ok(&config_dir, server, &["init"]);
+    assert!(again.contains("already exists"), "{again}");
+
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello.yaml");
+    let manifest = manifest.to_str().expect("utf-8 path");
+    ui_ok(
+        &config_dir,
+        server,
+        &["deploy", manifest, "--timeout", "60"],
+    );
+    let items = workloads(&config_dir, server);
+    assert_eq!(running_of(&items, "hello"), Some(3), "{items:?}");
+    assert_eq!(items[0]["status"]["up_to_date"], 3);
+
+    let table = ui_ok(&config_dir, server, &["status"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("hello") && table.contains("3/3"), "{table}");
+
+    ui_ok(&config_dir, server, &["scale", "hello", "5"]);
+    eventually(&config_dir, server, "5 running", |items| {
+        running_of(items, "hello") == Some(5)
+    });
+
+    let detail = ui_ok(&config_dir, server, &["status", "hello"]);
+    assert_eq!(detail.matches("Running").count(), 5, "{detail}");
+
+    let logs = ui_ok(&config_dir, server, &["logs", "hello"]);
+    assert!(logs.contains("mock: started main from"), "{logs}");
+    // Five instances: each line carries its instance's short id.
+    assert!(logs.lines().all(|l| l.starts_with('[')), "{logs}");
+
+    // `-f` prints lines as they arrive and keeps the stream open.
+    let mut follow = Command::new(ui_bin())
+        .arg("--config-dir")
+        .arg(&config_dir)
+        .args(["--server", server, "logs", "hello", "-f", "--tail", "1"])
+        .env("UNIVRS_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("running ui logs -f");
+    let stdout = follow.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ui logs -f printed a line");
+    assert!(first.contains("mock: started main from"), "{first}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        follow.try_wait().expect("polling ui logs -f").is_none(),
+        "ui logs -f ended while the workload still runs"
+    );
+    follow.kill().expect("stopping ui logs -f");
+    follow.wait().expect("reaping ui logs -f");
+
+    let nodes = ui_ok(&config_dir, server, &["node", "status", "-o", "json"]);
+    let nodes: Value = serde_json::from_str(&nodes).expect("node status -o json prints JSON");
+    assert!(!nodes["items"].as_array().expect("items").is_empty());
+
+    ui_ok(&config_dir, server, &["health"]);
+
+    ui_ok(&config_dir, server, &["delete", "hello"]);
+    eventually(&config_dir, server, "no workloads", |items| {
+        items.is_empty()
+    });
+
+    let out = ui(&config_dir, server, &["status", "hello"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("(not_found, HTTP 404)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_server_fails_clearly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config_dir = tmp.path().join("config");
+    // Port 9 (discard) on loopback: nothing listens there.
+    let server = "http://127.0.0.1:9";
+    ui_ok(&config_dir, server, &["init"]);
+    let out = ui(&config_dir, server, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: cannot reach the server at http://127.0.0.1:9"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = ui(&config_dir, "not-a-url", &["health"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid server URL"));
+}
+
+#[test]
+fn local_commands_work_without_a_server() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config_dir = tmp.path().join("config");
+    let server = "http://127.0.0.1:9";
+    let created = ui_ok(&config_dir, server, &["init", "-o", "json"]);
+    let created: Value = serde_json::from_str(&created).expect("json");
+    let key = created["public_key"]
+        .as_str()
+        .expect("public_key")
+        .to_owned();
+    assert_eq!(key.len(), 64);
+    assert_eq!(
+        ui_ok(&config_dir, server, &["identity", "show"]).trim(),
+        key
+    );
+    let path = ui_ok(&config_dir, server, &["config", "path"]);
+    assert_eq!(Path::new(path.trim()), config_dir);
+    let version = ui_ok(&config_dir, server, &["version", "-o", "json"]);
+    let version: Value = serde_json::from_str(&version).expect("json");
+    assert_eq!(version["client"], env!("CARGO_PKG_VERSION"));
+
+    let out = ui(&config_dir, server, &["scale", "hello"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}

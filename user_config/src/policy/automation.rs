@@ -1,0 +1,252 @@
+//! `policy/automation.toml`: what AI agents may do without asking.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::AUTOMATION_FILE;
+use crate::error::Result;
+use crate::paths::ConfigDir;
+use crate::toml_file::{self, FieldPath, Problem, Validate};
+
+/// What an AI agent may do with a tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The agent may call the tool on its own.
+    Autonomous,
+    /// Each call waits for the user's approval.
+    RequireApproval,
+    /// The agent may never call the tool.
+    Forbidden,
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Autonomous => "autonomous",
+            Self::RequireApproval => "require_approval",
+            Self::Forbidden => "forbidden",
+        })
+    }
+}
+
+impl std::str::FromStr for Decision {
+    type Err = crate::Error;
+
+    /// `autonomous`, `require_approval` (or `require-approval`) or `forbidden`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "autonomous" => Ok(Self::Autonomous),
+            "require_approval" => Ok(Self::RequireApproval),
+            "forbidden" => Ok(Self::Forbidden),
+            _ => Err(crate::Error::InvalidValue {
+                field: "decision".to_owned(),
+                problem: format!("{s:?} is not one of autonomous, require_approval, forbidden"),
+            }),
+        }
+    }
+}
+
+/// The AI boundaries: which tools (by MCP tool name) an agent may use.
+///
+/// ```toml
+/// autonomous = ["list_workloads", "get_status"]
+/// require_approval = ["deploy", "scale"]
+/// forbidden = ["delete_workload"]
+/// ```
+///
+/// A tool may appear in one list only. A tool in no list requires approval
+/// ([`AutomationPolicy::DEFAULT`]): an unknown tool is never run unattended, and
+/// never silently refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomationPolicy {
+    /// Tools the agent may call alone.
+    #[serde(default)]
+    pub autonomous: Vec<String>,
+    /// Tools whose calls need the user's approval.
+    #[serde(default)]
+    pub require_approval: Vec<String>,
+    /// Tools the agent may never call.
+    #[serde(default)]
+    pub forbidden: Vec<String>,
+}
+
+impl AutomationPolicy {
+    /// The decision for a tool in no list.
+    pub const DEFAULT: Decision = Decision::RequireApproval;
+
+    /// Reads `policy/automation.toml` of `dir`; a missing file lists nothing.
+    pub fn load(dir: &ConfigDir) -> Result<Self> {
+        toml_file::load(dir, AUTOMATION_FILE)
+    }
+
+    /// Parses the text of an `automation.toml`.
+    pub fn parse(text: &str) -> Result<Self> {
+        toml_file::parse(AUTOMATION_FILE, text)
+    }
+
+    /// Validates and writes `policy/automation.toml` of `dir` atomically.
+    pub fn save(&self, dir: &ConfigDir) -> Result<()> {
+        toml_file::save(dir, AUTOMATION_FILE, self)
+    }
+
+    /// What an agent may do with `tool`: the list it is in, else
+    /// [`AutomationPolicy::DEFAULT`].
+    pub fn decision(&self, tool: &str) -> Decision {
+        let has = |list: &[String]| list.iter().any(|t| t == tool);
+        if has(&self.forbidden) {
+            Decision::Forbidden
+        } else if has(&self.require_approval) {
+            Decision::RequireApproval
+        } else if has(&self.autonomous) {
+            Decision::Autonomous
+        } else {
+            Self::DEFAULT
+        }
+    }
+
+    /// Puts `tool` in the list of `decision`, removing it from the others.
+    pub fn set(&mut self, tool: &str, decision: Decision) {
+        self.unset(tool);
+        let list = match decision {
+            Decision::Autonomous => &mut self.autonomous,
+            Decision::RequireApproval => &mut self.require_approval,
+            Decision::Forbidden => &mut self.forbidden,
+        };
+        list.push(tool.to_owned());
+    }
+
+    /// Removes `tool` from every list (it falls back to the default); whether it was
+    /// listed.
+    pub fn unset(&mut self, tool: &str) -> bool {
+        let mut found = false;
+        for list in [
+            &mut self.autonomous,
+            &mut self.require_approval,
+            &mut self.forbidden,
+        ] {
+            let before = list.len();
+            list.retain(|t| t != tool);
+            found |= list.len() != before;
+        }
+        found
+    }
+
+    fn lists(&self) -> [(&'static str, &[String]); 3] {
+        [
+            ("autonomous", &self.autonomous),
+            ("require_approval", &self.require_approval),
+            ("forbidden", &self.forbidden),
+        ]
+    }
+}
+
+impl Validate for AutomationPolicy {
+    fn validate(&self) -> Result<(), Problem> {
+        let lists = self.lists();
+        for (li, (name, list)) in lists.iter().enumerate() {
+            for (i, tool) in list.iter().enumerate() {
+                if tool.trim().is_empty() {
+                    return Err(Problem::new(
+                        FieldPath::key(name).index(i),
+                        "empty tool name",
+                    ));
+                }
+                // Same list, earlier position.
+                if list[..i].contains(tool) {
+                    return Err(Problem::new(
+                        FieldPath::key(name).index(i),
+                        format!("{tool:?} is listed twice"),
+                    ));
+                }
+                // An earlier list: report at this (the later) occurrence.
+                if let Some((other, _)) = lists[..li].iter().find(|(_, l)| l.contains(tool)) {
+                    return Err(Problem::new(
+                        FieldPath::key(name).index(i),
+                        format!("{tool:?} is also in {other}: a tool may be in one list only"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    #[test]
+    fn decisions_and_default() {
+        let p = AutomationPolicy::parse(
+            "autonomous = [\"status\"]\nrequire_approval = [\"deploy\"]\nforbidden = [\"delete\"]\n",
+        )
+        .unwrap();
+        assert_eq!(p.decision("status"), Decision::Autonomous);
+        assert_eq!(p.decision("deploy"), Decision::RequireApproval);
+        assert_eq!(p.decision("delete"), Decision::Forbidden);
+        assert_eq!(p.decision("unheard_of"), Decision::RequireApproval);
+    }
+
+    #[test]
+    fn decisions_parse_and_print() {
+        for d in [
+            Decision::Autonomous,
+            Decision::RequireApproval,
+            Decision::Forbidden,
+        ] {
+            assert_eq!(d.to_string().parse::<Decision>().unwrap(), d);
+        }
+        assert_eq!(
+            "require-approval".parse::<Decision>().unwrap(),
+            Decision::RequireApproval
+        );
+        assert!("maybe".parse::<Decision>().is_err());
+    }
+
+    #[test]
+    fn a_tool_in_two_lists_is_an_error_at_its_second_line() {
+        let text = "autonomous = [\"status\", \"deploy\"]\n\nforbidden = [\n  \"delete\",\n  \"deploy\",\n]\n";
+        let err = AutomationPolicy::parse(text).unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { line: Some(5), .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "policy/automation.toml:5: forbidden[1]: \"deploy\" is also in autonomous: \
+             a tool may be in one list only"
+        );
+    }
+
+    #[test]
+    fn set_moves_between_lists_and_round_trips() {
+        let mut p = AutomationPolicy::default();
+        p.set("deploy", Decision::Autonomous);
+        p.set("deploy", Decision::Forbidden);
+        p.set("scale", Decision::RequireApproval);
+        assert_eq!(p.decision("deploy"), Decision::Forbidden);
+        assert!(p.autonomous.is_empty());
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(tmp.path());
+        p.save(&dir).unwrap();
+        assert_eq!(AutomationPolicy::load(&dir).unwrap(), p);
+        assert!(p.unset("deploy"));
+        assert_eq!(p.decision("deploy"), AutomationPolicy::DEFAULT);
+    }
+
+    #[test]
+    fn save_refuses_an_invalid_policy() {
+        let p = AutomationPolicy {
+            autonomous: vec!["x".into()],
+            forbidden: vec!["x".into()],
+            ..Default::default()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let err = p.save(&ConfigDir::new(tmp.path())).unwrap_err();
+        assert!(matches!(err, Error::InvalidValue { .. }), "{err:?}");
+    }
+}
