@@ -4,7 +4,8 @@
 //!   unsigned `GET /healthz` on the same daemon as the baseline;
 //! - the daemon's resident memory idle and with 10,000 instances.
 //!
-//! Run: `cargo bench -p orchestrator_core --bench api`.
+//! Run: `cargo bench -p orchestrator_core --bench api` (SQLite, the default;
+//! `UNIVRS_STORE=memory` in the environment measures the in-memory store).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -18,7 +19,6 @@ use orchestrator_shared_types::auth::sign_request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const CONNECTIONS: usize = 32;
 const RUN_FOR: Duration = Duration::from_secs(5);
 
 struct Daemon {
@@ -37,14 +37,7 @@ impl Drop for Daemon {
 fn start_daemon() -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_orchestrator_daemon"))
-        .args([
-            "--runtime",
-            "mock",
-            "--store",
-            "sqlite",
-            "--api-addr",
-            "127.0.0.1:0",
-        ])
+        .args(["--runtime", "mock", "--api-addr", "127.0.0.1:0"])
         .args(["--node-cpu", "4000", "--node-memory", "16Ti", "--data-dir"])
         .arg(dir.path())
         .env("RUST_LOG", "warn,orchestrator_core::rest=info")
@@ -128,11 +121,16 @@ async fn request(
     (status, buf[header_end..header_end + len].to_vec())
 }
 
-async fn load(addr: &str, path: &'static str, signed: bool) -> (f64, Vec<Duration>) {
+async fn load(
+    addr: &str,
+    path: &'static str,
+    signed: bool,
+    connections: usize,
+) -> (f64, Vec<Duration>) {
     let addr = Arc::new(addr.to_owned());
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..CONNECTIONS {
+    for c in 0..connections {
         let addr = Arc::clone(&addr);
         tasks.push(tokio::spawn(async move {
             let key = SigningKey::from_bytes(&[c as u8 + 1; 32]);
@@ -220,13 +218,30 @@ fn main() {
     rt.block_on(async {
         // A few workloads so the list is not empty.
         fill(&d.addr, 10, 1).await;
-        let (rps_health, lat_health) = load(&d.addr, "/healthz", false).await;
-        let (rps, lat) = load(&d.addr, "/api/v1/workloads", true).await;
-        println!("REST API on loopback, {CONNECTIONS} keep-alive connections, {}s each, daemon in its own process", RUN_FOR.as_secs());
-        println!("| request | req/s | p50 ms | p99 ms | max ms |");
-        println!("|---|---|---|---|---|");
-        println!("| unsigned GET /healthz (baseline) | {rps_health:.0} | {:.2} | {:.2} | {:.2} |", pct(&lat_health, 0.5), pct(&lat_health, 0.99), pct(&lat_health, 1.0));
-        println!("| signed GET /api/v1/workloads (10 workloads) | {rps:.0} | {:.2} | {:.2} | {:.2} |", pct(&lat, 0.5), pct(&lat, 0.99), pct(&lat, 1.0));
+        println!(
+            "REST API on loopback, keep-alive connections, {}s per row, daemon in its own process",
+            RUN_FOR.as_secs()
+        );
+        println!("| request | connections | req/s | p50 ms | p99 ms | max ms |");
+        println!("|---|---|---|---|---|---|");
+        for connections in [16, 32] {
+            for (label, path, signed) in [
+                ("unsigned GET /healthz (baseline)", "/healthz", false),
+                (
+                    "signed GET /api/v1/workloads (10 workloads)",
+                    "/api/v1/workloads",
+                    true,
+                ),
+            ] {
+                let (rps, lat) = load(&d.addr, path, signed, connections).await;
+                println!(
+                    "| {label} | {connections} | {rps:.0} | {:.2} | {:.2} | {:.2} |",
+                    pct(&lat, 0.5),
+                    pct(&lat, 0.99),
+                    pct(&lat, 1.0)
+                );
+            }
+        }
     });
     drop(d);
 

@@ -37,10 +37,12 @@ async fn wait_running(
         if w["status"]["running"] == n && w["status"]["desired"] == n {
             return w;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} never ran {n}: {w}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let id = w["id"].as_str().unwrap().parse().unwrap();
+            let inst = api.orch.list_instances(&id).await.unwrap();
+            let statuses: Vec<_> = inst.iter().map(|i| i.status).collect();
+            panic!("{name} never ran {n}: {w}; store has {statuses:?}");
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

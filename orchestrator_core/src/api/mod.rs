@@ -69,6 +69,31 @@ fn merge(
     }
 }
 
+impl WorkloadStatus {
+    /// Counts `instances` of `w` by status.
+    pub fn count(w: &WorkloadDefinition, instances: &[WorkloadInstance]) -> Self {
+        let mut s = WorkloadStatus {
+            desired: w.spec.replicas,
+            ..WorkloadStatus::default()
+        };
+        for i in instances {
+            match i.status {
+                InstanceStatus::Running => {
+                    s.running += 1;
+                    if i.generation == w.generation {
+                        s.up_to_date += 1;
+                    }
+                }
+                InstanceStatus::Pending => s.pending += 1,
+                InstanceStatus::Succeeded => s.succeeded += 1,
+                InstanceStatus::Failed => s.failed += 1,
+                InstanceStatus::Unknown => s.unknown += 1,
+            }
+        }
+        s
+    }
+}
+
 /// A running orchestrator: the reconciler plus the library API.
 pub struct Orchestrator {
     deps: Deps,
@@ -252,25 +277,13 @@ impl Orchestrator {
 
     /// Counts of a workload's instances by status.
     pub async fn workload_status(&self, w: &WorkloadDefinition) -> Result<WorkloadStatus> {
-        let mut s = WorkloadStatus {
-            desired: w.spec.replicas,
-            ..WorkloadStatus::default()
-        };
-        for i in self.list_instances(&w.id).await? {
-            match i.status {
-                InstanceStatus::Running => {
-                    s.running += 1;
-                    if i.generation == w.generation {
-                        s.up_to_date += 1;
-                    }
-                }
-                InstanceStatus::Pending => s.pending += 1,
-                InstanceStatus::Succeeded => s.succeeded += 1,
-                InstanceStatus::Failed => s.failed += 1,
-                InstanceStatus::Unknown => s.unknown += 1,
-            }
+        // The reconciler records the counts after every pass that changed
+        // something; fall back to the store when it has not seen this generation.
+        if let Some(mut s) = self.handle.ctx().status(&w.id, w.generation) {
+            s.desired = w.spec.replicas;
+            return Ok(s);
         }
-        Ok(s)
+        Ok(WorkloadStatus::count(w, &self.list_instances(&w.id).await?))
     }
 
     /// Every node.

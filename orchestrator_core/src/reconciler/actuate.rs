@@ -361,6 +361,7 @@ pub async fn evict(ctx: &Ctx, instances: &[WorkloadInstance], reason: &str) -> R
     let ids: Vec<InstanceId> = removed.iter().map(|(id, _)| *id).collect();
     ctx.deps.store.delete_instances_batch(&ids).await?;
     for (id, workload) in &removed {
+        ctx.forget_status(workload);
         ctx.deps.scheduler.release(*id);
         ctx.emit(ReconcileEvent::InstanceRemoved {
             workload: *workload,

@@ -1,7 +1,7 @@
 //! What a reconcile pass works with.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use cluster_manager_interface::ClusterManager;
 use container_runtime_interface::ContainerRuntime;
@@ -12,6 +12,7 @@ use scheduler_interface::Scheduler;
 use state_store_interface::StateStore;
 use tokio::sync::broadcast;
 
+use crate::api::WorkloadStatus;
 use crate::config::ReconcilerConfig;
 use crate::events::ReconcileEvent;
 use crate::nodes::NodeView;
@@ -47,6 +48,10 @@ pub struct Ctx {
     pub workload_writes: tokio::sync::Mutex<()>,
     /// Workloads with replicas no node could take; retried when nodes change.
     unplaced: Mutex<HashSet<WorkloadId>>,
+    /// Instance counts per workload (with the generation they were counted
+    /// at) as of the last pass that changed something, so that status
+    /// queries need not read the store.
+    statuses: RwLock<HashMap<WorkloadId, (u64, WorkloadStatus)>>,
 }
 
 impl Ctx {
@@ -60,6 +65,7 @@ impl Ctx {
             events,
             workload_writes: tokio::sync::Mutex::new(()),
             unplaced: Mutex::new(HashSet::new()),
+            statuses: RwLock::new(HashMap::new()),
         }
     }
 
@@ -80,6 +86,39 @@ impl Ctx {
         } else {
             set.remove(&id);
         }
+    }
+
+    /// Records the instance counts of workload `id` at `generation`.
+    pub fn set_status(&self, id: WorkloadId, generation: u64, status: WorkloadStatus) {
+        let mut map = self
+            .statuses
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.insert(id, (generation, status));
+    }
+
+    /// Forgets the counts of a deleted workload.
+    pub fn forget_status(&self, id: &WorkloadId) {
+        self.statuses
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
+    /// The counts of workload `id` if they were taken at `generation`.
+    pub fn status(&self, id: &WorkloadId, generation: u64) -> Option<WorkloadStatus> {
+        let map = self.statuses.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(id)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// Whether workload `id` has replicas waiting for a node.
+    pub fn is_unplaced(&self, id: &WorkloadId) -> bool {
+        self.unplaced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
     }
 
     /// Workloads waiting for a node.

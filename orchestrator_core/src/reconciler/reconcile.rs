@@ -10,6 +10,7 @@ use super::compare::compare;
 use super::context::Ctx;
 use super::plan::{plan, plan_deletion};
 use super::sense::sense;
+use crate::api::WorkloadStatus;
 use crate::error::Result;
 use crate::events::ReconcileEvent;
 
@@ -29,6 +30,7 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
     let observed = sense(ctx, &id).await?;
     let Some(workload) = observed.workload.clone() else {
         let records: Vec<_> = observed.instances.into_iter().map(|o| o.record).collect();
+        ctx.forget_status(&id);
         if records.is_empty() {
             ctx.set_unplaced(id, false);
             return Ok(PassOutcome::default());
@@ -45,6 +47,18 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
     let plan = plan(&workload, &compared, drift);
     if plan.is_empty() && plan.requeue.is_none() {
         debug!(?drift, "in desired state");
+        if ctx.status(&id, workload.generation).is_none() {
+            let records: Vec<_> = observed
+                .instances
+                .iter()
+                .map(|o| o.record.clone())
+                .collect();
+            ctx.set_status(
+                id,
+                workload.generation,
+                WorkloadStatus::count(&workload, &records),
+            );
+        }
         return Ok(PassOutcome::default());
     }
     debug!(
@@ -58,10 +72,18 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
     let actions = actuate(ctx, Some(&workload), &compared, plan).await?;
     if rollback {
         requeue = Some(Duration::ZERO);
-    } else if ctx.unplaced().contains(&id) {
+    } else if ctx.is_unplaced(&id) {
         requeue = Some(requeue.map_or(ctx.config.unplaced_retry, |r| {
             r.min(ctx.config.unplaced_retry)
         }));
+    }
+    if actions > 0 || ctx.status(&id, workload.generation).is_none() {
+        let records = ctx.deps.store.list_instances_by_workload(&id).await?;
+        ctx.set_status(
+            id,
+            workload.generation,
+            WorkloadStatus::count(&workload, &records),
+        );
     }
     if actions > 0 {
         ctx.emit(ReconcileEvent::Reconciled {

@@ -8,7 +8,10 @@
 //! - `writer`: every write goes to one writer thread, which commits all the
 //!   writes queued at once in one transaction (group commit).
 //! - `records`: rows encoded as JSON of the domain types.
+//! - `cache`: every workload in memory, kept in step by the writer, so
+//!   workload reads decode nothing.
 
+mod cache;
 mod records;
 mod schema;
 mod writer;
@@ -57,6 +60,7 @@ pub struct SqliteStore {
 struct Opened {
     reads: Pool<SqliteConnectionManager>,
     writes: mpsc::Sender<WriteRequest>,
+    workloads: cache::SharedCache,
 }
 
 impl SqliteStore {
@@ -202,12 +206,32 @@ fn open_blocking(path: &Path, changes: broadcast::Sender<StoreChange>) -> Result
         .build(manager)
         .map_err(|e| open_err("building the read connection pool", &e))?;
 
+    let workloads = cache::SharedCache::default();
+    load_workloads(&conn, &workloads).map_err(|e| open_err("loading workloads", &e))?;
     let (writes, requests) = mpsc::channel();
+    let writer_cache = std::sync::Arc::clone(&workloads);
     std::thread::Builder::new()
         .name("state-store-writer".into())
-        .spawn(move || writer::run(conn, requests, changes))
+        .spawn(move || writer::run(conn, requests, changes, writer_cache))
         .map_err(|e| open_err("starting the writer thread", &e))?;
-    Ok(Opened { reads, writes })
+    Ok(Opened {
+        reads,
+        writes,
+        workloads,
+    })
+}
+
+/// Fills the workload cache from the database.
+fn load_workloads(conn: &Connection, workloads: &cache::SharedCache) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT data FROM workloads")?;
+    let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+    cache::write(workloads, |c| -> Result<()> {
+        for data in rows {
+            let w: WorkloadDefinition = decode(&data?, "workload")?;
+            c.apply(cache::CacheOp::Put(Box::new(w)));
+        }
+        Ok(())
+    })
 }
 
 #[async_trait]
@@ -279,12 +303,7 @@ impl StateStore for SqliteStore {
     }
 
     async fn get_workload(&self, id: &WorkloadId) -> Result<Option<WorkloadDefinition>> {
-        self.query_one(
-            "SELECT data FROM workloads WHERE id = ?1",
-            id.to_string(),
-            "workload",
-        )
-        .await
+        Ok(cache::read(&self.opened()?.workloads, |c| c.get(id)))
     }
 
     async fn get_workload_by_name(
@@ -292,22 +311,16 @@ impl StateStore for SqliteStore {
         owner: &PublicKey,
         name: &str,
     ) -> Result<Option<WorkloadDefinition>> {
-        let owner = owner.to_string();
-        let name = name.to_owned();
-        let data: Option<String> = self
-            .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached("SELECT data FROM workloads WHERE owner = ?1 AND name = ?2")?;
-                let mut rows = stmt.query_map([owner, name], |row| row.get(0))?;
-                Ok(rows.next().transpose()?)
-            })
-            .await?;
-        data.map(|d| decode(&d, "workload")).transpose()
+        Ok(cache::read(&self.opened()?.workloads, |c| {
+            c.get_by_name(owner, name)
+        }))
     }
 
     async fn list_workloads(&self) -> Result<Vec<WorkloadDefinition>> {
-        self.query("SELECT data FROM workloads ORDER BY id", None, "workload")
-            .await
+        Ok(cache::read(
+            &self.opened()?.workloads,
+            cache::WorkloadCache::list,
+        ))
     }
 
     async fn delete_workload(&self, id: &WorkloadId) -> Result<bool> {

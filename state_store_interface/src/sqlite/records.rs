@@ -27,6 +27,8 @@ pub(crate) struct WorkloadRow {
     pub(crate) generation: i64,
     pub(crate) data: String,
     pub(crate) change: StoreChange,
+    /// The workload itself, for the in-memory cache.
+    pub(crate) value: Box<orchestrator_shared_types::WorkloadDefinition>,
 }
 
 /// An instance, encoded.
@@ -61,6 +63,7 @@ impl WorkloadRow {
             })?,
             data: encode(w, "workload")?,
             change: StoreChange::WorkloadPut(w.id),
+            value: Box::new(w.clone()),
         })
     }
 }

@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use rusqlite::{params, Connection};
 use tokio::sync::{broadcast, oneshot};
 
+use super::cache::{self, CacheOp, SharedCache};
 use super::records::{InstanceRow, NodeRow, WorkloadRow};
 use crate::{Result, StoreChange, StoreError};
 
@@ -47,6 +48,8 @@ pub(crate) struct WriteOutcome {
     pub(crate) deleted: usize,
     /// Changes to publish once committed.
     changes: Vec<StoreChange>,
+    /// Changes to the workload cache once committed.
+    cache: Vec<CacheOp>,
 }
 
 /// A write and where to send its result.
@@ -63,6 +66,7 @@ pub(crate) fn run(
     mut conn: Connection,
     requests: mpsc::Receiver<WriteRequest>,
     changes: broadcast::Sender<StoreChange>,
+    workloads: SharedCache,
 ) {
     let mut group = Vec::new();
     while let Ok(first) = requests.recv() {
@@ -73,7 +77,15 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         }
-        let results = apply_group(&mut conn, &group);
+        let mut results = apply_group(&mut conn, &group);
+        // Committed: the cache follows before anyone is told.
+        cache::write(&workloads, |c| {
+            for outcome in results.iter_mut().flatten() {
+                for op in outcome.cache.drain(..) {
+                    c.apply(op);
+                }
+            }
+        });
         for (request, result) in group.drain(..).zip(results) {
             if let Ok(outcome) = &result {
                 for change in &outcome.changes {
@@ -180,6 +192,7 @@ fn apply(conn: &Connection, op: &WriteOp) -> Result<WriteOutcome> {
             for row in rows {
                 put_workload(conn, row)?;
                 out.changes.push(row.change.clone());
+                out.cache.push(CacheOp::Put(row.value.clone()));
             }
         }
         WriteOp::DeleteWorkload(id, change) => {
@@ -187,6 +200,9 @@ fn apply(conn: &Connection, op: &WriteOp) -> Result<WriteOutcome> {
                 .prepare_cached("DELETE FROM workloads WHERE id = ?1")?
                 .execute([id])?;
             if out.deleted > 0 {
+                if let StoreChange::WorkloadDeleted(wid) = change {
+                    out.cache.push(CacheOp::Delete(*wid));
+                }
                 out.changes.push(change.clone());
             }
         }
