@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 pub use nodes::test_node;
 
 /// Capacity of the event broadcast; a subscriber further behind than this lags.
-pub const EVENT_CHANNEL_CAPACITY: usize = 4096;
+pub const EVENT_CHANNEL_CAPACITY: usize = 1024;
 
 /// An in-memory [`ClusterManager`] whose membership the caller drives.
 ///

@@ -37,7 +37,7 @@ pub use behaviour::MockBehaviour;
 use container::MockContainer;
 
 /// Capacity of the status broadcast; a subscriber further behind than this lags.
-pub const STATUS_CHANNEL_CAPACITY: usize = 8192;
+pub const STATUS_CHANNEL_CAPACITY: usize = 1024;
 
 /// Exit code and reason of a container stopped by the runtime (128 + SIGTERM).
 const STOPPED: (i32, &str) = (143, "Killed");

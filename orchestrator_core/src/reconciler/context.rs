@@ -57,7 +57,7 @@ pub struct Ctx {
 impl Ctx {
     /// A context over `deps`.
     pub fn new(deps: Deps, config: ReconcilerConfig, nodes: NodeView) -> Self {
-        let (events, _) = broadcast::channel(16_384);
+        let (events, _) = broadcast::channel(1024);
         Self {
             deps,
             config,
