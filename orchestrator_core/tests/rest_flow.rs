@@ -303,6 +303,12 @@ async fn metrics_move_when_a_workload_is_deployed_and_pass_promtool() {
     assert_eq!(metric(&after, "orchestrator_workloads"), 1.0);
     assert_eq!(metric(&after, "orchestrator_instances"), 3.0);
     assert_eq!(metric(&after, "orchestrator_schedule_successes_total"), 3.0);
+    // Allocatable is what the nodes can still take: 16 cores minus 3 × 100m.
+    assert_eq!(
+        metric(&before, "orchestrator_cluster_allocatable_cpu_cores"),
+        16.0
+    );
+    assert!((metric(&after, "orchestrator_cluster_allocatable_cpu_cores") - 15.7).abs() < 1e-9);
     assert!(metric(&after, "orchestrator_reconciliation_cycles_total") >= 1.0);
 
     // The exposition served at /metrics passes promtool.
@@ -384,10 +390,6 @@ async fn the_event_stream_shows_a_deploy_in_order() {
     .await
     .unwrap();
 
-    let next = |ws: &mut tokio_tungstenite::WebSocketStream<_>| {
-        let _ = ws;
-    };
-    next(&mut ws);
     let mut kinds = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut deployed = false;

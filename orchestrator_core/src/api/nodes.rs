@@ -117,10 +117,20 @@ impl Orchestrator {
             .set(s.capacity.cpu_millis as f64 / 1000.0);
         m.cluster_capacity_memory_bytes
             .set(gauge(s.capacity.memory_bytes));
+        // What Ready nodes can still take: allocatable minus what is reserved.
+        let free = self
+            .list_nodes()
+            .await?
+            .iter()
+            .filter(|n| n.status == NodeStatus::Ready)
+            .fold(Resources::ZERO, |acc, n| {
+                let reserved = self.deps().scheduler.reserved(&n.id);
+                acc.saturating_add(n.resources_allocatable.saturating_sub(reserved))
+            });
         m.cluster_allocatable_cpu_cores
-            .set(s.allocatable.cpu_millis as f64 / 1000.0);
+            .set(free.cpu_millis as f64 / 1000.0);
         m.cluster_allocatable_memory_bytes
-            .set(gauge(s.allocatable.memory_bytes));
+            .set(gauge(free.memory_bytes));
         Ok(())
     }
 }

@@ -18,8 +18,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use observability::health::Health;
@@ -198,9 +197,4 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await
-}
-
-/// A 200 answer with a JSON body (for the OpenAPI `responses`).
-pub fn ok_json<T: Serialize>(status: StatusCode, body: T) -> Response {
-    (status, axum::Json(body)).into_response()
 }

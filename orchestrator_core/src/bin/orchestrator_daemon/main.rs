@@ -5,18 +5,6 @@ mod cli;
 use anyhow::Context;
 use clap::Parser;
 use orchestrator_core::daemon::{DaemonConfig, FileConfig, LogFormat};
-use tracing_subscriber::EnvFilter;
-
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
 
 /// Bounds glibc's malloc arenas before any thread starts. By default glibc
 /// gives busy threads arenas of their own (up to 8 per core) and returns
@@ -52,7 +40,11 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
     };
     // The whole configuration is checked before anything is opened or bound.
     let config = DaemonConfig::resolve(cli.overrides(), file)?;
-    init_tracing(config.log_format);
+    let format = match config.log_format {
+        LogFormat::Text => observability::logging::LogFormat::Text,
+        LogFormat::Json => observability::logging::LogFormat::Json,
+    };
+    observability::logging::init_tracing(format).context("setting up logging")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
