@@ -5,11 +5,16 @@
 //!   (`--runtime mock`). Per-image behaviours, crashes, OOM kills, node
 //!   partitions and log output are driven by the caller.
 //!
-//! The real runtime, built on youki's `libcontainer` (image pull, rootfs,
-//! cgroups, log capture), comes in a later issue as another module behind a
-//! Linux-only cargo feature. Both pass the same contract suite
-//! (`container_runtime_interface::testsuite`).
+//! - [`youki`] (feature `youki`, on by default, Linux): [`YoukiRuntime`], real
+//!   containers on youki's `libcontainer` in-process, images pulled from OCI
+//!   registries with `oci-client`, cgroup limits, logs, exit codes and probes.
+//!
+//! Both pass the same contract suite (`container_runtime_interface::testsuite`).
 
 pub mod mock;
+#[cfg(all(feature = "youki", target_os = "linux"))]
+pub mod youki;
 
 pub use mock::{MockBehaviour, MockRuntime};
+#[cfg(all(feature = "youki", target_os = "linux"))]
+pub use youki::{YoukiConfig, YoukiRuntime};

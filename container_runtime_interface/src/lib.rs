@@ -71,6 +71,10 @@ pub struct ContainerStatus {
     pub started_at: Option<DateTime<Utc>>,
     /// When its process ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Whether it counts as ready: running, and passing its readiness probe
+    /// if it has one.
+    #[serde(default)]
+    pub ready: bool,
 }
 
 /// Which lines of a log to read.
@@ -89,6 +93,15 @@ pub struct LogLine {
     pub stream: String,
     /// The text, without its newline.
     pub line: String,
+}
+
+/// What containers use, from their cgroups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceUsage {
+    /// CPU time consumed so far, in seconds.
+    pub cpu_seconds: f64,
+    /// Memory in use, in bytes.
+    pub memory_bytes: u64,
 }
 
 /// Failures of a container runtime.
@@ -181,4 +194,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn follow_container_logs(&self, id: &ContainerId) -> Result<BoxStream<'static, LogLine>>;
     /// State changes of every container of this runtime.
     fn subscribe_status(&self) -> broadcast::Receiver<ContainerStatus>;
+    /// What the running containers of `node` use now, summed; `None` when
+    /// the runtime does not measure it (the mock).
+    async fn usage(&self, node: NodeId) -> Result<Option<ResourceUsage>> {
+        let _ = node;
+        Ok(None)
+    }
 }

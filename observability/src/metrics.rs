@@ -31,6 +31,8 @@
 //! | `reconciliation_cycles`      | `orchestrator_reconciliation_cycles_total`        | counter   |
 //! | `reconciliation_duration`    | `orchestrator_reconciliation_duration_seconds`    | histogram |
 //! | `reconciliation_errors`      | `orchestrator_reconciliation_errors_total`        | counter   |
+//! | —                            | `orchestrator_containers_cpu_usage_seconds`       | gauge     |
+//! | —                            | `orchestrator_containers_memory_usage_bytes`      | gauge     |
 //! | —                            | `orchestrator_http_requests_total{method,route,status}` | counter |
 //! | —                            | `orchestrator_http_request_duration_seconds{route}` | histogram |
 //!
@@ -101,6 +103,13 @@ pub struct Metrics {
     /// Memory still free for workloads, in bytes
     /// (`orchestrator_cluster_allocatable_memory_bytes`).
     pub cluster_allocatable_memory_bytes: IntGauge,
+    /// CPU time used by the running containers of this node, from their
+    /// cgroups (`orchestrator_containers_cpu_usage_seconds`; a gauge, as the
+    /// sum drops when containers go).
+    pub containers_cpu_usage_seconds: Gauge,
+    /// Memory used by the running containers of this node
+    /// (`orchestrator_containers_memory_usage_bytes`).
+    pub containers_memory_usage_bytes: IntGauge,
     /// Placements attempted (`orchestrator_schedule_attempts_total`).
     pub schedule_attempts: IntCounter,
     /// Placements that found a node (`orchestrator_schedule_successes_total`).
@@ -223,6 +232,22 @@ impl Metrics {
                 IntGauge::new(
                     "orchestrator_cluster_allocatable_memory_bytes",
                     "Memory of all ready nodes not yet reserved by workloads, in bytes.",
+                ),
+            )?,
+            containers_cpu_usage_seconds: register(
+                r,
+                "orchestrator_containers_cpu_usage_seconds",
+                Gauge::new(
+                    "orchestrator_containers_cpu_usage_seconds",
+                    "CPU time used by the running containers of this node, in seconds.",
+                ),
+            )?,
+            containers_memory_usage_bytes: register(
+                r,
+                "orchestrator_containers_memory_usage_bytes",
+                IntGauge::new(
+                    "orchestrator_containers_memory_usage_bytes",
+                    "Memory used by the running containers of this node, in bytes.",
                 ),
             )?,
             schedule_attempts: register(
@@ -422,7 +447,7 @@ mod tests {
             );
             seen += 1;
         }
-        assert_eq!(seen, 20);
+        assert_eq!(seen, 22);
     }
 
     #[test]

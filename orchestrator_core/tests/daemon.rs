@@ -14,8 +14,14 @@ fn bad_configuration_is_refused_before_anything_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     for args in [
-        vec![],
         vec!["--runtime", "mock", "--node-memory", "8Go"],
+        vec!["--runtime", "mock", "--image-pull-policy", "Sometimes"],
+        vec![
+            "--runtime",
+            "mock",
+            "--insecure-registry",
+            "http://127.0.0.1:5000",
+        ],
         vec!["--runtime", "mock", "--label", "novalue"],
         vec!["--runtime", "mock", "--reconcile-concurrency", "0"],
     ] {
@@ -85,4 +91,44 @@ fn runs_with_the_example_config_and_stops_cleanly_on_sigterm() {
     wait_line("stopped cleanly");
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// Without root the youki runtime cannot run: the daemon says what is
+/// missing and that `--runtime mock` exists, and does not start on the mock.
+#[cfg(target_os = "linux")]
+#[test]
+fn without_root_the_youki_runtime_refuses_to_start() {
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        panic!("setpriv (util-linux) is needed to run the daemon as another user");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for d in [dir.path(), data.as_path()] {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            BIN,
+        ])
+        .args([
+            "--runtime",
+            "youki",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the daemon started without root");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("root"), "{err}");
+    assert!(err.contains("--runtime mock"), "{err}");
+    assert!(!err.contains("listening on"), "{err}");
 }

@@ -68,6 +68,9 @@ pub struct WorkloadInstance {
     /// Earliest time of the next restart (crash-loop back-off).
     #[serde(default)]
     pub restart_after: Option<DateTime<Utc>>,
+    /// Running, and every container passes its readiness probe (or has none).
+    #[serde(default)]
+    pub ready: bool,
 }
 
 impl WorkloadInstance {
@@ -89,6 +92,7 @@ impl WorkloadInstance {
             started_at: None,
             finished_at: None,
             restart_after: None,
+            ready: false,
         }
     }
 }

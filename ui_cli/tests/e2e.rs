@@ -51,8 +51,14 @@ impl Drop for Daemon {
 /// Starts the daemon on an ephemeral port and waits for its
 /// `listening on http://127.0.0.1:PORT` line on stderr.
 fn start_daemon(data_dir: &Path) -> Daemon {
+    start_daemon_with(data_dir, &["--runtime", "mock"])
+}
+
+/// Starts the daemon with `args` (the runtime) on SQLite in `data_dir`.
+fn start_daemon_with(data_dir: &Path, args: &[&str]) -> Daemon {
     let mut child = Command::new(daemon_bin())
-        .args(["--runtime", "mock", "--store", "sqlite", "--data-dir"])
+        .args(args)
+        .args(["--store", "sqlite", "--data-dir"])
         .arg(data_dir)
         .args(["--api-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
@@ -288,4 +294,141 @@ fn local_commands_work_without_a_server() {
 
     let out = ui(&config_dir, server, &["scale", "hello"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+/// The test registry (`./scripts/test-registry start`).
+fn registry() -> String {
+    std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// Container ids of the instances of `name`, sorted.
+fn container_ids(config_dir: &Path, server: &str, name: &str) -> Vec<String> {
+    let text = ui_ok(config_dir, server, &["status", name, "-o", "json"]);
+    let v: Value = serde_json::from_str(&text).expect("status -o json prints JSON");
+    let mut ids: Vec<String> = v["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter(|i| i["status"] == "Running")
+        .flat_map(|i| i["container_ids"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Processes in the cgroup of container `id` (cgroup v1 or v2).
+fn processes_of(id: &str) -> usize {
+    ["/sys/fs/cgroup/pids/univrs", "/sys/fs/cgroup/univrs"]
+        .iter()
+        .filter_map(|root| std::fs::read_to_string(format!("{root}/{id}/cgroup.procs")).ok())
+        .map(|procs| procs.lines().count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Real containers (youki) from the test registry: `ui deploy`, `ui logs`,
+/// and a `kill -9` of the daemon that leaves exactly the same containers
+/// running once it is back.
+#[cfg(target_os = "linux")]
+#[test]
+fn real_containers_outlive_a_killed_daemon() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config_dir = tmp.path().join("config");
+    let data = tmp.path().join("data");
+    let reg = registry();
+    let args = ["--runtime", "youki", "--insecure-registry", reg.as_str()];
+    let daemon = start_daemon_with(&data, &args);
+    let server = daemon.url.clone();
+    ui_ok(&config_dir, &server, &["init"]);
+
+    let sleeper = tmp.path().join("sleeper.yaml");
+    std::fs::write(
+        &sleeper,
+        format!("name: sleeper\nreplicas: 3\ncontainers:\n  - name: main\n    image: {reg}/test/busybox:1\n    command: [sleep, '3600']\n"),
+    )
+    .expect("writing the manifest");
+    let echo = tmp.path().join("echo.yaml");
+    std::fs::write(
+        &echo,
+        format!("name: echo\nrestart_policy: Never\ncontainers:\n  - name: main\n    image: {reg}/test/busybox:1\n    command: [echo, hello from a real container]\n"),
+    )
+    .expect("writing the manifest");
+    ui_ok(
+        &config_dir,
+        &server,
+        &[
+            "deploy",
+            sleeper.to_str().expect("utf-8"),
+            "--timeout",
+            "60",
+        ],
+    );
+    ui_ok(
+        &config_dir,
+        &server,
+        &["deploy", echo.to_str().expect("utf-8"), "--no-wait"],
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = ui_ok(&config_dir, &server, &["logs", "echo"]);
+        if logs.contains("hello from a real container") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ui logs echo: {logs}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let before = container_ids(&config_dir, &server, "sleeper");
+    assert_eq!(before.len(), 3, "{before:?}");
+    drop(daemon); // SIGKILL: no chance to clean up
+    for id in &before {
+        assert_eq!(
+            processes_of(id),
+            1,
+            "container {id} runs on without the daemon"
+        );
+    }
+
+    let daemon = start_daemon_with(&data, &args);
+    let server = daemon.url.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let after = container_ids(&config_dir, &server, "sleeper");
+        if after == before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the restart: {after:?}, before: {before:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Settled: still exactly those three, each one process, nothing else started.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(container_ids(&config_dir, &server, "sleeper"), before);
+    let on_disk = std::fs::read_dir(data.join("runtime/containers"))
+        .expect("containers dir")
+        .count();
+    assert_eq!(
+        on_disk, 4,
+        "3 sleepers and the finished echo, no duplicates"
+    );
+    for id in &before {
+        assert_eq!(processes_of(id), 1, "container {id}");
+    }
+    let logs = ui_ok(&config_dir, &server, &["logs", "echo"]);
+    assert!(logs.contains("hello from a real container"), "{logs}");
+
+    ui_ok(&config_dir, &server, &["delete", "sleeper"]);
+    ui_ok(&config_dir, &server, &["delete", "echo"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while before.iter().any(|id| processes_of(id) > 0) {
+        assert!(
+            Instant::now() < deadline,
+            "containers still run after delete"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -74,6 +74,7 @@ impl MockContainer {
         self.status.exit_code = Some(exit_code);
         self.status.reason = Some(reason.to_owned());
         self.status.finished_at = Some(Utc::now());
+        self.status.ready = false;
         self.followers.clear();
         self.exit_timer = None;
         true

@@ -74,6 +74,8 @@ impl ContainerRuntime for MockRuntime {
             reason: None,
             started_at: Some(Utc::now()),
             finished_at: None,
+            // The mock runs no probes: a running container is ready.
+            ready: true,
         };
         let mut container = MockContainer::started(status.clone(), &spec.config);
         if let Some((after, exit_code)) = exit_after {

@@ -43,6 +43,8 @@ pub struct WorkloadStatus {
     pub unknown: u32,
     /// Running instances of the current generation.
     pub up_to_date: u32,
+    /// Running instances that pass their readiness probes.
+    pub ready: u32,
 }
 
 /// The record `spec` makes of `existing` (or a new one): a change of template
@@ -80,6 +82,9 @@ impl WorkloadStatus {
             match i.status {
                 InstanceStatus::Running => {
                     s.running += 1;
+                    if i.ready {
+                        s.ready += 1;
+                    }
                     if i.generation == w.generation {
                         s.up_to_date += 1;
                     }

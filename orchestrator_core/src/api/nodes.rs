@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use container_runtime_interface::ResourceUsage;
 use orchestrator_shared_types::{InstanceStatus, Node, NodeId, NodeStatus, Resources};
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +132,17 @@ impl Orchestrator {
             .set(free.cpu_millis as f64 / 1000.0);
         m.cluster_allocatable_memory_bytes
             .set(gauge(free.memory_bytes));
+        // Usage as the runtime measures it (cgroups), summed over the nodes it serves.
+        let mut usage = ResourceUsage::default();
+        for n in self.list_nodes().await? {
+            if let Ok(Some(u)) = self.deps().runtime.usage(n.id).await {
+                usage.cpu_seconds += u.cpu_seconds;
+                usage.memory_bytes = usage.memory_bytes.saturating_add(u.memory_bytes);
+            }
+        }
+        m.containers_cpu_usage_seconds.set(usage.cpu_seconds);
+        m.containers_memory_usage_bytes
+            .set(gauge(usage.memory_bytes));
         Ok(())
     }
 }

@@ -10,14 +10,54 @@ use serde::Deserialize;
 
 use crate::config::ReconcilerConfig;
 use crate::error::{Error, Result};
+pub use container_runtime::youki::PullPolicy;
 
 /// Which container runtime runs containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeKind {
+    /// Real containers on youki's libcontainer (the default; root and cgroups).
+    Youki,
     /// Simulated containers, for tests and demos; nothing is isolated or run.
     Mock,
 }
+
+/// Basic-auth credentials of one registry, from the configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryAuth {
+    /// User name.
+    pub username: String,
+    /// Password or token.
+    pub password: String,
+}
+
+/// Settings of the youki runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeSettings {
+    /// Registries (`HOST:PORT`) reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// When images are pulled.
+    pub pull_policy: PullPolicy,
+    /// Size above which unused images are removed.
+    pub image_cache_bytes: u64,
+    /// Credentials per registry host.
+    pub registry_auth: BTreeMap<String, RegistryAuth>,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            insecure_registries: Vec::new(),
+            pull_policy: PullPolicy::IfNotPresent,
+            image_cache_bytes: DEFAULT_IMAGE_CACHE_BYTES,
+            registry_auth: BTreeMap::new(),
+        }
+    }
+}
+
+/// Default size of the image cache: 10 GiB.
+pub const DEFAULT_IMAGE_CACHE_BYTES: u64 = 10 << 30;
 
 /// Where state is kept.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -87,6 +127,17 @@ pub struct FileConfig {
     pub trusted_keys: Vec<String>,
     /// Allowed clock skew of signed requests, in seconds.
     pub auth_skew_seconds: Option<i64>,
+    /// Registries (`HOST:PORT`) reached over plain HTTP instead of HTTPS.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// `Always`, `IfNotPresent` (default) or `Never`.
+    pub image_pull_policy: Option<String>,
+    /// Size of the image cache before unused images are removed (`10Gi`).
+    pub image_cache_size: Option<String>,
+    /// Credentials per registry host: `[registry_auth."host:port"]`
+    /// with `username` and `password`.
+    #[serde(default)]
+    pub registry_auth: BTreeMap<String, RegistryAuth>,
 }
 
 impl FileConfig {
@@ -123,6 +174,8 @@ pub struct DaemonConfig {
     pub api_addr: std::net::SocketAddr,
     /// Authentication of the REST API.
     pub auth: crate::rest::AuthConfig,
+    /// Images and registries (youki runtime).
+    pub runtime_settings: RuntimeSettings,
 }
 
 /// Settings from flags and environment (clap fills them), every one optional.
@@ -156,6 +209,12 @@ pub struct Overrides {
     pub trusted_keys: Vec<String>,
     /// Allowed clock skew of signed requests, in seconds.
     pub auth_skew_seconds: Option<i64>,
+    /// Insecure registries, added to the file's.
+    pub insecure_registries: Vec<String>,
+    /// Image pull policy.
+    pub image_pull_policy: Option<String>,
+    /// Image cache size.
+    pub image_cache_size: Option<String>,
 }
 
 /// Parses a public key written as 64 hex characters or standard base64.
@@ -198,12 +257,55 @@ fn machine_capacity() -> Resources {
     Resources::new(cpus * 1000, memory)
 }
 
+fn runtime_settings(flags: &Overrides, file: &FileConfig) -> Result<RuntimeSettings> {
+    let mut insecure_registries = file.insecure_registries.clone();
+    insecure_registries.extend(flags.insecure_registries.iter().cloned());
+    for r in &insecure_registries {
+        let valid = r
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !valid || r.contains('/') {
+            return Err(Error::Config(format!(
+                "insecure registry {r:?} is not HOST:PORT (e.g. 127.0.0.1:5000)"
+            )));
+        }
+    }
+    let pull_policy = match flags
+        .image_pull_policy
+        .as_deref()
+        .or(file.image_pull_policy.as_deref())
+    {
+        Some(p) => p
+            .parse::<PullPolicy>()
+            .map_err(|e| Error::Config(format!("image pull policy: {e}")))?,
+        None => PullPolicy::IfNotPresent,
+    };
+    let image_cache_bytes = match flags
+        .image_cache_size
+        .as_deref()
+        .or(file.image_cache_size.as_deref())
+    {
+        Some(s) => s
+            .parse::<MemoryQuantity>()
+            .map_err(|e| Error::Config(format!("image cache size: {e}")))?
+            .bytes(),
+        None => DEFAULT_IMAGE_CACHE_BYTES,
+    };
+    Ok(RuntimeSettings {
+        insecure_registries,
+        pull_policy,
+        image_cache_bytes,
+        registry_auth: file.registry_auth.clone(),
+    })
+}
+
 /// Kept back from workloads for the system and the daemon itself.
 const SYSTEM_RESERVE: Resources = Resources::new(100, 256 << 20);
 
 impl DaemonConfig {
     /// Merges `flags` over `file` over defaults and validates the result.
     pub fn resolve(flags: Overrides, file: FileConfig) -> Result<Self> {
+        let runtime_settings = runtime_settings(&flags, &file)?;
         let data_dir = flags
             .data_dir
             .or(file.data_dir)
@@ -211,13 +313,8 @@ impl DaemonConfig {
             .ok_or_else(|| {
                 Error::Config("no data directory: pass --data-dir (HOME is not set)".into())
             })?;
-        let runtime = flags.runtime.or(file.runtime).ok_or_else(|| {
-            Error::Config(
-                "no container runtime chosen: pass --runtime mock (simulated containers for tests and \
-                 demos; the real youki runtime comes in a later release)"
-                    .into(),
-            )
-        })?;
+        let runtime = flags.runtime.or(file.runtime).unwrap_or(RuntimeKind::Youki);
+
         let capacity = machine_capacity();
         let cpu = match flags.node_cpu.or(file.node_cpu) {
             Some(s) => s
@@ -307,6 +404,7 @@ impl DaemonConfig {
             node_capacity,
             labels,
             reconciler,
+            runtime_settings,
         })
     }
 
@@ -324,6 +422,7 @@ impl DaemonConfig {
             reconciler: ReconcilerConfig::for_test(),
             api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             auth: crate::rest::AuthConfig::default(),
+            runtime_settings: RuntimeSettings::default(),
         }
     }
 }
@@ -355,9 +454,45 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_runtime_is_an_error_that_names_the_flag() {
-        let e = DaemonConfig::resolve(Overrides::default(), FileConfig::default()).unwrap_err();
-        assert!(e.to_string().contains("--runtime mock"), "{e}");
+    fn the_default_runtime_is_youki() {
+        let f = Overrides {
+            data_dir: Some("/tmp/x".into()),
+            ..Overrides::default()
+        };
+        let c = DaemonConfig::resolve(f, FileConfig::default()).unwrap();
+        assert_eq!(c.runtime, RuntimeKind::Youki);
+        assert_eq!(c.runtime_settings.pull_policy, PullPolicy::IfNotPresent);
+    }
+
+    #[test]
+    fn registry_settings_are_validated_and_merged() {
+        let file: FileConfig = toml::from_str(
+            "insecure_registries = [\"10.0.0.1:5000\"]\nimage_pull_policy = \"Always\"\n\
+             [registry_auth.\"ghcr.io\"]\nusername = \"u\"\npassword = \"p\"",
+        )
+        .unwrap();
+        let mut f = flags();
+        f.insecure_registries = vec!["127.0.0.1:5000".into()];
+        f.image_cache_size = Some("1Gi".into());
+        let c = DaemonConfig::resolve(f, file).unwrap();
+        let s = &c.runtime_settings;
+        assert_eq!(s.insecure_registries, ["10.0.0.1:5000", "127.0.0.1:5000"]);
+        assert_eq!(s.pull_policy, PullPolicy::Always);
+        assert_eq!(s.image_cache_bytes, 1 << 30);
+        assert_eq!(s.registry_auth["ghcr.io"].username, "u");
+        for (registry, policy) in [
+            ("http://x:5000", "Always"),
+            ("x", "Always"),
+            ("x:1", "Sometimes"),
+        ] {
+            let mut f = flags();
+            f.insecure_registries = vec![registry.into()];
+            f.image_pull_policy = Some(policy.into());
+            assert!(
+                DaemonConfig::resolve(f, FileConfig::default()).is_err(),
+                "{registry} {policy}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::time::Duration;
 use chrono::Utc;
 use cluster_manager::mock::MockClusterManager;
 use container_runtime::mock::MockRuntime;
+use container_runtime::youki::{RegistryCredentials, YoukiConfig, YoukiRuntime};
+use container_runtime_interface::ContainerRuntime;
 use orchestrator_shared_types::{Node, NodeStatus, PublicKey};
 use scheduler_interface::simple::{ScoringStrategy, SimpleScheduler, SimpleSchedulerConfig};
 use state_store_interface::memory::InMemoryStore;
@@ -35,7 +37,7 @@ const EVENT_HUB_CAPACITY: usize = 1024;
 pub const DATABASE_FILE: &str = "state.db";
 
 /// Opens the data directory and builds every component `config` names.
-pub fn build_deps(config: &DaemonConfig) -> Result<Deps> {
+pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         Error::Config(format!(
             "creating data directory {}: {e}",
@@ -63,11 +65,12 @@ pub fn build_deps(config: &DaemonConfig) -> Result<Deps> {
             Arc::new(InMemoryStore::new())
         }
     };
-    let runtime = match config.runtime {
+    let runtime: Arc<dyn ContainerRuntime> = match config.runtime {
         RuntimeKind::Mock => {
             warn!("container runtime: mock — containers are simulated, nothing runs");
             Arc::new(MockRuntime::new())
         }
+        RuntimeKind::Youki => Arc::new(youki_runtime(config).await?),
     };
     let strategy = match config.scoring {
         Scoring::Spread => ScoringStrategy::Spread,
@@ -91,6 +94,41 @@ pub fn build_deps(config: &DaemonConfig) -> Result<Deps> {
     })
 }
 
+/// Opens the youki runtime, or says what the host lacks. Never falls back.
+async fn youki_runtime(config: &DaemonConfig) -> Result<YoukiRuntime> {
+    let s = &config.runtime_settings;
+    let mut cfg = YoukiConfig::new(config.data_dir.join("runtime"));
+    cfg.insecure_registries = s.insecure_registries.clone();
+    cfg.pull_policy = s.pull_policy;
+    cfg.image_cache_bytes = s.image_cache_bytes;
+    cfg.credentials = s
+        .registry_auth
+        .iter()
+        .map(|(host, a)| {
+            (
+                host.clone(),
+                RegistryCredentials {
+                    username: a.username.clone(),
+                    password: a.password.clone(),
+                },
+            )
+        })
+        .collect();
+    let runtime = YoukiRuntime::new(cfg).await.map_err(|why| {
+        Error::Config(format!(
+            "the youki container runtime cannot start: {why}. Run the daemon as root on a host \
+             with cgroups mounted, or pass --runtime mock for simulated containers (tests and \
+             demos; nothing runs)"
+        ))
+    })?;
+    info!(
+        writable_layers = %runtime.layer_mode(),
+        cgroups = ?runtime.cgroup_layout(),
+        "container runtime: youki"
+    );
+    Ok(runtime)
+}
+
 /// A running daemon.
 pub struct Daemon {
     /// The orchestrator (library API).
@@ -107,7 +145,7 @@ impl Daemon {
     /// Builds and starts everything `config` names; the API port is bound
     /// before the reconciler starts, so a taken port fails fast.
     pub async fn start(config: &DaemonConfig) -> Result<Self> {
-        let deps = build_deps(config)?;
+        let deps = build_deps(config).await?;
         let listener = TcpListener::bind(config.api_addr)
             .await
             .map_err(|e| Error::Config(format!("binding the API to {}: {e}", config.api_addr)))?;

@@ -2,7 +2,6 @@
 //! (a crash leaves a `Pending` record that the next pass finishes, never an
 //! orphan container), and containers are removed before their record.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -64,10 +63,10 @@ async fn start_instance(
     mut inst: WorkloadInstance,
 ) -> WorkloadInstance {
     let mut ids = Vec::with_capacity(w.spec.containers.len());
-    let labels = BTreeMap::from([
-        (LABEL_INSTANCE.to_owned(), inst.id.to_string()),
-        (LABEL_WORKLOAD.to_owned(), w.id.to_string()),
-    ]);
+    // The workload's labels (e.g. `univrs.io/network: none`) plus ours.
+    let mut labels = w.spec.labels.clone();
+    labels.insert(LABEL_INSTANCE.to_owned(), inst.id.to_string());
+    labels.insert(LABEL_WORKLOAD.to_owned(), w.id.to_string());
     for config in &w.spec.containers {
         let spec = ContainerSpec {
             instance_id: inst.id,
@@ -96,6 +95,7 @@ async fn start_instance(
                 warn!(instance = %inst.id, workload = %w.id, error = %e, "starting instance failed");
                 inst.container_ids.clear();
                 inst.status = InstanceStatus::Failed;
+                inst.ready = false;
                 inst.reason = Some(format!("{kind}: {e}"));
                 inst.finished_at = Some(now);
                 inst.updated_at = now;
@@ -110,6 +110,13 @@ async fn start_instance(
     let now = Utc::now();
     inst.container_ids = ids;
     inst.status = InstanceStatus::Running;
+    // Containers without a readiness probe are ready once they run; the
+    // others become ready when their probe passes (a status change).
+    inst.ready = w
+        .spec
+        .containers
+        .iter()
+        .all(|c| c.readiness_probe.is_none());
     inst.reason = None;
     inst.started_at = Some(now);
     inst.updated_at = now;
@@ -245,6 +252,7 @@ pub async fn actuate(
                     inst.restarts = inst.restarts.saturating_add(1);
                     inst.container_ids.clear();
                     inst.status = InstanceStatus::Pending;
+                    inst.ready = false;
                     inst.reason = Some("Restarting".into());
                     inst.restart_after = None;
                     inst.updated_at = Utc::now();

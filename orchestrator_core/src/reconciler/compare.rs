@@ -149,10 +149,14 @@ fn compare_instance(
                     Verdict::NeedsStart
                 }
             },
-            Containers::Running { started_at } => {
+            Containers::Running { started_at, ready } => {
                 if r.status != InstanceStatus::Running {
                     set(&mut r, InstanceStatus::Running, None);
                     r.started_at = started_at.or(Some(now));
+                }
+                if r.ready != *ready {
+                    r.ready = *ready;
+                    r.updated_at = now;
                 }
                 Verdict::Healthy
             }
@@ -188,6 +192,9 @@ fn compare_instance(
             }
         }
     };
+    if r.status != InstanceStatus::Running {
+        r.ready = false;
+    }
     let changed = r != o.record;
     Compared {
         record: r,

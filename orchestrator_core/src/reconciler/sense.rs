@@ -18,6 +18,8 @@ pub enum Containers {
     Running {
         /// When the last of them started.
         started_at: Option<DateTime<Utc>>,
+        /// Every one passes its readiness probe (or has none).
+        ready: bool,
     },
     /// At least one exited.
     Exited {
@@ -67,10 +69,14 @@ async fn observe_containers(ctx: &Ctx, record: &WorkloadInstance) -> Containers 
     .await;
     let mut exited: Option<(i32, String)> = None;
     let mut started_at = None;
+    let mut ready = true;
     for status in statuses {
         match status {
             Ok(s) => match s.state {
-                ContainerState::Running => started_at = started_at.max(s.started_at),
+                ContainerState::Running => {
+                    started_at = started_at.max(s.started_at);
+                    ready &= s.ready;
+                }
                 ContainerState::Exited => {
                     let code = s.exit_code.unwrap_or(-1);
                     let reason = s.reason.unwrap_or_else(|| "Exited".into());
@@ -88,7 +94,7 @@ async fn observe_containers(ctx: &Ctx, record: &WorkloadInstance) -> Containers 
     }
     match exited {
         Some((code, reason)) => Containers::Exited { code, reason },
-        None => Containers::Running { started_at },
+        None => Containers::Running { started_at, ready },
     }
 }
 

@@ -48,16 +48,44 @@ pub fn public(k: &SigningKey) -> PublicKey {
 pub async fn api(auth: AuthConfig) -> Api {
     let node = test_node(1, 16_000, 64 << 30);
     let runtime = Arc::new(MockRuntime::new());
+    let core = api_on(auth, runtime.clone(), node).await;
+    Api {
+        router: core.router,
+        orch: core.orch,
+        store: core.store,
+        runtime,
+        metrics: core.metrics,
+        cancel: core.cancel,
+    }
+}
+
+/// The API over any runtime, on one node.
+pub struct ApiOn {
+    pub router: Router,
+    pub orch: Arc<Orchestrator>,
+    pub store: Arc<dyn StateStore>,
+    pub metrics: Arc<Metrics>,
+    pub events: EventHub,
+    pub cancel: CancellationToken,
+}
+
+/// The REST API and an orchestrator over `runtime`, serving `node` alone.
+pub async fn api_on(
+    auth: AuthConfig,
+    runtime: Arc<dyn ContainerRuntime>,
+    node: orchestrator_shared_types::Node,
+) -> ApiOn {
     runtime.init_node(node.id).await.unwrap();
     let store: Arc<dyn StateStore> = Arc::new(InMemoryStore::new());
+    let events = EventHub::new(1024);
     let metrics = Arc::new(Metrics::new().unwrap());
     let deps = Deps {
         store: Arc::clone(&store),
-        runtime: runtime.clone(),
+        runtime,
         cluster: Arc::new(MockClusterManager::new(node)),
         scheduler: Arc::new(SimpleScheduler::new(SimpleSchedulerConfig::default())),
         metrics: Arc::clone(&metrics),
-        events: EventHub::new(1024),
+        events: events.clone(),
     };
     let cancel = CancellationToken::new();
     let orch = Arc::new(
@@ -69,12 +97,12 @@ pub async fn api(auth: AuthConfig) -> Api {
     health.set_ok("store");
     health.set_ready(true);
     let router = rest::router(AppState::new(Arc::clone(&orch), auth, health));
-    Api {
+    ApiOn {
         router,
         orch,
         store,
-        runtime,
         metrics,
+        events,
         cancel,
     }
 }
@@ -103,21 +131,26 @@ pub fn signed_with(
         .unwrap()
 }
 
+/// Sends `req` through `router` and reads the JSON answer.
+pub async fn send_to(router: &Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let resp: Response<Body> = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+        .await
+        .unwrap();
+    let value = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        })
+    };
+    (status, value)
+}
+
 impl Api {
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, serde_json::Value) {
-        let resp: Response<Body> = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
-            .await
-            .unwrap();
-        let value = if bytes.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
-            })
-        };
-        (status, value)
+        send_to(&self.router, req).await
     }
 
     /// A fingerprint of everything stored, to prove a refused request changed nothing.

@@ -15,7 +15,8 @@ pub struct Cli {
     /// Data directory (node key, SQLite state) [default: $XDG_DATA_HOME/univrs].
     #[arg(long, env = "UNIVRS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Container runtime. `mock` simulates containers (tests, demos).
+    /// Container runtime [default: youki, real containers; needs root and
+    /// cgroups]. `mock` simulates containers (tests, demos).
     #[arg(long, env = "UNIVRS_RUNTIME", value_enum)]
     pub runtime: Option<RuntimeKind>,
     /// State store [default: sqlite].
@@ -54,6 +55,15 @@ pub struct Cli {
     /// Allowed clock skew of signed requests, in seconds [default: 60].
     #[arg(long, env = "UNIVRS_AUTH_SKEW_SECONDS")]
     pub auth_skew_seconds: Option<i64>,
+    /// A registry HOST:PORT reached over plain HTTP instead of HTTPS (repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// When to pull images: Always, IfNotPresent or Never [default: IfNotPresent].
+    #[arg(long, env = "UNIVRS_IMAGE_PULL_POLICY")]
+    pub image_pull_policy: Option<String>,
+    /// Image cache size before unused images are removed, e.g. `10Gi` [default: 10Gi].
+    #[arg(long, env = "UNIVRS_IMAGE_CACHE_SIZE")]
+    pub image_cache_size: Option<String>,
 }
 
 impl Cli {
@@ -74,6 +84,9 @@ impl Cli {
             admin_keys: self.admin_keys.clone(),
             trusted_keys: self.trusted_keys.clone(),
             auth_skew_seconds: self.auth_skew_seconds,
+            insecure_registries: self.insecure_registries.clone(),
+            image_pull_policy: self.image_pull_policy.clone(),
+            image_cache_size: self.image_cache_size.clone(),
         }
     }
 }

@@ -1,0 +1,118 @@
+//! What the runtime keeps about one container: the record on disk
+//! (`record.json`) and the live state in memory.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use container_runtime_interface::{ContainerState, ContainerStatus};
+use orchestrator_shared_types::{ContainerConfig, ContainerId, InstanceId, NodeId, WorkloadId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::image::Image;
+
+/// What is kept on disk about a container (`record.json`), written before
+/// the container is created and updated when it starts and exits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct Record {
+    pub(super) id: ContainerId,
+    pub(super) node_id: NodeId,
+    pub(super) instance_id: InstanceId,
+    pub(super) workload_id: WorkloadId,
+    pub(super) config: ContainerConfig,
+    pub(super) labels: BTreeMap<String, String>,
+    pub(super) image_reference: String,
+    pub(super) image_manifest_digest: String,
+    pub(super) image_config_digest: String,
+    pub(super) image_rootfs: PathBuf,
+    pub(super) cgroups_path: String,
+    pub(super) pid: Option<i32>,
+    pub(super) pid_ticks: Option<u64>,
+    pub(super) started_at: Option<DateTime<Utc>>,
+    pub(super) finished_at: Option<DateTime<Utc>>,
+    pub(super) exit_code: Option<i32>,
+    pub(super) reason: Option<String>,
+}
+
+impl Record {
+    pub(super) fn image(&self) -> Image {
+        Image {
+            reference: self.image_reference.clone(),
+            manifest_digest: self.image_manifest_digest.clone(),
+            config_digest: self.image_config_digest.clone(),
+            rootfs: self.image_rootfs.clone(),
+            config: Default::default(),
+            size_bytes: 0,
+        }
+    }
+}
+
+pub(super) fn save_record(dir: &Path, record: &Record) -> std::io::Result<()> {
+    let tmp = dir.join("record.json.tmp");
+    let mut f = File::create(&tmp)?;
+    serde_json::to_writer_pretty(&mut f, record)?;
+    f.flush()?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join("record.json"))?;
+    File::open(dir)?.sync_all()
+}
+
+/// What changes while a container lives.
+#[derive(Clone, Debug)]
+pub(super) struct Live {
+    pub(super) state: ContainerState,
+    pub(super) exit_code: Option<i32>,
+    pub(super) reason: Option<String>,
+    pub(super) started_at: Option<DateTime<Utc>>,
+    pub(super) finished_at: Option<DateTime<Utc>>,
+    pub(super) ready: bool,
+    pub(super) liveness_failed: bool,
+    /// Started by this daemon (a child we can wait for) or adopted.
+    pub(super) adopted: bool,
+}
+
+pub(super) struct Entry {
+    pub(super) record: Mutex<Record>,
+    pub(super) dir: PathBuf,
+    pub(super) live: Mutex<Live>,
+    pub(super) exited: watch::Sender<bool>,
+    pub(super) probes: CancellationToken,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Entry {
+    pub(super) fn status(&self) -> ContainerStatus {
+        let r = lock(&self.record);
+        let l = lock(&self.live);
+        ContainerStatus {
+            id: r.id.clone(),
+            node_id: r.node_id,
+            instance_id: r.instance_id,
+            workload_id: r.workload_id,
+            name: r.config.name.clone(),
+            state: l.state,
+            exit_code: l.exit_code,
+            reason: l.reason.clone(),
+            started_at: l.started_at,
+            finished_at: l.finished_at,
+            ready: l.ready,
+        }
+    }
+
+    pub(super) fn pid(&self) -> Option<(i32, Option<u64>)> {
+        let r = lock(&self.record);
+        r.pid.map(|p| (p, r.pid_ticks))
+    }
+
+    pub(super) fn is_running(&self) -> bool {
+        lock(&self.live).state == ContainerState::Running
+    }
+}

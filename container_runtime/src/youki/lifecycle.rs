@@ -1,0 +1,403 @@
+//! A container's life: create and start, exit, stop, destroy.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use container_runtime_interface::{ContainerSpec, ContainerState, Result, RuntimeError};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::sys::signal::Signal;
+use orchestrator_shared_types::{ContainerId, NodeId};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::entry::{lock, save_record, Entry, Live, Record};
+use super::image::{self, ImageError};
+use super::{
+    cgroup, logs, probe, process, rootfs, spec, worker, NetworkMode, YoukiRuntime, NETWORK_LABEL,
+};
+
+pub(super) fn create_error(spec: &ContainerSpec, reason: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Create {
+        instance: spec.instance_id,
+        name: spec.config.name.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+pub(super) fn op_error(
+    operation: &'static str,
+    id: &ContainerId,
+    reason: impl std::fmt::Display,
+) -> RuntimeError {
+    RuntimeError::Operation {
+        operation,
+        id: id.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+pub(super) fn pull_error(image: &str, e: ImageError) -> RuntimeError {
+    RuntimeError::ImagePull {
+        image: image.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Creates and starts container `id` from the bundle `dir` (on the worker).
+pub(super) fn libcontainer_create(
+    id: &str,
+    state_root: &Path,
+    dir: &Path,
+    stdout: File,
+    stderr: File,
+) -> std::result::Result<(i32, Option<u64>), String> {
+    let stdin = File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
+    let mut container = ContainerBuilder::new(id.to_owned(), SyscallType::default())
+        .with_root_path(state_root)
+        .map_err(|e| e.to_string())?
+        .with_stdin(stdin)
+        .with_stdout(stdout)
+        .with_stderr(stderr)
+        .validate_id()
+        .map_err(|e| e.to_string())?
+        .as_init(dir)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let pid = container
+        .pid()
+        .map(|p| p.as_raw())
+        .ok_or_else(|| "libcontainer reported no pid".to_owned())?;
+    let ticks = process::start_ticks(pid);
+    container.start().map_err(|e| e.to_string())?;
+    Ok((pid, ticks))
+}
+
+/// Deletes libcontainer's state of `id` (killing what is left, removing the
+/// cgroup), on the worker. A container libcontainer does not know is fine.
+pub(super) fn libcontainer_delete(id: &str, state_root: &Path) -> std::result::Result<(), String> {
+    let dir = state_root.join(id);
+    if !dir.exists() {
+        return Ok(());
+    }
+    match Container::load(dir.clone()) {
+        Ok(mut c) => c.delete(true).map_err(|e| e.to_string()),
+        Err(e) => {
+            warn!(container = id, error = %e, "libcontainer state unreadable; removing it");
+            std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())
+        }
+    }
+}
+
+impl YoukiRuntime {
+    /// Removes everything of a container: libcontainer state and cgroup,
+    /// mounts, directory, image reference.
+    pub(super) async fn destroy(&self, id: &ContainerId, dir: &Path, record: &Record) {
+        let state_root = self.inner.state_root.clone();
+        let cid = id.to_string();
+        if let Err(e) = worker::run_forked(move || libcontainer_delete(&cid, &state_root)).await {
+            warn!(container = %id, error = %e, "deleting libcontainer state");
+        }
+        let d = dir.to_path_buf();
+        match tokio::task::spawn_blocking(move || rootfs::teardown(&d)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(container = %id, error = %e, "removing the container directory"),
+            Err(e) => warn!(container = %id, error = %e, "removing the container directory"),
+        }
+        if record.pid.is_some() || record.started_at.is_some() {
+            self.inner.images.release(&record.image());
+        }
+    }
+
+    /// Records that `entry`'s init exited with `code` — on disk first, then
+    /// in memory — and tells everyone.
+    pub(super) fn on_exit(&self, entry: &Entry, code: Option<i32>) {
+        let now = Utc::now();
+        let cgroups_path = lock(&entry.record).cgroups_path.clone();
+        let oom = cgroup::oom_killed(self.inner.layout, &cgroups_path);
+        let (code, reason) = {
+            let l = lock(&entry.live);
+            if l.state == ContainerState::Exited {
+                return;
+            }
+            let code = code.unwrap_or(-1);
+            let reason = if oom {
+                "OOMKilled"
+            } else if l.liveness_failed {
+                "LivenessProbeFailed"
+            } else if l.adopted && code == -1 {
+                "Unknown"
+            } else if code == 0 {
+                "Completed"
+            } else {
+                "Error"
+            };
+            (code, reason.to_owned())
+        };
+        entry.probes.cancel();
+        let record = {
+            // Held while writing: one writer of record.json at a time.
+            let mut r = lock(&entry.record);
+            r.exit_code = Some(code);
+            r.reason = Some(reason.clone());
+            r.finished_at = Some(now);
+            if let Err(e) = save_record(&entry.dir, &r) {
+                warn!(container = %r.id, error = %e, "saving the exit of a container");
+            }
+            r.clone()
+        };
+        {
+            let mut l = lock(&entry.live);
+            l.state = ContainerState::Exited;
+            l.exit_code = Some(code);
+            l.reason = Some(reason);
+            l.finished_at = Some(now);
+            l.ready = false;
+        }
+        info!(container = %record.id, exit_code = ?record.exit_code, reason = ?record.reason, "container exited");
+        entry.exited.send_replace(true);
+        self.publish(entry);
+    }
+
+    /// Waits on a thread of its own for `entry`'s init to exit.
+    pub(super) fn spawn_reaper(&self, entry: Arc<Entry>, pid: i32) {
+        let weak = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name(format!("reap-{pid}"))
+            .stack_size(64 << 10)
+            .spawn(move || {
+                let code = process::wait_child(pid);
+                if let Some(inner) = weak.upgrade() {
+                    YoukiRuntime { inner }.on_exit(&entry, code);
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(pid, error = %e, "cannot start a reaper thread; the exit will be noticed by polling");
+            lock(&self.inner.containers).values().for_each(|_| {});
+        }
+    }
+
+    /// Sets liveness failure and kills the container (from the probe task).
+    pub(super) fn kill_for_liveness(&self, entry: &Entry) {
+        lock(&entry.live).liveness_failed = true;
+        if let Some((pid, _)) = entry.pid() {
+            if let Err(e) = process::signal(pid, Signal::SIGKILL) {
+                warn!(pid, error = %e, "killing a container whose liveness probe failed");
+            }
+        }
+    }
+
+    pub(super) fn set_ready(&self, entry: &Entry, ready: bool) {
+        let changed = {
+            let mut l = lock(&entry.live);
+            let changed = l.state == ContainerState::Running && l.ready != ready;
+            if changed {
+                l.ready = ready;
+            }
+            changed
+        };
+        if changed {
+            self.publish(entry);
+        }
+    }
+
+    pub(super) async fn create(&self, node: NodeId, spec: &ContainerSpec) -> Result<ContainerId> {
+        self.check_node(node)?;
+        let key = (spec.instance_id, spec.config.name.clone());
+        let id = ContainerId(format!("u-{}", uuid::Uuid::new_v4().simple()));
+        {
+            let mut keys = lock(&self.inner.by_key);
+            if let Some(existing) = keys.get(&key) {
+                return Err(RuntimeError::AlreadyExists(existing.clone()));
+            }
+            keys.insert(key.clone(), id.clone());
+        }
+        let result = self.create_inner(node, spec, &id).await;
+        if result.is_err() {
+            lock(&self.inner.by_key).remove(&key);
+        }
+        result.map(|()| id)
+    }
+
+    pub(super) async fn create_inner(
+        &self,
+        node: NodeId,
+        spec: &ContainerSpec,
+        id: &ContainerId,
+    ) -> Result<()> {
+        let config = &spec.config;
+        let image = self
+            .inner
+            .images
+            .ensure(&config.image)
+            .await
+            .map_err(|e| pull_error(&config.image, e))?;
+        let plan = image::plan_process(&image, &config.command, &config.args, &config.env)
+            .map_err(|e| create_error(spec, e))?;
+        let network = match spec.labels.get(NETWORK_LABEL).map(String::as_str) {
+            None | Some("host") => NetworkMode::Host,
+            Some("none") => NetworkMode::None,
+            Some(other) => {
+                return Err(create_error(
+                    spec,
+                    format!("label {NETWORK_LABEL}: '{other}' is not a network mode (host, none)"),
+                ))
+            }
+        };
+
+        let dir = self.inner.containers_root.join(id.as_str());
+        let cgroups_path = format!("/{}/{}", self.inner.cfg.cgroup_root, id);
+        let mut record = Record {
+            id: id.clone(),
+            node_id: node,
+            instance_id: spec.instance_id,
+            workload_id: spec.workload_id,
+            config: config.clone(),
+            labels: spec.labels.clone(),
+            image_reference: image.reference.clone(),
+            image_manifest_digest: image.manifest_digest.clone(),
+            image_config_digest: image.config_digest.clone(),
+            image_rootfs: image.rootfs.clone(),
+            cgroups_path: cgroups_path.clone(),
+            pid: None,
+            pid_ticks: None,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            reason: None,
+        };
+        self.inner.images.acquire(&image);
+
+        let prepared = {
+            let dir = dir.clone();
+            let record = record.clone();
+            let mode = self.inner.layer_mode;
+            let rootfs_src = image.rootfs.clone();
+            let spec_input_id = id.to_string();
+            let config = config.clone();
+            let plan = plan.clone();
+            tokio::task::spawn_blocking(move || -> std::result::Result<(File, File), String> {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                save_record(&dir, &record).map_err(|e| format!("saving the record: {e}"))?;
+                rootfs::prepare(mode, &rootfs_src, &dir)
+                    .map_err(|e| format!("preparing the {mode} rootfs: {e}"))?;
+                let oci = spec::build(&spec::SpecInput {
+                    id: &spec_input_id,
+                    config: &config,
+                    process: &plan,
+                    rootfs: &dir.join("rootfs"),
+                    cgroups_path: record.cgroups_path.clone(),
+                    network,
+                });
+                oci.save(dir.join("config.json"))
+                    .map_err(|e| format!("writing config.json: {e}"))?;
+                logs::open(&dir).map_err(|e| format!("opening the log files: {e}"))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+        };
+        let (stdout, stderr) = match prepared {
+            Ok(files) => files,
+            Err(e) => {
+                self.destroy(id, &dir, &record).await;
+                return Err(create_error(spec, e));
+            }
+        };
+
+        let started = {
+            let cid = id.to_string();
+            let state_root = self.inner.state_root.clone();
+            let bundle = dir.clone();
+            worker::run_forked(move || {
+                libcontainer_create(&cid, &state_root, &bundle, stdout, stderr)
+            })
+            .await
+        };
+        let (pid, ticks) = match started {
+            Ok(p) => p,
+            Err(e) => {
+                self.destroy(id, &dir, &record).await;
+                return Err(create_error(spec, e));
+            }
+        };
+        let now = Utc::now();
+        record.pid = Some(pid);
+        record.pid_ticks = ticks;
+        record.started_at = Some(now);
+        // Saved before the reaper exists: its exit record must come after.
+        {
+            let dir = dir.clone();
+            let record = record.clone();
+            match tokio::task::spawn_blocking(move || save_record(&dir, &record)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(container = %id, error = %e, "saving the record"),
+                Err(e) => warn!(container = %id, error = %e, "saving the record"),
+            }
+        }
+        let (exited, _) = watch::channel(false);
+        let entry = Arc::new(Entry {
+            dir: dir.clone(),
+            live: Mutex::new(Live {
+                state: ContainerState::Running,
+                exit_code: None,
+                reason: None,
+                started_at: Some(now),
+                finished_at: None,
+                ready: config.readiness_probe.is_none(),
+                liveness_failed: false,
+                adopted: false,
+            }),
+            record: Mutex::new(record.clone()),
+            exited,
+            probes: self.inner.shutdown.child_token(),
+        });
+        lock(&self.inner.containers).insert(id.clone(), entry.clone());
+        self.spawn_reaper(entry.clone(), pid);
+        probe::spawn(Arc::downgrade(&self.inner), entry.clone());
+        info!(container = %id, pid, image = %config.image, "container started");
+        self.publish(&entry);
+        Ok(())
+    }
+
+    pub(super) async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+        let entry = self.entry_or_not_found(id)?;
+        let Some((pid, ticks)) = entry.pid() else {
+            return Ok(());
+        };
+        if !entry.is_running() {
+            return Ok(());
+        }
+        let adopted = lock(&entry.live).adopted;
+        if adopted && ticks.is_some_and(|t| !process::is_alive(pid, t)) {
+            return Ok(());
+        }
+        entry.probes.cancel();
+        let mut exited = entry.exited.subscribe();
+        if !grace.is_zero() {
+            process::signal(pid, Signal::SIGTERM).map_err(|e| op_error("stopping", id, e))?;
+            let _ = tokio::time::timeout(grace, exited.wait_for(|e| *e)).await;
+        }
+        if !*exited.borrow() {
+            process::signal(pid, Signal::SIGKILL).map_err(|e| op_error("killing", id, e))?;
+            if tokio::time::timeout(Duration::from_secs(10), exited.wait_for(|e| *e))
+                .await
+                .is_err()
+            {
+                return Err(op_error(
+                    "stopping",
+                    id,
+                    "the process did not exit 10 s after SIGKILL",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

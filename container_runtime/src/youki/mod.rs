@@ -1,0 +1,376 @@
+//! The real runtime: containers on youki's `libcontainer`, in-process, with
+//! images pulled from OCI registries (SPEC §9).
+//!
+//! Layout under the data directory (`YoukiConfig::data_dir`):
+//!
+//! ```text
+//! images/                 blobs by digest, unpacked image rootfs (shared, read-only)
+//! state/                  libcontainer's state directory (its `root_path`)
+//! containers/<id>/        one per container: record.json, config.json (the
+//!                         bundle), rootfs/ (overlay mount or copy), upper/,
+//!                         work/, stdout.log, stderr.log
+//! ```
+//!
+//! - **Calling libcontainer safely** (`worker`): each call runs in a child
+//!   process forked for it with glibc's `fork` (libcontainer's own raw
+//!   `clone` from a multi-threaded daemon can deadlock on a malloc lock, and
+//!   its `chdir` would hit every thread), from a pool of dedicated threads.
+//!   The daemon is a child subreaper, so container inits become its children.
+//! - **Exit codes**: a container's init is the daemon's child; a thread per
+//!   container waits for it (`waitpid(__WALL)`), then the exit code, the reason
+//!   (`Completed`, `Error`, `OOMKilled` from the cgroup's OOM-kill counter,
+//!   `LivenessProbeFailed`) and the time are recorded in `record.json` and
+//!   published.
+//! - **Daemon restarts**: containers outlive the daemon (their logs go to
+//!   files, not through it). On start the runtime reads every `record.json`:
+//!   a container whose init still runs (same pid and start time) is adopted
+//!   and watched by polling `/proc`; its exit code, should it exit later, is
+//!   unknown to the new daemon (reported as exit code −1, reason `Unknown` or
+//!   `OOMKilled`). A container that never finished starting is removed.
+//! - **Stop**: SIGTERM to the init, SIGKILL after the grace period (a pid
+//!   namespace's init ignores signals it has no handler for, as in Docker).
+//! - **Probes**: `probe` runs liveness and readiness probes per container.
+
+mod cgroup;
+mod entry;
+pub mod image;
+mod lifecycle;
+mod logs;
+mod probe;
+mod process;
+mod recover;
+mod rootfs;
+mod spec;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use container_runtime_interface::{
+    ContainerRuntime, ContainerSpec, ContainerStatus, LogLine, LogOptions, ResourceUsage, Result,
+    RuntimeError,
+};
+use futures::stream::BoxStream;
+use orchestrator_shared_types::{ContainerId, InstanceId, NodeId};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, instrument};
+
+pub use cgroup::{Layout as CgroupLayout, Usage};
+pub use image::{ImageStore, ImageStoreConfig, PullPolicy, RegistryCredentials};
+pub use rootfs::LayerMode;
+pub use spec::NetworkMode;
+
+use entry::{lock, Entry};
+use lifecycle::op_error;
+use recover::housekeeping;
+
+/// The workload label that asks for a network namespace without interfaces
+/// (`univrs.io/network: none`); the default is the host's network.
+pub const NETWORK_LABEL: &str = "univrs.io/network";
+
+/// Capacity of the status broadcast channel.
+const STATUS_CHANNEL_CAPACITY: usize = 1024;
+
+/// How often adopted containers (from before a daemon restart) are checked,
+/// and log size caps applied.
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
+
+/// Settings of the youki runtime.
+#[derive(Clone, Debug)]
+pub struct YoukiConfig {
+    /// Where images, state and containers live (created if missing).
+    pub data_dir: PathBuf,
+    /// Registries (`HOST:PORT`) reached over plain HTTP; every other over HTTPS.
+    pub insecure_registries: Vec<String>,
+    /// When to pull an image.
+    pub pull_policy: PullPolicy,
+    /// Unused images are removed, least recently used first, above this size.
+    pub image_cache_bytes: u64,
+    /// Basic-auth credentials per registry host.
+    pub credentials: BTreeMap<String, RegistryCredentials>,
+    /// First component of every container's cgroup path (`/<root>/<id>`).
+    pub cgroup_root: String,
+    /// Size cap of each of a container's two log files.
+    pub log_max_bytes: u64,
+}
+
+impl YoukiConfig {
+    /// Defaults under `data_dir`: pull if not present, 10 GiB image cache,
+    /// cgroups under `/univrs`, 10 MiB log files.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            insecure_registries: Vec::new(),
+            pull_policy: PullPolicy::IfNotPresent,
+            image_cache_bytes: 10 << 30,
+            credentials: BTreeMap::new(),
+            cgroup_root: "univrs".into(),
+            log_max_bytes: 10 << 20,
+        }
+    }
+}
+
+/// Why the youki runtime cannot run on this host.
+pub fn preflight() -> std::result::Result<CgroupLayout, String> {
+    let mut missing = Vec::new();
+    if !nix::unistd::Uid::effective().is_root() {
+        missing.push("root privileges (the daemon runs as a regular user)".to_owned());
+    }
+    let layout = match cgroup::layout() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            missing.push(e);
+            None
+        }
+    };
+    match (layout, missing.is_empty()) {
+        (Some(l), true) => Ok(l),
+        _ => Err(missing.join("; ")),
+    }
+}
+
+struct Inner {
+    cfg: YoukiConfig,
+    images: ImageStore,
+    layout: cgroup::Layout,
+    layer_mode: LayerMode,
+    state_root: PathBuf,
+    containers_root: PathBuf,
+    node: Mutex<Option<NodeId>>,
+    containers: Mutex<HashMap<ContainerId, Arc<Entry>>>,
+    by_key: Mutex<HashMap<(InstanceId, String), ContainerId>>,
+    status_tx: broadcast::Sender<ContainerStatus>,
+    shutdown: CancellationToken,
+}
+
+/// [`ContainerRuntime`] on youki's libcontainer. Serves one node: the one
+/// passed to [`ContainerRuntime::init_node`].
+#[derive(Clone)]
+pub struct YoukiRuntime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for YoukiRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YoukiRuntime")
+            .field("data_dir", &self.inner.cfg.data_dir)
+            .field("layer_mode", &self.inner.layer_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl YoukiRuntime {
+    /// Opens the runtime on `cfg.data_dir`: checks root and cgroups, probes
+    /// overlayfs, and adopts the containers a previous daemon left running.
+    pub async fn new(cfg: YoukiConfig) -> std::result::Result<Self, String> {
+        let layout = preflight()?;
+        // Container inits are forked by short-lived children of the worker
+        // (see `worker`); as a subreaper the daemon inherits them.
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| format!("becoming a child subreaper: {e}"))?;
+        let data = cfg.data_dir.clone();
+        let state_root = data.join("state");
+        let containers_root = data.join("containers");
+        for d in [&data, &state_root, &containers_root] {
+            std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        }
+        let images = ImageStore::new(ImageStoreConfig {
+            root: data.join("images"),
+            insecure_registries: cfg.insecure_registries.clone(),
+            pull_policy: cfg.pull_policy,
+            max_cache_bytes: cfg.image_cache_bytes,
+            credentials: cfg.credentials.clone(),
+        })
+        .map_err(|e| format!("opening the image store: {e}"))?;
+        let layer_mode = rootfs::probe(&data);
+        info!(
+            data_dir = %data.display(),
+            writable_layers = %layer_mode,
+            cgroups = ?layout,
+            "youki runtime ready (containers get their writable layer by {layer_mode})"
+        );
+        let (status_tx, _) = broadcast::channel(STATUS_CHANNEL_CAPACITY);
+        let rt = Self {
+            inner: Arc::new(Inner {
+                cfg,
+                images,
+                layout,
+                layer_mode,
+                state_root,
+                containers_root,
+                node: Mutex::new(None),
+                containers: Mutex::new(HashMap::new()),
+                by_key: Mutex::new(HashMap::new()),
+                status_tx,
+                shutdown: CancellationToken::new(),
+            }),
+        };
+        rt.recover().await;
+        tokio::spawn(housekeeping(Arc::downgrade(&rt.inner)));
+        Ok(rt)
+    }
+
+    /// Stops background work (probes, housekeeping). Containers keep running.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        for e in lock(&self.inner.containers).values() {
+            e.probes.cancel();
+        }
+    }
+
+    /// How writable layers are made here.
+    pub fn layer_mode(&self) -> LayerMode {
+        self.inner.layer_mode
+    }
+
+    /// The host's cgroup layout.
+    pub fn cgroup_layout(&self) -> CgroupLayout {
+        self.inner.layout
+    }
+
+    /// The image store.
+    pub fn images(&self) -> &ImageStore {
+        &self.inner.images
+    }
+
+    /// The cgroup path (`/univrs/<id>`) of a container.
+    pub fn cgroups_path(&self, id: &ContainerId) -> Option<String> {
+        self.entry(id).map(|e| lock(&e.record).cgroups_path.clone())
+    }
+
+    /// The host pid of a container's init while it runs.
+    pub fn pid(&self, id: &ContainerId) -> Option<i32> {
+        let e = self.entry(id)?;
+        if !e.is_running() {
+            return None;
+        }
+        e.pid().map(|(p, _)| p)
+    }
+
+    /// The container's memory limit in force, in bytes, read from its cgroup.
+    pub fn memory_limit(&self, id: &ContainerId) -> Option<u64> {
+        cgroup::memory_limit(self.inner.layout, &self.cgroups_path(id)?)
+    }
+
+    /// The container's pids limit in force, read from its cgroup.
+    pub fn pids_limit(&self, id: &ContainerId) -> Option<u64> {
+        cgroup::pids_limit(self.inner.layout, &self.cgroups_path(id)?)
+    }
+
+    /// What the container uses now (cgroup counters).
+    pub fn usage(&self, id: &ContainerId) -> Option<Usage> {
+        cgroup::usage(self.inner.layout, &self.cgroups_path(id)?)
+    }
+
+    /// CPU and memory used by every running container of this runtime.
+    pub fn total_usage(&self) -> Usage {
+        let paths: Vec<String> = lock(&self.inner.containers)
+            .values()
+            .filter(|e| e.is_running())
+            .map(|e| lock(&e.record).cgroups_path.clone())
+            .collect();
+        paths
+            .iter()
+            .filter_map(|p| cgroup::usage(self.inner.layout, p))
+            .fold(Usage::default(), |a, u| Usage {
+                cpu_nanos: a.cpu_nanos.saturating_add(u.cpu_nanos),
+                memory_bytes: a.memory_bytes.saturating_add(u.memory_bytes),
+            })
+    }
+
+    fn entry(&self, id: &ContainerId) -> Option<Arc<Entry>> {
+        lock(&self.inner.containers).get(id).cloned()
+    }
+
+    fn entry_or_not_found(&self, id: &ContainerId) -> Result<Arc<Entry>> {
+        self.entry(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))
+    }
+
+    fn check_node(&self, node: NodeId) -> Result<()> {
+        match *lock(&self.inner.node) {
+            Some(n) if n == node => Ok(()),
+            _ => Err(RuntimeError::UnknownNode(node)),
+        }
+    }
+
+    fn publish(&self, entry: &Entry) {
+        // Nobody listening is fine.
+        let _ = self.inner.status_tx.send(entry.status());
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for YoukiRuntime {
+    async fn init_node(&self, node: NodeId) -> Result<()> {
+        let mut current = lock(&self.inner.node);
+        match *current {
+            Some(n) if n != node => Err(RuntimeError::UnknownNode(node)),
+            _ => {
+                *current = Some(node);
+                Ok(())
+            }
+        }
+    }
+
+    #[instrument(skip(self, spec), fields(instance = %spec.instance_id, name = %spec.config.name))]
+    async fn create_container(&self, node: NodeId, spec: &ContainerSpec) -> Result<ContainerId> {
+        self.create(node, spec).await
+    }
+
+    async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+        self.stop(id, grace).await
+    }
+
+    async fn remove_container(&self, id: &ContainerId) -> Result<()> {
+        let entry = self.entry_or_not_found(id)?;
+        self.stop(id, Duration::ZERO).await?;
+        entry.probes.cancel();
+        let record = lock(&entry.record).clone();
+        self.destroy(id, &entry.dir, &record).await;
+        lock(&self.inner.containers).remove(id);
+        lock(&self.inner.by_key).remove(&(record.instance_id, record.config.name.clone()));
+        Ok(())
+    }
+
+    async fn get_container_status(&self, id: &ContainerId) -> Result<ContainerStatus> {
+        Ok(self.entry_or_not_found(id)?.status())
+    }
+
+    async fn list_containers(&self, node: NodeId) -> Result<Vec<ContainerStatus>> {
+        self.check_node(node)?;
+        let entries: Vec<Arc<Entry>> = lock(&self.inner.containers).values().cloned().collect();
+        Ok(entries.iter().map(|e| e.status()).collect())
+    }
+
+    async fn get_container_logs(&self, id: &ContainerId, opts: LogOptions) -> Result<Vec<LogLine>> {
+        let entry = self.entry_or_not_found(id)?;
+        let dir = entry.dir.clone();
+        tokio::task::spawn_blocking(move || logs::read(&dir, opts.tail))
+            .await
+            .map_err(|e| op_error("reading logs of", id, e))?
+            .map_err(|e| op_error("reading logs of", id, e))
+    }
+
+    async fn follow_container_logs(&self, id: &ContainerId) -> Result<BoxStream<'static, LogLine>> {
+        let entry = self.entry_or_not_found(id)?;
+        Ok(logs::follow(&entry.dir, entry.exited.subscribe()))
+    }
+
+    fn subscribe_status(&self) -> broadcast::Receiver<ContainerStatus> {
+        self.inner.status_tx.subscribe()
+    }
+
+    async fn usage(&self, node: NodeId) -> Result<Option<ResourceUsage>> {
+        self.check_node(node)?;
+        let u = self.total_usage();
+        Ok(Some(ResourceUsage {
+            cpu_seconds: u.cpu_nanos as f64 / 1e9,
+            memory_bytes: u.memory_bytes,
+        }))
+    }
+}
