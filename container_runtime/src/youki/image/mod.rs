@@ -37,6 +37,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -214,7 +215,9 @@ type Flight = Arc<OnceCell<Result<Image, ImageError>>>;
 /// Local cache of pulled and unpacked images.
 pub struct ImageStore {
     cfg: ImageStoreConfig,
-    client: Client,
+    /// Made on first use: building it loads TLS roots, which a daemon that
+    /// never pulls should not keep in memory.
+    client: OnceLock<Client>,
     state: Mutex<State>,
     /// One shared `ensure` per reference in progress.
     flights: Mutex<HashMap<String, Flight>>,
@@ -237,18 +240,9 @@ impl ImageStore {
     /// images pulled before a restart are reused, and removing leftovers of
     /// interrupted pulls and evictions.
     pub fn new(cfg: ImageStoreConfig) -> io::Result<Self> {
-        let client_config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(cfg.insecure_registries.clone()),
-            platform_resolver: Some(Box::new(current_platform_resolver)),
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(120)),
-            ..ClientConfig::default()
-        };
-        let client = Client::try_from(client_config)
-            .map_err(|e| io::Error::other(format!("creating the registry client: {e}")))?;
         let store = Self {
             cfg,
-            client,
+            client: OnceLock::new(),
             state: Mutex::new(State::default()),
             flights: Mutex::new(HashMap::new()),
             persist_lock: tokio::sync::Mutex::new(()),
@@ -373,5 +367,26 @@ fn remove_any(path: &Path) -> io::Result<()> {
     match result {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
+    }
+}
+
+impl ImageStore {
+    /// The registry client, made on first use.
+    pub(super) fn client(&self, image: &str) -> Result<&Client, ImageError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(self.cfg.insecure_registries.clone()),
+            platform_resolver: Some(Box::new(current_platform_resolver)),
+            connect_timeout: Some(Duration::from_secs(30)),
+            read_timeout: Some(Duration::from_secs(120)),
+            ..ClientConfig::default()
+        };
+        let client = Client::try_from(config).map_err(|e| ImageError::Pull {
+            image: image.to_owned(),
+            reason: format!("creating the registry client: {e}"),
+        })?;
+        Ok(self.client.get_or_init(|| client))
     }
 }

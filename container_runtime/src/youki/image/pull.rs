@@ -56,7 +56,7 @@ impl ImageStore {
             PullPolicy::Always if parsed.digest().is_some() => self.lookup(key, None),
             PullPolicy::Always => {
                 let digest = self
-                    .client
+                    .client(key)?
                     .fetch_manifest_digest(parsed, &self.auth_for(parsed))
                     .await
                     .map_err(|e| pull_error(key, "resolving the manifest digest", &e))?;
@@ -92,7 +92,7 @@ impl ImageStore {
     async fn pull(&self, parsed: &Reference, key: &str) -> Result<Image, ImageError> {
         let started = Instant::now();
         let (manifest, manifest_digest, list_digest) = self
-            .client
+            .client(key)?
             .pull_image_manifest_and_list_digest(parsed, &self.auth_for(parsed))
             .await
             .map_err(|e| pull_error(key, "fetching the manifest", &e))?;
@@ -233,7 +233,7 @@ impl ImageStore {
             }
         }
         let stream = self
-            .client
+            .client(key)?
             .pull_blob_stream(parsed, desc)
             .await
             .map_err(|e| pull_error(key, &format!("requesting blob {}", desc.digest), &e))?;
