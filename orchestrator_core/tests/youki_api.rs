@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use cluster_manager::mock::test_node;
 use container_runtime::youki::{YoukiConfig, YoukiRuntime};
+use container_runtime_interface::ContainerRuntime;
 use ed25519_dalek::SigningKey;
 use observability::events::Event;
 use orchestrator_core::rest::AuthConfig;
@@ -30,6 +31,7 @@ fn registry() -> String {
 
 struct Cluster {
     api: ApiOn,
+    node: orchestrator_shared_types::NodeId,
     runtime: Arc<YoukiRuntime>,
     key: SigningKey,
     _dir: TempDir,
@@ -44,14 +46,12 @@ async fn cluster() -> Cluster {
             .await
             .unwrap_or_else(|e| panic!("the youki runtime must start here: {e}")),
     );
-    let api = api_on(
-        AuthConfig::default(),
-        runtime.clone(),
-        test_node(1, 4_000, 8 << 30),
-    )
-    .await;
+    let node = test_node(1, 4_000, 8 << 30);
+    let node_id = node.id;
+    let api = api_on(AuthConfig::default(), runtime.clone(), node).await;
     Cluster {
         api,
+        node: node_id,
         runtime,
         key: key(1),
         _dir: dir,
@@ -118,20 +118,24 @@ impl Cluster {
         }
         let deadline = Instant::now() + DEADLINE;
         loop {
-            use container_runtime_interface::ContainerRuntime;
             let left = self
                 .runtime
-                .list_containers(orchestrator_shared_types::NodeId([1; 32]))
+                .list_containers(self.node)
                 .await
-                .map(|l| l.len())
-                .unwrap_or(0);
+                .expect("listing the node's containers")
+                .len();
             if left == 0 {
                 break;
             }
             assert!(Instant::now() < deadline, "{left} containers left");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // Nothing may still be starting once the orchestrator stops.
         self.api.cancel.cancel();
+        self.runtime.wait_idle().await;
+        for c in self.runtime.list_containers(self.node).await.unwrap() {
+            self.runtime.remove_container(&c.id).await.unwrap();
+        }
         self.runtime.shutdown();
     }
 }

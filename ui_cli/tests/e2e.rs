@@ -423,11 +423,15 @@ fn real_containers_outlive_a_killed_daemon() {
 
     ui_ok(&config_dir, &server, &["delete", "sleeper"]);
     ui_ok(&config_dir, &server, &["delete", "echo"]);
+    // Removed for good: no process, and no directory (mount) left behind.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while before.iter().any(|id| processes_of(id) > 0) {
+    let containers = data.join("runtime/containers");
+    while before.iter().any(|id| processes_of(id) > 0)
+        || std::fs::read_dir(&containers).map_or(0, |d| d.count()) > 0
+    {
         assert!(
             Instant::now() < deadline,
-            "containers still run after delete"
+            "containers still there after delete"
         );
         std::thread::sleep(Duration::from_millis(100));
     }

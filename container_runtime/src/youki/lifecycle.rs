@@ -95,6 +95,18 @@ pub(super) fn libcontainer_delete(id: &str, state_root: &Path) -> std::result::R
     }
 }
 
+/// Counts a creation under way until dropped (even by a panic).
+struct Creating(Arc<super::Inner>);
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        self.0
+            .creating
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.created.notify_waiters();
+    }
+}
+
 impl YoukiRuntime {
     /// Removes everything of a container: libcontainer state and cgroup,
     /// mounts, directory, image reference.
@@ -218,11 +230,24 @@ impl YoukiRuntime {
             }
             keys.insert(key.clone(), id.clone());
         }
-        let result = self.create_inner(node, spec, &id).await;
-        if result.is_err() {
-            lock(&self.inner.by_key).remove(&key);
+        // On a task of its own: a caller that gives up (a cancelled
+        // reconcile pass) must not leave a mounted rootfs or a started
+        // process behind without its record in the map.
+        use std::sync::atomic::Ordering;
+        self.inner.creating.fetch_add(1, Ordering::SeqCst);
+        let (rt, spec_owned, cid) = (self.clone(), spec.clone(), id.clone());
+        let task = tokio::spawn(async move {
+            let _creating = Creating(Arc::clone(&rt.inner));
+            let result = rt.create_inner(node, &spec_owned, &cid).await;
+            if result.is_err() {
+                lock(&rt.inner.by_key).remove(&key);
+            }
+            result
+        });
+        match task.await {
+            Ok(result) => result.map(|()| id),
+            Err(e) => Err(create_error(spec, format!("the creation task failed: {e}"))),
         }
-        result.map(|()| id)
     }
 
     pub(super) async fn create_inner(

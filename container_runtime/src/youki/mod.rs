@@ -145,6 +145,9 @@ struct Inner {
     by_key: Mutex<HashMap<(InstanceId, String), ContainerId>>,
     status_tx: broadcast::Sender<ContainerStatus>,
     shutdown: CancellationToken,
+    /// Creations under way, and a wake-up when one ends.
+    creating: std::sync::atomic::AtomicUsize,
+    created: tokio::sync::Notify,
 }
 
 /// [`ContainerRuntime`] on youki's libcontainer. Serves one node: the one
@@ -207,6 +210,8 @@ impl YoukiRuntime {
                 by_key: Mutex::new(HashMap::new()),
                 status_tx,
                 shutdown: CancellationToken::new(),
+                creating: std::sync::atomic::AtomicUsize::new(0),
+                created: tokio::sync::Notify::new(),
             }),
         };
         rt.recover().await;
@@ -219,6 +224,19 @@ impl YoukiRuntime {
         self.inner.shutdown.cancel();
         for e in lock(&self.inner.containers).values() {
             e.probes.cancel();
+        }
+    }
+
+    /// Waits until no creation is under way. A creation runs to its end even
+    /// if its caller gives up, so that it never leaves half a container.
+    pub async fn wait_idle(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let notified = self.inner.created.notified();
+            if self.inner.creating.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
         }
     }
 
