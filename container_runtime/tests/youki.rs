@@ -6,109 +6,17 @@
 //! comes from `UNIVRS_TEST_REGISTRY` (default 127.0.0.1:5000).
 #![cfg(target_os = "linux")]
 
-use std::collections::BTreeMap;
+mod youki_common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use container_runtime::youki::{YoukiConfig, YoukiRuntime};
 use container_runtime_interface::testsuite::{self, RuntimeUnderTest};
-use container_runtime_interface::{
-    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, LogOptions, RuntimeError,
-};
+use container_runtime_interface::{ContainerRuntime, ContainerState, LogOptions, RuntimeError};
 use futures::StreamExt;
-use orchestrator_shared_types::{
-    ContainerConfig, ContainerId, InstanceId, MemoryQuantity, NodeId, Probe, ProbeAction,
-    WorkloadId,
-};
+use orchestrator_shared_types::MemoryQuantity;
 use tempfile::TempDir;
-
-const NODE: NodeId = NodeId([7; 32]);
-const DEADLINE: Duration = Duration::from_secs(30);
-
-fn registry() -> String {
-    std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
-}
-
-fn image(name: &str) -> String {
-    format!("{}/test/{name}:1", registry())
-}
-
-fn config(image_name: &str, command: &[&str]) -> ContainerConfig {
-    ContainerConfig {
-        name: "main".into(),
-        image: image(image_name),
-        command: command.iter().map(|s| (*s).to_owned()).collect(),
-        args: Vec::new(),
-        env: BTreeMap::new(),
-        secret_env: Vec::new(),
-        ports: Vec::new(),
-        resources: Default::default(),
-        liveness_probe: None,
-        readiness_probe: None,
-    }
-}
-
-fn spec(config: ContainerConfig) -> ContainerSpec {
-    ContainerSpec {
-        instance_id: InstanceId::new(),
-        workload_id: WorkloadId::new(),
-        config,
-        labels: BTreeMap::new(),
-    }
-}
-
-struct Rt {
-    rt: Arc<YoukiRuntime>,
-    _dir: Arc<TempDir>,
-}
-
-async fn open(dir: Arc<TempDir>) -> Rt {
-    let mut cfg = YoukiConfig::new(dir.path().join("runtime"));
-    cfg.insecure_registries = vec![registry()];
-    let rt = YoukiRuntime::new(cfg)
-        .await
-        .unwrap_or_else(|e| panic!("the youki runtime must start here (root, cgroups): {e}"));
-    rt.init_node(NODE).await.expect("init node");
-    Rt {
-        rt: Arc::new(rt),
-        _dir: dir,
-    }
-}
-
-async fn runtime() -> Rt {
-    open(Arc::new(TempDir::new().expect("tempdir"))).await
-}
-
-async fn create(rt: &YoukiRuntime, spec: &ContainerSpec) -> ContainerId {
-    rt.create_container(NODE, spec)
-        .await
-        .unwrap_or_else(|e| panic!("creating {:?}: {e}", spec.config.command))
-}
-
-/// Polls the status of `id` until `pred` holds, or panics at the deadline.
-async fn wait_status(
-    rt: &YoukiRuntime,
-    id: &ContainerId,
-    what: &str,
-    pred: impl Fn(&ContainerStatus) -> bool,
-) -> ContainerStatus {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let s = rt.get_container_status(id).await.expect("status");
-        if pred(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: still {s:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn exited(rt: &YoukiRuntime, id: &ContainerId) -> ContainerStatus {
-    wait_status(rt, id, "waiting for the exit", |s| {
-        s.state == ContainerState::Exited
-    })
-    .await
-}
+use youki_common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_suite_passes_on_real_containers() {
@@ -292,13 +200,27 @@ async fn stop_sends_sigterm_then_sigkill_after_the_grace_period() {
             &[
                 "sh",
                 "-c",
-                "trap 'echo bye; exit 0' TERM; while true; do sleep 0.05; done",
+                "trap 'echo bye; exit 0' TERM; echo armed; while true; do sleep 0.05; done",
             ],
         )),
     )
     .await;
-    // Give the shell time to install its trap: wait for it to be running a sleep.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The trap is installed once the shell has said so.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let lines =
+            t.rt.get_container_logs(&polite, LogOptions::default())
+                .await
+                .expect("logs");
+        if lines.iter().any(|l| l.line == "armed") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shell never armed its trap: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let started = Instant::now();
     t.rt.stop_container(&polite, Duration::from_secs(20))
         .await
@@ -312,71 +234,6 @@ async fn stop_sends_sigterm_then_sigkill_after_the_grace_period() {
     for id in [stubborn, polite] {
         t.rt.remove_container(&id).await.expect("remove");
     }
-}
-
-fn exec_probe(command: &[&str]) -> Probe {
-    Probe {
-        action: ProbeAction::Exec {
-            command: command.iter().map(|s| (*s).to_owned()).collect(),
-        },
-        initial_delay_seconds: 0,
-        period_seconds: 1,
-        timeout_seconds: 2,
-        failure_threshold: 2,
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_liveness_probe_kills_the_container() {
-    let t = runtime().await;
-    let mut c = config("busybox", &["sleep", "3600"]);
-    c.liveness_probe = Some(exec_probe(&["cat", "/tmp/healthy"]));
-    let id = create(&t.rt, &spec(c)).await;
-    let s = exited(&t.rt, &id).await;
-    assert_eq!(s.reason.as_deref(), Some("LivenessProbeFailed"), "{s:?}");
-
-    let mut c = config(
-        "busybox",
-        &["sh", "-c", "touch /tmp/healthy; exec sleep 3600"],
-    );
-    c.liveness_probe = Some(exec_probe(&["cat", "/tmp/healthy"]));
-    let healthy = create(&t.rt, &spec(c)).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let s = t.rt.get_container_status(&healthy).await.expect("status");
-    assert_eq!(
-        s.state,
-        ContainerState::Running,
-        "a passing probe keeps it: {s:?}"
-    );
-    for id in [id, healthy] {
-        t.rt.remove_container(&id).await.expect("remove");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_follows_the_probe() {
-    let t = runtime().await;
-    let mut c = config(
-        "busybox",
-        &["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 3600"],
-    );
-    c.readiness_probe = Some(exec_probe(&["cat", "/tmp/ready"]));
-    let id = create(&t.rt, &spec(c)).await;
-    let first = t.rt.get_container_status(&id).await.expect("status");
-    assert!(!first.ready, "not ready before the probe passes");
-    wait_status(&t.rt, &id, "becoming ready", |s| s.ready).await;
-    t.rt.remove_container(&id).await.expect("remove");
-
-    let mut c = config("busybox", &["sleep", "3600"]);
-    c.readiness_probe = Some(Probe {
-        action: ProbeAction::TcpSocket { port: 1 },
-        ..exec_probe(&[])
-    });
-    let id = create(&t.rt, &spec(c)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let s = t.rt.get_container_status(&id).await.expect("status");
-    assert!(!s.ready && s.state == ContainerState::Running, "{s:?}");
-    t.rt.remove_container(&id).await.expect("remove");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,43 +355,4 @@ async fn containers_survive_a_runtime_restart_and_are_adopted() {
         .await
         .expect("list")
         .is_empty());
-}
-
-/// A port nothing listens on now (the kernel's pick, released at once).
-fn free_port() -> u32 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    u32::from(l.local_addr().expect("addr").port())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_and_tcp_probes_reach_a_server_on_the_host_network() {
-    let t = runtime().await;
-    let port = free_port();
-    let mut c = config(
-        "busybox",
-        &[
-            "sh",
-            "-c",
-            &format!("sleep 1; mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 127.0.0.1:{port} -h /www"),
-        ],
-    );
-    c.readiness_probe = Some(Probe {
-        action: ProbeAction::HttpGet {
-            path: "/index.html".into(),
-            port,
-        },
-        ..exec_probe(&[])
-    });
-    c.liveness_probe = Some(Probe {
-        action: ProbeAction::TcpSocket { port },
-        initial_delay_seconds: 3,
-        ..exec_probe(&[])
-    });
-    let id = create(&t.rt, &spec(c)).await;
-    wait_status(&t.rt, &id, "ready through HTTP GET", |s| s.ready).await;
-    // The TCP liveness probe passes: still running well after it started probing.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let s = t.rt.get_container_status(&id).await.expect("status");
-    assert!(s.state == ContainerState::Running && s.ready, "{s:?}");
-    t.rt.remove_container(&id).await.expect("remove");
 }

@@ -1,0 +1,85 @@
+//! Tests of the daemon configuration: precedence, defaults, validation.
+use super::*;
+
+fn flags() -> Overrides {
+    Overrides {
+        runtime: Some(RuntimeKind::Mock),
+        data_dir: Some("/tmp/x".into()),
+        ..Overrides::default()
+    }
+}
+
+#[test]
+fn flags_win_over_the_file() {
+    let file: FileConfig =
+        toml::from_str("store = \"memory\"\nnode_cpu = \"2\"\nlabels = {zone = \"a\"}").unwrap();
+    let mut f = flags();
+    f.node_cpu = Some("3".into());
+    f.labels = vec!["disk=ssd".into()];
+    let c = DaemonConfig::resolve(f, file).unwrap();
+    assert_eq!(c.store, StoreKind::Memory);
+    assert_eq!(c.node_capacity.cpu_millis, 3000);
+    assert_eq!(c.labels.len(), 2);
+}
+
+#[test]
+fn the_default_runtime_is_youki() {
+    let f = Overrides {
+        data_dir: Some("/tmp/x".into()),
+        ..Overrides::default()
+    };
+    let c = DaemonConfig::resolve(f, FileConfig::default()).unwrap();
+    assert_eq!(c.runtime, RuntimeKind::Youki);
+    assert_eq!(c.runtime_settings.pull_policy, PullPolicy::IfNotPresent);
+}
+
+#[test]
+fn registry_settings_are_validated_and_merged() {
+    let file: FileConfig = toml::from_str(
+        "insecure_registries = [\"10.0.0.1:5000\"]\nimage_pull_policy = \"Always\"\n\
+         [registry_auth.\"ghcr.io\"]\nusername = \"u\"\npassword = \"p\"",
+    )
+    .unwrap();
+    let mut f = flags();
+    f.insecure_registries = vec!["127.0.0.1:5000".into()];
+    f.image_cache_size = Some("1Gi".into());
+    let c = DaemonConfig::resolve(f, file).unwrap();
+    let s = &c.runtime_settings;
+    assert_eq!(s.insecure_registries, ["10.0.0.1:5000", "127.0.0.1:5000"]);
+    assert_eq!(s.pull_policy, PullPolicy::Always);
+    assert_eq!(s.image_cache_bytes, 1 << 30);
+    assert_eq!(s.registry_auth["ghcr.io"].username, "u");
+    for (registry, policy) in [
+        ("http://x:5000", "Always"),
+        ("x", "Always"),
+        ("x:1", "Sometimes"),
+    ] {
+        let mut f = flags();
+        f.insecure_registries = vec![registry.into()];
+        f.image_pull_policy = Some(policy.into());
+        assert!(
+            DaemonConfig::resolve(f, FileConfig::default()).is_err(),
+            "{registry} {policy}"
+        );
+    }
+}
+
+#[test]
+fn bad_values_are_errors() {
+    for (cpu, mem, label) in [
+        ("x", "1Gi", "a=b"),
+        ("2", "1Go", "a=b"),
+        ("2", "1Gi", "nolabel"),
+        ("0.05", "1Gi", "a=b"),
+    ] {
+        let mut f = flags();
+        f.node_cpu = Some(cpu.into());
+        f.node_memory = Some(mem.into());
+        f.labels = vec![label.into()];
+        assert!(
+            DaemonConfig::resolve(f, FileConfig::default()).is_err(),
+            "{cpu} {mem} {label}"
+        );
+    }
+    assert!(toml::from_str::<FileConfig>("colour = 1").is_err());
+}
