@@ -1,13 +1,16 @@
 //! Cluster managers of the orchestrator (SPEC §8), each an implementation of
 //! [`cluster_manager_interface::ClusterManager`].
 //!
+//! - [`gossip`]: [`ChitchatClusterManager`], membership gossiped over UDP with
+//!   chitchat (signed node records, phi-accrual failure detection, seeds),
+//!   configured by [`GossipConfig`] and counted in [`GossipStats`].
 //! - [`mock`]: [`MockClusterManager`], in-memory membership driven by the
 //!   caller (tests and demos), and [`test_node`] to build member records.
 //!
-//! The gossip manager, built on `chitchat` (signed node records, phi-accrual
-//! failure detection, seeds), comes in a later issue as another module. Both
-//! pass the same contract suite (`cluster_manager_interface::testsuite`).
+//! Both pass the same contract suite (`cluster_manager_interface::testsuite`).
 
+pub mod gossip;
 pub mod mock;
 
+pub use gossip::{ChitchatClusterManager, GossipConfig, GossipStats};
 pub use mock::{test_node, MockClusterManager};

@@ -7,8 +7,55 @@
 //! - `testsuite` (feature): the contract tests every implementation runs.
 
 use async_trait::async_trait;
-use orchestrator_shared_types::{Node, NodeId, OrchestrationError};
+use orchestrator_shared_types::{Node, NodeId, NodeStatus, OrchestrationError};
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+/// Label every daemon puts on its own node record to say what it does in the
+/// cluster: [`ROLE_CONTROL_PLANE`] or [`ROLE_WORKER`].
+pub const ROLE_LABEL: &str = "univrs.io/role";
+/// The node that keeps the state and runs the scheduler.
+pub const ROLE_CONTROL_PLANE: &str = "control-plane";
+/// A node that runs what the control plane assigns to it.
+pub const ROLE_WORKER: &str = "worker";
+
+/// One member as this node's membership protocol sees it (`ui network peers`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Peer {
+    /// Its id (Ed25519 public key).
+    pub node_id: NodeId,
+    /// Where it gossips (`host:port`); empty where there is no gossip (the mock).
+    pub gossip_addr: String,
+    /// Where its API and agent listen (`host:port`).
+    pub api_addr: String,
+    /// Changes each time the node restarts.
+    pub generation: u64,
+    /// [`ROLE_CONTROL_PLANE`] or [`ROLE_WORKER`] (empty if it did not say).
+    pub role: String,
+    /// Health as this node sees it.
+    pub status: NodeStatus,
+    /// Whether the failure detector considers it alive.
+    pub live: bool,
+    /// Whether it is this node.
+    pub is_self: bool,
+}
+
+impl Peer {
+    /// A peer made from a member record (for managers without gossip).
+    pub fn from_node(node: &Node, local: &NodeId) -> Self {
+        Self {
+            node_id: node.id,
+            gossip_addr: String::new(),
+            api_addr: node.address.clone(),
+            generation: 0,
+            role: node.labels.get(ROLE_LABEL).cloned().unwrap_or_default(),
+            status: node.status,
+            live: node.status != NodeStatus::Down,
+            is_self: node.id == *local,
+        }
+    }
+}
 
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -46,6 +93,28 @@ pub enum ClusterError {
     /// The membership task stopped.
     #[error("cluster manager is shut down")]
     ShutDown,
+    /// The cluster manager's configuration is invalid (what and why).
+    #[error("invalid cluster manager configuration: {0}")]
+    InvalidConfig(String),
+    /// The membership socket could not be bound.
+    #[error("cannot bind the membership socket to {addr}: {reason}")]
+    Bind {
+        /// The address it tried.
+        addr: std::net::SocketAddr,
+        /// What the system said.
+        reason: String,
+    },
+    /// A local node record is not the node of the signing key it is published with.
+    #[error("node {node_id} is not the public key of the node signing key ({key_id})")]
+    KeyMismatch {
+        /// The id in the record.
+        node_id: NodeId,
+        /// The public key of the signing key.
+        key_id: NodeId,
+    },
+    /// The local node record could not be encoded for publication.
+    #[error("cannot encode the local node record: {0}")]
+    RecordEncoding(String),
 }
 
 impl From<ClusterError> for OrchestrationError {
@@ -82,4 +151,15 @@ pub trait ClusterManager: Send + Sync + 'static {
     async fn set_unschedulable(&self, id: &NodeId, unschedulable: bool) -> Result<Node>;
     /// Membership changes from now on.
     fn subscribe_to_events(&self) -> broadcast::Receiver<ClusterEvent>;
+    /// Every member this node knows of, live or dead, as its membership
+    /// protocol sees it. The default derives them from [`Self::list_nodes`].
+    async fn peers(&self) -> Result<Vec<Peer>> {
+        let local = self.local_node().await?.id;
+        Ok(self
+            .list_nodes()
+            .await?
+            .iter()
+            .map(|n| Peer::from_node(n, &local))
+            .collect())
+    }
 }

@@ -2,6 +2,8 @@
 //! asked (SPEC §6), the library API the front-ends call, and the wiring of the
 //! `orchestrator_daemon` binary.
 //!
+//! - [`cluster`]: many nodes — the node agent, the routing runtime, request
+//!   forwarding to the control plane, and `/api/v1/network`.
 //! - [`api`]: [`Orchestrator`] — apply, scale, roll back, delete, query.
 //! - [`reconciler`]: the `select!` loop and the Sense → Compare → Plan →
 //!   Actuate pass, one workload at a time.
@@ -15,6 +17,7 @@
 //! - [`error`]: this crate's error type.
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod error;

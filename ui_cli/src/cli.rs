@@ -69,6 +69,9 @@ pub enum Command {
     /// Inspect nodes, or cordon, uncordon and drain them.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Show the cluster as the node asked sees it: gossip, peers, reachability.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Check the daemon's health (exits 1 when degraded).
     Health,
     /// Print the client's version.
@@ -221,6 +224,18 @@ pub enum NodeCommand {
     },
 }
 
+/// `ui network ...`: answered by the node asked, not forwarded, so running it
+/// against each node shows how each one sees the cluster.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// This node's role, control plane, peer counts and gossip settings.
+    Status,
+    /// Every peer this node knows, live or dead.
+    Peers,
+    /// Have this node probe every peer's /health and report what answered.
+    Discover,
+}
+
 /// `ui completions`.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -310,6 +325,24 @@ mod tests {
         ));
         assert!(parse(&["completions", "bash"]).is_ok());
         assert!(parse(&["completions", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn network_subcommands() {
+        let network = |word: &str| match parse(&["network", word]).map(|c| c.command) {
+            Ok(Command::Network(cmd)) => Some(cmd),
+            _ => None,
+        };
+        assert!(matches!(network("status"), Some(NetworkCommand::Status)));
+        assert!(matches!(network("peers"), Some(NetworkCommand::Peers)));
+        assert!(matches!(
+            network("discover"),
+            Some(NetworkCommand::Discover)
+        ));
+        assert!(network("gossip").is_none());
+        assert!(parse(&["network"]).is_err());
+        let cli = parse(&["network", "peers", "-o", "json"]).expect("parses");
+        assert_eq!(cli.global.output, OutputFormat::Json);
     }
 
     #[test]

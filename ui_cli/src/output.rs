@@ -1,6 +1,9 @@
 //! Printing results: aligned tables and short sentences for people, JSON for programs.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::cli::OutputFormat;
@@ -91,6 +94,19 @@ pub fn emit(format: OutputFormat, value: &Value, text: &str) {
             }
         }
     }
+}
+
+/// A spinner on stderr showing `message` and the time elapsed (drawn only
+/// when stderr is a terminal); clear it with `finish_and_clear`.
+pub fn spinner(message: impl Into<String>) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    spinner.set_message(message.into());
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    spinner
 }
 
 /// How long ago `then` was, kubectl-style: `45s`, `12m`, `3h`, `5d`.

@@ -153,6 +153,107 @@ pub struct ComponentHealth {
     pub message: Option<String>,
 }
 
+/// The answer of `/api/v1/cluster/status`, as far as `ui status` shows it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ClusterStatus {
+    /// Nodes known.
+    pub nodes_total: u64,
+    /// Nodes Ready.
+    pub nodes_ready: u64,
+    /// Nodes Down (0 from daemons that predate the field).
+    pub nodes_down: u64,
+    /// The control plane's id (hex), when there is one.
+    pub control_plane: Option<String>,
+    /// Every member as the membership protocol sees it (empty from older daemons).
+    pub members: Vec<Peer>,
+}
+
+/// A member of the cluster as one node sees it (`/api/v1/network/peers`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Peer {
+    /// Its id (hex).
+    pub node_id: String,
+    /// Where it gossips (empty without gossip).
+    pub gossip_addr: String,
+    /// Where its API listens.
+    pub api_addr: String,
+    /// Changes at each restart.
+    pub generation: u64,
+    /// `control-plane` or `worker` (empty if it did not say).
+    pub role: String,
+    /// `Ready`, `NotReady`, `Unknown` or `Down`.
+    pub status: String,
+    /// Alive to the failure detector.
+    pub live: bool,
+    /// The node that answered.
+    pub is_self: bool,
+}
+
+/// A peer and whether the node asked could reach it (`/api/v1/network/discover`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Reachability {
+    /// The peer.
+    #[serde(flatten)]
+    pub peer: Peer,
+    /// Whether its `/health` answered.
+    pub reachable: bool,
+    /// How long it took (ms), when it answered.
+    pub latency_ms: Option<f64>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
+/// The answer of `/api/v1/network`: one node's view of the cluster.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NetworkStatus {
+    /// The node that answered (hex).
+    pub node_id: String,
+    /// `control-plane`, `worker` or `standalone`.
+    pub role: String,
+    /// The live control plane (hex), if any.
+    pub control_plane: Option<String>,
+    /// Its API address.
+    pub control_plane_address: Option<String>,
+    /// Peers alive (the node itself included).
+    pub peers_live: u64,
+    /// Peers dead.
+    pub peers_dead: u64,
+    /// Gossip settings and counters (absent without gossip).
+    pub gossip: Option<GossipInfo>,
+}
+
+/// Gossip settings and counters of one node.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct GossipInfo {
+    /// Cluster name.
+    pub cluster_id: String,
+    /// Where it gossips.
+    pub listen_addr: String,
+    /// What peers use to reach it.
+    pub advertise_addr: String,
+    /// Seeds it was given.
+    pub seeds: Vec<String>,
+    /// Milliseconds between rounds.
+    pub gossip_interval_ms: u64,
+    /// Phi-accrual threshold.
+    pub phi_threshold: f64,
+    /// Seconds a dead peer is kept before it is forgotten.
+    pub dead_node_grace_seconds: u64,
+    /// This run's generation.
+    pub generation: u64,
+    /// Records refused because they did not verify.
+    pub rejected_records: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +271,46 @@ mod tests {
         assert!(w.is_rolled_out());
         let w: Workload = view(&json!({"id": "x"}), "workload").expect("parses");
         assert_eq!(w.name(), "x");
+    }
+
+    #[test]
+    fn cluster_status_from_an_older_daemon_has_no_members() {
+        let c: ClusterStatus = view(
+            &json!({"nodes_total": 2, "nodes_ready": 2, "workloads_total": 1,
+                    "capacity": {"cpu_millis": 1}}),
+            "cluster status",
+        )
+        .expect("parses");
+        assert_eq!((c.nodes_total, c.nodes_ready, c.nodes_down), (2, 2, 0));
+        assert!(c.control_plane.is_none() && c.members.is_empty());
+    }
+
+    #[test]
+    fn reachability_reads_the_flattened_peer() {
+        let r: Reachability = view(
+            &json!({"node_id": "ab", "api_addr": "10.0.0.2:9090", "role": "worker",
+                    "status": "Ready", "live": true, "is_self": false,
+                    "reachable": true, "latency_ms": 1.25, "error": null}),
+            "reachability",
+        )
+        .expect("parses");
+        assert_eq!(r.peer.api_addr, "10.0.0.2:9090");
+        assert!(r.peer.live && r.reachable);
+        assert_eq!(r.latency_ms, Some(1.25));
+        assert!(r.error.is_none());
+    }
+
+    #[test]
+    fn network_status_without_gossip() {
+        let n: NetworkStatus = view(
+            &json!({"node_id": "ab", "role": "worker", "control_plane": null,
+                    "control_plane_address": null, "peers_live": 1, "peers_dead": 0,
+                    "gossip": null}),
+            "network status",
+        )
+        .expect("parses");
+        assert_eq!(n.role, "worker");
+        assert!(n.gossip.is_none() && n.control_plane.is_none());
     }
 
     #[test]

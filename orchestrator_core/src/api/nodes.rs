@@ -27,6 +27,15 @@ pub struct ClusterStatus {
     pub capacity: Resources,
     /// Resources the nodes offer to workloads.
     pub allocatable: Resources,
+    /// Nodes Down (dead to the failure detector, or lost).
+    #[serde(default)]
+    pub nodes_down: u64,
+    /// The node that keeps the state and schedules (absent on a standalone node).
+    #[serde(default)]
+    pub control_plane: Option<NodeId>,
+    /// Every member as the membership protocol sees it.
+    #[serde(default)]
+    pub members: Vec<cluster_manager_interface::Peer>,
 }
 
 fn status_name(s: InstanceStatus) -> &'static str {
@@ -76,7 +85,14 @@ impl Orchestrator {
             async { deps.store.list_workloads().await.map_err(Error::from) },
             async { deps.store.list_instances().await.map_err(Error::from) },
         )?;
+        let members = deps.cluster.peers().await?;
         let mut status = ClusterStatus {
+            nodes_down: nodes
+                .iter()
+                .filter(|n| n.status == NodeStatus::Down)
+                .count() as u64,
+            control_plane: crate::cluster::find_control_plane(&nodes).map(|n| n.id),
+            members,
             nodes_total: nodes.len() as u64,
             nodes_ready: nodes
                 .iter()

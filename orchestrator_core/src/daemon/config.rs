@@ -92,6 +92,63 @@ pub enum Scoring {
     Binpack,
 }
 
+/// What this daemon does in a cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// `control-plane` when no seed is given, else `worker`.
+    #[default]
+    Auto,
+    /// Keeps the state and runs the scheduler; one per cluster.
+    ControlPlane,
+    /// Runs what the control plane assigns; forwards API requests to it.
+    Worker,
+}
+
+impl Role {
+    /// The role's name in node labels and `/api/v1/network`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Auto => "auto",
+            Role::ControlPlane => cluster_manager_interface::ROLE_CONTROL_PLANE,
+            Role::Worker => cluster_manager_interface::ROLE_WORKER,
+        }
+    }
+}
+
+/// Default UDP port of gossip.
+pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
+
+/// Cluster mode: gossip membership and the node's role.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSettings {
+    /// `ControlPlane` or `Worker` (never `Auto` once resolved).
+    pub role: Role,
+    /// Where gossip listens (UDP).
+    pub gossip_addr: std::net::SocketAddr,
+    /// Host name or IP peers use to reach this node's gossip and API; default:
+    /// the gossip address's IP (which must then not be 0.0.0.0).
+    pub advertise_host: Option<String>,
+    /// Seeds, `HOST:PORT`.
+    pub seeds: Vec<String>,
+    /// Cluster name; gossip from other clusters is ignored.
+    pub cluster_id: String,
+    /// Time between gossip rounds.
+    pub gossip_interval: Duration,
+    /// Phi-accrual threshold above which a silent peer is declared dead.
+    pub phi_threshold: f64,
+    /// How long a dead peer stays listed (Down) before it is forgotten.
+    pub dead_node_grace: Duration,
+}
+
+/// Default time between gossip rounds: fast failover (a killed node is
+/// declared dead in well under a second) without false alarms at 10 % loss.
+pub const DEFAULT_GOSSIP_INTERVAL: Duration = Duration::from_millis(100);
+/// Default phi threshold.
+pub const DEFAULT_PHI_THRESHOLD: f64 = 8.0;
+/// Default time a dead peer stays listed as Down.
+pub const DEFAULT_DEAD_NODE_GRACE: Duration = Duration::from_secs(3600);
+
 /// Settings as read from a TOML file, every one optional; unknown keys are errors.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +195,23 @@ pub struct FileConfig {
     /// with `username` and `password`.
     #[serde(default)]
     pub registry_auth: BTreeMap<String, RegistryAuth>,
+    /// Role in the cluster.
+    pub role: Option<Role>,
+    /// Gossip address `HOST:PORT` (UDP); turns on cluster mode.
+    pub gossip_addr: Option<String>,
+    /// Host name or IP peers use to reach this node.
+    pub advertise_addr: Option<String>,
+    /// Seeds `HOST:PORT`.
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// Cluster name.
+    pub cluster_id: Option<String>,
+    /// Milliseconds between gossip rounds.
+    pub gossip_interval_ms: Option<u64>,
+    /// Phi-accrual threshold.
+    pub phi_threshold: Option<f64>,
+    /// Seconds a dead peer stays listed.
+    pub dead_node_grace_seconds: Option<u64>,
 }
 
 impl FileConfig {
@@ -176,6 +250,8 @@ pub struct DaemonConfig {
     pub auth: crate::rest::AuthConfig,
     /// Images and registries (youki runtime).
     pub runtime_settings: RuntimeSettings,
+    /// Cluster mode; `None` runs a standalone node.
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// Settings from flags and environment (clap fills them), every one optional.
@@ -215,6 +291,22 @@ pub struct Overrides {
     pub image_pull_policy: Option<String>,
     /// Image cache size.
     pub image_cache_size: Option<String>,
+    /// Role in the cluster.
+    pub role: Option<Role>,
+    /// Gossip address.
+    pub gossip_addr: Option<String>,
+    /// Advertised host.
+    pub advertise_addr: Option<String>,
+    /// Seeds, added to the file's.
+    pub seeds: Vec<String>,
+    /// Cluster name.
+    pub cluster_id: Option<String>,
+    /// Milliseconds between gossip rounds.
+    pub gossip_interval_ms: Option<u64>,
+    /// Phi-accrual threshold.
+    pub phi_threshold: Option<f64>,
+    /// Seconds a dead peer stays listed.
+    pub dead_node_grace_seconds: Option<u64>,
 }
 
 /// Parses a public key written as 64 hex characters or standard base64.
@@ -261,10 +353,7 @@ fn runtime_settings(flags: &Overrides, file: &FileConfig) -> Result<RuntimeSetti
     let mut insecure_registries = file.insecure_registries.clone();
     insecure_registries.extend(flags.insecure_registries.iter().cloned());
     for r in &insecure_registries {
-        let valid = r
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !valid || r.contains('/') {
+        if !valid_host_port(r) || r.contains('/') {
             return Err(Error::Config(format!(
                 "insecure registry {r:?} is not HOST:PORT (e.g. 127.0.0.1:5000)"
             )));
@@ -299,6 +388,102 @@ fn runtime_settings(flags: &Overrides, file: &FileConfig) -> Result<RuntimeSetti
     })
 }
 
+fn valid_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+fn cluster_settings(flags: &Overrides, file: &FileConfig) -> Result<Option<ClusterSettings>> {
+    let mut seeds = file.seeds.clone();
+    seeds.extend(flags.seeds.iter().cloned());
+    for s in &seeds {
+        if !valid_host_port(s) {
+            return Err(Error::Config(format!(
+                "seed {s:?} is not HOST:PORT (e.g. 10.0.0.1:{DEFAULT_GOSSIP_PORT})"
+            )));
+        }
+    }
+    let role = flags.role.or(file.role).unwrap_or_default();
+    let Some(text) = flags.gossip_addr.as_ref().or(file.gossip_addr.as_ref()) else {
+        if !seeds.is_empty() || role != Role::Auto {
+            return Err(Error::Config(
+                "--seed and --role need --gossip-addr HOST:PORT (cluster mode)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let gossip_addr: std::net::SocketAddr = text.parse().map_err(|e| {
+        Error::Config(format!(
+            "gossip address {text:?}: {e} (want IP:PORT, e.g. 0.0.0.0:{DEFAULT_GOSSIP_PORT})"
+        ))
+    })?;
+    let advertise_host = flags
+        .advertise_addr
+        .clone()
+        .or_else(|| file.advertise_addr.clone());
+    if advertise_host.is_none() && gossip_addr.ip().is_unspecified() {
+        return Err(Error::Config(format!(
+            "gossip address {gossip_addr} listens on every interface: say which address peers \
+             reach this node at with --advertise-addr HOST"
+        )));
+    }
+    let role = match role {
+        Role::Auto if seeds.is_empty() => Role::ControlPlane,
+        Role::Auto => Role::Worker,
+        r => r,
+    };
+    if role == Role::Worker && seeds.is_empty() {
+        return Err(Error::Config(
+            "a worker needs at least one --seed HOST:PORT to find the cluster".into(),
+        ));
+    }
+    let interval_ms = flags
+        .gossip_interval_ms
+        .or(file.gossip_interval_ms)
+        .unwrap_or(DEFAULT_GOSSIP_INTERVAL.as_millis() as u64);
+    if !(10..=10_000).contains(&interval_ms) {
+        return Err(Error::Config(format!(
+            "gossip interval {interval_ms} ms is not between 10 and 10000"
+        )));
+    }
+    let phi_threshold = flags
+        .phi_threshold
+        .or(file.phi_threshold)
+        .unwrap_or(DEFAULT_PHI_THRESHOLD);
+    if !(phi_threshold.is_finite() && phi_threshold > 0.0 && phi_threshold <= 1000.0) {
+        return Err(Error::Config(format!(
+            "phi threshold {phi_threshold} is not between 0 and 1000"
+        )));
+    }
+    let grace = flags
+        .dead_node_grace_seconds
+        .or(file.dead_node_grace_seconds)
+        .map_or(DEFAULT_DEAD_NODE_GRACE, Duration::from_secs);
+    if grace < Duration::from_secs(1) {
+        return Err(Error::Config(
+            "dead node grace must be at least 1 second".into(),
+        ));
+    }
+    let cluster_id = flags
+        .cluster_id
+        .clone()
+        .or_else(|| file.cluster_id.clone())
+        .unwrap_or_else(|| "univrs".into());
+    if cluster_id.is_empty() {
+        return Err(Error::Config("cluster id must not be empty".into()));
+    }
+    Ok(Some(ClusterSettings {
+        role,
+        gossip_addr,
+        advertise_host,
+        seeds,
+        cluster_id,
+        gossip_interval: Duration::from_millis(interval_ms),
+        phi_threshold,
+        dead_node_grace: grace,
+    }))
+}
+
 /// Kept back from workloads for the system and the daemon itself.
 const SYSTEM_RESERVE: Resources = Resources::new(100, 256 << 20);
 
@@ -306,6 +491,7 @@ impl DaemonConfig {
     /// Merges `flags` over `file` over defaults and validates the result.
     pub fn resolve(flags: Overrides, file: FileConfig) -> Result<Self> {
         let runtime_settings = runtime_settings(&flags, &file)?;
+        let cluster = cluster_settings(&flags, &file)?;
         let data_dir = flags
             .data_dir
             .or(file.data_dir)
@@ -405,6 +591,7 @@ impl DaemonConfig {
             labels,
             reconciler,
             runtime_settings,
+            cluster,
         })
     }
 
@@ -423,6 +610,7 @@ impl DaemonConfig {
             api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             auth: crate::rest::AuthConfig::default(),
             runtime_settings: RuntimeSettings::default(),
+            cluster: None,
         }
     }
 }

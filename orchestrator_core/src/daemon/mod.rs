@@ -1,8 +1,10 @@
 //! The `orchestrator_daemon` wiring: typed configuration merged from flags,
 //! environment and a file ([`config`]), the node's own key ([`node_key`]), and
-//! building and running the components ([`run`]).
+//! building and running the components ([`run`]), and the gossip series of
+//! `/metrics` in cluster mode ([`gossip_metrics`]).
 
 pub mod config;
+pub mod gossip_metrics;
 pub mod node_key;
 pub mod run;
 

@@ -7,8 +7,8 @@ use chrono::Utc;
 use cluster_manager::mock::MockClusterManager;
 use container_runtime::mock::MockRuntime;
 use container_runtime::youki::{RegistryCredentials, YoukiConfig, YoukiRuntime};
-use container_runtime_interface::ContainerRuntime;
-use orchestrator_shared_types::{Node, NodeStatus, PublicKey};
+use container_runtime_interface::{ContainerRuntime, ContainerState};
+use orchestrator_shared_types::{Node, NodeId, NodeStatus, PublicKey};
 use scheduler_interface::simple::{ScoringStrategy, SimpleScheduler, SimpleSchedulerConfig};
 use state_store_interface::memory::InMemoryStore;
 use state_store_interface::sqlite::SqliteStore;
@@ -23,12 +23,25 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use super::config::{DaemonConfig, RuntimeKind, Scoring, StoreKind};
+use super::config::{ClusterSettings, DaemonConfig, Role, RuntimeKind, Scoring, StoreKind};
+use super::gossip_metrics::GossipMetrics;
 use super::node_key;
 use crate::api::Orchestrator;
+use crate::cluster::agent::{self, AgentState};
+use crate::cluster::client::AgentClient;
+use crate::cluster::network::{self, NetworkState};
+use crate::cluster::proxy::{self, ProxyState};
+use crate::cluster::RoutingRuntime;
 use crate::error::{Error, Result};
 use crate::reconciler::Deps;
-use crate::rest::{self, AppState};
+use crate::rest::auth::ReplayCache;
+use crate::rest::error::ApiError;
+use crate::rest::{self, AppState, AuthGate};
+use axum::routing::any;
+use axum::Router;
+use cluster_manager::{ChitchatClusterManager, GossipConfig};
+use cluster_manager_interface::{ClusterManager, ROLE_LABEL};
+use ed25519_dalek::SigningKey;
 
 /// Events buffered per subscriber before it is told it lagged.
 const EVENT_HUB_CAPACITY: usize = 1024;
@@ -36,8 +49,8 @@ const EVENT_HUB_CAPACITY: usize = 1024;
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "state.db";
 
-/// Opens the data directory and builds every component `config` names.
-pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
+/// This node's key and its record, as a standalone node.
+fn open_node(config: &DaemonConfig) -> Result<(SigningKey, Node)> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         Error::Config(format!(
             "creating data directory {}: {e}",
@@ -46,6 +59,7 @@ pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
     })?;
     let key = node_key::load_or_create(&config.data_dir)?;
     let id = node_key::node_id(&key);
+    info!(node = %id, data_dir = %config.data_dir.display(), "node identity loaded");
     let local = Node {
         id,
         address: "127.0.0.1".into(),
@@ -58,38 +72,56 @@ pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
         operator: PublicKey(id.0),
         joined_at: Utc::now(),
     };
-    let store: Arc<dyn StateStore> = match config.store {
+    Ok((key, local))
+}
+
+fn open_store(config: &DaemonConfig) -> Result<Arc<dyn StateStore>> {
+    Ok(match config.store {
         StoreKind::Sqlite => Arc::new(SqliteStore::open(config.data_dir.join(DATABASE_FILE))?),
         StoreKind::Memory => {
             warn!("state store: memory — everything is lost when the daemon stops");
             Arc::new(InMemoryStore::new())
         }
-    };
-    let runtime: Arc<dyn ContainerRuntime> = match config.runtime {
+    })
+}
+
+async fn open_runtime(config: &DaemonConfig) -> Result<Arc<dyn ContainerRuntime>> {
+    Ok(match config.runtime {
         RuntimeKind::Mock => {
             warn!("container runtime: mock — containers are simulated, nothing runs");
             Arc::new(MockRuntime::new())
         }
         RuntimeKind::Youki => Arc::new(youki_runtime(config).await?),
-    };
+    })
+}
+
+fn open_scheduler(config: &DaemonConfig) -> Arc<SimpleScheduler> {
     let strategy = match config.scoring {
         Scoring::Spread => ScoringStrategy::Spread,
         Scoring::Binpack => ScoringStrategy::BinPack,
     };
-    let scheduler = Arc::new(SimpleScheduler::new(SimpleSchedulerConfig {
+    Arc::new(SimpleScheduler::new(SimpleSchedulerConfig {
         strategy,
         ..SimpleSchedulerConfig::default()
-    }));
-    info!(node = %id, data_dir = %config.data_dir.display(), "node identity loaded");
-    let metrics = Arc::new(
-        Metrics::new().map_err(|e| Error::Config(format!("creating the metrics registry: {e}")))?,
-    );
+    }))
+}
+
+fn open_metrics() -> Result<Arc<Metrics>> {
+    Ok(Arc::new(Metrics::new().map_err(|e| {
+        Error::Config(format!("creating the metrics registry: {e}"))
+    })?))
+}
+
+/// Opens the data directory and builds every component `config` names, for
+/// a standalone node.
+pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
+    let (_key, local) = open_node(config)?;
     Ok(Deps {
-        store,
-        runtime,
+        store: open_store(config)?,
+        runtime: open_runtime(config).await?,
         cluster: Arc::new(MockClusterManager::new(local)),
-        scheduler,
-        metrics,
+        scheduler: open_scheduler(config),
+        metrics: open_metrics()?,
         events: EventHub::new(EVENT_HUB_CAPACITY),
     })
 }
@@ -131,21 +163,91 @@ async fn youki_runtime(config: &DaemonConfig) -> Result<YoukiRuntime> {
 
 /// A running daemon.
 pub struct Daemon {
-    /// The orchestrator (library API).
-    pub orchestrator: Arc<Orchestrator>,
+    /// The orchestrator (library API), on a standalone node or the control
+    /// plane; `None` on a worker.
+    pub orchestrator: Option<Arc<Orchestrator>>,
     /// Where the REST API listens.
     pub api_addr: SocketAddr,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    gossip: Option<Arc<ChitchatClusterManager>>,
+    routing: Option<Arc<RoutingRuntime>>,
 }
 
 const COMPONENTS: [&str; 4] = ["store", "reconciler", "runtime", "cluster"];
 
+/// The role of a node without gossip, in `/api/v1/network`.
+const STANDALONE: &str = "standalone";
+
+/// How often the control plane lists the containers of other nodes.
+const REMOTE_STATUS_POLL: Duration = Duration::from_secs(1);
+
+/// Resolves where peers reach this node: (gossip address, API address).
+async fn advertised(
+    cs: &ClusterSettings,
+    api_addr: SocketAddr,
+) -> Result<(SocketAddr, SocketAddr)> {
+    let host = cs
+        .advertise_host
+        .clone()
+        .unwrap_or_else(|| cs.gossip_addr.ip().to_string());
+    let port = cs.gossip_addr.port();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| Error::Config(format!("resolving the advertise address {host:?}: {e}")))?
+        .collect();
+    let gossip = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| Error::Config(format!("advertise address {host:?} resolves to nothing")))?;
+    if gossip.ip().is_unspecified() {
+        return Err(Error::Config(format!(
+            "advertise address {host:?} is unspecified; give the address peers can reach"
+        )));
+    }
+    if api_addr.ip().is_loopback() && !gossip.ip().is_loopback() {
+        warn!(%api_addr, advertise = %gossip.ip(), "the API listens on loopback only: other nodes cannot reach this node's agent");
+    }
+    Ok((gossip, SocketAddr::new(gossip.ip(), api_addr.port())))
+}
+
+/// Copies gossip counters, and how many containers this node runs, into
+/// `/metrics` every second.
+async fn export_gossip_metrics(
+    gossip: Arc<ChitchatClusterManager>,
+    (runtime, node): (Arc<dyn ContainerRuntime>, NodeId),
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    let g = match GossipMetrics::register(&metrics) {
+        Ok(g) => g,
+        Err(e) => {
+            warn!(error = %e, "registering the gossip metrics");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                g.update(&gossip.stats());
+                if let Ok(list) = runtime.list_containers(node).await {
+                    let running = list.iter().filter(|c| c.state == ContainerState::Running).count();
+                    g.local_containers.set(i64::try_from(running).unwrap_or(i64::MAX));
+                }
+            }
+        }
+    }
+}
+
 impl Daemon {
     /// Builds and starts everything `config` names; the API port is bound
-    /// before the reconciler starts, so a taken port fails fast.
+    /// before anything else starts, so a taken port fails fast.
     pub async fn start(config: &DaemonConfig) -> Result<Self> {
-        let deps = build_deps(config).await?;
+        let (key, mut local) = open_node(config)?;
         let listener = TcpListener::bind(config.api_addr)
             .await
             .map_err(|e| Error::Config(format!("binding the API to {}: {e}", config.api_addr)))?;
@@ -157,54 +259,262 @@ impl Daemon {
             health.set_starting(c);
         }
         let cancel = CancellationToken::new();
-        let orchestrator = Arc::new(
+        let tasks = TaskTracker::new();
+        let metrics = open_metrics()?;
+        let events = EventHub::new(EVENT_HUB_CAPACITY);
+        let local_runtime = open_runtime(config).await?;
+        let gate = AuthGate::new(config.auth.clone());
+
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| Error::Config(format!("creating the HTTP client: {e}")))?;
+        let Some(cs) = &config.cluster else {
+            local.address = api_addr.to_string();
+            let cluster: Arc<dyn ClusterManager> = Arc::new(MockClusterManager::new(local));
+            let network = network::router(
+                NetworkState {
+                    cluster: Arc::clone(&cluster),
+                    gossip: None,
+                    role: STANDALONE.to_owned(),
+                    http,
+                },
+                gate.clone(),
+            );
+            let deps = Deps {
+                store: open_store(config)?,
+                runtime: local_runtime,
+                cluster,
+                scheduler: open_scheduler(config),
+                metrics,
+                events,
+            };
+            let orch = Arc::new(
+                Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?,
+            );
+            let router = rest::router(AppState::with_gate(
+                Arc::clone(&orch),
+                gate,
+                Arc::clone(&health),
+            ))
+            .merge(network);
+            spawn_control_tasks(&tasks, &orch, &health, &cancel);
+            spawn_api(&tasks, listener, router, &cancel);
+            return Ok(Self::finish(
+                Some(orch),
+                api_addr,
+                cancel,
+                tasks,
+                health,
+                None,
+                None,
+            ));
+        };
+
+        let (gossip_advertise, api_advertise) = advertised(cs, api_addr).await?;
+        local.address = api_advertise.to_string();
+        local
+            .labels
+            .insert(ROLE_LABEL.to_owned(), cs.role.as_str().to_owned());
+        let mut gcfg = GossipConfig::new(cs.gossip_addr, gossip_advertise);
+        gcfg.cluster_id = cs.cluster_id.clone();
+        gcfg.seeds = cs.seeds.clone();
+        gcfg.gossip_interval = cs.gossip_interval;
+        gcfg.phi_threshold = cs.phi_threshold;
+        gcfg.dead_node_grace = cs.dead_node_grace;
+        let node_id = local.id;
+        let gossip = Arc::new(
+            ChitchatClusterManager::start(gcfg, key.clone(), local)
+                .await
+                .map_err(|e| {
+                    Error::Config(format!("starting gossip on {}: {e}", cs.gossip_addr))
+                })?,
+        );
+        info!(role = cs.role.as_str(), gossip = %gossip_advertise, api = %api_advertise,
+            seeds = ?cs.seeds, "cluster mode");
+        let cluster: Arc<dyn ClusterManager> = Arc::clone(&gossip) as Arc<dyn ClusterManager>;
+        tasks.spawn(export_gossip_metrics(
+            Arc::clone(&gossip),
+            (Arc::clone(&local_runtime), node_id),
+            Arc::clone(&metrics),
+            cancel.child_token(),
+        ));
+        let agent = agent::router(AgentState {
+            runtime: Arc::clone(&local_runtime),
+            node: node_id,
+            cluster: Arc::clone(&cluster),
+            replays: Arc::new(ReplayCache::new(config.auth.replay_capacity)),
+            max_skew_seconds: config.auth.max_skew_seconds,
+        });
+        let network = network::router(
+            NetworkState {
+                cluster: Arc::clone(&cluster),
+                gossip: Some(Arc::clone(&gossip)),
+                role: cs.role.as_str().to_owned(),
+                http,
+            },
+            gate.clone(),
+        );
+
+        if cs.role == Role::Worker {
+            local_runtime.init_node(node_id).await?;
+            let proxy = ProxyState::new(Arc::clone(&cluster))
+                .map_err(|e| Error::Config(format!("creating the HTTP client: {e}")))?;
+            let forwarded = Router::new()
+                .route("/api/v1/events", any(events_elsewhere))
+                .route("/api/v1/{*rest}", any(proxy::forward))
+                .with_state(proxy);
+            let router = Router::new()
+                .merge(agent)
+                .merge(network)
+                .merge(forwarded)
+                .merge(observability::health::health_routes(
+                    Arc::clone(&health),
+                    Arc::clone(&metrics),
+                ))
+                .fallback(|| async { ApiError::not_found("no such route") })
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&metrics),
+                    observability::http::track_http,
+                ));
+            health.set_ok("runtime");
+            health.set_ok("cluster");
+            health.set_ok("store");
+            health.set_ok("reconciler");
+            health.set_ready(true);
+            spawn_api(&tasks, listener, router, &cancel);
+            return Ok(Self::finish(
+                None,
+                api_addr,
+                cancel,
+                tasks,
+                health,
+                Some(gossip),
+                None,
+            ));
+        }
+
+        let client = AgentClient::new(key)
+            .map_err(|e| Error::Config(format!("creating the agent client: {e}")))?;
+        let routing = Arc::new(RoutingRuntime::new(
+            local_runtime,
+            Arc::clone(&cluster),
+            client,
+            REMOTE_STATUS_POLL,
+        ));
+        let deps = Deps {
+            store: open_store(config)?,
+            runtime: Arc::clone(&routing) as Arc<dyn ContainerRuntime>,
+            cluster,
+            scheduler: open_scheduler(config),
+            metrics,
+            events,
+        };
+        let orch = Arc::new(
             Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?,
         );
-        for c in COMPONENTS {
-            health.set_ok(c);
-        }
-        health.set_ready(true);
-        let tasks = TaskTracker::new();
-        let state = AppState::new(
-            Arc::clone(&orchestrator),
-            config.auth.clone(),
+        let router = rest::router(AppState::with_gate(
+            Arc::clone(&orch),
+            gate,
             Arc::clone(&health),
-        );
-        let router = rest::router(state);
-        let api_cancel = cancel.child_token();
-        tasks.spawn(async move {
-            if let Err(e) = rest::serve(listener, router, api_cancel).await {
-                error!(error = %e, "the REST API stopped");
-            }
-        });
-        tasks.spawn(rest::refresh_gauges(
-            Arc::clone(&orchestrator),
-            Duration::from_secs(1),
-            cancel.child_token(),
-        ));
-        tasks.spawn(watch_health(
-            Arc::clone(&orchestrator),
+        ))
+        .merge(agent)
+        .merge(network);
+        spawn_control_tasks(&tasks, &orch, &health, &cancel);
+        spawn_api(&tasks, listener, router, &cancel);
+        Ok(Self::finish(
+            Some(orch),
+            api_addr,
+            cancel,
+            tasks,
             health,
-            cancel.child_token(),
-        ));
+            Some(gossip),
+            Some(routing),
+        ))
+    }
+
+    fn finish(
+        orchestrator: Option<Arc<Orchestrator>>,
+        api_addr: SocketAddr,
+        cancel: CancellationToken,
+        tasks: TaskTracker,
+        health: Arc<Health>,
+        gossip: Option<Arc<ChitchatClusterManager>>,
+        routing: Option<Arc<RoutingRuntime>>,
+    ) -> Self {
+        if orchestrator.is_some() {
+            for c in COMPONENTS {
+                health.set_ok(c);
+            }
+            health.set_ready(true);
+        }
         tasks.close();
-        Ok(Self {
+        Self {
             orchestrator,
             api_addr,
             cancel,
             tasks,
-        })
+            gossip,
+            routing,
+        }
     }
 
     /// Stops everything, letting in-flight work finish.
     pub async fn stop(self) {
         self.cancel.cancel();
         self.tasks.wait().await;
-        match Arc::try_unwrap(self.orchestrator) {
-            Ok(o) => o.shutdown().await,
-            Err(_) => warn!("orchestrator still shared at shutdown; not waiting for it"),
+        if let Some(orch) = self.orchestrator {
+            match Arc::try_unwrap(orch) {
+                Ok(o) => o.shutdown().await,
+                Err(_) => warn!("orchestrator still shared at shutdown; not waiting for it"),
+            }
+        }
+        if let Some(routing) = self.routing {
+            routing.shutdown().await;
+        }
+        if let Some(gossip) = self.gossip {
+            gossip.shutdown().await;
         }
     }
+}
+
+/// The event stream is the control plane's; a worker says where it is.
+async fn events_elsewhere() -> ApiError {
+    ApiError::unavailable(
+        "this node is a worker: connect the event stream (/api/v1/events) to the control \
+         plane (see `ui network status`)",
+    )
+}
+
+fn spawn_api(
+    tasks: &TaskTracker,
+    listener: TcpListener,
+    router: Router,
+    cancel: &CancellationToken,
+) {
+    let api_cancel = cancel.child_token();
+    tasks.spawn(async move {
+        if let Err(e) = rest::serve(listener, router, api_cancel).await {
+            error!(error = %e, "the REST API stopped");
+        }
+    });
+}
+
+fn spawn_control_tasks(
+    tasks: &TaskTracker,
+    orch: &Arc<Orchestrator>,
+    health: &Arc<Health>,
+    cancel: &CancellationToken,
+) {
+    tasks.spawn(rest::refresh_gauges(
+        Arc::clone(orch),
+        Duration::from_secs(1),
+        cancel.child_token(),
+    ));
+    tasks.spawn(watch_health(
+        Arc::clone(orch),
+        Arc::clone(health),
+        cancel.child_token(),
+    ));
 }
 
 /// Checks the store every few seconds and reports it in `/health`.

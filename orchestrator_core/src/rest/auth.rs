@@ -4,7 +4,7 @@
 //! [`Caller`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -18,7 +18,27 @@ use orchestrator_shared_types::auth::{
 use orchestrator_shared_types::PublicKey;
 
 use super::error::ApiError;
-use super::AppState;
+
+/// The settings and the replay cache the middleware checks requests against;
+/// cheap to clone, shared by every router of a daemon.
+#[derive(Clone, Debug)]
+pub struct AuthGate {
+    /// Authentication settings.
+    pub config: Arc<AuthConfig>,
+    /// Signatures already seen.
+    pub replays: Arc<ReplayCache>,
+}
+
+impl AuthGate {
+    /// A gate with `config` and an empty replay cache.
+    pub fn new(config: AuthConfig) -> Self {
+        let replays = Arc::new(ReplayCache::new(config.replay_capacity));
+        Self {
+            config: Arc::new(config),
+            replays,
+        }
+    }
+}
 
 /// Authentication settings.
 #[derive(Clone, Debug)]
@@ -124,11 +144,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Api
 
 /// The middleware: verifies, then passes the request on with a [`Caller`] extension.
 pub async fn authenticate(
-    State(state): State<AppState>,
+    State(gate): State<AuthGate>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let cfg = &state.auth;
+    let cfg = &gate.config;
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, cfg.body_limit)
         .await
@@ -160,7 +180,7 @@ pub async fn authenticate(
         }
     }
     let expires = verified.signed_at.timestamp() + cfg.max_skew_seconds;
-    if !state
+    if !gate
         .replays
         .check_and_insert(&verified.signature, expires, now.timestamp())
     {

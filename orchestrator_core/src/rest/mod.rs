@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::Orchestrator;
-pub use auth::{AuthConfig, Caller};
+pub use auth::{AuthConfig, AuthGate, Caller};
 use error::{ApiError, ApiResult};
 
 /// What every handler can reach.
@@ -36,10 +36,8 @@ use error::{ApiError, ApiResult};
 pub struct AppState {
     /// The library API.
     pub orch: Arc<Orchestrator>,
-    /// Authentication settings.
-    pub auth: Arc<AuthConfig>,
-    /// Signatures already seen.
-    pub replays: Arc<auth::ReplayCache>,
+    /// Authentication settings and the replay cache.
+    pub gate: AuthGate,
     /// Component health.
     pub health: Arc<Health>,
 }
@@ -47,13 +45,12 @@ pub struct AppState {
 impl AppState {
     /// State for `orch` with `auth`.
     pub fn new(orch: Arc<Orchestrator>, auth: AuthConfig, health: Arc<Health>) -> Self {
-        let replays = Arc::new(auth::ReplayCache::new(auth.replay_capacity));
-        Self {
-            orch,
-            auth: Arc::new(auth),
-            replays,
-            health,
-        }
+        Self::with_gate(orch, AuthGate::new(auth), health)
+    }
+
+    /// State for `orch` sharing `gate` (and its replay cache) with other routers.
+    pub fn with_gate(orch: Arc<Orchestrator>, gate: AuthGate, health: Arc<Health>) -> Self {
+        Self { orch, gate, health }
     }
 }
 
@@ -148,7 +145,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cluster/status", get(nodes::cluster_status))
         .route("/api/v1/events", get(events))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.gate.clone(),
             auth::authenticate,
         ));
     let metrics_state = Arc::clone(&state.orch.deps().metrics);

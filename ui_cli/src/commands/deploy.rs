@@ -4,13 +4,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::Context;
 use crate::cli::DeployArgs;
 use crate::client::{segment, ApiClient};
-use crate::output::emit;
+use crate::output::{emit, spinner};
 use crate::views::{view, Workload};
 
 /// How often the workload is polled while waiting.
@@ -89,12 +88,7 @@ pub fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<()> {
 /// Polls the workload until every replica runs the current generation, with a
 /// spinner on stderr; fails after `timeout`.
 fn wait(client: &ApiClient, name: &str, timeout: Duration) -> anyhow::Result<Value> {
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_style(
-        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    spinner.enable_steady_tick(Duration::from_millis(100));
+    let spinner = spinner(format!("waiting for {name}"));
     let started = Instant::now();
     let path = format!("/api/v1/workloads/{}", segment(name));
     let result = loop {

@@ -4,7 +4,8 @@
 //! - [`config`]: `ui config ...`. [`policy`]: `ui policy ...`.
 //! - [`deploy`]: `ui deploy`. [`workload`]: `ui scale`, `ui delete`.
 //! - [`status`]: `ui status`. [`logs`]: `ui logs`.
-//! - [`node`]: `ui node ...`. [`misc`]: `ui health`, `ui version`, `ui completions`.
+//! - [`node`]: `ui node ...`. [`network`]: `ui network ...`.
+//! - [`misc`]: `ui health`, `ui version`, `ui completions`.
 
 pub mod config;
 pub mod deploy;
@@ -12,6 +13,7 @@ pub mod identity;
 pub mod init;
 pub mod logs;
 pub mod misc;
+pub mod network;
 pub mod node;
 pub mod policy;
 pub mod status;
@@ -108,6 +110,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(&ctx, &args),
         Command::Delete(args) => workload::delete(&ctx, &args),
         Command::Node(cmd) => node::run(&ctx, &cmd),
+        Command::Network(cmd) => network::run(&ctx, &cmd),
         Command::Health => misc::health(&ctx),
         Command::Version => misc::version(&ctx),
         Command::Completions(args) => misc::completions(&args),

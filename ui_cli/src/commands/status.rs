@@ -1,4 +1,5 @@
-//! `ui status [name]`: the workload list, or one workload and its instances.
+//! `ui status [name]`: the workload list and a summary of the cluster, or one
+//! workload and its instances.
 
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -7,7 +8,9 @@ use super::Context;
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::client::segment;
 use crate::output::{age_of, print_json, short, Table};
-use crate::views::{view, Instance, Workload};
+use crate::views::{view, ClusterStatus, Instance, Peer, Workload};
+
+use super::network::or_dash;
 
 /// Runs `ui status`.
 pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<()> {
@@ -17,7 +20,12 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<()> {
             let items = client.get_all("/api/v1/workloads")?;
             match ctx.output() {
                 OutputFormat::Json => print_json(&json!({ "items": items, "next_cursor": null })),
-                OutputFormat::Table => print!("{}", workload_table(&items)?.render()),
+                OutputFormat::Table => {
+                    let workloads = workload_table(&items)?.render();
+                    let cluster = client.get_json("/api/v1/cluster/status")?;
+                    let cluster = cluster_section(&view(&cluster, "cluster status")?);
+                    print!("{workloads}\n{cluster}");
+                }
             }
         }
         Some(name) => {
@@ -75,6 +83,62 @@ pub fn instance_table(items: &[Value]) -> anyhow::Result<Table> {
     Ok(table)
 }
 
+/// The cluster for people: a [`cluster_line`], then a [`member_table`] when
+/// the daemon lists its members (older daemons do not).
+pub fn cluster_section(c: &ClusterStatus) -> String {
+    let mut text = cluster_line(c);
+    text.push('\n');
+    if !c.members.is_empty() {
+        text.push_str(&member_table(&c.members).render());
+    }
+    text
+}
+
+/// `Cluster: 3 nodes (2 ready, 1 down), control plane abababababab at 10.0.0.1:9090`.
+pub fn cluster_line(c: &ClusterStatus) -> String {
+    let mut line = format!(
+        "Cluster: {} node{} ({} ready, {} down)",
+        c.nodes_total,
+        if c.nodes_total == 1 { "" } else { "s" },
+        c.nodes_ready,
+        c.nodes_down
+    );
+    match &c.control_plane {
+        Some(id) => {
+            line.push_str(&format!(", control plane {}", short(id)));
+            let address = c
+                .members
+                .iter()
+                .find(|m| &m.node_id == id)
+                .map(|m| m.api_addr.as_str())
+                .filter(|a| !a.is_empty());
+            if let Some(address) = address {
+                line.push_str(&format!(" at {address}"));
+            }
+        }
+        // Members with roles gossip: a cluster that has lost its control plane.
+        None if c.members.iter().any(|m| !m.role.is_empty()) => line.push_str(", no control plane"),
+        None => {}
+    }
+    line
+}
+
+/// NODE (short), ROLE, API, STATUS. No `*` for the node that answered as in
+/// `ui network peers`: a worker forwards this request to the control plane,
+/// which would then be marked whichever node was asked.
+pub fn member_table(members: &[Peer]) -> Table {
+    let mut table = Table::new(["NODE", "ROLE", "API", "STATUS"]);
+    for m in members {
+        table.row([
+            short(&m.node_id),
+            or_dash(&m.role),
+            or_dash(&m.api_addr),
+            or_dash(&m.status),
+        ]);
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +170,72 @@ mod tests {
             t.render(),
             "ID             NODE           STATUS   RESTARTS   REASON\n\
              9f1c2d3e4b5a   abababababab   Failed   4          CrashLoop\n"
+        );
+    }
+
+    fn cluster(value: Value) -> ClusterStatus {
+        view(&value, "cluster status").expect("parses")
+    }
+
+    #[test]
+    fn cluster_section_names_the_control_plane_and_lists_members() {
+        let c = cluster(json!({
+            "nodes_total": 3, "nodes_ready": 2, "nodes_down": 1, "workloads_total": 1,
+            "control_plane": "ab".repeat(32),
+            "members": [
+                {"node_id": "ab".repeat(32), "gossip_addr": "10.0.0.1:7946",
+                 "api_addr": "10.0.0.1:9090", "generation": 1, "role": "control-plane",
+                 "status": "Ready", "live": true, "is_self": true},
+                {"node_id": "cd".repeat(32), "gossip_addr": "10.0.0.2:7946",
+                 "api_addr": "10.0.0.2:9090", "generation": 1, "role": "worker",
+                 "status": "Ready", "live": true, "is_self": false},
+                {"node_id": "ef".repeat(32), "gossip_addr": "10.0.0.3:7946",
+                 "api_addr": "10.0.0.3:9090", "generation": 1, "role": "worker",
+                 "status": "Down", "live": false, "is_self": false}
+            ]
+        }));
+        assert_eq!(
+            cluster_section(&c),
+            "Cluster: 3 nodes (2 ready, 1 down), control plane abababababab at 10.0.0.1:9090\n\
+             NODE           ROLE            API             STATUS\n\
+             abababababab   control-plane   10.0.0.1:9090   Ready\n\
+             cdcdcdcdcdcd   worker          10.0.0.2:9090   Ready\n\
+             efefefefefef   worker          10.0.0.3:9090   Down\n"
+        );
+    }
+
+    #[test]
+    fn cluster_section_of_an_older_daemon_is_one_line() {
+        let c = cluster(json!({"nodes_total": 1, "nodes_ready": 1, "workloads_total": 0}));
+        assert_eq!(cluster_section(&c), "Cluster: 1 node (1 ready, 0 down)\n");
+    }
+
+    #[test]
+    fn cluster_line_without_control_plane() {
+        let member = |role: &str| {
+            json!({"node_id": "ab".repeat(32), "api_addr": "127.0.0.1:9090",
+                   "role": role, "status": "Ready", "live": true, "is_self": true})
+        };
+        // A standalone daemon: its member has no role, and there is no control plane.
+        let c = cluster(
+            json!({"nodes_total": 1, "nodes_ready": 1, "control_plane": null,
+                               "members": [member("")]}),
+        );
+        assert_eq!(cluster_line(&c), "Cluster: 1 node (1 ready, 0 down)");
+        assert!(cluster_section(&c).contains("abababababab   -      127.0.0.1:9090   Ready"));
+        // Gossiping members but no control plane: say so.
+        let c = cluster(json!({"nodes_total": 2, "nodes_ready": 1, "nodes_down": 1,
+                               "members": [member("worker")]}));
+        assert_eq!(
+            cluster_line(&c),
+            "Cluster: 2 nodes (1 ready, 1 down), no control plane"
+        );
+        // A control plane that is not among the members: no address to show.
+        let c = cluster(json!({"nodes_total": 1, "nodes_ready": 1,
+                               "control_plane": "12".repeat(32)}));
+        assert_eq!(
+            cluster_line(&c),
+            "Cluster: 1 node (1 ready, 0 down), control plane 121212121212"
         );
     }
 }

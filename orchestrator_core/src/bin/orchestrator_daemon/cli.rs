@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use orchestrator_core::daemon::config::{LogFormat, Overrides, RuntimeKind, Scoring, StoreKind};
+use orchestrator_core::daemon::config::{
+    LogFormat, Overrides, Role, RuntimeKind, Scoring, StoreKind,
+};
 
 /// The Univrs orchestrator node daemon.
 #[derive(Debug, Parser)]
@@ -64,6 +66,32 @@ pub struct Cli {
     /// Image cache size before unused images are removed, e.g. `10Gi` [default: 10Gi].
     #[arg(long, env = "UNIVRS_IMAGE_CACHE_SIZE")]
     pub image_cache_size: Option<String>,
+    /// Role in the cluster [default: auto — control-plane without --seed,
+    /// worker with one]. Needs --gossip-addr.
+    #[arg(long, env = "UNIVRS_ROLE", value_enum)]
+    pub role: Option<Role>,
+    /// Gossip address IP:PORT (UDP), e.g. 0.0.0.0:7946; turns on cluster mode.
+    #[arg(long, env = "UNIVRS_GOSSIP_ADDR")]
+    pub gossip_addr: Option<String>,
+    /// Host name or IP other nodes reach this node's gossip and API at
+    /// [default: the gossip address's IP].
+    #[arg(long, env = "UNIVRS_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// A node to join through, HOST:PORT of its gossip (repeatable; env: comma-separated).
+    #[arg(long = "seed", env = "UNIVRS_SEEDS", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// Cluster name; gossip from other clusters is ignored [default: univrs].
+    #[arg(long, env = "UNIVRS_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Milliseconds between gossip rounds [default: 100].
+    #[arg(long, env = "UNIVRS_GOSSIP_INTERVAL_MS")]
+    pub gossip_interval_ms: Option<u64>,
+    /// Phi-accrual threshold above which a silent peer is declared dead [default: 8].
+    #[arg(long, env = "UNIVRS_PHI_THRESHOLD")]
+    pub phi_threshold: Option<f64>,
+    /// Seconds a dead peer stays listed as Down before it is forgotten [default: 3600].
+    #[arg(long, env = "UNIVRS_DEAD_NODE_GRACE_SECONDS")]
+    pub dead_node_grace_seconds: Option<u64>,
 }
 
 impl Cli {
@@ -87,6 +115,14 @@ impl Cli {
             insecure_registries: self.insecure_registries.clone(),
             image_pull_policy: self.image_pull_policy.clone(),
             image_cache_size: self.image_cache_size.clone(),
+            role: self.role,
+            gossip_addr: self.gossip_addr.clone(),
+            advertise_addr: self.advertise_addr.clone(),
+            seeds: self.seeds.clone(),
+            cluster_id: self.cluster_id.clone(),
+            gossip_interval_ms: self.gossip_interval_ms,
+            phi_threshold: self.phi_threshold,
+            dead_node_grace_seconds: self.dead_node_grace_seconds,
         }
     }
 }

@@ -1,0 +1,38 @@
+# The Univrs daemon image: `orchestrator_daemon` (entrypoint) and the `ui` CLI.
+#
+#   docker build -t univrs/orchestrator:local .
+#   docker compose up -d          # three nodes, Prometheus, Grafana
+#
+# Builds both binaries from source in a rust:1.95-bookworm stage, so it needs
+# a registry for the two base images. Without one (CI here), build the same
+# runtime image from binaries built on the host with deploy/Dockerfile.prebuilt
+# (scripts/test-compose shows how). The runtime stage below and that file must
+# stay the same.
+
+# RUST_IMAGE: another Rust 1.95+ image on Debian bookworm (a mirror, say).
+ARG RUST_IMAGE=rust:1.95-bookworm
+FROM ${RUST_IMAGE} AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p orchestrator_core -p ui_cli \
+        --bin orchestrator_daemon --bin ui \
+ && install -D -m 0755 target/release/orchestrator_daemon /out/orchestrator_daemon \
+ && install -D -m 0755 target/release/ui /out/ui
+
+FROM debian:bookworm-slim
+# ca-certificates: the daemon pulls images from registries over HTTPS and
+# trusts the system's roots.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/orchestrator_daemon /out/ui /usr/local/bin/
+LABEL org.univrs.image=orchestrator \
+      org.opencontainers.image.title="Univrs orchestrator" \
+      org.opencontainers.image.source="https://github.com/univrs/orchestrator"
+ENV UNIVRS_DATA_DIR=/var/lib/univrs \
+    UNIVRS_API_ADDR=0.0.0.0:9090
+RUN mkdir -p /var/lib/univrs
+VOLUME ["/var/lib/univrs"]
+# REST API (tcp) and cluster gossip (udp, with --gossip-addr 0.0.0.0:7946).
+EXPOSE 9090/tcp 7946/udp
+ENTRYPOINT ["orchestrator_daemon"]

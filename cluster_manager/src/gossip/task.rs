@@ -1,0 +1,213 @@
+//! The membership task: follows chitchat's cluster state, verifies the
+//! records it carries (each version once), and turns changes into events.
+//!
+//! It wakes on every change of chitchat's live-nodes watch and on a tick of
+//! the gossip interval (a node can turn dead without a watch notification),
+//! takes a snapshot of the node states under chitchat's lock, verifies new
+//! record versions outside it, and applies the result under the membership
+//! lock.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chitchat::{Chitchat, ChitchatId, Version};
+use orchestrator_shared_types::NodeId;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use super::membership::{select, Candidate};
+use super::record::{self, RecordBody, RECORD_KEY};
+use super::{GossipConfig, Shared};
+
+/// Least time a chitchat id that was never seen alive stays hidden: a node
+/// that just joined is known before the failure detector has the two
+/// heartbeats it needs to call it alive, and must not show `Down` meanwhile.
+const MIN_JOIN_GRACE: Duration = Duration::from_secs(1);
+/// The join grace in gossip rounds, when that is longer.
+const JOIN_GRACE_ROUNDS: u32 = 10;
+
+/// What the task remembers of one chitchat id.
+struct Seen {
+    /// Version of the record key last looked at, if there was one.
+    version: Option<Version>,
+    /// The last record that verified; a record that does not verify leaves it.
+    record: Option<Arc<RecordBody>>,
+    /// When the id was first seen in the cluster state.
+    first_seen: Instant,
+    /// Whether the failure detector ever called it alive.
+    seen_live: bool,
+}
+
+/// One chitchat id as read under chitchat's lock.
+struct Snapshot {
+    id: ChitchatId,
+    live: bool,
+    version: Option<Version>,
+    /// The record value, only if its version was not looked at yet.
+    value: Option<String>,
+}
+
+/// The state of the membership task.
+pub(super) struct MembershipTask {
+    chitchat: Arc<tokio::sync::Mutex<Chitchat>>,
+    shared: Arc<Shared>,
+    cluster_id: String,
+    self_id: ChitchatId,
+    local_id: NodeId,
+    interval: Duration,
+    join_grace: Duration,
+    seen: HashMap<ChitchatId, Seen>,
+}
+
+impl MembershipTask {
+    pub(super) fn new(
+        chitchat: Arc<tokio::sync::Mutex<Chitchat>>,
+        shared: Arc<Shared>,
+        config: &GossipConfig,
+        self_id: ChitchatId,
+        local_id: NodeId,
+    ) -> Self {
+        Self {
+            chitchat,
+            shared,
+            cluster_id: config.cluster_id.clone(),
+            self_id,
+            local_id,
+            interval: config.gossip_interval,
+            join_grace: MIN_JOIN_GRACE.max(config.gossip_interval * JOIN_GRACE_ROUNDS),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Runs until `cancel` or until the gossip server (`server_done`) stops.
+    pub(super) async fn run(
+        mut self,
+        cancel: CancellationToken,
+        server_done: impl Future<Output = anyhow::Result<()>>,
+    ) {
+        let mut live_nodes = self.chitchat.lock().await.live_nodes_watcher();
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tokio::pin!(server_done);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                done = &mut server_done => {
+                    match done {
+                        Ok(()) => debug!(node = %self.local_id.short(), "gossip server stopped"),
+                        Err(e) => error!(node = %self.local_id.short(), error = format!("{e:#}"),
+                            "gossip server died; membership frozen"),
+                    }
+                    self.shared.lock().shut_down = true;
+                    break;
+                }
+                changed = live_nodes.changed() => {
+                    if changed.is_err() {
+                        // chitchat is gone (we hold it, so this cannot happen).
+                        break;
+                    }
+                }
+                _ = tick.tick() => {}
+            }
+            self.refresh().await;
+        }
+    }
+
+    /// Reads chitchat, verifies new records and publishes the difference.
+    async fn refresh(&mut self) {
+        let now = Instant::now();
+        let snapshot = self.snapshot().await;
+        let present: BTreeSet<ChitchatId> = snapshot.iter().map(|s| s.id.clone()).collect();
+        let mut candidates = Vec::new();
+        for snap in snapshot {
+            let seen = self.seen.entry(snap.id.clone()).or_insert(Seen {
+                version: None,
+                record: None,
+                first_seen: now,
+                seen_live: false,
+            });
+            seen.version = snap.version;
+            seen.seen_live |= snap.live;
+            if let (Some(value), Some(version)) = (snap.value, snap.version) {
+                match record::verify(&self.cluster_id, &snap.id, &value) {
+                    Ok(body) => seen.record = Some(Arc::new(body)),
+                    Err(reason) => {
+                        self.shared
+                            .counters
+                            .rejected_records
+                            .fetch_add(1, Ordering::Relaxed);
+                        warn!(chitchat_node_id = %snap.id.node_id, generation = snap.id.generation_id,
+                            gossip_addr = %snap.id.gossip_advertise_addr, version,
+                            value_len = value.len(), reason = %reason,
+                            "rejected gossiped node record");
+                    }
+                }
+            }
+            let joined = seen.seen_live || now.duration_since(seen.first_seen) >= self.join_grace;
+            if let (Some(body), true) = (&seen.record, joined) {
+                candidates.push(Candidate {
+                    chitchat_id: snap.id,
+                    live: snap.live,
+                    body: Arc::clone(body),
+                });
+            }
+        }
+        // Ids chitchat forgot (dead for the grace period) are forgotten here too.
+        self.seen.retain(|id, _| present.contains(id));
+
+        let members = select(candidates, &self.local_id);
+        let mut state = self.shared.lock();
+        if state.shut_down {
+            return;
+        }
+        let events = state.replace_members(members);
+        // Counted before the events go out, so that whoever sees an event
+        // sees the counts that go with it.
+        let (live, dead) = state.live_and_dead();
+        self.shared
+            .counters
+            .live_nodes
+            .store(live, Ordering::Relaxed);
+        self.shared
+            .counters
+            .dead_nodes
+            .store(dead, Ordering::Relaxed);
+        for event in events {
+            debug!(node = %event.node_id().short(), event = ?event, "membership change");
+            self.shared.publish(event);
+        }
+    }
+
+    /// Every other chitchat id with its liveness and, if not looked at yet,
+    /// its record, read under chitchat's lock (no verification there).
+    async fn snapshot(&self) -> Vec<Snapshot> {
+        let chitchat = self.chitchat.lock().await;
+        let live: BTreeSet<&ChitchatId> = chitchat.live_nodes().collect();
+        chitchat
+            .node_states()
+            .iter()
+            .filter(|(id, _)| **id != self.self_id)
+            .map(|(id, state)| {
+                let record = state
+                    .get_versioned(RECORD_KEY)
+                    .filter(|value| !value.is_deleted());
+                let version = record.map(|value| value.version);
+                let known = version.is_some()
+                    && self
+                        .seen
+                        .get(id)
+                        .is_some_and(|seen| seen.version == version);
+                Snapshot {
+                    id: id.clone(),
+                    live: live.contains(id),
+                    version,
+                    value: record.filter(|_| !known).map(|value| value.value.clone()),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,230 @@
+//! The node agent (`/agent/v1`): the control plane's hands on this node. It
+//! runs containers on the local runtime, and accepts only requests signed by
+//! the key of a live member whose signed gossip record says it is the
+//! control plane; replays within the skew window are refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use cluster_manager_interface::ClusterManager;
+use container_runtime_interface::{ContainerRuntime, ContainerSpec, LogOptions, RuntimeError};
+use futures::StreamExt;
+use orchestrator_shared_types::auth::{
+    verify_request, ReceivedHeaders, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
+use orchestrator_shared_types::{ContainerId, NodeId, NodeStatus};
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use super::is_control_plane;
+use super::wire::{CreateContainer, Created, Stop, WireError};
+use crate::rest::auth::ReplayCache;
+
+/// Largest agent request body.
+const BODY_LIMIT: usize = 1 << 20;
+
+/// What the agent routes need.
+#[derive(Clone)]
+pub struct AgentState {
+    /// The local runtime.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// This node.
+    pub node: NodeId,
+    /// Membership, to tell who may call.
+    pub cluster: Arc<dyn ClusterManager>,
+    /// Signatures already seen.
+    pub replays: Arc<ReplayCache>,
+    /// Allowed clock skew, in seconds.
+    pub max_skew_seconds: i64,
+}
+
+struct AgentError(StatusCode, WireError);
+
+impl IntoResponse for AgentError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<RuntimeError> for AgentError {
+    fn from(e: RuntimeError) -> Self {
+        let (status, body) = WireError::from_runtime(&e);
+        AgentError(status, body)
+    }
+}
+
+fn denied(status: StatusCode, code: &str, message: impl Into<String>) -> AgentError {
+    AgentError(status, WireError::new(code, message))
+}
+
+type AgentResult<T> = Result<T, AgentError>;
+
+/// Verifies the signature and that the signer is the live control plane.
+async fn authenticate(
+    State(state): State<AgentState>,
+    req: Request,
+    next: Next,
+) -> AgentResult<Response> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| {
+        denied(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_request",
+            "agent request body is too large",
+        )
+    })?;
+    let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |p| p.as_str());
+    let now = Utc::now();
+    let verified = verify_request(
+        ReceivedHeaders {
+            public_key: h(HEADER_PUBLIC_KEY),
+            timestamp: h(HEADER_TIMESTAMP),
+            signature: h(HEADER_SIGNATURE),
+        },
+        parts.method.as_str(),
+        path,
+        &bytes,
+        now,
+        state.max_skew_seconds,
+    )
+    .map_err(|e| denied(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
+    let caller = NodeId(verified.key.0);
+    let member = state.cluster.get_node(&caller).await.ok().flatten();
+    let allowed = member
+        .as_ref()
+        .is_some_and(|n| n.status != NodeStatus::Down && is_control_plane(n));
+    if !allowed {
+        warn!(caller = %caller.short(), member = member.is_some(), "agent call refused: not the live control plane");
+        return Err(denied(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("{caller} is not a live control-plane member of this cluster"),
+        ));
+    }
+    let expires = verified.signed_at.timestamp() + state.max_skew_seconds;
+    if !state
+        .replays
+        .check_and_insert(&verified.signature, expires, now.timestamp())
+    {
+        return Err(denied(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this signed agent request was already used (replay)",
+        ));
+    }
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> AgentResult<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| denied(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))
+}
+
+async fn init(State(s): State<AgentState>) -> AgentResult<StatusCode> {
+    s.runtime.init_node(s.node).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create(State(s): State<AgentState>, body: Bytes) -> AgentResult<Response> {
+    let req: CreateContainer = parse_json(&body)?;
+    let spec = ContainerSpec {
+        instance_id: req.instance_id,
+        workload_id: req.workload_id,
+        config: req.config,
+        labels: req.labels,
+    };
+    info!(instance = %spec.instance_id, container = %spec.config.name, "agent: creating container");
+    let id = s.runtime.create_container(s.node, &spec).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })).into_response())
+}
+
+async fn list(State(s): State<AgentState>) -> AgentResult<Response> {
+    Ok(Json(s.runtime.list_containers(s.node).await?).into_response())
+}
+
+async fn status(State(s): State<AgentState>, Path(id): Path<String>) -> AgentResult<Response> {
+    Ok(Json(s.runtime.get_container_status(&ContainerId(id)).await?).into_response())
+}
+
+async fn remove(State(s): State<AgentState>, Path(id): Path<String>) -> AgentResult<StatusCode> {
+    s.runtime.remove_container(&ContainerId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stop(
+    State(s): State<AgentState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AgentResult<StatusCode> {
+    let req: Stop = parse_json(&body)?;
+    s.runtime
+        .stop_container(&ContainerId(id), Duration::from_millis(req.grace_ms))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct Tail {
+    tail: Option<usize>,
+}
+
+async fn logs(
+    State(s): State<AgentState>,
+    Path(id): Path<String>,
+    Query(q): Query<Tail>,
+) -> AgentResult<Response> {
+    let lines = s
+        .runtime
+        .get_container_logs(&ContainerId(id), LogOptions { tail: q.tail })
+        .await?;
+    Ok(Json(lines).into_response())
+}
+
+async fn follow(State(s): State<AgentState>, Path(id): Path<String>) -> AgentResult<Response> {
+    let lines = s.runtime.follow_container_logs(&ContainerId(id)).await?;
+    let body = lines.map(|l| {
+        let mut line = serde_json::to_vec(&l).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    Ok((
+        [("content-type", "application/x-ndjson")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+async fn usage(State(s): State<AgentState>) -> AgentResult<Response> {
+    Ok(Json(s.runtime.usage(s.node).await?).into_response())
+}
+
+/// The agent routes, authenticated.
+pub fn router(state: AgentState) -> Router {
+    Router::new()
+        .route("/agent/v1/init", post(init))
+        .route("/agent/v1/containers", post(create).get(list))
+        .route("/agent/v1/containers/{id}", get(status).delete(remove))
+        .route("/agent/v1/containers/{id}/stop", post(stop))
+        .route("/agent/v1/containers/{id}/logs", get(logs))
+        .route("/agent/v1/containers/{id}/logs/follow", get(follow))
+        .route("/agent/v1/usage", get(usage))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,131 @@
+//! The agent protocol (`/agent/v1`): request and response bodies, and how a
+//! [`RuntimeError`] travels as `{"error": {"code", "message", "id"}}` and comes
+//! back as the same variant.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use container_runtime_interface::RuntimeError;
+use orchestrator_shared_types::{ContainerConfig, ContainerId, InstanceId, NodeId, WorkloadId};
+use serde::{Deserialize, Serialize};
+
+/// Path prefix of the agent routes.
+pub const AGENT_PREFIX: &str = "/agent/v1";
+
+/// `POST /agent/v1/containers`: what to create.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreateContainer {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Its workload.
+    pub workload_id: WorkloadId,
+    /// The container.
+    pub config: ContainerConfig,
+    /// Extra labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The node-local id of a created (or already existing) container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Created {
+    /// Node-local container id.
+    pub id: ContainerId,
+}
+
+/// `POST /agent/v1/containers/{id}/stop`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Stop {
+    /// Grace period before SIGKILL, in milliseconds.
+    pub grace_ms: u64,
+}
+
+/// An agent error.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WireError {
+    /// The error.
+    pub error: WireErrorDetail,
+}
+
+/// Code, message and, where it applies, the container id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WireErrorDetail {
+    /// `not_found`, `already_exists`, `image_pull`, `create`, `operation`,
+    /// `shut_down`, `unknown_node`, `unauthorized`, `forbidden`, `bad_request`.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// The container concerned (node-local id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The image concerned (`image_pull`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+impl WireError {
+    /// An error with `code` and `message`.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            error: WireErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+                id: None,
+                image: None,
+            },
+        }
+    }
+
+    /// How a runtime error is answered.
+    pub fn from_runtime(e: &RuntimeError) -> (StatusCode, Self) {
+        let (status, code, id) = match e {
+            RuntimeError::NotFound(id) => (StatusCode::NOT_FOUND, "not_found", Some(id)),
+            RuntimeError::AlreadyExists(id) => (StatusCode::CONFLICT, "already_exists", Some(id)),
+            RuntimeError::ImagePull { .. } => (StatusCode::BAD_GATEWAY, "image_pull", None),
+            RuntimeError::Create { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "create", None),
+            RuntimeError::Operation { .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "operation", None)
+            }
+            RuntimeError::ShutDown => (StatusCode::SERVICE_UNAVAILABLE, "shut_down", None),
+            RuntimeError::UnknownNode(_) | RuntimeError::NodeUnreachable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unknown_node", None)
+            }
+        };
+        let mut body = match e {
+            RuntimeError::ImagePull { image, reason } => {
+                let mut b = Self::new(code, reason.clone());
+                b.error.image = Some(image.clone());
+                b
+            }
+            _ => Self::new(code, e.to_string()),
+        };
+        body.error.id = id.map(|i| i.0.clone());
+        (status, body)
+    }
+
+    /// The runtime error this answer stands for, as the caller on `node` sees
+    /// it; `routed` turns a node-local container id into a routed one.
+    pub fn into_runtime(
+        self,
+        node: NodeId,
+        routed: impl Fn(ContainerId) -> ContainerId,
+    ) -> RuntimeError {
+        let d = self.error;
+        let id = d.id.map(ContainerId);
+        match (d.code.as_str(), id) {
+            ("not_found", Some(id)) => RuntimeError::NotFound(routed(id)),
+            ("already_exists", Some(id)) => RuntimeError::AlreadyExists(routed(id)),
+            ("image_pull", _) => RuntimeError::ImagePull {
+                image: d.image.unwrap_or_default(),
+                reason: d.message,
+            },
+            ("shut_down", _) => RuntimeError::ShutDown,
+            ("unknown_node", _) => RuntimeError::UnknownNode(node),
+            (_, id) => RuntimeError::Operation {
+                operation: "asking the agent of",
+                id: id.map_or_else(|| ContainerId(node.short()), routed),
+                reason: format!("{}: {}", d.code, d.message),
+            },
+        }
+    }
+}

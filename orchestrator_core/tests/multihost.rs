@@ -1,0 +1,316 @@
+//! Many hosts: three real daemons, each in its own network namespace with
+//! its own address (see `multihost_common`), form one cluster by gossip.
+//! A workload spreads over them; a killed host's replicas run elsewhere; a
+//! returning host and a healed partition leave exactly the desired replicas
+//! running; 10 % packet loss for a minute raises no false alarm.
+//!
+//! These need root (CI runs as root).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod multihost_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use multihost_common::{eventually, Lab};
+use serde_json::{json, Value};
+
+fn daemon() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_orchestrator_daemon"))
+}
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn manifest(name: &str, replicas: u32) -> Value {
+    json!({
+        "name": name,
+        "replicas": replicas,
+        "containers": [{
+            "name": "main",
+            "image": "example.org/web:1",
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+        }],
+        "restart_policy": "Always"
+    })
+}
+
+/// Node id of every host, from its own `/api/v1/network`.
+async fn node_ids(lab: &Lab) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..lab.hosts.len() {
+        let v = lab.get(i, "/api/v1/network").await.expect("network status");
+        ids.push(v["node_id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// Node status by id, as host `via` answers `/api/v1/nodes`.
+async fn node_statuses(lab: &Lab, via: usize) -> Option<BTreeMap<String, String>> {
+    let v = lab.get(via, "/api/v1/nodes").await?;
+    Some(
+        v["items"]
+            .as_array()?
+            .iter()
+            .map(|n| {
+                (
+                    n["id"].as_str().unwrap_or_default().to_owned(),
+                    n["status"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Running instances per node id, and every instance id, of workload `name`.
+async fn running(
+    lab: &Lab,
+    via: usize,
+    name: &str,
+) -> Option<(BTreeMap<String, usize>, BTreeSet<String>)> {
+    let v = lab
+        .get(
+            via,
+            &format!("/api/v1/workloads/{name}/instances?limit=1000"),
+        )
+        .await?;
+    let mut per_node = BTreeMap::new();
+    let mut ids = BTreeSet::new();
+    for i in v["items"].as_array()? {
+        ids.insert(i["id"].as_str().unwrap_or_default().to_owned());
+        if i["status"] == "Running" {
+            *per_node
+                .entry(i["node_id"].as_str().unwrap_or_default().to_owned())
+                .or_insert(0) += 1;
+        }
+    }
+    Some((per_node, ids))
+}
+
+/// Containers actually running on every host, each as its own runtime says.
+async fn containers_on_hosts(lab: &Lab) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for i in 0..lab.hosts.len() {
+        out.push(
+            lab.metric(i, "orchestrator_node_containers_running")
+                .await? as usize,
+        );
+    }
+    Some(out)
+}
+
+/// Waits until `name` has exactly `want` running instances, all on `allowed`
+/// nodes, and the hosts run exactly `want` containers in all.
+async fn converged(lab: &Lab, name: &str, want: usize, allowed: &[&String], what: &str) {
+    let res = eventually(DEADLINE, what, || async {
+        let Some((per_node, _)) = running(lab, 0, name).await else {
+            return false;
+        };
+        let total: usize = per_node.values().sum();
+        let on_allowed = per_node.keys().all(|n| allowed.contains(&n));
+        let containers = containers_on_hosts_reachable(lab).await;
+        total == want && on_allowed && containers == Some(want)
+    })
+    .await;
+    if let Err(e) = res {
+        panic!(
+            "{e}\ninstances: {:?}\ncontainers per host: {:?}\n--- control plane log:\n{}",
+            running(lab, 0, name).await,
+            containers_on_hosts(lab).await,
+            lab.log_tail(0, 60)
+        );
+    }
+}
+
+/// Like [`containers_on_hosts`] but summed, skipping hosts that are down.
+async fn containers_on_hosts_reachable(lab: &Lab) -> Option<usize> {
+    let mut total = 0;
+    for i in 0..lab.hosts.len() {
+        if let Some(v) = lab.metric(i, "orchestrator_node_containers_running").await {
+            total += v as usize;
+        }
+    }
+    Some(total)
+}
+
+async fn wait_status(lab: &Lab, node: &str, status: &str) {
+    eventually(DEADLINE, &format!("node {node} is {status}"), || async {
+        node_statuses(lab, 0)
+            .await
+            .is_some_and(|s| s.get(node).map(String::as_str) == Some(status))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- control plane log:\n{}", lab.log_tail(0, 60)));
+}
+
+async fn start_cluster(lab: &mut Lab) -> Vec<String> {
+    for i in 0..lab.hosts.len() {
+        lab.start(i);
+    }
+    for i in 0..lab.hosts.len() {
+        lab.wait_up(i, DEADLINE).await;
+    }
+    let ids = node_ids(lab).await;
+    // Every node, asked directly, sees all three Ready (workers forward
+    // /api/v1/nodes to the control plane; /api/v1/network/peers is local).
+    for via in 0..lab.hosts.len() {
+        eventually(
+            DEADLINE,
+            &format!("host {via} sees three Ready nodes"),
+            || async {
+                let nodes_ok = node_statuses(lab, via)
+                    .await
+                    .is_some_and(|s| s.len() == 3 && s.values().all(|v| v == "Ready"));
+                let peers_ok = lab
+                    .get(via, "/api/v1/network/peers")
+                    .await
+                    .is_some_and(|p| {
+                        p["items"]
+                            .as_array()
+                            .is_some_and(|a| a.len() == 3 && a.iter().all(|x| x["live"] == true))
+                    });
+                nodes_ok && peers_ok
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", lab.log_tail(via, 40)));
+    }
+    ids
+}
+
+async fn deploy_spread(lab: &Lab, ids: &[String], name: &str) {
+    // Any node accepts the request: this one goes through worker 1.
+    let (status, body) = lab
+        .call(1, "POST", "/api/v1/workloads", Some(&manifest(name, 6)))
+        .await
+        .expect("worker 1 answers");
+    assert_eq!(status, 201, "{body}");
+    let all: Vec<&String> = ids.iter().collect();
+    converged(lab, name, 6, &all, "6 replicas run").await;
+    let (per_node, _) = running(lab, 0, name).await.unwrap();
+    assert_eq!(
+        per_node.len(),
+        3,
+        "6 replicas spread over the 3 nodes: {per_node:?}"
+    );
+    // The same answer whichever node is asked.
+    let direct = lab
+        .get(0, &format!("/api/v1/workloads/{name}"))
+        .await
+        .unwrap();
+    let via_worker = lab
+        .get(2, &format!("/api/v1/workloads/{name}"))
+        .await
+        .unwrap();
+    assert_eq!(direct["id"], via_worker["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_spread_fail_over_come_back_and_heal_to_exactly_the_replicas() {
+    let mut lab = Lab::new("ua", 1, 3, &daemon());
+    let ids = start_cluster(&mut lab).await;
+    deploy_spread(&lab, &ids, "web").await;
+
+    // A host dies: its replicas run on the other two.
+    lab.kill(2);
+    wait_status(&lab, &ids[2], "Down").await;
+    converged(
+        &lab,
+        "web",
+        6,
+        &[&ids[0], &ids[1]],
+        "6 replicas run on hosts 0 and 1",
+    )
+    .await;
+
+    // It comes back (same key, new generation): still exactly 6.
+    lab.start(2);
+    lab.wait_up(2, DEADLINE).await;
+    wait_status(&lab, &ids[2], "Ready").await;
+    let all: Vec<&String> = ids.iter().collect();
+    converged(
+        &lab,
+        "web",
+        6,
+        &all,
+        "exactly 6 replicas after host 2 returned",
+    )
+    .await;
+
+    // A host is cut off: the control plane moves its replicas; the host
+    // itself starts nothing and keeps its two until it is reachable again.
+    lab.partition(1);
+    wait_status(&lab, &ids[1], "Down").await;
+    eventually(DEADLINE, "6 running on hosts 0 and 2", || async {
+        running(&lab, 0, "web")
+            .await
+            .is_some_and(|(p, _)| p.values().sum::<usize>() == 6 && !p.contains_key(&ids[1]))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- control plane log:\n{}", lab.log_tail(0, 60)));
+    lab.heal(1);
+    wait_status(&lab, &ids[1], "Ready").await;
+    converged(
+        &lab,
+        "web",
+        6,
+        &all,
+        "exactly 6 replicas after the partition healed",
+    )
+    .await;
+    // And it stays so.
+    for _ in 0..10 {
+        let (p, _) = running(&lab, 0, "web").await.unwrap();
+        assert_eq!(p.values().sum::<usize>(), 6, "{p:?}");
+        assert_eq!(containers_on_hosts_reachable(&lab).await, Some(6));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_percent_packet_loss_for_a_minute_is_no_false_alarm() {
+    let mut lab = Lab::new("ub", 2, 3, &daemon());
+    let ids = start_cluster(&mut lab).await;
+    deploy_spread(&lab, &ids, "steady").await;
+    let (_, before) = running(&lab, 0, "steady").await.unwrap();
+    let rejected_before = lab
+        .metric(0, "orchestrator_gossip_rejected_records_total")
+        .await;
+
+    lab.loss(10);
+    let window = std::time::Instant::now();
+    let mut answers = 0;
+    while window.elapsed() < Duration::from_secs(60) {
+        // Any answer that gets through must show every node alive.
+        for via in 0..3 {
+            if let Some(net) = lab.get(via, "/api/v1/network").await {
+                answers += 1;
+                assert_eq!(
+                    net["peers_dead"], 0,
+                    "host {via} declared a peer dead: {net}"
+                );
+            }
+        }
+        if let Some(s) = node_statuses(&lab, 0).await {
+            assert!(
+                s.values().all(|v| v == "Ready"),
+                "a node was reported dead: {s:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    lab.no_loss();
+    assert!(
+        answers > 30,
+        "too few answers got through to judge: {answers}"
+    );
+
+    let (per_node, after) = running(&lab, 0, "steady").await.unwrap();
+    assert_eq!(before, after, "an instance was rescheduled");
+    assert_eq!(per_node.values().sum::<usize>(), 6);
+    assert_eq!(
+        lab.metric(0, "orchestrator_gossip_rejected_records_total")
+            .await,
+        rejected_before
+    );
+}

@@ -1,0 +1,403 @@
+//! Hosts for multi-node tests and benchmarks: each host is a network
+//! namespace with its own address, joined to the others by a bridge in a
+//! "switch" namespace (so the machine's own firewall never sees the traffic),
+//! and runs a real `orchestrator_daemon` (mock runtime, SQLite). The test
+//! process reaches every host from the root namespace through one more port
+//! on that bridge.
+//!
+//! A host can be killed (SIGKILL, like pulling its plug), restarted with the
+//! same data directory (same node key), cut off the network (its switch port
+//! goes down) and healed, and given random packet loss (iptables `statistic`
+//! inside the host: the kernel here has no netem).
+//!
+//! Needs root and `ip`/`iptables` (Debian: iproute2, iptables); CI runs as root.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chrono::Utc;
+use ed25519_dalek::SigningKey;
+use orchestrator_shared_types::auth::{
+    sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
+use serde_json::Value;
+
+/// API port of every host (each has its own address).
+pub const API_PORT: u16 = 9090;
+/// Gossip port of every host.
+pub const GOSSIP_PORT: u16 = 7946;
+
+/// Runs a command and panics with its output if it fails.
+pub fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("running {args:?}: {e} (the multi-host tests need root, iproute2 and iptables)")
+        });
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a command, ignoring failure (clean-up of what may not exist).
+fn sh_quiet(args: &[&str]) {
+    let _ = Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// One host.
+pub struct Host {
+    pub ns: String,
+    pub ip: String,
+    /// Its port on the switch (down = partitioned).
+    port: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl Host {
+    pub fn api(&self) -> String {
+        format!("http://{}:{API_PORT}", self.ip)
+    }
+    pub fn gossip(&self) -> String {
+        format!("{}:{GOSSIP_PORT}", self.ip)
+    }
+}
+
+/// A set of hosts on one private network.
+pub struct Lab {
+    tag: String,
+    switch: String,
+    root_port: String,
+    pub hosts: Vec<Host>,
+    daemon: PathBuf,
+    _dir: tempfile::TempDir,
+    pub key: SigningKey,
+    pub http: reqwest::Client,
+}
+
+impl Lab {
+    /// `n` hosts on 10.250.`net`.0/24, named after `tag` (2–3 characters,
+    /// unique per concurrently running lab, as is `net`). Host 0 is the
+    /// control plane; the others are workers seeded on it. Nothing is started.
+    pub fn new(tag: &str, net: u8, n: usize, daemon: &Path) -> Self {
+        assert!(tag.len() <= 3 && n <= 9);
+        let dir = tempfile::tempdir().unwrap();
+        let switch = format!("{tag}sw");
+        let root_port = format!("{tag}r0");
+        let mut lab = Self {
+            tag: tag.to_owned(),
+            switch: switch.clone(),
+            root_port: root_port.clone(),
+            hosts: Vec::new(),
+            daemon: daemon.to_owned(),
+            key: SigningKey::from_bytes(&[net; 32]),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
+            _dir: dir,
+        };
+        lab.clean();
+        sh(&["ip", "netns", "add", &switch]);
+        sh(&["ip", "-n", &switch, "link", "add", "br0", "type", "bridge"]);
+        sh(&["ip", "-n", &switch, "link", "set", "br0", "up"]);
+        sh(&["ip", "-n", &switch, "link", "set", "lo", "up"]);
+        // The test process's own port on the switch.
+        let peer = format!("{tag}r1");
+        sh(&[
+            "ip", "link", "add", &root_port, "type", "veth", "peer", "name", &peer,
+        ]);
+        sh(&["ip", "link", "set", &peer, "netns", &switch]);
+        sh(&[
+            "ip", "-n", &switch, "link", "set", &peer, "master", "br0", "up",
+        ]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.250.{net}.1/24"),
+            "dev",
+            &root_port,
+        ]);
+        sh(&["ip", "link", "set", &root_port, "up"]);
+        for i in 0..n {
+            let ns = format!("{tag}h{i}");
+            let port = format!("{tag}p{i}");
+            let ip = format!("10.250.{net}.{}", 10 + i);
+            sh(&["ip", "netns", "add", &ns]);
+            sh(&[
+                "ip", "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port,
+                "netns", &switch,
+            ]);
+            sh(&[
+                "ip", "-n", &switch, "link", "set", &port, "master", "br0", "up",
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{ip}/24"),
+                "dev",
+                "eth0",
+            ]);
+            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            let data_dir = lab._dir.path().join(format!("host{i}"));
+            std::fs::create_dir_all(&data_dir).unwrap();
+            lab.hosts.push(Host {
+                ns,
+                ip,
+                port,
+                log: lab._dir.path().join(format!("host{i}.log")),
+                data_dir,
+                child: None,
+                extra_args: Vec::new(),
+            });
+        }
+        lab
+    }
+
+    fn clean(&self) {
+        for i in 0..10 {
+            sh_quiet(&["ip", "netns", "del", &format!("{}h{i}", self.tag)]);
+        }
+        sh_quiet(&["ip", "netns", "del", &self.switch]);
+        sh_quiet(&["ip", "link", "del", &self.root_port]);
+    }
+
+    /// Extra daemon flags for host `i` (before it starts).
+    pub fn set_args(&mut self, i: usize, args: &[&str]) {
+        self.hosts[i].extra_args = args.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// Starts the daemon of host `i` (again, after a kill: same data dir).
+    pub fn start(&mut self, i: usize) {
+        assert!(self.hosts[i].child.is_none(), "host {i} already runs");
+        let seed = self.hosts[0].gossip();
+        let h = &mut self.hosts[i];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&h.log)
+            .unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &h.ns])
+            .arg(&self.daemon)
+            .args(["--runtime", "mock", "--store", "sqlite", "--data-dir"])
+            .arg(&h.data_dir)
+            .args(["--api-addr", &format!("{}:{API_PORT}", h.ip)])
+            .args(["--gossip-addr", &h.gossip()])
+            .args(["--node-cpu", "4", "--node-memory", "8Gi"])
+            .args(["--label", &format!("host=h{i}")])
+            .args([
+                "--admin-key",
+                &B64.encode(self.key.verifying_key().to_bytes()),
+            ]);
+        if i > 0 {
+            cmd.args(["--seed", &seed]);
+        }
+        cmd.args(&h.extra_args)
+            .env("RUST_LOG", "info,chitchat=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        h.child = Some(
+            cmd.spawn()
+                .expect("starting orchestrator_daemon in a namespace"),
+        );
+    }
+
+    /// Kills host `i`'s daemon at once (SIGKILL) and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.hosts[i].child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Cuts host `i` off the network.
+    pub fn partition(&self, i: usize) {
+        sh(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &self.hosts[i].port,
+            "down",
+        ]);
+    }
+
+    /// Reconnects host `i`.
+    pub fn heal(&self, i: usize) {
+        sh(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &self.hosts[i].port,
+            "up",
+        ]);
+    }
+
+    /// Drops `percent` % of the packets every host receives.
+    pub fn loss(&self, percent: u32) {
+        let p = format!("{:.2}", f64::from(percent) / 100.0);
+        for h in &self.hosts {
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &h.ns,
+                "iptables",
+                "-A",
+                "INPUT",
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                &p,
+                "-j",
+                "DROP",
+            ]);
+        }
+    }
+
+    /// Removes the packet loss.
+    pub fn no_loss(&self) {
+        for h in &self.hosts {
+            sh(&["ip", "netns", "exec", &h.ns, "iptables", "-F", "INPUT"]);
+        }
+    }
+
+    /// The last lines of host `i`'s log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.hosts[i].log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// A signed request to host `i`'s API; `(status, json)` or `None` if it
+    /// cannot be reached.
+    pub async fn call(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Option<(u16, Value)> {
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).unwrap())
+            .unwrap_or_default();
+        let s = sign_request(&self.key, method, path, &bytes, Utc::now());
+        let url = format!("{}{path}", self.hosts[i].api());
+        let mut req = self
+            .http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                &url,
+            )
+            .header(HEADER_PUBLIC_KEY, s.public_key)
+            .header(HEADER_TIMESTAMP, s.timestamp)
+            .header(HEADER_SIGNATURE, s.signature);
+        if body.is_some() {
+            req = req.header("content-type", "application/json").body(bytes);
+        }
+        let resp = req.send().await.ok()?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.ok()?;
+        Some((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// A GET that must answer 200.
+    pub async fn get(&self, i: usize, path: &str) -> Option<Value> {
+        match self.call(i, "GET", path, None).await {
+            Some((200, v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Host `i`'s `/metrics` value of `name` (first series), if reachable.
+    pub async fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let url = format!("{}/metrics", self.hosts[i].api());
+        let text = self.http.get(&url).send().await.ok()?.text().await.ok()?;
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Waits until host `i` answers `/health`.
+    pub async fn wait_up(&self, i: usize, deadline: Duration) {
+        let url = format!("{}/health", self.hosts[i].api());
+        let http = self.http.clone();
+        eventually(deadline, &format!("host {i} answers /health"), || {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- host {i} log:\n{}", self.log_tail(i, 40)));
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for i in 0..self.hosts.len() {
+            if let Some(mut c) = self.hosts[i].child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        self.clean();
+    }
+}
+
+/// Polls `check` every 50 ms until it holds; `Err` after `deadline`.
+pub async fn eventually<F, Fut>(
+    deadline: Duration,
+    what: &str,
+    mut check: F,
+) -> Result<Duration, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > deadline {
+            return Err(format!("timed out after {deadline:?} waiting until {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
