@@ -83,3 +83,72 @@ fn bad_values_are_errors() {
     }
     assert!(toml::from_str::<FileConfig>("colour = 1").is_err());
 }
+
+#[test]
+fn cluster_mode_needs_a_gossip_address_and_resolves_the_role() {
+    assert_eq!(
+        DaemonConfig::resolve(flags(), FileConfig::default())
+            .unwrap()
+            .cluster,
+        None,
+        "no gossip address: a standalone node"
+    );
+    let mut f = flags();
+    f.seeds = vec!["10.0.0.1:7946".into()];
+    let err = DaemonConfig::resolve(f, FileConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("--gossip-addr"), "{err}");
+
+    let mut f = flags();
+    f.gossip_addr = Some("10.0.0.1:7946".into());
+    let c = DaemonConfig::resolve(f.clone(), FileConfig::default())
+        .unwrap()
+        .cluster
+        .unwrap();
+    assert_eq!(c.role, Role::ControlPlane, "no seed: the control plane");
+    assert_eq!(c.gossip_interval, DEFAULT_GOSSIP_INTERVAL);
+
+    f.seeds = vec!["10.0.0.1:7946".into()];
+    let c = DaemonConfig::resolve(f, FileConfig::default())
+        .unwrap()
+        .cluster
+        .unwrap();
+    assert_eq!(c.role, Role::Worker, "a seed: a worker");
+}
+
+#[test]
+fn cluster_settings_are_validated() {
+    let bad = |change: fn(&mut Overrides), what: &str| {
+        let mut f = flags();
+        f.gossip_addr = Some("10.0.0.1:7946".into());
+        change(&mut f);
+        let err = DaemonConfig::resolve(f, FileConfig::default()).unwrap_err();
+        assert!(
+            err.to_string().contains(what),
+            "{err} should mention {what}"
+        );
+    };
+    bad(
+        |f| f.gossip_addr = Some("0.0.0.0:7946".into()),
+        "--advertise-addr",
+    );
+    bad(
+        |f| f.gossip_addr = Some("nonsense".into()),
+        "gossip address",
+    );
+    bad(|f| f.seeds = vec!["no-port".into()], "seed");
+    bad(|f| f.role = Some(Role::Worker), "--seed");
+    bad(|f| f.gossip_interval_ms = Some(0), "gossip interval");
+    bad(|f| f.phi_threshold = Some(f64::NAN), "phi threshold");
+    bad(|f| f.dead_node_grace_seconds = Some(0), "dead node grace");
+    bad(|f| f.cluster_id = Some(String::new()), "cluster id");
+    let file: FileConfig = toml::from_str(
+        "gossip_addr = \"0.0.0.0:7946\"\nadvertise_addr = \"node1\"\nrole = \"control-plane\"",
+    )
+    .unwrap();
+    let c = DaemonConfig::resolve(flags(), file)
+        .unwrap()
+        .cluster
+        .unwrap();
+    assert_eq!(c.advertise_host.as_deref(), Some("node1"));
+    assert_eq!(c.role, Role::ControlPlane);
+}
