@@ -265,6 +265,39 @@ async fn three_hosts_spread_fail_over_come_back_and_heal_to_exactly_the_replicas
         assert_eq!(containers_on_hosts_reachable(&lab).await, Some(6));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The control plane dies: the workers keep what they run (static
+    // stability), start nothing, and their API says the control plane is
+    // unreachable instead of answering from a stale or partial view.
+    let on_workers = |c: Vec<usize>| c[1] + c[2];
+    let before = on_workers(containers_on_hosts(&lab).await.unwrap());
+    lab.kill(0);
+    eventually(DEADLINE, "worker 1 sees the control plane dead", || async {
+        lab.get(1, "/api/v1/network")
+            .await
+            .is_some_and(|n| n["control_plane"].is_null())
+    })
+    .await
+    .unwrap();
+    let (status, body) = lab
+        .call(1, "POST", "/api/v1/workloads", Some(&manifest("late", 1)))
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let mut worker_containers = Vec::new();
+    for i in 1..3 {
+        worker_containers.push(
+            lab.metric(i, "orchestrator_node_containers_running")
+                .await
+                .unwrap() as usize,
+        );
+    }
+    assert_eq!(
+        worker_containers.iter().sum::<usize>(),
+        before,
+        "workers keep their containers"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,13 +6,16 @@
 //! - `membership`: the membership state, the choice of one record per node
 //!   among its generations, the cordon overlay and the diff into events.
 //! - `task`: the background task that follows chitchat and publishes events.
+//! - `probe`: a TCP probe that must confirm a death before a node is `Down`.
 //! - `transport`: chitchat's UDP transport counting bytes, and [`GossipStats`].
 //!
 //! Every node gossips one chitchat key whose value is its [`Node`] record,
 //! signed with its node key. Records that do not verify are ignored (and
-//! counted). A node the failure detector declares dead is listed `Down` until
-//! chitchat forgets it after [`GossipConfig::dead_node_grace`]; then
-//! `NodeRemoved` is emitted. Events are broadcast while the membership lock is
+//! counted). A node the failure detector declares dead is probed over TCP at
+//! its API address (`probe`): refused confirms the death at once, two
+//! unanswered probes confirm it, an answer keeps it alive. A confirmed dead
+//! node is listed `Down` until chitchat forgets it after
+//! [`GossipConfig::dead_node_grace`]; then `NodeRemoved` is emitted. Events are broadcast while the membership lock is
 //! held, so a subscriber that subscribes and then lists misses nothing.
 //!
 //! Some choices worth knowing:
@@ -29,6 +32,7 @@
 
 mod config;
 mod membership;
+mod probe;
 mod record;
 mod task;
 mod transport;

@@ -5,9 +5,10 @@
 //! the gossip interval (a node can turn dead without a watch notification),
 //! takes a snapshot of the node states under chitchat's lock, verifies new
 //! record versions outside it, and applies the result under the membership
-//! lock.
+//! lock. A node chitchat calls dead stays alive until a probe confirms it
+//! ([`super::probe`]); probe results wake the task too.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,11 +16,13 @@ use std::time::Duration;
 
 use chitchat::{Chitchat, ChitchatId, Version};
 use orchestrator_shared_types::NodeId;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
 use super::membership::{select, Candidate};
+use super::probe::{self, Outcome, Suspicion};
 use super::record::{self, RecordBody, RECORD_KEY};
 use super::{GossipConfig, Shared};
 
@@ -40,6 +43,8 @@ struct Seen {
     first_seen: Instant,
     /// Whether the failure detector ever called it alive.
     seen_live: bool,
+    /// Set while chitchat calls it dead and this node checks for itself.
+    suspicion: Option<Suspicion>,
 }
 
 /// One chitchat id as read under chitchat's lock.
@@ -61,6 +66,8 @@ pub(super) struct MembershipTask {
     interval: Duration,
     join_grace: Duration,
     seen: HashMap<ChitchatId, Seen>,
+    probe_tx: mpsc::UnboundedSender<(ChitchatId, Outcome)>,
+    probe_rx: mpsc::UnboundedReceiver<(ChitchatId, Outcome)>,
 }
 
 impl MembershipTask {
@@ -71,7 +78,10 @@ impl MembershipTask {
         self_id: ChitchatId,
         local_id: NodeId,
     ) -> Self {
+        let (probe_tx, probe_rx) = mpsc::unbounded_channel();
         Self {
+            probe_tx,
+            probe_rx,
             chitchat,
             shared,
             cluster_id: config.cluster_id.clone(),
@@ -105,6 +115,15 @@ impl MembershipTask {
                     self.shared.lock().shut_down = true;
                     break;
                 }
+                Some((id, outcome)) = self.probe_rx.recv() => {
+                    if let Some(s) = self.seen.get_mut(&id).and_then(|s| s.suspicion.as_mut()) {
+                        s.record(outcome, Instant::now());
+                        if s.confirmed {
+                            warn!(node = %id.node_id, generation = id.generation_id,
+                                "peer declared dead by gossip and confirmed by a probe");
+                        }
+                    }
+                }
                 changed = live_nodes.changed() => {
                     if changed.is_err() {
                         // chitchat is gone (we hold it, so this cannot happen).
@@ -122,13 +141,14 @@ impl MembershipTask {
         let now = Instant::now();
         let snapshot = self.snapshot().await;
         let present: BTreeSet<ChitchatId> = snapshot.iter().map(|s| s.id.clone()).collect();
-        let mut candidates = Vec::new();
+        let mut looked = Vec::with_capacity(snapshot.len());
         for snap in snapshot {
             let seen = self.seen.entry(snap.id.clone()).or_insert(Seen {
                 version: None,
                 record: None,
                 first_seen: now,
                 seen_live: false,
+                suspicion: None,
             });
             seen.version = snap.version;
             seen.seen_live |= snap.live;
@@ -147,11 +167,31 @@ impl MembershipTask {
                     }
                 }
             }
+            looked.push((snap.id, snap.live));
+        }
+        // Nodes with a generation chitchat calls alive: their dead generations
+        // are history, not suspects.
+        let live_nodes: HashSet<NodeId> = looked
+            .iter()
+            .filter(|(_, live)| *live)
+            .filter_map(|(id, _)| self.seen.get(id)?.record.as_ref().map(|r| r.node.id))
+            .collect();
+        let mut candidates = Vec::new();
+        for (id, live) in looked {
+            let Some(seen) = self.seen.get_mut(&id) else {
+                continue;
+            };
+            let live = if live {
+                seen.suspicion = None;
+                true
+            } else {
+                suspect(seen, &id, &live_nodes, &self.probe_tx, now)
+            };
             let joined = seen.seen_live || now.duration_since(seen.first_seen) >= self.join_grace;
             if let (Some(body), true) = (&seen.record, joined) {
                 candidates.push(Candidate {
-                    chitchat_id: snap.id,
-                    live: snap.live,
+                    chitchat_id: id,
+                    live,
                     body: Arc::clone(body),
                 });
             }
@@ -181,7 +221,39 @@ impl MembershipTask {
             self.shared.publish(event);
         }
     }
+}
 
+/// Whether a chitchat id the failure detector calls dead still counts as
+/// alive, starting a probe when one is due.
+fn suspect(
+    seen: &mut Seen,
+    id: &ChitchatId,
+    live_nodes: &HashSet<NodeId>,
+    probes: &mpsc::UnboundedSender<(ChitchatId, Outcome)>,
+    now: Instant,
+) -> bool {
+    let Some(record) = seen.record.as_ref() else {
+        return false;
+    };
+    if !seen.seen_live || live_nodes.contains(&record.node.id) || record.node.address.is_empty() {
+        seen.suspicion = None;
+        return false;
+    }
+    let s = seen.suspicion.get_or_insert_with(Suspicion::default);
+    if s.due(now) {
+        s.probing = true;
+        s.next_probe = None;
+        let (tx, id, address) = (probes.clone(), id.clone(), record.node.address.clone());
+        tokio::spawn(async move {
+            let outcome = probe::probe(&address).await;
+            // The task may have stopped meanwhile: then nobody needs to know.
+            let _unheard = tx.send((id, outcome));
+        });
+    }
+    !s.confirmed
+}
+
+impl MembershipTask {
     /// Every other chitchat id with its liveness and, if not looked at yet,
     /// its record, read under chitchat's lock (no verification there).
     async fn snapshot(&self) -> Vec<Snapshot> {

@@ -5,12 +5,14 @@
 //! node from the id alone.
 //!
 //! Status changes: the local runtime's are forwarded as they happen; other
-//! nodes' are found by listing their containers every `poll_interval` and
-//! publishing what changed, so an exit on a worker reaches the reconciler
-//! within that interval.
+//! nodes' are published when this runtime creates or stops a container there,
+//! and found by listing their containers every `poll_interval` and publishing
+//! what changed, so an exit on a worker reaches the reconciler within that
+//! interval. One record of the last status published per remote container
+//! keeps the two sources from repeating each other.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,9 +41,58 @@ pub struct RoutingRuntime {
     local: Arc<dyn ContainerRuntime>,
     cluster: Arc<dyn ClusterManager>,
     client: AgentClient,
-    status: broadcast::Sender<ContainerStatus>,
+    status: Publisher,
     cancel: CancellationToken,
     tasks: TaskTracker,
+}
+
+/// Publishes remote status changes once each.
+#[derive(Clone)]
+struct Publisher {
+    tx: broadcast::Sender<ContainerStatus>,
+    seen: Arc<Mutex<HashMap<NodeId, Seen>>>,
+}
+
+impl Publisher {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Seen>> {
+        // Every change is one map operation: a panic cannot leave it half-done.
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes `s` (routed) unless it is the last status published for it.
+    fn publish(&self, s: ContainerStatus) {
+        let mut seen = self.lock();
+        let node = seen.entry(s.node_id).or_default();
+        if node.get(&s.id) != Some(&s) {
+            node.insert(s.id.clone(), s.clone());
+            // Nobody listening is fine.
+            let _unheard = self.tx.send(s);
+        }
+    }
+
+    /// Replaces what is known of `node` by `list`, publishing what changed.
+    fn publish_list(&self, node: NodeId, list: Vec<ContainerStatus>) {
+        let mut seen = self.lock();
+        let before = seen.remove(&node).unwrap_or_default();
+        let mut now = Seen::with_capacity(list.len());
+        for s in list {
+            if before.get(&s.id) != Some(&s) {
+                let _unheard = self.tx.send(s.clone());
+            }
+            now.insert(s.id.clone(), s);
+        }
+        seen.insert(node, now);
+    }
+
+    fn forget(&self, node: &NodeId, id: &ContainerId) {
+        if let Some(n) = self.lock().get_mut(node) {
+            n.remove(id);
+        }
+    }
+
+    fn retain_nodes(&self, live: &[Node]) {
+        self.lock().retain(|id, _| live.iter().any(|n| n.id == *id));
+    }
 }
 
 impl std::fmt::Debug for RoutingRuntime {
@@ -67,12 +118,16 @@ impl RoutingRuntime {
         poll_interval: Duration,
     ) -> Self {
         let local_id = client.node_id();
-        let (status, _) = broadcast::channel(STATUS_CHANNEL_CAPACITY);
+        let (tx, _) = broadcast::channel(STATUS_CHANNEL_CAPACITY);
+        let status = Publisher {
+            tx,
+            seen: Arc::default(),
+        };
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(forward_local(
             local.subscribe_status(),
-            status.clone(),
+            status.tx.clone(),
             local_id,
             cancel.clone(),
         ));
@@ -154,11 +209,10 @@ async fn poll_remote(
     cluster: Arc<dyn ClusterManager>,
     client: AgentClient,
     local: NodeId,
-    tx: broadcast::Sender<ContainerStatus>,
+    publisher: Publisher,
     period: Duration,
     cancel: CancellationToken,
 ) {
-    let mut seen: HashMap<NodeId, Seen> = HashMap::new();
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -166,15 +220,14 @@ async fn poll_remote(
             () = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let nodes = match cluster.list_nodes().await {
-            Ok(n) => n,
-            Err(_) => continue,
+        let Ok(nodes) = cluster.list_nodes().await else {
+            continue;
         };
         let live: Vec<Node> = nodes
             .into_iter()
             .filter(|n| n.id != local && n.status != NodeStatus::Down)
             .collect();
-        seen.retain(|id, _| live.iter().any(|n| n.id == *id));
+        publisher.retain_nodes(&live);
         let polls = live.iter().map(|n| async {
             let result = tokio::select! {
                 () = cancel.cancelled() => None,
@@ -183,17 +236,12 @@ async fn poll_remote(
             (n.id, result)
         });
         for (node, result) in futures::future::join_all(polls).await {
-            let Some(Ok(list)) = result else { continue };
-            let before = seen.remove(&node).unwrap_or_default();
-            let mut now = Seen::with_capacity(list.len());
-            for s in list {
-                let s = route_status(s, node);
-                if before.get(&s.id) != Some(&s) {
-                    let _unheard = tx.send(s.clone());
-                }
-                now.insert(s.id.clone(), s);
+            if let Some(Ok(list)) = result {
+                publisher.publish_list(
+                    node,
+                    list.into_iter().map(|s| route_status(s, node)).collect(),
+                );
             }
-            seen.insert(node, now);
         }
     }
 }
@@ -220,11 +268,11 @@ impl ContainerRuntime for RoutingRuntime {
                 labels: spec.labels.clone(),
             };
             // The agent's AlreadyExists already carries a routed id.
-            return self
-                .client
-                .create(&member, &req)
-                .await
-                .map(|id| routed_id(&node, &id));
+            let inner = self.client.create(&member, &req).await?;
+            if let Ok(s) = self.client.status(&member, &inner).await {
+                self.status.publish(route_status(s, node));
+            }
+            return Ok(routed_id(&node, &inner));
         };
         match inner {
             Ok(id) => Ok(routed_id(&node, &id)),
@@ -245,7 +293,11 @@ impl ContainerRuntime for RoutingRuntime {
                 .map_err(|e| reroute(e, node));
         }
         let member = self.member(&node).await?;
-        self.client.stop(&member, &inner, grace).await
+        self.client.stop(&member, &inner, grace).await?;
+        if let Ok(s) = self.client.status(&member, &inner).await {
+            self.status.publish(route_status(s, node));
+        }
+        Ok(())
     }
 
     async fn remove_container(&self, id: &ContainerId) -> Result<()> {
@@ -258,7 +310,9 @@ impl ContainerRuntime for RoutingRuntime {
                 .map_err(|e| reroute(e, node));
         }
         let member = self.member(&node).await?;
-        self.client.remove(&member, &inner).await
+        self.client.remove(&member, &inner).await?;
+        self.status.forget(&node, id);
+        Ok(())
     }
 
     async fn get_container_status(&self, id: &ContainerId) -> Result<ContainerStatus> {
@@ -312,7 +366,7 @@ impl ContainerRuntime for RoutingRuntime {
     }
 
     fn subscribe_status(&self) -> broadcast::Receiver<ContainerStatus> {
-        self.status.subscribe()
+        self.status.tx.subscribe()
     }
 
     async fn usage(&self, node: NodeId) -> Result<Option<ResourceUsage>> {
@@ -321,6 +375,13 @@ impl ContainerRuntime for RoutingRuntime {
         }
         let member = self.member(&node).await?;
         self.client.usage(&member).await
+    }
+}
+
+impl Drop for RoutingRuntime {
+    /// Stops the background tasks (without waiting; see [`RoutingRuntime::shutdown`]).
+    fn drop(&mut self) {
+        self.cancel.cancel();
     }
 }
 
