@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,6 +19,7 @@ use super::find_control_plane;
 use crate::rest::auth::{authenticate, AuthGate};
 use crate::rest::error::{ApiError, ApiResult};
 use crate::rest::openapi::CommonErrors;
+use crate::rest::workloads::query;
 use crate::rest::{paginate, Page, PageParams};
 
 /// What the network routes need.
@@ -141,8 +143,9 @@ pub async fn status(State(s): State<NetworkState>) -> ApiResult<Json<NetworkStat
     responses((status = 200, body = Page<Peer>), CommonErrors))]
 pub async fn peers(
     State(s): State<NetworkState>,
-    Query(page): Query<PageParams>,
+    q: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Page<Peer>>> {
+    let page = query(q)?;
     let mut peers = s.cluster.peers().await.map_err(to_api)?;
     peers.sort_by_key(|p| p.node_id.to_string());
     Ok(Json(paginate(peers, &page, |p| p.node_id.to_string())?))
