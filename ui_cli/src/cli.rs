@@ -72,6 +72,9 @@ pub enum Command {
     /// Show the cluster as the node asked sees it: gossip, peers, reachability.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Serve MCP on stdin/stdout for an AI agent, acting as you (every tool
+    /// call is a request signed with your identity).
+    Mcp,
     /// Check the daemon's health (exits 1 when degraded).
     Health,
     /// Print the client's version.

@@ -200,6 +200,14 @@ impl Answer {
         })
     }
 
+    /// The whole body as text.
+    pub fn text(mut self) -> Result<String, ClientError> {
+        self.body.read_to_string().map_err(|e| ClientError::Body {
+            what: self.what,
+            source: e.into_io(),
+        })
+    }
+
     /// The body, line by line as it arrives.
     pub fn lines(self) -> impl Iterator<Item = Result<String, ClientError>> {
         let what = self.what;

@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod identity;
 pub mod init;
 pub mod logs;
+pub mod mcp;
 pub mod misc;
 pub mod network;
 pub mod node;
@@ -111,6 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => workload::delete(&ctx, &args),
         Command::Node(cmd) => node::run(&ctx, &cmd),
         Command::Network(cmd) => network::run(&ctx, &cmd),
+        Command::Mcp => mcp::run(&ctx),
         Command::Health => misc::health(&ctx),
         Command::Version => misc::version(&ctx),
         Command::Completions(args) => misc::completions(&args),

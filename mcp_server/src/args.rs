@@ -1,0 +1,179 @@
+//! Arguments of the tools. Each is checked before any request is sent, and a
+//! bad one is answered with a tool error that names it.
+
+use orchestrator_shared_types::WorkloadSpec;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+
+/// Deserializers that put the field's name in front of a type error, so an
+/// agent that sent `"replicas": "many"` is told which argument was wrong.
+macro_rules! named {
+    ($($fn_name:ident: $field:literal => $ty:ty),* $(,)?) => {$(
+        fn $fn_name<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+            <$ty>::deserialize(d).map_err(|e| serde::de::Error::custom(format!("{}: {e}", $field)))
+        }
+    )*};
+}
+
+named! {
+    limit_arg: "limit" => Option<u32>,
+    cursor_arg: "cursor" => Option<String>,
+    workload_arg: "workload" => String,
+    replicas_arg: "replicas" => u32,
+    tail_arg: "tail" => Option<usize>,
+    node_arg: "node" => String,
+    manifest_arg: "manifest" => WorkloadSpec,
+}
+
+/// Most items one list call returns (an agent's context is finite).
+pub const MAX_PAGE: u32 = 100;
+/// Items a list call returns when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 20;
+/// Most log lines one call returns.
+pub const MAX_LOG_LINES: usize = 500;
+/// Most bytes of log text one call returns.
+pub const MAX_LOG_BYTES: usize = 64 * 1024;
+
+/// A page of a list.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct PageArgs {
+    /// Items to return, 1–100 (default 20).
+    #[serde(default, deserialize_with = "limit_arg")]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page, to get the next one.
+    #[serde(default, deserialize_with = "cursor_arg")]
+    pub cursor: Option<String>,
+}
+
+impl PageArgs {
+    /// The query string (`?limit=…&cursor=…`), or the argument that is wrong.
+    pub fn query(&self) -> Result<String, String> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(format!("limit: {limit} is not between 1 and {MAX_PAGE}"));
+        }
+        Ok(match &self.cursor {
+            Some(c) if !c.is_empty() => format!("?limit={limit}&cursor={}", segment(c)),
+            _ => format!("?limit={limit}"),
+        })
+    }
+}
+
+/// One workload.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WorkloadRef {
+    /// The workload's name or id.
+    #[serde(deserialize_with = "workload_arg")]
+    pub workload: String,
+}
+
+/// A new workload.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CreateArgs {
+    /// The manifest: the same fields as the YAML manifest of `ui deploy`.
+    #[serde(deserialize_with = "manifest_arg")]
+    pub manifest: WorkloadSpec,
+}
+
+/// A changed workload.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UpdateArgs {
+    /// The workload's name or id.
+    #[serde(deserialize_with = "workload_arg")]
+    pub workload: String,
+    /// The whole new manifest (its `name` must be the workload's).
+    #[serde(deserialize_with = "manifest_arg")]
+    pub manifest: WorkloadSpec,
+}
+
+/// A new replica count.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ScaleArgs {
+    /// The workload's name or id.
+    #[serde(deserialize_with = "workload_arg")]
+    pub workload: String,
+    /// How many instances should run.
+    #[serde(deserialize_with = "replicas_arg")]
+    pub replicas: u32,
+}
+
+/// Which log lines.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct LogsArgs {
+    /// The workload's name or id.
+    #[serde(deserialize_with = "workload_arg")]
+    pub workload: String,
+    /// The last N lines of every container, 1–500 (default 100).
+    #[serde(default, deserialize_with = "tail_arg")]
+    pub tail: Option<usize>,
+}
+
+/// One node.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NodeRef {
+    /// The node's id (64 hex characters).
+    #[serde(deserialize_with = "node_arg")]
+    pub node: String,
+}
+
+/// `name` checked as a path segment: not empty, percent-encoded.
+pub fn checked_segment(field: &str, value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err(format!("{field}: must not be empty"));
+    }
+    Ok(segment(value))
+}
+
+/// Percent-encodes all but unreserved characters.
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_errors_name_the_argument() {
+        let e = serde_json::from_value::<ScaleArgs>(
+            serde_json::json!({"workload": "w", "replicas": "many"}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("replicas:"), "{e}");
+        let e = serde_json::from_value::<PageArgs>(serde_json::json!({"limit": -1}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("limit:"), "{e}");
+        let p: PageArgs = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(p.limit, None);
+    }
+
+    #[test]
+    fn pages_are_bounded_and_cursors_encoded() {
+        assert_eq!(PageArgs::default().query().unwrap(), "?limit=20");
+        let p = PageArgs {
+            limit: Some(100),
+            cursor: Some("a b/c".into()),
+        };
+        assert_eq!(p.query().unwrap(), "?limit=100&cursor=a%20b%2Fc");
+        let err = PageArgs {
+            limit: Some(101),
+            cursor: None,
+        }
+        .query()
+        .unwrap_err();
+        assert!(err.starts_with("limit:"), "{err}");
+        assert!(checked_segment("workload", " ")
+            .unwrap_err()
+            .starts_with("workload:"));
+    }
+}
