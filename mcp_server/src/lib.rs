@@ -5,6 +5,8 @@
 //!   the REST API as the user — so an agent can do exactly what its user can
 //!   with `ui`, ownership rules included, and every answer is the API's.
 //! - [`tools`]: [`OrchestratorMcp`], the `rmcp` server and its tools.
+//! - [`context`]: resources (cluster status, each workload) and the
+//!   `diagnose_workload` prompt.
 //! - [`args`]: the tools' arguments (JSON Schemas from these types and the
 //!   shared manifest type), checked before anything is sent.
 //!
@@ -14,6 +16,7 @@
 
 pub mod api;
 pub mod args;
+pub mod context;
 pub mod tools;
 
 pub use api::{Api, ApiError};

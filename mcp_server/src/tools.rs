@@ -8,8 +8,13 @@ use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{tool, tool_handler, tool_router, ErrorData, ServerHandler};
+use rmcp::model::{
+    CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Value};
 
 use crate::api::{Api, ApiError};
@@ -17,6 +22,7 @@ use crate::args::{
     checked_segment, CreateArgs, LogsArgs, NodeRef, PageArgs, ScaleArgs, UpdateArgs, WorkloadRef,
     MAX_LOG_BYTES, MAX_LOG_LINES,
 };
+use crate::context;
 
 /// The orchestrator's MCP server.
 #[derive(Clone)]
@@ -261,15 +267,67 @@ impl OrchestratorMcp {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for OrchestratorMcp {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                "univrs-orchestrator",
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(
-                "Drive a Univrs orchestrator cluster as the user whose identity runs this server: \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "univrs-orchestrator",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(
+            "Drive a Univrs orchestrator cluster as the user whose identity runs this server: \
                  list, create, scale and delete workloads, read their logs, and inspect nodes. \
                  Lists are paginated: pass next_cursor back as cursor.",
-            )
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        context::list_resources(self.api.as_ref()).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(context::list_templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        Ok(context::read_resource(self.api.as_ref(), &request.uri)
+            .await?
+            .into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(context::list_prompts())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        Ok(
+            context::get_prompt(self.api.as_ref(), &request.name, request.arguments.as_ref())
+                .await?
+                .into(),
+        )
     }
 }

@@ -176,3 +176,34 @@ def test_arguments_of_the_wrong_type_are_refused_naming_them(server):
         data_of(await s.call_tool("get_cluster_status", {}))
         return message
     print(run(server, body))
+
+
+def test_resources_and_the_diagnose_prompt(server):
+    async def body(s):
+        m = dict(MANIFEST, name="diag")
+        data_of(await s.call_tool("create_workload", {"manifest": m}))
+        uris = [str(r.uri) for r in (await s.list_resources()).resources]
+        assert "univrs://cluster/status" in uris, uris
+        workloads = [u for u in uris if u.startswith("univrs://workloads/")]
+        # Listed up to 100 (500 more exist here); every one is reachable by the template.
+        assert 1 <= len(workloads) <= 100, len(workloads)
+        templates = (await s.list_resource_templates()).resource_templates
+        assert any("{workload}" in t.uri_template for t in templates)
+        status = await s.read_resource("univrs://cluster/status")
+        assert json.loads(status.contents[0].text)["workloads_total"] >= 1
+        diag = await s.read_resource("univrs://workloads/diag")
+        assert json.loads(diag.contents[0].text)["spec"]["name"] == "diag"
+        prompts = {p.name: p for p in (await s.list_prompts()).prompts}
+        assert "diagnose_workload" in prompts
+        assert prompts["diagnose_workload"].arguments[0].name == "workload"
+        got = await s.get_prompt("diagnose_workload", {"workload": "diag"})
+        text = got.messages[0].content.text
+        assert "diag" in text and "get_workload_logs" in text
+        try:
+            await s.read_resource("univrs://nothing/here")
+            raised = False
+        except Exception:
+            raised = True
+        assert raised, "an unknown resource is an error"
+        data_of(await s.call_tool("get_cluster_status", {}))
+    run(server, body)
