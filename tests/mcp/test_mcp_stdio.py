@@ -44,22 +44,34 @@ def daemon():
         else:
             time.sleep(0.1)
     assert url, "the daemon did not start listening"
-    yield url
+    yield url, Path(data) / "state"
     proc.terminate()
     proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
-def server(daemon):
+def user(daemon):
     config = tempfile.mkdtemp()
     env = dict(os.environ, UNIVRS_PASSPHRASE=PASSPHRASE)
     subprocess.run([str(BIN / "ui"), "--config-dir", config, "init"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
+    return config, env, daemon[0]
+
+
+@pytest.fixture(scope="module")
+def server(user):
+    config, env, url = user
     return StdioServerParameters(
         command=str(BIN / "ui"),
-        args=["--config-dir", config, "--server", daemon, "mcp"],
+        args=["--config-dir", config, "--server", url, "mcp", "--agent", "pytest-agent"],
         env=env,
     )
+
+
+def ui(user, *args):
+    config, env, url = user
+    return subprocess.run([str(BIN / "ui"), "--config-dir", config, "--server", url, *args],
+                          env=env, capture_output=True, text=True)
 
 
 def run(params, body):
@@ -207,3 +219,25 @@ def test_resources_and_the_diagnose_prompt(server):
         assert raised, "an unknown resource is an error"
         data_of(await s.call_tool("get_cluster_status", {}))
     run(server, body)
+
+
+def test_the_audit_log_records_the_agent_calls_and_detects_an_edit(server, user, daemon):
+    async def body(s):
+        data_of(await s.call_tool("create_workload", {"manifest": dict(MANIFEST, name="audited")}))
+        data_of(await s.call_tool("scale_workload", {"workload": "audited", "replicas": 2}))
+    run(server, body)
+    out = ui(user, "-o", "json", "audit", "--agent", "pytest-agent")
+    assert out.returncode == 0, out.stderr
+    actions = [(e["action"], e["decision"], e["agent"]) for e in json.loads(out.stdout)["items"]]
+    assert ("POST /api/v1/workloads", "allowed", "pytest-agent") in actions
+    assert ("POST /api/v1/workloads/audited/scale", "allowed", "pytest-agent") in actions
+    ok = ui(user, "audit", "--verify")
+    assert ok.returncode == 0, ok.stderr
+    log = daemon[1] / "audit.log"
+    lines = log.read_text().splitlines()
+    entry = json.loads(lines[0])
+    entry["args"] = entry["args"] + " "
+    lines[0] = json.dumps(entry)
+    log.write_text("\n".join(lines) + "\n")
+    bad = ui(user, "audit", "--verify")
+    assert bad.returncode != 0 and "does not verify" in bad.stderr, (bad.stdout, bad.stderr)

@@ -74,7 +74,9 @@ pub enum Command {
     Network(NetworkCommand),
     /// Serve MCP on stdin/stdout for an AI agent, acting as you (every tool
     /// call is a request signed with your identity).
-    Mcp,
+    Mcp(McpArgs),
+    /// Read the daemon's audit log of mutating calls, or verify its hash chain.
+    Audit(AuditArgs),
     /// Check the daemon's health (exits 1 when degraded).
     Health,
     /// Print the client's version.
@@ -353,4 +355,26 @@ mod tests {
         let err = parse(&["status", "-o", "xml"]).expect_err("rejects");
         assert_eq!(err.exit_code(), 2);
     }
+}
+
+/// `ui mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The agent's name, recorded with each of its calls in the audit log.
+    #[arg(long, default_value = "mcp-stdio")]
+    pub agent: String,
+}
+
+/// `ui audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only entries at or after this time (RFC 3339, e.g. 2026-11-29T10:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only the calls of this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Check the whole hash chain instead (exits 1 if it is broken).
+    #[arg(long)]
+    pub verify: bool,
 }

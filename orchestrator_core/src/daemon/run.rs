@@ -27,6 +27,7 @@ use super::config::{ClusterSettings, DaemonConfig, Role, RuntimeKind, Scoring, S
 use super::gossip_metrics::GossipMetrics;
 use super::node_key;
 use crate::api::Orchestrator;
+use crate::audit::AuditLog;
 use crate::cluster::agent::{self, AgentState};
 use crate::cluster::client::AgentClient;
 use crate::cluster::network::{self, NetworkState};
@@ -104,6 +105,18 @@ fn open_scheduler(config: &DaemonConfig) -> Arc<SimpleScheduler> {
         strategy,
         ..SimpleSchedulerConfig::default()
     }))
+}
+
+/// Opens the audit log in the data directory; a log whose chain does not
+/// verify is refused (it is evidence: move it aside to start a new one).
+fn open_audit(config: &DaemonConfig) -> Result<Arc<AuditLog>> {
+    AuditLog::open(&config.data_dir).map(Arc::new).map_err(|e| {
+        Error::Config(format!(
+            "{e}; the audit log has been altered — keep it as evidence, move it out of {} \
+                 and start again for a new log",
+            config.data_dir.display()
+        ))
+    })
 }
 
 fn open_metrics() -> Result<Arc<Metrics>> {
@@ -291,11 +304,10 @@ impl Daemon {
             let orch = Arc::new(
                 Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?,
             );
-            let router = rest::router(AppState::with_gate(
-                Arc::clone(&orch),
-                gate,
-                Arc::clone(&health),
-            ))
+            let router = rest::router(
+                AppState::with_gate(Arc::clone(&orch), gate, Arc::clone(&health))
+                    .with_audit(open_audit(config)?),
+            )
             .merge(network);
             spawn_control_tasks(&tasks, &orch, &health, &cancel);
             spawn_api(&tasks, listener, router, &cancel);
@@ -412,11 +424,10 @@ impl Daemon {
         let orch = Arc::new(
             Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?,
         );
-        let router = rest::router(AppState::with_gate(
-            Arc::clone(&orch),
-            gate,
-            Arc::clone(&health),
-        ))
+        let router = rest::router(
+            AppState::with_gate(Arc::clone(&orch), gate, Arc::clone(&health))
+                .with_audit(open_audit(config)?),
+        )
         .merge(agent)
         .merge(network);
         spawn_control_tasks(&tasks, &orch, &health, &cancel);

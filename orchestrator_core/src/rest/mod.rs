@@ -7,6 +7,7 @@
 //! - [`workloads`], [`nodes`]: the handlers.
 //! - [`openapi`]: the OpenAPI 3 document.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod nodes;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub gate: AuthGate,
     /// Component health.
     pub health: Arc<Health>,
+    /// The audit log, when the daemon keeps one.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 impl AppState {
@@ -50,7 +53,18 @@ impl AppState {
 
     /// State for `orch` sharing `gate` (and its replay cache) with other routers.
     pub fn with_gate(orch: Arc<Orchestrator>, gate: AuthGate, health: Arc<Health>) -> Self {
-        Self { orch, gate, health }
+        Self {
+            orch,
+            gate,
+            health,
+            audit: None,
+        }
+    }
+
+    /// The same state recording mutating calls in `log`.
+    pub fn with_audit(mut self, log: Arc<crate::audit::AuditLog>) -> Self {
+        self.audit = Some(log);
+        self
     }
 }
 
@@ -144,10 +158,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/nodes/{id}/drain", post(nodes::drain))
         .route("/api/v1/cluster/status", get(nodes::cluster_status))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route_layer(axum::middleware::from_fn_with_state(
             state.gate.clone(),
             auth::authenticate,
         ));
+    // Outside authentication, so refused calls are recorded too.
+    let signed = match &state.audit {
+        Some(log) => signed.route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(log),
+            audit::record,
+        )),
+        None => signed,
+    };
     let metrics_state = Arc::clone(&state.orch.deps().metrics);
     let health =
         observability::health::health_routes(Arc::clone(&state.health), Arc::clone(&metrics_state));

@@ -68,6 +68,7 @@ impl Modify for SecurityAddon {
         super::workloads::delete, super::workloads::scale, super::workloads::instances, super::workloads::logs,
         super::nodes::list, super::nodes::get, super::nodes::cordon, super::nodes::uncordon, super::nodes::drain,
         super::nodes::cluster_status,
+        super::audit::list, super::audit::verify,
         crate::cluster::network::status, crate::cluster::network::peers, crate::cluster::network::discover,
     ),
     modifiers(&SecurityAddon)

@@ -161,6 +161,8 @@ pub struct ApiClient {
     key: Option<SigningKey>,
     /// The millisecond each distinct request was last signed in.
     signed: Mutex<HashMap<RequestKey, i64>>,
+    /// Sent as `X-Univrs-Agent` (for the audit log) when set.
+    acting_agent: Option<String>,
 }
 
 /// Method, request target and body of a request.
@@ -238,7 +240,15 @@ impl ApiClient {
             agent,
             key,
             signed: Mutex::new(HashMap::new()),
+            acting_agent: None,
         })
+    }
+
+    /// Names the agent acting for the user in every request (`X-Univrs-Agent`,
+    /// recorded in the daemon's audit log).
+    pub fn with_agent(mut self, name: impl Into<String>) -> Self {
+        self.acting_agent = Some(name.into());
+        self
     }
 
     /// The time to sign a request with: now, but never the same millisecond as
@@ -278,6 +288,9 @@ impl ApiClient {
             .method(method)
             .uri(&url)
             .header("accept", "application/json");
+        if let Some(agent) = &self.acting_agent {
+            req = req.header("x-univrs-agent", agent.as_str());
+        }
         if let Some(key) = &self.key {
             let bytes = body.map(|(_, b)| b).unwrap_or_default();
             let now = self.sign_time(method, &target, bytes);
@@ -333,12 +346,23 @@ impl ApiClient {
 
     /// Every item of a list endpoint, following `next_cursor`; `path` has no query.
     pub fn get_all(&self, path: &str) -> Result<Vec<Value>, ClientError> {
+        self.get_all_with(path, "")
+    }
+
+    /// Like [`ApiClient::get_all`], with extra query parameters (`a=1&b=2`,
+    /// already encoded).
+    pub fn get_all_with(&self, path: &str, query: &str) -> Result<Vec<Value>, ClientError> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
+        let extra = if query.is_empty() {
+            String::new()
+        } else {
+            format!("&{query}")
+        };
         loop {
             let target = match &cursor {
-                Some(c) => format!("{path}?limit=1000&cursor={}", segment(c)),
-                None => format!("{path}?limit=1000"),
+                Some(c) => format!("{path}?limit=1000{extra}&cursor={}", segment(c)),
+                None => format!("{path}?limit=1000{extra}"),
             };
             let page: Page = self.send("GET", &target, None)?.json()?;
             items.extend(page.items);

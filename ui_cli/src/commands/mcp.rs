@@ -10,6 +10,7 @@ use mcp_server::{Api, ApiError};
 use serde_json::Value;
 
 use super::Context;
+use crate::cli::McpArgs;
 use crate::client::{ApiClient, ClientError};
 
 /// The signed REST client as the MCP server's [`Api`].
@@ -55,8 +56,8 @@ impl Api for UiApi {
 }
 
 /// Runs the MCP server on stdin/stdout until the client hangs up.
-pub fn run(ctx: &Context) -> anyhow::Result<()> {
-    let client = Arc::new(ctx.client()?);
+pub fn run(ctx: &Context, args: &McpArgs) -> anyhow::Result<()> {
+    let client = Arc::new(ctx.client()?.with_agent(args.agent.clone()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

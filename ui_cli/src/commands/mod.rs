@@ -7,6 +7,7 @@
 //! - [`node`]: `ui node ...`. [`network`]: `ui network ...`.
 //! - [`misc`]: `ui health`, `ui version`, `ui completions`.
 
+pub mod audit;
 pub mod config;
 pub mod deploy;
 pub mod identity;
@@ -112,7 +113,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => workload::delete(&ctx, &args),
         Command::Node(cmd) => node::run(&ctx, &cmd),
         Command::Network(cmd) => network::run(&ctx, &cmd),
-        Command::Mcp => mcp::run(&ctx),
+        Command::Mcp(args) => mcp::run(&ctx, &args),
+        Command::Audit(args) => audit::run(&ctx, &args),
         Command::Health => misc::health(&ctx),
         Command::Version => misc::version(&ctx),
         Command::Completions(args) => misc::completions(&args),
