@@ -124,18 +124,7 @@ pub fn checked_segment(field: &str, value: &str) -> Result<String, String> {
     Ok(segment(value))
 }
 
-/// Percent-encodes all but unreserved characters.
-pub fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use orchestrator_shared_types::auth::encode_path_segment as segment;
 
 #[cfg(test)]
 mod tests {

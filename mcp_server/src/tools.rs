@@ -86,6 +86,21 @@ impl OrchestratorMcp {
         }
     }
 
+    /// `method` on the path `path` makes of argument `field`'s value, checked
+    /// and encoded as a path segment.
+    async fn call_at(
+        &self,
+        method: &str,
+        (field, value): (&str, &str),
+        path: impl FnOnce(&str) -> String,
+        body: Option<Value>,
+    ) -> ToolResult {
+        match checked_segment(field, value) {
+            Ok(segment) => self.call(method, &path(&segment), body).await,
+            Err(e) => failed(e),
+        }
+    }
+
     async fn get_page(&self, base: &str, page: &PageArgs) -> ToolResult {
         match page.query() {
             Ok(q) => self.call("GET", &format!("{base}{q}"), None).await,
@@ -105,13 +120,9 @@ impl OrchestratorMcp {
     /// One workload: its manifest, generation and instance counts.
     #[tool(annotations(read_only_hint = true))]
     async fn get_workload(&self, Parameters(w): Parameters<WorkloadRef>) -> ToolResult {
-        match checked_segment("workload", &w.workload) {
-            Ok(r) => {
-                self.call("GET", &format!("/api/v1/workloads/{r}"), None)
-                    .await
-            }
-            Err(e) => failed(e),
-        }
+        let path = |r: &str| format!("/api/v1/workloads/{r}");
+        self.call_at("GET", ("workload", &w.workload), path, None)
+            .await
     }
 
     /// Creates a workload from a manifest (or updates yours of the same name).
@@ -126,17 +137,13 @@ impl OrchestratorMcp {
     /// Replaces a workload's manifest; a changed template rolls out.
     #[tool(annotations(read_only_hint = false, destructive_hint = true))]
     async fn update_workload(&self, Parameters(a): Parameters<UpdateArgs>) -> ToolResult {
-        let r = match checked_segment("workload", &a.workload) {
-            Ok(r) => r,
-            Err(e) => return failed(e),
+        let body = match serde_json::to_value(&a.manifest) {
+            Ok(body) => body,
+            Err(e) => return failed(format!("manifest: {e}")),
         };
-        match serde_json::to_value(&a.manifest) {
-            Ok(body) => {
-                self.call("PUT", &format!("/api/v1/workloads/{r}"), Some(body))
-                    .await
-            }
-            Err(e) => failed(format!("manifest: {e}")),
-        }
+        let path = |r: &str| format!("/api/v1/workloads/{r}");
+        self.call_at("PUT", ("workload", &a.workload), path, Some(body))
+            .await
     }
 
     /// Sets how many instances of a workload run.
@@ -146,14 +153,10 @@ impl OrchestratorMcp {
         idempotent_hint = true
     ))]
     async fn scale_workload(&self, Parameters(a): Parameters<ScaleArgs>) -> ToolResult {
-        match checked_segment("workload", &a.workload) {
-            Ok(r) => {
-                let body = json!({"replicas": a.replicas});
-                self.call("POST", &format!("/api/v1/workloads/{r}/scale"), Some(body))
-                    .await
-            }
-            Err(e) => failed(e),
-        }
+        let body = json!({"replicas": a.replicas});
+        let path = |r: &str| format!("/api/v1/workloads/{r}/scale");
+        self.call_at("POST", ("workload", &a.workload), path, Some(body))
+            .await
     }
 
     /// Deletes a workload and stops all its instances.
@@ -163,13 +166,9 @@ impl OrchestratorMcp {
         idempotent_hint = true
     ))]
     async fn delete_workload(&self, Parameters(w): Parameters<WorkloadRef>) -> ToolResult {
-        match checked_segment("workload", &w.workload) {
-            Ok(r) => {
-                self.call("DELETE", &format!("/api/v1/workloads/{r}"), None)
-                    .await
-            }
-            Err(e) => failed(e),
-        }
+        let path = |r: &str| format!("/api/v1/workloads/{r}");
+        self.call_at("DELETE", ("workload", &w.workload), path, None)
+            .await
     }
 
     /// The last lines of a workload's container output (at most 500 lines, 64 KiB).
@@ -219,10 +218,8 @@ impl OrchestratorMcp {
     /// One node.
     #[tool(annotations(read_only_hint = true))]
     async fn get_node(&self, Parameters(n): Parameters<NodeRef>) -> ToolResult {
-        match checked_segment("node", &n.node) {
-            Ok(id) => self.call("GET", &format!("/api/v1/nodes/{id}"), None).await,
-            Err(e) => failed(e),
-        }
+        let path = |id: &str| format!("/api/v1/nodes/{id}");
+        self.call_at("GET", ("node", &n.node), path, None).await
     }
 
     /// Cordons a node: it keeps what it runs and takes nothing new.
@@ -232,13 +229,8 @@ impl OrchestratorMcp {
         idempotent_hint = true
     ))]
     async fn cordon_node(&self, Parameters(n): Parameters<NodeRef>) -> ToolResult {
-        match checked_segment("node", &n.node) {
-            Ok(id) => {
-                self.call("POST", &format!("/api/v1/nodes/{id}/cordon"), None)
-                    .await
-            }
-            Err(e) => failed(e),
-        }
+        let path = |id: &str| format!("/api/v1/nodes/{id}/cordon");
+        self.call_at("POST", ("node", &n.node), path, None).await
     }
 
     /// Drains a node: cordons it and moves its instances elsewhere.
@@ -248,13 +240,8 @@ impl OrchestratorMcp {
         idempotent_hint = true
     ))]
     async fn drain_node(&self, Parameters(n): Parameters<NodeRef>) -> ToolResult {
-        match checked_segment("node", &n.node) {
-            Ok(id) => {
-                self.call("POST", &format!("/api/v1/nodes/{id}/drain"), None)
-                    .await
-            }
-            Err(e) => failed(e),
-        }
+        let path = |id: &str| format!("/api/v1/nodes/{id}/drain");
+        self.call_at("POST", ("node", &n.node), path, None).await
     }
 
     /// The cluster at a glance: nodes, workloads, instances, resources, members.

@@ -61,6 +61,20 @@ pub struct SignedHeaders {
     pub signature: String,
 }
 
+/// Percent-encodes all but the unreserved characters of RFC 3986, so `s`
+/// can stand as one segment of a request path (and of the signed target).
+pub fn encode_path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The bytes that are signed.
 pub fn signing_message(method: &str, path: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
     let digest = hex::encode(Sha256::digest(body));
@@ -185,6 +199,12 @@ pub fn verify_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode_path_segment("abc-1_2.x~"), "abc-1_2.x~");
+        assert_eq!(encode_path_segment("a/b c:d"), "a%2Fb%20c%3Ad");
+    }
 
     fn key() -> SigningKey {
         SigningKey::from_bytes(&[3; 32])

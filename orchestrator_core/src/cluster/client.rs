@@ -14,7 +14,7 @@ use ed25519_dalek::SigningKey;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use orchestrator_shared_types::auth::{
-    sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    encode_path_segment, sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use orchestrator_shared_types::{ContainerId, Node, NodeId};
 use reqwest::Method;
@@ -44,19 +44,6 @@ impl std::fmt::Debug for AgentClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentClient").finish_non_exhaustive()
     }
-}
-
-/// Percent-encodes everything but unreserved characters, for a path segment.
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl AgentClient {
@@ -147,7 +134,7 @@ impl AgentClient {
     fn container_path(inner: &ContainerId, rest: &str) -> String {
         format!(
             "{AGENT_PREFIX}/containers/{}{rest}",
-            encode_segment(&inner.0)
+            encode_path_segment(&inner.0)
         )
     }
 
@@ -281,16 +268,5 @@ impl AgentClient {
         let path = format!("{AGENT_PREFIX}/usage");
         self.call(node, Method::GET, &path, Vec::new(), CALL_TIMEOUT)
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(encode_segment("abc-1_2.x"), "abc-1_2.x");
-        assert_eq!(encode_segment("a/b c:d"), "a%2Fb%20c%3Ad");
     }
 }

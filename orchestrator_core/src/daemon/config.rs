@@ -8,6 +8,10 @@ use std::time::Duration;
 use orchestrator_shared_types::{CpuQuantity, MemoryQuantity, PublicKey, Resources};
 use serde::Deserialize;
 
+pub use super::cluster_config::{
+    ClusterSettings, Role, DEFAULT_DEAD_NODE_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_GOSSIP_PORT,
+    DEFAULT_PHI_THRESHOLD,
+};
 use crate::config::ReconcilerConfig;
 use crate::error::{Error, Result};
 pub use container_runtime::youki::PullPolicy;
@@ -91,63 +95,6 @@ pub enum Scoring {
     /// Prefer the most-allocated node that fits.
     Binpack,
 }
-
-/// What this daemon does in a cluster.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// `control-plane` when no seed is given, else `worker`.
-    #[default]
-    Auto,
-    /// Keeps the state and runs the scheduler; one per cluster.
-    ControlPlane,
-    /// Runs what the control plane assigns; forwards API requests to it.
-    Worker,
-}
-
-impl Role {
-    /// The role's name in node labels and `/api/v1/network`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Auto => "auto",
-            Role::ControlPlane => cluster_manager_interface::ROLE_CONTROL_PLANE,
-            Role::Worker => cluster_manager_interface::ROLE_WORKER,
-        }
-    }
-}
-
-/// Default UDP port of gossip.
-pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
-
-/// Cluster mode: gossip membership and the node's role.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ClusterSettings {
-    /// `ControlPlane` or `Worker` (never `Auto` once resolved).
-    pub role: Role,
-    /// Where gossip listens (UDP).
-    pub gossip_addr: std::net::SocketAddr,
-    /// Host name or IP peers use to reach this node's gossip and API; default:
-    /// the gossip address's IP (which must then not be 0.0.0.0).
-    pub advertise_host: Option<String>,
-    /// Seeds, `HOST:PORT`.
-    pub seeds: Vec<String>,
-    /// Cluster name; gossip from other clusters is ignored.
-    pub cluster_id: String,
-    /// Time between gossip rounds.
-    pub gossip_interval: Duration,
-    /// Phi-accrual threshold above which a silent peer is declared dead.
-    pub phi_threshold: f64,
-    /// How long a dead peer stays listed (Down) before it is forgotten.
-    pub dead_node_grace: Duration,
-}
-
-/// Default time between gossip rounds: fast failover (a killed node is
-/// declared dead in well under a second) without false alarms at 10 % loss.
-pub const DEFAULT_GOSSIP_INTERVAL: Duration = Duration::from_millis(100);
-/// Default phi threshold.
-pub const DEFAULT_PHI_THRESHOLD: f64 = 8.0;
-/// Default time a dead peer stays listed as Down.
-pub const DEFAULT_DEAD_NODE_GRACE: Duration = Duration::from_secs(3600);
 
 /// Settings as read from a TOML file, every one optional; unknown keys are errors.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -388,100 +335,9 @@ fn runtime_settings(flags: &Overrides, file: &FileConfig) -> Result<RuntimeSetti
     })
 }
 
-fn valid_host_port(s: &str) -> bool {
+pub(super) fn valid_host_port(s: &str) -> bool {
     s.rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-}
-
-fn cluster_settings(flags: &Overrides, file: &FileConfig) -> Result<Option<ClusterSettings>> {
-    let mut seeds = file.seeds.clone();
-    seeds.extend(flags.seeds.iter().cloned());
-    for s in &seeds {
-        if !valid_host_port(s) {
-            return Err(Error::Config(format!(
-                "seed {s:?} is not HOST:PORT (e.g. 10.0.0.1:{DEFAULT_GOSSIP_PORT})"
-            )));
-        }
-    }
-    let role = flags.role.or(file.role).unwrap_or_default();
-    let Some(text) = flags.gossip_addr.as_ref().or(file.gossip_addr.as_ref()) else {
-        if !seeds.is_empty() || role != Role::Auto {
-            return Err(Error::Config(
-                "--seed and --role need --gossip-addr HOST:PORT (cluster mode)".into(),
-            ));
-        }
-        return Ok(None);
-    };
-    let gossip_addr: std::net::SocketAddr = text.parse().map_err(|e| {
-        Error::Config(format!(
-            "gossip address {text:?}: {e} (want IP:PORT, e.g. 0.0.0.0:{DEFAULT_GOSSIP_PORT})"
-        ))
-    })?;
-    let advertise_host = flags
-        .advertise_addr
-        .clone()
-        .or_else(|| file.advertise_addr.clone());
-    if advertise_host.is_none() && gossip_addr.ip().is_unspecified() {
-        return Err(Error::Config(format!(
-            "gossip address {gossip_addr} listens on every interface: say which address peers \
-             reach this node at with --advertise-addr HOST"
-        )));
-    }
-    let role = match role {
-        Role::Auto if seeds.is_empty() => Role::ControlPlane,
-        Role::Auto => Role::Worker,
-        r => r,
-    };
-    if role == Role::Worker && seeds.is_empty() {
-        return Err(Error::Config(
-            "a worker needs at least one --seed HOST:PORT to find the cluster".into(),
-        ));
-    }
-    let interval_ms = flags
-        .gossip_interval_ms
-        .or(file.gossip_interval_ms)
-        .unwrap_or(DEFAULT_GOSSIP_INTERVAL.as_millis() as u64);
-    if !(10..=10_000).contains(&interval_ms) {
-        return Err(Error::Config(format!(
-            "gossip interval {interval_ms} ms is not between 10 and 10000"
-        )));
-    }
-    let phi_threshold = flags
-        .phi_threshold
-        .or(file.phi_threshold)
-        .unwrap_or(DEFAULT_PHI_THRESHOLD);
-    if !(phi_threshold.is_finite() && phi_threshold > 0.0 && phi_threshold <= 1000.0) {
-        return Err(Error::Config(format!(
-            "phi threshold {phi_threshold} is not between 0 and 1000"
-        )));
-    }
-    let grace = flags
-        .dead_node_grace_seconds
-        .or(file.dead_node_grace_seconds)
-        .map_or(DEFAULT_DEAD_NODE_GRACE, Duration::from_secs);
-    if grace < Duration::from_secs(1) {
-        return Err(Error::Config(
-            "dead node grace must be at least 1 second".into(),
-        ));
-    }
-    let cluster_id = flags
-        .cluster_id
-        .clone()
-        .or_else(|| file.cluster_id.clone())
-        .unwrap_or_else(|| "univrs".into());
-    if cluster_id.is_empty() {
-        return Err(Error::Config("cluster id must not be empty".into()));
-    }
-    Ok(Some(ClusterSettings {
-        role,
-        gossip_addr,
-        advertise_host,
-        seeds,
-        cluster_id,
-        gossip_interval: Duration::from_millis(interval_ms),
-        phi_threshold,
-        dead_node_grace: grace,
-    }))
 }
 
 /// Kept back from workloads for the system and the daemon itself.
@@ -491,7 +347,7 @@ impl DaemonConfig {
     /// Merges `flags` over `file` over defaults and validates the result.
     pub fn resolve(flags: Overrides, file: FileConfig) -> Result<Self> {
         let runtime_settings = runtime_settings(&flags, &file)?;
-        let cluster = cluster_settings(&flags, &file)?;
+        let cluster = super::cluster_config::resolve(&flags, &file)?;
         let data_dir = flags
             .data_dir
             .or(file.data_dir)

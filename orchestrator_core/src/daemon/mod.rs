@@ -1,8 +1,12 @@
 //! The `orchestrator_daemon` wiring: typed configuration merged from flags,
 //! environment and a file ([`config`]), the node's own key ([`node_key`]), and
 //! building and running the components ([`run`]), and the gossip series of
-//! `/metrics` in cluster mode ([`gossip_metrics`]).
+//! `/metrics` in cluster mode ([`gossip_metrics`]). Cluster mode has its
+//! settings in `cluster_config` and its wiring (gossip, a worker's router) in
+//! `cluster_run`.
 
+mod cluster_config;
+mod cluster_run;
 pub mod config;
 pub mod gossip_metrics;
 pub mod node_key;

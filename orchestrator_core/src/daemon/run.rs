@@ -7,8 +7,8 @@ use chrono::Utc;
 use cluster_manager::mock::MockClusterManager;
 use container_runtime::mock::MockRuntime;
 use container_runtime::youki::{RegistryCredentials, YoukiConfig, YoukiRuntime};
-use container_runtime_interface::{ContainerRuntime, ContainerState};
-use orchestrator_shared_types::{Node, NodeId, NodeStatus, PublicKey};
+use container_runtime_interface::ContainerRuntime;
+use orchestrator_shared_types::{Node, NodeStatus, PublicKey};
 use scheduler_interface::simple::{ScoringStrategy, SimpleScheduler, SimpleSchedulerConfig};
 use state_store_interface::memory::InMemoryStore;
 use state_store_interface::sqlite::SqliteStore;
@@ -23,25 +23,22 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use super::config::{ClusterSettings, DaemonConfig, Role, RuntimeKind, Scoring, StoreKind};
-use super::gossip_metrics::GossipMetrics;
+use super::cluster_run;
+use super::config::{DaemonConfig, Role, RuntimeKind, Scoring, StoreKind};
 use super::node_key;
 use crate::api::Orchestrator;
 use crate::audit::AuditLog;
 use crate::cluster::agent::{self, AgentState};
 use crate::cluster::client::AgentClient;
 use crate::cluster::network::{self, NetworkState};
-use crate::cluster::proxy::{self, ProxyState};
 use crate::cluster::RoutingRuntime;
 use crate::error::{Error, Result};
 use crate::reconciler::Deps;
 use crate::rest::auth::ReplayCache;
-use crate::rest::error::ApiError;
 use crate::rest::{self, AppState, AuthGate};
-use axum::routing::any;
 use axum::Router;
-use cluster_manager::{ChitchatClusterManager, GossipConfig};
-use cluster_manager_interface::{ClusterManager, ROLE_LABEL};
+use cluster_manager::ChitchatClusterManager;
+use cluster_manager_interface::ClusterManager;
 use ed25519_dalek::SigningKey;
 
 /// Events buffered per subscriber before it is told it lagged.
@@ -195,65 +192,38 @@ const STANDALONE: &str = "standalone";
 /// How often the control plane lists the containers of other nodes.
 const REMOTE_STATUS_POLL: Duration = Duration::from_secs(1);
 
-/// Resolves where peers reach this node: (gossip address, API address).
-async fn advertised(
-    cs: &ClusterSettings,
-    api_addr: SocketAddr,
-) -> Result<(SocketAddr, SocketAddr)> {
-    let host = cs
-        .advertise_host
-        .clone()
-        .unwrap_or_else(|| cs.gossip_addr.ip().to_string());
-    let port = cs.gossip_addr.port();
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| Error::Config(format!("resolving the advertise address {host:?}: {e}")))?
-        .collect();
-    let gossip = addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| Error::Config(format!("advertise address {host:?} resolves to nothing")))?;
-    if gossip.ip().is_unspecified() {
-        return Err(Error::Config(format!(
-            "advertise address {host:?} is unspecified; give the address peers can reach"
-        )));
-    }
-    if api_addr.ip().is_loopback() && !gossip.ip().is_loopback() {
-        warn!(%api_addr, advertise = %gossip.ip(), "the API listens on loopback only: other nodes cannot reach this node's agent");
-    }
-    Ok((gossip, SocketAddr::new(gossip.ip(), api_addr.port())))
+/// What every kind of daemon shares, made before its role is known.
+struct Parts {
+    gate: AuthGate,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    events: EventHub,
 }
 
-/// Copies gossip counters, and how many containers this node runs, into
-/// `/metrics` every second.
-async fn export_gossip_metrics(
-    gossip: Arc<ChitchatClusterManager>,
-    (runtime, node): (Arc<dyn ContainerRuntime>, NodeId),
-    metrics: Arc<Metrics>,
-    cancel: CancellationToken,
-) {
-    let g = match GossipMetrics::register(&metrics) {
-        Ok(g) => g,
-        Err(e) => {
-            warn!(error = %e, "registering the gossip metrics");
-            return;
-        }
+/// Starts the orchestrator of a standalone node or a control plane over
+/// `runtime` and `cluster`; its router (REST API with the audit log, plus
+/// `extra`).
+async fn start_control(
+    config: &DaemonConfig,
+    parts: Parts,
+    runtime: Arc<dyn ContainerRuntime>,
+    cluster: Arc<dyn ClusterManager>,
+    extra: Router,
+    cancel: &CancellationToken,
+) -> Result<(Arc<Orchestrator>, Router)> {
+    let deps = Deps {
+        store: open_store(config)?,
+        runtime,
+        cluster,
+        scheduler: open_scheduler(config),
+        metrics: parts.metrics,
+        events: parts.events,
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            _ = tick.tick() => {
-                g.update(&gossip.stats());
-                if let Ok(list) = runtime.list_containers(node).await {
-                    let running = list.iter().filter(|c| c.state == ContainerState::Running).count();
-                    g.local_containers.set(i64::try_from(running).unwrap_or(i64::MAX));
-                }
-            }
-        }
-    }
+    let orch =
+        Arc::new(Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?);
+    let state = AppState::with_gate(Arc::clone(&orch), parts.gate, parts.health)
+        .with_audit(open_audit(config)?);
+    Ok((orch, rest::router(state).merge(extra)))
 }
 
 impl Daemon {
@@ -281,6 +251,12 @@ impl Daemon {
         let http = reqwest::Client::builder()
             .build()
             .map_err(|e| Error::Config(format!("creating the HTTP client: {e}")))?;
+        let parts = Parts {
+            gate,
+            health: Arc::clone(&health),
+            metrics,
+            events,
+        };
         let Some(cs) = &config.cluster else {
             local.address = api_addr.to_string();
             let cluster: Arc<dyn ClusterManager> = Arc::new(MockClusterManager::new(local));
@@ -291,24 +267,10 @@ impl Daemon {
                     role: STANDALONE.to_owned(),
                     http,
                 },
-                gate.clone(),
+                parts.gate.clone(),
             );
-            let deps = Deps {
-                store: open_store(config)?,
-                runtime: local_runtime,
-                cluster,
-                scheduler: open_scheduler(config),
-                metrics,
-                events,
-            };
-            let orch = Arc::new(
-                Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?,
-            );
-            let router = rest::router(
-                AppState::with_gate(Arc::clone(&orch), gate, Arc::clone(&health))
-                    .with_audit(open_audit(config)?),
-            )
-            .merge(network);
+            let (orch, router) =
+                start_control(config, parts, local_runtime, cluster, network, &cancel).await?;
             spawn_control_tasks(&tasks, &orch, &health, &cancel);
             spawn_api(&tasks, listener, router, &cancel);
             return Ok(Self::finish(
@@ -322,32 +284,13 @@ impl Daemon {
             ));
         };
 
-        let (gossip_advertise, api_advertise) = advertised(cs, api_addr).await?;
-        local.address = api_advertise.to_string();
-        local
-            .labels
-            .insert(ROLE_LABEL.to_owned(), cs.role.as_str().to_owned());
-        let mut gcfg = GossipConfig::new(cs.gossip_addr, gossip_advertise);
-        gcfg.cluster_id = cs.cluster_id.clone();
-        gcfg.seeds = cs.seeds.clone();
-        gcfg.gossip_interval = cs.gossip_interval;
-        gcfg.phi_threshold = cs.phi_threshold;
-        gcfg.dead_node_grace = cs.dead_node_grace;
         let node_id = local.id;
-        let gossip = Arc::new(
-            ChitchatClusterManager::start(gcfg, key.clone(), local)
-                .await
-                .map_err(|e| {
-                    Error::Config(format!("starting gossip on {}: {e}", cs.gossip_addr))
-                })?,
-        );
-        info!(role = cs.role.as_str(), gossip = %gossip_advertise, api = %api_advertise,
-            seeds = ?cs.seeds, "cluster mode");
+        let gossip = cluster_run::start_gossip(cs, &key, local, api_addr).await?;
         let cluster: Arc<dyn ClusterManager> = Arc::clone(&gossip) as Arc<dyn ClusterManager>;
-        tasks.spawn(export_gossip_metrics(
+        tasks.spawn(cluster_run::export_gossip_metrics(
             Arc::clone(&gossip),
             (Arc::clone(&local_runtime), node_id),
-            Arc::clone(&metrics),
+            Arc::clone(&parts.metrics),
             cancel.child_token(),
         ));
         let agent = agent::router(AgentState {
@@ -364,34 +307,16 @@ impl Daemon {
                 role: cs.role.as_str().to_owned(),
                 http,
             },
-            gate.clone(),
+            parts.gate.clone(),
         );
 
         if cs.role == Role::Worker {
             local_runtime.init_node(node_id).await?;
-            let proxy = ProxyState::new(Arc::clone(&cluster))
-                .map_err(|e| Error::Config(format!("creating the HTTP client: {e}")))?;
-            let forwarded = Router::new()
-                .route("/api/v1/events", any(events_elsewhere))
-                .route("/api/v1/{*rest}", any(proxy::forward))
-                .with_state(proxy);
-            let router = Router::new()
-                .merge(agent)
-                .merge(network)
-                .merge(forwarded)
-                .merge(observability::health::health_routes(
-                    Arc::clone(&health),
-                    Arc::clone(&metrics),
-                ))
-                .fallback(|| async { ApiError::not_found("no such route") })
-                .layer(axum::middleware::from_fn_with_state(
-                    Arc::clone(&metrics),
-                    observability::http::track_http,
-                ));
-            health.set_ok("runtime");
-            health.set_ok("cluster");
-            health.set_ok("store");
-            health.set_ok("reconciler");
+            let router =
+                cluster_run::worker_router(agent.merge(network), cluster, &health, &parts.metrics)?;
+            for c in COMPONENTS {
+                health.set_ok(c);
+            }
             health.set_ready(true);
             spawn_api(&tasks, listener, router, &cancel);
             return Ok(Self::finish(
@@ -413,23 +338,16 @@ impl Daemon {
             client,
             REMOTE_STATUS_POLL,
         ));
-        let deps = Deps {
-            store: open_store(config)?,
-            runtime: Arc::clone(&routing) as Arc<dyn ContainerRuntime>,
+        let runtime = Arc::clone(&routing) as Arc<dyn ContainerRuntime>;
+        let (orch, router) = start_control(
+            config,
+            parts,
+            runtime,
             cluster,
-            scheduler: open_scheduler(config),
-            metrics,
-            events,
-        };
-        let orch = Arc::new(
-            Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?,
-        );
-        let router = rest::router(
-            AppState::with_gate(Arc::clone(&orch), gate, Arc::clone(&health))
-                .with_audit(open_audit(config)?),
+            agent.merge(network),
+            &cancel,
         )
-        .merge(agent)
-        .merge(network);
+        .await?;
         spawn_control_tasks(&tasks, &orch, &health, &cancel);
         spawn_api(&tasks, listener, router, &cancel);
         Ok(Self::finish(
@@ -486,14 +404,6 @@ impl Daemon {
             gossip.shutdown().await;
         }
     }
-}
-
-/// The event stream is the control plane's; a worker says where it is.
-async fn events_elsewhere() -> ApiError {
-    ApiError::unavailable(
-        "this node is a worker: connect the event stream (/api/v1/events) to the control \
-         plane (see `ui network status`)",
-    )
 }
 
 fn spawn_api(

@@ -392,15 +392,7 @@ struct Page {
 
 /// Percent-encodes one path segment (a workload name or id).
 pub fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    orchestrator_shared_types::auth::encode_path_segment(s)
 }
 
 /// Tiny HTTP servers for tests: canned answers, one connection per request.
