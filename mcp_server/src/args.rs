@@ -1,9 +1,59 @@
 //! Arguments of the tools. Each is checked before any request is sent, and a
-//! bad one is answered with a tool error that names it.
+//! bad one is answered with a tool error that names it: [`Parameters`] keeps
+//! a deserialization failure for the tool to report, where `rmcp`'s own
+//! wrapper would answer with a JSON-RPC error.
+
+use std::borrow::Cow;
 
 use orchestrator_shared_types::WorkloadSpec;
-use schemars::JsonSchema;
+use rmcp::handler::server::common::FromContextPart;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::ErrorData;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+
+/// A tool's arguments, or why they are wrong (a message naming the argument).
+///
+/// Named `Parameters` on purpose: `#[tool]` takes a tool's input schema from
+/// the parameter whose type is called `Parameters`, and this one's schema is
+/// `T`'s, so `tools/list` publishes exactly the schema of `T`.
+#[derive(Debug)]
+pub struct Parameters<T>(pub Result<T, String>);
+
+impl<T: DeserializeOwned> Parameters<T> {
+    /// Reads the arguments object of a call (none given = `{}`).
+    pub fn parse(arguments: Option<serde_json::Map<String, serde_json::Value>>) -> Self {
+        let arguments = serde_json::Value::Object(arguments.unwrap_or_default());
+        // The named deserializers below prefix type errors with the field's
+        // name; serde's own "missing field `x`" names it too.
+        Self(serde_json::from_value(arguments).map_err(|e| e.to_string()))
+    }
+}
+
+impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Parameters<T> {
+    fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
+        Ok(Self::parse(context.arguments.take()))
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Parameters<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
 
 /// Deserializers that put the field's name in front of a type error, so an
 /// agent that sent `"replicas": "many"` is told which argument was wrong.
@@ -46,16 +96,21 @@ pub struct PageArgs {
 }
 
 impl PageArgs {
-    /// The query string (`?limit=…&cursor=…`), or the argument that is wrong.
-    pub fn query(&self) -> Result<String, String> {
+    /// The query parameters (`limit=…&cursor=…`), or the argument that is wrong.
+    pub fn params(&self) -> Result<String, String> {
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(format!("limit: {limit} is not between 1 and {MAX_PAGE}"));
         }
         Ok(match &self.cursor {
-            Some(c) if !c.is_empty() => format!("?limit={limit}&cursor={}", segment(c)),
-            _ => format!("?limit={limit}"),
+            Some(c) if !c.is_empty() => format!("limit={limit}&cursor={}", segment(c)),
+            _ => format!("limit={limit}"),
         })
+    }
+
+    /// The query string (`?limit=…&cursor=…`), or the argument that is wrong.
+    pub fn query(&self) -> Result<String, String> {
+        self.params().map(|p| format!("?{p}"))
     }
 }
 
@@ -129,6 +184,7 @@ pub use orchestrator_shared_types::auth::encode_path_segment as segment;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn type_errors_name_the_argument() {
@@ -144,6 +200,34 @@ mod tests {
         assert!(e.starts_with("limit:"), "{e}");
         let p: PageArgs = serde_json::from_value(serde_json::json!({})).unwrap();
         assert_eq!(p.limit, None);
+    }
+
+    #[test]
+    fn bad_arguments_are_kept_with_their_name() {
+        let args = |v: serde_json::Value| v.as_object().cloned();
+        let Parameters(r) =
+            Parameters::<ScaleArgs>::parse(args(json!({"workload": "w", "replicas": "many"})));
+        let e = r.unwrap_err();
+        assert!(e.starts_with("replicas:"), "{e}");
+        let Parameters(r) = Parameters::<ScaleArgs>::parse(args(json!({"replicas": 2})));
+        assert_eq!(r.unwrap_err(), "missing field `workload`");
+        let Parameters(r) = Parameters::<CreateArgs>::parse(args(json!({"manifest": 3})));
+        assert!(r.unwrap_err().starts_with("manifest:"));
+        // no arguments at all: an empty object
+        let Parameters(r) = Parameters::<PageArgs>::parse(None);
+        assert_eq!(r.unwrap().limit, None);
+    }
+
+    #[test]
+    fn the_published_schema_is_the_arguments_schema() {
+        use rmcp::handler::server::common::schema_for_input;
+        let wrapped = schema_for_input::<Parameters<ScaleArgs>>().unwrap();
+        assert_eq!(wrapped, schema_for_input::<ScaleArgs>().unwrap());
+        assert_eq!(wrapped["properties"]["replicas"]["type"], "integer");
+        assert_eq!(
+            schema_for_input::<Parameters<CreateArgs>>().unwrap(),
+            schema_for_input::<CreateArgs>().unwrap()
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use rmcp::model::{
 use rmcp::ErrorData;
 use serde_json::{Map, Value};
 
-use crate::api::{Api, ApiError};
+use crate::api::{Api, ApiError, Caller};
+use crate::approval::{held, pending_approval};
 use crate::args::segment;
 
 /// URI of the cluster's status.
@@ -34,19 +35,42 @@ fn api_failed(e: ApiError) -> ErrorData {
     }
 }
 
+/// `GET path` for `caller`. A read held for the user's approval is an error
+/// that says so (with the approval as its data): there is nothing to read yet.
+async fn get(api: &dyn Api, caller: &Caller, path: &str) -> Result<String, ErrorData> {
+    let text = api
+        .request(caller, "GET", path, None)
+        .await
+        .map_err(api_failed)?;
+    let answer = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+    match pending_approval(&answer) {
+        Some(approval) => {
+            let told = held(approval);
+            let message = told["message"].as_str().unwrap_or_default().to_owned();
+            Err(ErrorData::invalid_request(message, Some(told)))
+        }
+        None => Ok(text),
+    }
+}
+
 /// The cluster status and up to 100 of the caller's workloads.
-pub async fn list_resources(api: &dyn Api) -> Result<ListResourcesResult, ErrorData> {
+pub async fn list_resources(
+    api: &dyn Api,
+    caller: &Caller,
+) -> Result<ListResourcesResult, ErrorData> {
     let mut items = vec![Resource::new(CLUSTER_STATUS_URI, "cluster-status")
         .with_description("Nodes, workloads, instances and resources of the cluster")
         .with_mime_type("application/json")];
     let page = api
         .request(
+            caller,
             "GET",
             &format!("/api/v1/workloads?limit={MAX_LISTED}"),
             None,
         )
         .await
         .map_err(api_failed)?;
+    // A listing held for approval has no items: the cluster status alone.
     let page: Value = serde_json::from_str(&page).unwrap_or(Value::Null);
     for w in page["items"].as_array().into_iter().flatten() {
         if let Some(name) = w["spec"]["name"].as_str() {
@@ -71,7 +95,11 @@ pub fn list_templates() -> ListResourceTemplatesResult {
 }
 
 /// Reads a resource by URI.
-pub async fn read_resource(api: &dyn Api, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+pub async fn read_resource(
+    api: &dyn Api,
+    caller: &Caller,
+    uri: &str,
+) -> Result<ReadResourceResult, ErrorData> {
     let path = if uri == CLUSTER_STATUS_URI {
         "/api/v1/cluster/status".to_owned()
     } else if let Some(name) = uri
@@ -85,7 +113,7 @@ pub async fn read_resource(api: &dyn Api, uri: &str) -> Result<ReadResourceResul
             None,
         ));
     };
-    let text = api.request("GET", &path, None).await.map_err(api_failed)?;
+    let text = get(api, caller, &path).await?;
     Ok(ReadResourceResult::new(vec![ResourceContents::text(
         text, uri,
     )
@@ -106,6 +134,7 @@ pub fn list_prompts() -> ListPromptsResult {
 /// Builds a prompt; its context is read now, as the caller.
 pub async fn get_prompt(
     api: &dyn Api,
+    caller: &Caller,
     name: &str,
     arguments: Option<&Map<String, Value>>,
 ) -> Result<GetPromptResult, ErrorData> {
@@ -123,18 +152,13 @@ pub async fn get_prompt(
             ErrorData::invalid_params("workload: a workload name or id is required", None)
         })?;
     let seg = segment(workload);
-    let record = api
-        .request("GET", &format!("/api/v1/workloads/{seg}"), None)
-        .await
-        .map_err(api_failed)?;
-    let instances = api
-        .request(
-            "GET",
-            &format!("/api/v1/workloads/{seg}/instances?limit=50"),
-            None,
-        )
-        .await
-        .map_err(api_failed)?;
+    let record = get(api, caller, &format!("/api/v1/workloads/{seg}")).await?;
+    let instances = get(
+        api,
+        caller,
+        &format!("/api/v1/workloads/{seg}/instances?limit=50"),
+    )
+    .await?;
     let text = format!(
         "Diagnose the workload {workload:?} of the Univrs orchestrator and propose a fix.\n\n\
          Its record (manifest, generation, instance counts):\n{record}\n\n\

@@ -5,8 +5,10 @@
 //! subscriber that reads too slowly loses the oldest events (its receiver
 //! reports how many) instead of slowing the publisher or other subscribers.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -99,11 +101,31 @@ impl Event {
     }
 }
 
-/// Fans events out to every subscriber; clone it freely (clones share one
-/// channel).
+/// How many recent events [`EventHub::recent`] can return.
+pub const HISTORY: usize = 1000;
+
+/// An event with its position in the hub's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// Position, from 1; pass the last one seen as `after` to get newer ones.
+    pub seq: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Fans events out to every subscriber and keeps the last [`HISTORY`] for
+/// readers that poll; clone it freely (clones share one channel).
 #[derive(Clone, Debug)]
 pub struct EventHub {
     sender: broadcast::Sender<Event>,
+    history: Arc<Mutex<History>>,
+}
+
+#[derive(Debug, Default)]
+struct History {
+    next: u64,
+    events: VecDeque<RecordedEvent>,
 }
 
 impl EventHub {
@@ -112,12 +134,49 @@ impl EventHub {
     /// than that is told how many it missed.
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.clamp(1, MAX_CAPACITY));
-        Self { sender }
+        Self {
+            sender,
+            history: Arc::new(Mutex::new(History {
+                next: 1,
+                events: VecDeque::with_capacity(HISTORY),
+            })),
+        }
+    }
+
+    /// Up to `limit` of the last [`HISTORY`] events with `seq` above `after`,
+    /// oldest first.
+    pub fn recent(&self, after: u64, limit: usize) -> Vec<RecordedEvent> {
+        let history = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        history
+            .events
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     /// Sends `event` to every current subscriber without waiting; returns how
     /// many subscribers there were (none is fine: the event is dropped).
     pub fn publish(&self, event: Event) -> usize {
+        {
+            let mut history = self
+                .history
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let seq = history.next;
+            history.next += 1;
+            if history.events.len() == HISTORY {
+                history.events.pop_front();
+            }
+            history.events.push_back(RecordedEvent {
+                seq,
+                event: event.clone(),
+            });
+        }
         match self.sender.send(event) {
             Ok(receivers) => receivers,
             Err(broadcast::error::SendError(event)) => {
@@ -153,6 +212,24 @@ mod tests {
     use super::*;
     use serde_json::json;
     use tokio::sync::broadcast::error::RecvError;
+
+    #[test]
+    fn recent_pages_the_last_events_in_order() {
+        let hub = EventHub::new(4);
+        for i in 0..(HISTORY as u64 + 5) {
+            hub.publish(Event::new(Topic::Nodes, "joined", json!({ "i": i })));
+        }
+        let first = hub.recent(0, 3);
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[0].seq, 6, "the oldest five fell out of the history");
+        assert_eq!(first[0].event.data, json!({"i": 5}));
+        let next = hub.recent(first[2].seq, 2);
+        assert_eq!(next.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![9, 10]);
+        assert!(hub.recent(HISTORY as u64 + 5, 10).is_empty());
+        let wire = serde_json::to_value(&next[0]).unwrap();
+        assert_eq!(wire["seq"], 9);
+        assert_eq!(wire["type"], "nodes.joined");
+    }
 
     #[test]
     fn event_wire_format() {

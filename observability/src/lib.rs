@@ -22,7 +22,7 @@ pub mod metrics;
 pub mod websocket;
 
 pub use error::{Error, Result};
-pub use events::{Event, EventHub, Topic};
+pub use events::{Event, EventHub, RecordedEvent, Topic};
 pub use health::{health_routes, ComponentStatus, Health, HealthReport};
 pub use http::track_http;
 pub use logging::{init_tracing, LogFormat};

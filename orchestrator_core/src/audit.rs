@@ -39,7 +39,7 @@ pub struct AuditEntry {
     pub action: String,
     /// The request body (truncated to 8 KiB).
     pub args: String,
-    /// `allowed` (answered 2xx) or `refused`.
+    /// `allowed`, `refused`, `pending_approval`, or `approved` (run on approval).
     pub decision: String,
     /// The HTTP status answered.
     pub status: u16,
@@ -110,6 +110,31 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
+/// What was decided about a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// It ran and succeeded.
+    Allowed,
+    /// It was refused (or failed).
+    Refused,
+    /// It was held for the user's approval.
+    PendingApproval,
+    /// It ran because the user approved it.
+    Approved,
+}
+
+impl Decision {
+    /// The word in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Refused => "refused",
+            Self::PendingApproval => "pending_approval",
+            Self::Approved => "approved",
+        }
+    }
+}
+
 /// What a call was, for [`AuditLog::append`].
 #[derive(Clone, Debug)]
 pub struct Call<'a> {
@@ -125,6 +150,8 @@ pub struct Call<'a> {
     pub body: &'a [u8],
     /// Status answered.
     pub status: u16,
+    /// What was decided.
+    pub decision: Decision,
 }
 
 impl AuditLog {
@@ -178,12 +205,7 @@ impl AuditLog {
             agent: call.agent,
             action: format!("{} {}", call.method, call.path),
             args,
-            decision: if (200..300).contains(&call.status) {
-                "allowed"
-            } else {
-                "refused"
-            }
-            .into(),
+            decision: call.decision.as_str().into(),
             status: call.status,
             prev: tail.hash.clone(),
             hash: String::new(),
@@ -279,6 +301,7 @@ mod tests {
             path,
             body: b"{\"replicas\":3}",
             status: 200,
+            decision: Decision::Allowed,
         }
     }
 

@@ -5,6 +5,7 @@
 //! - [`cluster`]: many nodes — the node agent, the routing runtime, request
 //!   forwarding to the control plane, and `/api/v1/network`.
 //! - [`audit`]: the tamper-evident log of every mutating API call.
+//! - [`agents`]: AI agents' automation policies, revoked tokens and approvals.
 //! - [`api`]: [`Orchestrator`] — apply, scale, roll back, delete, query.
 //! - [`reconciler`]: the `select!` loop and the Sense → Compare → Plan →
 //!   Actuate pass, one workload at a time.
@@ -17,6 +18,7 @@
 //! - [`daemon`]: configuration and wiring of the `orchestrator_daemon` binary.
 //! - [`error`]: this crate's error type.
 
+pub mod agents;
 pub mod api;
 pub mod audit;
 pub mod cluster;

@@ -1,6 +1,8 @@
 //! The domain model every other crate speaks (SPEC §4).
 //!
 //! - [`auth`]: the signed-request scheme of the REST API (SPEC §11), both sides.
+//! - [`agent`]: AI agents (docs/AGENTS.md): agent tokens, the automation policy
+//!   the daemon enforces, and the MCP tool each REST request amounts to.
 //! - [`ids`]: `NodeId`, `PublicKey`, `WorkloadId`, `InstanceId`, `ContainerId`.
 //! - [`quantity`]: Kubernetes resource quantities (`100m`, `1.5`, `64Mi`, `1Gi`).
 //! - [`resources`]: node resources, container requests and limits, QoS class.
@@ -17,6 +19,7 @@
 //! `serde_yaml` with the same API; `serde_path_to_error` gives deserialisation
 //! errors the path of the offending field.
 
+pub mod agent;
 pub mod auth;
 pub mod error;
 pub mod ids;

@@ -2,6 +2,8 @@
 //!
 //! - [`StateStore`]: nodes, workloads and instances, batch writes, and a change
 //!   feed ([`StateStore::watch`]). A write returns only once it is durable.
+//!   Beside them, generic records (JSON text by kind and key) for other
+//!   control-plane data, checked by [`check_record_key`].
 //! - `memory` (feature): `InMemoryStore`, for tests: maps behind one lock, with
 //!   secondary indexes.
 //! - `sqlite` (feature): `SqliteStore`, the embedded default: one SQLite file in
@@ -111,6 +113,14 @@ pub enum StoreError {
     /// The store was not initialised.
     #[error("state store is not initialised")]
     NotInitialized,
+    /// A record kind or key is empty or longer than [`MAX_RECORD_KEY_BYTES`].
+    #[error("record {field} of {len} bytes refused: it must be 1 to {max} bytes long", max = MAX_RECORD_KEY_BYTES)]
+    InvalidKey {
+        /// `"kind"` or `"key"`.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
 }
 
 impl From<StoreError> for OrchestrationError {
@@ -121,9 +131,39 @@ impl From<StoreError> for OrchestrationError {
                 id: name,
                 message: format!("name is used by workload {existing}"),
             },
+            StoreError::InvalidKey { field, len } => OrchestrationError::InvalidArgument {
+                field: format!("record {field}"),
+                message: format!("{len} bytes, must be 1 to {MAX_RECORD_KEY_BYTES} bytes long"),
+            },
             other => OrchestrationError::Store(other.to_string()),
         }
     }
+}
+
+/// The most bytes a record kind or key may have.
+pub const MAX_RECORD_KEY_BYTES: usize = 256;
+
+/// Checks a record's kind and key: each must be 1 to [`MAX_RECORD_KEY_BYTES`]
+/// bytes long, else [`StoreError::InvalidKey`]. Every store calls it before it
+/// touches a record, so that all refuse the same names.
+pub fn check_record_key(kind: &str, key: &str) -> Result<()> {
+    check_record_kind(kind)?;
+    check_record_name("key", key)
+}
+
+/// Checks a record kind alone (for [`StateStore::list_records`]).
+pub fn check_record_kind(kind: &str) -> Result<()> {
+    check_record_name("kind", kind)
+}
+
+fn check_record_name(field: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_RECORD_KEY_BYTES {
+        return Err(StoreError::InvalidKey {
+            field,
+            len: name.len(),
+        });
+    }
+    Ok(())
 }
 
 /// Result with [`StoreError`].
@@ -131,9 +171,16 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Durable cluster state.
 ///
-/// Every write is durable when it returns `Ok` and is then published on
-/// [`StateStore::watch`]. Puts are upserts; deletes of absent keys return
-/// `Ok(false)`. Lists are ordered by id.
+/// Every write is durable when it returns `Ok`; node, workload and instance
+/// writes are then published on [`StateStore::watch`], record writes are not.
+/// Puts are upserts; deletes of absent keys return `Ok(false)`. Lists are
+/// ordered by id (records: by key, compared as bytes).
+///
+/// Records are control-plane data that is neither node, workload nor instance
+/// (agent policies, revoked token ids, pending approvals): text, meant to be
+/// JSON, stored as given under a `kind` and a `key` that are each 1 to
+/// [`MAX_RECORD_KEY_BYTES`] bytes long; other names fail with
+/// [`StoreError::InvalidKey`].
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     /// Opens, creates or migrates the store.
@@ -184,6 +231,15 @@ pub trait StateStore: Send + Sync + 'static {
     async fn delete_instance(&self, id: &InstanceId) -> Result<bool>;
     /// Deletes many instances in one transaction; returns how many existed.
     async fn delete_instances_batch(&self, ids: &[InstanceId]) -> Result<usize>;
+
+    /// Creates or replaces the record `key` of `kind` (JSON text); durable when Ok.
+    async fn put_record(&self, kind: &str, key: &str, value: &str) -> Result<()>;
+    /// The record `key` of `kind`.
+    async fn get_record(&self, kind: &str, key: &str) -> Result<Option<String>>;
+    /// Every record of `kind`, ordered by key.
+    async fn list_records(&self, kind: &str) -> Result<Vec<(String, String)>>;
+    /// Deletes a record; whether it existed.
+    async fn delete_record(&self, kind: &str, key: &str) -> Result<bool>;
 
     /// Changes from now on. A receiver that lags must re-list.
     fn watch(&self) -> broadcast::Receiver<StoreChange>;

@@ -2,9 +2,11 @@
 //!
 //! One `RwLock` guards maps keyed by id plus secondary indexes (instances by
 //! workload and by node, workloads by owner and name), so that the indexed
-//! lists cost what they return, not a scan. Changes are published while the
-//! write lock is still held: they come out in write order, and a watcher that
-//! reads on receipt waits for the lock and so sees the write.
+//! lists cost what they return, not a scan. Records are kept by kind, then by
+//! key, so a list of one kind is ordered and touches that kind only. Changes
+//! are published while the write lock is still held: they come out in write
+//! order, and a watcher that reads on receipt waits for the lock and so sees
+//! the write.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +18,7 @@ use orchestrator_shared_types::{
 };
 use tokio::sync::broadcast;
 
-use crate::{Result, StateStore, StoreChange, StoreError};
+use crate::{check_record_key, check_record_kind, Result, StateStore, StoreChange, StoreError};
 
 /// Capacity of the change feed; a watcher further behind than this lags.
 const WATCH_CAPACITY: usize = 4096;
@@ -37,6 +39,8 @@ struct State {
     instances: BTreeMap<InstanceId, WorkloadInstance>,
     instances_by_workload: HashMap<WorkloadId, BTreeSet<InstanceId>>,
     instances_by_node: HashMap<NodeId, BTreeSet<InstanceId>>,
+    /// Records: kind, then key, to value. A kind with no record has no entry.
+    records: HashMap<String, BTreeMap<String, String>>,
 }
 
 impl Default for InMemoryStore {
@@ -346,6 +350,54 @@ impl StateStore for InMemoryStore {
             workload_id: old.workload_id,
         }));
         Ok(deleted.len())
+    }
+
+    async fn put_record(&self, kind: &str, key: &str, value: &str) -> Result<()> {
+        check_record_key(kind, key)?;
+        self.write()?
+            .records
+            .entry(kind.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    async fn get_record(&self, kind: &str, key: &str) -> Result<Option<String>> {
+        check_record_key(kind, key)?;
+        Ok(self
+            .read()?
+            .records
+            .get(kind)
+            .and_then(|records| records.get(key))
+            .cloned())
+    }
+
+    async fn list_records(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        check_record_kind(kind)?;
+        Ok(self
+            .read()?
+            .records
+            .get(kind)
+            .map(|records| {
+                records
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn delete_record(&self, kind: &str, key: &str) -> Result<bool> {
+        check_record_key(kind, key)?;
+        let mut state = self.write()?;
+        let Some(records) = state.records.get_mut(kind) else {
+            return Ok(false);
+        };
+        let existed = records.remove(key).is_some();
+        if records.is_empty() {
+            state.records.remove(kind);
+        }
+        Ok(existed)
     }
 
     fn watch(&self) -> broadcast::Receiver<StoreChange> {

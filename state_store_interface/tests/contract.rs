@@ -77,6 +77,86 @@ async fn sqlite_data_survives_close_and_reopen() {
 }
 
 #[tokio::test]
+async fn sqlite_records_survive_close_and_reopen() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        let store = opened(&path).await;
+        store
+            .put_record("policy", "bob", "{\"v\":1}")
+            .await
+            .unwrap();
+        store
+            .put_record("policy", "alice", "{\"v\":1}")
+            .await
+            .unwrap();
+        store
+            .put_record("policy", "alice", "{\"v\":2}")
+            .await
+            .unwrap();
+        store.put_record("revoked", "t1", "true").await.unwrap();
+        store.put_record("revoked", "t2", "true").await.unwrap();
+        assert!(store.delete_record("revoked", "t1").await.unwrap());
+    }
+    let store = opened(&path).await;
+    assert_eq!(
+        store.list_records("policy").await.unwrap(),
+        vec![
+            ("alice".to_owned(), "{\"v\":2}".to_owned()),
+            ("bob".to_owned(), "{\"v\":1}".to_owned()),
+        ],
+        "records and their last values persist"
+    );
+    assert_eq!(
+        store.list_records("revoked").await.unwrap(),
+        vec![("t2".to_owned(), "true".to_owned())],
+        "a delete persists"
+    );
+    assert!(
+        !store.delete_record("revoked", "t1").await.unwrap(),
+        "the deleted record stays deleted"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_database_from_before_records_gains_them_on_open() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("store.db");
+    let n = node(4);
+    {
+        let store = opened(&path).await;
+        store.put_node(&n).await.unwrap();
+    }
+    // Take the file back to schema version 1, before the records table.
+    let versions = schema_versions(&path);
+    assert!(versions.len() >= 2, "records come with migration 2");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE records; DELETE FROM schema_migrations WHERE version >= 2;")
+            .unwrap();
+    }
+    assert_eq!(schema_versions(&path).len(), 1, "the file is at version 1");
+
+    let store = opened(&path).await;
+    assert_eq!(
+        schema_versions(&path).len(),
+        versions.len(),
+        "opening migrates the file to the latest version"
+    );
+    assert_eq!(
+        store.get_node(&n.id).await.unwrap(),
+        Some(n),
+        "the old data is kept"
+    );
+    store.put_record("approval", "a1", "{}").await.unwrap();
+    assert_eq!(
+        store.get_record("approval", "a1").await.unwrap().as_deref(),
+        Some("{}"),
+        "records work on the migrated file"
+    );
+}
+
+#[tokio::test]
 async fn sqlite_migrations_are_recorded_once() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("store.db");

@@ -5,6 +5,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
+mod agent;
+
+pub use agent::{
+    AgentCommand, ApprovalsCommand, AutomationSetting, Switch, TokenCommand, TokenCreateArgs,
+};
+
 /// Drive a Univrs orchestrator cluster.
 #[derive(Debug, Parser)]
 #[command(name = "ui", version, propagate_version = true)]
@@ -53,7 +59,8 @@ pub enum Command {
     /// Show the configuration or where it lives.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Show or change your trust and limits policy.
+    /// Show or change your trust, limits and automation policy; push the
+    /// automation policy to the daemon.
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Create or update a workload from a manifest and wait until it runs.
@@ -73,8 +80,15 @@ pub enum Command {
     #[command(subcommand)]
     Network(NetworkCommand),
     /// Serve MCP on stdin/stdout for an AI agent, acting as you (every tool
-    /// call is a request signed with your identity).
+    /// call is a request signed with your identity, naming the agent); pushes
+    /// your automation policy first.
     Mcp(McpArgs),
+    /// Tokens for AI agents that call the daemon without your key.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// List, approve or deny the agent calls waiting for your approval.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Read the daemon's audit log of mutating calls, or verify its hash chain.
     Audit(AuditArgs),
     /// Check the daemon's health (exits 1 when degraded).
@@ -136,6 +150,24 @@ pub enum PolicyCommand {
     },
     /// Set resource limits (only the ones given change).
     Limits(LimitsArgs),
+    /// Set what AI agents may do with one MCP tool (policy/automation.toml).
+    Automation {
+        /// The MCP tool, e.g. `delete_workload`.
+        tool: String,
+        /// What agents may do with it.
+        #[arg(value_enum)]
+        setting: AutomationSetting,
+    },
+    /// Allow (`on`) or refuse (`off`) AI agents acting for you (`[ai] enabled`
+    /// of config.toml).
+    Ai {
+        /// `on` or `off`.
+        #[arg(value_enum)]
+        state: Switch,
+    },
+    /// Send your automation policy and `[ai] enabled` to the daemon, which
+    /// enforces them on every agent call.
+    Push,
 }
 
 /// `ui policy limits`.

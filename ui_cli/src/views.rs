@@ -254,6 +254,40 @@ pub struct GossipInfo {
     pub bytes_received: u64,
 }
 
+/// An agent call waiting for (or decided by) its user (`/api/v1/approvals`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Approval {
+    /// Its id (32 hex).
+    pub id: String,
+    /// The agent that made the call.
+    pub agent: String,
+    /// The MCP tool the call amounts to.
+    pub tool: String,
+    /// HTTP method of the stored request.
+    pub method: String,
+    /// Path of the stored request.
+    pub path: String,
+    /// `pending`, `executing`, `approved`, `denied` or `failed`.
+    pub state: String,
+    /// When the agent made the call (RFC 3339).
+    pub created_at: Option<String>,
+    /// When it was approved or denied (RFC 3339).
+    pub decided_at: Option<String>,
+    /// What the request answered once approved.
+    pub result: Option<ApprovalResult>,
+}
+
+/// The answer of an approved call.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ApprovalResult {
+    /// Its HTTP status.
+    pub status: u16,
+    /// Its body (at most 64 KiB).
+    pub body: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

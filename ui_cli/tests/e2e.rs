@@ -1,132 +1,17 @@
 //! End to end over a real socket: the real `orchestrator_daemon` (mock runtime,
 //! SQLite) driven by the real `ui` binary.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const PASSPHRASE: &str = "correct horse battery staple";
-
-/// The `ui` binary under test.
-fn ui_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ui"))
-}
-
-/// The daemon binary `cargo test --workspace` builds next to `ui`.
-fn daemon_bin() -> PathBuf {
-    let dir = ui_bin().parent().map(Path::to_path_buf).unwrap_or_default();
-    let path = dir.join(format!(
-        "orchestrator_daemon{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p orchestrator_core` (or `cargo test --workspace`) first",
-        path.display()
-    );
-    path
-}
-
-/// A running daemon, killed when dropped.
-struct Daemon {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Err(e) = self.child.kill() {
-            eprintln!("killing the daemon: {e}");
-        }
-        if let Err(e) = self.child.wait() {
-            eprintln!("waiting for the daemon: {e}");
-        }
-    }
-}
-
-/// Starts the daemon on an ephemeral port and waits for its
-/// `listening on http://127.0.0.1:PORT` line on stderr.
-fn start_daemon(data_dir: &Path) -> Daemon {
-    start_daemon_with(data_dir, &["--runtime", "mock"])
-}
-
-/// Starts the daemon with `args` (the runtime) on SQLite in `data_dir`.
-fn start_daemon_with(data_dir: &Path, args: &[&str]) -> Daemon {
-    let mut child = Command::new(daemon_bin())
-        .args(args)
-        .args(["--store", "sqlite", "--data-dir"])
-        .arg(data_dir)
-        .args(["--api-addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting orchestrator_daemon");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = mpsc::channel();
-    // Keeps draining stderr for the daemon's whole life so it never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            eprintln!("daemon: {line}");
-            if !sent {
-                if let Some(i) = line.find("listening on http://") {
-                    let url: String = line[i + "listening on ".len()..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
-                        .collect();
-                    sent = tx.send(url).is_ok();
-                }
-            }
-        }
-    });
-    let url = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(url) => url,
-        Err(_) => {
-            if let Err(e) = child.kill() {
-                eprintln!("killing the daemon: {e}");
-            }
-            panic!("the daemon did not print `listening on http://...` within 60 s");
-        }
-    };
-    Daemon { child, url }
-}
-
-/// Runs `ui` with the test's config dir and server.
-fn ui(config_dir: &Path, server: &str, args: &[&str]) -> Output {
-    let out = Command::new(ui_bin())
-        .arg("--config-dir")
-        .arg(config_dir)
-        .args(["--server", server])
-        .args(args)
-        .env("UNIVRS_PASSPHRASE", PASSPHRASE)
-        .env_remove("UNIVRS_SERVER")
-        .env_remove("UNIVRS_CONFIG_DIR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running ui");
-    eprintln!(
-        "ui {}: {}\n--- stdout\n{}--- stderr\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Runs `ui` and expects success.
-fn ui_ok(config_dir: &Path, server: &str, args: &[&str]) -> String {
-    let out = ui(config_dir, server, args);
-    assert!(out.status.success(), "ui {} failed", args.join(" "));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{start_daemon, start_daemon_with, ui, ui_bin, ui_ok, PASSPHRASE};
 
 /// `ui status -o json`'s items.
 fn workloads(config_dir: &Path, server: &str) -> Vec<Value> {

@@ -222,7 +222,19 @@ async fn start_control(
     let orch =
         Arc::new(Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?);
     let state = AppState::with_gate(Arc::clone(&orch), parts.gate, parts.health)
-        .with_audit(open_audit(config)?);
+        .with_audit(open_audit(config)?)
+        .with_mcp(cancel.child_token());
+    let failed = state
+        .agents
+        .recover()
+        .await
+        .map_err(|e| Error::Config(format!("reading the approvals queue: {e}")))?;
+    if failed > 0 {
+        tracing::warn!(
+            failed,
+            "approved calls were interrupted by the last stop; marked failed, not run again"
+        );
+    }
     Ok((orch, rest::router(state).merge(extra)))
 }
 

@@ -16,26 +16,36 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::error;
 
+use super::agent_gate::QueuedForApproval;
+use super::auth::ApprovedCall;
 use super::error::{ApiError, ApiResult};
 use super::workloads::query;
 use super::{AppState, Caller, Page};
-use crate::audit::{AuditEntry, AuditLog, Call};
+use crate::audit::{AuditEntry, AuditLog, Call, Decision};
+use orchestrator_shared_types::agent::{decode_unverified, HEADER_AGENT};
 use orchestrator_shared_types::auth::HEADER_PUBLIC_KEY;
 
-/// Header naming the agent acting for the caller (informative; not signed).
-pub const HEADER_AGENT: &str = "x-univrs-agent";
 /// Largest body the audit middleware reads.
 const BODY_LIMIT: usize = 8 << 20;
 
-/// Records mutating calls (POST, PUT, PATCH, DELETE) with their outcome.
-pub async fn record(State(log): State<Arc<AuditLog>>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(req).await;
+/// Who a request claims to come from, before it is verified.
+fn claimed(parts: &axum::http::request::Parts) -> (Option<String>, Option<String>, bool) {
+    if let Some(approved) = parts.extensions.get::<ApprovedCall>() {
+        return (
+            Some(approved.caller.key.to_string()),
+            Some(approved.agent.clone()),
+            true,
+        );
     }
-    let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-        return ApiError::payload_too_large(BODY_LIMIT).into_response();
-    };
+    let token = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| decode_unverified(t.trim()));
+    if let Some(claims) = token {
+        return (Some(claims.user.to_string()), Some(claims.agent), false);
+    }
     let key = parts
         .headers
         .get(HEADER_PUBLIC_KEY)
@@ -51,6 +61,26 @@ pub async fn record(State(log): State<Arc<AuditLog>>, req: Request, next: Next) 
         .get(HEADER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|a| a.chars().take(64).collect::<String>());
+    (key, agent, false)
+}
+
+/// Records mutating calls (POST, PUT, PATCH, DELETE), every agent call (reads
+/// too) and every approved call, with their outcome.
+pub async fn record(State(log): State<Arc<AuditLog>>, req: Request, next: Next) -> Response {
+    let read_only = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let agent_call = req.headers().contains_key(HEADER_AGENT)
+        || req
+            .headers()
+            .contains_key(axum::http::header::AUTHORIZATION)
+        || req.extensions().get::<ApprovedCall>().is_some();
+    if read_only && !agent_call {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return ApiError::payload_too_large(BODY_LIMIT).into_response();
+    };
+    let (key, agent, approved) = claimed(&parts);
     let method = parts.method.to_string();
     let path = parts
         .uri
@@ -60,6 +90,15 @@ pub async fn record(State(log): State<Arc<AuditLog>>, req: Request, next: Next) 
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
     let status = response.status().as_u16();
+    let decision = if approved {
+        Decision::Approved
+    } else if response.extensions().get::<QueuedForApproval>().is_some() {
+        Decision::PendingApproval
+    } else if response.status().is_success() {
+        Decision::Allowed
+    } else {
+        Decision::Refused
+    };
     let appended = tokio::task::spawn_blocking(move || {
         log.append(Call {
             key,
@@ -68,6 +107,7 @@ pub async fn record(State(log): State<Arc<AuditLog>>, req: Request, next: Next) 
             path: &path,
             body: &bytes,
             status,
+            decision,
         })
     })
     .await;

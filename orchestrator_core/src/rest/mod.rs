@@ -2,14 +2,20 @@
 //! `/api/v1`, the WebSocket event stream, health and metrics, and the
 //! OpenAPI document generated from the code.
 //!
-//! - [`auth`]: the signed-request middleware and the replay cache.
+//! - [`auth`]: the signed-request middleware (and agent tokens) and the replay cache.
+//! - [`agent_gate`]: agent calls held to the user's automation policy.
+//! - [`audit`]: the audit-log middleware and routes.
 //! - [`error`]: JSON errors.
-//! - [`workloads`], [`nodes`]: the handlers.
+//! - [`workloads`], [`nodes`], [`agents`]: the handlers.
+//! - [`mcp`]: the streamable-HTTP MCP server at `/mcp`.
 //! - [`openapi`]: the OpenAPI 3 document.
 
+pub mod agent_gate;
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod mcp;
 pub mod nodes;
 pub mod openapi;
 pub mod workloads;
@@ -28,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::agents::AgentBook;
 use crate::api::Orchestrator;
 pub use auth::{AuthConfig, AuthGate, Caller};
 use error::{ApiError, ApiResult};
@@ -43,6 +50,10 @@ pub struct AppState {
     pub health: Arc<Health>,
     /// The audit log, when the daemon keeps one.
     pub audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Agents' policies, revocations and approvals.
+    pub agents: Arc<AgentBook>,
+    /// When set, `/mcp` is served, stopping when this fires.
+    pub mcp: Option<CancellationToken>,
 }
 
 impl AppState {
@@ -53,12 +64,21 @@ impl AppState {
 
     /// State for `orch` sharing `gate` (and its replay cache) with other routers.
     pub fn with_gate(orch: Arc<Orchestrator>, gate: AuthGate, health: Arc<Health>) -> Self {
+        let agents = Arc::new(AgentBook::new(Arc::clone(&orch.deps().store)));
         Self {
             orch,
             gate,
             health,
             audit: None,
+            agents,
+            mcp: None,
         }
+    }
+
+    /// The same state serving MCP over streamable HTTP at `/mcp` until `cancel` fires.
+    pub fn with_mcp(mut self, cancel: CancellationToken) -> Self {
+        self.mcp = Some(cancel);
+        self
     }
 
     /// The same state recording mutating calls in `log`.
@@ -132,8 +152,10 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
 
-/// The whole router: signed API routes, WebSocket, health, metrics, OpenAPI.
-pub fn router(state: AppState) -> Router {
+/// The signed API routes with authentication, the automation boundary and
+/// the audit log: what an approved call and an `/mcp` tool call run through,
+/// in process.
+pub fn api_routes(state: &AppState) -> Router {
     let signed = Router::new()
         .route(
             "/api/v1/workloads",
@@ -158,8 +180,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/nodes/{id}/drain", post(nodes::drain))
         .route("/api/v1/cluster/status", get(nodes::cluster_status))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/events/recent", get(agents::recent_events))
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/audit/verify", get(audit::verify))
+        .route(
+            "/api/v1/agent/policy",
+            get(agents::get_policy).put(agents::put_policy),
+        )
+        .route("/api/v1/agent/tokens/{id}/revoke", post(agents::revoke))
+        .route("/api/v1/approvals", get(agents::list_approvals))
+        .route("/api/v1/approvals/{id}", get(agents::get_approval))
+        .route("/api/v1/approvals/{id}/approve", post(agents::approve))
+        .route("/api/v1/approvals/{id}/deny", post(agents::deny))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            agent_gate::agent_gate,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.gate.clone(),
             auth::authenticate,
@@ -172,19 +208,39 @@ pub fn router(state: AppState) -> Router {
         )),
         None => signed,
     };
+    signed.with_state(state.clone())
+}
+
+/// The whole router: signed API routes, WebSocket, health, metrics, OpenAPI,
+/// and `/mcp` when the state asks for it.
+pub fn router(state: AppState) -> Router {
+    let signed = api_routes(&state);
     let metrics_state = Arc::clone(&state.orch.deps().metrics);
     let health =
         observability::health::health_routes(Arc::clone(&state.health), Arc::clone(&metrics_state));
-    Router::new()
-        .merge(signed)
+    let mcp = state.mcp.clone().map(|cancel| {
+        let service =
+            mcp_server::http_service(Arc::new(mcp::InProcessApi::new(state.clone())), cancel);
+        Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                mcp::require_token,
+            ))
+    });
+    let mut router = Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
         .fallback(not_found)
         .with_state(state)
-        .merge(health)
-        .layer(axum::middleware::from_fn_with_state(
-            metrics_state,
-            observability::http::track_http,
-        ))
+        .merge(signed)
+        .merge(health);
+    if let Some(mcp) = mcp {
+        router = router.merge(mcp);
+    }
+    router.layer(axum::middleware::from_fn_with_state(
+        metrics_state,
+        observability::http::track_http,
+    ))
 }
 
 /// Keeps the gauges of `/metrics` (workloads, instances, nodes, resources)

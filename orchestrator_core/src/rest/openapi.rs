@@ -69,6 +69,9 @@ impl Modify for SecurityAddon {
         super::nodes::list, super::nodes::get, super::nodes::cordon, super::nodes::uncordon, super::nodes::drain,
         super::nodes::cluster_status,
         super::audit::list, super::audit::verify,
+        super::agents::get_policy, super::agents::put_policy, super::agents::revoke,
+        super::agents::list_approvals, super::agents::get_approval, super::agents::approve,
+        super::agents::deny, super::agents::recent_events,
         crate::cluster::network::status, crate::cluster::network::peers, crate::cluster::network::discover,
     ),
     modifiers(&SecurityAddon)

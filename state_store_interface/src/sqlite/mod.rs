@@ -10,6 +10,9 @@
 //! - `records`: rows encoded as JSON of the domain types.
 //! - `cache`: every workload in memory, kept in step by the writer, so
 //!   workload reads decode nothing.
+//! - Generic records live in table `records` (migration 2), written through
+//!   the writer like the rest and read through the pool; they are kept as the
+//!   text given, not decoded.
 
 mod cache;
 mod records;
@@ -26,13 +29,13 @@ use orchestrator_shared_types::{
 };
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, ToSql};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, ToSql};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, oneshot};
 
 use self::records::{decode, InstanceRow, NodeRow, WorkloadRow};
 use self::writer::{WriteOp, WriteOutcome, WriteRequest};
-use crate::{Result, StateStore, StoreChange, StoreError};
+use crate::{check_record_key, check_record_kind, Result, StateStore, StoreChange, StoreError};
 
 /// Capacity of the change feed; a watcher further behind than this lags.
 const WATCH_CAPACITY: usize = 4096;
@@ -390,6 +393,49 @@ impl StateStore for SqliteStore {
         }
         let ids = ids.iter().map(ToString::to_string).collect();
         Ok(self.write(WriteOp::DeleteInstances(ids)).await?.deleted)
+    }
+
+    async fn put_record(&self, kind: &str, key: &str, value: &str) -> Result<()> {
+        check_record_key(kind, key)?;
+        let op = WriteOp::PutRecord {
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+        };
+        self.write(op).await.map(drop)
+    }
+
+    async fn get_record(&self, kind: &str, key: &str) -> Result<Option<String>> {
+        check_record_key(kind, key)?;
+        let (kind, key) = (kind.to_owned(), key.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM records WHERE kind = ?1 AND key = ?2")?
+                .query_row(params![kind, key], |row| row.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_records(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        check_record_kind(kind)?;
+        let kind = kind.to_owned();
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT key, value FROM records WHERE kind = ?1 ORDER BY key")?;
+            let rows = stmt.query_map([kind], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn delete_record(&self, kind: &str, key: &str) -> Result<bool> {
+        check_record_key(kind, key)?;
+        let op = WriteOp::DeleteRecord {
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+        };
+        Ok(self.write(op).await?.deleted > 0)
     }
 
     fn watch(&self) -> broadcast::Receiver<StoreChange> {

@@ -34,6 +34,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX instances_by_workload ON instances (workload_id, id);
      CREATE INDEX instances_by_node ON instances (node_id, id);",
+    // 2: generic records (agent policies, revoked token ids, approvals...):
+    // JSON text by kind and key. The primary key orders a kind's keys.
+    "CREATE TABLE records (
+         kind  TEXT NOT NULL,
+         key   TEXT NOT NULL,
+         value TEXT NOT NULL,
+         PRIMARY KEY (kind, key)
+     );",
 ];
 
 /// The newest schema version this binary knows.
@@ -109,6 +117,45 @@ mod tests {
             .unwrap();
         assert_eq!(rows, latest_version());
         assert_eq!(current_version(&conn).unwrap(), latest_version());
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_records_table_and_keeps_its_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // A database as the first release left it: only migration 1 applied.
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
+             INSERT INTO schema_migrations (version, applied_at) VALUES (1, 'then');",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute("INSERT INTO nodes (id, data) VALUES ('n', '{}')", [])
+            .unwrap();
+        assert!(
+            conn.prepare("SELECT * FROM records").is_err(),
+            "version 1 has no records table"
+        );
+
+        migrate(&mut conn).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), latest_version());
+        assert!(latest_version() >= 2, "the records migration is listed");
+        conn.execute(
+            "INSERT INTO records (kind, key, value) VALUES ('k', 'a', '1')",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO records (kind, key, value) VALUES ('k', 'a', '2')",
+                [],
+            )
+            .is_err(),
+            "(kind, key) is the primary key"
+        );
+        let nodes: i64 = conn
+            .query_row("SELECT COUNT(*) FROM nodes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(nodes, 1, "existing rows survive the migration");
     }
 
     #[test]

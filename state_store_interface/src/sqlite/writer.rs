@@ -37,6 +37,22 @@ pub(crate) enum WriteOp {
     PutInstances(Vec<InstanceRow>),
     /// Delete instances, all or nothing.
     DeleteInstances(Vec<String>),
+    /// Upsert a record; not published.
+    PutRecord {
+        /// Its kind.
+        kind: String,
+        /// Its key.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// Delete a record; not published.
+    DeleteRecord {
+        /// Its kind.
+        kind: String,
+        /// Its key.
+        key: String,
+    },
     /// Nothing: answers once the writer has run a transaction (health check).
     Ping,
 }
@@ -229,6 +245,18 @@ fn apply(conn: &Connection, op: &WriteOp) -> Result<WriteOutcome> {
                         .push(InstanceRow::deleted_change(id, &workload)?);
                 }
             }
+        }
+        WriteOp::PutRecord { kind, key, value } => {
+            conn.prepare_cached(
+                "INSERT INTO records (kind, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![kind, key, value])?;
+        }
+        WriteOp::DeleteRecord { kind, key } => {
+            out.deleted = conn
+                .prepare_cached("DELETE FROM records WHERE kind = ?1 AND key = ?2")?
+                .execute(params![kind, key])?;
         }
     }
     Ok(out)

@@ -3,10 +3,11 @@
 //! [`run_all`] runs every case, each on a fresh store from the caller's
 //! factory. The cases are public too, so one can be run alone: they take a
 //! store, call [`StateStore::initialize`] themselves (it is idempotent), and
-//! panic with a message saying what broke. Two cases are special:
-//! [`case_uninitialized_store_refuses`] needs a store on which `initialize`
-//! was never called, and [`case_concurrent_writers`] takes an `Arc` to spawn
-//! tasks.
+//! panic with a message saying what broke. Three cases are special:
+//! [`case_uninitialized_store_refuses`] and
+//! [`case_records_refused_before_initialize`] need a store on which
+//! `initialize` was never called, and [`case_concurrent_writers`] takes an
+//! `Arc` to spawn tasks.
 
 // Test support: a failed expectation must panic with its message, so
 // `unwrap`/`expect` are the point here.
@@ -27,6 +28,7 @@ use crate::StateStore;
 mod batches;
 mod concurrency;
 mod crud;
+mod records;
 mod watch;
 
 pub use batches::{
@@ -37,6 +39,11 @@ pub use concurrency::case_concurrent_writers;
 pub use crud::{
     case_health_check, case_initialize_is_idempotent, case_instances_crud, case_nodes_crud,
     case_uninitialized_store_refuses, case_workloads_crud,
+};
+pub use records::{
+    case_records_are_listed_by_key_within_their_kind, case_records_are_not_watched,
+    case_records_delete, case_records_refuse_invalid_kinds_and_keys,
+    case_records_refused_before_initialize, case_records_round_trip,
 };
 pub use watch::case_watch_reports_each_write_in_order;
 
@@ -64,6 +71,12 @@ where
     run!(case_workload_batches_are_all_or_nothing);
     run!(case_instance_batches);
     run!(case_watch_reports_each_write_in_order);
+    run!(case_records_refused_before_initialize);
+    run!(case_records_round_trip);
+    run!(case_records_are_listed_by_key_within_their_kind);
+    run!(case_records_delete);
+    run!(case_records_refuse_invalid_kinds_and_keys);
+    run!(case_records_are_not_watched);
     eprintln!("state store contract: case_concurrent_writers");
     case_concurrent_writers(make().await).await;
 }

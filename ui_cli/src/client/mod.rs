@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
+use orchestrator_shared_types::agent::HEADER_AGENT;
 use orchestrator_shared_types::auth::{
     sign_request, SignedHeaders, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
@@ -289,7 +290,7 @@ impl ApiClient {
             .uri(&url)
             .header("accept", "application/json");
         if let Some(agent) = &self.acting_agent {
-            req = req.header("x-univrs-agent", agent.as_str());
+            req = req.header(HEADER_AGENT, agent.as_str());
         }
         if let Some(key) = &self.key {
             let bytes = body.map(|(_, b)| b).unwrap_or_default();
@@ -336,6 +337,13 @@ impl ApiClient {
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         let bytes = body.to_string().into_bytes();
         self.send("POST", path, Some(("application/json", &bytes)))?
+            .json()
+    }
+
+    /// `PUT path` with a JSON body, answer parsed as JSON.
+    pub fn put_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let bytes = body.to_string().into_bytes();
+        self.send("PUT", path, Some(("application/json", &bytes)))?
             .json()
     }
 

@@ -1,6 +1,8 @@
 //! `ui mcp`: the MCP server over stdio for an AI agent, acting as you — every
 //! tool is a REST call signed with your identity, so the agent can do what
-//! you can and nothing more (SPEC §12).
+//! you can and nothing more (SPEC §12), within the automation policy the
+//! daemon enforces for agents (pushed before serving, docs/AGENTS.md). Every
+//! call names the agent (`X-Univrs-Agent`, `--agent`, default `mcp-stdio`).
 
 use std::sync::Arc;
 
@@ -9,7 +11,8 @@ use async_trait::async_trait;
 use mcp_server::{Api, ApiError};
 use serde_json::Value;
 
-use super::Context;
+use super::agent::check_agent_name;
+use super::{automation, Context};
 use crate::cli::McpArgs;
 use crate::client::{ApiClient, ClientError};
 
@@ -22,6 +25,7 @@ struct UiApi {
 impl Api for UiApi {
     async fn request(
         &self,
+        _caller: &mcp_server::Caller,
         method: &str,
         path: &str,
         body: Option<Value>,
@@ -55,14 +59,41 @@ impl Api for UiApi {
     }
 }
 
-/// Runs the MCP server on stdin/stdout until the client hangs up.
+/// Runs the MCP server on stdin/stdout until the client hangs up, after
+/// pushing the user's automation policy (signed in person, without the agent
+/// header): the daemon enforces it on every tool call.
 pub fn run(ctx: &Context, args: &McpArgs) -> anyhow::Result<()> {
-    let client = Arc::new(ctx.client()?.with_agent(args.agent.clone()));
+    check_agent_name(&args.agent)?;
+    let dir = ctx.config_dir()?;
+    // Check the policy files before asking for the passphrase.
+    automation::local_agent_policy(&dir)?;
+    let key = ctx.signing_key()?;
+    let in_person = ctx.client_with_key(key.clone())?;
+    let (policy, _) = automation::push(&in_person, &dir).with_context(|| {
+        format!(
+            "cannot serve MCP for agent {}: the daemon must hold your automation policy",
+            args.agent
+        )
+    })?;
+    // stdout carries the protocol: everything for people goes to stderr.
+    eprintln!(
+        "ui mcp: pushed your automation policy to {}: {}",
+        in_person.server(),
+        automation::summary(&policy)
+    );
+    if let Some(warning) = automation::disabled_warning(&policy) {
+        eprintln!("ui mcp: {warning}");
+    }
+    let client = Arc::new(ctx.client_with_key(key)?.with_agent(args.agent.clone()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    eprintln!("ui mcp: serving MCP on stdio for {}", client.server());
+    eprintln!(
+        "ui mcp: serving MCP on stdio for {} as agent {}",
+        client.server(),
+        args.agent
+    );
     runtime
         .block_on(mcp_server::serve_stdio(Arc::new(UiApi { client })))
         .context("serving MCP on stdio")

@@ -6,8 +6,15 @@
 //! - [`status`]: `ui status`. [`logs`]: `ui logs`.
 //! - [`node`]: `ui node ...`. [`network`]: `ui network ...`.
 //! - [`misc`]: `ui health`, `ui version`, `ui completions`.
+//! - [`audit`]: `ui audit`. [`mcp`]: `ui mcp`.
+//! - [`automation`]: `ui policy automation | ai | push`, the automation
+//!   policy and its push to the daemon.
+//! - [`agent`]: `ui agent token ...`. [`approvals`]: `ui approvals ...`.
 
+pub mod agent;
+pub mod approvals;
 pub mod audit;
+pub mod automation;
 pub mod config;
 pub mod deploy;
 pub mod identity;
@@ -22,6 +29,7 @@ pub mod status;
 pub mod workload;
 
 use anyhow::Context as _;
+use ed25519_dalek::SigningKey;
 use user_config::paths::ConfigDir;
 
 use crate::cli::{Cli, Command, GlobalArgs, OutputFormat};
@@ -88,8 +96,19 @@ impl Context {
     /// unless `UNIVRS_PASSPHRASE` is set).
     pub fn client(&self) -> anyhow::Result<ApiClient> {
         let server = self.server()?;
-        let key = crate::profile::signing_key(&self.config_dir()?)?;
+        let key = self.signing_key()?;
         Ok(ApiClient::new(&server, Some(key))?)
+    }
+
+    /// The user's signing key (asks for its passphrase unless
+    /// `UNIVRS_PASSPHRASE` is set), for commands that need it more than once.
+    pub fn signing_key(&self) -> anyhow::Result<SigningKey> {
+        crate::profile::signing_key(&self.config_dir()?)
+    }
+
+    /// A client that signs with `key`.
+    pub fn client_with_key(&self, key: SigningKey) -> anyhow::Result<ApiClient> {
+        Ok(ApiClient::new(&self.server()?, Some(key))?)
     }
 
     /// A client that does not sign (for `/health`).
@@ -115,6 +134,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Network(cmd) => network::run(&ctx, &cmd),
         Command::Mcp(args) => mcp::run(&ctx, &args),
         Command::Audit(args) => audit::run(&ctx, &args),
+        Command::Agent(cmd) => agent::run(&ctx, &cmd),
+        Command::Approvals(cmd) => approvals::run(&ctx, &cmd),
         Command::Health => misc::health(&ctx),
         Command::Version => misc::version(&ctx),
         Command::Completions(args) => misc::completions(&args),

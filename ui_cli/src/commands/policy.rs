@@ -1,4 +1,5 @@
-//! `ui policy show | trust <key> | deny <key> | limits [...]`: the local policy files.
+//! `ui policy show | trust <key> | deny <key> | limits [...]`: the local policy
+//! files (`automation`, `ai` and `push` are in [`super::automation`]).
 
 use anyhow::Context as _;
 use orchestrator_shared_types::PublicKey;
@@ -93,6 +94,11 @@ pub fn run(ctx: &Context, cmd: &PolicyCommand) -> anyhow::Result<()> {
                 &format!("operator {} {verb}", key.to_hex()),
             );
         }
+        PolicyCommand::Automation { tool, setting } => {
+            super::automation::set_tool(ctx, &dir, tool, *setting)?
+        }
+        PolicyCommand::Ai { state } => super::automation::set_ai(ctx, &dir, *state)?,
+        PolicyCommand::Push => super::automation::push_command(ctx, &dir)?,
         PolicyCommand::Limits(args) => {
             let mut limits = LimitsPolicy::load(&dir)
                 .with_context(|| format!("reading {}", dir.limits_file().display()))?;

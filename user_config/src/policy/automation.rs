@@ -1,58 +1,21 @@
 //! `policy/automation.toml`: what AI agents may do without asking.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
+
+use orchestrator_shared_types::agent::AgentPolicy;
+pub use orchestrator_shared_types::agent::Decision;
 
 use super::AUTOMATION_FILE;
 use crate::error::Result;
 use crate::paths::ConfigDir;
 use crate::toml_file::{self, FieldPath, Problem, Validate};
 
-/// What an AI agent may do with a tool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// The agent may call the tool on its own.
-    Autonomous,
-    /// Each call waits for the user's approval.
-    RequireApproval,
-    /// The agent may never call the tool.
-    Forbidden,
-}
-
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Autonomous => "autonomous",
-            Self::RequireApproval => "require_approval",
-            Self::Forbidden => "forbidden",
-        })
-    }
-}
-
-impl std::str::FromStr for Decision {
-    type Err = crate::Error;
-
-    /// `autonomous`, `require_approval` (or `require-approval`) or `forbidden`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-            "autonomous" => Ok(Self::Autonomous),
-            "require_approval" => Ok(Self::RequireApproval),
-            "forbidden" => Ok(Self::Forbidden),
-            _ => Err(crate::Error::InvalidValue {
-                field: "decision".to_owned(),
-                problem: format!("{s:?} is not one of autonomous, require_approval, forbidden"),
-            }),
-        }
-    }
-}
-
-/// The AI boundaries: which tools (by MCP tool name) an agent may use.
+/// The AI boundaries: which tools (by MCP tool name, see
+/// `orchestrator_shared_types::agent::TOOLS`) an agent may use.
 ///
 /// ```toml
-/// autonomous = ["list_workloads", "get_status"]
-/// require_approval = ["deploy", "scale"]
+/// autonomous = ["list_workloads", "get_cluster_status"]
+/// require_approval = ["create_workload", "scale_workload"]
 /// forbidden = ["delete_workload"]
 /// ```
 ///
@@ -132,6 +95,19 @@ impl AutomationPolicy {
             found |= list.len() != before;
         }
         found
+    }
+
+    /// The policy as the daemon holds it (`PUT /api/v1/agent/policy`), with
+    /// `enabled` from `[ai] enabled` of config.toml. The lists are copied as
+    /// they are: check the result with [`AgentPolicy::validate`] before sending
+    /// it, since this file may name tools the daemon does not know.
+    pub fn to_agent_policy(&self, enabled: bool) -> AgentPolicy {
+        AgentPolicy {
+            enabled,
+            autonomous: self.autonomous.clone(),
+            require_approval: self.require_approval.clone(),
+            forbidden: self.forbidden.clone(),
+        }
     }
 
     fn lists(&self) -> [(&'static str, &[String]); 3] {
@@ -236,6 +212,31 @@ mod tests {
         assert_eq!(AutomationPolicy::load(&dir).unwrap(), p);
         assert!(p.unset("deploy"));
         assert_eq!(p.decision("deploy"), AutomationPolicy::DEFAULT);
+    }
+
+    #[test]
+    fn every_tool_name_is_accepted_and_converts_to_the_daemons_policy() {
+        use orchestrator_shared_types::agent::TOOLS;
+        let mut p = AutomationPolicy::default();
+        for (i, tool) in TOOLS.iter().enumerate() {
+            let d = [
+                Decision::Autonomous,
+                Decision::RequireApproval,
+                Decision::Forbidden,
+            ][i % 3];
+            p.set(tool, d);
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(tmp.path());
+        p.save(&dir).unwrap();
+        let p = AutomationPolicy::load(&dir).unwrap();
+        let agent = p.to_agent_policy(true);
+        assert!(agent.enabled);
+        assert_eq!(agent.validate(), Ok(()));
+        for tool in TOOLS {
+            assert_eq!(agent.decision(tool), p.decision(tool), "{tool}");
+        }
+        assert!(!p.to_agent_policy(false).enabled);
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! AI agents acting for users (issue 6, `docs/AGENTS.md`): each user's
+//! automation policy, revoked agent tokens and the approvals queue, kept in
+//! the [`StateStore`] so they survive restarts and follow the control plane.
+//!
+//! - [`AgentBook`]: the three, with the decision for one agent call.
+//! - [`approvals`]: an [`Approval`] and its states.
+//!
+//! Enforcement happens in the REST layer (`rest::agent_gate`), so it applies to
+//! every transport: the HTTP MCP server at `/mcp` calls the same routes.
+
+pub mod approvals;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use orchestrator_shared_types::agent::{AgentPolicy, Decision, TokenClaims};
+use orchestrator_shared_types::PublicKey;
+use serde::{Deserialize, Serialize};
+use state_store_interface::{StateStore, StoreError};
+
+pub use approvals::{Approval, ApprovalResult, ApprovalState, NewApproval};
+
+/// Record kind of a user's automation policy (key: the user's hex key).
+const POLICY: &str = "agent_policy";
+/// Record kind of a revoked token (key: the token id).
+const REVOKED: &str = "agent_token_revoked";
+
+/// Why something about agents failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored record could not be read back.
+    #[error("stored {kind} record {key} is unreadable: {source}")]
+    Corrupt {
+        /// Record kind.
+        kind: &'static str,
+        /// Record key.
+        key: String,
+        /// The parse failure.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No such approval.
+    #[error("no approval {0}")]
+    NoApproval(String),
+    /// The caller may not decide this approval.
+    #[error("approval {0} belongs to another user")]
+    NotYours(String),
+    /// The approval was decided already.
+    #[error("approval {id} is {state} already; it runs at most once")]
+    AlreadyDecided {
+        /// The approval.
+        id: String,
+        /// Its state.
+        state: ApprovalState,
+    },
+}
+
+/// Result of this module.
+pub type Result<T, E = AgentError> = std::result::Result<T, E>;
+
+/// A token revocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Revocation {
+    /// The token id.
+    pub id: String,
+    /// Who revoked it (hex key).
+    #[schema(value_type = String)]
+    pub revoked_by: PublicKey,
+    /// Whether the revoker is an admin (then it applies to any user's token).
+    pub admin: bool,
+    /// When.
+    pub revoked_at: DateTime<Utc>,
+}
+
+/// What the daemon decides for one agent call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Run it.
+    Run,
+    /// Queue it for the user's approval.
+    Approve,
+    /// Refuse it, saying why.
+    Refuse(String),
+}
+
+/// Policies, revocations and approvals.
+pub struct AgentBook {
+    store: Arc<dyn StateStore>,
+    /// Serialises approval state changes so a call runs at most once.
+    decide: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AgentBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentBook").finish_non_exhaustive()
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(kind: &'static str, key: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|source| AgentError::Corrupt {
+        kind,
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Serializing these plain structs cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+impl AgentBook {
+    /// A book kept in `store`.
+    pub fn new(store: Arc<dyn StateStore>) -> Self {
+        Self {
+            store,
+            decide: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// `user`'s policy, if they pushed one.
+    pub async fn policy(&self, user: &PublicKey) -> Result<Option<AgentPolicy>> {
+        let key = user.to_string();
+        match self.store.get_record(POLICY, &key).await? {
+            Some(text) => Ok(Some(parse(POLICY, &key, &text)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `user`'s policy (validated by the caller).
+    pub async fn set_policy(&self, user: &PublicKey, policy: &AgentPolicy) -> Result<()> {
+        Ok(self
+            .store
+            .put_record(POLICY, &user.to_string(), &to_json(policy))
+            .await?)
+    }
+
+    /// Revokes token `id` on behalf of `by`.
+    pub async fn revoke(&self, id: &str, by: PublicKey, admin: bool) -> Result<Revocation> {
+        let revocation = Revocation {
+            id: id.to_owned(),
+            revoked_by: by,
+            admin,
+            revoked_at: Utc::now(),
+        };
+        self.store
+            .put_record(REVOKED, id, &to_json(&revocation))
+            .await?;
+        Ok(revocation)
+    }
+
+    /// Whether `claims`' token was revoked by its user or an admin.
+    pub async fn is_revoked(&self, claims: &TokenClaims) -> Result<bool> {
+        match self.store.get_record(REVOKED, &claims.id).await? {
+            None => Ok(false),
+            Some(text) => {
+                let r: Revocation = parse(REVOKED, &claims.id, &text)?;
+                Ok(r.admin || r.revoked_by == claims.user)
+            }
+        }
+    }
+
+    /// The decision for `user`'s agent calling `tool` (with `token`'s scope,
+    /// when it came with one).
+    pub async fn verdict(
+        &self,
+        user: &PublicKey,
+        tool: &str,
+        token: Option<&TokenClaims>,
+    ) -> Result<Verdict> {
+        if let Some(t) = token {
+            if !t.allows(tool) {
+                return Ok(Verdict::Refuse(format!(
+                    "agent token {} does not allow the tool {tool} (it allows: {})",
+                    t.id,
+                    t.tools.join(", ")
+                )));
+            }
+        }
+        let Some(policy) = self.policy(user).await? else {
+            return Ok(Verdict::Refuse(
+                "AI agents are disabled for this user: no automation policy was pushed \
+                 (set [ai] enabled = true, then `ui policy push`)"
+                    .to_owned(),
+            ));
+        };
+        if !policy.enabled {
+            return Ok(Verdict::Refuse(
+                "AI agents are disabled for this user: [ai] enabled = false in config.toml"
+                    .to_owned(),
+            ));
+        }
+        Ok(match policy.decision(tool) {
+            Decision::Autonomous => Verdict::Run,
+            Decision::RequireApproval => Verdict::Approve,
+            Decision::Forbidden => Verdict::Refuse(format!(
+                "{tool} is forbidden by your automation policy (policy/automation.toml: forbidden)"
+            )),
+        })
+    }
+}
