@@ -33,6 +33,9 @@
 //! | `reconciliation_errors`      | `orchestrator_reconciliation_errors_total`        | counter   |
 //! | —                            | `orchestrator_containers_cpu_usage_seconds`       | gauge     |
 //! | —                            | `orchestrator_containers_memory_usage_bytes`      | gauge     |
+//! | —                            | `orchestrator_network_decentralization`           | gauge     |
+//! | —                            | `orchestrator_network_bootstrap_ratio`            | gauge     |
+//! | —                            | `orchestrator_network_operator_diversity`         | gauge     |
 //! | —                            | `orchestrator_http_requests_total{method,route,status}` | counter |
 //! | —                            | `orchestrator_http_request_duration_seconds{route}` | histogram |
 //!
@@ -110,6 +113,12 @@ pub struct Metrics {
     /// Memory used by the running containers of this node
     /// (`orchestrator_containers_memory_usage_bytes`).
     pub containers_memory_usage_bytes: IntGauge,
+    /// `1 − largest operator's share of the nodes` (`orchestrator_network_decentralization`).
+    pub network_decentralization: Gauge,
+    /// Share of nodes younger than 30 days (`orchestrator_network_bootstrap_ratio`).
+    pub network_bootstrap_ratio: Gauge,
+    /// Distinct operators per node (`orchestrator_network_operator_diversity`).
+    pub network_operator_diversity: Gauge,
     /// Placements attempted (`orchestrator_schedule_attempts_total`).
     pub schedule_attempts: IntCounter,
     /// Placements that found a node (`orchestrator_schedule_successes_total`).
@@ -248,6 +257,30 @@ impl Metrics {
                 IntGauge::new(
                     "orchestrator_containers_memory_usage_bytes",
                     "Memory used by the running containers of this node, in bytes.",
+                ),
+            )?,
+            network_decentralization: register(
+                r,
+                "orchestrator_network_decentralization",
+                Gauge::new(
+                    "orchestrator_network_decentralization",
+                    "1 minus the largest operator's share of the nodes (0: one operator runs everything).",
+                ),
+            )?,
+            network_bootstrap_ratio: register(
+                r,
+                "orchestrator_network_bootstrap_ratio",
+                Gauge::new(
+                    "orchestrator_network_bootstrap_ratio",
+                    "Share of the nodes that joined less than 30 days ago.",
+                ),
+            )?,
+            network_operator_diversity: register(
+                r,
+                "orchestrator_network_operator_diversity",
+                Gauge::new(
+                    "orchestrator_network_operator_diversity",
+                    "Distinct operators divided by nodes (1: every node has its own operator).",
                 ),
             )?,
             schedule_attempts: register(
@@ -447,7 +480,7 @@ mod tests {
             );
             seen += 1;
         }
-        assert_eq!(seen, 22);
+        assert_eq!(seen, 25);
     }
 
     #[test]

@@ -51,7 +51,7 @@ fn every_metric_has_help_type_and_a_sample() {
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
         .collect();
-    assert_eq!(families.len(), 22, "{text}");
+    assert_eq!(families.len(), 25, "{text}");
     for name in families {
         assert!(
             text.contains(&format!("# HELP {name} ")),

@@ -53,6 +53,7 @@ fn spec(i: usize) -> WorkloadSpec {
         placement: Default::default(),
         restart_policy: Default::default(),
         update_strategy: Default::default(),
+        trust: Default::default(),
     }
 }
 

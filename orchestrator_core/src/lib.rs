@@ -5,6 +5,7 @@
 //! - [`cluster`]: many nodes — the node agent, the routing runtime, request
 //!   forwarding to the control plane, and `/api/v1/network`.
 //! - [`audit`]: the tamper-evident log of every mutating API call.
+//! - [`trust`]: the evidence log and reputation engine of the control plane.
 //! - [`agents`]: AI agents' automation policies, revoked tokens and approvals.
 //! - [`api`]: [`Orchestrator`] — apply, scale, roll back, delete, query.
 //! - [`reconciler`]: the `select!` loop and the Sense → Compare → Plan →
@@ -30,6 +31,7 @@ pub mod nodes;
 pub mod queue;
 pub mod reconciler;
 pub mod rest;
+pub mod trust;
 
 pub use api::{Orchestrator, WorkloadStatus};
 pub use config::ReconcilerConfig;

@@ -9,6 +9,7 @@
 //! - [`node`]: `Node`, its status, labels and taints.
 //! - [`workload`]: the manifest (`WorkloadSpec`), the stored `WorkloadDefinition`,
 //!   placement, restart policy and update strategy.
+//! - [`trust`]: a workload owner's trust rules (where it may run).
 //! - [`instance`]: `WorkloadInstance` and its status.
 //! - [`lifecycle`]: the node and instance state machines (mirrored in `ontology/`).
 //! - [`manifest`]: parsing manifests from YAML or JSON with errors that name the field.
@@ -29,6 +30,7 @@ pub mod manifest;
 pub mod node;
 pub mod quantity;
 pub mod resources;
+pub mod trust;
 pub mod validation;
 pub mod workload;
 
@@ -39,6 +41,7 @@ pub use manifest::ManifestError;
 pub use node::{Node, NodeStatus, Taint, TaintEffect};
 pub use quantity::{CpuQuantity, MemoryQuantity};
 pub use resources::{QosClass, ResourceList, ResourceRequirements, Resources};
+pub use trust::TrustRules;
 pub use workload::{
     ContainerConfig, LabelOperator, LabelRequirement, Placement, PortSpec, Probe, ProbeAction,
     RestartPolicy, Revision, SecretEnvRef, Toleration, TolerationOperator, UpdateStrategy,

@@ -279,6 +279,10 @@ impl WorkloadSpec {
                 "must be at least 1",
             );
         }
+        if let Err(e) = self.trust.validate() {
+            let (field, msg) = e.split_once(": ").unwrap_or(("trust", e.as_str()));
+            p.push(field.to_owned(), msg.to_owned());
+        }
         if p.0.is_empty() {
             Ok(())
         } else {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{PublicKey, WorkloadId};
 use crate::node::{Taint, TaintEffect};
 use crate::resources::{QosClass, ResourceRequirements, Resources};
+use crate::trust::TrustRules;
 
 /// What a user asks for: the manifest (YAML or JSON). Unknown fields are errors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -34,6 +35,10 @@ pub struct WorkloadSpec {
     /// How an update replaces running instances.
     #[serde(default)]
     pub update_strategy: UpdateStrategy,
+    /// The owner's trust rules: hard constraints on where it may run
+    /// (`ui deploy` fills them from `policy/trust.toml`).
+    #[serde(default, skip_serializing_if = "TrustRules::is_empty")]
+    pub trust: TrustRules,
 }
 
 fn default_replicas() -> u32 {

@@ -8,6 +8,9 @@
 //! - `simple` (feature): `SimpleScheduler` — readiness, cordon, resource fit,
 //!   node selector and affinity, taints and tolerations, then spread or bin-pack
 //!   scoring over a bounded sample of feasible nodes.
+//! - `mycelial` (feature): `MycelialScheduler` — the simple scheduler's filters
+//!   plus the workload owner's trust rules, then seeded weighted sampling by
+//!   reputation² × fit, with a little exploration for users without rules.
 //! - `testsuite` (feature): the contract tests every scheduler runs.
 
 use std::sync::Arc;
@@ -17,11 +20,15 @@ use orchestrator_shared_types::{
     InstanceId, Node, NodeId, OrchestrationError, Resources, WorkloadDefinition,
 };
 
+#[cfg(feature = "mycelial")]
+pub mod mycelial;
 #[cfg(feature = "simple")]
 pub mod simple;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+#[cfg(feature = "mycelial")]
+pub use crate::mycelial::{MycelialScheduler, MycelialSchedulerConfig};
 #[cfg(feature = "simple")]
 pub use simple::{ScoringStrategy, SimpleScheduler, SimpleSchedulerConfig};
 

@@ -99,6 +99,7 @@ pub fn workload(name: &str, request: Resources) -> WorkloadDefinition {
         placement: Default::default(),
         restart_policy: Default::default(),
         update_strategy: Default::default(),
+        trust: Default::default(),
     };
     WorkloadDefinition::new(PublicKey([9; 32]), spec)
 }

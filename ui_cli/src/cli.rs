@@ -6,10 +6,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
 mod agent;
+mod credits;
 
 pub use agent::{
     AgentCommand, ApprovalsCommand, AutomationSetting, Switch, TokenCommand, TokenCreateArgs,
 };
+pub use credits::{AttestArgs, CreditsCommand};
 
 /// Drive a Univrs orchestrator cluster.
 #[derive(Debug, Parser)]
@@ -79,6 +81,11 @@ pub enum Command {
     /// Show the cluster as the node asked sees it: gossip, peers, reachability.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Your mutual-credit account: balance, history, transfers.
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+    /// Vouch for another operator with an attestation signed by your key.
+    Attest(AttestArgs),
     /// Serve MCP on stdin/stdout for an AI agent, acting as you (every tool
     /// call is a request signed with your identity, naming the agent); pushes
     /// your automation policy first.
@@ -243,6 +250,10 @@ pub enum NodeCommand {
     Status {
         /// Node id (hex).
         id: Option<String>,
+        /// Order the list (not with a node id); `reputation` also shows each
+        /// node's operator and reputation as you see it.
+        #[arg(long, value_enum, value_name = "KEY", conflicts_with = "id")]
+        sort: Option<NodeSort>,
     },
     /// Stop placing new instances on a node.
     Cordon {
@@ -259,6 +270,14 @@ pub enum NodeCommand {
         /// Node id (hex).
         id: String,
     },
+}
+
+/// How `ui node status --sort` orders the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeSort {
+    /// By composite reputation, highest first, as you see it: attestations
+    /// count through the operators of your `policy/trust.toml`.
+    Reputation,
 }
 
 /// `ui network ...`: answered by the node asked, not forwarded, so running it
@@ -354,8 +373,22 @@ mod tests {
     fn node_and_completions() {
         assert!(matches!(
             parse(&["node", "status"]).expect("parses").command,
-            Command::Node(NodeCommand::Status { id: None })
+            Command::Node(NodeCommand::Status {
+                id: None,
+                sort: None
+            })
         ));
+        assert!(matches!(
+            parse(&["node", "status", "--sort", "reputation"])
+                .expect("parses")
+                .command,
+            Command::Node(NodeCommand::Status {
+                id: None,
+                sort: Some(NodeSort::Reputation)
+            })
+        ));
+        assert!(parse(&["node", "status", "--sort", "age"]).is_err());
+        assert!(parse(&["node", "status", "ab", "--sort", "reputation"]).is_err());
         assert!(matches!(
             parse(&["node", "drain", "ab"]).expect("parses").command,
             Command::Node(NodeCommand::Drain { .. })

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
@@ -126,6 +126,17 @@ pub fn age_of(timestamp: Option<&str>, now: DateTime<Utc>) -> String {
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| age(t.with_timezone(&Utc), now))
         .unwrap_or_else(|| "?".to_owned())
+}
+
+/// An RFC 3339 time to the second (`2026-11-30T10:00:00Z`), or as given when
+/// it does not parse.
+pub fn to_seconds(time: &str) -> String {
+    DateTime::parse_from_rfc3339(time)
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        })
+        .unwrap_or_else(|_| time.to_owned())
 }
 
 /// Memory for people: an exact binary unit when there is one (`8Gi`), else one

@@ -288,6 +288,72 @@ pub struct ApprovalResult {
     pub body: String,
 }
 
+/// A node's reputation as one user sees it (`/api/v1/nodes/{id}/reputation`).
+/// Every component and the composite are 0–1.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Reputation {
+    /// The node (hex).
+    pub node: String,
+    /// Its operator (hex).
+    pub operator: String,
+    /// Heartbeats answered.
+    pub uptime: f64,
+    /// Instances that reached their desired state.
+    pub reliability: f64,
+    /// Resources delivered versus promised.
+    pub honesty: f64,
+    /// Time participating (logarithmic).
+    pub age: f64,
+    /// Attestations, weighted by how much the user trusts their issuers.
+    pub attestation_trust: f64,
+    /// The combination of them all.
+    pub composite: f64,
+    /// Days the node has been observed.
+    pub active_days: u64,
+    /// Attestations that pass the user's rules.
+    pub qualifying_attestations: u64,
+}
+
+/// A credit account (`/api/v1/credits/balance`), in milli-units.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Balance {
+    /// The account's operator key (hex).
+    pub account: String,
+    /// Balance (negative when in debt).
+    pub balance: i64,
+    /// Held for instances still running.
+    pub held: i64,
+    /// How far below zero the account may go.
+    pub limit: i64,
+    /// What may still be spent.
+    pub available: i64,
+}
+
+/// One entry of a credit account's history (`/api/v1/credits/history`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LedgerEntry {
+    /// Position in the ledger.
+    pub seq: u64,
+    /// `transfer`, `hold`, `settle`, `release` or `set_limit`.
+    pub kind: String,
+    /// The other account (hex key or `commons`), when there is one.
+    #[serde(default)]
+    pub counterparty: Option<String>,
+    /// How the user's balance changed, in milli-units.
+    #[serde(default)]
+    pub balance_delta: i64,
+    /// How the user's holds changed, in milli-units.
+    #[serde(default)]
+    pub held_delta: i64,
+    /// When (RFC 3339).
+    pub at: Option<String>,
+    /// What it is for (an instance id, a transfer's nonce).
+    pub reference: Option<Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,13 @@ pub struct WorkloadStatus {
     pub up_to_date: u32,
     /// Running instances that pass their readiness probes.
     pub ready: u32,
+    /// Replicas no node could take yet (they stay Pending until one can).
+    #[serde(default)]
+    pub unscheduled: u32,
+    /// Why they could not be placed: the scheduler's reason, naming the
+    /// filter or trust rule that excluded the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The record `spec` makes of `existing` (or a new one): a change of template
@@ -284,11 +291,19 @@ impl Orchestrator {
     pub async fn workload_status(&self, w: &WorkloadDefinition) -> Result<WorkloadStatus> {
         // The reconciler records the counts after every pass that changed
         // something; fall back to the store when it has not seen this generation.
-        if let Some(mut s) = self.handle.ctx().status(&w.id, w.generation) {
-            s.desired = w.spec.replicas;
-            return Ok(s);
+        let ctx = self.handle.ctx();
+        let mut s = match ctx.status(&w.id, w.generation) {
+            Some(mut s) => {
+                s.desired = w.spec.replicas;
+                s
+            }
+            None => WorkloadStatus::count(w, &self.list_instances(&w.id).await?),
+        };
+        if let Some((n, reason)) = ctx.unplaced_reason(&w.id) {
+            s.unscheduled = n;
+            s.reason = Some(reason);
         }
-        Ok(WorkloadStatus::count(w, &self.list_instances(&w.id).await?))
+        Ok(s)
     }
 
     /// Every node.

@@ -36,6 +36,22 @@ pub struct ClusterStatus {
     /// Every member as the membership protocol sees it.
     #[serde(default)]
     pub members: Vec<cluster_manager_interface::Peer>,
+    /// Network health: decentralization, bootstrap ratio, operator diversity.
+    #[serde(default)]
+    pub network_health: NetworkHealthView,
+}
+
+/// Network health figures (SPEC §17), each 0–1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NetworkHealthView {
+    /// `1 − largest operator's share of the nodes`.
+    pub decentralization: f64,
+    /// Share of nodes that joined less than 30 days ago.
+    pub bootstrap_ratio: f64,
+    /// Distinct operators / nodes.
+    pub operator_diversity: f64,
+    /// Distinct operators.
+    pub operators: usize,
 }
 
 fn status_name(s: InstanceStatus) -> &'static str {
@@ -111,6 +127,13 @@ impl Orchestrator {
                 .entry(status_name(i.status).to_owned())
                 .or_default() += 1;
         }
+        let health = mycelial::engine::network_health(&nodes, chrono::Utc::now());
+        status.network_health = NetworkHealthView {
+            decentralization: health.decentralization,
+            bootstrap_ratio: health.bootstrap_ratio,
+            operator_diversity: health.operator_diversity,
+            operators: health.operators,
+        };
         for n in &nodes {
             status.capacity = status.capacity.saturating_add(n.resources_capacity);
             status.allocatable = status.allocatable.saturating_add(n.resources_allocatable);
@@ -132,6 +155,12 @@ impl Orchestrator {
         m.set_instances_by_status(s.instances.iter().map(|(k, v)| (k.as_str(), gauge(*v))));
         m.cluster_capacity_cpu_cores
             .set(s.capacity.cpu_millis as f64 / 1000.0);
+        m.network_decentralization
+            .set(s.network_health.decentralization);
+        m.network_bootstrap_ratio
+            .set(s.network_health.bootstrap_ratio);
+        m.network_operator_diversity
+            .set(s.network_health.operator_diversity);
         m.cluster_capacity_memory_bytes
             .set(gauge(s.capacity.memory_bytes));
         // What Ready nodes can still take: allocatable minus what is reserved.

@@ -85,6 +85,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which scheduler places instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerKind {
+    /// Filters, then spread or bin-pack scoring (`scoring`); the default.
+    #[default]
+    Simple,
+    /// The same filters plus the owner's trust rules, then a draw weighted by
+    /// reputation² × fit (MYCELIAL.md §3); `scoring` does not apply.
+    Mycelial,
+}
+
 /// Scheduler scoring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -106,7 +118,9 @@ pub struct FileConfig {
     pub runtime: Option<RuntimeKind>,
     /// State store.
     pub store: Option<StoreKind>,
-    /// Scheduler scoring.
+    /// Scheduler.
+    pub scheduler: Option<SchedulerKind>,
+    /// Scheduler scoring (simple scheduler).
     pub scoring: Option<Scoring>,
     /// Log format.
     pub log_format: Option<LogFormat>,
@@ -117,6 +131,8 @@ pub struct FileConfig {
     /// Labels of this node.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The public key (hex or base64) of the operator who runs this node.
+    pub operator: Option<String>,
     /// Seconds between full resyncs.
     pub resync_seconds: Option<u64>,
     /// Workloads reconciled at once.
@@ -179,7 +195,9 @@ pub struct DaemonConfig {
     pub runtime: RuntimeKind,
     /// State store.
     pub store: StoreKind,
-    /// Scheduler scoring.
+    /// Scheduler.
+    pub scheduler: SchedulerKind,
+    /// Scheduler scoring (simple scheduler).
     pub scoring: Scoring,
     /// Log format.
     pub log_format: LogFormat,
@@ -189,6 +207,8 @@ pub struct DaemonConfig {
     pub node_capacity: Resources,
     /// Labels of this node.
     pub labels: BTreeMap<String, String>,
+    /// The operator who runs this node; `None`: the node's own key.
+    pub operator: Option<PublicKey>,
     /// Reconciler pacing.
     pub reconciler: ReconcilerConfig,
     /// Where the REST API listens.
@@ -210,6 +230,8 @@ pub struct Overrides {
     pub runtime: Option<RuntimeKind>,
     /// State store.
     pub store: Option<StoreKind>,
+    /// Scheduler.
+    pub scheduler: Option<SchedulerKind>,
     /// Scheduler scoring.
     pub scoring: Option<Scoring>,
     /// Log format.
@@ -220,6 +242,8 @@ pub struct Overrides {
     pub node_memory: Option<String>,
     /// Labels (`key=value`), added to the file's.
     pub labels: Vec<String>,
+    /// The operator's public key.
+    pub operator: Option<String>,
     /// Seconds between resyncs.
     pub resync_seconds: Option<u64>,
     /// Workloads reconciled at once.
@@ -428,6 +452,21 @@ impl DaemonConfig {
                 "auth skew {skew}s is not between 1 and 3600 seconds"
             )));
         }
+        let operator = flags
+            .operator
+            .as_deref()
+            .or(file.operator.as_deref())
+            .map(parse_key)
+            .transpose()?;
+        let scheduler = flags.scheduler.or(file.scheduler).unwrap_or_default();
+        let scoring = flags.scoring.or(file.scoring);
+        if scheduler == SchedulerKind::Mycelial && scoring == Some(Scoring::Binpack) {
+            return Err(Error::Config(
+                "scoring binpack applies to the simple scheduler only; the mycelial scheduler \
+                 weighs nodes by reputation² × free share (pass --scheduler simple to bin-pack)"
+                    .into(),
+            ));
+        }
         let auth = crate::rest::AuthConfig {
             max_skew_seconds: skew,
             trusted_keys: (!trusted.is_empty()).then_some(trusted),
@@ -440,11 +479,13 @@ impl DaemonConfig {
             data_dir,
             runtime,
             store: flags.store.or(file.store).unwrap_or_default(),
-            scoring: flags.scoring.or(file.scoring).unwrap_or_default(),
+            scheduler,
+            scoring: scoring.unwrap_or_default(),
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             node_allocatable,
             node_capacity,
             labels,
+            operator,
             reconciler,
             runtime_settings,
             cluster,
@@ -457,11 +498,13 @@ impl DaemonConfig {
             data_dir,
             runtime: RuntimeKind::Mock,
             store: StoreKind::Memory,
+            scheduler: SchedulerKind::Simple,
             scoring: Scoring::Spread,
             log_format: LogFormat::Text,
             node_allocatable: Resources::new(4000, 8 << 30),
             node_capacity: Resources::new(4000, 8 << 30),
             labels: BTreeMap::new(),
+            operator: None,
             reconciler: ReconcilerConfig::for_test(),
             api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             auth: crate::rest::AuthConfig::default(),

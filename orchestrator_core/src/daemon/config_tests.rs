@@ -152,3 +152,33 @@ fn cluster_settings_are_validated() {
     assert_eq!(c.advertise_host.as_deref(), Some("node1"));
     assert_eq!(c.role, Role::ControlPlane);
 }
+
+#[test]
+fn the_scheduler_is_simple_unless_chosen() {
+    let c = DaemonConfig::resolve(flags(), FileConfig::default()).unwrap();
+    assert_eq!(c.scheduler, SchedulerKind::Simple);
+    let file: FileConfig = toml::from_str("scheduler = \"mycelial\"").unwrap();
+    let c = DaemonConfig::resolve(flags(), file.clone()).unwrap();
+    assert_eq!(c.scheduler, SchedulerKind::Mycelial);
+    let mut f = flags();
+    f.scheduler = Some(SchedulerKind::Simple);
+    f.scoring = Some(Scoring::Binpack);
+    let c = DaemonConfig::resolve(f, file).unwrap();
+    assert_eq!(
+        c.scheduler,
+        SchedulerKind::Simple,
+        "flags win over the file"
+    );
+    assert!(toml::from_str::<FileConfig>("scheduler = \"clever\"").is_err());
+}
+
+#[test]
+fn bin_packing_is_refused_with_the_mycelial_scheduler() {
+    let file: FileConfig = toml::from_str("scoring = \"binpack\"").unwrap();
+    let mut f = flags();
+    f.scheduler = Some(SchedulerKind::Mycelial);
+    let err = DaemonConfig::resolve(f.clone(), file).unwrap_err();
+    assert!(err.to_string().contains("simple scheduler only"), "{err}");
+    f.scoring = Some(Scoring::Spread);
+    assert!(DaemonConfig::resolve(f, FileConfig::default()).is_ok());
+}

@@ -1,6 +1,7 @@
 //! The `orchestrator_daemon` wiring: typed configuration merged from flags,
 //! environment and a file ([`config`]), the node's own key ([`node_key`]), and
-//! building and running the components ([`run`]), and the gossip series of
+//! building and running the components ([`run`]; the scheduler and the
+//! reputation it reads in [`scheduler`]), and the gossip series of
 //! `/metrics` in cluster mode ([`gossip_metrics`]). Cluster mode has its
 //! settings in `cluster_config` and its wiring (gossip, a worker's router) in
 //! `cluster_run`.
@@ -11,6 +12,7 @@ pub mod config;
 pub mod gossip_metrics;
 pub mod node_key;
 pub mod run;
+pub mod scheduler;
 
-pub use config::{DaemonConfig, FileConfig, LogFormat, RuntimeKind, StoreKind};
+pub use config::{DaemonConfig, FileConfig, LogFormat, RuntimeKind, SchedulerKind, StoreKind};
 pub use run::{build_deps, run_until_signal, Daemon};

@@ -9,7 +9,6 @@ use container_runtime::mock::MockRuntime;
 use container_runtime::youki::{RegistryCredentials, YoukiConfig, YoukiRuntime};
 use container_runtime_interface::ContainerRuntime;
 use orchestrator_shared_types::{Node, NodeStatus, PublicKey};
-use scheduler_interface::simple::{ScoringStrategy, SimpleScheduler, SimpleSchedulerConfig};
 use state_store_interface::memory::InMemoryStore;
 use state_store_interface::sqlite::SqliteStore;
 use state_store_interface::StateStore;
@@ -24,8 +23,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::cluster_run;
-use super::config::{DaemonConfig, Role, RuntimeKind, Scoring, StoreKind};
+use super::config::{DaemonConfig, Role, RuntimeKind, StoreKind};
 use super::node_key;
+use super::scheduler::{open_scheduler, trust_source, NoEvidence};
 use crate::api::Orchestrator;
 use crate::audit::AuditLog;
 use crate::cluster::agent::{self, AgentState};
@@ -36,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::reconciler::Deps;
 use crate::rest::auth::ReplayCache;
 use crate::rest::{self, AppState, AuthGate};
+use crate::trust::TrustService;
 use axum::Router;
 use cluster_manager::ChitchatClusterManager;
 use cluster_manager_interface::ClusterManager;
@@ -43,6 +44,9 @@ use ed25519_dalek::SigningKey;
 
 /// Events buffered per subscriber before it is told it lagged.
 const EVENT_HUB_CAPACITY: usize = 1024;
+
+/// How often the control plane records a heartbeat observation of every node.
+const OBSERVATION_PERIOD: Duration = Duration::from_secs(5);
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "state.db";
@@ -67,7 +71,7 @@ fn open_node(config: &DaemonConfig) -> Result<(SigningKey, Node)> {
         taints: Vec::new(),
         resources_capacity: config.node_capacity,
         resources_allocatable: config.node_allocatable,
-        operator: PublicKey(id.0),
+        operator: config.operator.unwrap_or(PublicKey(id.0)),
         joined_at: Utc::now(),
     };
     Ok((key, local))
@@ -91,17 +95,6 @@ async fn open_runtime(config: &DaemonConfig) -> Result<Arc<dyn ContainerRuntime>
         }
         RuntimeKind::Youki => Arc::new(youki_runtime(config).await?),
     })
-}
-
-fn open_scheduler(config: &DaemonConfig) -> Arc<SimpleScheduler> {
-    let strategy = match config.scoring {
-        Scoring::Spread => ScoringStrategy::Spread,
-        Scoring::Binpack => ScoringStrategy::BinPack,
-    };
-    Arc::new(SimpleScheduler::new(SimpleSchedulerConfig {
-        strategy,
-        ..SimpleSchedulerConfig::default()
-    }))
 }
 
 /// Opens the audit log in the data directory; a log whose chain does not
@@ -130,7 +123,7 @@ pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
         store: open_store(config)?,
         runtime: open_runtime(config).await?,
         cluster: Arc::new(MockClusterManager::new(local)),
-        scheduler: open_scheduler(config),
+        scheduler: open_scheduler(config, Arc::new(NoEvidence)),
         metrics: open_metrics()?,
         events: EventHub::new(EVENT_HUB_CAPACITY),
     })
@@ -194,6 +187,7 @@ const REMOTE_STATUS_POLL: Duration = Duration::from_secs(1);
 
 /// What every kind of daemon shares, made before its role is known.
 struct Parts {
+    key: SigningKey,
     gate: AuthGate,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
@@ -211,19 +205,48 @@ async fn start_control(
     extra: Router,
     cancel: &CancellationToken,
 ) -> Result<(Arc<Orchestrator>, Router)> {
+    let store = open_store(config)?;
+    // One ledger per cluster (a standalone node's is its own).
+    let ledger_id = config.cluster.as_ref().map_or_else(
+        || {
+            format!(
+                "standalone-{}",
+                hex::encode(parts.key.verifying_key().to_bytes())
+            )
+        },
+        |c| c.cluster_id.clone(),
+    );
+    let trust = Arc::new(TrustService::new(
+        Arc::clone(&store),
+        parts.key.clone(),
+        ledger_id,
+    ));
     let deps = Deps {
-        store: open_store(config)?,
+        store: Arc::clone(&store),
         runtime,
-        cluster,
-        scheduler: open_scheduler(config),
+        cluster: Arc::clone(&cluster),
+        scheduler: open_scheduler(config, trust_source(config, &trust)),
         metrics: parts.metrics,
         events: parts.events,
     };
     let orch =
         Arc::new(Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?);
+    let replayed = trust
+        .load()
+        .await
+        .map_err(|e| Error::Config(format!("reading the evidence log: {e}")))?;
+    info!(entries = replayed, "reputation evidence replayed");
+    tokio::spawn(Arc::clone(&trust).run(
+        cluster,
+        store,
+        orch.subscribe(),
+        OBSERVATION_PERIOD,
+        cancel.child_token(),
+    ));
     let state = AppState::with_gate(Arc::clone(&orch), parts.gate, parts.health)
         .with_audit(open_audit(config)?)
-        .with_mcp(cancel.child_token());
+        .with_mcp(cancel.child_token())
+        .with_trust(trust);
     let failed = state
         .agents
         .recover()
@@ -264,6 +287,7 @@ impl Daemon {
             .build()
             .map_err(|e| Error::Config(format!("creating the HTTP client: {e}")))?;
         let parts = Parts {
+            key: key.clone(),
             gate,
             health: Arc::clone(&health),
             metrics,

@@ -275,7 +275,7 @@ pub async fn actuate(
     }
 
     // New instances: place and bind, record the intent, then start.
-    let mut requeue_unplaced = false;
+    let mut requeue_unplaced = None;
     if plan.create > 0 {
         let ids: Vec<InstanceId> = (0..plan.create).map(|_| InstanceId::new()).collect();
         let existing = compared
@@ -321,7 +321,7 @@ pub async fn actuate(
                 count: failures.len(),
                 reason: reason.clone(),
             });
-            requeue_unplaced = true;
+            requeue_unplaced = Some((failures.len() as u32, reason.clone()));
         }
         to_start.extend(placed);
     }

@@ -1,6 +1,6 @@
 //! What a reconcile pass works with.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use cluster_manager_interface::ClusterManager;
@@ -46,8 +46,9 @@ pub struct Ctx {
     pub events: broadcast::Sender<ReconcileEvent>,
     /// Serialises read-modify-write of workload records (API and rollback).
     pub workload_writes: tokio::sync::Mutex<()>,
-    /// Workloads with replicas no node could take; retried when nodes change.
-    unplaced: Mutex<HashSet<WorkloadId>>,
+    /// Workloads with replicas no node could take (how many, and the
+    /// scheduler's reason for the first); retried when nodes change.
+    unplaced: Mutex<HashMap<WorkloadId, (u32, String)>>,
     /// Instance counts per workload (with the generation they were counted
     /// at) as of the last pass that changed something, so that status
     /// queries need not read the store.
@@ -64,7 +65,7 @@ impl Ctx {
             nodes,
             events,
             workload_writes: tokio::sync::Mutex::new(()),
-            unplaced: Mutex::new(HashSet::new()),
+            unplaced: Mutex::new(HashMap::new()),
             statuses: RwLock::new(HashMap::new()),
         }
     }
@@ -78,14 +79,27 @@ impl Ctx {
         }
     }
 
-    /// Marks whether `id` has replicas waiting for a node.
-    pub fn set_unplaced(&self, id: WorkloadId, unplaced: bool) {
-        let mut set = self.unplaced.lock().unwrap_or_else(PoisonError::into_inner);
-        if unplaced {
-            set.insert(id);
-        } else {
-            set.remove(&id);
+    /// Records that `count` replicas of `id` wait for a node, and why
+    /// (`None`: none wait).
+    pub fn set_unplaced(&self, id: WorkloadId, unplaced: Option<(u32, String)>) {
+        let mut map = self.unplaced.lock().unwrap_or_else(PoisonError::into_inner);
+        match unplaced {
+            Some(why) => {
+                map.insert(id, why);
+            }
+            None => {
+                map.remove(&id);
+            }
         }
+    }
+
+    /// How many replicas of `id` wait for a node, and why.
+    pub fn unplaced_reason(&self, id: &WorkloadId) -> Option<(u32, String)> {
+        self.unplaced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     /// Records the instance counts of workload `id` at `generation`.
@@ -118,7 +132,7 @@ impl Ctx {
         self.unplaced
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(id)
+            .contains_key(id)
     }
 
     /// Workloads waiting for a node.
@@ -126,7 +140,7 @@ impl Ctx {
         self.unplaced
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
+            .keys()
             .copied()
             .collect()
     }

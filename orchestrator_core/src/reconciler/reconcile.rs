@@ -32,11 +32,11 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
         let records: Vec<_> = observed.instances.into_iter().map(|o| o.record).collect();
         ctx.forget_status(&id);
         if records.is_empty() {
-            ctx.set_unplaced(id, false);
+            ctx.set_unplaced(id, None);
             return Ok(PassOutcome::default());
         }
         let actions = actuate(ctx, None, &[], plan_deletion(records)).await?;
-        ctx.set_unplaced(id, false);
+        ctx.set_unplaced(id, None);
         ctx.emit(ReconcileEvent::WorkloadRemoved { workload: id });
         return Ok(PassOutcome {
             actions,

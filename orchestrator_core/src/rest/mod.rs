@@ -14,10 +14,12 @@ pub mod agent_gate;
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod credits;
 pub mod error;
 pub mod mcp;
 pub mod nodes;
 pub mod openapi;
+pub mod trust;
 pub mod workloads;
 
 use std::net::SocketAddr;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub agents: Arc<AgentBook>,
     /// When set, `/mcp` is served, stopping when this fires.
     pub mcp: Option<CancellationToken>,
+    /// Reputation and credit, on a control plane.
+    pub trust: Option<Arc<crate::trust::TrustService>>,
 }
 
 impl AppState {
@@ -72,7 +76,14 @@ impl AppState {
             audit: None,
             agents,
             mcp: None,
+            trust: None,
         }
+    }
+
+    /// The same state answering reputation, attestation and credit calls from `trust`.
+    pub fn with_trust(mut self, trust: Arc<crate::trust::TrustService>) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     /// The same state serving MCP over streamable HTTP at `/mcp` until `cancel` fires.
@@ -178,6 +189,11 @@ pub fn api_routes(state: &AppState) -> Router {
         .route("/api/v1/nodes/{id}/cordon", post(nodes::cordon))
         .route("/api/v1/nodes/{id}/uncordon", post(nodes::uncordon))
         .route("/api/v1/nodes/{id}/drain", post(nodes::drain))
+        .route("/api/v1/nodes/{id}/reputation", get(trust::reputation))
+        .route("/api/v1/attestations", post(trust::attest))
+        .route("/api/v1/credits/balance", get(credits::balance))
+        .route("/api/v1/credits/history", get(credits::history))
+        .route("/api/v1/credits/transfer", post(credits::transfer))
         .route("/api/v1/cluster/status", get(nodes::cluster_status))
         .route("/api/v1/events", get(events))
         .route("/api/v1/events/recent", get(agents::recent_events))

@@ -72,6 +72,8 @@ impl Modify for SecurityAddon {
         super::agents::get_policy, super::agents::put_policy, super::agents::revoke,
         super::agents::list_approvals, super::agents::get_approval, super::agents::approve,
         super::agents::deny, super::agents::recent_events,
+        super::trust::reputation, super::trust::attest,
+        super::credits::balance, super::credits::history, super::credits::transfer,
         crate::cluster::network::status, crate::cluster::network::peers, crate::cluster::network::discover,
     ),
     modifiers(&SecurityAddon)

@@ -121,6 +121,7 @@ pub fn spec_with_image(name: &str, replicas: u32, image: &str) -> WorkloadSpec {
         placement: Default::default(),
         restart_policy: Default::default(),
         update_strategy: Default::default(),
+        trust: Default::default(),
     }
 }
 

@@ -74,6 +74,12 @@ impl Exclusions {
         self.0[e as usize] += 1;
     }
 
+    /// Whether no node was excluded.
+    #[cfg(feature = "mycelial")]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(|&n| n == 0)
+    }
+
     /// How many nodes were excluded for `e`.
     pub(crate) fn get(&self, e: Exclusion) -> u32 {
         self.0[e as usize]
@@ -132,6 +138,15 @@ impl<'a> Filter<'a> {
         reserved: impl FnOnce() -> Resources,
         same_workload: impl FnOnce() -> u32,
     ) -> Result<Feasible, Exclusion> {
+        let soft_taints = self.check_node(node)?;
+        self.check_room(node, soft_taints, reserved, same_workload)
+    }
+
+    /// The filters that depend only on the node and the workload (status,
+    /// cordon, taints, labels), so hold for every instance of one call; the
+    /// untolerated `PreferNoSchedule` taints when it passes.
+    #[inline]
+    pub(crate) fn check_node(&self, node: &Node) -> Result<u32, Exclusion> {
         match node.status {
             NodeStatus::Ready => {}
             NodeStatus::NotReady => return Err(Exclusion::NotReady),
@@ -143,6 +158,20 @@ impl<'a> Filter<'a> {
         }
         let soft_taints = self.taints(node)?;
         self.labels(node)?;
+        Ok(soft_taints)
+    }
+
+    /// The filters that depend on what is already placed (`max_per_node`,
+    /// resource fit), for a node that passed [`Filter::check_node`] with
+    /// `soft_taints`; the lookups are as in [`Filter::check`].
+    #[inline]
+    pub(crate) fn check_room(
+        &self,
+        node: &Node,
+        soft_taints: u32,
+        reserved: impl FnOnce() -> Resources,
+        same_workload: impl FnOnce() -> u32,
+    ) -> Result<Feasible, Exclusion> {
         let same_workload = same_workload();
         if self
             .placement

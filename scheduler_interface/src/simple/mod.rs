@@ -20,9 +20,9 @@
 //! call (which never awaits), so two concurrent calls cannot both take the last
 //! room on a node.
 
-mod filter;
-mod ledger;
-mod score;
+pub(crate) mod filter;
+pub(crate) mod ledger;
+pub(crate) mod score;
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
@@ -145,11 +145,9 @@ impl SimpleScheduler {
         }
     }
 
-    /// The ledger. No ledger update can panic halfway (they are map inserts and
-    /// removes of `Copy` values), so a lock poisoned by a panic elsewhere in a
-    /// holder still guards consistent sums and is taken over.
+    /// The ledger (see [`lock`] on poisoning).
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.ledger)
     }
 
     /// The whole pipeline, synchronously, under the ledger lock.
@@ -158,18 +156,7 @@ impl SimpleScheduler {
         req: &ScheduleRequest,
         nodes: &[Node],
     ) -> Result<Vec<ScheduleDecision>> {
-        if req.instances.len() > 1 {
-            let mut seen = HashSet::with_capacity_and_hasher(
-                req.instances.len(),
-                BuildHasherDefault::<IdHasher>::default(),
-            );
-            if let Some(dup) = req.instances.iter().find(|i| !seen.insert(**i)) {
-                return Err(SchedulerError::InvalidRequest {
-                    workload: req.workload.name().to_owned(),
-                    reason: format!("instance {dup} appears twice"),
-                });
-            }
-        }
+        check_distinct_instances(req)?;
         let spec = &req.workload.spec;
         let request = spec.instance_request();
         let filter = Filter::new(&spec.placement, request);
@@ -259,6 +246,32 @@ impl SimpleScheduler {
             .fetch_add(examined as u64, Ordering::Relaxed);
         best.map(|(i, _)| i).ok_or(exclusions)
     }
+}
+
+/// Takes `m`. What the schedulers lock (a ledger, a generator) is never left
+/// half-updated by a panic (ledger updates are map inserts and removes of
+/// `Copy` values), so a lock poisoned by a panic elsewhere in a holder still
+/// guards consistent state and is taken over.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Fails when an instance appears twice in `req` (each must get one decision
+/// and one reservation).
+pub(crate) fn check_distinct_instances(req: &ScheduleRequest) -> Result<()> {
+    if req.instances.len() > 1 {
+        let mut seen = HashSet::with_capacity_and_hasher(
+            req.instances.len(),
+            BuildHasherDefault::<IdHasher>::default(),
+        );
+        if let Some(dup) = req.instances.iter().find(|i| !seen.insert(**i)) {
+            return Err(SchedulerError::InvalidRequest {
+                workload: req.workload.name().to_owned(),
+                reason: format!("instance {dup} appears twice"),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -274,6 +274,13 @@ impl ApiClient {
         &self.base
     }
 
+    /// The public key requests are signed with, if they are signed.
+    pub fn public_key(&self) -> Option<orchestrator_shared_types::PublicKey> {
+        self.key
+            .as_ref()
+            .map(|k| orchestrator_shared_types::PublicKey(k.verifying_key().to_bytes()))
+    }
+
     /// Sends a request; `path` starts with `/` and may carry a query.
     /// A body is sent with `content_type`.
     pub fn send(

@@ -28,6 +28,12 @@ pub fn run(ctx: &Context, cmd: &AgentCommand) -> anyhow::Result<()> {
 
 /// Parses a validity such as `90s`, `30m`, `24h` or `7d` (at most 90 days).
 pub fn parse_duration(text: &str) -> anyhow::Result<TimeDelta> {
+    parse_duration_within(text, MAX_VALIDITY)
+}
+
+/// Parses a validity such as `90s`, `30m`, `24h` or `7d`: at least a second,
+/// at most `max` (shared by `ui agent token create` and `ui attest`).
+pub fn parse_duration_within(text: &str, max: TimeDelta) -> anyhow::Result<TimeDelta> {
     let t = text.trim();
     let bad = || {
         anyhow::anyhow!(
@@ -47,17 +53,33 @@ pub fn parse_duration(text: &str) -> anyhow::Result<TimeDelta> {
         'd' => 86_400,
         _ => return Err(bad()),
     };
-    let too_long = || anyhow::anyhow!("{text:?} is longer than the maximum of 90d");
+    let too_long = || {
+        anyhow::anyhow!(
+            "{text:?} is longer than the maximum of {}",
+            short_duration(max)
+        )
+    };
     // Only digits: parsing fails on overflow alone.
     let n: i64 = digits.parse().map_err(|_| too_long())?;
     let seconds = n
         .checked_mul(seconds_per_unit)
-        .filter(|s| *s <= MAX_VALIDITY.num_seconds())
+        .filter(|s| *s <= max.num_seconds())
         .ok_or_else(too_long)?;
     if seconds == 0 {
-        anyhow::bail!("{text:?} is not a validity: a token must last at least 1s");
+        anyhow::bail!("{text:?} is not a validity: it must last at least 1s");
     }
     Ok(TimeDelta::seconds(seconds))
+}
+
+/// A duration in the largest unit that divides it: `90d`, `36h`, `90s`.
+fn short_duration(d: TimeDelta) -> String {
+    let s = d.num_seconds();
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// Parses `--tools`: comma-separated MCP tool names, or `*` for every tool.
@@ -203,6 +225,24 @@ mod tests {
             .expect_err("zero")
             .to_string()
             .contains("at least 1s"));
+    }
+
+    #[test]
+    fn durations_within_another_maximum() {
+        let year = TimeDelta::days(365);
+        assert_eq!(parse_duration_within("365d", year).expect("ok"), year);
+        assert_eq!(
+            parse_duration_within("8760h", year).expect("ok"),
+            TimeDelta::hours(8760)
+        );
+        let err = parse_duration_within("366d", year).expect_err("too long");
+        assert_eq!(
+            err.to_string(),
+            "\"366d\" is longer than the maximum of 365d"
+        );
+        assert_eq!(short_duration(TimeDelta::hours(36)), "36h");
+        assert_eq!(short_duration(TimeDelta::seconds(90)), "90s");
+        assert_eq!(short_duration(TimeDelta::minutes(2)), "2m");
     }
 
     #[test]

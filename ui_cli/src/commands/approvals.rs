@@ -1,13 +1,12 @@
 //! `ui approvals list [--all] | approve ID | deny ID`: the agent calls that
 //! wait for your approval (docs/AGENTS.md, "Approvals").
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use super::Context;
 use crate::cli::{ApprovalsCommand, OutputFormat};
 use crate::client::{segment, ApiClient};
-use crate::output::{emit, print_json, Table};
+use crate::output::{emit, print_json, to_seconds, Table};
 use crate::views::{view, Approval};
 
 /// Runs `ui approvals ...`.
@@ -46,17 +45,6 @@ pub fn approval_table(items: &[Value]) -> anyhow::Result<Table> {
         ]);
     }
     Ok(table)
-}
-
-/// An RFC 3339 time to the second (`2026-11-30T10:00:00Z`), or as given when
-/// it does not parse.
-fn to_seconds(time: &str) -> String {
-    DateTime::parse_from_rfc3339(time)
-        .map(|t| {
-            t.with_timezone(&Utc)
-                .to_rfc3339_opts(SecondsFormat::Secs, true)
-        })
-        .unwrap_or_else(|_| time.to_owned())
 }
 
 /// Approve or deny.

@@ -48,15 +48,38 @@ pub fn progress_line(w: &Workload) -> String {
     line
 }
 
+/// The manifest as JSON with the user's trust rules (`policy/trust.toml`)
+/// as `trust`, unless the manifest sets its own.
+pub fn with_trust_rules(
+    path: &Path,
+    text: &str,
+    rules: orchestrator_shared_types::TrustRules,
+) -> anyhow::Result<Vec<u8>> {
+    let mut spec = if content_type(path, text) == "application/json" {
+        orchestrator_shared_types::WorkloadSpec::from_json(text)
+    } else {
+        orchestrator_shared_types::WorkloadSpec::from_yaml(text)
+    }
+    .with_context(|| format!("reading the manifest {}", path.display()))?;
+    if spec.trust.is_empty() {
+        spec.trust = rules;
+    }
+    Ok(serde_json::to_vec(&spec)?)
+}
+
 /// Runs `ui deploy`.
 pub fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.manifest)
         .with_context(|| format!("reading the manifest {}", args.manifest.display()))?;
+    let rules = crate::profile::TrustPolicy::load(&ctx.config_dir()?)
+        .context("reading your trust policy")?
+        .to_rules();
+    let body = with_trust_rules(&args.manifest, &text, rules)?;
     let client = ctx.client()?;
     let answer = client.send(
         "POST",
         "/api/v1/workloads",
-        Some((content_type(&args.manifest, &text), text.as_bytes())),
+        Some(("application/json", body.as_slice())),
     )?;
     let created = answer.status() == 201;
     let stored: Value = answer.json()?;
@@ -122,6 +145,36 @@ fn wait(client: &ApiClient, name: &str, timeout: Duration) -> anyhow::Result<Val
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_trust_rules_of_the_policy_travel_with_the_manifest() {
+        let yaml = "name: web\ncontainers:\n  - name: main\n    image: web:1\n";
+        let mut rules = orchestrator_shared_types::TrustRules {
+            min_reputation: 0.8,
+            ..Default::default()
+        };
+        rules
+            .required_labels
+            .insert("jurisdiction".into(), "eu".into());
+        let body = with_trust_rules(Path::new("web.yaml"), yaml, rules.clone()).unwrap();
+        let sent: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent["trust"]["min_reputation"], 0.8);
+        assert_eq!(sent["trust"]["required_labels"]["jurisdiction"], "eu");
+        // A manifest with its own rules keeps them.
+        let own = format!("{yaml}trust:\n  min_reputation: 0.5\n");
+        let body = with_trust_rules(Path::new("web.yaml"), &own, rules).unwrap();
+        let sent: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent["trust"]["min_reputation"], 0.5);
+        assert!(sent["trust"].get("required_labels").is_none());
+        // A bad manifest is refused here, naming the field.
+        let err = with_trust_rules(
+            Path::new("x.yaml"),
+            "name: web\nreplicas: many\n",
+            Default::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("replicas"), "{err:#}");
+    }
 
     #[test]
     fn manifests_are_sent_as_yaml_unless_json() {

@@ -4,7 +4,10 @@
 //! - [`config`]: `ui config ...`. [`policy`]: `ui policy ...`.
 //! - [`deploy`]: `ui deploy`. [`workload`]: `ui scale`, `ui delete`.
 //! - [`status`]: `ui status`. [`logs`]: `ui logs`.
-//! - [`node`]: `ui node ...`. [`network`]: `ui network ...`.
+//! - [`node`]: `ui node ...` (with `status --sort reputation`).
+//!   [`network`]: `ui network ...`.
+//! - [`credits`]: `ui credits ...`, amounts in exact milli-units.
+//!   [`attest`]: `ui attest`, a signed vouch for another operator.
 //! - [`misc`]: `ui health`, `ui version`, `ui completions`.
 //! - [`audit`]: `ui audit`. [`mcp`]: `ui mcp`.
 //! - [`automation`]: `ui policy automation | ai | push`, the automation
@@ -13,9 +16,11 @@
 
 pub mod agent;
 pub mod approvals;
+pub mod attest;
 pub mod audit;
 pub mod automation;
 pub mod config;
+pub mod credits;
 pub mod deploy;
 pub mod identity;
 pub mod init;
@@ -132,6 +137,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => workload::delete(&ctx, &args),
         Command::Node(cmd) => node::run(&ctx, &cmd),
         Command::Network(cmd) => network::run(&ctx, &cmd),
+        Command::Credits(cmd) => credits::run(&ctx, &cmd),
+        Command::Attest(args) => attest::run(&ctx, &args),
         Command::Mcp(args) => mcp::run(&ctx, &args),
         Command::Audit(args) => audit::run(&ctx, &args),
         Command::Agent(cmd) => agent::run(&ctx, &cmd),

@@ -1,20 +1,30 @@
-//! `ui node status [id] | cordon <id> | uncordon <id> | drain <id>`.
+//! `ui node status [id] [--sort reputation] | cordon <id> | uncordon <id> |
+//! drain <id>`.
+
+mod reputation;
 
 use chrono::Utc;
 use orchestrator_shared_types::CpuQuantity;
 use serde_json::{json, Value};
 
 use super::Context;
-use crate::cli::{NodeCommand, OutputFormat};
+use crate::cli::{NodeCommand, NodeSort, OutputFormat};
 use crate::client::segment;
 use crate::output::{age_of, emit, human_memory, print_json, short, Table};
 use crate::views::{view, Node};
 
 /// Runs `ui node ...`.
 pub fn run(ctx: &Context, cmd: &NodeCommand) -> anyhow::Result<()> {
+    if let NodeCommand::Status {
+        id: None,
+        sort: Some(NodeSort::Reputation),
+    } = cmd
+    {
+        return reputation::run(ctx);
+    }
     let client = ctx.client()?;
     let (id, action) = match cmd {
-        NodeCommand::Status { id: None } => {
+        NodeCommand::Status { id: None, .. } => {
             let items = client.get_all("/api/v1/nodes")?;
             match ctx.output() {
                 OutputFormat::Json => print_json(&json!({ "items": items, "next_cursor": null })),
@@ -22,7 +32,7 @@ pub fn run(ctx: &Context, cmd: &NodeCommand) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        NodeCommand::Status { id: Some(id) } => {
+        NodeCommand::Status { id: Some(id), .. } => {
             let node = client.get_json(&format!("/api/v1/nodes/{}", segment(id)))?;
             emit(ctx.output(), &node, &node_details(&node)?.render());
             return Ok(());
@@ -55,22 +65,30 @@ pub fn status_text(n: &Node) -> String {
     }
 }
 
+/// The columns of [`node_table`].
+pub const NODE_COLUMNS: [&str; 6] = ["ID", "STATUS", "CPU", "MEMORY", "ADDRESS", "AGE"];
+
 /// ID, STATUS, CPU, MEMORY (allocatable), ADDRESS, AGE.
 pub fn node_table(items: &[Value]) -> anyhow::Result<Table> {
     let now = Utc::now();
-    let mut table = Table::new(["ID", "STATUS", "CPU", "MEMORY", "ADDRESS", "AGE"]);
+    let mut table = Table::new(NODE_COLUMNS);
     for item in items {
         let n: Node = view(item, "node")?;
-        table.row([
-            short(&n.id),
-            status_text(&n),
-            CpuQuantity(n.resources_allocatable.cpu_millis).to_string(),
-            human_memory(n.resources_allocatable.memory_bytes),
-            n.address.clone(),
-            age_of(n.joined_at.as_deref(), now),
-        ]);
+        table.row(node_row(&n, now));
     }
     Ok(table)
+}
+
+/// One row of [`node_table`].
+pub fn node_row(n: &Node, now: chrono::DateTime<Utc>) -> Vec<String> {
+    vec![
+        short(&n.id),
+        status_text(n),
+        CpuQuantity(n.resources_allocatable.cpu_millis).to_string(),
+        human_memory(n.resources_allocatable.memory_bytes),
+        n.address.clone(),
+        age_of(n.joined_at.as_deref(), now),
+    ]
 }
 
 /// One node as `FIELD VALUE` lines.

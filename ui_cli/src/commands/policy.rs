@@ -18,6 +18,30 @@ pub fn parse_key(text: &str) -> anyhow::Result<PublicKey> {
         .with_context(|| format!("{text:?} is not an operator key (expected 64 hex characters)"))
 }
 
+/// Parses an operator key given as 64 hex characters or as standard base64
+/// of its 32 bytes, padded or not (the form of the `X-Auth-PublicKey` header
+/// and of the daemon's audit log).
+pub fn parse_operator(text: &str) -> anyhow::Result<PublicKey> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    use base64::Engine as _;
+    let t = text.trim();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return parse_key(&t.to_ascii_lowercase());
+    }
+    let bytes = STANDARD
+        .decode(t)
+        .or_else(|_| STANDARD_NO_PAD.decode(t))
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
+    match bytes {
+        Some(bytes) => Ok(PublicKey(bytes)),
+        None => anyhow::bail!(
+            "{text:?} is not an operator key: expected 64 hex characters or the \
+             base64 of 32 bytes"
+        ),
+    }
+}
+
 /// A policy as TOML under a `# path` comment.
 fn toml_section<T: Serialize>(path: &std::path::Path, value: &T) -> anyhow::Result<String> {
     let text =
@@ -133,6 +157,27 @@ mod tests {
         assert!(parse_key(&"ab".repeat(32)).is_ok());
         let err = parse_key("nope").expect_err("rejects");
         assert!(err.to_string().contains("not an operator key"));
+    }
+
+    #[test]
+    fn operators_are_hex_or_base64() {
+        use base64::Engine as _;
+        let key = PublicKey([0xab; 32]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(key.0);
+        assert!(b64.ends_with('='));
+        for text in [
+            key.to_hex(),
+            key.to_hex().to_ascii_uppercase(),
+            b64.clone(),
+            b64.trim_end_matches('=').to_owned(),
+            format!(" {b64}\n"),
+        ] {
+            assert_eq!(parse_operator(&text).expect(&text), key, "{text}");
+        }
+        for bad in ["", "ab", &"ab".repeat(31), &"zz".repeat(32), "q83vEjRWeJA="] {
+            let err = parse_operator(bad).expect_err(bad).to_string();
+            assert!(err.contains("is not an operator key"), "{bad}: {err}");
+        }
     }
 
     #[test]

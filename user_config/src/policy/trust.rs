@@ -14,6 +14,7 @@ use crate::toml_file::{self, FieldPath, Problem, Validate};
 ///
 /// ```toml
 /// trusted_operators = ["<64 hex chars>"]
+/// allowed_operators = []        # when not empty, only these (and trusted) operators
 /// denied_operators = ["<64 hex chars>"]
 /// min_reputation = 0.6          # 0.0 ..= 1.0
 /// required_attestations = 2
@@ -30,6 +31,10 @@ pub struct TrustPolicy {
     /// Operators (public keys) trusted regardless of reputation.
     #[serde(default)]
     pub trusted_operators: Vec<PublicKey>,
+    /// When not empty, only these operators' nodes (and the trusted ones) run
+    /// this user's workloads.
+    #[serde(default)]
+    pub allowed_operators: Vec<PublicKey>,
     /// Operators whose nodes never run this user's workloads.
     #[serde(default)]
     pub denied_operators: Vec<PublicKey>,
@@ -58,6 +63,18 @@ impl TrustPolicy {
     /// Validates and writes `policy/trust.toml` of `dir` atomically.
     pub fn save(&self, dir: &ConfigDir) -> Result<()> {
         toml_file::save(dir, TRUST_FILE, self)
+    }
+
+    /// The rules carried with each of this user's workloads (`spec.trust`).
+    pub fn to_rules(&self) -> orchestrator_shared_types::TrustRules {
+        orchestrator_shared_types::TrustRules {
+            trusted_operators: self.trusted_operators.clone(),
+            allowed_operators: self.allowed_operators.clone(),
+            denied_operators: self.denied_operators.clone(),
+            min_reputation: self.min_reputation,
+            required_attestations: self.required_attestations,
+            required_labels: self.required_labels.clone(),
+        }
     }
 
     /// Trusts `key`, removing it from the denied list. No-op if already trusted.
@@ -117,10 +134,10 @@ impl Validate for TrustPolicy {
     fn validate(&self) -> Result<(), Problem> {
         check_reputation(self.min_reputation)?;
         for (i, key) in self.denied_operators.iter().enumerate() {
-            if self.trusted_operators.contains(key) {
+            if self.trusted_operators.contains(key) || self.allowed_operators.contains(key) {
                 return Err(Problem::new(
                     FieldPath::key("denied_operators").index(i),
-                    format!("{key} is also in trusted_operators"),
+                    format!("{key} is also in trusted_operators or allowed_operators"),
                 ));
             }
         }

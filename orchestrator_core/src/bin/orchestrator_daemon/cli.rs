@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use orchestrator_core::daemon::config::{
-    LogFormat, Overrides, Role, RuntimeKind, Scoring, StoreKind,
+    LogFormat, Overrides, Role, RuntimeKind, SchedulerKind, Scoring, StoreKind,
 };
 
 /// The Univrs orchestrator node daemon.
@@ -24,7 +24,11 @@ pub struct Cli {
     /// State store [default: sqlite].
     #[arg(long, env = "UNIVRS_STORE", value_enum)]
     pub store: Option<StoreKind>,
-    /// Scheduler scoring [default: spread].
+    /// Scheduler [default: simple]. `mycelial` adds the workload owner's trust
+    /// rules and weighs nodes by reputation² × free share.
+    #[arg(long, env = "UNIVRS_SCHEDULER", value_enum)]
+    pub scheduler: Option<SchedulerKind>,
+    /// Scheduler scoring of the simple scheduler [default: spread].
     #[arg(long, env = "UNIVRS_SCORING", value_enum)]
     pub scoring: Option<Scoring>,
     /// Log format [default: text]; filter with RUST_LOG.
@@ -39,6 +43,10 @@ pub struct Cli {
     /// A label of this node, `key=value` (repeatable).
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// The public key (hex or base64) of the operator who runs this node
+    /// (`ui identity show`) [default: the node's own key].
+    #[arg(long, env = "UNIVRS_OPERATOR")]
+    pub operator: Option<String>,
     /// Seconds between full resyncs [default: 30].
     #[arg(long, env = "UNIVRS_RESYNC_SECONDS")]
     pub resync_seconds: Option<u64>,
@@ -101,11 +109,13 @@ impl Cli {
             data_dir: self.data_dir.clone(),
             runtime: self.runtime,
             store: self.store,
+            scheduler: self.scheduler,
             scoring: self.scoring,
             log_format: self.log_format,
             node_cpu: self.node_cpu.clone(),
             node_memory: self.node_memory.clone(),
             labels: self.labels.clone(),
+            operator: self.operator.clone(),
             resync_seconds: self.resync_seconds,
             reconcile_concurrency: self.reconcile_concurrency,
             api_addr: self.api_addr.clone(),

@@ -1,0 +1,201 @@
+//! Trust rules on the real daemon (issue 7): three hosts in network
+//! namespaces, each run by a different operator, the control plane on the
+//! mycelial scheduler. A workload whose owner denies one operator never gets
+//! an instance on that operator's node; a workload requiring more reputation
+//! than any node has stays Pending with the rule named in its status; nodes
+//! get reputation from the control plane's own observations, and an
+//! operator's attestation is accepted only from that operator.
+//!
+//! Needs root (CI runs as root).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod multihost_common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use multihost_common::{eventually, Lab};
+use serde_json::{json, Value};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn daemon() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_orchestrator_daemon"))
+}
+
+fn operator(i: usize) -> SigningKey {
+    SigningKey::from_bytes(&[40 + i as u8; 32])
+}
+
+fn hex_key(k: &SigningKey) -> String {
+    hex::encode(k.verifying_key().to_bytes())
+}
+
+fn manifest(name: &str, replicas: u32, trust: Value) -> Value {
+    json!({
+        "name": name,
+        "replicas": replicas,
+        "containers": [{
+            "name": "main",
+            "image": "example.org/web:1",
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+        }],
+        "trust": trust,
+    })
+}
+
+/// Running instances per node id.
+async fn running(lab: &Lab, name: &str) -> Option<BTreeMap<String, usize>> {
+    let v = lab
+        .get(0, &format!("/api/v1/workloads/{name}/instances?limit=1000"))
+        .await?;
+    let mut per_node = BTreeMap::new();
+    for i in v["items"].as_array()? {
+        if i["status"] == "Running" {
+            *per_node
+                .entry(i["node_id"].as_str()?.to_owned())
+                .or_insert(0) += 1;
+        }
+    }
+    Some(per_node)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_rules_are_hard_constraints_on_the_real_daemon() {
+    let mut lab = Lab::new("ut", 4, 3, &daemon());
+    for i in 0..3 {
+        let op = hex_key(&operator(i));
+        lab.set_args(i, &["--scheduler", "mycelial", "--operator", &op]);
+        lab.start(i);
+    }
+    for i in 0..3 {
+        lab.wait_up(i, DEADLINE).await;
+    }
+    // Node id of each host, and every node Ready with its operator.
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let v = lab.get(i, "/api/v1/network").await.unwrap();
+        ids.push(v["node_id"].as_str().unwrap().to_owned());
+    }
+    eventually(
+        DEADLINE,
+        "three Ready nodes with their operators",
+        || async {
+            lab.get(0, "/api/v1/nodes").await.is_some_and(|v| {
+                let items = v["items"].as_array().cloned().unwrap_or_default();
+                items.len() == 3
+                    && items.iter().all(|n| {
+                        let i = ids.iter().position(|id| n["id"] == id.as_str());
+                        n["status"] == "Ready"
+                            && i.is_some_and(|i| n["operator"] == hex_key(&operator(i)).as_str())
+                    })
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", lab.log_tail(0, 40)));
+
+    // Operator 1 is denied: 6 replicas run, none on host 1.
+    let denied = json!({"denied_operators": [hex_key(&operator(1))]});
+    let (s, v) = lab
+        .call(
+            0,
+            "POST",
+            "/api/v1/workloads",
+            Some(&manifest("careful", 6, denied)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{v}");
+    eventually(DEADLINE, "6 replicas of careful run", || async {
+        running(&lab, "careful")
+            .await
+            .is_some_and(|p| p.values().sum::<usize>() == 6)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", lab.log_tail(0, 60)));
+    let placed = running(&lab, "careful").await.unwrap();
+    assert!(
+        !placed.contains_key(&ids[1]),
+        "denied operator's node used: {placed:?}"
+    );
+    assert_eq!(placed.len(), 2, "both allowed nodes used: {placed:?}");
+
+    // Reputation above what any node has: Pending, the rule named.
+    let picky = json!({"min_reputation": 0.999});
+    let (s, v) = lab
+        .call(
+            0,
+            "POST",
+            "/api/v1/workloads",
+            Some(&manifest("picky", 1, picky)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 201, "{v}");
+    let reason = eventually(DEADLINE, "picky reports why it is unscheduled", || async {
+        lab.get(0, "/api/v1/workloads/picky")
+            .await
+            .is_some_and(|w| {
+                w["status"]["unscheduled"] == 1
+                    && w["status"]["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("trust.min_reputation"))
+            })
+    })
+    .await;
+    reason.unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", lab.log_tail(0, 40)));
+    assert_eq!(running(&lab, "picky").await.unwrap().len(), 0);
+
+    // The control plane observes the workers: their reputation is evidence-based
+    // and the same for everyone who asks with the same seeds.
+    eventually(DEADLINE, "host 1 has heartbeat evidence", || async {
+        lab.get(0, &format!("/api/v1/nodes/{}/reputation", ids[1]))
+            .await
+            .is_some_and(|r| r["uptime"].as_f64().is_some_and(|u| u > 0.5))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", lab.log_tail(0, 40)));
+    let r = lab
+        .get(0, &format!("/api/v1/nodes/{}/reputation", ids[1]))
+        .await
+        .unwrap();
+    assert_eq!(r["operator"], hex_key(&operator(1)).as_str());
+    for c in [
+        "uptime",
+        "reliability",
+        "honesty",
+        "age",
+        "attestation_trust",
+        "composite",
+    ] {
+        let x = r[c].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&x), "{c} = {x}");
+    }
+
+    // An attestation must come from its issuer: the lab's key may not speak for operator 2.
+    let now = chrono::Utc::now();
+    let att = mycelial::evidence::sign_attestation(
+        &operator(2),
+        mycelial::evidence::Attestation {
+            issuer: orchestrator_shared_types::PublicKey(operator(2).verifying_key().to_bytes()),
+            subject: orchestrator_shared_types::PublicKey(operator(1).verifying_key().to_bytes()),
+            weight: 1.0,
+            issued_at: now,
+            expires_at: now + chrono::Duration::days(30),
+        },
+    )
+    .unwrap();
+    let (s, v) = lab
+        .call(
+            0,
+            "POST",
+            "/api/v1/attestations",
+            Some(&serde_json::to_value(&att).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 403, "{v}");
+}

@@ -1,0 +1,250 @@
+//! `ui node status --sort reputation`: every node with its reputation as the
+//! user sees it, highest composite first.
+//!
+//! Reputation is personal (SPEC §17): attestations count through the
+//! operators the user trusts, so each request passes the `trusted_operators`
+//! of `policy/trust.toml` as `?trusted=HEX,HEX` (no parameter when there are
+//! none) and the daemon computes the scores for that view, one request per
+//! node: `GET /api/v1/nodes/{id}/reputation`.
+
+use anyhow::Context as _;
+use chrono::Utc;
+use orchestrator_shared_types::PublicKey;
+use serde_json::{json, Value};
+
+use super::{node_row, Context, NODE_COLUMNS};
+use crate::cli::OutputFormat;
+use crate::client::{segment, ApiClient};
+use crate::output::{print_json, short, spinner, Table};
+use crate::profile::TrustPolicy;
+use crate::views::{view, Node, Reputation};
+
+/// Runs `ui node status --sort reputation`.
+pub fn run(ctx: &Context) -> anyhow::Result<()> {
+    let dir = ctx.config_dir()?;
+    let trust = TrustPolicy::load(&dir)
+        .with_context(|| format!("reading {}", dir.trust_file().display()))?;
+    let client = ctx.client()?;
+    let nodes = client.get_all("/api/v1/nodes")?;
+    let reading = spinner(format!("reading the reputation of {} nodes", nodes.len()));
+    let items = with_reputations(&client, nodes, &trust.trusted_operators);
+    reading.finish_and_clear();
+    let items = items?;
+    match ctx.output() {
+        OutputFormat::Json => print_json(&json!({ "items": items, "next_cursor": null })),
+        OutputFormat::Table => print!("{}", reputation_table(&items)?.render()),
+    }
+    Ok(())
+}
+
+/// `/api/v1/nodes/{id}/reputation`, with `?trusted=HEX,HEX` when the user
+/// trusts some operators.
+pub fn reputation_path(node_id: &str, trusted: &[PublicKey]) -> String {
+    let path = format!("/api/v1/nodes/{}/reputation", segment(node_id));
+    if trusted.is_empty() {
+        return path;
+    }
+    let keys: Vec<String> = trusted.iter().map(PublicKey::to_hex).collect();
+    format!("{path}?trusted={}", keys.join(","))
+}
+
+/// The nodes, each with its reputation as `reputation`, highest composite
+/// first (ties by id).
+pub fn with_reputations(
+    client: &ApiClient,
+    nodes: Vec<Value>,
+    trusted: &[PublicKey],
+) -> anyhow::Result<Vec<Value>> {
+    let mut items = Vec::with_capacity(nodes.len());
+    for mut node in nodes {
+        let id = id_of(&node).to_owned();
+        if id.is_empty() {
+            anyhow::bail!("unexpected node from the server: it has no id");
+        }
+        let reputation = client
+            .get_json(&reputation_path(&id, trusted))
+            .with_context(|| format!("reading the reputation of node {}", short(&id)))?;
+        // Refuse a wrong shape here rather than sort on it.
+        view::<Reputation>(&reputation, "reputation")?;
+        let Some(fields) = node.as_object_mut() else {
+            anyhow::bail!("unexpected node from the server: not an object");
+        };
+        fields.insert("reputation".to_owned(), reputation);
+        items.push(node);
+    }
+    sort_by_reputation(&mut items);
+    Ok(items)
+}
+
+/// A node's id, or `""`.
+fn id_of(item: &Value) -> &str {
+    item.get("id").and_then(Value::as_str).unwrap_or("")
+}
+
+/// A node's composite reputation; lowest when missing or not a number.
+fn composite(item: &Value) -> f64 {
+    item.pointer("/reputation/composite")
+        .and_then(Value::as_f64)
+        .filter(|c| !c.is_nan())
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
+/// Highest composite first; equal ones by id, so the order is stable.
+pub fn sort_by_reputation(items: &mut [Value]) {
+    items.sort_by(|a, b| {
+        composite(b)
+            .total_cmp(&composite(a))
+            .then_with(|| id_of(a).cmp(id_of(b)))
+    });
+}
+
+/// The columns of the node table, then OPERATOR and REPUTATION (composite, 3
+/// decimals; `-` when the item has none).
+pub fn reputation_table(items: &[Value]) -> anyhow::Result<Table> {
+    let now = Utc::now();
+    let mut table = Table::new(NODE_COLUMNS.into_iter().chain(["OPERATOR", "REPUTATION"]));
+    for item in items {
+        let n: Node = view(item, "node")?;
+        let r: Option<Reputation> = match item.get("reputation") {
+            None | Some(Value::Null) => None,
+            Some(r) => Some(view(r, "reputation")?),
+        };
+        let operator = match &r {
+            Some(r) if !r.operator.is_empty() => r.operator.as_str(),
+            _ => n.operator.as_str(),
+        };
+        let mut row = node_row(&n, now);
+        row.push(if operator.is_empty() {
+            "-".to_owned()
+        } else {
+            short(operator)
+        });
+        row.push(r.map_or_else(|| "-".to_owned(), |r| format!("{:.3}", r.composite)));
+        table.row(row);
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::test_server::serve_sequence;
+
+    fn node(id: &str, operator: &str) -> Value {
+        json!({
+            "id": id, "address": "10.0.0.1:7000", "status": "Ready", "operator": operator,
+            "resources_allocatable": {"cpu_millis": 2000, "memory_bytes": 4u64 << 30},
+            "joined_at": "bad"
+        })
+    }
+
+    fn reputation(node: &str, operator: &str, composite: f64) -> Value {
+        json!({
+            "node": node, "operator": operator, "uptime": 1.0, "reliability": 0.9,
+            "honesty": 1.0, "age": 0.5, "attestation_trust": 0.25, "composite": composite,
+            "active_days": 40, "qualifying_attestations": 2
+        })
+    }
+
+    #[test]
+    fn the_trusted_operators_travel_in_the_query() {
+        let id = "ab".repeat(32);
+        assert_eq!(
+            reputation_path(&id, &[]),
+            format!("/api/v1/nodes/{id}/reputation")
+        );
+        assert_eq!(
+            reputation_path(&id, &[PublicKey([1; 32]), PublicKey([2; 32])]),
+            format!(
+                "/api/v1/nodes/{id}/reputation?trusted={},{}",
+                "01".repeat(32),
+                "02".repeat(32)
+            )
+        );
+    }
+
+    #[test]
+    fn nodes_are_ordered_by_composite_descending() {
+        let (a, b, c) = ("aa".repeat(32), "bb".repeat(32), "cc".repeat(32));
+        let nodes = [node(&a, "01"), node(&b, "02"), node(&c, "03")];
+        let reputations = [
+            reputation(&a, &"0a".repeat(32), 0.4),
+            reputation(&b, &"0b".repeat(32), 0.9),
+            reputation(&c, &"0c".repeat(32), 0.61),
+        ]
+        .map(|r| r.to_string());
+        let page = json!({ "items": nodes, "next_cursor": null }).to_string();
+        let (url, server) = serve_sequence(&[
+            ("200 OK", &page),
+            ("200 OK", &reputations[0]),
+            ("200 OK", &reputations[1]),
+            ("200 OK", &reputations[2]),
+        ]);
+        let client = ApiClient::new(&url, None).expect("client");
+        let listed = client.get_all("/api/v1/nodes").expect("nodes");
+        let trusted = [PublicKey([7; 32])];
+        let items = with_reputations(&client, listed, &trusted).expect("reputations");
+        let order: Vec<&str> = items.iter().map(id_of).collect();
+        assert_eq!(order, [b.as_str(), c.as_str(), a.as_str()]);
+        assert_eq!(items[0]["reputation"]["composite"], json!(0.9));
+        assert_eq!(items[0]["reputation"]["qualifying_attestations"], json!(2));
+        let requests = server.join().expect("server thread");
+        for (i, id) in [&a, &b, &c].into_iter().enumerate() {
+            let expected = format!(
+                "get /api/v1/nodes/{id}/reputation?trusted={} http/1.1",
+                "07".repeat(32)
+            );
+            assert!(
+                requests[i + 1].0.starts_with(&expected),
+                "{}",
+                requests[i + 1].0
+            );
+        }
+        assert_eq!(
+            reputation_table(&items).expect("table").render(),
+            "ID             STATUS   CPU   MEMORY   ADDRESS         AGE   OPERATOR       REPUTATION\n\
+             bbbbbbbbbbbb   Ready    2     4Gi      10.0.0.1:7000   ?     0b0b0b0b0b0b   0.900\n\
+             cccccccccccc   Ready    2     4Gi      10.0.0.1:7000   ?     0c0c0c0c0c0c   0.610\n\
+             aaaaaaaaaaaa   Ready    2     4Gi      10.0.0.1:7000   ?     0a0a0a0a0a0a   0.400\n"
+        );
+    }
+
+    #[test]
+    fn ties_go_by_id_and_missing_scores_go_last() {
+        let mut items = vec![
+            json!({"id": "c", "reputation": {"composite": 0.5}}),
+            json!({"id": "d"}),
+            json!({"id": "b", "reputation": {"composite": 0.5}}),
+            json!({"id": "a", "reputation": {"composite": 0.2}}),
+        ];
+        sort_by_reputation(&mut items);
+        let order: Vec<&str> = items.iter().map(id_of).collect();
+        assert_eq!(order, ["b", "c", "a", "d"]);
+        let t = reputation_table(&items[3..]).expect("table").render();
+        let cells: Vec<&str> = t.lines().nth(1).expect("row").split_whitespace().collect();
+        assert_eq!(cells[cells.len() - 2..], ["-", "-"], "{t}");
+    }
+
+    #[test]
+    fn a_failed_reputation_names_the_node() {
+        let id = "ab".repeat(32);
+        let (url, server) = serve_sequence(&[(
+            "404 Not Found",
+            r#"{"error":{"code":"not_found","message":"no node abab"}}"#,
+        )]);
+        let client = ApiClient::new(&url, None).expect("client");
+        let err = with_reputations(&client, vec![node(&id, "01")], &[]).expect_err("404");
+        assert_eq!(
+            format!("{err:#}"),
+            "reading the reputation of node abababababab: no node abab (not_found, HTTP 404)"
+        );
+        let requests = server.join().expect("server thread");
+        assert!(
+            requests[0]
+                .0
+                .starts_with(&format!("get /api/v1/nodes/{id}/reputation http/1.1")),
+            "{}",
+            requests[0].0
+        );
+    }
+}
