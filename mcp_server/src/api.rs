@@ -73,6 +73,53 @@ pub trait Api: Send + Sync + 'static {
     ) -> Result<String, ApiError>;
 }
 
+/// A fake [`Api`] for the unit tests: it answers every call with one text and
+/// remembers the calls.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// One call the fake received: method, path (with its query) and body.
+    pub(crate) type Seen = (String, String, Option<Value>);
+
+    /// Answers every call with `answer` and records it.
+    pub(crate) struct FakeApi {
+        answer: String,
+        seen: Mutex<Vec<Seen>>,
+    }
+
+    impl FakeApi {
+        pub(crate) fn answering(answer: Value) -> Self {
+            Self {
+                answer: answer.to_string(),
+                seen: Mutex::new(Vec::new()),
+            }
+        }
+
+        /// The calls received so far, oldest first.
+        pub(crate) fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Api for FakeApi {
+        async fn request(
+            &self,
+            _: &Caller,
+            method: &str,
+            path: &str,
+            body: Option<Value>,
+        ) -> Result<String, ApiError> {
+            let call = (method.to_owned(), path.to_owned(), body);
+            self.seen.lock().unwrap().push(call);
+            Ok(self.answer.clone())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

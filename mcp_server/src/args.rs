@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use orchestrator_shared_types::WorkloadSpec;
+use orchestrator_shared_types::{NodeId, PublicKey, WorkloadSpec};
 use rmcp::handler::server::common::FromContextPart;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::ErrorData;
@@ -73,6 +73,8 @@ named! {
     tail_arg: "tail" => Option<usize>,
     node_arg: "node" => String,
     manifest_arg: "manifest" => WorkloadSpec,
+    node_id_arg: "node" => NodeId,
+    trusted_arg: "trusted" => Option<Vec<PublicKey>>,
 }
 
 /// Most items one list call returns (an agent's context is finite).
@@ -83,6 +85,8 @@ pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_LOG_LINES: usize = 500;
 /// Most bytes of log text one call returns.
 pub const MAX_LOG_BYTES: usize = 64 * 1024;
+/// Most trusted operators one reputation call passes.
+pub const MAX_TRUSTED: usize = 50;
 
 /// A page of a list.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -171,6 +175,39 @@ pub struct NodeRef {
     pub node: String,
 }
 
+/// A node's reputation, as seen through the operators you trust.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ReputationArgs {
+    /// The node's id (64 hex characters).
+    #[serde(deserialize_with = "node_id_arg")]
+    pub node: NodeId,
+    /// Operators you trust (public keys, 64 hex characters each; at most 50):
+    /// attestations count for you through them. None: yours count alone.
+    #[serde(default, deserialize_with = "trusted_arg")]
+    #[schemars(length(max = 50))]
+    pub trusted: Option<Vec<PublicKey>>,
+}
+
+impl ReputationArgs {
+    /// The request's path and query (`?trusted=HEX,HEX` when some operators
+    /// are trusted), or the argument that is wrong.
+    pub fn path(&self) -> Result<String, String> {
+        let path = format!("/api/v1/nodes/{}/reputation", self.node.to_hex());
+        let trusted = self.trusted.as_deref().unwrap_or_default();
+        if trusted.len() > MAX_TRUSTED {
+            return Err(format!(
+                "trusted: {} keys, at most {MAX_TRUSTED}",
+                trusted.len()
+            ));
+        }
+        if trusted.is_empty() {
+            return Ok(path);
+        }
+        let keys: Vec<String> = trusted.iter().map(PublicKey::to_hex).collect();
+        Ok(format!("{path}?trusted={}", keys.join(",")))
+    }
+}
+
 /// `name` checked as a path segment: not empty, percent-encoded.
 pub fn checked_segment(field: &str, value: &str) -> Result<String, String> {
     if value.trim().is_empty() {
@@ -228,6 +265,54 @@ mod tests {
             schema_for_input::<Parameters<CreateArgs>>().unwrap(),
             schema_for_input::<CreateArgs>().unwrap()
         );
+    }
+
+    #[test]
+    fn reputation_arguments_are_checked_keys() {
+        let node = "ab".repeat(32);
+        let key = |i: u8| format!("{i:02x}").repeat(32);
+        let parsed = |v: serde_json::Value| serde_json::from_value::<ReputationArgs>(v);
+        let a = parsed(json!({"node": node.to_uppercase(), "trusted": [key(1), key(2)]})).unwrap();
+        assert_eq!(
+            a.path().unwrap(),
+            format!(
+                "/api/v1/nodes/{node}/reputation?trusted={},{}",
+                key(1),
+                key(2)
+            )
+        );
+        for none in [
+            json!({"node": node}),
+            json!({"node": node, "trusted": null}),
+        ] {
+            let path = parsed(none).unwrap().path().unwrap();
+            assert_eq!(path, format!("/api/v1/nodes/{node}/reputation"));
+        }
+        let e = parsed(json!({"node": "x/y"})).unwrap_err().to_string();
+        assert!(
+            e.starts_with("node:") && e.contains("not a valid node id"),
+            "{e}"
+        );
+        let e = parsed(json!({"node": node, "trusted": ["01"]}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("trusted:") && e.contains("public key"), "{e}");
+        let fifty: Vec<String> = (0..50).map(key).collect();
+        assert!(parsed(json!({"node": node, "trusted": fifty}))
+            .unwrap()
+            .path()
+            .is_ok());
+        let too_many: Vec<String> = (0..51).map(key).collect();
+        let e = parsed(json!({"node": node, "trusted": too_many}))
+            .unwrap()
+            .path()
+            .unwrap_err();
+        assert_eq!(e, "trusted: 51 keys, at most 50");
+
+        use rmcp::handler::server::common::schema_for_input;
+        let schema = serde_json::to_value(schema_for_input::<ReputationArgs>().unwrap()).unwrap();
+        assert_eq!(schema["required"], json!(["node"]), "{schema}");
+        assert_eq!(schema["properties"]["trusted"]["maxItems"], 50, "{schema}");
     }
 
     #[test]

@@ -155,10 +155,19 @@ async fn drive(lifecycle: ClientLifecycleMode, version: ProtocolVersion) {
     let tools = agent.list_all_tools().await.unwrap();
     assert_eq!(
         tools.len(),
-        14,
+        17,
         "{:?}",
         tools.iter().map(|t| &t.name).collect::<Vec<_>>()
     );
+    for name in [
+        "get_node_reputation",
+        "get_credit_balance",
+        "get_credit_history",
+    ] {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        let hints = tool.annotations.as_ref().unwrap();
+        assert_eq!(hints.read_only_hint, Some(true), "{name}");
+    }
     let scale = tools.iter().find(|t| t.name == "scale_workload").unwrap();
     assert_eq!(
         scale.input_schema["properties"]["replicas"]["type"],

@@ -39,6 +39,9 @@ pub const TOOLS: &[&str] = &[
     "get_cluster_status",
     "list_events",
     "list_pending_approvals",
+    "get_node_reputation",
+    "get_credit_balance",
+    "get_credit_history",
 ];
 
 /// The tools that change nothing.
@@ -51,6 +54,9 @@ pub const READ_ONLY_TOOLS: &[&str] = &[
     "get_cluster_status",
     "list_events",
     "list_pending_approvals",
+    "get_node_reputation",
+    "get_credit_balance",
+    "get_credit_history",
 ];
 
 /// The entry of a token's `tools` that allows every tool.
@@ -92,9 +98,22 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), TOOLS.len());
+        assert_eq!(TOOLS.len(), 17);
+        assert_eq!(READ_ONLY_TOOLS.len(), 11);
         assert!(!is_known_tool(ALL_TOOLS));
         assert!(is_read_only_tool("list_events"));
         assert!(!is_read_only_tool("drain_node"));
+        for t in [
+            "get_node_reputation",
+            "get_credit_balance",
+            "get_credit_history",
+        ] {
+            assert!(is_known_tool(t) && is_read_only_tool(t), "{t}");
+        }
+        // Transfers and attestations are the user's alone: no tool.
+        for t in ["transfer_credits", "attest_operator", "uncordon_node"] {
+            assert!(!is_known_tool(t), "{t}");
+        }
     }
 
     #[test]

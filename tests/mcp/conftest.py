@@ -19,7 +19,8 @@ PASSPHRASE = "mcp test passphrase"
 TOOLS = ["list_workloads", "create_workload", "get_workload", "update_workload",
          "delete_workload", "scale_workload", "get_workload_logs", "list_nodes", "get_node",
          "cordon_node", "drain_node", "get_cluster_status", "list_events",
-         "list_pending_approvals"]
+         "list_pending_approvals", "get_node_reputation", "get_credit_balance",
+         "get_credit_history"]
 
 MANIFEST = {
     "name": "web",

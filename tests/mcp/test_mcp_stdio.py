@@ -52,7 +52,8 @@ def test_tools_are_listed_with_truthful_annotations(server):
     for name in TOOLS:
         assert name in tools, name
     for name in ["list_workloads", "get_workload", "get_workload_logs", "list_nodes",
-                 "get_node", "get_cluster_status", "list_events", "list_pending_approvals"]:
+                 "get_node", "get_cluster_status", "list_events", "list_pending_approvals",
+                 "get_node_reputation", "get_credit_balance", "get_credit_history"]:
         assert tools[name].annotations.read_only_hint is True, name
     for name in ["delete_workload", "drain_node", "scale_workload"]:
         assert tools[name].annotations.read_only_hint is False, name

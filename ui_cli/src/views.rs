@@ -67,6 +67,12 @@ pub struct Status {
     pub failed: u32,
     /// Running the current generation.
     pub up_to_date: u32,
+    /// Replicas no node could take yet.
+    #[serde(default)]
+    pub unscheduled: u32,
+    /// Why (the filter or trust rule that excluded the nodes).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// An instance as the API returns it.

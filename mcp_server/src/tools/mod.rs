@@ -25,6 +25,7 @@ use crate::context;
 
 mod cluster;
 mod nodes;
+mod trust;
 mod workloads;
 
 /// The orchestrator's MCP server.
@@ -87,7 +88,10 @@ impl OrchestratorMcp {
     pub fn new(api: Arc<dyn Api>) -> Self {
         Self {
             api,
-            tool_router: Self::workload_tools() + Self::node_tools() + Self::cluster_tools(),
+            tool_router: Self::workload_tools()
+                + Self::node_tools()
+                + Self::cluster_tools()
+                + Self::trust_tools(),
         }
     }
 
@@ -149,8 +153,9 @@ impl ServerHandler for OrchestratorMcp {
         ))
         .with_instructions(
             "Drive a Univrs orchestrator cluster as the user you act for: list, create, scale \
-                 and delete workloads, read their logs and the cluster's events, and inspect \
-                 nodes. Lists are paginated: pass next_cursor back as cursor. A call the user \
+                 and delete workloads, read their logs and the cluster's events, inspect \
+                 nodes and their reputation, and read the user's credit balance and ledger. \
+                 Lists are paginated: pass next_cursor back as cursor. A call the user \
                  must approve first answers pending_approval and does nothing until then; \
                  list_pending_approvals shows where it stands.",
         )
@@ -214,7 +219,7 @@ mod tests {
     use rmcp::handler::server::common::schema_for_input;
 
     use super::*;
-    use crate::args::{CreateArgs, ScaleArgs};
+    use crate::args::{CreateArgs, ReputationArgs, ScaleArgs};
     use serde_json::json;
 
     /// An API never called.
@@ -250,7 +255,10 @@ mod tests {
                 "delete_workload",
                 "drain_node",
                 "get_cluster_status",
+                "get_credit_balance",
+                "get_credit_history",
                 "get_node",
+                "get_node_reputation",
                 "get_workload",
                 "get_workload_logs",
                 "list_events",
@@ -279,10 +287,41 @@ mod tests {
             schema("list_events"),
             schema_for_input::<PageArgs>().unwrap()
         );
-        for name in ["list_events", "list_pending_approvals"] {
+        assert_eq!(
+            schema("get_credit_history"),
+            schema_for_input::<PageArgs>().unwrap()
+        );
+        assert_eq!(
+            schema("get_node_reputation"),
+            schema_for_input::<ReputationArgs>().unwrap()
+        );
+        for name in [
+            "list_events",
+            "list_pending_approvals",
+            "get_node_reputation",
+            "get_credit_balance",
+            "get_credit_history",
+        ] {
             let tool = router.get(name).unwrap();
             let hints = tool.annotations.as_ref().unwrap();
             assert_eq!(hints.read_only_hint, Some(true), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_tools_and_their_hints_are_the_shared_lists() {
+        use orchestrator_shared_types::agent::{is_read_only_tool, TOOLS};
+        let router = OrchestratorMcp::new(Arc::new(NoApi)).tool_router;
+        let tools = router.list_all();
+        let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        names.sort_unstable();
+        let mut shared = TOOLS.to_vec();
+        shared.sort_unstable();
+        assert_eq!(names, shared);
+        for tool in &tools {
+            let hints = tool.annotations.as_ref().unwrap();
+            let read_only = is_read_only_tool(&tool.name);
+            assert_eq!(hints.read_only_hint, Some(read_only), "{}", tool.name);
         }
     }
 

@@ -3,7 +3,8 @@
 
 /// The tool a request amounts to, from its method (any case) and path (query
 /// ignored, one trailing slash tolerated); `None` for anything an agent may
-/// not do (uncordoning, approving, the audit log, `/api/v1/agent/...`, ...).
+/// not do (uncordoning, approving, the audit log, `/api/v1/agent/...`,
+/// transferring credits, attesting, ...).
 pub fn tool_for_request(method: &str, path: &str) -> Option<&'static str> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let path = path.strip_suffix('/').unwrap_or(path);
@@ -28,6 +29,9 @@ pub fn tool_for_request(method: &str, path: &str) -> Option<&'static str> {
         ("GET", ["cluster", "status"]) => "get_cluster_status",
         ("GET", ["events", "recent"]) => "list_events",
         ("GET", ["approvals"] | ["approvals", _]) => "list_pending_approvals",
+        ("GET", ["nodes", _, "reputation"]) => "get_node_reputation",
+        ("GET", ["credits", "balance"]) => "get_credit_balance",
+        ("GET", ["credits", "history"]) => "get_credit_history",
         _ => return None,
     };
     Some(tool)
@@ -57,6 +61,13 @@ mod tests {
             ("GET", "/api/v1/events/recent", "list_events"),
             ("GET", "/api/v1/approvals", "list_pending_approvals"),
             ("GET", "/api/v1/approvals/0123", "list_pending_approvals"),
+            (
+                "GET",
+                "/api/v1/nodes/abcd/reputation",
+                "get_node_reputation",
+            ),
+            ("GET", "/api/v1/credits/balance", "get_credit_balance"),
+            ("GET", "/api/v1/credits/history", "get_credit_history"),
         ];
         for (method, path, tool) in rows {
             assert_eq!(
@@ -93,6 +104,18 @@ mod tests {
             tool_for_request("DELETE", "/api/v1/workloads/a%2Fb"),
             Some("delete_workload")
         );
+        assert_eq!(
+            tool_for_request("get", "/api/v1/nodes/abcd/reputation?trusted=01,02"),
+            Some("get_node_reputation")
+        );
+        assert_eq!(
+            tool_for_request("GET", "/api/v1/credits/history?limit=5&cursor=42"),
+            Some("get_credit_history")
+        );
+        assert_eq!(
+            tool_for_request("GET", "/api/v1/credits/balance/"),
+            Some("get_credit_balance")
+        );
     }
 
     #[test]
@@ -119,6 +142,18 @@ mod tests {
             ("GET", "/api/v1/"),
             ("GET", "/api/v1/events"),
             ("GET", "/api/v1/cluster/status/x"),
+            // credit and trust: transfers and attestations are the user's in person
+            ("POST", "/api/v1/credits/transfer"),
+            ("GET", "/api/v1/credits/transfer"),
+            ("POST", "/api/v1/attestations"),
+            ("GET", "/api/v1/attestations"),
+            ("POST", "/api/v1/credits/balance"),
+            ("GET", "/api/v1/credits"),
+            ("GET", "/api/v1/credits/other"),
+            ("POST", "/api/v1/nodes/abcd/reputation"),
+            ("PUT", "/api/v1/nodes/abcd/reputation"),
+            ("GET", "/api/v1/nodes//reputation"),
+            ("GET", "/api/v1/nodes/abcd/reputation/x"),
         ] {
             assert_eq!(tool_for_request(method, path), None, "{method} {path}");
         }

@@ -41,6 +41,9 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<()> {
                         "{}",
                         workload_table(std::slice::from_ref(&workload))?.render()
                     );
+                    if let Some(line) = unscheduled_line(&view(&workload, "workload")?) {
+                        println!("{line}");
+                    }
                     println!();
                     print!("{}", instance_table(&instances)?.render());
                 }
@@ -48,6 +51,18 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `2 replicas unscheduled: REASON`, when some wait for a node.
+pub fn unscheduled_line(w: &Workload) -> Option<String> {
+    (w.status.unscheduled > 0).then(|| {
+        format!(
+            "{} replica{} unscheduled: {}",
+            w.status.unscheduled,
+            if w.status.unscheduled == 1 { "" } else { "s" },
+            w.status.reason.as_deref().unwrap_or("no node fits")
+        )
+    })
 }
 
 /// NAME, REPLICAS (running/desired), UP-TO-DATE, FAILED, AGE.
@@ -142,6 +157,29 @@ pub fn member_table(members: &[Peer]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unscheduled_replicas_are_explained() {
+        let w: Workload = view(
+            &json!({"id": "x", "spec": {"name": "picky", "replicas": 1, "containers": []},
+                    "status": {"desired": 1, "unscheduled": 1,
+                               "reason": "no node satisfies the owner's trust rules: 1 node excluded by trust.min_reputation (needs ≥ 0.99)"}}),
+            "workload",
+        )
+        .unwrap();
+        let line = unscheduled_line(&w).unwrap();
+        assert!(
+            line.starts_with("1 replica unscheduled: no node satisfies"),
+            "{line}"
+        );
+        let ok: Workload = view(
+            &json!({"id": "y", "spec": {"name": "ok", "replicas": 1, "containers": []},
+                    "status": {"desired": 1, "running": 1}}),
+            "workload",
+        )
+        .unwrap();
+        assert!(unscheduled_line(&ok).is_none());
+    }
 
     #[test]
     fn workload_rows() {
