@@ -53,22 +53,11 @@ pub struct Reputation {
     /// Its operator.
     #[schema(value_type = String)]
     pub operator: PublicKey,
-    /// U, 0–1.
-    pub uptime: f64,
-    /// R, 0–1.
-    pub reliability: f64,
-    /// H, 0–1.
-    pub honesty: f64,
-    /// A, 0–1.
-    pub age: f64,
-    /// T̂ of the operator for the caller, 0–1.
-    pub attestation_trust: f64,
-    /// `C = U·R·H·(0.65 + 0.35·max(A, T̂))`.
-    pub composite: f64,
-    /// Active days.
-    pub active_days: u32,
-    /// Qualifying attestations of the operator, for the caller.
-    pub qualifying_attestations: u32,
+    /// `uptime`, `reliability`, `honesty`, `age`, `attestation_trust`,
+    /// `composite` (0–1), `active_days`, `qualifying_attestations`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub components: mycelial::engine::Components,
 }
 
 fn parse_keys(list: Option<&str>) -> ApiResult<Vec<PublicKey>> {
@@ -111,14 +100,7 @@ pub async fn reputation(
     Ok(Json(Reputation {
         node: id,
         operator: node.operator,
-        uptime: c.uptime,
-        reliability: c.reliability,
-        honesty: c.honesty,
-        age: c.age,
-        attestation_trust: c.attestation_trust,
-        composite: c.composite,
-        active_days: c.active_days,
-        qualifying_attestations: c.qualifying_attestations,
+        components: c,
     }))
 }
 

@@ -56,18 +56,10 @@ impl AutomationPolicy {
     }
 
     /// What an agent may do with `tool`: the list it is in, else
-    /// [`AutomationPolicy::DEFAULT`].
+    /// [`AutomationPolicy::DEFAULT`] — the same rule the daemon applies to the
+    /// pushed policy.
     pub fn decision(&self, tool: &str) -> Decision {
-        let has = |list: &[String]| list.iter().any(|t| t == tool);
-        if has(&self.forbidden) {
-            Decision::Forbidden
-        } else if has(&self.require_approval) {
-            Decision::RequireApproval
-        } else if has(&self.autonomous) {
-            Decision::Autonomous
-        } else {
-            Self::DEFAULT
-        }
+        self.to_agent_policy(true).decision(tool)
     }
 
     /// Puts `tool` in the list of `decision`, removing it from the others.
