@@ -125,6 +125,7 @@ pub async fn spawn_reconciler(
         cancel: cancel.clone(),
         resync_at: None,
         relist: false,
+        sweeping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     };
     let task = tokio::spawn(run.run(cluster_rx, store_rx, runtime_rx, trigger_rx));
     Ok(ReconcilerHandle {
@@ -178,6 +179,8 @@ struct Loop {
     resync_at: Option<Instant>,
     /// Whether that resync must re-list workloads from the store first.
     relist: bool,
+    /// Set while a periodic sweep of orphaned containers runs.
+    sweeping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How long a resync after missed events waits for more misses to gather.
@@ -187,6 +190,34 @@ const LAG_RESYNC_DELAY: Duration = Duration::from_millis(200);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Loop {
+    /// Sweeps every reachable node for containers no instance owns (one
+    /// sweep at a time): a container whose creation outlived the pass that
+    /// asked for it, and whose instance was deleted meanwhile, goes within a
+    /// resync period instead of waiting for its node to rejoin.
+    fn sweep_all(&self) {
+        use std::sync::atomic::Ordering;
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let ctx = Arc::clone(&self.ctx);
+        let sweeping = Arc::clone(&self.sweeping);
+        self.tracker.spawn(async move {
+            let nodes: Vec<_> = ctx
+                .nodes
+                .list()
+                .iter()
+                .filter(|n| !ctx.nodes.is_lost(&n.id))
+                .map(|n| n.id)
+                .collect();
+            for node in nodes {
+                if let Err(e) = sweep::sweep_node(&ctx, node).await {
+                    debug!(node = %node.short(), error = %e, "periodic sweep of a node failed");
+                }
+            }
+            sweeping.store(false, Ordering::Release);
+        });
+    }
+
     fn enqueue_all(&mut self) {
         for id in &self.known {
             self.queue.schedule_now(*id);
@@ -385,7 +416,10 @@ impl Loop {
                     self.known.insert(id);
                     self.queue.schedule_now(id);
                 }
-                _ = resync.tick() => self.enqueue_all(),
+                _ = resync.tick() => {
+                    self.enqueue_all();
+                    self.sweep_all();
+                }
                 () = sleep_until(self.resync_at), if self.resync_at.is_some() => self.lag_resync().await,
                 () = sleep_until(next), if next.is_some() => {}
             }
