@@ -38,6 +38,14 @@ struct Cluster {
 }
 
 async fn cluster() -> Cluster {
+    // Shown only when a test fails: what the runtime and reconciler did.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,container_runtime=debug,orchestrator_core=debug".into()),
+        )
+        .try_init();
     let dir = TempDir::new().unwrap();
     let mut cfg = YoukiConfig::new(dir.path().join("runtime"));
     cfg.insecure_registries = vec![registry()];
@@ -127,7 +135,11 @@ impl Cluster {
             if left == 0 {
                 break;
             }
-            assert!(Instant::now() < deadline, "{left} containers left");
+            if Instant::now() >= deadline {
+                let containers = self.runtime.list_containers(self.node).await;
+                let instances = self.api.store.list_instances_by_node(&self.node).await;
+                panic!("{left} containers left: {containers:#?}\ninstances: {instances:#?}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // Nothing may still be starting once the orchestrator stops.

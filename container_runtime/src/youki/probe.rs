@@ -150,6 +150,12 @@ async fn http_get(port: u32, path: &str) -> std::io::Result<u16> {
 }
 
 /// Runs `command` in container `id` and waits for it: exit 0 is success.
+///
+/// The spawn and the wait run on a task of their own, which a cancelled probe
+/// (the container being stopped) does not drop: the process it started must
+/// be reaped whatever happens. An unreaped zombie in the container's pid
+/// namespace keeps its init from finishing its exit, so the container could
+/// never be stopped.
 async fn exec(
     id: &str,
     state_root: PathBuf,
@@ -157,6 +163,18 @@ async fn exec(
     timeout: Duration,
 ) -> Result<(), String> {
     let cid = id.to_owned();
+    tokio::spawn(exec_and_reap(cid, state_root, command, timeout))
+        .await
+        .map_err(|e| format!("the exec probe task failed: {e}"))?
+}
+
+async fn exec_and_reap(
+    cid: String,
+    state_root: PathBuf,
+    command: Vec<String>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let id = cid.clone();
     let spawned = worker::run_forked(move || -> Result<i32, String> {
         let null = |write: bool| {
             std::fs::OpenOptions::new()
@@ -197,7 +215,7 @@ async fn exec(
         Some(0) => Ok(()),
         Some(code) => Err(format!("command exited with {code}")),
         None => {
-            warn!(container = id, "could not learn an exec probe's exit code");
+            warn!(container = %id, "could not learn an exec probe's exit code");
             Err("exit code unknown".into())
         }
     }
