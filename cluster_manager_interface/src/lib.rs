@@ -112,6 +112,14 @@ pub enum ClusterError {
         /// The public key of the signing key.
         key_id: NodeId,
     },
+    /// A published key or value that cannot be gossiped (what and why).
+    #[error("cannot publish {key:?}: {reason}")]
+    Publish {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// The local node record could not be encoded for publication.
     #[error("cannot encode the local node record: {0}")]
     RecordEncoding(String),
@@ -132,6 +140,25 @@ impl From<ClusterError> for OrchestrationError {
 /// Result with [`ClusterError`].
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
 
+/// A value another member published beside its record
+/// ([`ClusterManager::publish`]), as gossip delivered it. Gossip authenticates
+/// nothing: whoever reaches a member's gossip port can put values under any
+/// node's name, so a value must carry its own proof (a signature) if what it
+/// says matters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gossiped {
+    /// The member it is published under.
+    pub node: NodeId,
+    /// Its key.
+    pub key: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// The longest value [`ClusterManager::publish`] takes, in bytes (a gossip
+/// packet must hold it whole).
+pub const MAX_GOSSIP_VALUE: usize = 32 * 1024;
+
 /// Membership of the cluster.
 ///
 /// To see every change, subscribe first and then list: an event that arrives
@@ -151,6 +178,20 @@ pub trait ClusterManager: Send + Sync + 'static {
     async fn set_unschedulable(&self, id: &NodeId, unschedulable: bool) -> Result<Node>;
     /// Membership changes from now on.
     fn subscribe_to_events(&self) -> broadcast::Receiver<ClusterEvent>;
+    /// Publishes `value` under `key` beside this node's record, for every
+    /// member to read with [`Self::gossiped`], for a while (an hour with
+    /// chitchat) after which it is forgotten. Keys are namespaced
+    /// `"<prefix>:<name>"`; a manager without gossip (the single-node mock)
+    /// keeps nothing and says so with `Ok(false)`.
+    async fn publish(&self, key: &str, value: &str) -> Result<bool> {
+        let _ = (key, value);
+        Ok(false)
+    }
+    /// What other members published under keys starting with `prefix`.
+    async fn gossiped(&self, prefix: &str) -> Result<Vec<Gossiped>> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
     /// Every member this node knows of, live or dead, as its membership
     /// protocol sees it. The default derives them from [`Self::list_nodes`].
     async fn peers(&self) -> Result<Vec<Peer>> {

@@ -41,7 +41,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chitchat::{spawn_chitchat, Chitchat, ChitchatHandle, ChitchatId};
-use cluster_manager_interface::{ClusterError, ClusterEvent, ClusterManager, Peer, Result};
+use cluster_manager_interface::{
+    ClusterError, ClusterEvent, ClusterManager, Gossiped, Peer, Result, MAX_GOSSIP_VALUE,
+};
 use ed25519_dalek::SigningKey;
 use orchestrator_shared_types::{Node, NodeId, NodeStatus};
 use tokio::sync::broadcast;
@@ -363,4 +365,67 @@ impl ClusterManager for ChitchatClusterManager {
     async fn peers(&self) -> Result<Vec<Peer>> {
         Ok(self.shared.lock().peers())
     }
+
+    /// Sets `key` in this node's chitchat state with a time to live: it is
+    /// visible to every member until chitchat's deletion grace (an hour)
+    /// passes, then garbage-collected everywhere.
+    async fn publish(&self, key: &str, value: &str) -> Result<bool> {
+        self.ensure_running()?;
+        check_published(key, value).map_err(|reason| ClusterError::Publish {
+            key: key.chars().take(64).collect(),
+            reason,
+        })?;
+        self.chitchat
+            .lock()
+            .await
+            .self_node_state()
+            .set_with_ttl(key, value);
+        Ok(true)
+    }
+
+    /// Every other node's live keys under `prefix`; node states whose
+    /// chitchat id is not a node id are skipped.
+    async fn gossiped(&self, prefix: &str) -> Result<Vec<Gossiped>> {
+        let chitchat = self.chitchat.lock().await;
+        let mut out = Vec::new();
+        for (id, state) in chitchat.node_states() {
+            if *id == self.chitchat_id {
+                continue;
+            }
+            let Ok(node) = id.node_id.parse::<NodeId>() else {
+                continue;
+            };
+            out.extend(state.iter_prefix(prefix).map(|(key, v)| Gossiped {
+                node,
+                key: key.to_owned(),
+                value: v.value.clone(),
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// Whether `key` and `value` may be published: `"<prefix>:<name>"` of at most
+/// 256 printable ASCII characters (never the record's key), and a value of at
+/// most [`MAX_GOSSIP_VALUE`] bytes.
+fn check_published(key: &str, value: &str) -> std::result::Result<(), String> {
+    let Some((prefix, name)) = key.split_once(':') else {
+        return Err("a key is \"<prefix>:<name>\"".into());
+    };
+    if prefix.is_empty() || name.is_empty() {
+        return Err("a key is \"<prefix>:<name>\", both non-empty".into());
+    }
+    if key.len() > 256 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("a key is at most 256 printable ASCII characters".into());
+    }
+    if key == RECORD_KEY {
+        return Err("that key holds the node record".into());
+    }
+    if value.len() > MAX_GOSSIP_VALUE {
+        return Err(format!(
+            "the value has {} bytes, more than {MAX_GOSSIP_VALUE}",
+            value.len()
+        ));
+    }
+    Ok(())
 }

@@ -47,6 +47,8 @@ const EVENT_HUB_CAPACITY: usize = 1024;
 
 /// How often the control plane records a heartbeat observation of every node.
 const OBSERVATION_PERIOD: Duration = Duration::from_secs(5);
+/// How often a worker observes the other members for reputation (gossiped).
+const PEER_PROBE_PERIOD: Duration = Duration::from_secs(15);
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "state.db";
@@ -348,6 +350,12 @@ impl Daemon {
 
         if cs.role == Role::Worker {
             local_runtime.init_node(node_id).await?;
+            tasks.spawn(crate::trust::gossip::run_prober(
+                key.clone(),
+                Arc::clone(&cluster),
+                PEER_PROBE_PERIOD,
+                cancel.child_token(),
+            ));
             let router =
                 cluster_run::worker_router(agent.merge(network), cluster, &health, &parts.metrics)?;
             for c in COMPONENTS {

@@ -8,6 +8,7 @@
 //!
 //! - [`TrustService`]: the log, its persistence, and the observation loop.
 //! - [`credits`]: the mutual-credit ledger, persisted the same way.
+//! - [`gossip`]: evidence published to and received from the other members.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,6 +28,10 @@ use tracing::{debug, warn};
 use crate::events::ReconcileEvent;
 
 pub mod credits;
+pub mod gossip;
+
+/// How often evidence is gossiped out and read in.
+const GOSSIP_PERIOD: Duration = Duration::from_secs(15);
 
 /// How often credit limits are recomputed from the evidence.
 const LIMITS_PERIOD: Duration = Duration::from_secs(60);
@@ -65,6 +70,8 @@ pub struct TrustService {
     registered: std::sync::Mutex<HashSet<NodeId>>,
     ledger_id: String,
     credits: tokio::sync::OnceCell<credits::Credits>,
+    outbox: gossip::Outbox,
+    inbox: gossip::Inbox,
 }
 
 impl std::fmt::Debug for TrustService {
@@ -89,6 +96,8 @@ impl TrustService {
             registered: std::sync::Mutex::new(HashSet::new()),
             ledger_id: ledger_id.into(),
             credits: tokio::sync::OnceCell::new(),
+            outbox: gossip::Outbox::default(),
+            inbox: gossip::Inbox::default(),
         }
     }
 
@@ -138,16 +147,37 @@ impl TrustService {
         &self.engine
     }
 
-    /// Appends `entry` if it verifies and is new, then stores it; whether it
-    /// was new. An entry is acknowledged only once stored.
+    /// Appends `entry` — made or handed in here — if it verifies and is new,
+    /// then stores it and queues it for gossip; whether it was new. An entry
+    /// is acknowledged only once stored.
     pub async fn append(&self, entry: Entry) -> Result<bool, TrustError> {
+        let gossiped = entry.clone();
+        let new = self.add(entry, false).await?;
+        if new {
+            self.outbox.push(gossiped);
+        }
+        Ok(new)
+    }
+
+    /// Adds `entry` received by gossip (registrations refused), stored like
+    /// [`Self::append`] but not gossiped again: its author publishes it.
+    pub async fn receive(&self, entry: Entry) -> Result<bool, TrustError> {
+        self.add(entry, true).await
+    }
+
+    async fn add(&self, entry: Entry, received: bool) -> Result<bool, TrustError> {
         let mut next = self.next.lock().await;
         let text = serde_json::to_string(&entry).map_err(|e| TrustError::Corrupt {
             kind: EVIDENCE,
             key: "new".into(),
             why: e.to_string(),
         })?;
-        if !self.engine.append(entry)? {
+        let new = if received {
+            self.engine.receive(entry)?
+        } else {
+            self.engine.append(entry)?
+        };
+        if !new {
             return Ok(false);
         }
         self.store
@@ -282,11 +312,19 @@ impl TrustService {
     ) {
         let mut tick = tokio::time::interval(period);
         let mut limits = tokio::time::interval(LIMITS_PERIOD);
+        let mut gossip = tokio::time::interval(GOSSIP_PERIOD);
         let mut lagged: HashSet<()> = HashSet::new();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 _ = tick.tick() => self.observe(cluster.as_ref()).await,
+                _ = gossip.tick() => {
+                    self.publish_evidence(cluster.as_ref()).await;
+                    let got = self.receive_gossip(cluster.as_ref()).await;
+                    if got != gossip::Received::default() {
+                        debug!(?got, "gossiped evidence read");
+                    }
+                }
                 _ = limits.tick() => {
                     if let Some(c) = self.credits() {
                         c.refresh_limits(&self.engine).await;
