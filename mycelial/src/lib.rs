@@ -9,7 +9,8 @@
 //! - [`NodeStanding`], [`TrustSource`]: what the scheduler asks of reputation.
 //! - [`evidence`]: signed observations and attestations, and the append-only
 //!   [`evidence::EvidenceLog`] that verifies them on receipt (no score is an entry).
-//! - [`reputation`]: uptime, reliability, honesty and age of a node from its evidence.
+//! - [`reputation`]: uptime, reliability, honesty and age of a node from its evidence,
+//!   each the median of the votes of its observer operators.
 //! - [`trust`]: attestation trust personalised per user (EigenTrust from the
 //!   user's seeds) and the qualifying-attester rules.
 //! - [`engine`]: [`engine::Reputation`], the [`TrustSource`] over the log, with

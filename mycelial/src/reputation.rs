@@ -22,12 +22,56 @@
 //! without heartbeats is not active; observations cannot predate the node's
 //! registration, so a node can never have more active days than days since it
 //! joined (plus the day it joined).
+//!
+//! **Many observers, one voice per operator.** Evidence reaches every control
+//! plane by gossip from every observer, and an observer may lie (report every
+//! heartbeat of a competitor missed, or every heartbeat of a friend answered).
+//! So evidence is not pooled: [`NodeHistory`] keeps it per observer
+//! *operator* (the observer node's registered operator; an operator's nodes
+//! pool together), each operator's evidence gives its own U, R, H and active
+//! days with the formulas above, and each component of the node is the
+//! **lower median** of those votes (the ⌈k/2⌉-th smallest of k; A is computed
+//! from the median active days). One liar among three honest operators moves
+//! nothing: its vote is an extreme, and the median skips it.
+//!
+//! - An operator votes on a component only with evidence for it, at or before
+//!   `now`: heartbeats for U and active days, successes and charged failures
+//!   for R (an uncharged failure bears on nothing), probes for H. No voter at
+//!   all: the prior.
+//! - It votes only once it has [`MIN_VOTES`] such observations of the node —
+//!   or, while no operator has that many yet, as many as the best-informed
+//!   operator has. So a node seen by a single observer (the control plane
+//!   alone: every simulation of MYCELIAL.md §4) is scored from what that
+//!   observer saw, exactly as if pooled, while an operator that has seen the
+//!   node only once or twice cannot outvote those that watched it.
+//! - *Lower* median, for an even number of votes: with two voters (one honest,
+//!   one lying) one of them decides whichever median is taken, and the lower
+//!   one decides against the node. That is the safer error for the scheduler,
+//!   which would otherwise place workloads on a node that is down; and it
+//!   defeats the cheapest attack — an operator registering one friendly
+//!   observer to praise its own node against the control plane's honest
+//!   view. The price is that a bad-mouthing liar wins a 2-voter tie; a third
+//!   honest observer (in a gossiped cluster every node observes every other)
+//!   breaks it.
+//!
+//! **What remains.** Operators are free keys, but an observer must be a
+//! registered node, and registrations come only from cluster membership,
+//! never from gossip; each fake observer operator costs an admitted node.
+//! Beyond that, a majority of the voting observer operators, colluding, sets
+//! any component to whatever they agree on (half of them suffice to pull it
+//! down); the control plane's own observations are one vote like any other.
+//! The next step is to weight each vote by the asking user's attestation
+//! trust in the observer operator (a weighted median, so observers nobody the
+//! user trusts vouches for carry no weight); it is not done yet because the
+//! components would then be per user, not per node, multiplying the cache.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::evidence::{EntryHash, ObservationKind};
+mod history;
+
+pub use history::{NodeHistory, ObserverHistory, MIN_VOTES};
 
 /// Uptime half-life: 7 days, in seconds.
 pub const UPTIME_HALF_LIFE_SECS: f64 = 7.0 * 86_400.0;
@@ -209,84 +253,6 @@ pub fn composite(uptime: f64, reliability: f64, honesty: f64, age: f64, t_hat: f
     let c = |x: f64| if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
     let support = SUPPORT_BASE + SUPPORT_WEIGHT * c(age).max(c(t_hat));
     c(uptime) * c(reliability) * c(honesty) * support
-}
-
-/// Ordering key of evidence: time, then content hash (so the order, and the
-/// floating-point results, do not depend on arrival order).
-type Key = (DateTime<Utc>, EntryHash);
-
-/// Everything observed of one node, kept sorted by (time, content hash).
-#[derive(Clone, Debug, Default)]
-pub struct NodeHistory {
-    heartbeats: Vec<(Key, bool)>,
-    outcomes: Vec<(Key, bool, bool)>,
-    probes: Vec<(Key, f64)>,
-}
-
-fn insert_sorted<T>(v: &mut Vec<(Key, T)>, key: Key, value: T) {
-    let at = v.partition_point(|(k, _)| *k < key);
-    v.insert(at, (key, value));
-}
-
-impl NodeHistory {
-    /// Records one observation (already verified).
-    pub(crate) fn record(&mut self, at: DateTime<Utc>, hash: EntryHash, kind: &ObservationKind) {
-        let key = (at, hash);
-        match *kind {
-            ObservationKind::Heartbeat { answered } => {
-                insert_sorted(&mut self.heartbeats, key, answered);
-            }
-            ObservationKind::Outcome {
-                success,
-                ran_elsewhere,
-            } => {
-                let at = self.outcomes.partition_point(|(k, _, _)| *k < key);
-                self.outcomes.insert(at, (key, success, ran_elsewhere));
-            }
-            ObservationKind::Probe { cpu, memory, disk } => {
-                insert_sorted(&mut self.probes, key, probe_score(cpu, memory, disk));
-            }
-        }
-    }
-
-    /// Heartbeats in time order.
-    pub fn heartbeats(&self) -> impl Iterator<Item = Heartbeat> + '_ {
-        self.heartbeats.iter().map(|((at, _), answered)| Heartbeat {
-            at: *at,
-            answered: *answered,
-        })
-    }
-
-    /// Outcomes in time order.
-    pub fn outcomes(&self) -> impl Iterator<Item = Outcome> + '_ {
-        self.outcomes
-            .iter()
-            .map(|((at, _), success, elsewhere)| Outcome {
-                at: *at,
-                success: *success,
-                charged: *elsewhere,
-            })
-    }
-
-    /// Probe scores in time order.
-    pub fn probes(&self) -> impl Iterator<Item = Probe> + '_ {
-        self.probes.iter().map(|((at, _), score)| Probe {
-            at: *at,
-            score: *score,
-        })
-    }
-
-    /// The components at `now`.
-    pub fn components(&self, now: DateTime<Utc>) -> NodeComponents {
-        let active_days = active_days(self.heartbeats(), now);
-        NodeComponents {
-            uptime: uptime(self.heartbeats(), now),
-            reliability: reliability(self.outcomes(), now),
-            honesty: honesty(self.probes(), now),
-            age: age(active_days),
-            active_days,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! Unit tests of the components, with MYCELIAL.md §3–§4's hand numbers.
 
 use chrono::{Duration, TimeZone};
+use orchestrator_shared_types::PublicKey;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use crate::evidence::{EntryHash, ObservationKind};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
@@ -211,6 +214,226 @@ fn evidence_after_now_is_ignored() {
     assert_eq!(uptime(beats, now), 0.5);
 }
 
+// The median over observer operators.
+
+fn op(b: u8) -> PublicKey {
+    PublicKey([b; 32])
+}
+
+/// An observation by operator `o`, with its content hash.
+type Event = (PublicKey, DateTime<Utc>, EntryHash, ObservationKind);
+
+/// What operator `o` reports of a node over `rounds` half-hour rounds from
+/// `t0()`: a heartbeat and an outcome a round, answered and successful when
+/// `up(round)` says so (failures charged), and a probe every 4th round with
+/// every ratio `probe`.
+fn reports(o: u8, rounds: i64, up: impl Fn(i64) -> bool, probe: f64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for r in 0..rounds {
+        let at = t0() + Duration::minutes(30 * r);
+        let mut push = |tag: u8, minutes: i64, kind: ObservationKind| {
+            let mut hash = [o; 32];
+            hash[0] = tag;
+            hash[1..9].copy_from_slice(&r.to_le_bytes());
+            events.push((op(o), at + Duration::minutes(minutes), hash, kind));
+        };
+        let ok = up(r);
+        push(0, 0, ObservationKind::Heartbeat { answered: ok });
+        let outcome = ObservationKind::Outcome {
+            success: ok,
+            ran_elsewhere: true,
+        };
+        push(1, 1, outcome);
+        if r % 4 == 0 {
+            let (cpu, memory, disk) = (probe, probe, probe);
+            push(2, 2, ObservationKind::Probe { cpu, memory, disk });
+        }
+    }
+    events
+}
+
+fn history<'a>(events: impl IntoIterator<Item = &'a Event>) -> NodeHistory {
+    let mut h = NodeHistory::default();
+    for (o, at, hash, kind) in events {
+        h.record(*o, *at, *hash, kind);
+    }
+    h
+}
+
+fn end(rounds: i64) -> DateTime<Utc> {
+    t0() + Duration::minutes(30 * rounds)
+}
+
+/// A node up 90 % of rounds, as honest observers see it.
+fn mostly_up(r: i64) -> bool {
+    r % 10 != 3
+}
+
+#[test]
+fn one_voter_is_scored_as_if_pooled() {
+    let events = reports(1, 50, mostly_up, 0.5);
+    let h = history(&events);
+    let now = end(50);
+    let beats: Vec<Heartbeat> = events
+        .iter()
+        .filter_map(|(_, at, _, kind)| match kind {
+            ObservationKind::Heartbeat { answered } => Some(Heartbeat {
+                at: *at,
+                answered: *answered,
+            }),
+            _ => None,
+        })
+        .collect();
+    let c = h.components(now);
+    assert_eq!(c.uptime, uptime(beats.iter().copied(), now));
+    assert_eq!(c.active_days, active_days(beats.iter().copied(), now));
+    assert_eq!(c, h.observer(&op(1)).unwrap().components(now));
+    assert!(c.reliability < 0.95 && c.honesty < 0.9, "{c:?}");
+    // Fewer than MIN_VOTES observations still count when nobody has more:
+    // one probe, two outcomes.
+    let few = history(&reports(1, 2, |_| true, 0.5));
+    let c = few.components(end(2));
+    let alone = few.observer(&op(1)).unwrap();
+    assert_eq!(c.honesty, honesty(alone.probes(), end(2)));
+    assert_eq!(c.reliability, reliability(alone.outcomes(), end(2)));
+    assert!(c.honesty < 1.0 && c.reliability > 0.5, "{c:?}");
+}
+
+#[test]
+fn two_honest_operators_outvote_a_liar_either_way() {
+    let now = end(100);
+    // A node up 90 % of the time, bad-mouthed: every heartbeat missed, every
+    // outcome a charged failure, every probe at 0.
+    let honest = history(&reports(1, 100, mostly_up, 1.0)).components(now);
+    let events: Vec<Event> = [
+        reports(1, 100, mostly_up, 1.0),
+        reports(2, 100, mostly_up, 1.0),
+        reports(9, 100, |_| false, 0.0),
+    ]
+    .concat();
+    let voted = history(&events).components(now);
+    assert_eq!(voted, honest);
+    let liar = history(&reports(9, 100, |_| false, 0.0)).components(now);
+    assert!(liar.uptime < 0.1 && liar.reliability < 0.1 && liar.honesty < 0.1);
+    assert_eq!(liar.active_days, 0);
+    // A node down every other round, praised: everything perfect.
+    let half = |r: i64| r % 2 == 0;
+    let honest = history(&reports(1, 100, half, 0.5)).components(now);
+    let events: Vec<Event> = [
+        reports(1, 100, half, 0.5),
+        reports(2, 100, half, 0.5),
+        reports(9, 100, |_| true, 1.0),
+    ]
+    .concat();
+    assert_eq!(history(&events).components(now), honest);
+    // A whole observer *node* more for the liar's operator changes nothing:
+    // one operator, one voice.
+    let mut more = events.clone();
+    more.extend(reports(9, 100, |_| true, 1.0).into_iter().map(|mut e| {
+        e.2[31] = 0xff; // other entries, from a second node of operator 9
+        e
+    }));
+    assert_eq!(history(&more).components(now), honest);
+}
+
+#[test]
+fn with_two_voters_the_lower_one_decides() {
+    let now = end(100);
+    let half = |r: i64| r % 2 == 0;
+    let honest = history(&reports(1, 100, half, 1.0)).components(now);
+    // A friend praising a half-down node gains it nothing ...
+    let praised = history(&[reports(1, 100, half, 1.0), reports(9, 100, |_| true, 1.0)].concat());
+    assert_eq!(praised.components(now), honest);
+    // ... and a lone bad-mouther against one honest observer wins (the
+    // documented price; a third observer breaks the tie, see above).
+    let slandered =
+        history(&[reports(1, 100, half, 1.0), reports(9, 100, |_| false, 0.0)].concat());
+    let liar = history(&reports(9, 100, |_| false, 0.0)).components(now);
+    assert_eq!(slandered.components(now), liar);
+}
+
+#[test]
+fn a_liar_with_fewer_than_min_votes_observations_does_not_vote() {
+    let now = end(100);
+    let honest_events = reports(1, 100, |_| true, 1.0);
+    let honest = history(&honest_events).components(now);
+    let lies = reports(9, 100, |_| false, 0.0);
+    // MIN_VOTES − 1 observations of each kind, after the honest ones.
+    let mut few: Vec<Event> = Vec::new();
+    for tag in 0..3 {
+        few.extend(lies.iter().filter(|e| e.2[0] == tag).take(MIN_VOTES - 1));
+    }
+    let events = [honest_events.clone(), few.clone()].concat();
+    assert_eq!(history(&events).components(now), honest);
+    // Uncharged failures are no evidence for R, however many.
+    let mut uncharged: Vec<Event> = lies.clone();
+    for e in &mut uncharged {
+        if let ObservationKind::Outcome { ran_elsewhere, .. } = &mut e.3 {
+            *ran_elsewhere = false;
+        }
+    }
+    let events = [honest_events.clone(), uncharged].concat();
+    assert_eq!(
+        history(&events).components(now).reliability,
+        honest.reliability
+    );
+    // One more of each: two voters, and the lower one decides.
+    for tag in 0..3 {
+        few.extend(
+            lies.iter()
+                .filter(|e| e.2[0] == tag)
+                .skip(MIN_VOTES - 1)
+                .take(1),
+        );
+    }
+    let voted = history(&[honest_events, few.clone()].concat()).components(now);
+    let liar = history(&few).components(now);
+    assert_eq!(
+        (
+            voted.uptime,
+            voted.reliability,
+            voted.honesty,
+            voted.active_days
+        ),
+        (
+            liar.uptime,
+            liar.reliability,
+            liar.honesty,
+            liar.active_days
+        )
+    );
+}
+
+#[test]
+fn order_of_arrival_does_not_matter() {
+    let events: Vec<Event> = [
+        reports(1, 60, mostly_up, 0.9),
+        reports(2, 60, |r| r % 3 != 0, 0.7),
+        reports(3, 60, |_| true, 1.0),
+        reports(9, 60, |_| false, 0.0),
+    ]
+    .concat();
+    let now = end(60);
+    let expected = history(&events).components(now);
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut shuffled = events.clone();
+    for _ in 0..10 {
+        shuffled.shuffle(&mut rng);
+        assert_eq!(history(&shuffled).components(now), expected);
+    }
+    // With 4 voters: the 2nd smallest of each component.
+    let mut u: Vec<f64> = [1, 2, 3, 9]
+        .iter()
+        .map(|&o| {
+            history(events.iter().filter(|e| e.0 == op(o)))
+                .components(now)
+                .uptime
+        })
+        .collect();
+    u.sort_by(f64::total_cmp);
+    assert_eq!(expected.uptime, u[1]);
+}
+
 proptest! {
     #[test]
     fn composite_is_always_between_0_and_1(
@@ -224,12 +447,12 @@ proptest! {
     #[test]
     fn components_of_any_history_are_between_0_and_1(
         events in prop::collection::vec((0i64..10_000_000, 0u8..3, any::<bool>(), any::<bool>(),
-            prop::num::f64::ANY, 0.0f64..10.0, 0.0f64..10.0), 0..200),
+            prop::num::f64::ANY, 0.0f64..10.0, 0.0f64..10.0, 0u8..4), 0..200),
         t_hat in 0.0f64..=1.0,
         now in 0i64..20_000_000,
     ) {
         let mut h = NodeHistory::default();
-        for (i, (secs, kind, a, b, x, y, z)) in events.into_iter().enumerate() {
+        for (i, (secs, kind, a, b, x, y, z, o)) in events.into_iter().enumerate() {
             let kind = match kind {
                 0 => ObservationKind::Heartbeat { answered: a },
                 1 => ObservationKind::Outcome { success: a, ran_elsewhere: b },
@@ -237,7 +460,7 @@ proptest! {
             };
             let mut hash = [0u8; 32];
             hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            h.record(t0() + Duration::seconds(secs), hash, &kind);
+            h.record(op(o), t0() + Duration::seconds(secs), hash, &kind);
         }
         let c = h.components(t0() + Duration::seconds(now));
         for x in [c.uptime, c.reliability, c.honesty, c.age, c.composite(t_hat)] {

@@ -171,7 +171,7 @@ impl EvidenceLog {
         }
         match &entry {
             Entry::Observation(signed) => {
-                self.check_observation(&signed.body)?;
+                let observer_operator = self.check_observation(&signed.body)?;
                 if !signed.verify() {
                     return Err(Rejected::BadSignature {
                         what: "observation",
@@ -179,10 +179,12 @@ impl EvidenceLog {
                     });
                 }
                 let body = &signed.body;
-                self.histories
-                    .entry(body.subject)
-                    .or_default()
-                    .record(body.at, hash, &body.kind);
+                self.histories.entry(body.subject).or_default().record(
+                    observer_operator,
+                    body.at,
+                    hash,
+                    &body.kind,
+                );
             }
             Entry::Attestation(signed) => {
                 check_attestation(&signed.body)?;
@@ -242,8 +244,9 @@ impl EvidenceLog {
         self.append(entry)
     }
 
-    /// Checks an observation against the registrations (not its signature).
-    fn check_observation(&self, o: &Observation) -> Result<(), Rejected> {
+    /// Checks an observation against the registrations (not its signature);
+    /// gives the observer's operator.
+    fn check_observation(&self, o: &Observation) -> Result<PublicKey, Rejected> {
         if o.observer == o.subject {
             return Err(Rejected::SelfObserved {
                 observer: o.observer,
@@ -280,7 +283,7 @@ impl EvidenceLog {
                 });
             }
         }
-        Ok(())
+        Ok(observer.operator)
     }
 
     /// Records that `node`, run by `operator`, joined at `joined_at` (from
@@ -366,7 +369,8 @@ impl EvidenceLog {
         self.operators.iter()
     }
 
-    /// Everything observed of `node` (none: it has no evidence).
+    /// Everything observed of `node`, per observer operator (none: it has
+    /// no evidence).
     pub fn history(&self, node: &NodeId) -> Option<&NodeHistory> {
         self.histories.get(node)
     }

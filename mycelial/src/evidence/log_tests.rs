@@ -70,7 +70,9 @@ fn verified_observations_are_appended_once() {
     );
     assert_eq!(log.len(), 4);
     let history = log.history(&node(&key(1))).unwrap();
-    assert_eq!(history.heartbeats().count(), 1);
+    let seen = history.observer(&op(&key(103))).unwrap();
+    assert_eq!(seen.heartbeats().count(), 1);
+    assert_eq!(history.observers().count(), 1);
 }
 
 #[test]
