@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use cluster_manager::{test_node, ChitchatClusterManager, GossipConfig, GossipStats};
 use cluster_manager_interface::{ClusterManager, ROLE_LABEL, ROLE_WORKER};
 use ed25519_dalek::SigningKey;
-use orchestrator_shared_types::{NodeId, NodeStatus};
+use orchestrator_shared_types::{NodeId, NodeStatus, PublicKey};
 
 const DEFAULT_NODES: usize = 50;
 const CONVERGENCE_DEADLINE: Duration = Duration::from_secs(120);
@@ -62,6 +62,8 @@ async fn main() {
         let key = SigningKey::from_bytes(&[u8::try_from(i % 250).unwrap() + 1; 32]);
         let mut node = test_node(i as u64 + 1, 4000, 8 << 30);
         node.id = NodeId(key.verifying_key().to_bytes());
+        // Run by itself: a foreign operator would need an operator proof.
+        node.operator = PublicKey(node.id.0);
         node.address = format!("127.0.0.1:{}", 20_000 + i);
         node.labels.insert(ROLE_LABEL.into(), ROLE_WORKER.into());
         let mut config = GossipConfig::new(*addr, *addr);

@@ -55,4 +55,12 @@ pub trait TrustSource: Send + Sync + 'static {
         trusted: &[PublicKey],
         nodes: &[Node],
     ) -> Vec<NodeStanding>;
+
+    /// Whether `owner` can cover the pledge (MYCELIAL.md §3 "Ledger" 4) of
+    /// an instance requesting `cpu_millis` on `node`, which another operator
+    /// runs. A source without a priced credit ledger answers `true`.
+    fn can_pledge(&self, owner: &PublicKey, node: &Node, cpu_millis: u64) -> bool {
+        let _ = (owner, node, cpu_millis);
+        true
+    }
 }

@@ -18,6 +18,9 @@ pub enum Broken {
     MinReputation,
     /// Its operator has too few qualifying attestations.
     Attestations,
+    /// Another operator runs it and the owner's available credit does not
+    /// cover the pledge of an instance.
+    Credit,
 }
 
 impl Broken {
@@ -29,6 +32,7 @@ impl Broken {
             Self::MissingLabel(k) => format!("trust.required_labels.{k}"),
             Self::MinReputation => "trust.min_reputation".into(),
             Self::Attestations => "trust.required_attestations".into(),
+            Self::Credit => "credit".into(),
         }
     }
 }
@@ -70,6 +74,9 @@ pub fn reason(rules: &TrustRules, excluded: &std::collections::BTreeMap<Broken, 
             let detail = match b {
                 Broken::MinReputation => format!(" (needs ≥ {})", rules.min_reputation),
                 Broken::Attestations => format!(" (needs {})", rules.required_attestations),
+                Broken::Credit => {
+                    " (the owner's available credit does not cover the pledge)".into()
+                }
                 _ => String::new(),
             };
             format!(

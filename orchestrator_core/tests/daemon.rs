@@ -1,5 +1,6 @@
 //! The `orchestrator_daemon` binary: validates its configuration before doing
-//! anything, runs on its embedded default, and stops cleanly on SIGTERM.
+//! anything, runs on its embedded default, stops cleanly on SIGTERM, and
+//! refuses a foreign operator without its proof.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
@@ -44,6 +45,48 @@ fn bad_configuration_is_refused_before_anything_is_created() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `colour`"));
+}
+
+/// `node-id` prints the id of the data directory's key (creating it); an
+/// operator other than the node's own key needs its proof for that id.
+#[test]
+fn a_foreign_operator_needs_a_proof_for_this_node() {
+    use orchestrator_shared_types::operator::prove_operator;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node_id = || {
+        let out = Command::new(BIN)
+            .args(["node-id", "--data-dir"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let id = node_id();
+    assert!(data.join("node.key").exists());
+    assert_eq!(node_id(), id, "the same key next time");
+
+    let operator = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let key = hex::encode(operator.verifying_key().to_bytes());
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["--runtime", "mock", "--store", "memory", "--api-addr"])
+            .args(["127.0.0.1:0", "--operator", &key, "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .env_remove("UNIVRS_OPERATOR_PROOF")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("ui operator prove {id}")), "{err}");
+    let elsewhere = prove_operator(&operator, &orchestrator_shared_types::NodeId([1; 32]));
+    let out = run(&["--operator-proof", &elsewhere]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
 }
 
 #[test]

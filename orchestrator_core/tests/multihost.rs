@@ -100,15 +100,23 @@ async fn containers_on_hosts(lab: &Lab) -> Option<Vec<usize>> {
 }
 
 /// Waits until `name` has exactly `want` running instances, all on `allowed`
-/// nodes, and the hosts run exactly `want` containers in all.
-async fn converged(lab: &Lab, name: &str, want: usize, allowed: &[&String], what: &str) {
+/// nodes, and the hosts — every one but those in `down`, which must answer —
+/// run exactly `want` containers in all.
+async fn converged(
+    lab: &Lab,
+    name: &str,
+    want: usize,
+    allowed: &[&String],
+    down: &[usize],
+    what: &str,
+) {
     let res = eventually(DEADLINE, what, || async {
         let Some((per_node, _)) = running(lab, 0, name).await else {
             return false;
         };
         let total: usize = per_node.values().sum();
         let on_allowed = per_node.keys().all(|n| allowed.contains(&n));
-        let containers = containers_on_hosts_reachable(lab).await;
+        let containers = containers_on_hosts_up(lab, down).await;
         total == want && on_allowed && containers == Some(want)
     })
     .await;
@@ -122,13 +130,15 @@ async fn converged(lab: &Lab, name: &str, want: usize, allowed: &[&String], what
     }
 }
 
-/// Like [`containers_on_hosts`] but summed, skipping hosts that are down.
-async fn containers_on_hosts_reachable(lab: &Lab) -> Option<usize> {
+/// Like [`containers_on_hosts`] but summed, skipping the hosts in `down`;
+/// `None` if any other host does not answer (a host that cannot be read must
+/// not count as running nothing).
+async fn containers_on_hosts_up(lab: &Lab, down: &[usize]) -> Option<usize> {
     let mut total = 0;
-    for i in 0..lab.hosts.len() {
-        if let Some(v) = lab.metric(i, "orchestrator_node_containers_running").await {
-            total += v as usize;
-        }
+    for i in (0..lab.hosts.len()).filter(|i| !down.contains(i)) {
+        total += lab
+            .metric(i, "orchestrator_node_containers_running")
+            .await? as usize;
     }
     Some(total)
 }
@@ -186,7 +196,7 @@ async fn deploy_spread(lab: &Lab, ids: &[String], name: &str) {
         .expect("worker 1 answers");
     assert_eq!(status, 201, "{body}");
     let all: Vec<&String> = ids.iter().collect();
-    converged(lab, name, 6, &all, "6 replicas run").await;
+    converged(lab, name, 6, &all, &[], "6 replicas run").await;
     let (per_node, _) = running(lab, 0, name).await.unwrap();
     assert_eq!(
         per_node.len(),
@@ -219,6 +229,7 @@ async fn three_hosts_spread_fail_over_come_back_and_heal_to_exactly_the_replicas
         "web",
         6,
         &[&ids[0], &ids[1]],
+        &[2],
         "6 replicas run on hosts 0 and 1",
     )
     .await;
@@ -233,6 +244,7 @@ async fn three_hosts_spread_fail_over_come_back_and_heal_to_exactly_the_replicas
         "web",
         6,
         &all,
+        &[],
         "exactly 6 replicas after host 2 returned",
     )
     .await;
@@ -255,6 +267,7 @@ async fn three_hosts_spread_fail_over_come_back_and_heal_to_exactly_the_replicas
         "web",
         6,
         &all,
+        &[],
         "exactly 6 replicas after the partition healed",
     )
     .await;
@@ -262,7 +275,13 @@ async fn three_hosts_spread_fail_over_come_back_and_heal_to_exactly_the_replicas
     for _ in 0..10 {
         let (p, _) = running(&lab, 0, "web").await.unwrap();
         assert_eq!(p.values().sum::<usize>(), 6, "{p:?}");
-        assert_eq!(containers_on_hosts_reachable(&lab).await, Some(6));
+        let on_hosts = containers_on_hosts(&lab).await;
+        assert_eq!(
+            on_hosts.as_ref().map(|c| c.iter().sum::<usize>()),
+            Some(6),
+            "containers per host: {on_hosts:?}\n--- control plane log:\n{}",
+            lab.log_tail(0, 60)
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 

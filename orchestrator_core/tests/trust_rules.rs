@@ -1,10 +1,11 @@
 //! Trust rules on the real daemon (issue 7): three hosts in network
-//! namespaces, each run by a different operator, the control plane on the
-//! mycelial scheduler. A workload whose owner denies one operator never gets
-//! an instance on that operator's node; a workload requiring more reputation
-//! than any node has stays Pending with the rule named in its status; nodes
-//! get reputation from the control plane's own observations, and an
-//! operator's attestation is accepted only from that operator.
+//! namespaces, each run by a different operator (proven with
+//! `--operator-proof`), the control plane on the mycelial scheduler. A
+//! workload whose owner denies one operator never gets an instance on that
+//! operator's node; a workload requiring more reputation than any node has
+//! stays Pending with the rule named in its status; nodes get reputation from
+//! the control plane's own observations, and an operator's attestation is
+//! accepted only from that operator.
 //!
 //! Needs root (CI runs as root).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -12,17 +13,36 @@
 mod multihost_common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use multihost_common::{eventually, Lab};
+use orchestrator_shared_types::operator::prove_operator;
+use orchestrator_shared_types::NodeId;
 use serde_json::{json, Value};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn daemon() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orchestrator_daemon"))
+}
+
+/// The node id of the data directory `dir` (`orchestrator_daemon node-id`).
+fn node_id(dir: &Path) -> NodeId {
+    let out = Command::new(daemon())
+        .arg("node-id")
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "node-id: {out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn operator(i: usize) -> SigningKey {
@@ -66,8 +86,20 @@ async fn running(lab: &Lab, name: &str) -> Option<BTreeMap<String, usize>> {
 async fn trust_rules_are_hard_constraints_on_the_real_daemon() {
     let mut lab = Lab::new("ut", 4, 3, &daemon());
     for i in 0..3 {
+        // Each operator proves it runs its host's node, learnt before it starts.
+        let proof = prove_operator(&operator(i), &node_id(lab.data_dir(i)));
         let op = hex_key(&operator(i));
-        lab.set_args(i, &["--scheduler", "mycelial", "--operator", &op]);
+        lab.set_args(
+            i,
+            &[
+                "--scheduler",
+                "mycelial",
+                "--operator",
+                &op,
+                "--operator-proof",
+                &proof,
+            ],
+        );
         lab.start(i);
     }
     for i in 0..3 {

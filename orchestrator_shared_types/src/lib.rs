@@ -7,6 +7,8 @@
 //! - [`quantity`]: Kubernetes resource quantities (`100m`, `1.5`, `64Mi`, `1Gi`).
 //! - [`resources`]: node resources, container requests and limits, QoS class.
 //! - [`node`]: `Node`, its status, labels and taints.
+//! - [`operator`]: operator proofs, so a node's claimed operator is proven by
+//!   the operator's own signature.
 //! - [`workload`]: the manifest (`WorkloadSpec`), the stored `WorkloadDefinition`,
 //!   placement, restart policy and update strategy.
 //! - [`trust`]: a workload owner's trust rules (where it may run).
@@ -28,6 +30,7 @@ pub mod instance;
 pub mod lifecycle;
 pub mod manifest;
 pub mod node;
+pub mod operator;
 pub mod quantity;
 pub mod resources;
 pub mod trust;

@@ -408,3 +408,45 @@ async fn the_same_seed_decides_the_same() {
     assert_eq!(a, run(make(7)).await, "same seed, different decisions");
     assert_ne!(a, run(make(8)).await, "the seed should matter");
 }
+
+/// Every node known and good; the owner can pledge nothing.
+struct Broke;
+
+impl TrustSource for Broke {
+    fn standings(&self, _: &PublicKey, _: &[PublicKey], nodes: &[Node]) -> Vec<NodeStanding> {
+        vec![
+            NodeStanding {
+                composite: 1.0,
+                qualifying_attestations: 3,
+            };
+            nodes.len()
+        ]
+    }
+
+    fn can_pledge(&self, _: &PublicKey, _: &Node, _: u64) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn an_owner_who_cannot_pledge_runs_only_on_their_own_operators_nodes() {
+    let mut nodes = big_nodes(3);
+    let w = with_rules("thrifty", TrustRules::default());
+    let sched = MycelialScheduler::new(MycelialSchedulerConfig::for_test(), Arc::new(Broke));
+    let d = schedule_ok(&sched, &request(&w, 1), &nodes, "placement").await;
+    match &d[0] {
+        ScheduleDecision::NoPlacement(reason) => assert!(
+            reason.contains("3 nodes excluded by credit"),
+            "the reason names the credit rule: {reason}"
+        ),
+        other => panic!("placed although the owner cannot pledge: {other:?}"),
+    }
+    // The owner's own node needs no pledge.
+    nodes[1].operator = w.owner;
+    for _ in 0..20 {
+        let req = request(&w, 1);
+        let d = schedule_ok(&sched, &req, &nodes, "placement").await;
+        assert_eq!(assigned(&d[0]), Some(nodes[1].id), "{d:?}");
+        sched.release(req.instances[0]);
+    }
+}

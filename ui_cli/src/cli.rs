@@ -11,7 +11,7 @@ mod credits;
 pub use agent::{
     AgentCommand, ApprovalsCommand, AutomationSetting, Switch, TokenCommand, TokenCreateArgs,
 };
-pub use credits::{AttestArgs, CreditsCommand};
+pub use credits::{AttestArgs, CreditsCommand, OperatorCommand};
 
 /// Drive a Univrs orchestrator cluster.
 #[derive(Debug, Parser)]
@@ -86,6 +86,9 @@ pub enum Command {
     Credits(CreditsCommand),
     /// Vouch for another operator with an attestation signed by your key.
     Attest(AttestArgs),
+    /// Prove, with your key, that you operate a node.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Serve MCP on stdin/stdout for an AI agent, acting as you (every tool
     /// call is a request signed with your identity, naming the agent); pushes
     /// your automation policy first.

@@ -11,7 +11,8 @@
 //!
 //! Every node gossips one chitchat key whose value is its [`Node`] record,
 //! signed with its node key. Records that do not verify are ignored (and
-//! counted). A node the failure detector declares dead is probed over TCP at
+//! counted); a record claiming an operator without a valid operator proof is
+//! kept with the node's own key as its operator (and a warning). A node the failure detector declares dead is probed over TCP at
 //! its API address (`probe`): refused confirms the death at once, two
 //! unanswered probes confirm it, an answer keeps it alive. A confirmed dead
 //! node is listed `Down` until chitchat forgets it after

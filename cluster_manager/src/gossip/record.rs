@@ -13,13 +13,19 @@
 //!
 //! A record replayed under another generation, address or cluster therefore
 //! fails verification, as does a record signed by any key but the node's.
+//!
+//! A record that verifies may still claim an operator it cannot prove (no
+//! valid `univrs.io/operator-proof` label): [`drop_unproven_operator`] lists
+//! such a node as run by its own key, so trust rules and reputation only ever
+//! see proven operators.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chitchat::ChitchatId;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use orchestrator_shared_types::ids::IdParseError;
-use orchestrator_shared_types::{Node, NodeId};
+use orchestrator_shared_types::operator::proven_operator;
+use orchestrator_shared_types::{Node, NodeId, PublicKey};
 use serde::{Deserialize, Serialize};
 
 /// The chitchat key holding a node's signed record.
@@ -129,6 +135,16 @@ pub(crate) fn verify(
     Ok(body)
 }
 
+/// Replaces an operator claim of `node` that is not proven (see
+/// [`proven_operator`]) by the node's own key; returns the claim it dropped.
+pub(crate) fn drop_unproven_operator(node: &mut Node) -> Option<PublicKey> {
+    let proven = proven_operator(node);
+    if proven == node.operator {
+        return None;
+    }
+    Some(std::mem::replace(&mut node.operator, proven))
+}
+
 fn signed_message(cluster_id: &str, chitchat_id: &ChitchatId, json: &str) -> Vec<u8> {
     format!(
         "{DOMAIN}\n{cluster_id}\n{}\n{}\n{}\n{json}",
@@ -215,6 +231,35 @@ mod tests {
                 chitchat: 7
             })
         ));
+    }
+
+    #[test]
+    fn only_proven_operator_claims_are_kept() {
+        use orchestrator_shared_types::operator::{prove_operator, OPERATOR_PROOF_LABEL};
+        let (node_key, operator) = (key(1), key(2));
+        let operator_key = PublicKey(operator.verifying_key().to_bytes());
+        let (body, _, _) = signed(&node_key);
+        let own = PublicKey(body.node.id.0);
+
+        let mut claimed = body.node.clone();
+        claimed.operator = operator_key;
+        assert_eq!(drop_unproven_operator(&mut claimed), Some(operator_key));
+        assert_eq!(claimed.operator, own);
+
+        let mut proven = body.node.clone();
+        proven.operator = operator_key;
+        proven.labels.insert(
+            OPERATOR_PROOF_LABEL.into(),
+            prove_operator(&operator, &proven.id),
+        );
+        let before = proven.clone();
+        assert_eq!(drop_unproven_operator(&mut proven), None);
+        assert_eq!(proven, before);
+
+        let mut own_run = body.node;
+        own_run.operator = own;
+        assert_eq!(drop_unproven_operator(&mut own_run), None);
+        assert_eq!(own_run.operator, own);
     }
 
     #[test]

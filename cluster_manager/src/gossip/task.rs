@@ -1,5 +1,6 @@
 //! The membership task: follows chitchat's cluster state, verifies the
-//! records it carries (each version once), and turns changes into events.
+//! records it carries (each version once, operator claims included), and
+//! turns changes into events.
 //!
 //! It wakes on every change of chitchat's live-nodes watch and on a tick of
 //! the gossip interval (a node can turn dead without a watch notification),
@@ -154,7 +155,15 @@ impl MembershipTask {
             seen.seen_live |= snap.live;
             if let (Some(value), Some(version)) = (snap.value, snap.version) {
                 match record::verify(&self.cluster_id, &snap.id, &value) {
-                    Ok(body) => seen.record = Some(Arc::new(body)),
+                    Ok(mut body) => {
+                        // Checked once per record version, like the signature.
+                        if let Some(claimed) = record::drop_unproven_operator(&mut body.node) {
+                            warn!(node = %body.node.id, claimed_operator = %claimed, version,
+                                "peer claims an operator without a valid operator proof; \
+                                 listed as run by its own key");
+                        }
+                        seen.record = Some(Arc::new(body));
+                    }
                     Err(reason) => {
                         self.shared
                             .counters

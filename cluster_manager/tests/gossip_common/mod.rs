@@ -10,7 +10,7 @@ use std::time::Duration;
 use cluster_manager::{test_node, ChitchatClusterManager, GossipConfig};
 use cluster_manager_interface::{ClusterError, ClusterEvent, ClusterManager, Peer, ROLE_LABEL};
 use ed25519_dalek::SigningKey;
-use orchestrator_shared_types::{Node, NodeId, NodeStatus};
+use orchestrator_shared_types::{Node, NodeId, NodeStatus, PublicKey};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -40,11 +40,13 @@ pub fn id_of(key: &SigningKey) -> NodeId {
     NodeId(key.verifying_key().to_bytes())
 }
 
-/// The record node `seed` publishes: a test node with the key's id, an API
-/// address and a role label.
+/// The record node `seed` publishes: a test node with the key's id, run by
+/// that key (a foreign operator would need a proof), an API address and a
+/// role label.
 pub fn node_of(key: &SigningKey, seed: u8) -> Node {
     let mut node = test_node(u64::from(seed), 2000, 4 << 30);
     node.id = id_of(key);
+    node.operator = PublicKey(node.id.0);
     node.address = format!("127.0.0.1:{}", 9000 + u16::from(seed));
     node.labels
         .insert(ROLE_LABEL.to_owned(), format!("role-{seed}"));

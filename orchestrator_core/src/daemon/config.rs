@@ -12,9 +12,11 @@ pub use super::cluster_config::{
     ClusterSettings, Role, DEFAULT_DEAD_NODE_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_GOSSIP_PORT,
     DEFAULT_PHI_THRESHOLD,
 };
+pub use super::runtime_config::{
+    PullPolicy, RegistryAuth, RuntimeSettings, DEFAULT_IMAGE_CACHE_BYTES,
+};
 use crate::config::ReconcilerConfig;
 use crate::error::{Error, Result};
-pub use container_runtime::youki::PullPolicy;
 
 /// Which container runtime runs containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -25,43 +27,6 @@ pub enum RuntimeKind {
     /// Simulated containers, for tests and demos; nothing is isolated or run.
     Mock,
 }
-
-/// Basic-auth credentials of one registry, from the configuration file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryAuth {
-    /// User name.
-    pub username: String,
-    /// Password or token.
-    pub password: String,
-}
-
-/// Settings of the youki runtime.
-#[derive(Clone, Debug)]
-pub struct RuntimeSettings {
-    /// Registries (`HOST:PORT`) reached over plain HTTP.
-    pub insecure_registries: Vec<String>,
-    /// When images are pulled.
-    pub pull_policy: PullPolicy,
-    /// Size above which unused images are removed.
-    pub image_cache_bytes: u64,
-    /// Credentials per registry host.
-    pub registry_auth: BTreeMap<String, RegistryAuth>,
-}
-
-impl Default for RuntimeSettings {
-    fn default() -> Self {
-        Self {
-            insecure_registries: Vec::new(),
-            pull_policy: PullPolicy::IfNotPresent,
-            image_cache_bytes: DEFAULT_IMAGE_CACHE_BYTES,
-            registry_auth: BTreeMap::new(),
-        }
-    }
-}
-
-/// Default size of the image cache: 10 GiB.
-pub const DEFAULT_IMAGE_CACHE_BYTES: u64 = 10 << 30;
 
 /// Where state is kept.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -133,6 +98,12 @@ pub struct FileConfig {
     pub labels: BTreeMap<String, String>,
     /// The public key (hex or base64) of the operator who runs this node.
     pub operator: Option<String>,
+    /// The operator's proof that it runs this node (`ui operator prove`),
+    /// needed when `operator` is not the node's own key.
+    pub operator_proof: Option<String>,
+    /// Price of a CPU core-hour on another operator's node, in milli-units
+    /// of credit (pledges; 0: none).
+    pub credit_price: Option<i64>,
     /// Seconds between full resyncs.
     pub resync_seconds: Option<u64>,
     /// Workloads reconciled at once.
@@ -209,6 +180,11 @@ pub struct DaemonConfig {
     pub labels: BTreeMap<String, String>,
     /// The operator who runs this node; `None`: the node's own key.
     pub operator: Option<PublicKey>,
+    /// The operator's proof that it runs this node (checked at start against
+    /// the node id; required when `operator` is not the node's own key).
+    pub operator_proof: Option<String>,
+    /// What instances on other operators' nodes pledge (`--credit-price`).
+    pub pledges: crate::trust::pledge::PledgeConfig,
     /// Reconciler pacing.
     pub reconciler: ReconcilerConfig,
     /// Where the REST API listens.
@@ -244,6 +220,10 @@ pub struct Overrides {
     pub labels: Vec<String>,
     /// The operator's public key.
     pub operator: Option<String>,
+    /// The operator's proof that it runs this node.
+    pub operator_proof: Option<String>,
+    /// Milli-units per CPU core-hour on another operator's node.
+    pub credit_price: Option<i64>,
     /// Seconds between resyncs.
     pub resync_seconds: Option<u64>,
     /// Workloads reconciled at once.
@@ -320,45 +300,6 @@ fn machine_capacity() -> Resources {
     Resources::new(cpus * 1000, memory)
 }
 
-fn runtime_settings(flags: &Overrides, file: &FileConfig) -> Result<RuntimeSettings> {
-    let mut insecure_registries = file.insecure_registries.clone();
-    insecure_registries.extend(flags.insecure_registries.iter().cloned());
-    for r in &insecure_registries {
-        if !valid_host_port(r) || r.contains('/') {
-            return Err(Error::Config(format!(
-                "insecure registry {r:?} is not HOST:PORT (e.g. 127.0.0.1:5000)"
-            )));
-        }
-    }
-    let pull_policy = match flags
-        .image_pull_policy
-        .as_deref()
-        .or(file.image_pull_policy.as_deref())
-    {
-        Some(p) => p
-            .parse::<PullPolicy>()
-            .map_err(|e| Error::Config(format!("image pull policy: {e}")))?,
-        None => PullPolicy::IfNotPresent,
-    };
-    let image_cache_bytes = match flags
-        .image_cache_size
-        .as_deref()
-        .or(file.image_cache_size.as_deref())
-    {
-        Some(s) => s
-            .parse::<MemoryQuantity>()
-            .map_err(|e| Error::Config(format!("image cache size: {e}")))?
-            .bytes(),
-        None => DEFAULT_IMAGE_CACHE_BYTES,
-    };
-    Ok(RuntimeSettings {
-        insecure_registries,
-        pull_policy,
-        image_cache_bytes,
-        registry_auth: file.registry_auth.clone(),
-    })
-}
-
 pub(super) fn valid_host_port(s: &str) -> bool {
     s.rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
@@ -370,8 +311,19 @@ const SYSTEM_RESERVE: Resources = Resources::new(100, 256 << 20);
 impl DaemonConfig {
     /// Merges `flags` over `file` over defaults and validates the result.
     pub fn resolve(flags: Overrides, file: FileConfig) -> Result<Self> {
-        let runtime_settings = runtime_settings(&flags, &file)?;
+        let runtime_settings = super::runtime_config::resolve(&flags, &file)?;
         let cluster = super::cluster_config::resolve(&flags, &file)?;
+        let (operator, operator_proof) = super::operator::resolve(&flags, &file)?;
+        let credit_price = flags.credit_price.or(file.credit_price).unwrap_or(0);
+        if credit_price < 0 {
+            return Err(Error::Config(format!(
+                "credit price {credit_price} is negative: milli-units per CPU core-hour, 0 for none"
+            )));
+        }
+        let pledges = crate::trust::pledge::PledgeConfig {
+            price: credit_price,
+            ..Default::default()
+        };
         let data_dir = flags
             .data_dir
             .or(file.data_dir)
@@ -452,12 +404,6 @@ impl DaemonConfig {
                 "auth skew {skew}s is not between 1 and 3600 seconds"
             )));
         }
-        let operator = flags
-            .operator
-            .as_deref()
-            .or(file.operator.as_deref())
-            .map(parse_key)
-            .transpose()?;
         let scheduler = flags.scheduler.or(file.scheduler).unwrap_or_default();
         let scoring = flags.scoring.or(file.scoring);
         if scheduler == SchedulerKind::Mycelial && scoring == Some(Scoring::Binpack) {
@@ -486,6 +432,8 @@ impl DaemonConfig {
             node_capacity,
             labels,
             operator,
+            operator_proof,
+            pledges,
             reconciler,
             runtime_settings,
             cluster,
@@ -505,6 +453,8 @@ impl DaemonConfig {
             node_capacity: Resources::new(4000, 8 << 30),
             labels: BTreeMap::new(),
             operator: None,
+            operator_proof: None,
+            pledges: crate::trust::pledge::PledgeConfig::default(),
             reconciler: ReconcilerConfig::for_test(),
             api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             auth: crate::rest::AuthConfig::default(),

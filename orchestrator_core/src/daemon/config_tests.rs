@@ -182,3 +182,22 @@ fn bin_packing_is_refused_with_the_mycelial_scheduler() {
     f.scoring = Some(Scoring::Spread);
     assert!(DaemonConfig::resolve(f, FileConfig::default()).is_ok());
 }
+
+#[test]
+fn the_credit_price_prices_pledges_and_cannot_be_negative() {
+    let c = DaemonConfig::resolve(flags(), FileConfig::default()).unwrap();
+    assert_eq!(c.pledges.price, 0, "no pledges by default");
+    let file: FileConfig = toml::from_str("credit_price = 500").unwrap();
+    let c = DaemonConfig::resolve(flags(), file.clone()).unwrap();
+    assert_eq!(c.pledges.price, 500);
+    let mut f = flags();
+    f.credit_price = Some(2_000);
+    assert_eq!(DaemonConfig::resolve(f, file).unwrap().pledges.price, 2_000);
+    let mut f = flags();
+    f.credit_price = Some(-1);
+    let err = DaemonConfig::resolve(f, FileConfig::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("credit price -1 is negative"),
+        "{err}"
+    );
+}

@@ -54,6 +54,14 @@ pub fn load_or_create(dir: &Path) -> Result<SigningKey> {
     }
 }
 
+/// Creates the data directory `dir` if needed, then loads or creates its
+/// key ([`load_or_create`]).
+pub fn open(dir: &Path) -> Result<SigningKey> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::Config(format!("creating data directory {}: {e}", dir.display())))?;
+    load_or_create(dir)
+}
+
 /// The node id of `key`.
 pub fn node_id(key: &SigningKey) -> NodeId {
     NodeId(key.verifying_key().to_bytes())
@@ -74,6 +82,14 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn open_creates_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/b");
+        let key = open(&data).unwrap();
+        assert_eq!(node_id(&load_or_create(&data).unwrap()), node_id(&key));
     }
 
     #[test]

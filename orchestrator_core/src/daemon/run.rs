@@ -25,6 +25,7 @@ use tracing::{error, info, warn};
 use super::cluster_run;
 use super::config::{DaemonConfig, Role, RuntimeKind, StoreKind};
 use super::node_key;
+use super::operator;
 use super::scheduler::{open_scheduler, trust_source, NoEvidence};
 use crate::api::Orchestrator;
 use crate::audit::AuditLog;
@@ -53,18 +54,13 @@ const PEER_PROBE_PERIOD: Duration = Duration::from_secs(15);
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "state.db";
 
-/// This node's key and its record, as a standalone node.
+/// This node's key and its record, as a standalone node, with its operator
+/// checked.
 fn open_node(config: &DaemonConfig) -> Result<(SigningKey, Node)> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        Error::Config(format!(
-            "creating data directory {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
-    let key = node_key::load_or_create(&config.data_dir)?;
+    let key = node_key::open(&config.data_dir)?;
     let id = node_key::node_id(&key);
     info!(node = %id, data_dir = %config.data_dir.display(), "node identity loaded");
-    let local = Node {
+    let mut local = Node {
         id,
         address: "127.0.0.1".into(),
         status: NodeStatus::Ready,
@@ -73,9 +69,11 @@ fn open_node(config: &DaemonConfig) -> Result<(SigningKey, Node)> {
         taints: Vec::new(),
         resources_capacity: config.node_capacity,
         resources_allocatable: config.node_allocatable,
-        operator: config.operator.unwrap_or(PublicKey(id.0)),
+        operator: PublicKey(id.0),
         joined_at: Utc::now(),
     };
+    // Refuses an operator other than the node's own key without its proof.
+    operator::claim(config, &mut local)?;
     Ok((key, local))
 }
 
@@ -218,11 +216,10 @@ async fn start_control(
         },
         |c| c.cluster_id.clone(),
     );
-    let trust = Arc::new(TrustService::new(
-        Arc::clone(&store),
-        parts.key.clone(),
-        ledger_id,
-    ));
+    let trust = Arc::new(
+        TrustService::new(Arc::clone(&store), parts.key.clone(), ledger_id)
+            .with_pledges(config.pledges),
+    );
     let deps = Deps {
         store: Arc::clone(&store),
         runtime,

@@ -27,13 +27,14 @@ impl TrustSource for NoEvidence {
     }
 }
 
-/// Where the mycelial scheduler learns reputation: the control plane's
-/// reputation engine, fed by its evidence log (`crate::trust`).
+/// Where the mycelial scheduler learns reputation and credit: the control
+/// plane's reputation engine, fed by its evidence log, and its credit ledger
+/// (`crate::trust`).
 pub(super) fn trust_source(
     _config: &DaemonConfig,
     trust: &Arc<crate::trust::TrustService>,
 ) -> Arc<dyn TrustSource> {
-    Arc::clone(trust.engine()) as Arc<dyn TrustSource>
+    Arc::new(crate::trust::pledge::PricedTrust::new(Arc::clone(trust)))
 }
 
 /// The scheduler `config` names; `trust` gives the mycelial one its standings.

@@ -3,11 +3,12 @@
 //! replaced while their node was away.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use container_runtime_interface::RuntimeError;
 use orchestrator_shared_types::NodeId;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::context::Ctx;
 use crate::error::Result;
@@ -37,11 +38,32 @@ pub async fn sweep_node(ctx: &Ctx, node: NodeId) -> Result<usize> {
     Ok(removed)
 }
 
-/// Runs [`sweep_node`] in the background.
+/// Attempts of a sweep of a node that just became usable, the first at once.
+const SWEEP_ATTEMPTS: u32 = 6;
+/// Pause after the first failed attempt, doubled after each.
+const SWEEP_RETRY: Duration = Duration::from_millis(250);
+
+/// Runs [`sweep_node`] in the background. A node that just came back often
+/// does not answer its first calls (its agent's connections are still being
+/// re-established), so a failed sweep is retried with back-off — 0.25 s,
+/// 0.5 s, … 4 s — while the node stays known and not lost, rather than
+/// leaving what it ran before it left for the next periodic resync.
 pub fn spawn_sweep(tracker: &TaskTracker, ctx: Arc<Ctx>, node: NodeId) {
     tracker.spawn(async move {
-        if let Err(e) = sweep_node(&ctx, node).await {
-            warn!(node = %node.short(), error = %e, "sweeping orphaned containers failed");
+        let mut pause = SWEEP_RETRY;
+        for attempt in 1..=SWEEP_ATTEMPTS {
+            match sweep_node(&ctx, node).await {
+                Ok(_) => return,
+                Err(e) if attempt == SWEEP_ATTEMPTS || ctx.nodes.is_lost(&node) => {
+                    warn!(node = %node.short(), attempt, error = %e, "sweeping orphaned containers failed");
+                    return;
+                }
+                Err(e) => {
+                    debug!(node = %node.short(), attempt, error = %e, "sweeping orphaned containers failed; retrying");
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
         }
     });
 }

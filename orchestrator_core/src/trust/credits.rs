@@ -7,15 +7,15 @@
 //! plane's node key, the ledger's authority): an operator with no attestation
 //! from another operator has limit 0; one with an attestation has L0.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use mycelial::engine::Reputation;
 use mycelial::ledger::{
-    credit_limit, AccountSummary, Applied, Control, ControlAction, Entry, HistoryItem, Ledger,
-    LedgerError, LimitParams, Record, SetLimit, RECORD_KIND,
+    credit_limit, AccountSummary, Applied, Control, ControlAction, Entry, HistoryItem, Hold,
+    Ledger, LedgerError, LimitParams, Record, SetLimit, RECORD_KIND,
 };
 use orchestrator_shared_types::PublicKey;
 use state_store_interface::{StateStore, StoreError};
@@ -38,6 +38,9 @@ pub enum CreditError {
 /// The ledger and where it is kept.
 pub struct Credits {
     ledger: tokio::sync::Mutex<Ledger>,
+    /// Each account's headroom (available + limit), for readers that may not
+    /// wait (the scheduler); updated after every committed entry.
+    headroom: std::sync::RwLock<HashMap<PublicKey, i64>>,
     store: Arc<dyn StateStore>,
     key: SigningKey,
     params: LimitParams,
@@ -66,7 +69,9 @@ impl Credits {
         let ledger = Ledger::replay(ledger_id.to_owned(), authority, records.iter())
             .map_err(|e| CreditError::Replay(e.to_string()))?;
         info!(entries = records.len(), state = %ledger.state_hash().to_hex(), "credit ledger replayed");
+        let headroom = headroom_of(&ledger);
         Ok(Self {
+            headroom: std::sync::RwLock::new(headroom),
             ledger: tokio::sync::Mutex::new(ledger),
             store,
             key,
@@ -83,6 +88,48 @@ impl Credits {
     /// any step fails.
     pub async fn apply(&self, entry: &Entry) -> Result<Applied, CreditError> {
         let mut ledger = self.ledger.lock().await;
+        self.apply_locked(&mut ledger, entry).await
+    }
+
+    /// Signs `action` as the ledger's authority with the next control nonce
+    /// and applies it, under one lock (so two control entries never race for
+    /// a nonce).
+    pub async fn apply_control(&self, action: ControlAction) -> Result<Applied, CreditError> {
+        let mut ledger = self.ledger.lock().await;
+        let entry = Entry::Control(
+            Control {
+                ledger: ledger.id().to_owned(),
+                nonce: ledger.control_nonce() + 1,
+                action,
+            }
+            .sign(&self.key),
+        );
+        self.apply_locked(&mut ledger, &entry).await
+    }
+
+    /// Open holds with the time each was placed (from its ledger record).
+    pub async fn open_holds(&self) -> Vec<(Hold, DateTime<Utc>)> {
+        let ledger = self.ledger.lock().await;
+        let mut placed: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        for r in ledger.records() {
+            if let Entry::Control(c) = &r.entry {
+                if let ControlAction::Hold(h) = &c.control.action {
+                    placed.insert(h.id.as_str(), r.at);
+                }
+            }
+        }
+        ledger
+            .holds()
+            .values()
+            .filter_map(|h| placed.get(h.id.as_str()).map(|at| (h.clone(), *at)))
+            .collect()
+    }
+
+    async fn apply_locked(
+        &self,
+        ledger: &mut Ledger,
+        entry: &Entry,
+    ) -> Result<Applied, CreditError> {
         let prepared = ledger.prepare(entry, Utc::now())?;
         let record = prepared.record();
         let text = serde_json::to_string(record)
@@ -94,7 +141,34 @@ impl Credits {
                 &text,
             )
             .await?;
-        Ok(ledger.commit(prepared)?.clone())
+        let applied = ledger.commit(prepared)?.clone();
+        let mut headroom = self
+            .headroom
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for account in &applied.accounts {
+            if let mycelial::ledger::Account::Key(k) = account {
+                headroom.insert(*k, ledger.available(k).saturating_add(ledger.limit(k)));
+            }
+        }
+        Ok(applied)
+    }
+
+    /// How much more `who` may set aside or pay (available + limit; 0 for
+    /// an account the ledger has never seen), without waiting for the ledger.
+    pub fn headroom(&self, who: &PublicKey) -> i64 {
+        self.headroom
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(who)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The commons' balance (fees) and the sum of every balance (always 0).
+    pub async fn commons_and_total(&self) -> (i64, i128) {
+        let l = self.ledger.lock().await;
+        (l.balance(&mycelial::ledger::Account::Commons), l.total())
     }
 
     /// `who`'s balance, holds, limit and next nonce.
@@ -136,27 +210,33 @@ impl Credits {
         for op in operators {
             let attested = log.attestations_of(&op, now).next().is_some();
             let want = credit_limit(attested, 0.0, 0, &self.params);
-            let (current, nonce, id) = {
-                let l = self.ledger.lock().await;
-                (l.limit(&op), l.control_nonce() + 1, l.id().to_owned())
-            };
-            if current == want {
+            if self.ledger.lock().await.limit(&op) == want {
                 continue;
             }
-            let entry = Entry::Control(
-                Control {
-                    ledger: id,
-                    nonce,
-                    action: ControlAction::SetLimit(SetLimit {
-                        account: op,
-                        limit: want,
-                    }),
-                }
-                .sign(&self.key),
-            );
-            if let Err(e) = self.apply(&entry).await {
+            let action = ControlAction::SetLimit(SetLimit {
+                account: op,
+                limit: want,
+            });
+            if let Err(e) = self.apply_control(action).await {
                 warn!(operator = %op, error = %e, "setting a credit limit");
             }
         }
     }
+}
+
+/// Every account's headroom (available + limit) in `ledger`.
+fn headroom_of(ledger: &Ledger) -> HashMap<PublicKey, i64> {
+    let mut out = HashMap::new();
+    let keys = ledger
+        .balances()
+        .keys()
+        .filter_map(|a| match a {
+            mycelial::ledger::Account::Key(k) => Some(*k),
+            mycelial::ledger::Account::Commons => None,
+        })
+        .chain(ledger.limits().iter().map(|(k, _)| *k));
+    for k in keys {
+        out.insert(k, ledger.available(&k).saturating_add(ledger.limit(&k)));
+    }
+    out
 }

@@ -9,6 +9,8 @@
 //! - [`TrustService`]: the log, its persistence, and the observation loop.
 //! - [`credits`]: the mutual-credit ledger, persisted the same way.
 //! - [`gossip`]: evidence published to and received from the other members.
+//! - [`pledge`]: holds on the owner's credit while instances run, settled
+//!   for what ran.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::events::ReconcileEvent;
 
 pub mod credits;
 pub mod gossip;
+pub mod pledge;
 
 /// How often evidence is gossiped out and read in.
 const GOSSIP_PERIOD: Duration = Duration::from_secs(15);
@@ -72,6 +75,7 @@ pub struct TrustService {
     credits: tokio::sync::OnceCell<credits::Credits>,
     outbox: gossip::Outbox,
     inbox: gossip::Inbox,
+    pledges: pledge::PledgeConfig,
 }
 
 impl std::fmt::Debug for TrustService {
@@ -98,6 +102,7 @@ impl TrustService {
             credits: tokio::sync::OnceCell::new(),
             outbox: gossip::Outbox::default(),
             inbox: gossip::Inbox::default(),
+            pledges: pledge::PledgeConfig::default(),
         }
     }
 
@@ -313,6 +318,9 @@ impl TrustService {
         let mut tick = tokio::time::interval(period);
         let mut limits = tokio::time::interval(LIMITS_PERIOD);
         let mut gossip = tokio::time::interval(GOSSIP_PERIOD);
+        let mut pledges = tokio::time::interval(
+            (self.pledges.period / 4).clamp(Duration::from_millis(100), LIMITS_PERIOD),
+        );
         let mut lagged: HashSet<()> = HashSet::new();
         loop {
             tokio::select! {
@@ -330,8 +338,12 @@ impl TrustService {
                         c.refresh_limits(&self.engine).await;
                     }
                 }
+                _ = pledges.tick() => self.renew_pledges(store.as_ref(), cluster.as_ref()).await,
                 event = events.recv() => match event {
-                    Ok(e) => self.outcome(store.as_ref(), &e).await,
+                    Ok(e) => {
+                        self.outcome(store.as_ref(), &e).await;
+                        self.on_pledge_event(store.as_ref(), cluster.as_ref(), &e).await;
+                    }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         if lagged.insert(()) {
                             warn!(missed = n, "reputation missed instance events");

@@ -182,6 +182,11 @@ impl Lab {
         sh_quiet(&["ip", "link", "del", &self.root_port]);
     }
 
+    /// The data directory of host `i` (node key, state), kept across restarts.
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.hosts[i].data_dir
+    }
+
     /// Extra daemon flags for host `i` (before it starts).
     pub fn set_args(&mut self, i: usize, args: &[&str]) {
         self.hosts[i].extra_args = args.iter().map(|s| (*s).to_owned()).collect();

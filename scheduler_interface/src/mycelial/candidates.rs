@@ -36,12 +36,14 @@ pub(super) struct Candidates {
 impl Candidates {
     /// Runs the per-node filters of `filter` over `nodes`, asks `trust` once
     /// for the standings as `owner` sees them (unless no node passed), then
-    /// checks `rules` on the nodes that passed.
+    /// checks `rules` on the nodes that passed, and whether `owner` can
+    /// pledge for an instance of `cpu_millis` on those of other operators.
     pub(super) fn gather(
         nodes: &[Node],
         filter: &Filter<'_>,
         rules: &TrustRules,
         owner: &PublicKey,
+        cpu_millis: u64,
         trust: &dyn TrustSource,
     ) -> Self {
         let mut out = Candidates::default();
@@ -78,6 +80,10 @@ impl Candidates {
                     out.exclude(broken);
                     continue;
                 }
+            }
+            if nodes[i].operator != *owner && !trust.can_pledge(owner, &nodes[i], cpu_millis) {
+                out.exclude(Broken::Credit);
+                continue;
             }
             out.eligible.push(Candidate {
                 node: i,

@@ -12,7 +12,10 @@
 //!    slice of nodes, and copying out those that passed costs more than it
 //!    saves), then the trust rules run ([`mycelial::rules::check`]) on the
 //!    nodes that passed. Each node excluded by a rule is counted under the
-//!    first rule it breaks.
+//!    first rule it breaks. Last, a node another operator runs is excluded
+//!    (`credit`) when the source says the owner cannot cover the pledge of
+//!    an instance there ([`TrustSource::can_pledge`]; the daemon's answers
+//!    from the credit ledger when instances are priced).
 //! 2. **Per instance** (`room`): `max_per_node` and resource fit against the
 //!    reservations, then a draw among the nodes that pass, with probability
 //!    proportional to `C² × fit` ([`mycelial::sample::weight`]), where `C` is
@@ -148,7 +151,14 @@ impl MycelialScheduler {
         let rules = &spec.trust;
         let request = spec.instance_request();
         let filter = Filter::new(&spec.placement, request);
-        let candidates = Candidates::gather(nodes, &filter, rules, &workload.owner, &*self.trust);
+        let candidates = Candidates::gather(
+            nodes,
+            &filter,
+            rules,
+            &workload.owner,
+            workload.spec.instance_request().cpu_millis,
+            &*self.trust,
+        );
         let explore = if rules.is_empty() {
             self.exploration
         } else {

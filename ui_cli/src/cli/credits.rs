@@ -1,5 +1,5 @@
-//! The arguments of the reputation and credit commands: `ui credits ...` and
-//! `ui attest` (SPEC §17, MYCELIAL.md).
+//! The arguments of the reputation and credit commands: `ui credits ...`,
+//! `ui attest` and `ui operator prove` (SPEC §17, MYCELIAL.md).
 
 use clap::{Args, Subcommand};
 
@@ -40,6 +40,19 @@ pub struct AttestArgs {
     /// most 365d).
     #[arg(long, value_name = "DURATION", default_value = "365d")]
     pub expires: String,
+}
+
+/// `ui operator ...`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Sign the proof that you operate a node, for its daemon's
+    /// `--operator-proof` (the daemon refuses `--operator YOUR_KEY` without
+    /// it, and peers believe the claim only with it).
+    Prove {
+        /// The node's id: 64 hex characters, as `orchestrator_daemon node-id`
+        /// prints them on the node.
+        node_id: String,
+    },
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //!   [`network`]: `ui network ...`.
 //! - [`credits`]: `ui credits ...`, amounts in exact milli-units.
 //!   [`attest`]: `ui attest`, a signed vouch for another operator.
+//!   [`operator`]: `ui operator prove`, the proof that you run a node.
 //! - [`misc`]: `ui health`, `ui version`, `ui completions`.
 //! - [`audit`]: `ui audit`. [`mcp`]: `ui mcp`.
 //! - [`automation`]: `ui policy automation | ai | push`, the automation
@@ -29,6 +30,7 @@ pub mod mcp;
 pub mod misc;
 pub mod network;
 pub mod node;
+pub mod operator;
 pub mod policy;
 pub mod status;
 pub mod workload;
@@ -139,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Network(cmd) => network::run(&ctx, &cmd),
         Command::Credits(cmd) => credits::run(&ctx, &cmd),
         Command::Attest(args) => attest::run(&ctx, &args),
+        Command::Operator(cmd) => operator::run(&ctx, &cmd),
         Command::Mcp(args) => mcp::run(&ctx, &args),
         Command::Audit(args) => audit::run(&ctx, &args),
         Command::Agent(cmd) => agent::run(&ctx, &cmd),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use orchestrator_core::daemon::config::{
     LogFormat, Overrides, Role, RuntimeKind, SchedulerKind, Scoring, StoreKind,
 };
@@ -11,11 +11,14 @@ use orchestrator_core::daemon::config::{
 #[derive(Debug, Parser)]
 #[command(name = "orchestrator_daemon", version, about, long_about = None)]
 pub struct Cli {
+    /// Something else than running the daemon.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Configuration file (TOML); flags and environment override it.
-    #[arg(long, env = "UNIVRS_CONFIG_FILE")]
+    #[arg(long, env = "UNIVRS_CONFIG_FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Data directory (node key, SQLite state) [default: $XDG_DATA_HOME/univrs].
-    #[arg(long, env = "UNIVRS_DATA_DIR")]
+    #[arg(long, env = "UNIVRS_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Container runtime [default: youki, real containers; needs root and
     /// cgroups]. `mock` simulates containers (tests, demos).
@@ -44,9 +47,21 @@ pub struct Cli {
     #[arg(long = "label")]
     pub labels: Vec<String>,
     /// The public key (hex or base64) of the operator who runs this node
-    /// (`ui identity show`) [default: the node's own key].
+    /// (`ui identity show`) [default: the node's own key]. Another key than
+    /// the node's needs --operator-proof.
     #[arg(long, env = "UNIVRS_OPERATOR")]
     pub operator: Option<String>,
+    /// The operator's proof that it runs this node: what `ui operator prove
+    /// NODE_ID` prints on the operator's machine (the node id: `orchestrator_daemon
+    /// node-id`). Needed when --operator is not the node's own key.
+    #[arg(long, env = "UNIVRS_OPERATOR_PROOF")]
+    pub operator_proof: Option<String>,
+    /// Price of a CPU core-hour on a node of another operator than the
+    /// workload's owner, in milli-units of credit: a control plane places a
+    /// pledge (hold) on the owner's credit for each such instance and settles
+    /// it for the time it ran [default: 0, no pledges].
+    #[arg(long, env = "UNIVRS_CREDIT_PRICE")]
+    pub credit_price: Option<i64>,
     /// Seconds between full resyncs [default: 30].
     #[arg(long, env = "UNIVRS_RESYNC_SECONDS")]
     pub resync_seconds: Option<u64>,
@@ -102,6 +117,14 @@ pub struct Cli {
     pub dead_node_grace_seconds: Option<u64>,
 }
 
+/// What `orchestrator_daemon` can do besides running.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print this node's id (creating its key in the data directory if
+    /// needed), for its operator to prove with `ui operator prove NODE_ID`.
+    NodeId,
+}
+
 impl Cli {
     /// The settings given on the command line or in the environment.
     pub fn overrides(&self) -> Overrides {
@@ -116,6 +139,8 @@ impl Cli {
             node_memory: self.node_memory.clone(),
             labels: self.labels.clone(),
             operator: self.operator.clone(),
+            operator_proof: self.operator_proof.clone(),
+            credit_price: self.credit_price,
             resync_seconds: self.resync_seconds,
             reconcile_concurrency: self.reconcile_concurrency,
             api_addr: self.api_addr.clone(),

@@ -4,7 +4,8 @@ mod cli;
 
 use anyhow::Context;
 use clap::Parser;
-use orchestrator_core::daemon::{DaemonConfig, FileConfig, LogFormat};
+use orchestrator_core::daemon::config::default_data_dir;
+use orchestrator_core::daemon::{node_key, DaemonConfig, FileConfig, LogFormat};
 
 /// Bounds glibc's malloc arenas before any thread starts. By default glibc
 /// gives busy threads arenas of their own (up to 8 per core) and returns
@@ -38,6 +39,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
+    if let Some(cli::Command::NodeId) = cli.command {
+        return print_node_id(cli.data_dir, file);
+    }
     // The whole configuration is checked before anything is opened or bound.
     let config = DaemonConfig::resolve(cli.overrides(), file)?;
     let format = match config.log_format {
@@ -50,4 +54,16 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(orchestrator_core::daemon::run_until_signal(config))
+}
+
+/// `orchestrator_daemon node-id`: the node id of the data directory the
+/// daemon would use, its key created as the daemon creates it if missing.
+fn print_node_id(data_dir: Option<std::path::PathBuf>, file: FileConfig) -> anyhow::Result<()> {
+    let dir = data_dir
+        .or(file.data_dir)
+        .or_else(default_data_dir)
+        .context("no data directory: pass --data-dir (HOME is not set)")?;
+    let key = node_key::open(&dir)?;
+    println!("{}", node_key::node_id(&key));
+    Ok(())
 }
