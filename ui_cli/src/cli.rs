@@ -249,7 +249,8 @@ pub struct DeleteArgs {
 /// `ui node ...`.
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
-    /// List nodes, or show one.
+    /// List nodes, or show one (also `ui node list`).
+    #[command(visible_alias = "list")]
     Status {
         /// Node id (hex).
         id: Option<String>,
@@ -383,6 +384,15 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["node", "status", "--sort", "reputation"])
+                .expect("parses")
+                .command,
+            Command::Node(NodeCommand::Status {
+                id: None,
+                sort: Some(NodeSort::Reputation)
+            })
+        ));
+        assert!(matches!(
+            parse(&["node", "list", "--sort", "reputation"])
                 .expect("parses")
                 .command,
             Command::Node(NodeCommand::Status {

@@ -2,10 +2,12 @@
 //! as an append-only log; every control plane verifies what it receives and
 //! computes scores itself; scores are never gossiped).
 //!
-//! - Every daemon publishes the evidence it signed or was handed — its own
-//!   heartbeat observations of the other members ([`run_prober`] on workers,
-//!   the control plane's observation loop), outcomes, attestations posted to
-//!   its API — in batches: a JSON array of signed [`Entry`]s under the
+//! - Every daemon publishes the evidence it signed or was handed — heartbeat
+//!   observations of up to [`PEERS_PER_ROUND`] members of other operators
+//!   per round ([`run_prober`] on workers), the control plane's outcome
+//!   observations (its 5-second heartbeat stream stays in its store), and
+//!   attestations posted to its API — in batches: a JSON array of signed
+//!   [`Entry`]s under the
 //!   chitchat key `ev:<start ms hex>-<seq>` (unique across restarts), with
 //!   gossip's time to live (an hour), so each member carries a sliding window
 //!   of its recent evidence and the stored log keeps the rest.
@@ -30,6 +32,7 @@ use cluster_manager_interface::{ClusterManager, MAX_GOSSIP_VALUE};
 use ed25519_dalek::SigningKey;
 use mycelial::evidence::{sign_observation, Entry, Observation, ObservationKind, Rejected};
 use orchestrator_shared_types::NodeId;
+use rand::seq::SliceRandom;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -235,10 +238,16 @@ fn parse_batch(text: &str) -> Result<Vec<Entry>, String> {
     Ok(entries)
 }
 
+/// Members a worker's prober observes per round at most, drawn at random
+/// among those of other operators: every member of a small cluster, and a
+/// bounded gossip volume in a big one (each observation is about 400 bytes
+/// and stays in gossip for an hour).
+pub const PEERS_PER_ROUND: usize = 8;
+
 /// A worker's peer prober: every `period`, a heartbeat observation —
 /// answered if the member is `Ready` as this node's failure detector sees it
-/// — of every other member run by another operator, signed with this node's
-/// key and gossiped for the control plane.
+/// — of up to [`PEERS_PER_ROUND`] other members run by other operators,
+/// signed with this node's key and gossiped for the control plane.
 pub async fn run_prober(
     key: SigningKey,
     cluster: std::sync::Arc<dyn ClusterManager>,
@@ -263,7 +272,9 @@ pub async fn run_prober(
         let Some(operator) = nodes.iter().find(|n| n.id == me).map(|n| n.operator) else {
             continue;
         };
-        for node in nodes.iter().filter(|n| n.operator != operator) {
+        let others: Vec<_> = nodes.iter().filter(|n| n.operator != operator).collect();
+        let sample = others.choose_multiple(&mut rand::thread_rng(), PEERS_PER_ROUND);
+        for node in sample {
             let obs = Observation {
                 observer: me,
                 subject: node.id,

@@ -154,12 +154,18 @@ impl TrustService {
 
     /// Appends `entry` — made or handed in here — if it verifies and is new,
     /// then stores it and queues it for gossip; whether it was new. An entry
-    /// is acknowledged only once stored.
+    /// is acknowledged only once stored. This control plane's own heartbeat
+    /// observations (one per node every 5 s) stay in its store: gossiped they
+    /// would be a stream no member needs; workers gossip theirs, sampled.
     pub async fn append(&self, entry: Entry) -> Result<bool, TrustError> {
-        let gossiped = entry.clone();
+        let heartbeat = matches!(
+            &entry,
+            Entry::Observation(o) if matches!(o.body.kind, ObservationKind::Heartbeat { .. })
+        );
+        let gossiped = (!heartbeat).then(|| entry.clone());
         let new = self.add(entry, false).await?;
-        if new {
-            self.outbox.push(gossiped);
+        if let Some(e) = gossiped.filter(|_| new) {
+            self.outbox.push(e);
         }
         Ok(new)
     }
