@@ -246,6 +246,12 @@ impl Reputation {
         self.log().clone()
     }
 
+    /// Runs `f` over the log under its read lock, without copying it (keep
+    /// `f` short: appends wait meanwhile).
+    pub fn read<R>(&self, f: impl FnOnce(&EvidenceLog) -> R) -> R {
+        f(&self.log())
+    }
+
     /// `node`'s components as `user` (seeded with its `trusted` operators)
     /// sees them at `now`. A node with no evidence has the priors; one not
     /// registered has no operator, so no attestation trust.

@@ -49,7 +49,7 @@ const EVENT_HUB_CAPACITY: usize = 1024;
 /// How often the control plane records a heartbeat observation of every node.
 const OBSERVATION_PERIOD: Duration = Duration::from_secs(5);
 /// How often a worker observes the other members for reputation (gossiped).
-const PEER_PROBE_PERIOD: Duration = Duration::from_secs(15);
+const PEER_PROBE_PERIOD: Duration = Duration::from_secs(60);
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "state.db";

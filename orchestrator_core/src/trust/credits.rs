@@ -194,22 +194,29 @@ impl Credits {
     /// work is recorded) with one. Only changes are written.
     pub async fn refresh_limits(&self, engine: &Reputation) {
         let now = Utc::now();
-        let log = engine.snapshot();
-        let mut operators: BTreeSet<PublicKey> = BTreeSet::new();
-        for e in log.entries() {
-            match e {
-                mycelial::evidence::Entry::Node(r) => {
-                    operators.insert(r.operator);
+        // Computed under the log's read lock, without copying the log.
+        let wanted: Vec<(PublicKey, i64)> = engine.read(|log| {
+            let mut operators: BTreeSet<PublicKey> = BTreeSet::new();
+            for e in log.entries() {
+                match e {
+                    mycelial::evidence::Entry::Node(r) => {
+                        operators.insert(r.operator);
+                    }
+                    mycelial::evidence::Entry::Attestation(a) => {
+                        operators.insert(a.body.subject);
+                    }
+                    mycelial::evidence::Entry::Observation(_) => {}
                 }
-                mycelial::evidence::Entry::Attestation(a) => {
-                    operators.insert(a.body.subject);
-                }
-                mycelial::evidence::Entry::Observation(_) => {}
             }
-        }
-        for op in operators {
-            let attested = log.attestations_of(&op, now).next().is_some();
-            let want = credit_limit(attested, 0.0, 0, &self.params);
+            operators
+                .into_iter()
+                .map(|op| {
+                    let attested = log.attestations_of(&op, now).next().is_some();
+                    (op, credit_limit(attested, 0.0, 0, &self.params))
+                })
+                .collect()
+        });
+        for (op, want) in wanted {
             if self.ledger.lock().await.limit(&op) == want {
                 continue;
             }

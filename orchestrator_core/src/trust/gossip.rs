@@ -5,7 +5,7 @@
 //! - Every daemon publishes the evidence it signed or was handed — heartbeat
 //!   observations of up to [`PEERS_PER_ROUND`] members of other operators
 //!   per round ([`run_prober`] on workers), the control plane's outcome
-//!   observations (its 5-second heartbeat stream stays in its store), and
+//!   observations (its own heartbeat observations stay in its store), and
 //!   attestations posted to its API — in batches: a JSON array of signed
 //!   [`Entry`]s under the
 //!   chitchat key `ev:<start ms hex>-<seq>` (unique across restarts), with
