@@ -362,6 +362,13 @@ async fn followers_end_when_the_container_is_removed() {
 }
 
 #[tokio::test]
+async fn the_mock_does_not_measure_usage() {
+    let rt = runtime().await;
+    let id = rt.create_container(NODE, &spec("app:1")).await.unwrap();
+    assert_eq!(rt.container_usage(&id).await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn counters_and_reuse_after_remove() {
     let rt = runtime().await;
     rt.init_node(OTHER).await.unwrap();

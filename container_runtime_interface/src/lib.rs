@@ -200,4 +200,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         let _ = node;
         Ok(None)
     }
+    /// What container `id` has used since it started (CPU time) and uses now
+    /// (memory), from its cgroup — readable until the container is removed,
+    /// also after it exited; `None` when the runtime does not measure it
+    /// (the mock). Honesty probes (reputation) time a benchmark container
+    /// with it.
+    async fn container_usage(&self, id: &ContainerId) -> Result<Option<ResourceUsage>> {
+        let _ = id;
+        Ok(None)
+    }
 }

@@ -82,6 +82,7 @@ where
     Fut: Future<Output = RuntimeUnderTest>,
 {
     create_starts_a_running_container(&make().await).await;
+    a_running_container_answers_for_its_usage(&make().await).await;
     create_is_idempotent_per_instance_and_name(&make().await).await;
     created_containers_are_listed_on_their_node(&make().await).await;
     stop_ends_the_container_with_an_exit_code(&make().await).await;
@@ -91,6 +92,18 @@ where
     logs_hold_the_container_output(&make().await).await;
     status_events_follow_start_and_stop_in_order(&make().await).await;
     uninitialised_nodes_are_refused(&make().await).await;
+}
+
+/// `container_usage` of a running container answers (with figures where the
+/// runtime measures them, `None` where it does not), never an error.
+pub async fn a_running_container_answers_for_its_usage(t: &RuntimeUnderTest) {
+    let id = t.create(&t.spec()).await;
+    let usage = t.runtime.container_usage(&id).await;
+    assert!(usage.is_ok(), "usage of {id}: {usage:?}");
+    if let Ok(Some(u)) = usage {
+        assert!(u.cpu_seconds >= 0.0, "{u:?}");
+    }
+    t.cleanup(&id).await;
 }
 
 /// `create_container` returns once the container runs, and its status names its

@@ -167,6 +167,14 @@ uuid_type!(
     InstanceId
 );
 
+impl WorkloadId {
+    /// The workload of containers the orchestrator runs for itself (honesty
+    /// probes): the nil UUID, which no stored workload has. The reconciler
+    /// neither reconciles it nor sweeps its young containers; whoever started
+    /// one removes it.
+    pub const SYSTEM: WorkloadId = WorkloadId(Uuid::nil());
+}
+
 /// A container id as the runtime names it.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -391,4 +391,16 @@ impl ContainerRuntime for YoukiRuntime {
             memory_bytes: u.memory_bytes,
         }))
     }
+
+    async fn container_usage(&self, id: &ContainerId) -> Result<Option<ResourceUsage>> {
+        // The cgroup outlives the container's exit: `destroy` (on removal)
+        // deletes it, so an exited container still answers.
+        let entry = self.entry_or_not_found(id)?;
+        let path = lock(&entry.record).cgroups_path.clone();
+        let usage = cgroup::usage(self.inner.layout, &path);
+        Ok(usage.map(|u| ResourceUsage {
+            cpu_seconds: u.cpu_nanos as f64 / 1e9,
+            memory_bytes: u.memory_bytes,
+        }))
+    }
 }

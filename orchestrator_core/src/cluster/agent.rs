@@ -212,6 +212,13 @@ async fn usage(State(s): State<AgentState>) -> AgentResult<Response> {
     Ok(Json(s.runtime.usage(s.node).await?).into_response())
 }
 
+async fn container_usage(
+    State(s): State<AgentState>,
+    Path(id): Path<String>,
+) -> AgentResult<Response> {
+    Ok(Json(s.runtime.container_usage(&ContainerId(id)).await?).into_response())
+}
+
 /// The agent routes, authenticated.
 pub fn router(state: AgentState) -> Router {
     Router::new()
@@ -221,6 +228,7 @@ pub fn router(state: AgentState) -> Router {
         .route("/agent/v1/containers/{id}/stop", post(stop))
         .route("/agent/v1/containers/{id}/logs", get(logs))
         .route("/agent/v1/containers/{id}/logs/follow", get(follow))
+        .route("/agent/v1/containers/{id}/usage", get(container_usage))
         .route("/agent/v1/usage", get(usage))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -269,4 +269,21 @@ impl AgentClient {
         self.call(node, Method::GET, &path, Vec::new(), CALL_TIMEOUT)
             .await
     }
+
+    /// What a container has used (node-local id inside); `None` when the
+    /// node's runtime does not measure it.
+    pub async fn container_usage(
+        &self,
+        node: &Node,
+        inner: &ContainerId,
+    ) -> Result<Option<ResourceUsage>> {
+        self.call(
+            node,
+            Method::GET,
+            &Self::container_path(inner, "/usage"),
+            Vec::new(),
+            CALL_TIMEOUT,
+        )
+        .await
+    }
 }

@@ -376,6 +376,19 @@ impl ContainerRuntime for RoutingRuntime {
         let member = self.member(&node).await?;
         self.client.usage(&member).await
     }
+
+    async fn container_usage(&self, id: &ContainerId) -> Result<Option<ResourceUsage>> {
+        let (node, inner) = Self::split(id)?;
+        if node == self.local_id {
+            return self
+                .local
+                .container_usage(&inner)
+                .await
+                .map_err(|e| reroute(e, node));
+        }
+        let member = self.member(&node).await?;
+        self.client.container_usage(&member, &inner).await
+    }
 }
 
 impl Drop for RoutingRuntime {

@@ -104,6 +104,8 @@ pub struct FileConfig {
     /// Price of a CPU core-hour on another operator's node, in milli-units
     /// of credit (pledges; 0: none).
     pub credit_price: Option<i64>,
+    /// Image of the honesty probes' benchmark container (none: no probes).
+    pub probe_image: Option<String>,
     /// Seconds between full resyncs.
     pub resync_seconds: Option<u64>,
     /// Workloads reconciled at once.
@@ -185,6 +187,8 @@ pub struct DaemonConfig {
     pub operator_proof: Option<String>,
     /// What instances on other operators' nodes pledge (`--credit-price`).
     pub pledges: crate::trust::pledge::PledgeConfig,
+    /// Honesty probes (`--probe-image`).
+    pub probes: crate::trust::probe::ProbeConfig,
     /// Reconciler pacing.
     pub reconciler: ReconcilerConfig,
     /// Where the REST API listens.
@@ -224,6 +228,8 @@ pub struct Overrides {
     pub operator_proof: Option<String>,
     /// Milli-units per CPU core-hour on another operator's node.
     pub credit_price: Option<i64>,
+    /// Image of the honesty probes' benchmark.
+    pub probe_image: Option<String>,
     /// Seconds between resyncs.
     pub resync_seconds: Option<u64>,
     /// Workloads reconciled at once.
@@ -322,6 +328,13 @@ impl DaemonConfig {
         }
         let pledges = crate::trust::pledge::PledgeConfig {
             price: credit_price,
+            ..Default::default()
+        };
+        let probes = crate::trust::probe::ProbeConfig {
+            image: flags
+                .probe_image
+                .or(file.probe_image)
+                .filter(|i| !i.trim().is_empty()),
             ..Default::default()
         };
         let data_dir = flags
@@ -434,6 +447,7 @@ impl DaemonConfig {
             operator,
             operator_proof,
             pledges,
+            probes,
             reconciler,
             runtime_settings,
             cluster,
@@ -455,6 +469,7 @@ impl DaemonConfig {
             operator: None,
             operator_proof: None,
             pledges: crate::trust::pledge::PledgeConfig::default(),
+            probes: crate::trust::probe::ProbeConfig::default(),
             reconciler: ReconcilerConfig::for_test(),
             api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             auth: crate::rest::AuthConfig::default(),

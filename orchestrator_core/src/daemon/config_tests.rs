@@ -201,3 +201,21 @@ fn the_credit_price_prices_pledges_and_cannot_be_negative() {
         "{err}"
     );
 }
+
+#[test]
+fn honesty_probes_run_only_with_an_image() {
+    let c = DaemonConfig::resolve(flags(), FileConfig::default()).unwrap();
+    assert_eq!(c.probes.image, None, "no probes by default");
+    let file: FileConfig = toml::from_str("probe_image = \"registry.local/busybox:1\"").unwrap();
+    let c = DaemonConfig::resolve(flags(), file).unwrap();
+    assert_eq!(c.probes.image.as_deref(), Some("registry.local/busybox:1"));
+    let mut f = flags();
+    f.probe_image = Some("  ".into());
+    assert_eq!(
+        DaemonConfig::resolve(f, FileConfig::default())
+            .unwrap()
+            .probes
+            .image,
+        None
+    );
+}

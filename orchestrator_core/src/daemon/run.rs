@@ -218,7 +218,8 @@ async fn start_control(
     );
     let trust = Arc::new(
         TrustService::new(Arc::clone(&store), parts.key.clone(), ledger_id)
-            .with_pledges(config.pledges),
+            .with_pledges(config.pledges)
+            .with_probes(Arc::clone(&runtime), config.probes.clone()),
     );
     let deps = Deps {
         store: Arc::clone(&store),

@@ -346,7 +346,7 @@ impl Loop {
     }
 
     fn on_runtime_status(&mut self, status: ContainerStatus) {
-        if status.state != ContainerState::Running {
+        if status.state != ContainerState::Running && status.workload_id != WorkloadId::SYSTEM {
             self.queue.schedule_now(status.workload_id);
         }
     }

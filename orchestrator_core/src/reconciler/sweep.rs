@@ -5,19 +5,31 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use container_runtime_interface::RuntimeError;
-use orchestrator_shared_types::NodeId;
+use orchestrator_shared_types::{NodeId, WorkloadId};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::context::Ctx;
 use crate::error::Result;
 
+/// How long a system container (a probe) may run before a sweep removes it.
+const SYSTEM_CONTAINER_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
 /// Sweeps `node` once; returns how many containers were removed.
 pub async fn sweep_node(ctx: &Ctx, node: NodeId) -> Result<usize> {
     let containers = ctx.deps.runtime.list_containers(node).await?;
     let mut removed = 0;
     for c in containers {
+        // The orchestrator's own containers (honesty probes) are removed by
+        // whoever started them; only one left far too long is swept.
+        if c.workload_id == WorkloadId::SYSTEM
+            && c.started_at
+                .is_none_or(|at| Utc::now() - at < SYSTEM_CONTAINER_MAX_AGE)
+        {
+            continue;
+        }
         let owned = ctx
             .deps
             .store

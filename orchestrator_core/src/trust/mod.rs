@@ -11,6 +11,8 @@
 //! - [`gossip`]: evidence published to and received from the other members.
 //! - [`pledge`]: holds on the owner's credit while instances run, settled
 //!   for what ran.
+//! - [`probe`]: honesty probes, benchmark containers measured against what
+//!   nodes promise.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use crate::events::ReconcileEvent;
 pub mod credits;
 pub mod gossip;
 pub mod pledge;
+pub mod probe;
 
 /// One heartbeat observation per node per this long: U counts answered
 /// against missed observations, so sampling once a minute gives the same U
@@ -83,6 +86,11 @@ pub struct TrustService {
     outbox: gossip::Outbox,
     inbox: gossip::Inbox,
     pledges: pledge::PledgeConfig,
+    probes: Option<(
+        Arc<dyn container_runtime_interface::ContainerRuntime>,
+        probe::ProbeConfig,
+    )>,
+    probing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for TrustService {
@@ -111,6 +119,8 @@ impl TrustService {
             outbox: gossip::Outbox::default(),
             inbox: gossip::Inbox::default(),
             pledges: pledge::PledgeConfig::default(),
+            probes: None,
+            probing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -335,6 +345,30 @@ impl TrustService {
         }
     }
 
+    /// Starts a round of honesty probes in the background, unless one runs.
+    async fn spawn_probe_round(
+        self: &Arc<Self>,
+        cluster: &dyn ClusterManager,
+        store: &Arc<dyn StateStore>,
+    ) {
+        use std::sync::atomic::Ordering;
+        let nodes = match cluster.list_nodes().await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "listing nodes to probe");
+                return;
+            }
+        };
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (me, store) = (Arc::clone(self), Arc::clone(store));
+        tokio::spawn(async move {
+            me.probe_round(store.as_ref(), &nodes).await;
+            me.probing.store(false, Ordering::Release);
+        });
+    }
+
     /// Observes every `period` and records instance outcomes from `events`
     /// until `cancel` fires.
     pub async fn run(
@@ -348,6 +382,8 @@ impl TrustService {
         let mut tick = tokio::time::interval(period);
         let mut limits = tokio::time::interval(LIMITS_PERIOD);
         let mut gossip = tokio::time::interval(GOSSIP_PERIOD);
+        let mut probes = tokio::time::interval(self.probe_period().unwrap_or(Duration::MAX / 4));
+        probes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pledges = tokio::time::interval(
             (self.pledges.period / 4).clamp(Duration::from_millis(100), LIMITS_PERIOD),
         );
@@ -367,6 +403,9 @@ impl TrustService {
                     if let Some(c) = self.credits() {
                         c.refresh_limits(&self.engine).await;
                     }
+                }
+                _ = probes.tick(), if self.probe_period().is_some() => {
+                    self.spawn_probe_round(cluster.as_ref(), &store).await;
                 }
                 _ = pledges.tick() => self.renew_pledges(store.as_ref(), cluster.as_ref()).await,
                 event = events.recv() => match event {

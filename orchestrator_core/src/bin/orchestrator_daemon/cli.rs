@@ -62,6 +62,12 @@ pub struct Cli {
     /// it for the time it ran [default: 0, no pledges].
     #[arg(long, env = "UNIVRS_CREDIT_PRICE")]
     pub credit_price: Option<i64>,
+    /// Image of the honesty probes' benchmark container (any image with a
+    /// POSIX sh and date, e.g. busybox): every 6 h the control plane runs it
+    /// for 5 s on each node of another operator and compares the CPU it got
+    /// with the CPU promised [default: none, no probes].
+    #[arg(long, env = "UNIVRS_PROBE_IMAGE")]
+    pub probe_image: Option<String>,
     /// Seconds between full resyncs [default: 30].
     #[arg(long, env = "UNIVRS_RESYNC_SECONDS")]
     pub resync_seconds: Option<u64>,
@@ -141,6 +147,7 @@ impl Cli {
             operator: self.operator.clone(),
             operator_proof: self.operator_proof.clone(),
             credit_price: self.credit_price,
+            probe_image: self.probe_image.clone(),
             resync_seconds: self.resync_seconds,
             reconcile_concurrency: self.reconcile_concurrency,
             api_addr: self.api_addr.clone(),
