@@ -27,6 +27,9 @@ pub struct ReconcilerConfig {
     pub unplaced_retry: Duration,
     /// Instances on a node that is gone this long are forgotten.
     pub lost_instance_gc: Duration,
+    /// A container must have run this long before a sweep may remove it as
+    /// owned by no instance (its record may not be written yet).
+    pub sweep_grace: Duration,
 }
 
 impl Default for ReconcilerConfig {
@@ -42,6 +45,7 @@ impl Default for ReconcilerConfig {
             stop_grace: Duration::from_secs(10),
             unplaced_retry: Duration::from_secs(10),
             lost_instance_gc: Duration::from_secs(3600),
+            sweep_grace: Duration::from_secs(10),
         }
     }
 }
@@ -57,6 +61,7 @@ impl ReconcilerConfig {
             restart_backoff_max: Duration::from_secs(2),
             stop_grace: Duration::from_millis(100),
             unplaced_retry: Duration::from_millis(200),
+            sweep_grace: Duration::from_millis(300),
             ..Self::default()
         }
     }

@@ -87,6 +87,26 @@ async fn running(
     Some((per_node, ids))
 }
 
+/// Instance records of `name` on `allowed` nodes that are not Running (say,
+/// left `Unknown` by a partition until the control plane can see them).
+async fn not_running_on(lab: &Lab, name: &str, allowed: &[&String]) -> Option<usize> {
+    let v = lab
+        .get(0, &format!("/api/v1/workloads/{name}/instances?limit=1000"))
+        .await?;
+    Some(
+        v["items"]
+            .as_array()?
+            .iter()
+            .filter(|i| {
+                i["status"] != "Running"
+                    && allowed
+                        .iter()
+                        .any(|n| i["node_id"].as_str() == Some(n.as_str()))
+            })
+            .count(),
+    )
+}
+
 /// Containers actually running on every host, each as its own runtime says.
 async fn containers_on_hosts(lab: &Lab) -> Option<Vec<usize>> {
     let mut out = Vec::new();
@@ -99,6 +119,10 @@ async fn containers_on_hosts(lab: &Lab) -> Option<Vec<usize>> {
     Some(out)
 }
 
+/// How long a converged state must hold before it counts (a host exports its
+/// container count every second).
+const METRIC_SETTLE: Duration = Duration::from_millis(1500);
+
 /// Waits until `name` has exactly `want` running instances, all on `allowed`
 /// nodes, and the hosts — every one but those in `down`, which must answer —
 /// run exactly `want` containers in all.
@@ -110,14 +134,30 @@ async fn converged(
     down: &[usize],
     what: &str,
 ) {
+    // Each host exports its container count once a second, so a sum of
+    // counts read at one instant can mix old and new values (one host's
+    // removals not shown yet, another's creations not shown yet) and match by
+    // chance: the state must hold for longer than an export period.
+    let since = std::cell::Cell::new(None::<std::time::Instant>);
     let res = eventually(DEADLINE, what, || async {
-        let Some((per_node, _)) = running(lab, 0, name).await else {
+        let holds = async {
+            let Some((per_node, _)) = running(lab, 0, name).await else {
+                return false;
+            };
+            let total: usize = per_node.values().sum();
+            let on_allowed = per_node.keys().all(|n| allowed.contains(&n));
+            let settled = not_running_on(lab, name, allowed).await == Some(0);
+            let containers = containers_on_hosts_up(lab, down).await;
+            total == want && on_allowed && settled && containers == Some(want)
+        }
+        .await;
+        if !holds {
+            since.set(None);
             return false;
-        };
-        let total: usize = per_node.values().sum();
-        let on_allowed = per_node.keys().all(|n| allowed.contains(&n));
-        let containers = containers_on_hosts_up(lab, down).await;
-        total == want && on_allowed && containers == Some(want)
+        }
+        let first = *since.get().get_or_insert_with(std::time::Instant::now);
+        since.set(Some(first));
+        first.elapsed() >= METRIC_SETTLE
     })
     .await;
     if let Err(e) = res {

@@ -6,13 +6,17 @@ use orchestrator_shared_types::WorkloadId;
 use tracing::{debug, instrument};
 
 use super::actuate::actuate;
-use super::compare::compare;
+use super::compare::{compare, Verdict};
 use super::context::Ctx;
 use super::plan::{plan, plan_deletion};
 use super::sense::sense;
 use crate::api::WorkloadStatus;
 use crate::error::Result;
 use crate::events::ReconcileEvent;
+
+/// How soon a workload with instances on a usable but unanswering node is
+/// looked at again.
+const UNOBSERVED_RETRY: Duration = Duration::from_secs(1);
 
 /// What a pass did and when it wants to run again.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,6 +48,13 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
         });
     };
     let (compared, drift) = compare(&ctx.config, &workload, &observed);
+    // Instances on a node that is back but whose agent does not answer yet
+    // (it may still see this control plane as dead): look again soon rather
+    // than at the next resync, so duplicates left by a partition go promptly.
+    let unobserved = compared
+        .iter()
+        .any(|c| c.verdict == Verdict::Unobservable)
+        .then_some(UNOBSERVED_RETRY);
     let plan = plan(&workload, &compared, drift);
     if plan.is_empty() && plan.requeue.is_none() {
         debug!(?drift, "in desired state");
@@ -59,7 +70,10 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
                 WorkloadStatus::count(&workload, &records),
             );
         }
-        return Ok(PassOutcome::default());
+        return Ok(PassOutcome {
+            actions: 0,
+            requeue: unobserved,
+        });
     }
     debug!(
         ?drift,
@@ -67,7 +81,10 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
         actions = plan.len(),
         "acting"
     );
-    let mut requeue = plan.requeue;
+    let mut requeue = match (plan.requeue, unobserved) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let rollback = plan.rollback;
     let actions = actuate(ctx, Some(&workload), &compared, plan).await?;
     if rollback {

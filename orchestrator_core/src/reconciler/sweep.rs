@@ -21,12 +21,18 @@ const SYSTEM_CONTAINER_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::minutes(1
 pub async fn sweep_node(ctx: &Ctx, node: NodeId) -> Result<usize> {
     let containers = ctx.deps.runtime.list_containers(node).await?;
     let mut removed = 0;
+    let grace = chrono::Duration::from_std(ctx.config.sweep_grace).unwrap_or(chrono::Duration::MAX);
     for c in containers {
+        let age = c.started_at.map(|at| Utc::now() - at);
+        // A container started moments ago may belong to a creation whose
+        // instance record is not written (or not updated with its id) yet:
+        // only containers older than the grace are judged.
+        if age.is_none_or(|a| a < grace) {
+            continue;
+        }
         // The orchestrator's own containers (honesty probes) are removed by
         // whoever started them; only one left far too long is swept.
-        if c.workload_id == WorkloadId::SYSTEM
-            && c.started_at
-                .is_none_or(|at| Utc::now() - at < SYSTEM_CONTAINER_MAX_AGE)
+        if c.workload_id == WorkloadId::SYSTEM && age.is_some_and(|a| a < SYSTEM_CONTAINER_MAX_AGE)
         {
             continue;
         }
