@@ -12,10 +12,12 @@ mod cluster_run;
 pub mod config;
 pub mod gossip_metrics;
 pub mod node_key;
+mod open;
 mod operator;
 pub mod run;
 mod runtime_config;
 pub mod scheduler;
 
 pub use config::{DaemonConfig, FileConfig, LogFormat, RuntimeKind, SchedulerKind, StoreKind};
-pub use run::{build_deps, run_until_signal, Daemon};
+pub use open::build_deps;
+pub use run::{run_until_signal, Daemon};

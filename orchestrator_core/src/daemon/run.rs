@@ -3,15 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use cluster_manager::mock::MockClusterManager;
-use container_runtime::mock::MockRuntime;
-use container_runtime::youki::{RegistryCredentials, YoukiConfig, YoukiRuntime};
 use container_runtime_interface::ContainerRuntime;
-use orchestrator_shared_types::{Node, NodeStatus, PublicKey};
-use state_store_interface::memory::InMemoryStore;
-use state_store_interface::sqlite::SqliteStore;
-use state_store_interface::StateStore;
 use std::net::SocketAddr;
 
 use observability::events::EventHub;
@@ -23,12 +16,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::cluster_run;
-use super::config::{DaemonConfig, Role, RuntimeKind, StoreKind};
-use super::node_key;
-use super::operator;
-use super::scheduler::{open_scheduler, trust_source, NoEvidence};
+use super::config::{DaemonConfig, Role};
+use super::open::{open_audit, open_metrics, open_node, open_runtime, open_store};
+use super::scheduler::{open_scheduler, trust_source};
 use crate::api::Orchestrator;
-use crate::audit::AuditLog;
 use crate::cluster::agent::{self, AgentState};
 use crate::cluster::client::AgentClient;
 use crate::cluster::network::{self, NetworkState};
@@ -44,7 +35,7 @@ use cluster_manager_interface::ClusterManager;
 use ed25519_dalek::SigningKey;
 
 /// Events buffered per subscriber before it is told it lagged.
-const EVENT_HUB_CAPACITY: usize = 1024;
+pub(super) const EVENT_HUB_CAPACITY: usize = 1024;
 
 /// How often the control plane records a heartbeat observation of every node.
 const OBSERVATION_PERIOD: Duration = Duration::from_secs(5);
@@ -53,116 +44,6 @@ const PEER_PROBE_PERIOD: Duration = Duration::from_secs(60);
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "state.db";
-
-/// This node's key and its record, as a standalone node, with its operator
-/// checked.
-fn open_node(config: &DaemonConfig) -> Result<(SigningKey, Node)> {
-    let key = node_key::open(&config.data_dir)?;
-    let id = node_key::node_id(&key);
-    info!(node = %id, data_dir = %config.data_dir.display(), "node identity loaded");
-    let mut local = Node {
-        id,
-        address: "127.0.0.1".into(),
-        status: NodeStatus::Ready,
-        unschedulable: false,
-        labels: config.labels.clone(),
-        taints: Vec::new(),
-        resources_capacity: config.node_capacity,
-        resources_allocatable: config.node_allocatable,
-        operator: PublicKey(id.0),
-        joined_at: Utc::now(),
-    };
-    // Refuses an operator other than the node's own key without its proof.
-    operator::claim(config, &mut local)?;
-    Ok((key, local))
-}
-
-fn open_store(config: &DaemonConfig) -> Result<Arc<dyn StateStore>> {
-    Ok(match config.store {
-        StoreKind::Sqlite => Arc::new(SqliteStore::open(config.data_dir.join(DATABASE_FILE))?),
-        StoreKind::Memory => {
-            warn!("state store: memory — everything is lost when the daemon stops");
-            Arc::new(InMemoryStore::new())
-        }
-    })
-}
-
-async fn open_runtime(config: &DaemonConfig) -> Result<Arc<dyn ContainerRuntime>> {
-    Ok(match config.runtime {
-        RuntimeKind::Mock => {
-            warn!("container runtime: mock — containers are simulated, nothing runs");
-            Arc::new(MockRuntime::new())
-        }
-        RuntimeKind::Youki => Arc::new(youki_runtime(config).await?),
-    })
-}
-
-/// Opens the audit log in the data directory; a log whose chain does not
-/// verify is refused (it is evidence: move it aside to start a new one).
-fn open_audit(config: &DaemonConfig) -> Result<Arc<AuditLog>> {
-    AuditLog::open(&config.data_dir).map(Arc::new).map_err(|e| {
-        Error::Config(format!(
-            "{e}; the audit log has been altered — keep it as evidence, move it out of {} \
-                 and start again for a new log",
-            config.data_dir.display()
-        ))
-    })
-}
-
-fn open_metrics() -> Result<Arc<Metrics>> {
-    Ok(Arc::new(Metrics::new().map_err(|e| {
-        Error::Config(format!("creating the metrics registry: {e}"))
-    })?))
-}
-
-/// Opens the data directory and builds every component `config` names, for
-/// a standalone node.
-pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
-    let (_key, local) = open_node(config)?;
-    Ok(Deps {
-        store: open_store(config)?,
-        runtime: open_runtime(config).await?,
-        cluster: Arc::new(MockClusterManager::new(local)),
-        scheduler: open_scheduler(config, Arc::new(NoEvidence)),
-        metrics: open_metrics()?,
-        events: EventHub::new(EVENT_HUB_CAPACITY),
-    })
-}
-
-/// Opens the youki runtime, or says what the host lacks. Never falls back.
-async fn youki_runtime(config: &DaemonConfig) -> Result<YoukiRuntime> {
-    let s = &config.runtime_settings;
-    let mut cfg = YoukiConfig::new(config.data_dir.join("runtime"));
-    cfg.insecure_registries = s.insecure_registries.clone();
-    cfg.pull_policy = s.pull_policy;
-    cfg.image_cache_bytes = s.image_cache_bytes;
-    cfg.credentials = s
-        .registry_auth
-        .iter()
-        .map(|(host, a)| {
-            (
-                host.clone(),
-                RegistryCredentials {
-                    username: a.username.clone(),
-                    password: a.password.clone(),
-                },
-            )
-        })
-        .collect();
-    let runtime = YoukiRuntime::new(cfg).await.map_err(|why| {
-        Error::Config(format!(
-            "the youki container runtime cannot start: {why}. Run the daemon as root on a host \
-             with cgroups mounted, or pass --runtime mock for simulated containers (tests and \
-             demos; nothing runs)"
-        ))
-    })?;
-    info!(
-        writable_layers = %runtime.layer_mode(),
-        cgroups = ?runtime.cgroup_layout(),
-        "container runtime: youki"
-    );
-    Ok(runtime)
-}
 
 /// A running daemon.
 pub struct Daemon {

@@ -410,6 +410,13 @@ impl TrustService {
                 _ = pledges.tick() => self.renew_pledges(store.as_ref(), cluster.as_ref()).await,
                 event = events.recv() => match event {
                     Ok(e) => {
+                        // A node that joined since the last tick: register it
+                        // first, or its first outcome would be refused.
+                        if let ReconcileEvent::InstanceStarted { node, .. } = &e {
+                            if !self.is_registered(node) {
+                                self.observe(cluster.as_ref()).await;
+                            }
+                        }
                         self.outcome(store.as_ref(), &e).await;
                         self.on_pledge_event(store.as_ref(), cluster.as_ref(), &e).await;
                     }
