@@ -9,7 +9,6 @@
 
 mod rest_common;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,24 +21,9 @@ use ed25519_dalek::SigningKey;
 use mycelial::TrustSource;
 use orchestrator_core::trust::pledge::{PledgeConfig, PricedTrust};
 use orchestrator_core::trust::TrustService;
-use rest_common::{api_on, key, public, send_to, signed, ApiOn};
+use rest_common::{api_on, eventually, key, public, send_to, signed, ApiOn};
 use serde_json::{json, Value};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn deploy(api: &ApiOn, owner: &SigningKey, name: &str) {
     let body = json!({

@@ -7,7 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
+mod rest_common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,6 @@ use chrono::{TimeDelta, Utc};
 use cluster_manager::gossip::{ChitchatClusterManager, GossipConfig};
 use cluster_manager::mock::test_node;
 use cluster_manager_interface::ClusterManager;
-use ed25519_dalek::SigningKey;
 use mycelial::evidence::{
     sign_attestation, sign_observation, Attestation, Entry, NodeRegistration, Observation,
     ObservationKind,
@@ -24,6 +24,7 @@ use mycelial::evidence::{
 use orchestrator_core::trust::gossip::{run_prober, PREFIX};
 use orchestrator_core::trust::TrustService;
 use orchestrator_shared_types::{Node, NodeId, PublicKey};
+use rest_common::{eventually, key};
 use state_store_interface::memory::InMemoryStore;
 use state_store_interface::StateStore;
 use tokio::time::Instant;
@@ -41,10 +42,6 @@ fn free_port() -> u16 {
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
 }
 
 fn id(seed: u8) -> NodeId {
@@ -77,18 +74,6 @@ async fn trust_service(seed: u8) -> TrustService {
     let t = TrustService::new(store, key(seed), "test-ledger");
     t.load().await.unwrap();
     t
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn observations_by(t: &TrustService, observer: NodeId) -> usize {

@@ -107,6 +107,24 @@ impl Credits {
         self.apply_locked(&mut ledger, &entry).await
     }
 
+    /// When the open hold `id` was placed (from its ledger record, searched
+    /// from the newest); `None` if no such hold is open.
+    pub async fn hold_placed(&self, id: &str) -> Option<DateTime<Utc>> {
+        let ledger = self.ledger.lock().await;
+        ledger.hold(id)?;
+        ledger
+            .log()
+            .iter()
+            .rev()
+            .find_map(|a| match &a.record.entry {
+                Entry::Control(c) => match &c.control.action {
+                    ControlAction::Hold(h) if h.id == id => Some(a.record.at),
+                    _ => None,
+                },
+                _ => None,
+            })
+    }
+
     /// Open holds with the time each was placed (from its ledger record).
     pub async fn open_holds(&self) -> Vec<(Hold, DateTime<Utc>)> {
         let ledger = self.ledger.lock().await;

@@ -166,7 +166,7 @@ impl TrustService {
             return;
         };
         let id = hold_id(&instance);
-        if credits.open_holds().await.iter().any(|(h, _)| h.id == id) {
+        if credits.hold_placed(&id).await.is_some() {
             return;
         }
         let (w, n) = match (
@@ -211,12 +211,7 @@ impl TrustService {
             return;
         };
         let id = hold_id(instance);
-        let Some((_, placed)) = credits
-            .open_holds()
-            .await
-            .into_iter()
-            .find(|(h, _)| h.id == id)
-        else {
+        let Some(placed) = credits.hold_placed(&id).await else {
             return;
         };
         let ran = (now - placed).num_milliseconds().max(0);
