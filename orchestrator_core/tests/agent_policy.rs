@@ -320,23 +320,24 @@ async fn bad_tokens_are_refused_and_change_nothing() {
 
     // Revoked: by another user it stays valid; by its user it is refused.
     let revoke = format!("/api/v1/agent/tokens/{good_id}/revoke");
-    let (s, _) = send_to(&lab.router, signed(&other, "POST", &revoke, b"")).await;
-    assert_eq!(s, StatusCode::OK);
-    let (s, _) = send_to(
-        &lab.router,
-        bearer(&good, "GET", "/api/v1/workloads/web", b""),
-    )
-    .await;
+    let revoke_as = |k: &SigningKey| send_to(&lab.router, signed(k, "POST", &revoke, b""));
+    let read_with_good = || {
+        send_to(
+            &lab.router,
+            bearer(&good, "GET", "/api/v1/workloads/web", b""),
+        )
+    };
+    assert_eq!(revoke_as(&other).await.0, StatusCode::OK);
+    let (s, _) = read_with_good().await;
     assert_eq!(s, StatusCode::OK, "a stranger's revocation does not count");
-    let (s, _) = send_to(&lab.router, signed(&user, "POST", &revoke, b"")).await;
-    assert_eq!(s, StatusCode::OK);
-    let (s, v) = send_to(
-        &lab.router,
-        bearer(&good, "GET", "/api/v1/workloads/web", b""),
-    )
-    .await;
+    assert_eq!(revoke_as(&user).await.0, StatusCode::OK);
+    let (s, v) = read_with_good().await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(v.to_string().contains("revoked"), "{v}");
+    // A stranger revoking it again afterwards cannot undo the user's revocation.
+    assert_eq!(revoke_as(&other).await.0, StatusCode::OK);
+    let (s, _) = read_with_good().await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "still revoked");
     // /mcp refuses it too, and refuses no token at all.
     let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
     for auth in [Some(good.as_str()), None] {

@@ -2,6 +2,7 @@
 SQLite, port chosen by the kernel) and users made with `ui init`, each with
 its automation policy pushed to the daemon."""
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,10 @@ from pathlib import Path
 
 import anyio
 import pytest
+from mcp import Client, ClientSession
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 BIN = Path(os.environ.get("UNIVRS_BIN_DIR", "target/debug"))
 PASSPHRASE = "mcp test passphrase"
@@ -58,7 +63,8 @@ def daemon():
 class User:
     """A user of the daemon: a config dir made by `ui init`."""
 
-    def __init__(self, url, autonomous=(), require_approval=(), forbidden=(), ai=True):
+    def __init__(self, url, autonomous=(), require_approval=(), forbidden=(), ai=True,
+                 push=True):
         self.url = url
         self.config = tempfile.mkdtemp()
         self.env = dict(os.environ, UNIVRS_PASSPHRASE=PASSPHRASE)
@@ -70,7 +76,14 @@ class User:
             f"require_approval = {json.dumps(list(require_approval))}\n"
             f"forbidden = {json.dumps(list(forbidden))}\n")
         self.ui_ok("policy", "ai", "on" if ai else "off")
-        self.ui_ok("policy", "push")
+        if push:
+            self.ui_ok("policy", "push")
+
+    def at(self, url):
+        """The same user speaking to the daemon at `url`."""
+        other = User.__new__(User)
+        other.__dict__.update(self.__dict__, url=url)
+        return other
 
     def ui(self, *args):
         return subprocess.run(
@@ -90,6 +103,30 @@ class User:
         made = self.ui_json("agent", "token", "create", "--name", name,
                             "--tools", ",".join(tools), "--expires", expires)
         return made["token"], made["id"]
+
+
+def http(url, token, mode="legacy"):
+    """Connects to `url`/mcp over streamable HTTP with agent `token`, speaking
+    protocol `mode` ("legacy": 2025-11-25 with the initialize handshake)."""
+    @contextlib.asynccontextmanager
+    async def connect():
+        client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+        async with client:
+            transport = streamable_http_client(f"{url}/mcp", http_client=client)
+            async with Client(transport, mode=mode) as session:
+                yield session
+    return connect
+
+
+def stdio(params):
+    """Connects to `ui mcp` started with `params`, through the initialize handshake."""
+    @contextlib.asynccontextmanager
+    async def connect():
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+    return connect
 
 
 def text_of(result):

@@ -5,30 +5,12 @@ daemon enforces whatever the transport.
 Runs before test_mcp_stdio.py (whose last test tampers with the audit log).
 """
 
-import contextlib
-import json
-
 import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
-from conftest import MANIFEST, TOOLS, User, data_of, run, text_of, wait_for
+from conftest import MANIFEST, TOOLS, User, data_of, http, run, text_of, wait_for
 
 MODES = ["legacy", "2026-07-28"]
-
-
-def http(url, token, mode="legacy"):
-    """Connects to `url`/mcp with `token` in protocol `mode`."""
-    @contextlib.asynccontextmanager
-    async def connect():
-        client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-        async with client:
-            transport = streamable_http_client(f"{url}/mcp", http_client=client)
-            async with Client(transport, mode=mode) as session:
-                yield session
-    return connect
 
 
 def raw_mcp(url, token):

@@ -11,10 +11,9 @@ import contextlib
 import json
 
 import pytest
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
+from mcp import Client, StdioServerParameters
 
-from conftest import BIN, MANIFEST, TOOLS, User, data_of, run as run_with, text_of
+from conftest import BIN, MANIFEST, TOOLS, User, data_of, run as run_with, stdio, text_of
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +31,7 @@ def server(user):
 
 
 def run(params, body):
-    @contextlib.asynccontextmanager
-    async def connect():
-        async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
-    return run_with(connect, body)
+    return run_with(stdio(params), body)
 
 
 def ui(user, *args):
@@ -83,6 +76,27 @@ def test_create_scale_read_logs_and_delete(server):
         gone = await s.call_tool("get_workload", {"workload": "web"})
         assert gone.is_error and "web" in text_of(gone)
     run(server, body)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_both_protocol_revisions_over_stdio(server, mode):
+    """2025-11-25 with the initialize handshake, and 2026-07-28 (stateless)."""
+    name = f"rev-{mode.replace('-', '')}"
+
+    @contextlib.asynccontextmanager
+    async def connect():
+        async with Client(server, mode=mode) as session:
+            yield session
+
+    async def body(s):
+        assert "scale_workload" in {t.name for t in (await s.list_tools()).tools}
+        data_of(await s.call_tool("create_workload", {"manifest": dict(MANIFEST, name=name)}))
+        scaled = data_of(await s.call_tool("scale_workload", {"workload": name, "replicas": 2}))
+        assert scaled["spec"]["replicas"] == 2
+        r = await s.call_tool("scale_workload", {"workload": name, "replicas": "two"})
+        assert r.is_error and "replicas" in text_of(r), text_of(r)
+        data_of(await s.call_tool("delete_workload", {"workload": name}))
+    run_with(connect, body)
 
 
 def test_a_list_of_500_is_paged_through(server):

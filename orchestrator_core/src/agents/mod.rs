@@ -22,7 +22,8 @@ pub use approvals::{Approval, ApprovalResult, ApprovalState, NewApproval};
 
 /// Record kind of a user's automation policy (key: the user's hex key).
 const POLICY: &str = "agent_policy";
-/// Record kind of a revoked token (key: the token id).
+/// Record kind of a token revocation (key: `TOKEN_ID:REVOKER_HEX`, or
+/// `TOKEN_ID:admin`).
 const REVOKED: &str = "agent_token_revoked";
 
 /// Why something about agents failed.
@@ -138,7 +139,10 @@ impl AgentBook {
             .await?)
     }
 
-    /// Revokes token `id` on behalf of `by`.
+    /// Revokes token `id` on behalf of `by`. Each revoker's revocation is a
+    /// record of its own (key `ID:REVOKER`, `ID:admin` for an admin), so a
+    /// stranger revoking the same id — which counts for nothing — cannot
+    /// overwrite the user's own revocation.
     pub async fn revoke(&self, id: &str, by: PublicKey, admin: bool) -> Result<Revocation> {
         let revocation = Revocation {
             id: id.to_owned(),
@@ -146,21 +150,29 @@ impl AgentBook {
             admin,
             revoked_at: Utc::now(),
         };
+        let key = if admin {
+            format!("{id}:admin")
+        } else {
+            format!("{id}:{by}")
+        };
         self.store
-            .put_record(REVOKED, id, &to_json(&revocation))
+            .put_record(REVOKED, &key, &to_json(&revocation))
             .await?;
         Ok(revocation)
     }
 
     /// Whether `claims`' token was revoked by its user or an admin.
     pub async fn is_revoked(&self, claims: &TokenClaims) -> Result<bool> {
-        match self.store.get_record(REVOKED, &claims.id).await? {
-            None => Ok(false),
-            Some(text) => {
-                let r: Revocation = parse(REVOKED, &claims.id, &text)?;
-                Ok(r.admin || r.revoked_by == claims.user)
+        let id = &claims.id;
+        for key in [format!("{id}:{}", claims.user), format!("{id}:admin")] {
+            if let Some(text) = self.store.get_record(REVOKED, &key).await? {
+                let r: Revocation = parse(REVOKED, &key, &text)?;
+                if r.admin || r.revoked_by == claims.user {
+                    return Ok(true);
+                }
             }
         }
+        Ok(false)
     }
 
     /// The decision for `user`'s agent calling `tool` (with `token`'s scope,

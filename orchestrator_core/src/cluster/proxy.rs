@@ -1,8 +1,10 @@
 //! On a worker, every `/api/v1` request (but `/api/v1/network`, answered
-//! locally) is forwarded to the control plane with its signature headers and
-//! body untouched, so the control plane authenticates the caller itself and
-//! answers exactly as if asked directly. The answer streams back as it comes
-//! (`logs?follow=true` works through a worker).
+//! locally) and every `/mcp` request is forwarded to the control plane with
+//! its signature headers — or its agent token, and the agent's name — and
+//! body untouched, so the control plane authenticates the caller itself,
+//! holds an agent's call to its user's automation policy, and answers exactly
+//! as if asked directly. The answer streams back as it comes
+//! (`logs?follow=true` and MCP event streams work through a worker).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,15 +25,41 @@ const BODY_LIMIT: usize = 8 << 20;
 /// Longest wait to connect to the control plane.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Headers passed on to the control plane.
-const FORWARDED_REQUEST_HEADERS: [&str; 6] = [
+/// Headers passed on to the control plane, besides every `mcp-*` header of
+/// the MCP transport (session, protocol version, and in 2026-07-28 the
+/// method, name and `mcp-param-*` routing headers). Dropping
+/// `authorization` (an agent token) would only get the call refused;
+/// dropping `x-univrs-agent` would turn an agent's signed call into its
+/// user's own, out of reach of the automation policy — so both travel.
+const FORWARDED_REQUEST_HEADERS: [&str; 9] = [
     "x-auth-publickey",
     "x-auth-timestamp",
     "x-auth-signature",
+    "authorization",
+    orchestrator_shared_types::agent::HEADER_AGENT,
     "content-type",
     "accept",
     "user-agent",
+    "last-event-id",
 ];
+
+/// Headers of the control plane's answer passed back, besides `mcp-*`.
+const FORWARDED_RESPONSE_HEADERS: [&str; 4] = [
+    "content-type",
+    "content-length",
+    "retry-after",
+    "www-authenticate",
+];
+
+/// Whether header `name` (lower case) travels with a forwarded request.
+fn forwarded_request_header(name: &str) -> bool {
+    FORWARDED_REQUEST_HEADERS.contains(&name) || name.starts_with("mcp-")
+}
+
+/// Whether header `name` (lower case) of the answer travels back.
+fn forwarded_response_header(name: &str) -> bool {
+    FORWARDED_RESPONSE_HEADERS.contains(&name) || name.starts_with("mcp-")
+}
 
 /// What the forwarding needs.
 #[derive(Clone)]
@@ -85,9 +113,9 @@ async fn try_forward(state: &ProxyState, req: Request) -> Result<Response, ApiEr
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
         .map_err(|_| ApiError::bad_request(format!("method {} is not supported", parts.method)))?;
     let mut out = state.http.request(method, &url);
-    for name in FORWARDED_REQUEST_HEADERS {
-        if let Some(v) = parts.headers.get(name) {
-            out = out.header(name, v.as_bytes());
+    for (name, value) in &parts.headers {
+        if forwarded_request_header(name.as_str()) {
+            out = out.header(name.as_str(), value.as_bytes());
         }
     }
     if !bytes.is_empty() {
@@ -106,10 +134,7 @@ async fn try_forward(state: &ProxyState, req: Request) -> Result<Response, ApiEr
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = Response::builder().status(status);
     for (name, value) in resp.headers() {
-        if matches!(
-            name.as_str(),
-            "content-type" | "content-length" | "retry-after"
-        ) {
+        if forwarded_response_header(name.as_str()) {
             if let Ok(n) = HeaderName::from_bytes(name.as_str().as_bytes()) {
                 builder = builder.header(n, value.as_bytes());
             }

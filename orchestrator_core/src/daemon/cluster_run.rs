@@ -121,7 +121,8 @@ pub(super) async fn start_gossip(
 }
 
 /// A worker's router: `own` (its agent and network routes), every other
-/// `/api/v1` route forwarded to the control plane, health and metrics.
+/// `/api/v1` route and `/mcp` forwarded to the control plane, health and
+/// metrics.
 pub(super) fn worker_router(
     own: Router,
     cluster: Arc<dyn ClusterManager>,
@@ -133,6 +134,7 @@ pub(super) fn worker_router(
     let forwarded = Router::new()
         .route("/api/v1/events", any(events_elsewhere))
         .route("/api/v1/{*rest}", any(proxy::forward))
+        .route("/mcp", any(proxy::forward))
         .with_state(proxy);
     Ok(own
         .merge(forwarded)
