@@ -352,6 +352,23 @@ async fn bad_tokens_are_refused_and_change_nothing() {
         let (s, _) = send_to(&lab.router, req.body(Body::from(&init[..])).unwrap()).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
+    // Both refusals at /mcp are on record, with the message they carried.
+    let at_mcp: Vec<_> = lab
+        .log
+        .entries()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "POST /mcp")
+        .collect();
+    assert_eq!(at_mcp.len(), 2, "{at_mcp:?}");
+    assert!(
+        at_mcp
+            .iter()
+            .all(|e| e.decision == "refused" && e.status == 401 && e.args.contains("initialize")),
+        "{at_mcp:?}"
+    );
+    assert!(at_mcp[0].agent.is_some() && at_mcp[1].agent.is_none());
+    assert!(lab.log.verify().is_ok());
 
     // Nothing changed: still one replica.
     let (_, w) = send_to(

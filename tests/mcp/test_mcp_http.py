@@ -194,6 +194,11 @@ def test_bad_tokens_are_refused(owner, daemon):
     run(http(url, theirs), other)
     assert owner.ui_json("status", "page-000")["workload"]["spec"]["replicas"] == 1
 
-    # Every refusal above is on record.
+    # Every refusal above is on record: at the REST call for the tool out of
+    # scope, and at /mcp for the expired and the revoked token.
     audit = owner.ui_json("audit", "--agent", "tok")["items"]
     assert any(e["decision"] == "refused" and "scale" in e["action"] for e in audit), audit
+    assert any(e["action"] == "POST /mcp" and e["decision"] == "refused"
+               and e["status"] == 401 for e in audit), audit
+    expired = owner.ui_json("audit", "--agent", "short")["items"]
+    assert any(e["action"] == "POST /mcp" and e["status"] == 401 for e in expired), expired

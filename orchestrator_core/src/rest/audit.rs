@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -76,6 +76,32 @@ pub async fn record(State(log): State<Arc<AuditLog>>, req: Request, next: Next) 
     if read_only && !agent_call {
         return next.run(req).await;
     }
+    run_and_record(log, req, next, |_| true).await
+}
+
+/// In front of `/mcp`: records the requests refused there, before any tool
+/// runs (no token, or a malformed, tampered, expired or revoked one), with
+/// the JSON-RPC message they carried. The tool calls that get through are
+/// recorded by [`record`] on the REST routes they become.
+pub async fn record_refused_mcp(
+    State(log): State<Arc<AuditLog>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    run_and_record(log, req, next, |r| {
+        matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+    })
+    .await
+}
+
+/// Runs `req` and appends it, with its outcome, to `log` when `keep(answer)`;
+/// an answer whose entry cannot be written is replaced by an error.
+async fn run_and_record(
+    log: Arc<AuditLog>,
+    req: Request,
+    next: Next,
+    keep: impl FnOnce(&Response) -> bool,
+) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
         return ApiError::payload_too_large(BODY_LIMIT).into_response();
@@ -89,6 +115,9 @@ pub async fn record(State(log): State<Arc<AuditLog>>, req: Request, next: Next) 
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
+    if !keep(&response) {
+        return response;
+    }
     let status = response.status().as_u16();
     let decision = if approved {
         Decision::Approved

@@ -237,12 +237,17 @@ pub fn router(state: AppState) -> Router {
     let mcp = state.mcp.clone().map(|cancel| {
         let service =
             mcp_server::http_service(Arc::new(mcp::InProcessApi::new(state.clone())), cancel);
-        Router::new()
-            .nest_service("/mcp", service)
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                mcp::require_token,
-            ))
+        let mcp = Router::new().nest_service("/mcp", service).layer(
+            axum::middleware::from_fn_with_state(state.clone(), mcp::require_token),
+        );
+        // Outside the token check, so the requests it refuses are recorded.
+        match &state.audit {
+            Some(log) => mcp.layer(axum::middleware::from_fn_with_state(
+                Arc::clone(log),
+                audit::record_refused_mcp,
+            )),
+            None => mcp,
+        }
     });
     let mut router = Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
