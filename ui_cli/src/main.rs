@@ -25,7 +25,34 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Exit status of a command whose reader went away, as for a process killed
+/// by SIGPIPE (128 + 13), which is what shells expect of `cmd | head`.
+const BROKEN_PIPE_STATUS: i32 = 141;
+
+/// Makes a closed stdout (`ui … | head`) end the process quietly, like any
+/// Unix tool, instead of a panic message: Rust ignores SIGPIPE, so `print!`
+/// panics on the write error. (Resetting SIGPIPE would need `unsafe`, which
+/// the workspace denies.)
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        // `print!`'s "failed printing to stdout: Broken pipe (os error 32)",
+        // and the same io::Error unwrapped by clap_complete.
+        if message.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE_STATUS);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
