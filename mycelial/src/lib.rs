@@ -56,11 +56,26 @@ pub trait TrustSource: Send + Sync + 'static {
         nodes: &[Node],
     ) -> Vec<NodeStanding>;
 
-    /// Whether `owner` can cover the pledge (MYCELIAL.md §3 "Ledger" 4) of
-    /// an instance requesting `cpu_millis` on `node`, which another operator
-    /// runs. A source without a priced credit ledger answers `true`.
-    fn can_pledge(&self, owner: &PublicKey, node: &Node, cpu_millis: u64) -> bool {
-        let _ = (owner, node, cpu_millis);
-        true
+    /// How much `owner` can still set aside for pledges (MYCELIAL.md §3
+    /// "Ledger" 4), in the units of [`TrustSource::pledge_cost`]; `None` when
+    /// pledges are not priced, so the owner may place anywhere. The default
+    /// answers `None`.
+    ///
+    /// The scheduler asks at most once per call, and spends this headroom on
+    /// the instances it places on other operators' nodes in that call: a
+    /// node another operator runs is eligible only while the pledge of an
+    /// instance there does not exceed what is left.
+    fn pledge_headroom(&self, owner: &PublicKey) -> Option<i64> {
+        let _ = owner;
+        None
+    }
+
+    /// What the pledge of an instance requesting `cpu_millis` on `node`
+    /// costs its owner, in the units of [`TrustSource::pledge_headroom`]. The
+    /// scheduler asks only for nodes another operator runs, and only when the
+    /// headroom is `Some`; a negative cost counts as 0. The default answers 0.
+    fn pledge_cost(&self, node: &Node, cpu_millis: u64) -> i64 {
+        let _ = (node, cpu_millis);
+        0
     }
 }

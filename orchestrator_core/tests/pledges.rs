@@ -168,8 +168,15 @@ async fn instances_on_another_operators_node_are_pledged_settled_and_renewed() {
     // here, the broke one cannot (so it would place them only on nodes of
     // their own operator).
     let priced = PricedTrust::new(Arc::clone(&trust));
-    assert!(priced.can_pledge(&public(&owner), &node, 500));
-    assert!(!priced.can_pledge(&public(&broke), &node, 500));
+    let cost = priced.pledge_cost(&node, 500);
+    assert!(cost > 0, "instances are priced");
+    let can_pledge = |who: &SigningKey| {
+        priced
+            .pledge_headroom(&public(who))
+            .is_some_and(|headroom| headroom >= cost)
+    };
+    assert!(can_pledge(&owner));
+    assert!(!can_pledge(&broke));
 
     cancel.cancel();
     task.await.unwrap();

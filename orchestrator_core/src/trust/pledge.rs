@@ -71,9 +71,10 @@ impl PledgeConfig {
 }
 
 /// The scheduler's trust source on a control plane: standings from the
-/// reputation engine; whether an owner can pledge from the credit ledger's
-/// headroom when instances are priced (always, when they are not, or before
-/// the ledger is loaded — the hold itself is still checked when it is placed).
+/// reputation engine; what an owner can pledge from the credit ledger's
+/// headroom when instances are priced (without limit when they are not, or
+/// before the ledger is loaded — the hold itself is still checked when it is
+/// placed), and what a pledge costs: the amount held when the instance starts.
 #[derive(Debug)]
 pub struct PricedTrust {
     trust: Arc<TrustService>,
@@ -96,15 +97,20 @@ impl TrustSource for PricedTrust {
         self.trust.engine().standings(user, trusted, nodes)
     }
 
-    fn can_pledge(&self, owner: &PublicKey, node: &Node, cpu_millis: u64) -> bool {
+    fn pledge_headroom(&self, owner: &PublicKey) -> Option<i64> {
+        if self.trust.pledges.price <= 0 {
+            return None;
+        }
+        Some(self.trust.credits()?.headroom(owner))
+    }
+
+    fn pledge_cost(&self, node: &Node, cpu_millis: u64) -> i64 {
         let p = &self.trust.pledges;
-        let Some(credits) = self.trust.credits().filter(|_| p.price > 0) else {
-            return true;
-        };
-        let need = p
-            .amount(cpu_millis.max(MIN_CPU_MILLIS))
-            .min(p.amount(node.resources_allocatable.cpu_millis.max(MIN_CPU_MILLIS)));
-        credits.headroom(owner) >= need
+        if p.price <= 0 {
+            return 0;
+        }
+        p.amount(cpu_millis.max(MIN_CPU_MILLIS))
+            .min(p.amount(node.resources_allocatable.cpu_millis.max(MIN_CPU_MILLIS)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The part of a call that holds for all its instances: the filters that do
-//! not depend on reservations, the standings (asked of the [`TrustSource`]
-//! once per call) and the owner's trust rules.
+//! not depend on reservations, the standings and the owner's pledge headroom
+//! (each asked of the [`TrustSource`] once per call), the owner's trust rules
+//! and what a pledge costs on each node.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,9 @@ pub(super) struct Candidate {
     pub(super) composite: f64,
     /// `PreferNoSchedule` taints the workload does not tolerate.
     pub(super) soft_taints: u32,
+    /// What the pledge of an instance here costs the owner (at least 0): 0
+    /// on the owner's operator's nodes, or when pledges are not priced.
+    pub(super) pledge: i64,
 }
 
 /// The nodes one call may use, and how many the others were excluded by.
@@ -31,13 +35,18 @@ pub(super) struct Candidates {
     pub(super) filtered: Exclusions,
     /// Nodes excluded per trust rule (the first rule each broke).
     pub(super) broken: BTreeMap<Broken, usize>,
+    /// What the owner could pledge when the call began (`None`: unlimited,
+    /// or not asked because no node of another operator passed the rules).
+    pub(super) headroom: Option<i64>,
 }
 
 impl Candidates {
     /// Runs the per-node filters of `filter` over `nodes`, asks `trust` once
     /// for the standings as `owner` sees them (unless no node passed), then
-    /// checks `rules` on the nodes that passed, and whether `owner` can
-    /// pledge for an instance of `cpu_millis` on those of other operators.
+    /// checks `rules` on the nodes that passed. Last, on those of other
+    /// operators, it asks `trust` once for the owner's pledge headroom and,
+    /// when pledges are priced, excludes (`credit`) each node where the
+    /// pledge of an instance of `cpu_millis` costs more than that headroom.
     pub(super) fn gather(
         nodes: &[Node],
         filter: &Filter<'_>,
@@ -70,6 +79,8 @@ impl Candidates {
             );
         }
         let has_rules = !rules.is_empty();
+        // Asked once, and only if a node of another operator gets this far.
+        let mut headroom: Option<Option<i64>> = None;
         out.eligible.reserve(passed.len());
         for &(i, soft_taints) in &passed {
             let standing = standings
@@ -81,16 +92,25 @@ impl Candidates {
                     continue;
                 }
             }
-            if nodes[i].operator != *owner && !trust.can_pledge(owner, &nodes[i], cpu_millis) {
-                out.exclude(Broken::Credit);
-                continue;
+            let mut pledge = 0;
+            if nodes[i].operator != *owner {
+                if let Some(h) = *headroom.get_or_insert_with(|| trust.pledge_headroom(owner)) {
+                    let cost = trust.pledge_cost(&nodes[i], cpu_millis);
+                    if cost > h {
+                        out.exclude(Broken::Credit);
+                        continue;
+                    }
+                    pledge = cost.max(0);
+                }
             }
             out.eligible.push(Candidate {
                 node: i,
                 composite: standing.composite,
                 soft_taints,
+                pledge,
             });
         }
+        out.headroom = headroom.flatten();
         out
     }
 
@@ -99,26 +119,37 @@ impl Candidates {
     }
 
     /// Why no node takes an instance, given `filtered` (the per-node filter
-    /// counts plus those of `max_per_node` and resource fit): the trust-rule
-    /// reason alone when only trust rules excluded nodes, the simple
-    /// scheduler's `0/N nodes fit: …` alone when no trust rule did, else
-    /// both, filters first: `0/5 nodes fit: 2 not ready; no node satisfies the
-    /// owner's trust rules: 3 nodes excluded by trust.min_reputation (needs ≥ 0.9)`.
+    /// counts plus those of `max_per_node` and resource fit) and `priced_out`
+    /// (candidates whose pledge now exceeds what the owner has left in the
+    /// call, counted under `credit`): the trust-rule reason alone when only
+    /// trust rules excluded nodes, the simple scheduler's `0/N nodes fit: …`
+    /// alone when no trust rule did, else both, filters first: `0/5 nodes
+    /// fit: 2 not ready; no node satisfies the owner's trust rules: 3 nodes
+    /// excluded by trust.min_reputation (needs ≥ 0.9)`.
     pub(super) fn reason(
         &self,
         rules: &TrustRules,
         filtered: &Exclusions,
+        priced_out: usize,
         total_nodes: usize,
     ) -> String {
-        if self.broken.is_empty() {
+        let mut priced;
+        let broken = if priced_out == 0 {
+            &self.broken
+        } else {
+            priced = self.broken.clone();
+            *priced.entry(Broken::Credit).or_insert(0) += priced_out;
+            &priced
+        };
+        if broken.is_empty() {
             filtered.reason(total_nodes)
         } else if filtered.is_empty() {
-            rules::reason(rules, &self.broken)
+            rules::reason(rules, broken)
         } else {
             format!(
                 "{}; {}",
                 filtered.reason(total_nodes),
-                rules::reason(rules, &self.broken)
+                rules::reason(rules, broken)
             )
         }
     }
@@ -152,25 +183,38 @@ mod tests {
         let mut c = Candidates::default();
         let mut filtered = Exclusions::default();
         assert_eq!(
-            c.reason(&rules, &filtered, 0),
+            c.reason(&rules, &filtered, 0, 0),
             "0/0 nodes fit: the cluster has no nodes"
         );
         filtered.add(Exclusion::NotReady);
         filtered.add(Exclusion::NotReady);
-        assert_eq!(c.reason(&rules, &filtered, 2), "0/2 nodes fit: 2 not ready");
+        assert_eq!(
+            c.reason(&rules, &filtered, 0, 2),
+            "0/2 nodes fit: 2 not ready"
+        );
         for _ in 0..3 {
             c.exclude(Broken::MinReputation);
         }
         assert_eq!(
-            c.reason(&rules, &filtered, 5),
+            c.reason(&rules, &filtered, 0, 5),
             "0/5 nodes fit: 2 not ready; no node satisfies the owner's trust rules: \
              3 nodes excluded by trust.min_reputation (needs ≥ 0.9)"
         );
         assert_eq!(
-            c.reason(&rules, &Exclusions::default(), 3),
+            c.reason(&rules, &Exclusions::default(), 0, 3),
             "no node satisfies the owner's trust rules: \
              3 nodes excluded by trust.min_reputation (needs ≥ 0.9)"
         );
+        // Candidates priced out during the call count under credit, with
+        // the nodes excluded by it before the call began.
+        c.exclude(Broken::Credit);
+        assert_eq!(
+            c.reason(&rules, &Exclusions::default(), 2, 6),
+            "no node satisfies the owner's trust rules: \
+             3 nodes excluded by trust.min_reputation (needs ≥ 0.9), \
+             3 nodes excluded by credit (the owner's available credit does not cover the pledge)"
+        );
+        assert_eq!(c.broken.get(&Broken::Credit), Some(&1), "left as it was");
     }
 
     #[test]

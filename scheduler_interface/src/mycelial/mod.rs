@@ -12,16 +12,23 @@
 //!    slice of nodes, and copying out those that passed costs more than it
 //!    saves), then the trust rules run ([`mycelial::rules::check`]) on the
 //!    nodes that passed. Each node excluded by a rule is counted under the
-//!    first rule it breaks. Last, a node another operator runs is excluded
-//!    (`credit`) when the source says the owner cannot cover the pledge of
-//!    an instance there ([`TrustSource::can_pledge`]; the daemon's answers
-//!    from the credit ledger when instances are priced).
-//! 2. **Per instance** (`room`): `max_per_node` and resource fit against the
-//!    reservations, then a draw among the nodes that pass, with probability
-//!    proportional to `C² × fit` ([`mycelial::sample::weight`]), where `C` is
-//!    the node's composite reputation and `fit` (0–1) the share of its
-//!    allocatable left free after placing the instance (mean of cpu and
-//!    memory), divided by `1 + n` for `n` untolerated `PreferNoSchedule` taints.
+//!    first rule it breaks. Last, when a node another operator runs passes,
+//!    the source is asked once for the owner's pledge headroom
+//!    ([`TrustSource::pledge_headroom`]; the daemon's answers from the credit
+//!    ledger when instances are priced, `None` — unlimited — otherwise); if
+//!    it is priced, each such node whose pledge for an instance
+//!    ([`TrustSource::pledge_cost`]) exceeds the headroom is excluded (`credit`).
+//! 2. **Per instance** (`room`): the pledges of the call so far, then
+//!    `max_per_node` and resource fit against the reservations. The headroom
+//!    is a running budget for the call: each instance placed on a node of
+//!    another operator spends its pledge, and from then on the nodes of other
+//!    operators whose pledge exceeds what is left are excluded (`credit`) for
+//!    the rest of the call; the owner's operator's nodes cost nothing. Then
+//!    a draw among the nodes that pass, with probability proportional to
+//!    `C² × fit` ([`mycelial::sample::weight`]), where `C` is the node's
+//!    composite reputation and `fit` (0–1) the share of its allocatable left
+//!    free after placing the instance (mean of cpu and memory), divided by
+//!    `1 + n` for `n` untolerated `PreferNoSchedule` taints.
 //!    - **Exploration** (cold start): for a workload without rules, with
 //!      probability [`MycelialSchedulerConfig::exploration`] the node is drawn
 //!      uniformly among those that pass instead, so nodes without evidence
@@ -37,8 +44,9 @@
 //! **Reasons.** When no node is left, the `NoPlacement` reason names the trust
 //! rules with [`mycelial::rules::reason`] (`no node satisfies the owner's
 //! trust rules: 3 nodes excluded by trust.min_reputation (needs ≥ 0.99)`),
-//! preceded by the simple scheduler's `0/N nodes fit: …` when other filters
-//! excluded nodes too.
+//! nodes priced out by the running budget counted under `credit` with those
+//! excluded before the call's first instance, preceded by the simple
+//! scheduler's `0/N nodes fit: …` when other filters excluded nodes too.
 //!
 //! **Binding and determinism.** One `Mutex` over the ledger and the seeded
 //! generator is held for the placement part of a call (which never awaits), so
@@ -183,10 +191,12 @@ impl MycelialScheduler {
                 ledger,
                 counts: &counts,
             },
+            candidates.headroom,
         );
         let mut decisions = Vec::with_capacity(req.instances.len());
-        // Within a call reservations only grow, so once nothing fits,
-        // nothing fits for the remaining instances either.
+        // Within a call reservations only grow and the pledge budget only
+        // shrinks, so once nothing fits, nothing fits for the remaining
+        // instances either.
         let mut no_room: Option<String> = None;
         for &instance in &req.instances {
             if let Some(reason) = &no_room {
@@ -195,8 +205,7 @@ impl MycelialScheduler {
             }
             match room.draw(rng, explore) {
                 Some(k) => {
-                    let c = &candidates.eligible[k];
-                    let node = nodes[c.node].id;
+                    let node = nodes[candidates.eligible[k].node].id;
                     ledger.bind(instance, node, request);
                     *counts.entry(node).or_insert(0) += 1;
                     let ctx = Ctx {
@@ -206,12 +215,13 @@ impl MycelialScheduler {
                         ledger,
                         counts: &counts,
                     };
-                    room.refresh(k, c, &ctx);
+                    room.placed(k, &candidates.eligible, &ctx);
                     decisions.push(ScheduleDecision::AssignNode(node));
                 }
                 None => {
                     let filtered = room.exclusions(candidates.filtered);
-                    let reason = candidates.reason(rules, &filtered, nodes.len());
+                    let reason =
+                        candidates.reason(rules, &filtered, room.priced_out(), nodes.len());
                     debug!(%instance, %reason, "no node fits");
                     decisions.push(ScheduleDecision::NoPlacement(reason.clone()));
                     no_room = Some(reason);

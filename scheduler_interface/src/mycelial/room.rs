@@ -1,6 +1,7 @@
 //! The part of a call that changes with every placement: whether one more
 //! instance fits each candidate (`max_per_node`, resource fit) and its weight
-//! `C² × fit`, and the draw among them.
+//! `C² × fit`, what the owner has left to pledge on other operators' nodes,
+//! and the draw among the candidates.
 
 use ::mycelial::sample::{weight, weighted_index};
 use orchestrator_shared_types::{Node, NodeId, Resources};
@@ -40,26 +41,49 @@ pub(super) struct Ctx<'a> {
     pub(super) counts: &'a IdMap<NodeId, u32>,
 }
 
-/// Per candidate: its weight (0 where one more instance does not fit) and,
-/// where it does not fit, why.
+/// Why one more instance cannot go on a candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unfit {
+    /// It does not fit there (`max_per_node`, resources).
+    Room(Exclusion),
+    /// Its pledge there costs more than the owner has left in the call.
+    Credit,
+}
+
+/// Per candidate: its weight (0 where one more instance cannot go) and,
+/// where it cannot, why; and what the owner has left to pledge.
 #[derive(Debug)]
 pub(super) struct Room {
     weights: Vec<f64>,
-    fits: Vec<Result<(), Exclusion>>,
-    /// How many candidates one more instance fits.
+    fits: Vec<Result<(), Unfit>>,
+    /// How many candidates one more instance can go on.
     feasible: usize,
+    /// What the owner can still pledge in the call (`None`: unlimited). It
+    /// only shrinks, as instances are placed on other operators' nodes.
+    budget: Option<i64>,
+    /// The dearest pledge of the candidates not priced out: while the
+    /// budget covers it, a placement prices out no candidate.
+    dearest: i64,
 }
 
 impl Room {
-    /// The room on every candidate now.
-    pub(super) fn new(candidates: &[Candidate], ctx: &Ctx<'_>) -> Self {
+    /// The room on every candidate now, for an owner who can pledge
+    /// `headroom` in the call (`None`: unlimited).
+    pub(super) fn new(candidates: &[Candidate], ctx: &Ctx<'_>, headroom: Option<i64>) -> Self {
         let mut room = Room {
             weights: Vec::with_capacity(candidates.len()),
             fits: Vec::with_capacity(candidates.len()),
             feasible: 0,
+            // Candidates whose pledge exceeds the headroom were excluded
+            // already; the rest cost at least 0, and free ones stay free.
+            budget: headroom.map(|h| h.max(0)),
+            dearest: 0,
         };
         for c in candidates {
-            let (w, f) = assess(c, ctx);
+            let (w, f) = assess(c, ctx, room.budget);
+            if f != Err(Unfit::Credit) {
+                room.dearest = room.dearest.max(c.pledge);
+            }
             room.feasible += usize::from(f.is_ok());
             room.weights.push(w);
             room.fits.push(f);
@@ -67,12 +91,47 @@ impl Room {
         room
     }
 
-    /// Reassesses candidate `k` (after an instance was placed on it).
-    pub(super) fn refresh(&mut self, k: usize, c: &Candidate, ctx: &Ctx<'_>) {
-        let (w, f) = assess(c, ctx);
-        self.feasible = self.feasible - usize::from(self.fits[k].is_ok()) + usize::from(f.is_ok());
-        self.weights[k] = w;
-        self.fits[k] = f;
+    /// Takes account of an instance placed on candidate `k` of
+    /// `candidates`: spends its pledge, which prices out every candidate
+    /// whose pledge now exceeds what is left, and reassesses `k`.
+    pub(super) fn placed(&mut self, k: usize, candidates: &[Candidate], ctx: &Ctx<'_>) {
+        let c = &candidates[k];
+        if let Some(budget) = self.budget.as_mut().filter(|_| c.pledge > 0) {
+            *budget = budget.saturating_sub(c.pledge);
+            if self.dearest > *budget {
+                self.price_out(candidates);
+            }
+        }
+        if self.fits[k] != Err(Unfit::Credit) {
+            let (w, f) = assess(c, ctx, self.budget);
+            self.set(k, w, f);
+        }
+    }
+
+    /// Marks every candidate whose pledge exceeds the budget as priced out,
+    /// and finds the dearest pledge of those left.
+    fn price_out(&mut self, candidates: &[Candidate]) {
+        let Some(budget) = self.budget else {
+            return;
+        };
+        self.dearest = 0;
+        for (j, c) in candidates.iter().enumerate() {
+            if self.fits[j] == Err(Unfit::Credit) {
+                continue;
+            }
+            if c.pledge > budget {
+                self.set(j, 0.0, Err(Unfit::Credit));
+            } else {
+                self.dearest = self.dearest.max(c.pledge);
+            }
+        }
+    }
+
+    fn set(&mut self, k: usize, weight: f64, fit: Result<(), Unfit>) {
+        self.feasible =
+            self.feasible - usize::from(self.fits[k].is_ok()) + usize::from(fit.is_ok());
+        self.weights[k] = weight;
+        self.fits[k] = fit;
     }
 
     /// A candidate for one more instance, or `None` when it fits none. With
@@ -99,19 +158,35 @@ impl Room {
             .map(|(k, _)| k)
     }
 
-    /// `filtered` plus the candidates one more instance does not fit, per reason.
+    /// `filtered` plus the candidates one more instance does not fit, per
+    /// reason (those priced out are counted by [`Room::priced_out`]).
     pub(super) fn exclusions(&self, filtered: Exclusions) -> Exclusions {
         let mut all = filtered;
-        for e in self.fits.iter().filter_map(|f| f.err()) {
-            all.add(e);
+        for f in &self.fits {
+            if let Err(Unfit::Room(e)) = f {
+                all.add(*e);
+            }
         }
         all
     }
+
+    /// How many candidates are priced out: their pledge exceeds what the
+    /// owner has left in the call.
+    pub(super) fn priced_out(&self) -> usize {
+        self.fits
+            .iter()
+            .filter(|f| **f == Err(Unfit::Credit))
+            .count()
+    }
 }
 
-/// The weight of one more instance on `c` and whether it fits.
+/// The weight of one more instance on `c` and whether it can go there, for
+/// an owner who can still pledge `budget` (`None`: unlimited).
 #[inline]
-fn assess(c: &Candidate, ctx: &Ctx<'_>) -> (f64, Result<(), Exclusion>) {
+fn assess(c: &Candidate, ctx: &Ctx<'_>, budget: Option<i64>) -> (f64, Result<(), Unfit>) {
+    if budget.is_some_and(|b| c.pledge > b) {
+        return (0.0, Err(Unfit::Credit));
+    }
     let node = &ctx.nodes[c.node];
     let count = || {
         if ctx.counts.is_empty() {
@@ -133,7 +208,7 @@ fn assess(c: &Candidate, ctx: &Ctx<'_>) -> (f64, Result<(), Exclusion>) {
             );
             (weight(c.composite, fit), Ok(()))
         }
-        Err(e) => (0.0, Err(e)),
+        Err(e) => (0.0, Err(Unfit::Room(e))),
     }
 }
 
@@ -163,11 +238,13 @@ mod tests {
                     if ok {
                         Ok(())
                     } else {
-                        Err(Exclusion::InsufficientCpu)
+                        Err(Unfit::Room(Exclusion::InsufficientCpu))
                     }
                 })
                 .collect(),
             feasible: fits.iter().filter(|&&ok| ok).count(),
+            budget: None,
+            dearest: 0,
         }
     }
 
