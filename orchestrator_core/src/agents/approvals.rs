@@ -3,9 +3,12 @@
 //! exactly once, as the user) or denies it.
 //!
 //! States: `pending` → `executing` (stored before the call runs) → `approved`
-//! (with the call's result); `pending` → `denied`. An approval found
-//! `executing` when the daemon starts becomes `failed`: the daemon stopped
-//! mid-call, and the call is not run again (at most once).
+//! (with the call's result); `pending` → `denied`; `pending` → `expired`
+//! once it has waited longer than the book's approval TTL (24 h by default):
+//! a call approved days later would act on a cluster the agent no longer
+//! saw, so it must ask again. An approval found `executing` when the daemon
+//! starts becomes `failed`: the daemon stopped mid-call, and the call is not
+//! run again (at most once).
 
 use std::fmt;
 
@@ -34,6 +37,8 @@ pub enum ApprovalState {
     Denied,
     /// The daemon stopped while running it; not run again.
     Failed,
+    /// Nobody decided within the approval TTL; never run.
+    Expired,
 }
 
 impl fmt::Display for ApprovalState {
@@ -44,6 +49,7 @@ impl fmt::Display for ApprovalState {
             Self::Approved => "approved",
             Self::Denied => "denied",
             Self::Failed => "failed",
+            Self::Expired => "expired",
         })
     }
 }
@@ -141,20 +147,30 @@ impl AgentBook {
             .await?)
     }
 
+    /// `approval` as it stands now: pending past the TTL reads as expired.
+    fn as_of_now(&self, mut approval: Approval) -> Approval {
+        if approval.state == ApprovalState::Pending
+            && Utc::now() - approval.created_at >= self.approval_ttl
+        {
+            approval.state = ApprovalState::Expired;
+        }
+        approval
+    }
+
     /// Every approval, oldest first.
     pub async fn approvals(&self) -> Result<Vec<Approval>> {
         self.store
             .list_records(APPROVAL)
             .await?
             .into_iter()
-            .map(|(key, text)| parse(APPROVAL, &key, &text))
+            .map(|(key, text)| parse(APPROVAL, &key, &text).map(|a| self.as_of_now(a)))
             .collect()
     }
 
     /// One approval.
     pub async fn approval(&self, id: &str) -> Result<Approval> {
         match self.store.get_record(APPROVAL, id).await? {
-            Some(text) => parse(APPROVAL, id, &text),
+            Some(text) => parse(APPROVAL, id, &text).map(|a| self.as_of_now(a)),
             None => Err(AgentError::NoApproval(id.to_owned())),
         }
     }
@@ -171,6 +187,14 @@ impl AgentBook {
         let mut approval = self.approval(id).await?;
         if !admin && approval.user != *by {
             return Err(AgentError::NotYours(id.to_owned()));
+        }
+        if approval.state == ApprovalState::Expired {
+            approval.decided_at = Some(Utc::now());
+            self.put(&approval).await?;
+            return Err(AgentError::Expired {
+                id: id.to_owned(),
+                hours: self.approval_ttl.num_hours(),
+            });
         }
         if approval.state != ApprovalState::Pending {
             return Err(AgentError::AlreadyDecided {
@@ -278,6 +302,42 @@ mod tests {
             .unwrap();
         assert_eq!(done.state, ApprovalState::Approved);
         assert!(book.begin(&a.id, &key(1), false).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_approval_nobody_decided_in_time_expires_and_never_runs() {
+        let store = InMemoryStore::new();
+        store.initialize().await.unwrap();
+        let store: Arc<dyn StateStore> = Arc::new(store);
+        let patient = AgentBook::new(Arc::clone(&store));
+        let hasty = AgentBook::new(store).with_approval_ttl(chrono::Duration::zero());
+        let a = hasty.queue(call(key(1))).await.unwrap();
+        // Within a day it is pending; past its TTL it reads as expired.
+        assert_eq!(
+            patient.approval(&a.id).await.unwrap().state,
+            ApprovalState::Pending
+        );
+        assert_eq!(
+            hasty.approval(&a.id).await.unwrap().state,
+            ApprovalState::Expired
+        );
+        assert_eq!(
+            hasty.approvals().await.unwrap()[0].state,
+            ApprovalState::Expired
+        );
+        assert!(matches!(
+            hasty.begin(&a.id, &key(1), false).await,
+            Err(AgentError::Expired { .. })
+        ));
+        // Stored as expired: no book can approve it any more.
+        let stored = patient.approval(&a.id).await.unwrap();
+        assert_eq!(stored.state, ApprovalState::Expired);
+        assert!(stored.decided_at.is_some());
+        assert!(matches!(
+            patient.begin(&a.id, &key(1), false).await,
+            Err(AgentError::Expired { .. })
+        ));
+        assert!(patient.deny(&a.id, &key(1), false).await.is_err());
     }
 
     #[tokio::test]

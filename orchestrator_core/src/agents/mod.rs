@@ -49,6 +49,17 @@ pub enum AgentError {
     /// The caller may not decide this approval.
     #[error("approval {0} belongs to another user")]
     NotYours(String),
+    /// Nobody decided within the approval TTL.
+    #[error(
+        "approval {id} expired: nobody decided it within {hours} h, so it will never run; \
+         the agent must ask again"
+    )]
+    Expired {
+        /// The approval.
+        id: String,
+        /// The TTL, in hours.
+        hours: i64,
+    },
     /// The approval was decided already.
     #[error("approval {id} is {state} already; it runs at most once")]
     AlreadyDecided {
@@ -87,9 +98,14 @@ pub enum Verdict {
     Refuse(String),
 }
 
+/// How long an approval waits for its user before it expires.
+pub const APPROVAL_TTL_HOURS: i64 = 24;
+
 /// Policies, revocations and approvals.
 pub struct AgentBook {
     store: Arc<dyn StateStore>,
+    /// How long a pending approval may wait for its user.
+    approval_ttl: chrono::Duration,
     /// Serialises approval state changes so a call runs at most once.
     decide: tokio::sync::Mutex<()>,
 }
@@ -118,8 +134,15 @@ impl AgentBook {
     pub fn new(store: Arc<dyn StateStore>) -> Self {
         Self {
             store,
+            approval_ttl: chrono::Duration::hours(APPROVAL_TTL_HOURS),
             decide: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Pending approvals expire after `ttl` instead of [`APPROVAL_TTL_HOURS`].
+    pub fn with_approval_ttl(mut self, ttl: chrono::Duration) -> Self {
+        self.approval_ttl = ttl;
+        self
     }
 
     /// `user`'s policy, if they pushed one.

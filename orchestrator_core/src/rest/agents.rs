@@ -25,7 +25,9 @@ impl From<AgentError> for ApiError {
         match e {
             AgentError::NoApproval(_) => ApiError::not_found(e.to_string()),
             AgentError::NotYours(_) => ApiError::forbidden(e.to_string()),
-            AgentError::AlreadyDecided { .. } => ApiError::conflict(e.to_string()),
+            AgentError::AlreadyDecided { .. } | AgentError::Expired { .. } => {
+                ApiError::conflict(e.to_string())
+            }
             AgentError::Store(_) | AgentError::Corrupt { .. } => ApiError::internal(e),
         }
     }
