@@ -178,16 +178,31 @@ def test_resources_and_the_diagnose_prompt(server):
     run(server, body)
 
 
-def test_the_audit_log_records_the_agent_calls_and_detects_an_edit(server, user, daemon):
+def test_the_audit_log_records_the_agent_calls_and_detects_an_edit(user, daemon):
+    auditor = StdioServerParameters(
+        command=str(BIN / "ui"),
+        args=["--config-dir", user.config, "--server", user.url, "mcp", "--agent", "audited-agent"],
+        env=user.env)
+
     async def body(s):
         data_of(await s.call_tool("create_workload", {"manifest": dict(MANIFEST, name="audited")}))
         data_of(await s.call_tool("scale_workload", {"workload": "audited", "replicas": 2}))
-    run(server, body)
-    out = ui(user, "-o", "json", "audit", "--agent", "pytest-agent")
+        data_of(await s.call_tool("get_workload", {"workload": "audited"}))
+        data_of(await s.call_tool("list_workloads", {"limit": 5}))
+        r = await s.call_tool("get_workload", {"workload": "not-there"})
+        assert r.is_error
+    run(auditor, body)
+    out = ui(user, "-o", "json", "audit", "--agent", "audited-agent")
     assert out.returncode == 0, out.stderr
     actions = [(e["action"], e["decision"], e["agent"]) for e in json.loads(out.stdout)["items"]]
-    assert ("POST /api/v1/workloads", "allowed", "pytest-agent") in actions
-    assert ("POST /api/v1/workloads/audited/scale", "allowed", "pytest-agent") in actions
+    # Every call, reads and the refused one included, in order, and nothing else.
+    assert actions == [
+        ("POST /api/v1/workloads", "allowed", "audited-agent"),
+        ("POST /api/v1/workloads/audited/scale", "allowed", "audited-agent"),
+        ("GET /api/v1/workloads/audited", "allowed", "audited-agent"),
+        ("GET /api/v1/workloads?limit=5", "allowed", "audited-agent"),
+        ("GET /api/v1/workloads/not-there", "refused", "audited-agent"),
+    ], actions
     ok = ui(user, "audit", "--verify")
     assert ok.returncode == 0, ok.stderr
     log = daemon[1] / "audit.log"
