@@ -119,8 +119,21 @@ fn new_id(now: DateTime<Utc>) -> String {
 }
 
 impl AgentBook {
-    /// Queues `call`; the stored approval.
+    /// Queues `call`; the stored approval. Refused when its user has
+    /// `max_pending` approvals pending already.
     pub async fn queue(&self, call: NewApproval) -> Result<Approval> {
+        let _one_at_a_time = self.decide.lock().await;
+        let pending = self
+            .approvals()
+            .await?
+            .iter()
+            .filter(|a| a.user == call.user && a.state == ApprovalState::Pending)
+            .count();
+        if pending >= self.max_pending {
+            return Err(AgentError::TooManyPending {
+                max: self.max_pending,
+            });
+        }
         let now = Utc::now();
         let approval = Approval {
             id: new_id(now),
@@ -338,6 +351,22 @@ mod tests {
             Err(AgentError::Expired { .. })
         ));
         assert!(patient.deny(&a.id, &key(1), false).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_user_has_at_most_max_pending_approvals_waiting() {
+        let book = book().await.with_max_pending(2);
+        let a = book.queue(call(key(1))).await.unwrap();
+        book.queue(call(key(1))).await.unwrap();
+        assert!(matches!(
+            book.queue(call(key(1))).await,
+            Err(AgentError::TooManyPending { max: 2 })
+        ));
+        assert_eq!(book.approvals().await.unwrap().len(), 2, "nothing stored");
+        // Another user is not held up; a decided approval frees a place.
+        book.queue(call(key(2))).await.unwrap();
+        book.deny(&a.id, &key(1), false).await.unwrap();
+        book.queue(call(key(1))).await.unwrap();
     }
 
     #[tokio::test]

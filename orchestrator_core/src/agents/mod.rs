@@ -60,6 +60,15 @@ pub enum AgentError {
         /// The TTL, in hours.
         hours: i64,
     },
+    /// The user has as many approvals pending as the book keeps.
+    #[error(
+        "{max} of your agents' calls are waiting for your approval already; \
+         approve or deny some (ui approvals list) before an agent asks for more"
+    )]
+    TooManyPending {
+        /// The most pending approvals per user.
+        max: usize,
+    },
     /// The approval was decided already.
     #[error("approval {id} is {state} already; it runs at most once")]
     AlreadyDecided {
@@ -100,12 +109,17 @@ pub enum Verdict {
 
 /// How long an approval waits for its user before it expires.
 pub const APPROVAL_TTL_HOURS: i64 = 24;
+/// The most approvals one user may have pending: an agent looping on a
+/// held call cannot fill the store (each holds a body of up to 1 MiB).
+pub const MAX_PENDING_PER_USER: usize = 100;
 
 /// Policies, revocations and approvals.
 pub struct AgentBook {
     store: Arc<dyn StateStore>,
     /// How long a pending approval may wait for its user.
     approval_ttl: chrono::Duration,
+    /// The most approvals one user may have pending.
+    max_pending: usize,
     /// Serialises approval state changes so a call runs at most once.
     decide: tokio::sync::Mutex<()>,
 }
@@ -135,8 +149,15 @@ impl AgentBook {
         Self {
             store,
             approval_ttl: chrono::Duration::hours(APPROVAL_TTL_HOURS),
+            max_pending: MAX_PENDING_PER_USER,
             decide: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// At most `max` approvals pending per user instead of [`MAX_PENDING_PER_USER`].
+    pub fn with_max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max;
+        self
     }
 
     /// Pending approvals expire after `ttl` instead of [`APPROVAL_TTL_HOURS`].

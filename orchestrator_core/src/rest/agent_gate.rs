@@ -92,8 +92,7 @@ pub async fn agent_gate(
                     body,
                     content_type,
                 })
-                .await
-                .map_err(ApiError::internal)?;
+                .await?;
             let id = approval.id.clone();
             let mut response = (
                 StatusCode::ACCEPTED,

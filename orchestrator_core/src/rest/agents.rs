@@ -25,6 +25,7 @@ impl From<AgentError> for ApiError {
         match e {
             AgentError::NoApproval(_) => ApiError::not_found(e.to_string()),
             AgentError::NotYours(_) => ApiError::forbidden(e.to_string()),
+            AgentError::TooManyPending { .. } => ApiError::too_many_requests(e.to_string()),
             AgentError::AlreadyDecided { .. } | AgentError::Expired { .. } => {
                 ApiError::conflict(e.to_string())
             }

@@ -33,7 +33,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
-    /// `payload_too_large`, `unsupported_media_type`, `unavailable`, `internal`.
+    /// `payload_too_large`, `unsupported_media_type`, `too_many_requests`,
+    /// `unavailable`, `internal`.
     pub code: String,
     /// What went wrong.
     pub message: String,
@@ -74,6 +75,10 @@ impl ApiError {
             "payload_too_large",
             format!("request body is larger than {limit} bytes"),
         )
+    }
+    /// 429.
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
     }
     /// 415.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {

@@ -36,6 +36,13 @@ pub enum CommonErrors {
     /// Unsupported content type.
     #[response(status = 415, description = "Unsupported content type")]
     UnsupportedMediaType(ErrorBody),
+    /// An agent's call held for approval while its user has the most
+    /// approvals pending already.
+    #[response(
+        status = 429,
+        description = "Too many of the user's agents' calls wait for approval"
+    )]
+    TooManyRequests(ErrorBody),
     /// Shutting down or not ready.
     #[response(status = 503, description = "Unavailable")]
     Unavailable(ErrorBody),
