@@ -239,6 +239,30 @@ async fn the_policy_forbids_holds_and_lets_run_and_approval_runs_once() {
         .count();
     assert_eq!(approved, 1, "{mine:?}");
     assert!(lab.log.verify().is_ok());
+
+    // An agent looping on a held call fills the user's queue up to its bound,
+    // then is refused with nothing stored.
+    let pending = || async {
+        let (_, v) = send_to(
+            &lab.router,
+            signed(&user, "GET", "/api/v1/approvals?limit=1000", b""),
+        )
+        .await;
+        v["items"].as_array().map_or(0, Vec::len)
+    };
+    let mut held = pending().await;
+    while held < orchestrator_core::agents::MAX_PENDING_PER_USER {
+        let (s, _) = send_to(&lab.router, bearer(&t, "GET", "/api/v1/nodes", b"")).await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        held += 1;
+    }
+    let (s, v) = send_to(&lab.router, bearer(&t, "GET", "/api/v1/nodes", b"")).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert!(v.to_string().contains("approve or deny some"), "{v}");
+    assert_eq!(
+        pending().await,
+        orchestrator_core::agents::MAX_PENDING_PER_USER
+    );
 }
 
 #[tokio::test]
