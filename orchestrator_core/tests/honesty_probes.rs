@@ -21,7 +21,7 @@ use mycelial::evidence::{Entry, NodeRegistration};
 use orchestrator_core::trust::probe::ProbeConfig;
 use orchestrator_core::trust::TrustService;
 use orchestrator_shared_types::{ContainerConfig, InstanceId, NodeId, WorkloadId};
-use rest_common::{key, public};
+use rest_common::{eventually, key, public};
 use state_store_interface::memory::InMemoryStore;
 use state_store_interface::StateStore;
 use tempfile::TempDir;
@@ -30,11 +30,13 @@ fn registry() -> String {
     std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
 }
 
+/// A busy core for at most 90 s: if the test fails before removing its
+/// hogs, they must not starve the tests that run after it.
 fn hog() -> ContainerConfig {
     serde_json::from_value(serde_json::json!({
         "name": "hog",
         "image": format!("{}/test/busybox:1", registry()),
-        "command": ["sh", "-c", "while :; do :; done"],
+        "command": ["timeout", "90", "sh", "-c", "while :; do :; done"],
         "resources": {"limits": {"cpu": "1"}}
     }))
     .unwrap()
@@ -116,13 +118,29 @@ async fn a_node_that_delivers_less_cpu_than_it_promises_loses_honesty() {
         };
         hogs.push(runtime.create_container(node.id, &spec).await.unwrap());
     }
+    // Each hog spinning before the probe starts.
+    let hog_seconds = || async {
+        let mut each = Vec::new();
+        for h in &hogs {
+            let used = runtime.container_usage(h).await.unwrap();
+            each.push(used.map_or(0.0, |u| u.cpu_seconds));
+        }
+        each
+    };
+    eventually("every hog busy", || async {
+        hog_seconds().await.iter().all(|s| *s > 0.2)
+    })
+    .await;
+    let hogs_before: f64 = hog_seconds().await.iter().sum();
     let starved = trust
         .probe_node(store.as_ref(), &node)
         .await
         .unwrap()
         .expect("youki measures");
+    let hogs_during = hog_seconds().await.iter().sum::<f64>() - hogs_before;
     println!(
-        "node running {} unaccounted busy cores on {cores}: {starved:?}",
+        "node running {} unaccounted busy cores on {cores}: {starved:?}; the hogs used \
+         {hogs_during:.2} CPU seconds meanwhile",
         cores + 1
     );
     assert!(
