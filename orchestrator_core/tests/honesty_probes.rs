@@ -30,13 +30,21 @@ fn registry() -> String {
     std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
 }
 
-/// A busy core for at most 90 s: if the test fails before removing its
-/// hogs, they must not starve the tests that run after it.
-fn hog() -> ContainerConfig {
+/// A busy loop pinned to `cpu`, for at most 90 s.
+///
+/// Pinned, two to each core, so the probe shares whichever core it runs on
+/// with two of them: unpinned, the kernel's group load balancing may leave
+/// the probe a core of its own with every hog on the other (each hog group
+/// then weighs as little as the probe alone), and the probe gets its whole
+/// core. Bounded, because a failed test must not leave them starving the
+/// tests after it: `timeout` is not the container's init (`; true` keeps
+/// `sh` from exec-ing it), since an init ignores the SIGTERM it would send.
+fn hog(cpu: usize) -> ContainerConfig {
+    let script = format!("timeout 90 taskset -c {cpu} sh -c 'while :; do :; done'; true");
     serde_json::from_value(serde_json::json!({
         "name": "hog",
         "image": format!("{}/test/busybox:1", registry()),
-        "command": ["timeout", "90", "sh", "-c", "while :; do :; done"],
+        "command": ["sh", "-c", script],
         "resources": {"limits": {"cpu": "1"}}
     }))
     .unwrap()
@@ -106,14 +114,14 @@ async fn a_node_that_delivers_less_cpu_than_it_promises_loses_honesty() {
     let after_fair = honesty();
     assert!(after_fair > 0.97, "H {after_fair}");
 
-    // Work the node did not account for: one busy core more than the machine has.
+    // Work the node did not account for: two busy loops on each core.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut hogs = Vec::new();
-    for _ in 0..=cores {
+    for i in 0..2 * cores {
         let spec = ContainerSpec {
             instance_id: InstanceId::new(),
             workload_id: WorkloadId::SYSTEM,
-            config: hog(),
+            config: hog(i % cores),
             labels: Default::default(),
         };
         hogs.push(runtime.create_container(node.id, &spec).await.unwrap());
@@ -139,9 +147,9 @@ async fn a_node_that_delivers_less_cpu_than_it_promises_loses_honesty() {
         .expect("youki measures");
     let hogs_during = hog_seconds().await.iter().sum::<f64>() - hogs_before;
     println!(
-        "node running {} unaccounted busy cores on {cores}: {starved:?}; the hogs used \
+        "node running {} unaccounted busy loops on {cores} cores: {starved:?}; the hogs used \
          {hogs_during:.2} CPU seconds meanwhile",
-        cores + 1
+        2 * cores
     );
     assert!(
         starved.cpu_ratio < 0.75 && starved.cpu_ratio < fair.cpu_ratio,
