@@ -15,20 +15,16 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use cluster_manager::mock::test_node;
-use container_runtime::youki::{YoukiConfig, YoukiRuntime};
+
 use container_runtime_interface::{ContainerRuntime, ContainerSpec};
 use mycelial::evidence::{Entry, NodeRegistration};
 use orchestrator_core::trust::probe::ProbeConfig;
 use orchestrator_core::trust::TrustService;
 use orchestrator_shared_types::{ContainerConfig, InstanceId, NodeId, WorkloadId};
-use rest_common::{eventually, key, public};
+use rest_common::{eventually, key, public, registry, youki_runtime};
 use state_store_interface::memory::InMemoryStore;
 use state_store_interface::StateStore;
 use tempfile::TempDir;
-
-fn registry() -> String {
-    std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
-}
 
 /// A busy loop pinned to `cpu`, for at most 90 s.
 ///
@@ -53,13 +49,7 @@ fn hog(cpu: usize) -> ContainerConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_delivers_less_cpu_than_it_promises_loses_honesty() {
     let dir = TempDir::new().unwrap();
-    let mut cfg = YoukiConfig::new(dir.path().join("runtime"));
-    cfg.insecure_registries = vec![registry()];
-    let runtime = Arc::new(
-        YoukiRuntime::new(cfg)
-            .await
-            .unwrap_or_else(|e| panic!("the youki runtime must start here: {e}")),
-    );
+    let runtime = youki_runtime(dir.path()).await;
     // The node advertises 4 cores, whatever the machine has.
     let mut node = test_node(1, 4_000, 8 << 30);
     node.operator = public(&key(3));

@@ -12,22 +12,18 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use cluster_manager::mock::test_node;
-use container_runtime::youki::{YoukiConfig, YoukiRuntime};
+use container_runtime::youki::YoukiRuntime;
 use container_runtime_interface::ContainerRuntime;
 use ed25519_dalek::SigningKey;
 use observability::events::Event;
 use orchestrator_core::rest::AuthConfig;
 use orchestrator_shared_types::ContainerId;
-use rest_common::{api_on, key, send_to, signed, signed_with, ApiOn};
+use rest_common::{api_on, key, registry, send_to, signed, signed_with, youki_runtime, ApiOn};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::broadcast;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn registry() -> String {
-    std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
-}
 
 struct Cluster {
     api: ApiOn,
@@ -47,13 +43,7 @@ async fn cluster() -> Cluster {
         )
         .try_init();
     let dir = TempDir::new().unwrap();
-    let mut cfg = YoukiConfig::new(dir.path().join("runtime"));
-    cfg.insecure_registries = vec![registry()];
-    let runtime = Arc::new(
-        YoukiRuntime::new(cfg)
-            .await
-            .unwrap_or_else(|e| panic!("the youki runtime must start here: {e}")),
-    );
+    let runtime = youki_runtime(dir.path()).await;
     let node = test_node(1, 4_000, 8 << 30);
     let node_id = node.id;
     let api = api_on(AuthConfig::default(), runtime.clone(), node).await;

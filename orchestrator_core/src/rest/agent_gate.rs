@@ -52,12 +52,7 @@ pub async fn agent_gate(
     };
     let book = &state.agents;
     if let Some(claims) = &agent.token {
-        if book.is_revoked(claims).await.map_err(ApiError::internal)? {
-            return Err(ApiError::unauthorized(format!(
-                "agent token {} was revoked",
-                claims.id
-            )));
-        }
+        refuse_if_revoked(&state, claims).await?;
     }
     let verdict = book
         .verdict(&caller.key, tool, agent.token.as_ref())
@@ -103,6 +98,25 @@ pub async fn agent_gate(
             Ok(response)
         }
     }
+}
+
+/// 401 when the token of `claims` was revoked by its user or an admin.
+pub async fn refuse_if_revoked(
+    state: &AppState,
+    claims: &orchestrator_shared_types::agent::TokenClaims,
+) -> Result<(), ApiError> {
+    if state
+        .agents
+        .is_revoked(claims)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::unauthorized(format!(
+            "agent token {} was revoked",
+            claims.id
+        )));
+    }
+    Ok(())
 }
 
 /// A request for the daemon to run in process (an approved call).

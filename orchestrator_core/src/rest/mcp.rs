@@ -14,6 +14,7 @@ use mcp_server::{Api, ApiError as McpApiError, Caller as McpCaller};
 use serde_json::Value;
 use tower::ServiceExt;
 
+use super::agent_gate::refuse_if_revoked;
 use super::auth::bearer;
 use super::error::ApiError;
 use super::{api_routes, AppState};
@@ -23,13 +24,16 @@ const ANSWER_LIMIT: usize = 16 << 20;
 
 /// The daemon's own API routes as the MCP tools' [`Api`].
 pub struct InProcessApi {
-    state: AppState,
+    /// [`api_routes`] of the daemon's state, built once.
+    routes: axum::Router,
 }
 
 impl InProcessApi {
     /// Calls go to the API routes of `state`.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            routes: api_routes(state),
+        }
     }
 }
 
@@ -42,7 +46,6 @@ impl Api for InProcessApi {
         path: &str,
         body: Option<Value>,
     ) -> Result<String, McpApiError> {
-        let router = api_routes(&self.state);
         let mut builder = Request::builder().method(method).uri(path);
         if let Some(auth) = &caller.authorization {
             builder = builder.header(header::AUTHORIZATION, auth);
@@ -53,7 +56,7 @@ impl Api for InProcessApi {
         let req = builder
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
             .map_err(|e| McpApiError::Unreachable(format!("building the request: {e}")))?;
-        let response = match router.oneshot(req).await {
+        let response = match self.routes.clone().oneshot(req).await {
             Ok(r) => r,
             Err(e) => match e {},
         };
@@ -92,17 +95,7 @@ pub async fn require_token(
         Some(token) => {
             let (_, agent) = state.gate.verify_agent_token(token)?;
             if let Some(claims) = &agent.token {
-                if state
-                    .agents
-                    .is_revoked(claims)
-                    .await
-                    .map_err(ApiError::internal)?
-                {
-                    return Err(ApiError::unauthorized(format!(
-                        "agent token {} was revoked",
-                        claims.id
-                    )));
-                }
+                refuse_if_revoked(&state, claims).await?;
             }
             Ok(next.run(req).await)
         }

@@ -235,8 +235,7 @@ pub fn router(state: AppState) -> Router {
     let health =
         observability::health::health_routes(Arc::clone(&state.health), Arc::clone(&metrics_state));
     let mcp = state.mcp.clone().map(|cancel| {
-        let service =
-            mcp_server::http_service(Arc::new(mcp::InProcessApi::new(state.clone())), cancel);
+        let service = mcp_server::http_service(Arc::new(mcp::InProcessApi::new(&state)), cancel);
         let mcp = Router::new().nest_service("/mcp", service).layer(
             axum::middleware::from_fn_with_state(state.clone(), mcp::require_token),
         );

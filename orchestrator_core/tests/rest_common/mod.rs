@@ -28,6 +28,25 @@ use tower::ServiceExt;
 
 pub const HELLO_YAML: &str = include_str!("../../../examples/hello.yaml");
 
+/// The test registry's address (`./scripts/test-registry start`), from
+/// `UNIVRS_TEST_REGISTRY`, default 127.0.0.1:5000.
+pub fn registry() -> String {
+    std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// A youki runtime keeping its state under `dir`, pulling from the test
+/// registry over plain HTTP; the test fails if it cannot start (CI is root).
+#[cfg(target_os = "linux")]
+pub async fn youki_runtime(dir: &std::path::Path) -> Arc<container_runtime::youki::YoukiRuntime> {
+    let mut cfg = container_runtime::youki::YoukiConfig::new(dir.join("runtime"));
+    cfg.insecure_registries = vec![registry()];
+    Arc::new(
+        container_runtime::youki::YoukiRuntime::new(cfg)
+            .await
+            .unwrap_or_else(|e| panic!("the youki runtime must start here: {e}")),
+    )
+}
+
 pub struct Api {
     pub router: Router,
     pub orch: Arc<Orchestrator>,
