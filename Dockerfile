@@ -14,7 +14,7 @@ ARG RUST_IMAGE=rust:1.95-bookworm
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p orchestrator_core -p ui_cli \
+RUN cargo build --release --locked -p orchestrator_daemon -p ui_cli \
         --bin orchestrator_daemon --bin ui \
  && install -D -m 0755 target/release/orchestrator_daemon /out/orchestrator_daemon \
  && install -D -m 0755 target/release/ui /out/ui

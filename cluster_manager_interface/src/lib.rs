@@ -19,6 +19,20 @@ pub const ROLE_CONTROL_PLANE: &str = "control-plane";
 /// A node that runs what the control plane assigns to it.
 pub const ROLE_WORKER: &str = "worker";
 
+/// Whether `node` says it is the control plane.
+pub fn is_control_plane(node: &Node) -> bool {
+    node.labels.get(ROLE_LABEL).map(String::as_str) == Some(ROLE_CONTROL_PLANE)
+}
+
+/// The live control plane among `nodes`: the one with the smallest id if
+/// several claim it (a misconfiguration, logged by the caller).
+pub fn find_control_plane(nodes: &[Node]) -> Option<&Node> {
+    nodes
+        .iter()
+        .filter(|n| is_control_plane(n) && n.status != NodeStatus::Down)
+        .min_by_key(|n| n.id)
+}
+
 /// One member as this node's membership protocol sees it (`ui network peers`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

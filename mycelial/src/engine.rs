@@ -9,9 +9,7 @@
 //! (user, sorted seeds) — so a scheduler asking for every workload of one
 //! user computes the user's trust once.
 
-mod health;
-
-pub use health::{network_health, NetworkHealth, BOOTSTRAP_DAYS};
+pub use orchestrator_shared_types::health::{network_health, NetworkHealth, BOOTSTRAP_DAYS};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

@@ -25,6 +25,7 @@
 pub mod agent;
 pub mod auth;
 pub mod error;
+pub mod health;
 pub mod ids;
 pub mod instance;
 pub mod lifecycle;

@@ -107,7 +107,7 @@ impl Orchestrator {
                 .iter()
                 .filter(|n| n.status == NodeStatus::Down)
                 .count() as u64,
-            control_plane: crate::cluster::find_control_plane(&nodes).map(|n| n.id),
+            control_plane: cluster_manager_interface::find_control_plane(&nodes).map(|n| n.id),
             members,
             nodes_total: nodes.len() as u64,
             nodes_ready: nodes
@@ -127,7 +127,7 @@ impl Orchestrator {
                 .entry(status_name(i.status).to_owned())
                 .or_default() += 1;
         }
-        let health = mycelial::engine::network_health(&nodes, chrono::Utc::now());
+        let health = orchestrator_shared_types::health::network_health(&nodes, chrono::Utc::now());
         status.network_health = NetworkHealthView {
             decentralization: health.decentralization,
             bootstrap_ratio: health.bootstrap_ratio,

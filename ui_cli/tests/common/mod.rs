@@ -24,7 +24,7 @@ pub fn daemon_bin() -> PathBuf {
     ));
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build -p orchestrator_core` (or `cargo test --workspace`) first",
+        "{} is missing: run `cargo build -p orchestrator_daemon` (or `cargo test --workspace`) first",
         path.display()
     );
     path

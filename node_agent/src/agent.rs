@@ -1,0 +1,201 @@
+//! The node agent (`/agent/v1`): the control plane's hands on this node. It
+//! runs containers on the local runtime, and accepts only requests signed by
+//! the key of a live member whose signed gossip record says it is the
+//! control plane; replays within the skew window are refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cluster_manager_interface::ClusterManager;
+use container_runtime_interface::{ContainerRuntime, ContainerSpec, LogOptions, RuntimeError};
+use futures::StreamExt;
+use orchestrator_shared_types::{ContainerId, NodeId, NodeStatus};
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use crate::wire::{CreateContainer, Created, Stop, WireError};
+use cluster_manager_interface::is_control_plane;
+use signed_http::{read_signed, Limits, Rejection, ReplayCache};
+
+/// Largest agent request body.
+const BODY_LIMIT: usize = 1 << 20;
+
+/// What the agent routes need.
+#[derive(Clone)]
+pub struct AgentState {
+    /// The local runtime.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// This node.
+    pub node: NodeId,
+    /// Membership, to tell who may call.
+    pub cluster: Arc<dyn ClusterManager>,
+    /// Signatures already seen.
+    pub replays: Arc<ReplayCache>,
+    /// Allowed clock skew, in seconds.
+    pub max_skew_seconds: i64,
+}
+
+struct AgentError(StatusCode, WireError);
+
+impl IntoResponse for AgentError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<RuntimeError> for AgentError {
+    fn from(e: RuntimeError) -> Self {
+        let (status, body) = WireError::from_runtime(&e);
+        AgentError(status, body)
+    }
+}
+
+fn denied(status: StatusCode, code: &str, message: impl Into<String>) -> AgentError {
+    AgentError(status, WireError::new(code, message))
+}
+
+type AgentResult<T> = Result<T, AgentError>;
+
+/// Verifies the signature (the shared signed-HTTP layer) and that the
+/// signer is the live control plane, then spends the signature.
+async fn authenticate(
+    State(state): State<AgentState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, Rejection> {
+    let verified = read_signed(
+        req,
+        Limits {
+            body_limit: BODY_LIMIT,
+            max_skew_seconds: state.max_skew_seconds,
+        },
+    )
+    .await?;
+    let caller = NodeId(verified.key.0);
+    let member = state.cluster.get_node(&caller).await.ok().flatten();
+    let allowed = member
+        .as_ref()
+        .is_some_and(|n| n.status != NodeStatus::Down && is_control_plane(n));
+    if !allowed {
+        warn!(caller = %caller.short(), member = member.is_some(), "agent call refused: not the live control plane");
+        return Err(Rejection::forbidden(format!(
+            "{caller} is not a live control-plane member of this cluster"
+        )));
+    }
+    Ok(next.run(verified.admit(&state.replays)?).await)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> AgentResult<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| denied(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))
+}
+
+async fn init(State(s): State<AgentState>) -> AgentResult<StatusCode> {
+    s.runtime.init_node(s.node).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create(State(s): State<AgentState>, body: Bytes) -> AgentResult<Response> {
+    let req: CreateContainer = parse_json(&body)?;
+    let spec = ContainerSpec {
+        instance_id: req.instance_id,
+        workload_id: req.workload_id,
+        config: req.config,
+        labels: req.labels,
+    };
+    info!(instance = %spec.instance_id, container = %spec.config.name, "agent: creating container");
+    let id = s.runtime.create_container(s.node, &spec).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })).into_response())
+}
+
+async fn list(State(s): State<AgentState>) -> AgentResult<Response> {
+    Ok(Json(s.runtime.list_containers(s.node).await?).into_response())
+}
+
+async fn status(State(s): State<AgentState>, Path(id): Path<String>) -> AgentResult<Response> {
+    Ok(Json(s.runtime.get_container_status(&ContainerId(id)).await?).into_response())
+}
+
+async fn remove(State(s): State<AgentState>, Path(id): Path<String>) -> AgentResult<StatusCode> {
+    s.runtime.remove_container(&ContainerId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stop(
+    State(s): State<AgentState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AgentResult<StatusCode> {
+    let req: Stop = parse_json(&body)?;
+    s.runtime
+        .stop_container(&ContainerId(id), Duration::from_millis(req.grace_ms))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct Tail {
+    tail: Option<usize>,
+}
+
+async fn logs(
+    State(s): State<AgentState>,
+    Path(id): Path<String>,
+    Query(q): Query<Tail>,
+) -> AgentResult<Response> {
+    let lines = s
+        .runtime
+        .get_container_logs(&ContainerId(id), LogOptions { tail: q.tail })
+        .await?;
+    Ok(Json(lines).into_response())
+}
+
+async fn follow(State(s): State<AgentState>, Path(id): Path<String>) -> AgentResult<Response> {
+    let lines = s.runtime.follow_container_logs(&ContainerId(id)).await?;
+    let body = lines.map(|l| {
+        let mut line = serde_json::to_vec(&l).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    Ok((
+        [("content-type", "application/x-ndjson")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+async fn usage(State(s): State<AgentState>) -> AgentResult<Response> {
+    Ok(Json(s.runtime.usage(s.node).await?).into_response())
+}
+
+async fn container_usage(
+    State(s): State<AgentState>,
+    Path(id): Path<String>,
+) -> AgentResult<Response> {
+    Ok(Json(s.runtime.container_usage(&ContainerId(id)).await?).into_response())
+}
+
+/// The agent routes, authenticated.
+pub fn router(state: AgentState) -> Router {
+    Router::new()
+        .route("/agent/v1/init", post(init))
+        .route("/agent/v1/containers", post(create).get(list))
+        .route("/agent/v1/containers/{id}", get(status).delete(remove))
+        .route("/agent/v1/containers/{id}/stop", post(stop))
+        .route("/agent/v1/containers/{id}/logs", get(logs))
+        .route("/agent/v1/containers/{id}/logs/follow", get(follow))
+        .route("/agent/v1/containers/{id}/usage", get(container_usage))
+        .route("/agent/v1/usage", get(usage))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
+        .with_state(state)
+}

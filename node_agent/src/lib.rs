@@ -1,0 +1,79 @@
+//! Many nodes, one cluster (SPEC §8): how a scheduling decision made on the
+//! control plane reaches the node that must run it, and how any node answers
+//! every API request.
+//!
+//! The design, chosen once (see also the README's "Cluster" section):
+//!
+//! - **One scheduler.** The daemon started with the `control-plane` role keeps
+//!   the state (its SQLite database) and runs the reconciler and the
+//!   scheduler; it is the only one that decides. Workers run what it assigns
+//!   to them and nothing else, so a worker cut off from it never starts a
+//!   duplicate.
+//! - **Push.** A decision reaches a node through that node's agent endpoint
+//!   ([`agent`], under `/agent/v1`): the control plane calls it through
+//!   [`RoutingRuntime`], a `ContainerRuntime` that routes each call by node id
+//!   (container ids carry their node, see [`routed_id`]). The agent accepts
+//!   only requests signed by the key of a live member whose signed gossip
+//!   record says it is the control plane.
+//! - **Any node answers.** A worker forwards every `/api/v1` request, with the
+//!   caller's signature untouched, to the control plane ([`proxy`]), so the
+//!   answer is the same whichever node is asked; `/api/v1/network` is answered
+//!   locally ([`network`]).
+//! - **Failure.** Gossip (`cluster_manager::ChitchatClusterManager`) declares a
+//!   dead worker `Down`; the reconciler replaces its instances on live nodes.
+//!   When it comes back, its containers that no instance of it owns any more
+//!   are removed (the reconciler's sweep, through the agent), and replicas
+//!   above the desired count are removed. If the control plane dies, workers
+//!   keep running what they run (static stability) and the API answers 503
+//!   until it returns; moving the control plane needs the etcd store.
+//!
+//! Modules: [`wire`] (the agent protocol's bodies and error codes),
+//! [`client`] (signed calls to one agent), [`agent`] (its routes),
+//! [`routing`] ([`RoutingRuntime`]), [`proxy`]. `/api/v1/network` is a REST
+//! route (`orchestrator_rest::network`).
+
+pub mod agent;
+pub mod client;
+pub mod proxy;
+pub mod routing;
+pub mod wire;
+
+pub use cluster_manager_interface::{find_control_plane, is_control_plane};
+use orchestrator_shared_types::{ContainerId, NodeId};
+
+pub use routing::RoutingRuntime;
+
+/// Separates the node from the node-local id in a routed container id.
+const ID_SEPARATOR: char = ':';
+
+/// The cluster-wide id of container `inner` on `node`: `NODEHEX:inner`.
+pub fn routed_id(node: &NodeId, inner: &ContainerId) -> ContainerId {
+    ContainerId(format!("{node}{ID_SEPARATOR}{}", inner.0))
+}
+
+/// Splits a routed container id into its node and node-local id.
+pub fn split_routed_id(id: &ContainerId) -> Option<(NodeId, ContainerId)> {
+    let (node, inner) = id.0.split_once(ID_SEPARATOR)?;
+    let node = node.parse().ok()?;
+    (!inner.is_empty()).then(|| (node, ContainerId(inner.to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routed_ids_round_trip_and_reject_garbage() {
+        let node = NodeId([9; 32]);
+        let inner = ContainerId("abc:def".into());
+        let id = routed_id(&node, &inner);
+        assert_eq!(split_routed_id(&id), Some((node, inner)));
+        assert_eq!(split_routed_id(&ContainerId("nocolon".into())), None);
+        assert_eq!(split_routed_id(&ContainerId("zz:x".into())), None);
+        assert_eq!(
+            split_routed_id(&ContainerId(format!("{node}:"))),
+            None,
+            "an empty local id is not an id"
+        );
+    }
+}

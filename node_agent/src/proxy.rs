@@ -1,0 +1,147 @@
+//! On a worker, every `/api/v1` request (but `/api/v1/network`, answered
+//! locally) and every `/mcp` request is forwarded to the control plane with
+//! its signature headers — or its agent token, and the agent's name — and
+//! body untouched, so the control plane authenticates the caller itself,
+//! holds an agent's call to its user's automation policy, and answers exactly
+//! as if asked directly. The answer streams back as it comes
+//! (`logs?follow=true` and MCP event streams work through a worker).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cluster_manager_interface::ClusterManager;
+use futures::TryStreamExt;
+use tracing::{debug, warn};
+
+use cluster_manager_interface::find_control_plane;
+use signed_http::Rejection;
+
+/// Largest request body forwarded.
+const BODY_LIMIT: usize = 8 << 20;
+/// Longest wait to connect to the control plane.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Headers passed on to the control plane, besides every `mcp-*` header of
+/// the MCP transport (session, protocol version, and in 2026-07-28 the
+/// method, name and `mcp-param-*` routing headers). Dropping
+/// `authorization` (an agent token) would only get the call refused;
+/// dropping `x-univrs-agent` would turn an agent's signed call into its
+/// user's own, out of reach of the automation policy — so both travel.
+const FORWARDED_REQUEST_HEADERS: [&str; 9] = [
+    "x-auth-publickey",
+    "x-auth-timestamp",
+    "x-auth-signature",
+    "authorization",
+    orchestrator_shared_types::agent::HEADER_AGENT,
+    "content-type",
+    "accept",
+    "user-agent",
+    "last-event-id",
+];
+
+/// Headers of the control plane's answer passed back, besides `mcp-*`.
+const FORWARDED_RESPONSE_HEADERS: [&str; 4] = [
+    "content-type",
+    "content-length",
+    "retry-after",
+    "www-authenticate",
+];
+
+/// Whether header `name` (lower case) travels with a forwarded request.
+fn forwarded_request_header(name: &str) -> bool {
+    FORWARDED_REQUEST_HEADERS.contains(&name) || name.starts_with("mcp-")
+}
+
+/// Whether header `name` (lower case) of the answer travels back.
+fn forwarded_response_header(name: &str) -> bool {
+    FORWARDED_RESPONSE_HEADERS.contains(&name) || name.starts_with("mcp-")
+}
+
+/// What the forwarding needs.
+#[derive(Clone)]
+pub struct ProxyState {
+    /// Membership, to find the control plane.
+    pub cluster: Arc<dyn ClusterManager>,
+    /// HTTP client to it.
+    pub http: reqwest::Client,
+}
+
+impl ProxyState {
+    /// Forwarding through `cluster`'s control plane.
+    pub fn new(cluster: Arc<dyn ClusterManager>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self { cluster, http })
+    }
+}
+
+/// Forwards one request to the control plane.
+pub async fn forward(State(state): State<ProxyState>, req: Request) -> Response {
+    match try_forward(&state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn try_forward(state: &ProxyState, req: Request) -> Result<Response, Rejection> {
+    let nodes = state
+        .cluster
+        .list_nodes()
+        .await
+        .map_err(|e| Rejection::unavailable(format!("reading the membership: {e}")))?;
+    let Some(cp) = find_control_plane(&nodes) else {
+        return Err(Rejection::unavailable(
+            "no control plane is reachable from this node; the request was not forwarded \
+             (it changes nothing) — retry, or ask the control plane directly",
+        ));
+    };
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| Rejection::payload_too_large(BODY_LIMIT))?;
+    let url = format!("http://{}{path}", cp.address);
+    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
+        .map_err(|_| Rejection::bad_request(format!("method {} is not supported", parts.method)))?;
+    let mut out = state.http.request(method, &url);
+    for (name, value) in &parts.headers {
+        if forwarded_request_header(name.as_str()) {
+            out = out.header(name.as_str(), value.as_bytes());
+        }
+    }
+    if !bytes.is_empty() {
+        out = out.body(bytes);
+    }
+    let resp = out.send().await.map_err(|e| {
+        warn!(control_plane = %cp.id.short(), url, error = %e, "forwarding to the control plane failed");
+        Rejection::unavailable(format!(
+            "the control plane {} at {} cannot be reached: the request was not forwarded \
+             or its answer was lost; retry",
+            cp.id.short(),
+            cp.address
+        ))
+    })?;
+    debug!(url, status = %resp.status(), "forwarded to the control plane");
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut builder = Response::builder().status(status);
+    for (name, value) in resp.headers() {
+        if forwarded_response_header(name.as_str()) {
+            if let Ok(n) = HeaderName::from_bytes(name.as_str().as_bytes()) {
+                builder = builder.header(n, value.as_bytes());
+            }
+        }
+    }
+    let stream = resp.bytes_stream().map_err(std::io::Error::other);
+    builder
+        .body(Body::from_stream(stream))
+        .map_err(Rejection::internal)
+}

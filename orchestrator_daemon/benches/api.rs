@@ -1,0 +1,267 @@
+//! REST API benchmark, against the real daemon binary on loopback:
+//! - signed `GET /api/v1/workloads`: requests per second and latency
+//!   percentiles from a Rust load generator (keep-alive connections), beside
+//!   unsigned `GET /healthz` on the same daemon as the baseline;
+//! - the daemon's resident memory idle and with 10,000 instances.
+//!
+//! Run: `cargo bench -p orchestrator_core --bench api` (SQLite, the default;
+//! `UNIVRS_STORE=memory` in the environment measures the in-memory store).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use ed25519_dalek::SigningKey;
+use orchestrator_shared_types::auth::sign_request;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const RUN_FOR: Duration = Duration::from_secs(5);
+
+struct Daemon {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_daemon() -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestrator_daemon"))
+        .args(["--runtime", "mock", "--api-addr", "127.0.0.1:0"])
+        .args(["--node-cpu", "4000", "--node-memory", "16Ti", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn,orchestrator_rest=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("daemon exited").unwrap();
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + "listening on http://".len()..].trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Daemon {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends one HTTP/1.1 request on a keep-alive connection; returns the status and body.
+async fn request(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    key: Option<&SigningKey>,
+) -> (u16, Vec<u8>) {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: bench\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        head.push_str("content-type: application/json\r\n");
+    }
+    if let Some(k) = key {
+        let h = sign_request(k, method, path, body, Utc::now());
+        head.push_str(&format!(
+            "x-auth-publickey: {}\r\nx-auth-timestamp: {}\r\nx-auth-signature: {}\r\n",
+            h.public_key, h.timestamp, h.signature
+        ));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(body).await.unwrap();
+    buf.clear();
+    let header_end = loop {
+        let mut chunk = [0u8; 8192];
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("responses carry a content-length");
+    while buf.len() < header_end + len {
+        let mut chunk = [0u8; 65536];
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (status, buf[header_end..header_end + len].to_vec())
+}
+
+async fn load(
+    addr: &str,
+    path: &'static str,
+    signed: bool,
+    connections: usize,
+) -> (f64, Vec<Duration>) {
+    let addr = Arc::new(addr.to_owned());
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let addr = Arc::clone(&addr);
+        tasks.push(tokio::spawn(async move {
+            let key = SigningKey::from_bytes(&[c as u8 + 1; 32]);
+            let mut conn = TcpStream::connect(addr.as_str()).await.unwrap();
+            conn.set_nodelay(true).unwrap();
+            let mut buf = Vec::new();
+            let mut lat = Vec::new();
+            while start.elapsed() < RUN_FOR {
+                let t = Instant::now();
+                let (status, _) = request(
+                    &mut conn,
+                    &mut buf,
+                    "GET",
+                    path,
+                    b"",
+                    signed.then_some(&key),
+                )
+                .await;
+                assert_eq!(status, 200);
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort();
+    (all.len() as f64 / secs, all)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
+}
+
+async fn fill(addr: &str, workloads: usize, replicas: usize) {
+    let key = SigningKey::from_bytes(&[200; 32]);
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    for i in 0..workloads {
+        let m = format!(
+            r#"{{"name":"mem-{i}","replicas":{replicas},"containers":[{{"name":"main","image":"bench/app:1","resources":{{"requests":{{"cpu":"100m","memory":"32Mi"}}}}}}]}}"#
+        );
+        let (status, body) = request(
+            &mut conn,
+            &mut buf,
+            "POST",
+            "/api/v1/workloads",
+            m.as_bytes(),
+            Some(&key),
+        )
+        .await;
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    }
+    let want = format!("\"Running\":{}", workloads * replicas);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (_, body) = request(
+            &mut conn,
+            &mut buf,
+            "GET",
+            "/api/v1/cluster/status",
+            b"",
+            Some(&key),
+        )
+        .await;
+        if String::from_utf8_lossy(&body).contains(&want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not converge");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let d = start_daemon();
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = rss_kib(d.child.id());
+    rt.block_on(async {
+        // A few workloads so the list is not empty.
+        fill(&d.addr, 10, 1).await;
+        println!(
+            "REST API on loopback, keep-alive connections, {}s per row, daemon in its own process",
+            RUN_FOR.as_secs()
+        );
+        println!("| request | connections | req/s | p50 ms | p99 ms | max ms |");
+        println!("|---|---|---|---|---|---|");
+        for connections in [16, 32] {
+            for (label, path, signed) in [
+                ("unsigned GET /healthz (baseline)", "/healthz", false),
+                (
+                    "signed GET /api/v1/workloads (10 workloads)",
+                    "/api/v1/workloads",
+                    true,
+                ),
+            ] {
+                let (rps, lat) = load(&d.addr, path, signed, connections).await;
+                println!(
+                    "| {label} | {connections} | {rps:.0} | {:.2} | {:.2} | {:.2} |",
+                    pct(&lat, 0.5),
+                    pct(&lat, 0.99),
+                    pct(&lat, 1.0)
+                );
+            }
+        }
+    });
+    drop(d);
+
+    let d = start_daemon();
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_fresh = rss_kib(d.child.id());
+    rt.block_on(fill(&d.addr, 1000, 10));
+    std::thread::sleep(Duration::from_secs(2));
+    let full = rss_kib(d.child.id());
+    println!();
+    println!("daemon resident memory (VmRSS), mock runtime, SQLite");
+    println!("| state | RSS MiB |");
+    println!("|---|---|");
+    println!("| idle, just started | {:.1} |", idle_fresh as f64 / 1024.0);
+    println!(
+        "| idle (first daemon, before load) | {:.1} |",
+        idle as f64 / 1024.0
+    );
+    println!(
+        "| 1,000 workloads x 10 = 10,000 instances running | {:.1} |",
+        full as f64 / 1024.0
+    );
+}

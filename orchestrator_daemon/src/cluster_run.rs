@@ -1,0 +1,178 @@
+//! Cluster mode of the daemon: where peers reach this node, joining the
+//! gossip, the gossip series of `/metrics`, and a worker's router (its agent,
+//! its own network view, forwarding to the control plane, health).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::any;
+use axum::Router;
+use cluster_manager::{ChitchatClusterManager, GossipConfig};
+use cluster_manager_interface::{ClusterManager, ROLE_LABEL};
+use container_runtime_interface::{ContainerRuntime, ContainerState};
+use ed25519_dalek::SigningKey;
+use observability::health::Health;
+use observability::metrics::Metrics;
+use orchestrator_shared_types::{Node, NodeId};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::config::ClusterSettings;
+use super::gossip_metrics::GossipMetrics;
+use crate::error::{Error, Result};
+use node_agent::proxy::{self, ProxyState};
+use orchestrator_rest::error::ApiError;
+use orchestrator_rest::network::{GossipInfo, GossipInfoSource};
+
+/// Resolves where peers reach this node: (gossip address, API address).
+async fn advertised(
+    cs: &ClusterSettings,
+    api_addr: SocketAddr,
+) -> Result<(SocketAddr, SocketAddr)> {
+    let host = cs
+        .advertise_host
+        .clone()
+        .unwrap_or_else(|| cs.gossip_addr.ip().to_string());
+    let port = cs.gossip_addr.port();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| Error::Config(format!("resolving the advertise address {host:?}: {e}")))?
+        .collect();
+    let gossip = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| Error::Config(format!("advertise address {host:?} resolves to nothing")))?;
+    if gossip.ip().is_unspecified() {
+        return Err(Error::Config(format!(
+            "advertise address {host:?} is unspecified; give the address peers can reach"
+        )));
+    }
+    if api_addr.ip().is_loopback() && !gossip.ip().is_loopback() {
+        warn!(%api_addr, advertise = %gossip.ip(), "the API listens on loopback only: other nodes cannot reach this node's agent");
+    }
+    Ok((gossip, SocketAddr::new(gossip.ip(), api_addr.port())))
+}
+
+/// Copies gossip counters, and how many containers this node runs, into
+/// `/metrics` every second.
+pub(super) async fn export_gossip_metrics(
+    gossip: Arc<ChitchatClusterManager>,
+    (runtime, node): (Arc<dyn ContainerRuntime>, NodeId),
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    let g = match GossipMetrics::register(&metrics) {
+        Ok(g) => g,
+        Err(e) => {
+            warn!(error = %e, "registering the gossip metrics");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                g.update(&gossip.stats());
+                if let Ok(list) = runtime.list_containers(node).await {
+                    let running = list.iter().filter(|c| c.state == ContainerState::Running).count();
+                    g.local_containers.set(i64::try_from(running).unwrap_or(i64::MAX));
+                }
+            }
+        }
+    }
+}
+
+/// The event stream is the control plane's; a worker says where it is.
+async fn events_elsewhere() -> ApiError {
+    ApiError::unavailable(
+        "this node is a worker: connect the event stream (/api/v1/events) to the control \
+         plane (see `ui network status`)",
+    )
+}
+
+/// Joins the cluster `cs` describes, publishing `local` (its address and
+/// role label set here) signed with `key`.
+pub(super) async fn start_gossip(
+    cs: &ClusterSettings,
+    key: &SigningKey,
+    mut local: Node,
+    api_addr: SocketAddr,
+) -> Result<Arc<ChitchatClusterManager>> {
+    let (gossip_advertise, api_advertise) = advertised(cs, api_addr).await?;
+    local.address = api_advertise.to_string();
+    local
+        .labels
+        .insert(ROLE_LABEL.to_owned(), cs.role.as_str().to_owned());
+    let mut gcfg = GossipConfig::new(cs.gossip_addr, gossip_advertise);
+    gcfg.cluster_id = cs.cluster_id.clone();
+    gcfg.seeds = cs.seeds.clone();
+    gcfg.gossip_interval = cs.gossip_interval;
+    gcfg.phi_threshold = cs.phi_threshold;
+    gcfg.dead_node_grace = cs.dead_node_grace;
+    let gossip = ChitchatClusterManager::start(gcfg, key.clone(), local)
+        .await
+        .map_err(|source| Error::Gossip {
+            addr: cs.gossip_addr.to_string(),
+            source,
+        })?;
+    info!(role = cs.role.as_str(), gossip = %gossip_advertise, api = %api_advertise,
+        seeds = ?cs.seeds, "cluster mode");
+    Ok(Arc::new(gossip))
+}
+
+/// A worker's router: `own` (its agent and network routes), every other
+/// `/api/v1` route and `/mcp` forwarded to the control plane, health and
+/// metrics.
+pub(super) fn worker_router(
+    own: Router,
+    cluster: Arc<dyn ClusterManager>,
+    health: &Arc<Health>,
+    metrics: &Arc<Metrics>,
+) -> Result<Router> {
+    let proxy = ProxyState::new(cluster).map_err(Error::HttpClient)?;
+    let forwarded = Router::new()
+        .route("/api/v1/events", any(events_elsewhere))
+        .route("/api/v1/{*rest}", any(proxy::forward))
+        .route("/mcp", any(proxy::forward))
+        .with_state(proxy);
+    Ok(own
+        .merge(forwarded)
+        .merge(observability::health::health_routes(
+            Arc::clone(health),
+            Arc::clone(metrics),
+        ))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(metrics),
+            observability::http::track_http,
+        )))
+}
+
+/// The gossip part of `/api/v1/network`: `g`'s settings and counters.
+fn gossip_info(g: &ChitchatClusterManager) -> GossipInfo {
+    let c = g.config();
+    let s = g.stats();
+    GossipInfo {
+        cluster_id: c.cluster_id.clone(),
+        listen_addr: c.listen_addr.to_string(),
+        advertise_addr: c.advertise_addr.to_string(),
+        seeds: c.seeds.clone(),
+        gossip_interval_ms: u64::try_from(c.gossip_interval.as_millis()).unwrap_or(u64::MAX),
+        phi_threshold: c.phi_threshold,
+        dead_node_grace_seconds: c.dead_node_grace.as_secs(),
+        generation: c.generation,
+        rejected_records: s.rejected_records,
+        bytes_sent: s.bytes_sent,
+        bytes_received: s.bytes_received,
+    }
+}
+
+/// Reads `gossip`'s settings and counters for `/api/v1/network`.
+pub(super) fn gossip_info_source(gossip: &Arc<ChitchatClusterManager>) -> GossipInfoSource {
+    let gossip = Arc::clone(gossip);
+    Arc::new(move || gossip_info(&gossip))
+}

@@ -1,0 +1,489 @@
+//! Daemon configuration: flags over environment over file over defaults,
+//! validated as a whole before anything is opened or bound.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use orchestrator_shared_types::{CpuQuantity, MemoryQuantity, PublicKey, Resources};
+use serde::Deserialize;
+
+pub use super::cluster_config::{
+    ClusterSettings, Role, DEFAULT_DEAD_NODE_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_GOSSIP_PORT,
+    DEFAULT_PHI_THRESHOLD,
+};
+pub use super::runtime_config::{
+    PullPolicy, RegistryAuth, RuntimeSettings, DEFAULT_IMAGE_CACHE_BYTES,
+};
+use crate::error::{Error, Result};
+use orchestrator_core::ReconcilerConfig;
+
+/// Which container runtime runs containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Real containers on youki's libcontainer (the default; root and cgroups).
+    Youki,
+    /// Simulated containers, for tests and demos; nothing is isolated or run.
+    Mock,
+}
+
+/// Where state is kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite in the data directory (durable; the default).
+    #[default]
+    Sqlite,
+    /// In memory: everything is lost when the daemon stops.
+    Memory,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which scheduler places instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerKind {
+    /// Filters, then spread or bin-pack scoring (`scoring`); the default.
+    #[default]
+    Simple,
+    /// The same filters plus the owner's trust rules, then a draw weighted by
+    /// reputation² × fit (MYCELIAL.md §3); `scoring` does not apply.
+    Mycelial,
+}
+
+/// Scheduler scoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scoring {
+    /// Prefer the least-allocated node.
+    #[default]
+    Spread,
+    /// Prefer the most-allocated node that fits.
+    Binpack,
+}
+
+/// Settings as read from a TOML file, every one optional; unknown keys are errors.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Container runtime.
+    pub runtime: Option<RuntimeKind>,
+    /// State store.
+    pub store: Option<StoreKind>,
+    /// Scheduler.
+    pub scheduler: Option<SchedulerKind>,
+    /// Scheduler scoring (simple scheduler).
+    pub scoring: Option<Scoring>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// CPU this node offers (`4`, `3500m`); default: all cores.
+    pub node_cpu: Option<String>,
+    /// Memory this node offers (`8Gi`); default: all memory.
+    pub node_memory: Option<String>,
+    /// Labels of this node.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The public key (hex or base64) of the operator who runs this node.
+    pub operator: Option<String>,
+    /// The operator's proof that it runs this node (`ui operator prove`),
+    /// needed when `operator` is not the node's own key.
+    pub operator_proof: Option<String>,
+    /// Price of a CPU core-hour on another operator's node, in milli-units
+    /// of credit (pledges; 0: none).
+    pub credit_price: Option<i64>,
+    /// Image of the honesty probes' benchmark container (none: no probes).
+    pub probe_image: Option<String>,
+    /// Seconds between full resyncs.
+    pub resync_seconds: Option<u64>,
+    /// Workloads reconciled at once.
+    pub reconcile_concurrency: Option<usize>,
+    /// Address of the REST API.
+    pub api_addr: Option<String>,
+    /// Keys (hex or base64) that may act on every workload and node.
+    #[serde(default)]
+    pub admin_keys: Vec<String>,
+    /// When non-empty, only these keys (and admin keys) may call the API.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Allowed clock skew of signed requests, in seconds.
+    pub auth_skew_seconds: Option<i64>,
+    /// Registries (`HOST:PORT`) reached over plain HTTP instead of HTTPS.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// `Always`, `IfNotPresent` (default) or `Never`.
+    pub image_pull_policy: Option<String>,
+    /// Size of the image cache before unused images are removed (`10Gi`).
+    pub image_cache_size: Option<String>,
+    /// Credentials per registry host: `[registry_auth."host:port"]`
+    /// with `username` and `password`.
+    #[serde(default)]
+    pub registry_auth: BTreeMap<String, RegistryAuth>,
+    /// Role in the cluster.
+    pub role: Option<Role>,
+    /// Gossip address `HOST:PORT` (UDP); turns on cluster mode.
+    pub gossip_addr: Option<String>,
+    /// Host name or IP peers use to reach this node.
+    pub advertise_addr: Option<String>,
+    /// Seeds `HOST:PORT`.
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// Cluster name.
+    pub cluster_id: Option<String>,
+    /// Milliseconds between gossip rounds.
+    pub gossip_interval_ms: Option<u64>,
+    /// Phi-accrual threshold.
+    pub phi_threshold: Option<f64>,
+    /// Seconds a dead peer stays listed.
+    pub dead_node_grace_seconds: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| Error::ParseConfig {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// The validated configuration of a daemon.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// Where the node key and the SQLite database live.
+    pub data_dir: PathBuf,
+    /// Container runtime.
+    pub runtime: RuntimeKind,
+    /// State store.
+    pub store: StoreKind,
+    /// Scheduler.
+    pub scheduler: SchedulerKind,
+    /// Scheduler scoring (simple scheduler).
+    pub scoring: Scoring,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// What this node offers to workloads.
+    pub node_allocatable: Resources,
+    /// The machine's total resources.
+    pub node_capacity: Resources,
+    /// Labels of this node.
+    pub labels: BTreeMap<String, String>,
+    /// The operator who runs this node; `None`: the node's own key.
+    pub operator: Option<PublicKey>,
+    /// The operator's proof that it runs this node (checked at start against
+    /// the node id; required when `operator` is not the node's own key).
+    pub operator_proof: Option<String>,
+    /// What instances on other operators' nodes pledge (`--credit-price`).
+    pub pledges: orchestrator_trust::pledge::PledgeConfig,
+    /// Honesty probes (`--probe-image`).
+    pub probes: orchestrator_trust::probe::ProbeConfig,
+    /// Reconciler pacing.
+    pub reconciler: ReconcilerConfig,
+    /// Where the REST API listens.
+    pub api_addr: std::net::SocketAddr,
+    /// Authentication of the REST API.
+    pub auth: orchestrator_rest::AuthConfig,
+    /// Images and registries (youki runtime).
+    pub runtime_settings: RuntimeSettings,
+    /// Cluster mode; `None` runs a standalone node.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// Settings from flags and environment (clap fills them), every one optional.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Container runtime.
+    pub runtime: Option<RuntimeKind>,
+    /// State store.
+    pub store: Option<StoreKind>,
+    /// Scheduler.
+    pub scheduler: Option<SchedulerKind>,
+    /// Scheduler scoring.
+    pub scoring: Option<Scoring>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// CPU offered.
+    pub node_cpu: Option<String>,
+    /// Memory offered.
+    pub node_memory: Option<String>,
+    /// Labels (`key=value`), added to the file's.
+    pub labels: Vec<String>,
+    /// The operator's public key.
+    pub operator: Option<String>,
+    /// The operator's proof that it runs this node.
+    pub operator_proof: Option<String>,
+    /// Milli-units per CPU core-hour on another operator's node.
+    pub credit_price: Option<i64>,
+    /// Image of the honesty probes' benchmark.
+    pub probe_image: Option<String>,
+    /// Seconds between resyncs.
+    pub resync_seconds: Option<u64>,
+    /// Workloads reconciled at once.
+    pub reconcile_concurrency: Option<usize>,
+    /// Address of the REST API.
+    pub api_addr: Option<String>,
+    /// Admin keys, added to the file's.
+    pub admin_keys: Vec<String>,
+    /// Trusted keys, added to the file's.
+    pub trusted_keys: Vec<String>,
+    /// Allowed clock skew of signed requests, in seconds.
+    pub auth_skew_seconds: Option<i64>,
+    /// Insecure registries, added to the file's.
+    pub insecure_registries: Vec<String>,
+    /// Image pull policy.
+    pub image_pull_policy: Option<String>,
+    /// Image cache size.
+    pub image_cache_size: Option<String>,
+    /// Role in the cluster.
+    pub role: Option<Role>,
+    /// Gossip address.
+    pub gossip_addr: Option<String>,
+    /// Advertised host.
+    pub advertise_addr: Option<String>,
+    /// Seeds, added to the file's.
+    pub seeds: Vec<String>,
+    /// Cluster name.
+    pub cluster_id: Option<String>,
+    /// Milliseconds between gossip rounds.
+    pub gossip_interval_ms: Option<u64>,
+    /// Phi-accrual threshold.
+    pub phi_threshold: Option<f64>,
+    /// Seconds a dead peer stays listed.
+    pub dead_node_grace_seconds: Option<u64>,
+}
+
+/// Parses a public key written as 64 hex characters or standard base64.
+pub fn parse_key(s: &str) -> Result<PublicKey> {
+    use base64::Engine;
+    let s = s.trim();
+    if let Ok(k) = s.parse::<PublicKey>() {
+        return Ok(k);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|_| Error::Config(format!("key {s:?} is neither 64 hex characters nor base64")))?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Error::Config(format!("key {s:?} is not 32 bytes")))?;
+    Ok(PublicKey(arr))
+}
+
+/// Default address of the REST API.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:9090";
+
+/// `$XDG_DATA_HOME/univrs`, else `~/.local/share/univrs`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("univrs"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/univrs"))
+}
+
+fn machine_capacity() -> Resources {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(1 << 30, |kb| kb * 1024);
+    Resources::new(cpus * 1000, memory)
+}
+
+pub(super) fn valid_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+/// Kept back from workloads for the system and the daemon itself.
+const SYSTEM_RESERVE: Resources = Resources::new(100, 256 << 20);
+
+impl DaemonConfig {
+    /// Merges `flags` over `file` over defaults and validates the result.
+    pub fn resolve(flags: Overrides, file: FileConfig) -> Result<Self> {
+        let runtime_settings = super::runtime_config::resolve(&flags, &file)?;
+        let cluster = super::cluster_config::resolve(&flags, &file)?;
+        let (operator, operator_proof) = super::operator::resolve(&flags, &file)?;
+        let credit_price = flags.credit_price.or(file.credit_price).unwrap_or(0);
+        if credit_price < 0 {
+            return Err(Error::Config(format!(
+                "credit price {credit_price} is negative: milli-units per CPU core-hour, 0 for none"
+            )));
+        }
+        let pledges = orchestrator_trust::pledge::PledgeConfig {
+            price: credit_price,
+            ..Default::default()
+        };
+        let probes = orchestrator_trust::probe::ProbeConfig {
+            image: flags
+                .probe_image
+                .or(file.probe_image)
+                .filter(|i| !i.trim().is_empty()),
+            ..Default::default()
+        };
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .or_else(default_data_dir)
+            .ok_or_else(|| {
+                Error::Config("no data directory: pass --data-dir (HOME is not set)".into())
+            })?;
+        let runtime = flags.runtime.or(file.runtime).unwrap_or(RuntimeKind::Youki);
+
+        let capacity = machine_capacity();
+        let cpu = match flags.node_cpu.or(file.node_cpu) {
+            Some(s) => s
+                .parse::<CpuQuantity>()
+                .map_err(|e| Error::Config(format!("node cpu: {e}")))?
+                .millis(),
+            None => capacity.cpu_millis,
+        };
+        let memory = match flags.node_memory.or(file.node_memory) {
+            Some(s) => s
+                .parse::<MemoryQuantity>()
+                .map_err(|e| Error::Config(format!("node memory: {e}")))?
+                .bytes(),
+            None => capacity.memory_bytes,
+        };
+        let node_capacity = Resources::new(cpu, memory);
+        let node_allocatable = node_capacity.saturating_sub(SYSTEM_RESERVE);
+        if node_allocatable.cpu_millis == 0 || node_allocatable.memory_bytes == 0 {
+            return Err(Error::Config(format!(
+                "node resources {cpu}m cpu / {memory} bytes leave nothing after the system reserve \
+                 of 100m cpu and 256Mi memory"
+            )));
+        }
+        let mut labels = file.labels;
+        for kv in flags.labels {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| Error::Config(format!("label {kv:?} is not key=value")))?;
+            if k.is_empty() {
+                return Err(Error::Config(format!("label {kv:?} has an empty key")));
+            }
+            labels.insert(k.to_owned(), v.to_owned());
+        }
+        let mut reconciler = ReconcilerConfig::default();
+        if let Some(s) = flags.resync_seconds.or(file.resync_seconds) {
+            reconciler.resync_period = Duration::from_secs(s);
+        }
+        if let Some(c) = flags.reconcile_concurrency.or(file.reconcile_concurrency) {
+            reconciler.concurrency = c;
+        }
+        reconciler.validate().map_err(Error::Config)?;
+        let api_addr_text = flags
+            .api_addr
+            .or(file.api_addr)
+            .unwrap_or_else(|| DEFAULT_API_ADDR.to_owned());
+        let api_addr = api_addr_text.parse().map_err(|e| {
+            Error::Config(format!(
+                "api address {api_addr_text:?}: {e} (want HOST:PORT, e.g. 127.0.0.1:9090)"
+            ))
+        })?;
+        let admin_keys = file
+            .admin_keys
+            .iter()
+            .chain(&flags.admin_keys)
+            .map(|k| parse_key(k))
+            .collect::<Result<_>>()?;
+        let trusted: std::collections::HashSet<PublicKey> = file
+            .trusted_keys
+            .iter()
+            .chain(&flags.trusted_keys)
+            .map(|k| parse_key(k))
+            .collect::<Result<_>>()?;
+        let skew = flags
+            .auth_skew_seconds
+            .or(file.auth_skew_seconds)
+            .unwrap_or(60);
+        if !(1..=3600).contains(&skew) {
+            return Err(Error::Config(format!(
+                "auth skew {skew}s is not between 1 and 3600 seconds"
+            )));
+        }
+        let scheduler = flags.scheduler.or(file.scheduler).unwrap_or_default();
+        let scoring = flags.scoring.or(file.scoring);
+        if scheduler == SchedulerKind::Mycelial && scoring == Some(Scoring::Binpack) {
+            return Err(Error::Config(
+                "scoring binpack applies to the simple scheduler only; the mycelial scheduler \
+                 weighs nodes by reputation² × free share (pass --scheduler simple to bin-pack)"
+                    .into(),
+            ));
+        }
+        let auth = orchestrator_rest::AuthConfig {
+            max_skew_seconds: skew,
+            trusted_keys: (!trusted.is_empty()).then_some(trusted),
+            admin_keys,
+            ..orchestrator_rest::AuthConfig::default()
+        };
+        Ok(Self {
+            api_addr,
+            auth,
+            data_dir,
+            runtime,
+            store: flags.store.or(file.store).unwrap_or_default(),
+            scheduler,
+            scoring: scoring.unwrap_or_default(),
+            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+            node_allocatable,
+            node_capacity,
+            labels,
+            operator,
+            operator_proof,
+            pledges,
+            probes,
+            reconciler,
+            runtime_settings,
+            cluster,
+        })
+    }
+
+    /// A configuration for tests: mock runtime, in-memory store, 4 cpu / 8 GiB.
+    pub fn for_test(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            runtime: RuntimeKind::Mock,
+            store: StoreKind::Memory,
+            scheduler: SchedulerKind::Simple,
+            scoring: Scoring::Spread,
+            log_format: LogFormat::Text,
+            node_allocatable: Resources::new(4000, 8 << 30),
+            node_capacity: Resources::new(4000, 8 << 30),
+            labels: BTreeMap::new(),
+            operator: None,
+            operator_proof: None,
+            pledges: orchestrator_trust::pledge::PledgeConfig::default(),
+            probes: orchestrator_trust::probe::ProbeConfig::default(),
+            reconciler: ReconcilerConfig::for_test(),
+            api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            auth: orchestrator_rest::AuthConfig::default(),
+            runtime_settings: RuntimeSettings::default(),
+            cluster: None,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,33 @@
+//! The `orchestrator_daemon` binary's wiring, and the only crate that names
+//! concrete backends: the youki and mock runtimes, chitchat and the mock
+//! cluster manager, the SQLite and in-memory stores, the simple and mycelial
+//! schedulers. It turns configuration into `Arc<dyn Trait>`s and hands them
+//! to the core ([`orchestrator_core::Deps`]), the REST API
+//! (`orchestrator_rest`), the node agent (`node_agent`) and the trust
+//! service (`orchestrator_trust`). Nothing depends on this crate.
+//!
+//! Typed configuration merged from flags,
+//! environment and a file ([`config`]; the youki settings in
+//! `runtime_config`), the node's own key ([`node_key`]) and the proof of its
+//! operator (`operator`), building and running the components ([`run`]; the
+//! scheduler and the reputation it reads in [`scheduler`]), and the gossip
+//! series of `/metrics` in cluster mode ([`gossip_metrics`]). Cluster mode
+//! has its settings in `cluster_config` and its wiring (gossip, a worker's
+//! router) in `cluster_run`.
+
+mod cluster_config;
+mod cluster_run;
+pub mod config;
+pub mod error;
+pub mod gossip_metrics;
+pub mod node_key;
+mod open;
+mod operator;
+pub mod run;
+mod runtime_config;
+pub mod scheduler;
+
+pub use config::{DaemonConfig, FileConfig, LogFormat, RuntimeKind, SchedulerKind, StoreKind};
+pub use error::{Error, Result};
+pub use open::build_deps;
+pub use run::{run_until_signal, Daemon};

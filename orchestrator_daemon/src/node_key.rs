@@ -1,0 +1,106 @@
+//! The node's Ed25519 key: generated on first start, kept in the data
+//! directory (mode 0600), and the source of the node's id.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use orchestrator_shared_types::NodeId;
+
+use crate::error::{Error, Result};
+
+/// File name of the key inside the data directory.
+pub const NODE_KEY_FILE: &str = "node.key";
+
+/// Loads the key at `dir/node.key`, creating it if absent.
+pub fn load_or_create(dir: &Path) -> Result<SigningKey> {
+    let path = dir.join(NODE_KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let seed: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| Error::BadNodeKey {
+                path: path.clone(),
+                len: b.len(),
+            })?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            let tmp = dir.join(format!("{NODE_KEY_FILE}.tmp"));
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                f.write_all(&key.to_bytes())?;
+                f.sync_all()?;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(dir)?.sync_all()
+            };
+            write().map_err(|source| Error::DataDir {
+                what: "writing node key",
+                path: path.clone(),
+                source,
+            })?;
+            Ok(key)
+        }
+        Err(source) => Err(Error::DataDir {
+            what: "reading node key",
+            path,
+            source,
+        }),
+    }
+}
+
+/// Creates the data directory `dir` if needed, then loads or creates its
+/// key ([`load_or_create`]).
+pub fn open(dir: &Path) -> Result<SigningKey> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::DataDir {
+        what: "creating data directory",
+        path: dir.to_owned(),
+        source,
+    })?;
+    load_or_create(dir)
+}
+
+/// The node id of `key`.
+pub fn node_id(key: &SigningKey) -> NodeId {
+    NodeId(key.verifying_key().to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_created_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create(dir.path()).unwrap();
+        let b = load_or_create(dir.path()).unwrap();
+        assert_eq!(node_id(&a), node_id(&b));
+        let mode = std::fs::metadata(dir.path().join(NODE_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn open_creates_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/b");
+        let key = open(&data).unwrap();
+        assert_eq!(node_id(&load_or_create(&data).unwrap()), node_id(&key));
+    }
+
+    #[test]
+    fn a_damaged_key_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(NODE_KEY_FILE), b"short").unwrap();
+        let e = load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("expected a 32-byte key"), "{e}");
+    }
+}

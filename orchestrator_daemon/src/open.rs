@@ -1,0 +1,130 @@
+//! Opening the daemon's parts from its configuration: the node's key and
+//! record, the state store, the container runtime, the audit log and the
+//! metrics registry (used by [`super::run`]).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use cluster_manager::mock::MockClusterManager;
+use container_runtime::mock::MockRuntime;
+use container_runtime::youki::{RegistryCredentials, YoukiConfig, YoukiRuntime};
+use container_runtime_interface::ContainerRuntime;
+use ed25519_dalek::SigningKey;
+use observability::events::EventHub;
+use observability::metrics::Metrics;
+use orchestrator_shared_types::{Node, NodeStatus, PublicKey};
+use state_store_interface::memory::InMemoryStore;
+use state_store_interface::sqlite::SqliteStore;
+use state_store_interface::StateStore;
+use tracing::{info, warn};
+
+use super::config::{DaemonConfig, RuntimeKind, StoreKind};
+use super::node_key;
+use super::operator;
+use super::run::DATABASE_FILE;
+use super::run::EVENT_HUB_CAPACITY;
+use super::scheduler::{open_scheduler, NoEvidence};
+use crate::error::{Error, Result};
+use orchestrator_audit::AuditLog;
+use orchestrator_core::Deps;
+
+/// This node's key and its record, as a standalone node, with its operator
+/// checked.
+pub(super) fn open_node(config: &DaemonConfig) -> Result<(SigningKey, Node)> {
+    let key = node_key::open(&config.data_dir)?;
+    let id = node_key::node_id(&key);
+    info!(node = %id, data_dir = %config.data_dir.display(), "node identity loaded");
+    let mut local = Node {
+        id,
+        address: "127.0.0.1".into(),
+        status: NodeStatus::Ready,
+        unschedulable: false,
+        labels: config.labels.clone(),
+        taints: Vec::new(),
+        resources_capacity: config.node_capacity,
+        resources_allocatable: config.node_allocatable,
+        operator: PublicKey(id.0),
+        joined_at: Utc::now(),
+    };
+    // Refuses an operator other than the node's own key without its proof.
+    operator::claim(config, &mut local)?;
+    Ok((key, local))
+}
+
+pub(super) fn open_store(config: &DaemonConfig) -> Result<Arc<dyn StateStore>> {
+    Ok(match config.store {
+        StoreKind::Sqlite => Arc::new(SqliteStore::open(config.data_dir.join(DATABASE_FILE))?),
+        StoreKind::Memory => {
+            warn!("state store: memory — everything is lost when the daemon stops");
+            Arc::new(InMemoryStore::new())
+        }
+    })
+}
+
+pub(super) async fn open_runtime(config: &DaemonConfig) -> Result<Arc<dyn ContainerRuntime>> {
+    Ok(match config.runtime {
+        RuntimeKind::Mock => {
+            warn!("container runtime: mock — containers are simulated, nothing runs");
+            Arc::new(MockRuntime::new())
+        }
+        RuntimeKind::Youki => Arc::new(youki_runtime(config).await?),
+    })
+}
+
+/// Opens the audit log in the data directory; a log whose chain does not
+/// verify is refused (it is evidence: move it aside to start a new one).
+pub(super) fn open_audit(config: &DaemonConfig) -> Result<Arc<AuditLog>> {
+    AuditLog::open(&config.data_dir)
+        .map(Arc::new)
+        .map_err(|source| Error::Audit {
+            dir: config.data_dir.clone(),
+            source,
+        })
+}
+
+pub(super) fn open_metrics() -> Result<Arc<Metrics>> {
+    Ok(Arc::new(Metrics::new().map_err(Error::Metrics)?))
+}
+
+/// Opens the data directory and builds every component `config` names, for
+/// a standalone node.
+pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
+    let (_key, local) = open_node(config)?;
+    Ok(Deps {
+        store: open_store(config)?,
+        runtime: open_runtime(config).await?,
+        cluster: Arc::new(MockClusterManager::new(local)),
+        scheduler: open_scheduler(config, Arc::new(NoEvidence)),
+        metrics: open_metrics()?,
+        events: EventHub::new(EVENT_HUB_CAPACITY),
+    })
+}
+
+/// Opens the youki runtime, or says what the host lacks. Never falls back.
+async fn youki_runtime(config: &DaemonConfig) -> Result<YoukiRuntime> {
+    let s = &config.runtime_settings;
+    let mut cfg = YoukiConfig::new(config.data_dir.join("runtime"));
+    cfg.insecure_registries = s.insecure_registries.clone();
+    cfg.pull_policy = s.pull_policy;
+    cfg.image_cache_bytes = s.image_cache_bytes;
+    cfg.credentials = s
+        .registry_auth
+        .iter()
+        .map(|(host, a)| {
+            (
+                host.clone(),
+                RegistryCredentials {
+                    username: a.username.clone(),
+                    password: a.password.clone(),
+                },
+            )
+        })
+        .collect();
+    let runtime = YoukiRuntime::new(cfg).await.map_err(Error::Youki)?;
+    info!(
+        writable_layers = %runtime.layer_mode(),
+        cgroups = ?runtime.cgroup_layout(),
+        "container runtime: youki"
+    );
+    Ok(runtime)
+}

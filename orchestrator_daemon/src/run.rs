@@ -1,0 +1,413 @@
+//! Builds the components a [`DaemonConfig`] names and runs them until a signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster_manager::mock::MockClusterManager;
+use container_runtime_interface::ContainerRuntime;
+use std::net::SocketAddr;
+
+use observability::events::EventHub;
+use observability::health::Health;
+use observability::metrics::Metrics;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use super::cluster_run;
+use super::config::{DaemonConfig, Role};
+use super::open::{open_audit, open_metrics, open_node, open_runtime, open_store};
+use super::scheduler::{open_scheduler, trust_source};
+use crate::error::{Error, Result};
+use axum::Router;
+use cluster_manager::ChitchatClusterManager;
+use cluster_manager_interface::ClusterManager;
+use ed25519_dalek::SigningKey;
+use node_agent::agent::{self, AgentState};
+use node_agent::client::AgentClient;
+use node_agent::RoutingRuntime;
+use orchestrator_core::Deps;
+use orchestrator_core::Orchestrator;
+use orchestrator_rest::network::{self, NetworkState};
+use orchestrator_rest::{self as rest, AppState, AuthGate};
+use orchestrator_trust::TrustService;
+use signed_http::ReplayCache;
+
+/// Events buffered per subscriber before it is told it lagged.
+pub(super) const EVENT_HUB_CAPACITY: usize = 1024;
+
+/// How often the control plane records a heartbeat observation of every node.
+const OBSERVATION_PERIOD: Duration = Duration::from_secs(5);
+/// How often a worker observes the other members for reputation (gossiped).
+const PEER_PROBE_PERIOD: Duration = Duration::from_secs(60);
+
+/// File name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "state.db";
+
+/// A running daemon.
+pub struct Daemon {
+    /// The orchestrator (library API), on a standalone node or the control
+    /// plane; `None` on a worker.
+    pub orchestrator: Option<Arc<Orchestrator>>,
+    /// Where the REST API listens.
+    pub api_addr: SocketAddr,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    gossip: Option<Arc<ChitchatClusterManager>>,
+    routing: Option<Arc<RoutingRuntime>>,
+}
+
+const COMPONENTS: [&str; 4] = ["store", "reconciler", "runtime", "cluster"];
+
+/// The role of a node without gossip, in `/api/v1/network`.
+const STANDALONE: &str = "standalone";
+
+/// How often the control plane lists the containers of other nodes.
+const REMOTE_STATUS_POLL: Duration = Duration::from_secs(1);
+
+/// What every kind of daemon shares, made before its role is known.
+struct Parts {
+    key: SigningKey,
+    gate: AuthGate,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    events: EventHub,
+}
+
+/// Starts the orchestrator of a standalone node or a control plane over
+/// `runtime` and `cluster`; its router (REST API with the audit log, plus
+/// `extra`).
+async fn start_control(
+    config: &DaemonConfig,
+    parts: Parts,
+    runtime: Arc<dyn ContainerRuntime>,
+    cluster: Arc<dyn ClusterManager>,
+    extra: Router,
+    cancel: &CancellationToken,
+) -> Result<(Arc<Orchestrator>, Router)> {
+    let store = open_store(config)?;
+    // One ledger per cluster (a standalone node's is its own).
+    let ledger_id = config.cluster.as_ref().map_or_else(
+        || {
+            format!(
+                "standalone-{}",
+                hex::encode(parts.key.verifying_key().to_bytes())
+            )
+        },
+        |c| c.cluster_id.clone(),
+    );
+    let trust = Arc::new(
+        TrustService::new(Arc::clone(&store), parts.key.clone(), ledger_id)
+            .with_pledges(config.pledges)
+            .with_probes(Arc::clone(&runtime), config.probes.clone()),
+    );
+    let deps = Deps {
+        store: Arc::clone(&store),
+        runtime,
+        cluster: Arc::clone(&cluster),
+        scheduler: open_scheduler(config, trust_source(config, &trust)),
+        metrics: parts.metrics,
+        events: parts.events,
+    };
+    let orch =
+        Arc::new(Orchestrator::start(config.reconciler.clone(), deps, cancel.child_token()).await?);
+    let replayed = trust.load().await.map_err(Error::Trust)?;
+    info!(entries = replayed, "reputation evidence replayed");
+    tokio::spawn(Arc::clone(&trust).run(
+        cluster,
+        store,
+        orch.subscribe(),
+        OBSERVATION_PERIOD,
+        cancel.child_token(),
+    ));
+    let state = AppState::with_gate(Arc::clone(&orch), parts.gate, parts.health)
+        .with_audit(open_audit(config)?)
+        .with_mcp(cancel.child_token())
+        .with_trust(trust);
+    let failed = state.agents.recover().await.map_err(Error::Agents)?;
+    if failed > 0 {
+        tracing::warn!(
+            failed,
+            "approved calls were interrupted by the last stop; marked failed, not run again"
+        );
+    }
+    Ok((orch, rest::router(state).merge(extra)))
+}
+
+impl Daemon {
+    /// Builds and starts everything `config` names; the API port is bound
+    /// before anything else starts, so a taken port fails fast.
+    pub async fn start(config: &DaemonConfig) -> Result<Self> {
+        let (key, mut local) = open_node(config)?;
+        let listener = TcpListener::bind(config.api_addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.api_addr,
+                source,
+            })?;
+        let api_addr = listener.local_addr().map_err(Error::LocalAddr)?;
+        let health = Arc::new(Health::new());
+        for c in COMPONENTS {
+            health.set_starting(c);
+        }
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let metrics = open_metrics()?;
+        let events = EventHub::new(EVENT_HUB_CAPACITY);
+        let local_runtime = open_runtime(config).await?;
+        let gate = AuthGate::new(config.auth.clone());
+
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(Error::HttpClient)?;
+        let parts = Parts {
+            key: key.clone(),
+            gate,
+            health: Arc::clone(&health),
+            metrics,
+            events,
+        };
+        let Some(cs) = &config.cluster else {
+            local.address = api_addr.to_string();
+            let cluster: Arc<dyn ClusterManager> = Arc::new(MockClusterManager::new(local));
+            let network = network::router(
+                NetworkState {
+                    cluster: Arc::clone(&cluster),
+                    gossip: None,
+                    role: STANDALONE.to_owned(),
+                    http,
+                },
+                parts.gate.clone(),
+            );
+            let (orch, router) =
+                start_control(config, parts, local_runtime, cluster, network, &cancel).await?;
+            spawn_control_tasks(&tasks, &orch, &health, &cancel);
+            spawn_api(&tasks, listener, router, &cancel);
+            return Ok(Self::finish(
+                Some(orch),
+                api_addr,
+                cancel,
+                tasks,
+                health,
+                None,
+                None,
+            ));
+        };
+
+        let node_id = local.id;
+        let gossip = cluster_run::start_gossip(cs, &key, local, api_addr).await?;
+        let cluster: Arc<dyn ClusterManager> = Arc::clone(&gossip) as Arc<dyn ClusterManager>;
+        tasks.spawn(cluster_run::export_gossip_metrics(
+            Arc::clone(&gossip),
+            (Arc::clone(&local_runtime), node_id),
+            Arc::clone(&parts.metrics),
+            cancel.child_token(),
+        ));
+        let agent = agent::router(AgentState {
+            runtime: Arc::clone(&local_runtime),
+            node: node_id,
+            cluster: Arc::clone(&cluster),
+            replays: Arc::new(ReplayCache::new(config.auth.replay_capacity)),
+            max_skew_seconds: config.auth.max_skew_seconds,
+        });
+        let network = network::router(
+            NetworkState {
+                cluster: Arc::clone(&cluster),
+                gossip: Some(cluster_run::gossip_info_source(&gossip)),
+                role: cs.role.as_str().to_owned(),
+                http,
+            },
+            parts.gate.clone(),
+        );
+
+        if cs.role == Role::Worker {
+            local_runtime.init_node(node_id).await?;
+            tasks.spawn(orchestrator_trust::gossip::run_prober(
+                key.clone(),
+                Arc::clone(&cluster),
+                PEER_PROBE_PERIOD,
+                cancel.child_token(),
+            ));
+            let router =
+                cluster_run::worker_router(agent.merge(network), cluster, &health, &parts.metrics)?;
+            for c in COMPONENTS {
+                health.set_ok(c);
+            }
+            health.set_ready(true);
+            spawn_api(&tasks, listener, router, &cancel);
+            return Ok(Self::finish(
+                None,
+                api_addr,
+                cancel,
+                tasks,
+                health,
+                Some(gossip),
+                None,
+            ));
+        }
+
+        let client = AgentClient::new(key).map_err(Error::HttpClient)?;
+        let routing = Arc::new(RoutingRuntime::new(
+            local_runtime,
+            Arc::clone(&cluster),
+            client,
+            REMOTE_STATUS_POLL,
+        ));
+        let runtime = Arc::clone(&routing) as Arc<dyn ContainerRuntime>;
+        let (orch, router) = start_control(
+            config,
+            parts,
+            runtime,
+            cluster,
+            agent.merge(network),
+            &cancel,
+        )
+        .await?;
+        spawn_control_tasks(&tasks, &orch, &health, &cancel);
+        spawn_api(&tasks, listener, router, &cancel);
+        Ok(Self::finish(
+            Some(orch),
+            api_addr,
+            cancel,
+            tasks,
+            health,
+            Some(gossip),
+            Some(routing),
+        ))
+    }
+
+    fn finish(
+        orchestrator: Option<Arc<Orchestrator>>,
+        api_addr: SocketAddr,
+        cancel: CancellationToken,
+        tasks: TaskTracker,
+        health: Arc<Health>,
+        gossip: Option<Arc<ChitchatClusterManager>>,
+        routing: Option<Arc<RoutingRuntime>>,
+    ) -> Self {
+        if orchestrator.is_some() {
+            for c in COMPONENTS {
+                health.set_ok(c);
+            }
+            health.set_ready(true);
+        }
+        tasks.close();
+        Self {
+            orchestrator,
+            api_addr,
+            cancel,
+            tasks,
+            gossip,
+            routing,
+        }
+    }
+
+    /// Stops everything, letting in-flight work finish.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.tasks.wait().await;
+        if let Some(orch) = self.orchestrator {
+            match Arc::try_unwrap(orch) {
+                Ok(o) => o.shutdown().await,
+                Err(_) => warn!("orchestrator still shared at shutdown; not waiting for it"),
+            }
+        }
+        if let Some(routing) = self.routing {
+            routing.shutdown().await;
+        }
+        if let Some(gossip) = self.gossip {
+            gossip.shutdown().await;
+        }
+    }
+}
+
+fn spawn_api(
+    tasks: &TaskTracker,
+    listener: TcpListener,
+    router: Router,
+    cancel: &CancellationToken,
+) {
+    let api_cancel = cancel.child_token();
+    tasks.spawn(async move {
+        if let Err(e) = rest::serve(listener, router, api_cancel).await {
+            error!(error = %e, "the REST API stopped");
+        }
+    });
+}
+
+fn spawn_control_tasks(
+    tasks: &TaskTracker,
+    orch: &Arc<Orchestrator>,
+    health: &Arc<Health>,
+    cancel: &CancellationToken,
+) {
+    tasks.spawn(rest::refresh_gauges(
+        Arc::clone(orch),
+        Duration::from_secs(1),
+        cancel.child_token(),
+    ));
+    tasks.spawn(watch_health(
+        Arc::clone(orch),
+        Arc::clone(health),
+        cancel.child_token(),
+    ));
+}
+
+/// Checks the store every few seconds and reports it in `/health`.
+async fn watch_health(orch: Arc<Orchestrator>, health: Arc<Health>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                match orch.deps().store.health_check().await {
+                    Ok(()) => health.set_ok("store"),
+                    Err(e) => health.set_failing("store", e.to_string()),
+                }
+                if orch.is_finished() {
+                    health.set_failing("reconciler", "the reconcile loop has stopped");
+                }
+            }
+        }
+    }
+}
+
+/// How long shutdown may take before the daemon exits anyway.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn wait_for_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Starts the daemon, waits for SIGINT or SIGTERM, and shuts down gracefully;
+/// a second signal exits at once.
+pub async fn run_until_signal(config: DaemonConfig) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let daemon = Daemon::start(&config)
+        .await
+        .context("starting the daemon")?;
+    info!(runtime = ?config.runtime, store = ?config.store, "orchestrator_daemon running");
+    let signal = wait_for_signal()
+        .await
+        .context("installing signal handlers")?;
+    info!(signal, "shutting down (send it again to exit at once)");
+    let stop = daemon.stop();
+    tokio::select! {
+        () = stop => info!("stopped cleanly"),
+        second = wait_for_signal() => {
+            warn!(signal = ?second.ok(), "second signal: exiting at once");
+            std::process::exit(130);
+        }
+        () = tokio::time::sleep(SHUTDOWN_TIMEOUT) => {
+            warn!("shutdown took longer than {SHUTDOWN_TIMEOUT:?}; exiting");
+        }
+    }
+    Ok(())
+}

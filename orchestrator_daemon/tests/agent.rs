@@ -1,0 +1,205 @@
+//! The node agent and the routing runtime over a real socket: the control
+//! plane's `RoutingRuntime` passes the whole `ContainerRuntime` contract on a
+//! node it reaches only through that node's agent, and the agent refuses every
+//! caller but the live control plane, replays and forgeries.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod rest_common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use cluster_manager::mock::{test_node, MockClusterManager};
+use cluster_manager_interface::{ClusterManager, ROLE_CONTROL_PLANE, ROLE_LABEL, ROLE_WORKER};
+use container_runtime::mock::MockRuntime;
+use container_runtime_interface::testsuite::{self, RuntimeUnderTest};
+use container_runtime_interface::{ContainerRuntime, RuntimeError};
+use ed25519_dalek::SigningKey;
+use node_agent::agent::{self, AgentState};
+use node_agent::client::AgentClient;
+use node_agent::RoutingRuntime;
+use orchestrator_shared_types::auth::HEADER_PUBLIC_KEY;
+use orchestrator_shared_types::{ContainerConfig, ContainerId, Node, NodeId, NodeStatus};
+use rest_common::{send_to, signed};
+use signed_http::ReplayCache;
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+/// A member record for `key` with `role`.
+fn member(key: &SigningKey, role: &str, address: String) -> Node {
+    let mut n = test_node(1, 4000, 8 << 30);
+    n.id = NodeId(key.verifying_key().to_bytes());
+    n.address = address;
+    n.labels = BTreeMap::from([(ROLE_LABEL.to_owned(), role.to_owned())]);
+    n
+}
+
+/// A worker: its mock runtime behind its agent on 127.0.0.1, knowing
+/// `control_plane` as the control plane.
+async fn worker(
+    worker_key: &SigningKey,
+    control_plane: &SigningKey,
+) -> (
+    Arc<MockRuntime>,
+    Arc<MockClusterManager>,
+    String,
+    axum::Router,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let me = member(worker_key, ROLE_WORKER, addr.clone());
+    let cluster = Arc::new(MockClusterManager::new(me.clone()));
+    cluster.add_node(member(
+        control_plane,
+        ROLE_CONTROL_PLANE,
+        "127.0.0.1:1".into(),
+    ));
+    let runtime = Arc::new(MockRuntime::new());
+    runtime.init_node(me.id).await.unwrap();
+    let router = agent::router(AgentState {
+        runtime: Arc::clone(&runtime) as Arc<dyn ContainerRuntime>,
+        node: me.id,
+        cluster: Arc::clone(&cluster) as Arc<dyn ClusterManager>,
+        replays: Arc::new(ReplayCache::new(1000)),
+        max_skew_seconds: 60,
+    });
+    let served = router.clone();
+    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+    (runtime, cluster, addr, router)
+}
+
+fn config(image: &str) -> ContainerConfig {
+    serde_json::from_value(serde_json::json!({"name": "main", "image": image})).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routing_runtime_passes_the_runtime_contract_through_a_remote_agent() {
+    testsuite::run_all(|| async {
+        let (cp_key, w_key) = (key(1), key(2));
+        let (_rt, _cluster, addr, _router) = worker(&w_key, &cp_key).await;
+        let cp = member(&cp_key, ROLE_CONTROL_PLANE, "127.0.0.1:1".into());
+        let cluster = Arc::new(MockClusterManager::new(cp));
+        let remote = member(&w_key, ROLE_WORKER, addr);
+        cluster.add_node(remote.clone());
+        let routing = RoutingRuntime::new(
+            Arc::new(MockRuntime::new()),
+            cluster,
+            AgentClient::new(cp_key).unwrap(),
+            Duration::from_millis(50),
+        );
+        routing.init_node(remote.id).await.unwrap();
+        RuntimeUnderTest {
+            runtime: Arc::new(routing),
+            node: remote.id,
+            config_template: config("mock/anything:1"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dead_or_unknown_node_is_unreachable_not_an_error_of_the_container() {
+    let cp_key = key(1);
+    let cluster = Arc::new(MockClusterManager::new(member(
+        &cp_key,
+        ROLE_CONTROL_PLANE,
+        "127.0.0.1:1".into(),
+    )));
+    // A member whose agent does not listen.
+    let gone = member(&key(3), ROLE_WORKER, "127.0.0.1:9".into());
+    cluster.add_node(gone.clone());
+    let routing = RoutingRuntime::new(
+        Arc::new(MockRuntime::new()),
+        Arc::clone(&cluster) as Arc<dyn ClusterManager>,
+        AgentClient::new(cp_key).unwrap(),
+        Duration::from_millis(50),
+    );
+    let id = node_agent::routed_id(&gone.id, &ContainerId("c1".into()));
+    let err = routing.get_container_status(&id).await.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::NodeUnreachable(n) if n == gone.id),
+        "{err}"
+    );
+    cluster.set_status(&gone.id, NodeStatus::Down).unwrap();
+    let err = routing.list_containers(gone.id).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::NodeUnreachable(_)), "{err}");
+    let err = routing
+        .get_container_status(&ContainerId("not-routed".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::NotFound(_)), "{err}");
+    routing.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_agent_obeys_only_the_live_control_plane() {
+    let (cp_key, w_key, other_worker, stranger) = (key(1), key(2), key(4), key(5));
+    let (runtime, cluster, _addr, router) = worker(&w_key, &cp_key).await;
+    cluster.add_node(member(&other_worker, ROLE_WORKER, "127.0.0.1:2".into()));
+    let list = "/agent/v1/containers";
+
+    let (status, body) = send_to(&router, signed(&cp_key, "GET", list, b"")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, serde_json::json!([]));
+
+    let create = serde_json::to_vec(&serde_json::json!({
+        "instance_id": uuid_v4(), "workload_id": uuid_v4(),
+        "config": {"name": "main", "image": "web:1"}
+    }))
+    .unwrap();
+    for (who, k) in [("a stranger", &stranger), ("another worker", &other_worker)] {
+        let (status, body) = send_to(&router, signed(k, "POST", list, &create)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{who}: {body}");
+        assert_eq!(body["error"]["code"], "forbidden");
+    }
+    // Forged: signed by a stranger but claiming the control plane's key.
+    let mut forged = signed(&stranger, "POST", list, &create);
+    let cp_pub = signed(&cp_key, "GET", "/", b"");
+    forged.headers_mut().insert(
+        HEADER_PUBLIC_KEY,
+        cp_pub.headers()[HEADER_PUBLIC_KEY].clone(),
+    );
+    let (status, _) = send_to(&router, forged).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Malformed body from the control plane: refused, nothing created.
+    let (status, body) = send_to(&router, signed(&cp_key, "POST", list, b"{\"nope\":1}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        runtime.container_count(),
+        0,
+        "refused requests created nothing"
+    );
+
+    // The control plane creates; a replay of the same request is refused.
+    let req = signed(&cp_key, "POST", list, &create);
+    let replay = clone_request(&req, &create);
+    let (status, body) = send_to(&router, req).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = send_to(&router, replay).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(runtime.container_count(), 1);
+
+    // Once the control plane is Down, even its key is refused.
+    cluster
+        .set_status(&NodeId(cp_key.verifying_key().to_bytes()), NodeStatus::Down)
+        .unwrap();
+    let (status, _) = send_to(&router, signed(&cp_key, "GET", list, b"")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+fn uuid_v4() -> String {
+    orchestrator_shared_types::InstanceId::new().to_string()
+}
+
+fn clone_request(req: &Request<Body>, body: &[u8]) -> Request<Body> {
+    let mut b = Request::builder().method(req.method()).uri(req.uri());
+    for (k, v) in req.headers() {
+        b = b.header(k, v);
+    }
+    b.body(Body::from(body.to_vec())).unwrap()
+}

@@ -1,0 +1,243 @@
+//! The audit log over HTTP: the middleware that records every mutating call
+//! on the signed routes (refused ones too), `GET /api/v1/audit` and
+//! `GET /api/v1/audit/verify`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tracing::error;
+
+use super::agent_gate::QueuedForApproval;
+use super::auth::ApprovedCall;
+use super::error::{ApiError, ApiResult};
+use super::workloads::query;
+use super::{AppState, Caller, Page};
+use orchestrator_audit::{AuditEntry, AuditLog, Call, Decision};
+use orchestrator_shared_types::agent::{decode_unverified, HEADER_AGENT};
+use orchestrator_shared_types::auth::HEADER_PUBLIC_KEY;
+
+/// Largest body the audit middleware reads.
+const BODY_LIMIT: usize = 8 << 20;
+
+/// Who a request claims to come from, before it is verified.
+fn claimed(parts: &axum::http::request::Parts) -> (Option<String>, Option<String>, bool) {
+    if let Some(approved) = parts.extensions.get::<ApprovedCall>() {
+        return (
+            Some(approved.caller.key.to_string()),
+            Some(approved.agent.clone()),
+            true,
+        );
+    }
+    let token = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| decode_unverified(t.trim()));
+    if let Some(claims) = token {
+        return (Some(claims.user.to_string()), Some(claims.agent), false);
+    }
+    let key = parts
+        .headers
+        .get(HEADER_PUBLIC_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+        .map(hex::encode);
+    let agent = parts
+        .headers
+        .get(HEADER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|a| a.chars().take(64).collect::<String>());
+    (key, agent, false)
+}
+
+/// Records mutating calls (POST, PUT, PATCH, DELETE), every agent call (reads
+/// too) and every approved call, with their outcome.
+pub async fn record(State(log): State<Arc<AuditLog>>, req: Request, next: Next) -> Response {
+    let read_only = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let agent_call = req.headers().contains_key(HEADER_AGENT)
+        || req
+            .headers()
+            .contains_key(axum::http::header::AUTHORIZATION)
+        || req.extensions().get::<ApprovedCall>().is_some();
+    if read_only && !agent_call {
+        return next.run(req).await;
+    }
+    run_and_record(log, req, next, |_| true).await
+}
+
+/// In front of `/mcp`: records the requests refused there, before any tool
+/// runs (no token, or a malformed, tampered, expired or revoked one), with
+/// the JSON-RPC message they carried. The tool calls that get through are
+/// recorded by [`record`] on the REST routes they become.
+pub async fn record_refused_mcp(
+    State(log): State<Arc<AuditLog>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    run_and_record(log, req, next, |r| {
+        matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+    })
+    .await
+}
+
+/// Runs `req` and appends it, with its outcome, to `log` when `keep(answer)`;
+/// an answer whose entry cannot be written is replaced by an error.
+async fn run_and_record(
+    log: Arc<AuditLog>,
+    req: Request,
+    next: Next,
+    keep: impl FnOnce(&Response) -> bool,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return ApiError::payload_too_large(BODY_LIMIT).into_response();
+    };
+    let (key, agent, approved) = claimed(&parts);
+    let method = parts.method.to_string();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes.clone())))
+        .await;
+    if !keep(&response) {
+        return response;
+    }
+    let status = response.status().as_u16();
+    let decision = if approved {
+        Decision::Approved
+    } else if response.extensions().get::<QueuedForApproval>().is_some() {
+        Decision::PendingApproval
+    } else if response.status().is_success() {
+        Decision::Allowed
+    } else {
+        Decision::Refused
+    };
+    let appended = tokio::task::spawn_blocking(move || {
+        log.append(Call {
+            key,
+            agent,
+            method: &method,
+            path: &path,
+            body: &bytes,
+            status,
+            decision,
+        })
+    })
+    .await;
+    match appended {
+        Ok(Ok(_)) => response,
+        Ok(Err(e)) => {
+            error!(error = %e, "writing the audit log failed");
+            ApiError::unavailable(
+                "the call was made but could not be written to the audit log; see the daemon's log",
+            )
+            .into_response()
+        }
+        Err(e) => {
+            error!(error = %e, "the audit task failed");
+            ApiError::internal(e).into_response()
+        }
+    }
+}
+
+/// Filters of `GET /api/v1/audit`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only entries at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Only entries of this agent.
+    pub agent: Option<String>,
+    /// Entries per page, 1–1000 (default 100).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+fn log_of(state: &AppState) -> ApiResult<&Arc<AuditLog>> {
+    state
+        .audit
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("this daemon keeps no audit log"))
+}
+
+/// `GET /api/v1/audit`: the caller's entries (every entry for an admin key).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, body = Page<AuditEntry>), super::openapi::CommonErrors),
+    security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<AuditParams>, QueryRejection>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
+    let p = query(q)?;
+    let log = Arc::clone(log_of(&state)?);
+    let entries = tokio::task::spawn_blocking(move || log.entries())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let me = caller.key.to_string();
+    let items: Vec<AuditEntry> = entries
+        .into_iter()
+        .filter(|e| caller.admin || e.key.as_deref() == Some(me.as_str()))
+        .filter(|e| p.since.is_none_or(|s| e.time >= s))
+        .filter(|e| p.agent.as_ref().is_none_or(|a| e.agent.as_ref() == Some(a)))
+        .collect();
+    let page = super::PageParams {
+        limit: p.limit,
+        cursor: p.cursor,
+    };
+    Ok(Json(super::paginate(items, &page, |e| {
+        format!("{:020}", e.seq)
+    })?))
+}
+
+/// Result of checking the chain.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Verification {
+    /// Whether every entry verifies.
+    pub ok: bool,
+    /// Entries checked (when ok).
+    pub entries: u64,
+    /// What is wrong (when not).
+    pub error: Option<String>,
+}
+
+/// `GET /api/v1/audit/verify`: checks the whole hash chain as it is on disk.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = Verification), super::openapi::CommonErrors),
+    security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
+pub async fn verify(State(state): State<AppState>) -> ApiResult<Json<Verification>> {
+    let log = Arc::clone(log_of(&state)?);
+    let result = tokio::task::spawn_blocking(move || log.verify())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(match result {
+        Ok(n) => Verification {
+            ok: true,
+            entries: n,
+            error: None,
+        },
+        Err(e) => Verification {
+            ok: false,
+            entries: 0,
+            error: Some(e.to_string()),
+        },
+    }))
+}

@@ -1,0 +1,296 @@
+//! The REST API (SPEC §11, `docs/API.md`) on axum: signed routes under
+//! `/api/v1`, the WebSocket event stream, health and metrics, and the
+//! OpenAPI document generated from the code.
+//!
+//! - [`auth`]: the signed-request middleware (and agent tokens) and the replay cache.
+//! - [`agent_gate`]: agent calls held to the user's automation policy.
+//! - [`audit`]: the audit-log middleware and routes.
+//! - [`error`]: JSON errors.
+//! - [`workloads`], [`nodes`], [`agents`]: the handlers.
+//! - [`mcp`]: the streamable-HTTP MCP server at `/mcp`.
+//! - [`network`]: `/api/v1/network`, this node's own view of the cluster.
+//! - [`openapi`]: the OpenAPI 3 document.
+//!
+//! May depend on the core's library API, the trust service, agents and audit
+//! crates, the signed-HTTP layer and the API's wire types; never on a concrete
+//! runtime, store or cluster manager (the daemon hands it `Arc<dyn Trait>`s).
+
+pub mod agent_gate;
+pub mod agents;
+pub mod audit;
+pub mod auth;
+pub mod credits;
+pub mod error;
+pub mod mcp;
+pub mod network;
+pub mod nodes;
+pub mod openapi;
+pub mod trust;
+pub mod workloads;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use observability::health::Health;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use auth::{AuthConfig, AuthGate, Caller};
+use error::{ApiError, ApiResult};
+use orchestrator_agents::AgentBook;
+use orchestrator_core::api::Orchestrator;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The library API.
+    pub orch: Arc<Orchestrator>,
+    /// Authentication settings and the replay cache.
+    pub gate: AuthGate,
+    /// Component health.
+    pub health: Arc<Health>,
+    /// The audit log, when the daemon keeps one.
+    pub audit: Option<Arc<orchestrator_audit::AuditLog>>,
+    /// Agents' policies, revocations and approvals.
+    pub agents: Arc<AgentBook>,
+    /// When set, `/mcp` is served, stopping when this fires.
+    pub mcp: Option<CancellationToken>,
+    /// Reputation and credit, on a control plane.
+    pub trust: Option<Arc<orchestrator_trust::TrustService>>,
+}
+
+impl AppState {
+    /// State for `orch` with `auth`.
+    pub fn new(orch: Arc<Orchestrator>, auth: AuthConfig, health: Arc<Health>) -> Self {
+        Self::with_gate(orch, AuthGate::new(auth), health)
+    }
+
+    /// State for `orch` sharing `gate` (and its replay cache) with other routers.
+    pub fn with_gate(orch: Arc<Orchestrator>, gate: AuthGate, health: Arc<Health>) -> Self {
+        let agents = Arc::new(AgentBook::new(Arc::clone(&orch.deps().store)));
+        Self {
+            orch,
+            gate,
+            health,
+            audit: None,
+            agents,
+            mcp: None,
+            trust: None,
+        }
+    }
+
+    /// The same state answering reputation, attestation and credit calls from `trust`.
+    pub fn with_trust(mut self, trust: Arc<orchestrator_trust::TrustService>) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
+    /// The same state serving MCP over streamable HTTP at `/mcp` until `cancel` fires.
+    pub fn with_mcp(mut self, cancel: CancellationToken) -> Self {
+        self.mcp = Some(cancel);
+        self
+    }
+
+    /// The same state recording mutating calls in `log`.
+    pub fn with_audit(mut self, log: Arc<orchestrator_audit::AuditLog>) -> Self {
+        self.audit = Some(log);
+        self
+    }
+}
+
+pub use orchestrator_api::Page;
+
+/// Paging parameters of list endpoints.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1–1000 (default 100).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// The limit, checked.
+    pub fn limit(&self) -> ApiResult<usize> {
+        match self.limit {
+            None => Ok(100),
+            Some(l) if (1..=1000).contains(&l) => Ok(l as usize),
+            Some(l) => Err(ApiError::bad_request(format!(
+                "limit: {l} is not between 1 and 1000"
+            ))),
+        }
+    }
+}
+
+/// Pages `items` (sorted by `key`) after `cursor`.
+pub fn paginate<T, F: Fn(&T) -> String>(
+    items: Vec<T>,
+    params: &PageParams,
+    key: F,
+) -> ApiResult<Page<T>> {
+    let limit = params.limit()?;
+    let start = match &params.cursor {
+        None => 0,
+        Some(c) => items.partition_point(|i| key(i).as_str() <= c.as_str()),
+    };
+    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
+    let next_cursor = if rest.len() > limit {
+        rest.truncate(limit);
+        rest.last().map(&key)
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rest,
+        next_cursor,
+    })
+}
+
+async fn events(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    observability::websocket::upgrade_events(ws, state.orch.deps().events.clone())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// The signed API routes with authentication, the automation boundary and
+/// the audit log: what an approved call and an `/mcp` tool call run through,
+/// in process.
+pub fn api_routes(state: &AppState) -> Router {
+    let signed = Router::new()
+        .route(
+            "/api/v1/workloads",
+            post(workloads::create).get(workloads::list),
+        )
+        .route(
+            "/api/v1/workloads/{ref}",
+            get(workloads::get)
+                .put(workloads::update)
+                .delete(workloads::delete),
+        )
+        .route("/api/v1/workloads/{ref}/scale", post(workloads::scale))
+        .route(
+            "/api/v1/workloads/{ref}/instances",
+            get(workloads::instances),
+        )
+        .route("/api/v1/workloads/{ref}/logs", get(workloads::logs))
+        .route("/api/v1/nodes", get(nodes::list))
+        .route("/api/v1/nodes/{id}", get(nodes::get))
+        .route("/api/v1/nodes/{id}/cordon", post(nodes::cordon))
+        .route("/api/v1/nodes/{id}/uncordon", post(nodes::uncordon))
+        .route("/api/v1/nodes/{id}/drain", post(nodes::drain))
+        .route("/api/v1/nodes/{id}/reputation", get(trust::reputation))
+        .route("/api/v1/attestations", post(trust::attest))
+        .route("/api/v1/credits/balance", get(credits::balance))
+        .route("/api/v1/credits/history", get(credits::history))
+        .route("/api/v1/credits/transfer", post(credits::transfer))
+        .route("/api/v1/cluster/status", get(nodes::cluster_status))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/events/recent", get(agents::recent_events))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
+        .route(
+            "/api/v1/agent/policy",
+            get(agents::get_policy).put(agents::put_policy),
+        )
+        .route("/api/v1/agent/tokens/{id}/revoke", post(agents::revoke))
+        .route("/api/v1/approvals", get(agents::list_approvals))
+        .route("/api/v1/approvals/{id}", get(agents::get_approval))
+        .route("/api/v1/approvals/{id}/approve", post(agents::approve))
+        .route("/api/v1/approvals/{id}/deny", post(agents::deny))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            agent_gate::agent_gate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.gate.clone(),
+            auth::authenticate,
+        ));
+    // Outside authentication, so refused calls are recorded too.
+    let signed = match &state.audit {
+        Some(log) => signed.route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(log),
+            audit::record,
+        )),
+        None => signed,
+    };
+    signed.with_state(state.clone())
+}
+
+/// The whole router: signed API routes, WebSocket, health, metrics, OpenAPI,
+/// and `/mcp` when the state asks for it.
+pub fn router(state: AppState) -> Router {
+    let signed = api_routes(&state);
+    let metrics_state = Arc::clone(&state.orch.deps().metrics);
+    let health =
+        observability::health::health_routes(Arc::clone(&state.health), Arc::clone(&metrics_state));
+    let mcp = state.mcp.clone().map(|cancel| {
+        let service = mcp_server::http_service(Arc::new(mcp::InProcessApi::new(&state)), cancel);
+        let mcp = Router::new().nest_service("/mcp", service).layer(
+            axum::middleware::from_fn_with_state(state.clone(), mcp::require_token),
+        );
+        // Outside the token check, so the requests it refuses are recorded.
+        match &state.audit {
+            Some(log) => mcp.layer(axum::middleware::from_fn_with_state(
+                Arc::clone(log),
+                audit::record_refused_mcp,
+            )),
+            None => mcp,
+        }
+    });
+    let mut router = Router::new()
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .fallback(not_found)
+        .with_state(state)
+        .merge(signed)
+        .merge(health);
+    if let Some(mcp) = mcp {
+        router = router.merge(mcp);
+    }
+    router.layer(axum::middleware::from_fn_with_state(
+        metrics_state,
+        observability::http::track_http,
+    ))
+}
+
+/// Keeps the gauges of `/metrics` (workloads, instances, nodes, resources)
+/// current, refreshing them every `period` until `cancel` fires.
+pub async fn refresh_gauges(
+    orch: Arc<Orchestrator>,
+    period: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {
+                if let Err(e) = orch.refresh_gauges().await {
+                    warn!(error = %e, "refreshing the gauges of /metrics");
+                }
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `cancel` fires.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    info!("listening on http://{addr}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}

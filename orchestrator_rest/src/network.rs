@@ -1,0 +1,186 @@
+//! `/api/v1/network`: this node's own view of the cluster — its gossip
+//! settings and counters, the peers its failure detector knows, and which of
+//! them it can reach. Answered locally on every node (a worker does not
+//! forward these), so an operator can compare what each node sees.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use cluster_manager_interface::{ClusterManager, Peer};
+use orchestrator_shared_types::NodeId;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{authenticate, AuthGate};
+use crate::error::{ApiError, ApiResult};
+use crate::openapi::CommonErrors;
+use crate::workloads::query;
+use crate::{paginate, Page, PageParams};
+use cluster_manager_interface::find_control_plane;
+
+/// What the network routes need.
+#[derive(Clone)]
+pub struct NetworkState {
+    /// Membership.
+    pub cluster: Arc<dyn ClusterManager>,
+    /// This node's gossip settings and counters, when the node gossips.
+    pub gossip: Option<GossipInfoSource>,
+    /// This node's role (`control-plane`, `worker`, or `standalone`).
+    pub role: String,
+    /// Client for reachability probes.
+    pub http: reqwest::Client,
+}
+
+/// Reads this node's gossip settings and counters (the daemon builds it from
+/// its gossip manager).
+pub type GossipInfoSource = Arc<dyn Fn() -> GossipInfo + Send + Sync>;
+
+/// Gossip settings and counters of this node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GossipInfo {
+    /// Cluster name; nodes of other clusters are ignored.
+    pub cluster_id: String,
+    /// Where this node gossips (UDP).
+    pub listen_addr: String,
+    /// What peers use to reach it.
+    pub advertise_addr: String,
+    /// Seeds it was given.
+    pub seeds: Vec<String>,
+    /// Milliseconds between gossip rounds.
+    pub gossip_interval_ms: u64,
+    /// Phi-accrual threshold above which a peer is declared dead.
+    pub phi_threshold: f64,
+    /// Seconds a dead peer is kept (as Down) before it is forgotten.
+    pub dead_node_grace_seconds: u64,
+    /// This run's generation (changes at each restart).
+    pub generation: u64,
+    /// Gossip records refused because their signature or contents did not verify.
+    pub rejected_records: u64,
+    /// Bytes sent by gossip.
+    pub bytes_sent: u64,
+    /// Bytes received by gossip.
+    pub bytes_received: u64,
+}
+
+/// This node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NetworkStatus {
+    /// This node.
+    pub node_id: NodeId,
+    /// `control-plane`, `worker`, or `standalone` (no gossip).
+    pub role: String,
+    /// The control plane as this node sees it, if one is live.
+    pub control_plane: Option<NodeId>,
+    /// Its API address.
+    pub control_plane_address: Option<String>,
+    /// Peers (this node included) considered alive.
+    pub peers_live: u64,
+    /// Peers considered dead.
+    pub peers_dead: u64,
+    /// Gossip settings and counters (absent without gossip).
+    pub gossip: Option<GossipInfo>,
+}
+
+/// One peer's reachability from this node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Reachability {
+    /// The peer.
+    #[serde(flatten)]
+    pub peer: Peer,
+    /// Whether its API answered `/health` within the timeout.
+    pub reachable: bool,
+    /// How long it took, in milliseconds, when it answered.
+    pub latency_ms: Option<f64>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
+fn to_api(e: cluster_manager_interface::ClusterError) -> ApiError {
+    ApiError::unavailable(format!("reading the membership: {e}"))
+}
+
+/// `GET /api/v1/network` (cluster mode only: 404 on a standalone node).
+#[utoipa::path(get, path = "/api/v1/network", tag = "network",
+    responses((status = 200, body = NetworkStatus), CommonErrors))]
+pub async fn status(State(s): State<NetworkState>) -> ApiResult<Json<NetworkStatus>> {
+    let local = s.cluster.local_node().await.map_err(to_api)?;
+    let nodes = s.cluster.list_nodes().await.map_err(to_api)?;
+    let peers = s.cluster.peers().await.map_err(to_api)?;
+    let cp = find_control_plane(&nodes);
+    let live = peers.iter().filter(|p| p.live).count() as u64;
+    Ok(Json(NetworkStatus {
+        node_id: local.id,
+        role: s.role.clone(),
+        control_plane: cp.map(|n| n.id),
+        control_plane_address: cp.map(|n| n.address.clone()),
+        peers_live: live,
+        peers_dead: peers.len() as u64 - live,
+        gossip: s.gossip.as_ref().map(|read| read()),
+    }))
+}
+
+/// `GET /api/v1/network/peers`: every peer this node knows, live or dead.
+#[utoipa::path(get, path = "/api/v1/network/peers", tag = "network", params(PageParams),
+    responses((status = 200, body = Page<Peer>), CommonErrors))]
+pub async fn peers(
+    State(s): State<NetworkState>,
+    q: Result<Query<PageParams>, QueryRejection>,
+) -> ApiResult<Json<Page<Peer>>> {
+    let page = query(q)?;
+    let mut peers = s.cluster.peers().await.map_err(to_api)?;
+    peers.sort_by_key(|p| p.node_id.to_string());
+    Ok(Json(paginate(peers, &page, |p| p.node_id.to_string())?))
+}
+
+/// How long a reachability probe waits.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /api/v1/network/discover`: probes every known peer's `/health`.
+#[utoipa::path(get, path = "/api/v1/network/discover", tag = "network",
+    responses((status = 200, body = Page<Reachability>), CommonErrors))]
+pub async fn discover(State(s): State<NetworkState>) -> ApiResult<Json<Page<Reachability>>> {
+    let mut peers = s.cluster.peers().await.map_err(to_api)?;
+    peers.sort_by_key(|p| p.node_id.to_string());
+    let probes = peers.into_iter().map(|peer| {
+        let http = s.http.clone();
+        async move {
+            let started = Instant::now();
+            let url = format!("http://{}/health", peer.api_addr);
+            let result = http.get(&url).timeout(PROBE_TIMEOUT).send().await;
+            let (reachable, latency_ms, error) = match result {
+                Ok(r) if r.status().is_success() => {
+                    (true, Some(started.elapsed().as_secs_f64() * 1e3), None)
+                }
+                Ok(r) => (
+                    false,
+                    None,
+                    Some(format!("/health answered {}", r.status())),
+                ),
+                Err(e) => (false, None, Some(e.to_string())),
+            };
+            Reachability {
+                peer,
+                reachable,
+                latency_ms,
+                error,
+            }
+        }
+    });
+    Ok(Json(Page {
+        items: futures::future::join_all(probes).await,
+        next_cursor: None,
+    }))
+}
+
+/// The network routes, authenticated by `gate`.
+pub fn router(state: NetworkState, gate: AuthGate) -> Router {
+    Router::new()
+        .route("/api/v1/network", get(status))
+        .route("/api/v1/network/peers", get(peers))
+        .route("/api/v1/network/discover", get(discover))
+        .route_layer(axum::middleware::from_fn_with_state(gate, authenticate))
+        .with_state(state)
+}

@@ -1,0 +1,161 @@
+//! Reputation and attestation routes (issue 7): a node's reputation
+//! components as the caller sees them, and operators' signed attestations.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use mycelial::evidence::{Attestation, Entry, Signed};
+use orchestrator_shared_types::{NodeId, PublicKey};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::openapi::CommonErrors;
+use super::workloads::query;
+use super::AppState;
+use orchestrator_trust::{TrustError, TrustService};
+
+impl From<TrustError> for ApiError {
+    fn from(e: TrustError) -> Self {
+        match e {
+            TrustError::Rejected(r) => ApiError::bad_request(r.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The trust service, or 503 where there is none (a worker forwards).
+pub fn service(state: &AppState) -> ApiResult<&std::sync::Arc<TrustService>> {
+    state
+        .trust
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("reputation and credit are kept by the control plane"))
+}
+
+/// Parameters of the reputation route.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReputationParams {
+    /// The caller's trusted operators (hex keys, comma-separated): the seeds
+    /// of the caller's attestation trust.
+    pub trusted: Option<String>,
+}
+
+/// A node's reputation as the caller sees it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Reputation {
+    /// The node.
+    #[schema(value_type = String)]
+    pub node: NodeId,
+    /// Its operator.
+    #[schema(value_type = String)]
+    pub operator: PublicKey,
+    /// `uptime`, `reliability`, `honesty`, `age`, `attestation_trust`,
+    /// `composite` (0–1), `active_days`, `qualifying_attestations`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub components: mycelial::engine::Components,
+}
+
+fn parse_keys(list: Option<&str>) -> ApiResult<Vec<PublicKey>> {
+    list.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<PublicKey>()
+                .map_err(|e| ApiError::bad_request(format!("trusted: {e}")))
+        })
+        .collect()
+}
+
+/// `GET /api/v1/nodes/{id}/reputation`.
+#[utoipa::path(get, path = "/api/v1/nodes/{id}/reputation", tag = "trust",
+    params(("id" = String, Path, description = "Node id (hex)"), ReputationParams),
+    responses((status = 200, body = Reputation), CommonErrors),
+    security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
+pub async fn reputation(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    q: Result<Query<ReputationParams>, QueryRejection>,
+) -> ApiResult<Json<Reputation>> {
+    let p = query(q)?;
+    let trusted = parse_keys(p.trusted.as_deref())?;
+    let id: NodeId = id
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("node id: {e}")))?;
+    let node = state
+        .orch
+        .get_node(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no node {id}")))?;
+    let trust = service(&state)?;
+    let c = trust
+        .engine()
+        .components(&caller.key, &trusted, &id, Utc::now());
+    Ok(Json(Reputation {
+        node: id,
+        operator: node.operator,
+        components: c,
+    }))
+}
+
+/// What an accepted attestation says.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attested {
+    /// The vouching operator (the caller).
+    #[schema(value_type = String)]
+    pub issuer: PublicKey,
+    /// The operator vouched for.
+    #[schema(value_type = String)]
+    pub subject: PublicKey,
+    /// Weight 0–1.
+    pub weight: f64,
+    /// Until when it counts.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it was new (false: the same attestation was already recorded).
+    pub new: bool,
+}
+
+/// `POST /api/v1/attestations`: an attestation signed by its issuer, who must
+/// be the caller (`{"body": {issuer, subject, weight, issued_at, expires_at}, "signature": HEX}`).
+#[utoipa::path(post, path = "/api/v1/attestations", tag = "trust",
+    request_body(content = serde_json::Value, description = "A signed attestation"),
+    responses((status = 201, body = Attested), CommonErrors),
+    security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
+pub async fn attest(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Attested>)> {
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+    let signed: Signed<Attestation> = orchestrator_shared_types::manifest::from_json(text)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if signed.body.issuer != caller.key {
+        return Err(ApiError::forbidden(format!(
+            "issuer: {} is not the caller ({}); operators attest for themselves",
+            signed.body.issuer, caller.key
+        )));
+    }
+    let a = signed.body.clone();
+    let new = service(&state)?.append(Entry::Attestation(signed)).await?;
+    Ok((
+        if new {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(Attested {
+            issuer: a.issuer,
+            subject: a.subject,
+            weight: a.weight,
+            expires_at: a.expires_at,
+            new,
+        }),
+    ))
+}
