@@ -31,6 +31,10 @@
 //! [`client`] (signed calls to one agent), [`agent`] (its routes),
 //! [`routing`] ([`RoutingRuntime`]), [`proxy`]. `/api/v1/network` is a REST
 //! route (`orchestrator_rest::network`).
+//!
+//! May depend on the runtime and cluster interfaces, the shared types and the
+//! signed-HTTP layer; it takes the local runtime and membership as
+//! `Arc<dyn Trait>` from the daemon and names no backend.
 
 pub mod agent;
 pub mod client;

@@ -5,8 +5,10 @@
 //! - [`AgentBook`]: the three, with the decision for one agent call.
 //! - [`approvals`]: an [`Approval`] and its states.
 //!
-//! Enforcement happens in the REST layer (`rest::agent_gate`), so it applies to
+//! Enforcement happens in the REST layer (`orchestrator_rest::agent_gate`), so it applies to
 //! every transport: the HTTP MCP server at `/mcp` calls the same routes.
+//!
+//! May depend on the shared types and the store interface only.
 
 pub mod approvals;
 

@@ -7,6 +7,9 @@
 //! entry's hash and its own contents, so editing, removing or reordering an
 //! entry breaks the chain from there on ([`AuditLog::verify`]). Each entry is
 //! written and synced before the answer leaves the daemon.
+//!
+//! Depends on nothing of the orchestrator: it records what the REST layer
+//! hands it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

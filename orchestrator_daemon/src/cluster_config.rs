@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use cluster_manager::gossip::GossipConfig;
 use serde::Deserialize;
 
-use super::config::{valid_host_port, FileConfig, Overrides};
+use super::config::valid_host_port;
 use crate::error::{Error, Result};
+use crate::settings::Settings;
 
 /// What this daemon does in a cluster.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -35,26 +37,18 @@ impl Role {
 /// Default UDP port of gossip.
 pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
 
-/// Cluster mode: gossip membership and the node's role.
-#[derive(Clone, Debug, PartialEq)]
+/// Cluster mode: the node's role and its gossip configuration.
+#[derive(Clone, Debug)]
 pub struct ClusterSettings {
     /// `ControlPlane` or `Worker` (never `Auto` once resolved).
     pub role: Role,
-    /// Where gossip listens (UDP).
-    pub gossip_addr: std::net::SocketAddr,
     /// Host name or IP peers use to reach this node's gossip and API; default:
     /// the gossip address's IP (which must then not be 0.0.0.0).
     pub advertise_host: Option<String>,
-    /// Seeds, `HOST:PORT`.
-    pub seeds: Vec<String>,
-    /// Cluster name; gossip from other clusters is ignored.
-    pub cluster_id: String,
-    /// Time between gossip rounds.
-    pub gossip_interval: Duration,
-    /// Phi-accrual threshold above which a silent peer is declared dead.
-    pub phi_threshold: f64,
-    /// How long a dead peer stays listed (Down) before it is forgotten.
-    pub dead_node_grace: Duration,
+    /// Gossip (chitchat's own configuration): where it listens, seeds,
+    /// cluster name, pacing and failure detection. Its advertised address is
+    /// the listen address until the daemon resolves `advertise_host` at start.
+    pub gossip: GossipConfig,
 }
 
 /// Default time between gossip rounds: fast failover (a killed node is
@@ -65,20 +59,19 @@ pub const DEFAULT_PHI_THRESHOLD: f64 = 8.0;
 /// Default time a dead peer stays listed as Down.
 pub const DEFAULT_DEAD_NODE_GRACE: Duration = Duration::from_secs(3600);
 
-/// The cluster settings of `flags` over `file`, validated; `None` without a
-/// gossip address (a standalone node).
-pub(super) fn resolve(flags: &Overrides, file: &FileConfig) -> Result<Option<ClusterSettings>> {
-    let mut seeds = file.seeds.clone();
-    seeds.extend(flags.seeds.iter().cloned());
-    for s in &seeds {
-        if !valid_host_port(s) {
+/// The cluster settings of `s`, validated; `None` without a gossip address
+/// (a standalone node).
+pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
+    let seeds = s.seeds.clone();
+    for seed in &seeds {
+        if !valid_host_port(seed) {
             return Err(Error::Config(format!(
-                "seed {s:?} is not HOST:PORT (e.g. 10.0.0.1:{DEFAULT_GOSSIP_PORT})"
+                "seed {seed:?} is not HOST:PORT (e.g. 10.0.0.1:{DEFAULT_GOSSIP_PORT})"
             )));
         }
     }
-    let role = flags.role.or(file.role).unwrap_or_default();
-    let Some(text) = flags.gossip_addr.as_ref().or(file.gossip_addr.as_ref()) else {
+    let role = s.role.unwrap_or_default();
+    let Some(text) = s.gossip_addr.as_ref() else {
         if !seeds.is_empty() || role != Role::Auto {
             return Err(Error::Config(
                 "--seed and --role need --gossip-addr HOST:PORT (cluster mode)".into(),
@@ -91,10 +84,7 @@ pub(super) fn resolve(flags: &Overrides, file: &FileConfig) -> Result<Option<Clu
             "gossip address {text:?}: {e} (want IP:PORT, e.g. 0.0.0.0:{DEFAULT_GOSSIP_PORT})"
         ))
     })?;
-    let advertise_host = flags
-        .advertise_addr
-        .clone()
-        .or_else(|| file.advertise_addr.clone());
+    let advertise_host = s.advertise_addr.clone();
     if advertise_host.is_none() && gossip_addr.ip().is_unspecified() {
         return Err(Error::Config(format!(
             "gossip address {gossip_addr} listens on every interface: say which address peers \
@@ -111,49 +101,41 @@ pub(super) fn resolve(flags: &Overrides, file: &FileConfig) -> Result<Option<Clu
             "a worker needs at least one --seed HOST:PORT to find the cluster".into(),
         ));
     }
-    let interval_ms = flags
+    let interval_ms = s
         .gossip_interval_ms
-        .or(file.gossip_interval_ms)
         .unwrap_or(DEFAULT_GOSSIP_INTERVAL.as_millis() as u64);
     if !(10..=10_000).contains(&interval_ms) {
         return Err(Error::Config(format!(
             "gossip interval {interval_ms} ms is not between 10 and 10000"
         )));
     }
-    let phi_threshold = flags
-        .phi_threshold
-        .or(file.phi_threshold)
-        .unwrap_or(DEFAULT_PHI_THRESHOLD);
+    let phi_threshold = s.phi_threshold.unwrap_or(DEFAULT_PHI_THRESHOLD);
     if !(phi_threshold.is_finite() && phi_threshold > 0.0 && phi_threshold <= 1000.0) {
         return Err(Error::Config(format!(
             "phi threshold {phi_threshold} is not between 0 and 1000"
         )));
     }
-    let grace = flags
+    let grace = s
         .dead_node_grace_seconds
-        .or(file.dead_node_grace_seconds)
         .map_or(DEFAULT_DEAD_NODE_GRACE, Duration::from_secs);
     if grace < Duration::from_secs(1) {
         return Err(Error::Config(
             "dead node grace must be at least 1 second".into(),
         ));
     }
-    let cluster_id = flags
-        .cluster_id
-        .clone()
-        .or_else(|| file.cluster_id.clone())
-        .unwrap_or_else(|| "univrs".into());
+    let cluster_id = s.cluster_id.clone().unwrap_or_else(|| "univrs".into());
     if cluster_id.is_empty() {
         return Err(Error::Config("cluster id must not be empty".into()));
     }
+    let mut gossip = GossipConfig::new(gossip_addr, gossip_addr);
+    gossip.cluster_id = cluster_id;
+    gossip.seeds = seeds;
+    gossip.gossip_interval = Duration::from_millis(interval_ms);
+    gossip.phi_threshold = phi_threshold;
+    gossip.dead_node_grace = grace;
     Ok(Some(ClusterSettings {
         role,
-        gossip_addr,
         advertise_host,
-        seeds,
-        cluster_id,
-        gossip_interval: Duration::from_millis(interval_ms),
-        phi_threshold,
-        dead_node_grace: grace,
+        gossip,
     }))
 }

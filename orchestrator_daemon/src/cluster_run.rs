@@ -33,8 +33,8 @@ async fn advertised(
     let host = cs
         .advertise_host
         .clone()
-        .unwrap_or_else(|| cs.gossip_addr.ip().to_string());
-    let port = cs.gossip_addr.port();
+        .unwrap_or_else(|| cs.gossip.listen_addr.ip().to_string());
+    let port = cs.gossip.listen_addr.port();
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| Error::Config(format!("resolving the advertise address {host:?}: {e}")))?
@@ -107,20 +107,20 @@ pub(super) async fn start_gossip(
     local
         .labels
         .insert(ROLE_LABEL.to_owned(), cs.role.as_str().to_owned());
-    let mut gcfg = GossipConfig::new(cs.gossip_addr, gossip_advertise);
-    gcfg.cluster_id = cs.cluster_id.clone();
-    gcfg.seeds = cs.seeds.clone();
-    gcfg.gossip_interval = cs.gossip_interval;
-    gcfg.phi_threshold = cs.phi_threshold;
-    gcfg.dead_node_grace = cs.dead_node_grace;
+    // A fresh generation at every start, so peers see a restart as one.
+    let gcfg = GossipConfig {
+        advertise_addr: gossip_advertise,
+        generation: GossipConfig::new(cs.gossip.listen_addr, gossip_advertise).generation,
+        ..cs.gossip.clone()
+    };
     let gossip = ChitchatClusterManager::start(gcfg, key.clone(), local)
         .await
         .map_err(|source| Error::Gossip {
-            addr: cs.gossip_addr.to_string(),
+            addr: cs.gossip.listen_addr.to_string(),
             source,
         })?;
     info!(role = cs.role.as_str(), gossip = %gossip_advertise, api = %api_advertise,
-        seeds = ?cs.seeds, "cluster mode");
+        seeds = ?cs.gossip.seeds, "cluster mode");
     Ok(Arc::new(gossip))
 }
 

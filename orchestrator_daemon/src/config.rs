@@ -2,7 +2,7 @@
 //! validated as a whole before anything is opened or bound.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use orchestrator_shared_types::{CpuQuantity, MemoryQuantity, PublicKey, Resources};
@@ -12,10 +12,10 @@ pub use super::cluster_config::{
     ClusterSettings, Role, DEFAULT_DEAD_NODE_GRACE, DEFAULT_GOSSIP_INTERVAL, DEFAULT_GOSSIP_PORT,
     DEFAULT_PHI_THRESHOLD,
 };
-pub use super::runtime_config::{
-    PullPolicy, RegistryAuth, RuntimeSettings, DEFAULT_IMAGE_CACHE_BYTES,
-};
+pub use super::runtime_config::{PullPolicy, RegistryAuth, DEFAULT_IMAGE_CACHE_BYTES};
 use crate::error::{Error, Result};
+use crate::settings::Settings;
+use container_runtime::youki::YoukiConfig;
 use orchestrator_core::ReconcilerConfig;
 
 /// Which container runtime runs containers.
@@ -73,97 +73,6 @@ pub enum Scoring {
     Binpack,
 }
 
-/// Settings as read from a TOML file, every one optional; unknown keys are errors.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// Data directory.
-    pub data_dir: Option<PathBuf>,
-    /// Container runtime.
-    pub runtime: Option<RuntimeKind>,
-    /// State store.
-    pub store: Option<StoreKind>,
-    /// Scheduler.
-    pub scheduler: Option<SchedulerKind>,
-    /// Scheduler scoring (simple scheduler).
-    pub scoring: Option<Scoring>,
-    /// Log format.
-    pub log_format: Option<LogFormat>,
-    /// CPU this node offers (`4`, `3500m`); default: all cores.
-    pub node_cpu: Option<String>,
-    /// Memory this node offers (`8Gi`); default: all memory.
-    pub node_memory: Option<String>,
-    /// Labels of this node.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// The public key (hex or base64) of the operator who runs this node.
-    pub operator: Option<String>,
-    /// The operator's proof that it runs this node (`ui operator prove`),
-    /// needed when `operator` is not the node's own key.
-    pub operator_proof: Option<String>,
-    /// Price of a CPU core-hour on another operator's node, in milli-units
-    /// of credit (pledges; 0: none).
-    pub credit_price: Option<i64>,
-    /// Image of the honesty probes' benchmark container (none: no probes).
-    pub probe_image: Option<String>,
-    /// Seconds between full resyncs.
-    pub resync_seconds: Option<u64>,
-    /// Workloads reconciled at once.
-    pub reconcile_concurrency: Option<usize>,
-    /// Address of the REST API.
-    pub api_addr: Option<String>,
-    /// Keys (hex or base64) that may act on every workload and node.
-    #[serde(default)]
-    pub admin_keys: Vec<String>,
-    /// When non-empty, only these keys (and admin keys) may call the API.
-    #[serde(default)]
-    pub trusted_keys: Vec<String>,
-    /// Allowed clock skew of signed requests, in seconds.
-    pub auth_skew_seconds: Option<i64>,
-    /// Registries (`HOST:PORT`) reached over plain HTTP instead of HTTPS.
-    #[serde(default)]
-    pub insecure_registries: Vec<String>,
-    /// `Always`, `IfNotPresent` (default) or `Never`.
-    pub image_pull_policy: Option<String>,
-    /// Size of the image cache before unused images are removed (`10Gi`).
-    pub image_cache_size: Option<String>,
-    /// Credentials per registry host: `[registry_auth."host:port"]`
-    /// with `username` and `password`.
-    #[serde(default)]
-    pub registry_auth: BTreeMap<String, RegistryAuth>,
-    /// Role in the cluster.
-    pub role: Option<Role>,
-    /// Gossip address `HOST:PORT` (UDP); turns on cluster mode.
-    pub gossip_addr: Option<String>,
-    /// Host name or IP peers use to reach this node.
-    pub advertise_addr: Option<String>,
-    /// Seeds `HOST:PORT`.
-    #[serde(default)]
-    pub seeds: Vec<String>,
-    /// Cluster name.
-    pub cluster_id: Option<String>,
-    /// Milliseconds between gossip rounds.
-    pub gossip_interval_ms: Option<u64>,
-    /// Phi-accrual threshold.
-    pub phi_threshold: Option<f64>,
-    /// Seconds a dead peer stays listed.
-    pub dead_node_grace_seconds: Option<u64>,
-}
-
-impl FileConfig {
-    /// Reads and parses `path`.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| Error::ParseConfig {
-            path: path.to_owned(),
-            source,
-        })
-    }
-}
-
 /// The validated configuration of a daemon.
 #[derive(Clone, Debug)]
 pub struct DaemonConfig {
@@ -200,75 +109,10 @@ pub struct DaemonConfig {
     pub api_addr: std::net::SocketAddr,
     /// Authentication of the REST API.
     pub auth: orchestrator_rest::AuthConfig,
-    /// Images and registries (youki runtime).
-    pub runtime_settings: RuntimeSettings,
+    /// The youki runtime: images, registries, its state directory.
+    pub youki: YoukiConfig,
     /// Cluster mode; `None` runs a standalone node.
     pub cluster: Option<ClusterSettings>,
-}
-
-/// Settings from flags and environment (clap fills them), every one optional.
-#[derive(Clone, Debug, Default)]
-pub struct Overrides {
-    /// Data directory.
-    pub data_dir: Option<PathBuf>,
-    /// Container runtime.
-    pub runtime: Option<RuntimeKind>,
-    /// State store.
-    pub store: Option<StoreKind>,
-    /// Scheduler.
-    pub scheduler: Option<SchedulerKind>,
-    /// Scheduler scoring.
-    pub scoring: Option<Scoring>,
-    /// Log format.
-    pub log_format: Option<LogFormat>,
-    /// CPU offered.
-    pub node_cpu: Option<String>,
-    /// Memory offered.
-    pub node_memory: Option<String>,
-    /// Labels (`key=value`), added to the file's.
-    pub labels: Vec<String>,
-    /// The operator's public key.
-    pub operator: Option<String>,
-    /// The operator's proof that it runs this node.
-    pub operator_proof: Option<String>,
-    /// Milli-units per CPU core-hour on another operator's node.
-    pub credit_price: Option<i64>,
-    /// Image of the honesty probes' benchmark.
-    pub probe_image: Option<String>,
-    /// Seconds between resyncs.
-    pub resync_seconds: Option<u64>,
-    /// Workloads reconciled at once.
-    pub reconcile_concurrency: Option<usize>,
-    /// Address of the REST API.
-    pub api_addr: Option<String>,
-    /// Admin keys, added to the file's.
-    pub admin_keys: Vec<String>,
-    /// Trusted keys, added to the file's.
-    pub trusted_keys: Vec<String>,
-    /// Allowed clock skew of signed requests, in seconds.
-    pub auth_skew_seconds: Option<i64>,
-    /// Insecure registries, added to the file's.
-    pub insecure_registries: Vec<String>,
-    /// Image pull policy.
-    pub image_pull_policy: Option<String>,
-    /// Image cache size.
-    pub image_cache_size: Option<String>,
-    /// Role in the cluster.
-    pub role: Option<Role>,
-    /// Gossip address.
-    pub gossip_addr: Option<String>,
-    /// Advertised host.
-    pub advertise_addr: Option<String>,
-    /// Seeds, added to the file's.
-    pub seeds: Vec<String>,
-    /// Cluster name.
-    pub cluster_id: Option<String>,
-    /// Milliseconds between gossip rounds.
-    pub gossip_interval_ms: Option<u64>,
-    /// Phi-accrual threshold.
-    pub phi_threshold: Option<f64>,
-    /// Seconds a dead peer stays listed.
-    pub dead_node_grace_seconds: Option<u64>,
 }
 
 /// Parses a public key written as 64 hex characters or standard base64.
@@ -320,12 +164,12 @@ pub(super) fn valid_host_port(s: &str) -> bool {
 const SYSTEM_RESERVE: Resources = Resources::new(100, 256 << 20);
 
 impl DaemonConfig {
-    /// Merges `flags` over `file` over defaults and validates the result.
-    pub fn resolve(flags: Overrides, file: FileConfig) -> Result<Self> {
-        let runtime_settings = super::runtime_config::resolve(&flags, &file)?;
-        let cluster = super::cluster_config::resolve(&flags, &file)?;
-        let (operator, operator_proof) = super::operator::resolve(&flags, &file)?;
-        let credit_price = flags.credit_price.or(file.credit_price).unwrap_or(0);
+    /// Lays `flags` over `file` over defaults and validates the result.
+    pub fn resolve(flags: Settings, file: Settings) -> Result<Self> {
+        let s = flags.over(file);
+        let cluster = super::cluster_config::resolve(&s)?;
+        let (operator, operator_proof) = super::operator::resolve(&s)?;
+        let credit_price = s.credit_price.unwrap_or(0);
         if credit_price < 0 {
             return Err(Error::Config(format!(
                 "credit price {credit_price} is negative: milli-units per CPU core-hour, 0 for none"
@@ -336,30 +180,28 @@ impl DaemonConfig {
             ..Default::default()
         };
         let probes = orchestrator_trust::probe::ProbeConfig {
-            image: flags
-                .probe_image
-                .or(file.probe_image)
-                .filter(|i| !i.trim().is_empty()),
+            image: s.probe_image.clone().filter(|i| !i.trim().is_empty()),
             ..Default::default()
         };
-        let data_dir = flags
+        let data_dir = s
             .data_dir
-            .or(file.data_dir)
+            .clone()
             .or_else(default_data_dir)
             .ok_or_else(|| {
                 Error::Config("no data directory: pass --data-dir (HOME is not set)".into())
             })?;
-        let runtime = flags.runtime.or(file.runtime).unwrap_or(RuntimeKind::Youki);
+        let runtime = s.runtime.unwrap_or(RuntimeKind::Youki);
+        let youki = super::runtime_config::resolve(&s, data_dir.join("runtime"))?;
 
         let capacity = machine_capacity();
-        let cpu = match flags.node_cpu.or(file.node_cpu) {
+        let cpu = match s.node_cpu {
             Some(s) => s
                 .parse::<CpuQuantity>()
                 .map_err(|e| Error::Config(format!("node cpu: {e}")))?
                 .millis(),
             None => capacity.cpu_millis,
         };
-        let memory = match flags.node_memory.or(file.node_memory) {
+        let memory = match s.node_memory {
             Some(s) => s
                 .parse::<MemoryQuantity>()
                 .map_err(|e| Error::Config(format!("node memory: {e}")))?
@@ -374,8 +216,8 @@ impl DaemonConfig {
                  of 100m cpu and 256Mi memory"
             )));
         }
-        let mut labels = file.labels;
-        for kv in flags.labels {
+        let mut labels = BTreeMap::new();
+        for kv in &s.labels {
             let (k, v) = kv
                 .split_once('=')
                 .ok_or_else(|| Error::Config(format!("label {kv:?} is not key=value")))?;
@@ -385,45 +227,37 @@ impl DaemonConfig {
             labels.insert(k.to_owned(), v.to_owned());
         }
         let mut reconciler = ReconcilerConfig::default();
-        if let Some(s) = flags.resync_seconds.or(file.resync_seconds) {
+        if let Some(s) = s.resync_seconds {
             reconciler.resync_period = Duration::from_secs(s);
         }
-        if let Some(c) = flags.reconcile_concurrency.or(file.reconcile_concurrency) {
+        if let Some(c) = s.reconcile_concurrency {
             reconciler.concurrency = c;
         }
         reconciler.validate().map_err(Error::Config)?;
-        let api_addr_text = flags
-            .api_addr
-            .or(file.api_addr)
-            .unwrap_or_else(|| DEFAULT_API_ADDR.to_owned());
+        let api_addr_text = s.api_addr.unwrap_or_else(|| DEFAULT_API_ADDR.to_owned());
         let api_addr = api_addr_text.parse().map_err(|e| {
             Error::Config(format!(
                 "api address {api_addr_text:?}: {e} (want HOST:PORT, e.g. 127.0.0.1:9090)"
             ))
         })?;
-        let admin_keys = file
+        let admin_keys = s
             .admin_keys
             .iter()
-            .chain(&flags.admin_keys)
             .map(|k| parse_key(k))
             .collect::<Result<_>>()?;
-        let trusted: std::collections::HashSet<PublicKey> = file
+        let trusted: std::collections::HashSet<PublicKey> = s
             .trusted_keys
             .iter()
-            .chain(&flags.trusted_keys)
             .map(|k| parse_key(k))
             .collect::<Result<_>>()?;
-        let skew = flags
-            .auth_skew_seconds
-            .or(file.auth_skew_seconds)
-            .unwrap_or(60);
+        let skew = s.auth_skew_seconds.unwrap_or(60);
         if !(1..=3600).contains(&skew) {
             return Err(Error::Config(format!(
                 "auth skew {skew}s is not between 1 and 3600 seconds"
             )));
         }
-        let scheduler = flags.scheduler.or(file.scheduler).unwrap_or_default();
-        let scoring = flags.scoring.or(file.scoring);
+        let scheduler = s.scheduler.unwrap_or_default();
+        let scoring = s.scoring;
         if scheduler == SchedulerKind::Mycelial && scoring == Some(Scoring::Binpack) {
             return Err(Error::Config(
                 "scoring binpack applies to the simple scheduler only; the mycelial scheduler \
@@ -442,10 +276,10 @@ impl DaemonConfig {
             auth,
             data_dir,
             runtime,
-            store: flags.store.or(file.store).unwrap_or_default(),
+            store: s.store.unwrap_or_default(),
             scheduler,
             scoring: scoring.unwrap_or_default(),
-            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+            log_format: s.log_format.unwrap_or_default(),
             node_allocatable,
             node_capacity,
             labels,
@@ -454,7 +288,7 @@ impl DaemonConfig {
             pledges,
             probes,
             reconciler,
-            runtime_settings,
+            youki,
             cluster,
         })
     }
@@ -462,6 +296,7 @@ impl DaemonConfig {
     /// A configuration for tests: mock runtime, in-memory store, 4 cpu / 8 GiB.
     pub fn for_test(data_dir: PathBuf) -> Self {
         Self {
+            youki: YoukiConfig::new(data_dir.join("runtime")),
             data_dir,
             runtime: RuntimeKind::Mock,
             store: StoreKind::Memory,
@@ -478,7 +313,6 @@ impl DaemonConfig {
             reconciler: ReconcilerConfig::for_test(),
             api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             auth: orchestrator_rest::AuthConfig::default(),
-            runtime_settings: RuntimeSettings::default(),
             cluster: None,
         }
     }

@@ -1,17 +1,17 @@
 //! Tests of the daemon configuration: precedence, defaults, validation.
 use super::*;
 
-fn flags() -> Overrides {
-    Overrides {
+fn flags() -> Settings {
+    Settings {
         runtime: Some(RuntimeKind::Mock),
         data_dir: Some("/tmp/x".into()),
-        ..Overrides::default()
+        ..Settings::default()
     }
 }
 
 #[test]
 fn flags_win_over_the_file() {
-    let file: FileConfig =
+    let file: Settings =
         toml::from_str("store = \"memory\"\nnode_cpu = \"2\"\nlabels = {zone = \"a\"}").unwrap();
     let mut f = flags();
     f.node_cpu = Some("3".into());
@@ -24,18 +24,18 @@ fn flags_win_over_the_file() {
 
 #[test]
 fn the_default_runtime_is_youki() {
-    let f = Overrides {
+    let f = Settings {
         data_dir: Some("/tmp/x".into()),
-        ..Overrides::default()
+        ..Settings::default()
     };
-    let c = DaemonConfig::resolve(f, FileConfig::default()).unwrap();
+    let c = DaemonConfig::resolve(f, Settings::default()).unwrap();
     assert_eq!(c.runtime, RuntimeKind::Youki);
-    assert_eq!(c.runtime_settings.pull_policy, PullPolicy::IfNotPresent);
+    assert_eq!(c.youki.pull_policy, PullPolicy::IfNotPresent);
 }
 
 #[test]
 fn registry_settings_are_validated_and_merged() {
-    let file: FileConfig = toml::from_str(
+    let file: Settings = toml::from_str(
         "insecure_registries = [\"10.0.0.1:5000\"]\nimage_pull_policy = \"Always\"\n\
          [registry_auth.\"ghcr.io\"]\nusername = \"u\"\npassword = \"p\"",
     )
@@ -44,11 +44,11 @@ fn registry_settings_are_validated_and_merged() {
     f.insecure_registries = vec!["127.0.0.1:5000".into()];
     f.image_cache_size = Some("1Gi".into());
     let c = DaemonConfig::resolve(f, file).unwrap();
-    let s = &c.runtime_settings;
+    let s = &c.youki;
     assert_eq!(s.insecure_registries, ["10.0.0.1:5000", "127.0.0.1:5000"]);
     assert_eq!(s.pull_policy, PullPolicy::Always);
     assert_eq!(s.image_cache_bytes, 1 << 30);
-    assert_eq!(s.registry_auth["ghcr.io"].username, "u");
+    assert_eq!(s.credentials["ghcr.io"].username, "u");
     for (registry, policy) in [
         ("http://x:5000", "Always"),
         ("x", "Always"),
@@ -58,7 +58,7 @@ fn registry_settings_are_validated_and_merged() {
         f.insecure_registries = vec![registry.into()];
         f.image_pull_policy = Some(policy.into());
         assert!(
-            DaemonConfig::resolve(f, FileConfig::default()).is_err(),
+            DaemonConfig::resolve(f, Settings::default()).is_err(),
             "{registry} {policy}"
         );
     }
@@ -77,38 +77,38 @@ fn bad_values_are_errors() {
         f.node_memory = Some(mem.into());
         f.labels = vec![label.into()];
         assert!(
-            DaemonConfig::resolve(f, FileConfig::default()).is_err(),
+            DaemonConfig::resolve(f, Settings::default()).is_err(),
             "{cpu} {mem} {label}"
         );
     }
-    assert!(toml::from_str::<FileConfig>("colour = 1").is_err());
+    assert!(toml::from_str::<Settings>("colour = 1").is_err());
 }
 
 #[test]
 fn cluster_mode_needs_a_gossip_address_and_resolves_the_role() {
-    assert_eq!(
-        DaemonConfig::resolve(flags(), FileConfig::default())
+    assert!(
+        DaemonConfig::resolve(flags(), Settings::default())
             .unwrap()
-            .cluster,
-        None,
+            .cluster
+            .is_none(),
         "no gossip address: a standalone node"
     );
     let mut f = flags();
     f.seeds = vec!["10.0.0.1:7946".into()];
-    let err = DaemonConfig::resolve(f, FileConfig::default()).unwrap_err();
+    let err = DaemonConfig::resolve(f, Settings::default()).unwrap_err();
     assert!(err.to_string().contains("--gossip-addr"), "{err}");
 
     let mut f = flags();
     f.gossip_addr = Some("10.0.0.1:7946".into());
-    let c = DaemonConfig::resolve(f.clone(), FileConfig::default())
+    let c = DaemonConfig::resolve(f.clone(), Settings::default())
         .unwrap()
         .cluster
         .unwrap();
     assert_eq!(c.role, Role::ControlPlane, "no seed: the control plane");
-    assert_eq!(c.gossip_interval, DEFAULT_GOSSIP_INTERVAL);
+    assert_eq!(c.gossip.gossip_interval, DEFAULT_GOSSIP_INTERVAL);
 
     f.seeds = vec!["10.0.0.1:7946".into()];
-    let c = DaemonConfig::resolve(f, FileConfig::default())
+    let c = DaemonConfig::resolve(f, Settings::default())
         .unwrap()
         .cluster
         .unwrap();
@@ -117,11 +117,11 @@ fn cluster_mode_needs_a_gossip_address_and_resolves_the_role() {
 
 #[test]
 fn cluster_settings_are_validated() {
-    let bad = |change: fn(&mut Overrides), what: &str| {
+    let bad = |change: fn(&mut Settings), what: &str| {
         let mut f = flags();
         f.gossip_addr = Some("10.0.0.1:7946".into());
         change(&mut f);
-        let err = DaemonConfig::resolve(f, FileConfig::default()).unwrap_err();
+        let err = DaemonConfig::resolve(f, Settings::default()).unwrap_err();
         assert!(
             err.to_string().contains(what),
             "{err} should mention {what}"
@@ -141,7 +141,7 @@ fn cluster_settings_are_validated() {
     bad(|f| f.phi_threshold = Some(f64::NAN), "phi threshold");
     bad(|f| f.dead_node_grace_seconds = Some(0), "dead node grace");
     bad(|f| f.cluster_id = Some(String::new()), "cluster id");
-    let file: FileConfig = toml::from_str(
+    let file: Settings = toml::from_str(
         "gossip_addr = \"0.0.0.0:7946\"\nadvertise_addr = \"node1\"\nrole = \"control-plane\"",
     )
     .unwrap();
@@ -155,9 +155,9 @@ fn cluster_settings_are_validated() {
 
 #[test]
 fn the_scheduler_is_simple_unless_chosen() {
-    let c = DaemonConfig::resolve(flags(), FileConfig::default()).unwrap();
+    let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
     assert_eq!(c.scheduler, SchedulerKind::Simple);
-    let file: FileConfig = toml::from_str("scheduler = \"mycelial\"").unwrap();
+    let file: Settings = toml::from_str("scheduler = \"mycelial\"").unwrap();
     let c = DaemonConfig::resolve(flags(), file.clone()).unwrap();
     assert_eq!(c.scheduler, SchedulerKind::Mycelial);
     let mut f = flags();
@@ -169,25 +169,25 @@ fn the_scheduler_is_simple_unless_chosen() {
         SchedulerKind::Simple,
         "flags win over the file"
     );
-    assert!(toml::from_str::<FileConfig>("scheduler = \"clever\"").is_err());
+    assert!(toml::from_str::<Settings>("scheduler = \"clever\"").is_err());
 }
 
 #[test]
 fn bin_packing_is_refused_with_the_mycelial_scheduler() {
-    let file: FileConfig = toml::from_str("scoring = \"binpack\"").unwrap();
+    let file: Settings = toml::from_str("scoring = \"binpack\"").unwrap();
     let mut f = flags();
     f.scheduler = Some(SchedulerKind::Mycelial);
     let err = DaemonConfig::resolve(f.clone(), file).unwrap_err();
     assert!(err.to_string().contains("simple scheduler only"), "{err}");
     f.scoring = Some(Scoring::Spread);
-    assert!(DaemonConfig::resolve(f, FileConfig::default()).is_ok());
+    assert!(DaemonConfig::resolve(f, Settings::default()).is_ok());
 }
 
 #[test]
 fn the_credit_price_prices_pledges_and_cannot_be_negative() {
-    let c = DaemonConfig::resolve(flags(), FileConfig::default()).unwrap();
+    let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
     assert_eq!(c.pledges.price, 0, "no pledges by default");
-    let file: FileConfig = toml::from_str("credit_price = 500").unwrap();
+    let file: Settings = toml::from_str("credit_price = 500").unwrap();
     let c = DaemonConfig::resolve(flags(), file.clone()).unwrap();
     assert_eq!(c.pledges.price, 500);
     let mut f = flags();
@@ -195,7 +195,7 @@ fn the_credit_price_prices_pledges_and_cannot_be_negative() {
     assert_eq!(DaemonConfig::resolve(f, file).unwrap().pledges.price, 2_000);
     let mut f = flags();
     f.credit_price = Some(-1);
-    let err = DaemonConfig::resolve(f, FileConfig::default()).unwrap_err();
+    let err = DaemonConfig::resolve(f, Settings::default()).unwrap_err();
     assert!(
         err.to_string().contains("credit price -1 is negative"),
         "{err}"
@@ -204,15 +204,15 @@ fn the_credit_price_prices_pledges_and_cannot_be_negative() {
 
 #[test]
 fn honesty_probes_run_only_with_an_image() {
-    let c = DaemonConfig::resolve(flags(), FileConfig::default()).unwrap();
+    let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
     assert_eq!(c.probes.image, None, "no probes by default");
-    let file: FileConfig = toml::from_str("probe_image = \"registry.local/busybox:1\"").unwrap();
+    let file: Settings = toml::from_str("probe_image = \"registry.local/busybox:1\"").unwrap();
     let c = DaemonConfig::resolve(flags(), file).unwrap();
     assert_eq!(c.probes.image.as_deref(), Some("registry.local/busybox:1"));
     let mut f = flags();
     f.probe_image = Some("  ".into());
     assert_eq!(
-        DaemonConfig::resolve(f, FileConfig::default())
+        DaemonConfig::resolve(f, Settings::default())
             .unwrap()
             .probes
             .image,

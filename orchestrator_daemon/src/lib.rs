@@ -26,8 +26,10 @@ mod operator;
 pub mod run;
 mod runtime_config;
 pub mod scheduler;
+pub mod settings;
 
-pub use config::{DaemonConfig, FileConfig, LogFormat, RuntimeKind, SchedulerKind, StoreKind};
+pub use config::{DaemonConfig, LogFormat, RuntimeKind, SchedulerKind, StoreKind};
 pub use error::{Error, Result};
 pub use open::build_deps;
 pub use run::{run_until_signal, Daemon};
+pub use settings::Settings;

@@ -5,7 +5,7 @@ mod cli;
 use anyhow::Context;
 use clap::Parser;
 use orchestrator_daemon::config::default_data_dir;
-use orchestrator_daemon::{node_key, DaemonConfig, FileConfig, LogFormat};
+use orchestrator_daemon::{node_key, DaemonConfig, LogFormat, Settings};
 
 /// Bounds glibc's malloc arenas before any thread starts. By default glibc
 /// gives busy threads arenas of their own (up to 8 per core) and returns
@@ -36,14 +36,14 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let file = match &cli.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
+        Some(path) => Settings::load(path)?,
+        None => Settings::default(),
     };
     if let Some(cli::Command::NodeId) = cli.command {
-        return print_node_id(cli.data_dir, file);
+        return print_node_id(cli.settings.data_dir, file);
     }
     // The whole configuration is checked before anything is opened or bound.
-    let config = DaemonConfig::resolve(cli.overrides(), file)?;
+    let config = DaemonConfig::resolve(cli.settings, file)?;
     let format = match config.log_format {
         LogFormat::Text => observability::logging::LogFormat::Text,
         LogFormat::Json => observability::logging::LogFormat::Json,
@@ -58,7 +58,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
 
 /// `orchestrator_daemon node-id`: the node id of the data directory the
 /// daemon would use, its key created as the daemon creates it if missing.
-fn print_node_id(data_dir: Option<std::path::PathBuf>, file: FileConfig) -> anyhow::Result<()> {
+fn print_node_id(data_dir: Option<std::path::PathBuf>, file: Settings) -> anyhow::Result<()> {
     let dir = data_dir
         .or(file.data_dir)
         .or_else(default_data_dir)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use cluster_manager::mock::MockClusterManager;
 use container_runtime::mock::MockRuntime;
-use container_runtime::youki::{RegistryCredentials, YoukiConfig, YoukiRuntime};
+use container_runtime::youki::YoukiRuntime;
 use container_runtime_interface::ContainerRuntime;
 use ed25519_dalek::SigningKey;
 use observability::events::EventHub;
@@ -102,24 +102,7 @@ pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
 
 /// Opens the youki runtime, or says what the host lacks. Never falls back.
 async fn youki_runtime(config: &DaemonConfig) -> Result<YoukiRuntime> {
-    let s = &config.runtime_settings;
-    let mut cfg = YoukiConfig::new(config.data_dir.join("runtime"));
-    cfg.insecure_registries = s.insecure_registries.clone();
-    cfg.pull_policy = s.pull_policy;
-    cfg.image_cache_bytes = s.image_cache_bytes;
-    cfg.credentials = s
-        .registry_auth
-        .iter()
-        .map(|(host, a)| {
-            (
-                host.clone(),
-                RegistryCredentials {
-                    username: a.username.clone(),
-                    password: a.password.clone(),
-                },
-            )
-        })
-        .collect();
+    let cfg = config.youki.clone();
     let runtime = YoukiRuntime::new(cfg).await.map_err(Error::Youki)?;
     info!(
         writable_layers = %runtime.layer_mode(),

@@ -11,25 +11,17 @@
 use orchestrator_shared_types::operator::{verify_operator_proof, OPERATOR_PROOF_LABEL};
 use orchestrator_shared_types::{Node, PublicKey};
 
-use super::config::{parse_key, DaemonConfig, FileConfig, Overrides};
+use super::config::{parse_key, DaemonConfig};
 use crate::error::{Error, Result};
+use crate::settings::Settings;
 
-/// The operator and its proof from `flags` over `file`: a proof needs an
-/// operator, and an empty proof counts as none.
-pub(super) fn resolve(
-    flags: &Overrides,
-    file: &FileConfig,
-) -> Result<(Option<PublicKey>, Option<String>)> {
-    let operator = flags
-        .operator
-        .as_deref()
-        .or(file.operator.as_deref())
-        .map(parse_key)
-        .transpose()?;
-    let proof = flags
+/// The operator and its proof from `s`: a proof needs an operator, and an
+/// empty proof counts as none.
+pub(super) fn resolve(s: &Settings) -> Result<(Option<PublicKey>, Option<String>)> {
+    let operator = s.operator.as_deref().map(parse_key).transpose()?;
+    let proof = s
         .operator_proof
         .as_deref()
-        .or(file.operator_proof.as_deref())
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(str::to_owned);
@@ -178,26 +170,23 @@ mod tests {
 
     #[test]
     fn a_proof_needs_an_operator() {
-        let flags = Overrides {
+        let flags = Settings {
             operator_proof: Some("abc".into()),
-            ..Overrides::default()
+            ..Settings::default()
         };
-        let e = resolve(&flags, &FileConfig::default()).unwrap_err();
+        let e = resolve(&flags).unwrap_err();
         assert!(e.to_string().contains("needs --operator"), "{e}");
         let (_, op) = operator();
-        let file: FileConfig = toml::from_str(&format!(
+        let file: Settings = toml::from_str(&format!(
             "operator = \"{op}\"\noperator_proof = \" abc \"\n"
         ))
         .unwrap();
-        let (o, p) = resolve(&Overrides::default(), &file).unwrap();
+        let (o, p) = resolve(&Settings::default().over(file)).unwrap();
         assert_eq!((o, p.as_deref()), (Some(op), Some("abc")));
-        let flags = Overrides {
+        let flags = Settings {
             operator_proof: Some("  ".into()),
-            ..Overrides::default()
+            ..Settings::default()
         };
-        assert_eq!(
-            resolve(&flags, &FileConfig::default()).unwrap(),
-            (None, None)
-        );
+        assert_eq!(resolve(&flags).unwrap(), (None, None));
     }
 }

@@ -95,7 +95,7 @@ async fn start_control(
                 hex::encode(parts.key.verifying_key().to_bytes())
             )
         },
-        |c| c.cluster_id.clone(),
+        |c| c.gossip.cluster_id.clone(),
     );
     let trust = Arc::new(
         TrustService::new(Arc::clone(&store), parts.key.clone(), ledger_id)

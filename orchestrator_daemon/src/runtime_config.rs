@@ -1,14 +1,16 @@
 //! The youki part of the daemon's configuration: registries reached over
 //! plain HTTP, the image pull policy, the image cache size and registry
-//! credentials.
+//! credentials, resolved straight into the runtime's own `YoukiConfig`.
 
-use std::collections::BTreeMap;
+use std::path::PathBuf;
 
+use container_runtime::youki::{RegistryCredentials, YoukiConfig};
 use orchestrator_shared_types::MemoryQuantity;
 use serde::Deserialize;
 
-use super::config::{valid_host_port, FileConfig, Overrides};
+use super::config::valid_host_port;
 use crate::error::{Error, Result};
+use crate::settings::Settings;
 pub use container_runtime::youki::PullPolicy;
 
 /// Basic-auth credentials of one registry, from the configuration file.
@@ -21,69 +23,45 @@ pub struct RegistryAuth {
     pub password: String,
 }
 
-/// Settings of the youki runtime.
-#[derive(Clone, Debug)]
-pub struct RuntimeSettings {
-    /// Registries (`HOST:PORT`) reached over plain HTTP.
-    pub insecure_registries: Vec<String>,
-    /// When images are pulled.
-    pub pull_policy: PullPolicy,
-    /// Size above which unused images are removed.
-    pub image_cache_bytes: u64,
-    /// Credentials per registry host.
-    pub registry_auth: BTreeMap<String, RegistryAuth>,
-}
-
-impl Default for RuntimeSettings {
-    fn default() -> Self {
-        Self {
-            insecure_registries: Vec::new(),
-            pull_policy: PullPolicy::IfNotPresent,
-            image_cache_bytes: DEFAULT_IMAGE_CACHE_BYTES,
-            registry_auth: BTreeMap::new(),
-        }
-    }
-}
-
 /// Default size of the image cache: 10 GiB.
 pub const DEFAULT_IMAGE_CACHE_BYTES: u64 = 10 << 30;
 
-/// The image and registry settings of `flags` over `file`, validated.
-pub(super) fn resolve(flags: &Overrides, file: &FileConfig) -> Result<RuntimeSettings> {
-    let mut insecure_registries = file.insecure_registries.clone();
-    insecure_registries.extend(flags.insecure_registries.iter().cloned());
-    for r in &insecure_registries {
+/// The youki runtime's configuration from `s`, validated; its state lives
+/// under `root`.
+pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<YoukiConfig> {
+    for r in &s.insecure_registries {
         if !valid_host_port(r) || r.contains('/') {
             return Err(Error::Config(format!(
                 "insecure registry {r:?} is not HOST:PORT (e.g. 127.0.0.1:5000)"
             )));
         }
     }
-    let pull_policy = match flags
-        .image_pull_policy
-        .as_deref()
-        .or(file.image_pull_policy.as_deref())
-    {
-        Some(p) => p
+    let mut cfg = YoukiConfig::new(root);
+    cfg.insecure_registries = s.insecure_registries.clone();
+    if let Some(p) = &s.image_pull_policy {
+        cfg.pull_policy = p
             .parse::<PullPolicy>()
-            .map_err(|e| Error::Config(format!("image pull policy: {e}")))?,
-        None => PullPolicy::IfNotPresent,
-    };
-    let image_cache_bytes = match flags
-        .image_cache_size
-        .as_deref()
-        .or(file.image_cache_size.as_deref())
-    {
-        Some(s) => s
+            .map_err(|e| Error::Config(format!("image pull policy: {e}")))?;
+    }
+    cfg.image_cache_bytes = match &s.image_cache_size {
+        Some(size) => size
             .parse::<MemoryQuantity>()
             .map_err(|e| Error::Config(format!("image cache size: {e}")))?
             .bytes(),
         None => DEFAULT_IMAGE_CACHE_BYTES,
     };
-    Ok(RuntimeSettings {
-        insecure_registries,
-        pull_policy,
-        image_cache_bytes,
-        registry_auth: file.registry_auth.clone(),
-    })
+    cfg.credentials = s
+        .registry_auth
+        .iter()
+        .map(|(host, a)| {
+            (
+                host.clone(),
+                RegistryCredentials {
+                    username: a.username.clone(),
+                    password: a.password.clone(),
+                },
+            )
+        })
+        .collect();
+    Ok(cfg)
 }

@@ -13,6 +13,10 @@
 //!   for what ran.
 //! - [`probe`]: honesty probes, benchmark containers measured against what
 //!   nodes promise.
+//!
+//! May depend on the core (its events), the interface crates and `mycelial`
+//! (the pure reputation and ledger logic); it reads and writes through
+//! `Arc<dyn StateStore>` and never names a backend or speaks HTTP.
 
 use std::collections::HashSet;
 use std::sync::Arc;

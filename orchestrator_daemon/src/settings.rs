@@ -1,0 +1,199 @@
+//! Every setting of the daemon, declared once in [`Settings`]: clap reads it
+//! from a flag and its environment variable, serde from the configuration
+//! file under the flag's name (`--node-cpu` is `node_cpu`), and
+//! [`Settings::over`] lays flags over the file. `DaemonConfig::resolve`
+//! then validates the result into each part's own configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::config::{LogFormat, Role, RuntimeKind, SchedulerKind, Scoring, StoreKind};
+use crate::error::{Error, Result};
+use crate::runtime_config::RegistryAuth;
+
+/// How a flag's value combines with the file's: a flag replaces a single
+/// value; lists add the flags' items after the file's; tables merge.
+trait Merge {
+    fn merge(flag: Self, file: Self) -> Self;
+}
+
+impl<T> Merge for Option<T> {
+    fn merge(flag: Self, file: Self) -> Self {
+        flag.or(file)
+    }
+}
+
+impl<T> Merge for Vec<T> {
+    fn merge(flag: Self, mut file: Self) -> Self {
+        file.extend(flag);
+        file
+    }
+}
+
+impl<K: Ord, V> Merge for BTreeMap<K, V> {
+    fn merge(flag: Self, mut file: Self) -> Self {
+        file.extend(flag);
+        file
+    }
+}
+
+/// Declares the settings struct and its merge from one list of fields.
+macro_rules! settings {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        pub struct $name { $($(#[$fmeta])* pub $field: $ty,)* }
+
+        impl $name {
+            /// These settings (from flags and environment) laid over `file`'s.
+            pub fn over(self, file: Self) -> Self {
+                Self { $($field: Merge::merge(self.$field, file.$field),)* }
+            }
+        }
+    };
+}
+
+settings! {
+/// The daemon's settings, every one optional; unknown file keys are errors.
+#[derive(Clone, Debug, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Data directory (node key, SQLite state) [default: $XDG_DATA_HOME/univrs].
+    #[arg(long, env = "UNIVRS_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Container runtime [default: youki, real containers; needs root and
+    /// cgroups]. `mock` simulates containers (tests, demos).
+    #[arg(long, env = "UNIVRS_RUNTIME", value_enum)]
+    pub runtime: Option<RuntimeKind>,
+    /// State store [default: sqlite].
+    #[arg(long, env = "UNIVRS_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+    /// Scheduler [default: simple]. `mycelial` adds the workload owner's trust
+    /// rules and weighs nodes by reputation² × free share.
+    #[arg(long, env = "UNIVRS_SCHEDULER", value_enum)]
+    pub scheduler: Option<SchedulerKind>,
+    /// Scheduler scoring of the simple scheduler [default: spread].
+    #[arg(long, env = "UNIVRS_SCORING", value_enum)]
+    pub scoring: Option<Scoring>,
+    /// Log format [default: text]; filter with RUST_LOG.
+    #[arg(long, env = "UNIVRS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// CPU this node offers, e.g. `4` or `3500m` [default: every core].
+    #[arg(long, env = "UNIVRS_NODE_CPU")]
+    pub node_cpu: Option<String>,
+    /// Memory this node offers, e.g. `8Gi` [default: all memory].
+    #[arg(long, env = "UNIVRS_NODE_MEMORY")]
+    pub node_memory: Option<String>,
+    /// A label of this node, `key=value` (repeatable).
+    #[arg(long = "label")]
+    #[serde(default, deserialize_with = "labels_from_table")]
+    pub labels: Vec<String>,
+    /// The public key (hex or base64) of the operator who runs this node
+    /// (`ui identity show`) [default: the node's own key]. Another key than
+    /// the node's needs --operator-proof.
+    #[arg(long, env = "UNIVRS_OPERATOR")]
+    pub operator: Option<String>,
+    /// The operator's proof that it runs this node: what `ui operator prove
+    /// NODE_ID` prints on the operator's machine (the node id: `orchestrator_daemon
+    /// node-id`). Needed when --operator is not the node's own key.
+    #[arg(long, env = "UNIVRS_OPERATOR_PROOF")]
+    pub operator_proof: Option<String>,
+    /// Price of a CPU core-hour on a node of another operator than the
+    /// workload's owner, in milli-units of credit: a control plane places a
+    /// pledge (hold) on the owner's credit for each such instance and settles
+    /// it for the time it ran [default: 0, no pledges].
+    #[arg(long, env = "UNIVRS_CREDIT_PRICE")]
+    pub credit_price: Option<i64>,
+    /// Image of the honesty probes' benchmark container (any image with a
+    /// POSIX sh and date, e.g. busybox): every 6 h the control plane runs it
+    /// for 5 s on each node of another operator and compares the CPU it got
+    /// with the CPU promised [default: none, no probes].
+    #[arg(long, env = "UNIVRS_PROBE_IMAGE")]
+    pub probe_image: Option<String>,
+    /// Seconds between full resyncs [default: 30].
+    #[arg(long, env = "UNIVRS_RESYNC_SECONDS")]
+    pub resync_seconds: Option<u64>,
+    /// Workloads reconciled at once [default: 32].
+    #[arg(long, env = "UNIVRS_RECONCILE_CONCURRENCY")]
+    pub reconcile_concurrency: Option<usize>,
+    /// Address of the REST API, HOST:PORT (port 0 picks a free one) [default: 127.0.0.1:9090].
+    #[arg(long, env = "UNIVRS_API_ADDR")]
+    pub api_addr: Option<String>,
+    /// A key (hex or base64) that may act on every workload and node (repeatable).
+    #[arg(long = "admin-key")]
+    #[serde(default)]
+    pub admin_keys: Vec<String>,
+    /// Only these keys (and admin keys) may call the API (repeatable; default: any key).
+    #[arg(long = "trusted-key")]
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Allowed clock skew of signed requests, in seconds [default: 60].
+    #[arg(long, env = "UNIVRS_AUTH_SKEW_SECONDS")]
+    pub auth_skew_seconds: Option<i64>,
+    /// A registry HOST:PORT reached over plain HTTP instead of HTTPS (repeatable).
+    #[arg(long = "insecure-registry")]
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// When to pull images: Always, IfNotPresent or Never [default: IfNotPresent].
+    #[arg(long, env = "UNIVRS_IMAGE_PULL_POLICY")]
+    pub image_pull_policy: Option<String>,
+    /// Image cache size before unused images are removed, e.g. `10Gi` [default: 10Gi].
+    #[arg(long, env = "UNIVRS_IMAGE_CACHE_SIZE")]
+    pub image_cache_size: Option<String>,
+    /// Role in the cluster [default: auto — control-plane without --seed,
+    /// worker with one]. Needs --gossip-addr.
+    #[arg(long, env = "UNIVRS_ROLE", value_enum)]
+    pub role: Option<Role>,
+    /// Gossip address IP:PORT (UDP), e.g. 0.0.0.0:7946; turns on cluster mode.
+    #[arg(long, env = "UNIVRS_GOSSIP_ADDR")]
+    pub gossip_addr: Option<String>,
+    /// Host name or IP other nodes reach this node's gossip and API at
+    /// [default: the gossip address's IP].
+    #[arg(long, env = "UNIVRS_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// A node to join through, HOST:PORT of its gossip (repeatable; env: comma-separated).
+    #[arg(long = "seed", env = "UNIVRS_SEEDS", value_delimiter = ',')]
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// Cluster name; gossip from other clusters is ignored [default: univrs].
+    #[arg(long, env = "UNIVRS_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Milliseconds between gossip rounds [default: 100].
+    #[arg(long, env = "UNIVRS_GOSSIP_INTERVAL_MS")]
+    pub gossip_interval_ms: Option<u64>,
+    /// Phi-accrual threshold above which a silent peer is declared dead [default: 8].
+    #[arg(long, env = "UNIVRS_PHI_THRESHOLD")]
+    pub phi_threshold: Option<f64>,
+    /// Seconds a dead peer stays listed as Down before it is forgotten [default: 3600].
+    #[arg(long, env = "UNIVRS_DEAD_NODE_GRACE_SECONDS")]
+    pub dead_node_grace_seconds: Option<u64>,
+    /// Credentials per registry host (configuration file only:
+    /// `[registry_auth."host:port"]` with `username` and `password`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub registry_auth: BTreeMap<String, RegistryAuth>,
+}
+}
+
+impl Settings {
+    /// Reads and parses the configuration file `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| Error::ParseConfig {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// The file's `[labels]` table as `key=value` items, the form of `--label`.
+fn labels_from_table<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    let table = BTreeMap::<String, String>::deserialize(d)?;
+    Ok(table.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
