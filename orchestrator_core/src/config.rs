@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::queue::Backoff;
+
 /// How the reconciler paces itself.
 #[derive(Clone, Debug)]
 pub struct ReconcilerConfig {
@@ -10,10 +12,18 @@ pub struct ReconcilerConfig {
     /// Every workload is reconciled at least this often, so drift is repaired
     /// even when an event was missed.
     pub resync_period: Duration,
-    /// First retry delay after a failed reconcile.
+    /// First retry delay after a reconcile failed because the state store
+    /// was unavailable or a container operation failed (doubles per failure).
     pub error_backoff_base: Duration,
-    /// Largest retry delay after failed reconciles.
+    /// Largest retry delay after such failures.
     pub error_backoff_max: Duration,
+    /// Retry delays after a reconcile failed because an image could not be
+    /// pulled or a container could not be created from it, or for a reason
+    /// retrying cannot fix: long, since only a change of the workload helps.
+    pub image_backoff: Backoff,
+    /// Retry delays after a reconcile failed because a node or the cluster
+    /// manager could not be reached: moderate, as nodes return in seconds.
+    pub unreachable_backoff: Backoff,
     /// First delay before restarting an exited container (doubles per restart).
     pub restart_backoff_base: Duration,
     /// Largest delay before restarting an exited container.
@@ -39,6 +49,14 @@ impl Default for ReconcilerConfig {
             resync_period: Duration::from_secs(30),
             error_backoff_base: Duration::from_millis(200),
             error_backoff_max: Duration::from_secs(60),
+            image_backoff: Backoff {
+                base: Duration::from_secs(10),
+                max: Duration::from_secs(300),
+            },
+            unreachable_backoff: Backoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+            },
             restart_backoff_base: Duration::from_secs(1),
             restart_backoff_max: Duration::from_secs(300),
             restart_backoff_reset: Duration::from_secs(600),
@@ -57,6 +75,14 @@ impl ReconcilerConfig {
             resync_period: Duration::from_millis(500),
             error_backoff_base: Duration::from_millis(20),
             error_backoff_max: Duration::from_millis(500),
+            image_backoff: Backoff {
+                base: Duration::from_millis(200),
+                max: Duration::from_secs(2),
+            },
+            unreachable_backoff: Backoff {
+                base: Duration::from_millis(50),
+                max: Duration::from_secs(1),
+            },
             restart_backoff_base: Duration::from_millis(50),
             restart_backoff_max: Duration::from_secs(2),
             stop_grace: Duration::from_millis(100),
@@ -79,6 +105,12 @@ impl ReconcilerConfig {
         }
         if self.error_backoff_base > self.error_backoff_max {
             return Err("error back-off base exceeds its maximum".into());
+        }
+        if self.image_backoff.base > self.image_backoff.max {
+            return Err("image back-off base exceeds its maximum".into());
+        }
+        if self.unreachable_backoff.base > self.unreachable_backoff.max {
+            return Err("unreachable back-off base exceeds its maximum".into());
         }
         Ok(())
     }

@@ -73,5 +73,98 @@ impl From<Error> for OrchestrationError {
     }
 }
 
+/// What kind of failure an [`Error`] is, as far as retrying is concerned; the
+/// reconciler's `error_policy` chooses a back-off per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// An image could not be pulled, or the runtime refused to create a
+    /// container from it: the workload itself is at fault, so retrying soon
+    /// will not help.
+    Image,
+    /// The state store is down or not ready: it usually comes back soon.
+    StoreUnavailable,
+    /// A node (or the runtime serving it) cannot be reached.
+    NodeUnreachable,
+    /// The cluster manager is not running (not initialised or stopped).
+    Membership,
+    /// A container operation failed for another reason (stop, remove, …).
+    Runtime,
+    /// Retrying cannot help until something changes: invalid input or
+    /// configuration, a stored record that cannot be decoded, a panic.
+    Permanent,
+    /// The orchestrator is shutting down.
+    ShuttingDown,
+}
+
+impl ErrorKind {
+    /// A label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Image => "image",
+            ErrorKind::StoreUnavailable => "store_unavailable",
+            ErrorKind::NodeUnreachable => "node_unreachable",
+            ErrorKind::Membership => "membership",
+            ErrorKind::Runtime => "runtime",
+            ErrorKind::Permanent => "permanent",
+            ErrorKind::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+fn runtime_kind(e: &RuntimeError) -> ErrorKind {
+    match e {
+        RuntimeError::ImagePull { .. } | RuntimeError::Create { .. } => ErrorKind::Image,
+        RuntimeError::NodeUnreachable(_) | RuntimeError::UnknownNode(_) => {
+            ErrorKind::NodeUnreachable
+        }
+        RuntimeError::ShutDown => ErrorKind::ShuttingDown,
+        RuntimeError::NotFound(_)
+        | RuntimeError::AlreadyExists(_)
+        | RuntimeError::Operation { .. } => ErrorKind::Runtime,
+    }
+}
+
+fn store_kind(e: &StoreError) -> ErrorKind {
+    match e {
+        StoreError::NameTaken { .. }
+        | StoreError::SchemaTooNew { .. }
+        | StoreError::InvalidKey { .. }
+        | StoreError::Codec { .. } => ErrorKind::Permanent,
+        // Open, Sqlite, Pool, Worker, NotInitialized: the store is not
+        // answering right now.
+        _ => ErrorKind::StoreUnavailable,
+    }
+}
+
+fn cluster_kind(e: &ClusterError) -> ErrorKind {
+    match e {
+        ClusterError::UnknownNode(_) => ErrorKind::NodeUnreachable,
+        ClusterError::NotInitialized | ClusterError::ShutDown => ErrorKind::Membership,
+        ClusterError::InvalidConfig(_)
+        | ClusterError::Bind { .. }
+        | ClusterError::KeyMismatch { .. }
+        | ClusterError::Publish { .. }
+        | ClusterError::RecordEncoding(_) => ErrorKind::Permanent,
+    }
+}
+
+impl Error {
+    /// What kind of failure this is, for choosing how soon to retry.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Store(e) => store_kind(e),
+            Error::Runtime(e) => runtime_kind(e),
+            Error::Cluster(e) => cluster_kind(e),
+            Error::ShuttingDown => ErrorKind::ShuttingDown,
+            Error::Scheduler(_)
+            | Error::Manifest(_)
+            | Error::NotFound { .. }
+            | Error::InvalidArgument { .. }
+            | Error::Config(_)
+            | Error::Panicked { .. } => ErrorKind::Permanent,
+        }
+    }
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -142,6 +142,21 @@ impl<K: Copy + Eq + Hash + Ord> WorkQueue<K> {
         }
     }
 
+    /// Records a failed reconcile of `key`: its failure count grows, and
+    /// `policy` chooses from that count when to retry (`None`: only when
+    /// asked again). A request deferred while it ran is honoured either way.
+    pub fn fail_with(&mut self, key: K, policy: impl FnOnce(u32) -> Option<Duration>) {
+        self.in_flight.remove(&key);
+        let n = self.failures.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        if let Some(delay) = policy(*n) {
+            self.schedule(key, Instant::now() + delay);
+        }
+        if let Some(at) = self.deferred.remove(&key) {
+            self.schedule(key, at);
+        }
+    }
+
     /// Consecutive failures of `key`.
     pub fn failures(&self, key: &K) -> u32 {
         self.failures.get(key).copied().unwrap_or(0)
@@ -250,6 +265,42 @@ mod tests {
         assert!(delays[0] >= Duration::from_millis(75) && delays[0] <= Duration::from_millis(125));
         w.complete(1, Ok(None));
         assert_eq!(w.failures(&1), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_policy_chooses_the_retry_delay_from_the_failure_count_which_resets_on_success() {
+        let mut w = q(1);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            w.schedule(1, start);
+            assert_eq!(w.pop_due(start), Some(1));
+            w.fail_with(1, |n| {
+                seen.push(n);
+                Some(Duration::from_secs(u64::from(n) * 7))
+            });
+            let due = w.next_deadline().unwrap();
+            assert_eq!(due - start, Duration::from_secs(7 * seen.len() as u64));
+            tokio::time::advance(due - start).await;
+        }
+        assert_eq!(seen, [1, 2, 3]);
+        assert_eq!(w.pop_due(Instant::now()), Some(1));
+        w.complete(1, Ok(None));
+        assert_eq!(w.failures(&1), 0);
+        assert!(w.is_idle());
+
+        // A policy that waits for a change leaves nothing queued, but a
+        // request that came in meanwhile still runs.
+        w.schedule(2, Instant::now());
+        assert_eq!(w.pop_due(Instant::now()), Some(2));
+        w.fail_with(2, |_| None);
+        assert!(w.is_idle());
+        w.schedule(2, Instant::now());
+        assert_eq!(w.pop_due(Instant::now()), Some(2));
+        w.schedule(2, Instant::now());
+        w.fail_with(2, |_| None);
+        assert_eq!(w.failures(&2), 2);
+        assert_eq!(w.pop_due(Instant::now()), Some(2), "the deferred request");
     }
 
     #[test]

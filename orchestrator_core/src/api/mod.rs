@@ -14,45 +14,17 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use orchestrator_shared_types::{
-    InstanceStatus, Node, PublicKey, Revision, WorkloadDefinition, WorkloadId, WorkloadInstance,
-    WorkloadSpec,
+    Node, PublicKey, Revision, WorkloadDefinition, WorkloadId, WorkloadInstance, WorkloadSpec,
 };
-use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ReconcilerConfig;
 use crate::error::{Error, Result};
 use crate::events::ReconcileEvent;
+/// Counts of a workload's instances; the reconciler owns them.
+pub use crate::reconciler::status::WorkloadStatus;
 use crate::reconciler::{self, spawn_reconciler, Deps, PassOutcome, ReconcilerHandle};
-
-/// Counts of a workload's instances.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct WorkloadStatus {
-    /// Replicas wanted.
-    pub desired: u32,
-    /// Instances running.
-    pub running: u32,
-    /// Instances placed but not running yet.
-    pub pending: u32,
-    /// Instances that succeeded.
-    pub succeeded: u32,
-    /// Instances that failed.
-    pub failed: u32,
-    /// Instances whose node is lost.
-    pub unknown: u32,
-    /// Running instances of the current generation.
-    pub up_to_date: u32,
-    /// Running instances that pass their readiness probes.
-    pub ready: u32,
-    /// Replicas no node could take yet (they stay Pending until one can).
-    #[serde(default)]
-    pub unscheduled: u32,
-    /// Why they could not be placed: the scheduler's reason, naming the
-    /// filter or trust rule that excluded the nodes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
 
 /// The record `spec` makes of `existing` (or a new one): a change of template
 /// keeps the old one for rollback and bumps the generation.
@@ -75,34 +47,6 @@ fn merge(
             w.updated_at = Utc::now();
             w
         }
-    }
-}
-
-impl WorkloadStatus {
-    /// Counts `instances` of `w` by status.
-    pub fn count(w: &WorkloadDefinition, instances: &[WorkloadInstance]) -> Self {
-        let mut s = WorkloadStatus {
-            desired: w.spec.replicas,
-            ..WorkloadStatus::default()
-        };
-        for i in instances {
-            match i.status {
-                InstanceStatus::Running => {
-                    s.running += 1;
-                    if i.ready {
-                        s.ready += 1;
-                    }
-                    if i.generation == w.generation {
-                        s.up_to_date += 1;
-                    }
-                }
-                InstanceStatus::Pending => s.pending += 1,
-                InstanceStatus::Succeeded => s.succeeded += 1,
-                InstanceStatus::Failed => s.failed += 1,
-                InstanceStatus::Unknown => s.unknown += 1,
-            }
-        }
-        s
     }
 }
 
@@ -184,11 +128,6 @@ impl Orchestrator {
         }
         self.deps.store.put_workloads_batch(&out).await?;
         Ok(out)
-    }
-
-    /// The reconciler's shared context (for the other API modules).
-    pub(crate) fn ctx(&self) -> &Arc<crate::reconciler::Ctx> {
-        self.handle.ctx()
     }
 
     /// Asks the reconciler to look at `id` now.
@@ -287,23 +226,15 @@ impl Orchestrator {
         Ok(self.deps.store.list_instances_by_workload(id).await?)
     }
 
-    /// Counts of a workload's instances by status.
+    /// Counts of a workload's instances by status, as the reconciler
+    /// counted them (read through its status handle).
     pub async fn workload_status(&self, w: &WorkloadDefinition) -> Result<WorkloadStatus> {
-        // The reconciler records the counts after every pass that changed
-        // something; fall back to the store when it has not seen this generation.
-        let ctx = self.handle.ctx();
-        let mut s = match ctx.status(&w.id, w.generation) {
-            Some(mut s) => {
-                s.desired = w.spec.replicas;
-                s
-            }
-            None => WorkloadStatus::count(w, &self.list_instances(&w.id).await?),
-        };
-        if let Some((n, reason)) = ctx.unplaced_reason(&w.id) {
-            s.unscheduled = n;
-            s.reason = Some(reason);
-        }
-        Ok(s)
+        self.handle.statuses().workload_status(w).await
+    }
+
+    /// The reconciler's handle (for the other API modules).
+    pub(crate) fn reconciler(&self) -> &ReconcilerHandle {
+        &self.handle
     }
 
     /// Every node.

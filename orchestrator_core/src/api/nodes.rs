@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::Orchestrator;
 use crate::error::{Error, Result};
-use crate::reconciler::actuate::evict;
 
 /// The cluster at a glance.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -70,26 +69,28 @@ impl Orchestrator {
         Ok(self.deps().cluster.get_node(id).await?)
     }
 
-    /// Cordons (`true`) or uncordons a node.
+    /// Cordons (`true`) or uncordons a node. Uncordoning also drops the
+    /// intent to drain it: what has not moved yet stays.
     pub async fn set_unschedulable(&self, id: &NodeId, unschedulable: bool) -> Result<Node> {
-        Ok(self
+        let node = self
             .deps()
             .cluster
             .set_unschedulable(id, unschedulable)
-            .await?)
+            .await?;
+        if !unschedulable {
+            self.reconciler().undrain(*id).await;
+        }
+        Ok(node)
     }
 
-    /// Cordons a node and removes its instances, so that their workloads
-    /// place them elsewhere.
+    /// Cordons a node and asks the reconciler to move its instances
+    /// elsewhere. Returns once the node is cordoned and the intent recorded;
+    /// each workload's own pass then replaces its instances there, never
+    /// more than its `max_unavailable` at once (see [`crate::reconciler::drain`]).
     pub async fn drain_node(&self, id: &NodeId) -> Result<Node> {
         let node = self.set_unschedulable(id, true).await?;
-        let instances = self.deps().store.list_instances_by_node(id).await?;
-        let workloads: std::collections::BTreeSet<_> =
-            instances.iter().map(|i| i.workload_id).collect();
-        evict(self.ctx(), &instances, "Drained").await?;
-        for w in workloads {
-            self.trigger(w);
-        }
+        let workloads = self.reconciler().drain(*id).await?;
+        tracing::info!(node = %id.short(), workloads, "drain requested");
         Ok(node)
     }
 

@@ -288,8 +288,15 @@ pub async fn actuate(
             instances: ids.clone(),
             existing,
         };
-        let nodes = ctx.nodes.list();
-        let decisions = scheduler.schedule(&request, &nodes).await?;
+        let listed = ctx.nodes.list();
+        let cordoned;
+        let nodes: &[orchestrator_shared_types::Node] = if ctx.drains.is_empty() {
+            &listed
+        } else {
+            cordoned = ctx.drains.cordon_view(&listed);
+            &cordoned
+        };
+        let decisions = scheduler.schedule(&request, nodes).await?;
         let metrics = &ctx.deps.metrics;
         metrics.schedule_attempts.inc_by(decisions.len() as u64);
         let mut placed = Vec::new();
@@ -350,35 +357,4 @@ pub async fn actuate(
         done += started.len();
     }
     Ok(done)
-}
-
-/// Removes `instances` (containers first, then records) outside a pass, e.g.
-/// to drain a node; their workloads' next passes place replacements.
-pub async fn evict(ctx: &Ctx, instances: &[WorkloadInstance], reason: &str) -> Result<usize> {
-    let results = join_all(instances.iter().map(|i| remove_instance(ctx, i))).await;
-    let mut removed = Vec::new();
-    let mut first_err = None;
-    for (res, inst) in results.into_iter().zip(instances) {
-        match res {
-            Ok(id) => removed.push((id, inst.workload_id)),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    let ids: Vec<InstanceId> = removed.iter().map(|(id, _)| *id).collect();
-    ctx.deps.store.delete_instances_batch(&ids).await?;
-    for (id, workload) in &removed {
-        ctx.forget_status(workload);
-        ctx.deps.scheduler.release(*id);
-        ctx.emit(ReconcileEvent::InstanceRemoved {
-            workload: *workload,
-            instance: *id,
-            reason: reason.to_owned(),
-        });
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(removed.len()),
-    }
 }

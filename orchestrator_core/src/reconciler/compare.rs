@@ -45,6 +45,8 @@ pub struct Compared {
     pub was_lost: bool,
     /// What it needs.
     pub verdict: Verdict,
+    /// Its node is being drained.
+    pub draining: bool,
 }
 
 impl Compared {
@@ -59,6 +61,12 @@ impl Compared {
     /// Serves now.
     pub fn is_available(&self) -> bool {
         self.is_active() && self.record.status == InstanceStatus::Running
+    }
+
+    /// Counts toward the replicas but is to move off a node being drained
+    /// (an instance that finished for good stays, as its record is history).
+    pub fn is_evicted(&self) -> bool {
+        self.draining && self.is_active() && self.verdict != Verdict::Terminal
     }
 }
 
@@ -75,6 +83,8 @@ pub struct Drift {
     pub outdated: u32,
     /// Instances on lost nodes.
     pub lost: u32,
+    /// Active instances on nodes being drained.
+    pub draining: u32,
 }
 
 impl Drift {
@@ -201,6 +211,7 @@ fn compare_instance(
         changed,
         was_lost,
         verdict,
+        draining: o.draining,
     }
 }
 
@@ -232,6 +243,13 @@ pub fn compare(
         if c.is_available() {
             drift.available += 1;
         }
+        if c.is_evicted() {
+            drift.draining += 1;
+        }
     }
     (compared, drift)
 }
+
+#[cfg(test)]
+#[path = "compare_tests.rs"]
+mod tests;

@@ -1,7 +1,6 @@
 //! What a reconcile pass works with.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
 
 use cluster_manager_interface::ClusterManager;
 use container_runtime_interface::ContainerRuntime;
@@ -12,7 +11,8 @@ use scheduler_interface::Scheduler;
 use state_store_interface::StateStore;
 use tokio::sync::broadcast;
 
-use crate::api::WorkloadStatus;
+use super::drain::Drains;
+use super::status::{StatusBoard, StatusReader, WorkloadStatus};
 use crate::config::ReconcilerConfig;
 use crate::events::ReconcileEvent;
 use crate::nodes::NodeView;
@@ -46,13 +46,10 @@ pub struct Ctx {
     pub events: broadcast::Sender<ReconcileEvent>,
     /// Serialises read-modify-write of workload records (API and rollback).
     pub workload_writes: tokio::sync::Mutex<()>,
-    /// Workloads with replicas no node could take (how many, and the
-    /// scheduler's reason for the first); retried when nodes change.
-    unplaced: Mutex<HashMap<WorkloadId, (u32, String)>>,
-    /// Instance counts per workload (with the generation they were counted
-    /// at) as of the last pass that changed something, so that status
-    /// queries need not read the store.
-    statuses: RwLock<HashMap<WorkloadId, (u64, WorkloadStatus)>>,
+    /// Nodes being drained; their instances are replaced by their passes.
+    pub drains: Drains,
+    /// Workload statuses as the passes counted them.
+    statuses: Arc<StatusBoard>,
 }
 
 impl Ctx {
@@ -65,8 +62,8 @@ impl Ctx {
             nodes,
             events,
             workload_writes: tokio::sync::Mutex::new(()),
-            unplaced: Mutex::new(HashMap::new()),
-            statuses: RwLock::new(HashMap::new()),
+            drains: Drains::default(),
+            statuses: Arc::new(StatusBoard::default()),
         }
     }
 
@@ -79,69 +76,44 @@ impl Ctx {
         }
     }
 
+    /// A read-only handle on the statuses the passes record.
+    pub fn status_reader(&self) -> StatusReader {
+        StatusReader::new(Arc::clone(&self.statuses), Arc::clone(&self.deps.store))
+    }
+
     /// Records that `count` replicas of `id` wait for a node, and why
     /// (`None`: none wait).
     pub fn set_unplaced(&self, id: WorkloadId, unplaced: Option<(u32, String)>) {
-        let mut map = self.unplaced.lock().unwrap_or_else(PoisonError::into_inner);
-        match unplaced {
-            Some(why) => {
-                map.insert(id, why);
-            }
-            None => {
-                map.remove(&id);
-            }
-        }
+        self.statuses.set_unplaced(id, unplaced);
     }
 
     /// How many replicas of `id` wait for a node, and why.
     pub fn unplaced_reason(&self, id: &WorkloadId) -> Option<(u32, String)> {
-        self.unplaced
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .cloned()
+        self.statuses.unplaced_reason(id)
     }
 
     /// Records the instance counts of workload `id` at `generation`.
     pub fn set_status(&self, id: WorkloadId, generation: u64, status: WorkloadStatus) {
-        let mut map = self
-            .statuses
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        map.insert(id, (generation, status));
+        self.statuses.set(id, generation, status);
     }
 
     /// Forgets the counts of a deleted workload.
     pub fn forget_status(&self, id: &WorkloadId) {
-        self.statuses
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+        self.statuses.forget(id);
     }
 
     /// The counts of workload `id` if they were taken at `generation`.
     pub fn status(&self, id: &WorkloadId, generation: u64) -> Option<WorkloadStatus> {
-        let map = self.statuses.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(id)
-            .filter(|(g, _)| *g == generation)
-            .map(|(_, s)| s.clone())
+        self.statuses.get(id, generation)
     }
 
     /// Whether workload `id` has replicas waiting for a node.
     pub fn is_unplaced(&self, id: &WorkloadId) -> bool {
-        self.unplaced
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(id)
+        self.statuses.is_unplaced(id)
     }
 
     /// Workloads waiting for a node.
     pub fn unplaced(&self) -> Vec<WorkloadId> {
-        self.unplaced
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect()
+        self.statuses.unplaced()
     }
 }

@@ -1,10 +1,11 @@
 //! Plan: the ordered actions that move a workload toward its desired state.
 //!
 //! Order: write observed statuses; remove what must go; restart and start
-//! what is placed; place new instances. Rolling updates respect
+//! what is placed; place new instances. Rolling updates and drains respect
 //! `max_surge` (never more than `replicas + max_surge` active) and
 //! `max_unavailable` (never fewer than `replicas - max_unavailable` running
-//! because of a removal).
+//! because of a removal). A drain is planned like a rolling update: the
+//! instances on a node being drained are replaced as an old generation is.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub enum RemoveReason {
     Replaced,
     /// Its node is gone for good.
     Forgotten,
+    /// Its node is being drained; a replacement runs elsewhere.
+    Drained,
 }
 
 impl RemoveReason {
@@ -36,6 +39,7 @@ impl RemoveReason {
             RemoveReason::ScaleDown => "ScaleDown",
             RemoveReason::Replaced => "Replaced",
             RemoveReason::Forgotten => "NodeGone",
+            RemoveReason::Drained => "Drained",
         }
     }
 }
@@ -146,24 +150,30 @@ pub fn plan(workload: &WorkloadDefinition, compared: &[Compared], drift: Drift) 
         return plan;
     }
 
+    // Instances to keep, and those to replace: of an older generation, or on
+    // a node being drained.
+    let (keep, replace): (Vec<&Compared>, Vec<&Compared>) = active
+        .iter()
+        .partition(|c| c.record.generation == workload.generation && !c.is_evicted());
+
     let mut per_node: HashMap<NodeId, u32> = HashMap::new();
     for c in &active {
         *per_node.entry(c.record.node_id).or_default() += 1;
     }
     let mut removed: Vec<&Compared> = Vec::new();
 
-    if old.is_empty() {
-        plan.create = replicas.saturating_sub(current.len());
+    if replace.is_empty() {
+        plan.create = replicas.saturating_sub(keep.len());
     } else {
         let max_total = replicas + strategy.max_surge as usize;
         let min_available = replicas.saturating_sub(strategy.max_unavailable as usize);
         plan.create = replicas
-            .saturating_sub(current.len())
+            .saturating_sub(keep.len())
             .min(max_total.saturating_sub(active.len()));
         let mut budget = (drift.available as usize).saturating_sub(min_available);
-        let mut old_sorted = old.clone();
-        removal_order(&mut old_sorted, &per_node);
-        for c in old_sorted {
+        let mut sorted = replace.clone();
+        removal_order(&mut sorted, &per_node);
+        for c in sorted {
             if c.record.status != InstanceStatus::Running {
                 removed.push(c);
             } else if budget > 0 {
@@ -171,16 +181,18 @@ pub fn plan(workload: &WorkloadDefinition, compared: &[Compared], drift: Drift) 
                 removed.push(c);
             }
         }
-        // Keep looking until the rollout is done.
+        // Keep looking until the rollout or drain is done.
         wait = Some(Duration::from_millis(50));
     }
-    if current.len() > replicas {
-        let mut surplus = current.clone();
+    if keep.len() > replicas {
+        let mut surplus = keep.clone();
         removal_order(&mut surplus, &per_node);
-        removed.extend(surplus.into_iter().take(current.len() - replicas));
+        removed.extend(surplus.into_iter().take(keep.len() - replicas));
     }
     for c in removed {
-        let reason = if c.record.generation == workload.generation {
+        let reason = if c.is_evicted() {
+            RemoveReason::Drained
+        } else if c.record.generation == workload.generation {
             RemoveReason::ScaleDown
         } else {
             RemoveReason::Replaced
@@ -200,3 +212,7 @@ pub fn plan(workload: &WorkloadDefinition, compared: &[Compared], drift: Drift) 
     plan.requeue = wait;
     plan
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

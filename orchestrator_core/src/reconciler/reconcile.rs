@@ -5,12 +5,13 @@ use std::time::Duration;
 use orchestrator_shared_types::WorkloadId;
 use tracing::{debug, instrument};
 
+use super::action::Action;
 use super::actuate::actuate;
 use super::compare::{compare, Verdict};
 use super::context::Ctx;
 use super::plan::{plan, plan_deletion};
 use super::sense::sense;
-use crate::api::WorkloadStatus;
+use super::status::WorkloadStatus;
 use crate::error::Result;
 use crate::events::ReconcileEvent;
 
@@ -23,8 +24,8 @@ const UNOBSERVED_RETRY: Duration = Duration::from_secs(1);
 pub struct PassOutcome {
     /// Actions that took effect (0 when the workload was already as desired).
     pub actions: usize,
-    /// Run again after this long (besides the periodic resync and changes).
-    pub requeue: Option<Duration>,
+    /// When to run again (besides the periodic resync and changes).
+    pub action: Action,
 }
 
 /// Reconciles workload `id`. Idempotent: a second pass with nothing changed
@@ -44,7 +45,7 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
         ctx.emit(ReconcileEvent::WorkloadRemoved { workload: id });
         return Ok(PassOutcome {
             actions,
-            requeue: None,
+            action: Action::AwaitChange,
         });
     };
     let (compared, drift) = compare(&ctx.config, &workload, &observed);
@@ -72,7 +73,7 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
         }
         return Ok(PassOutcome {
             actions: 0,
-            requeue: unobserved,
+            action: Action::from_requeue(unobserved),
         });
     }
     debug!(
@@ -108,5 +109,8 @@ pub async fn reconcile(ctx: &Ctx, id: WorkloadId) -> Result<PassOutcome> {
             actions,
         });
     }
-    Ok(PassOutcome { actions, requeue })
+    Ok(PassOutcome {
+        actions,
+        action: Action::from_requeue(requeue),
+    })
 }

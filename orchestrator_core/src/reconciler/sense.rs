@@ -41,6 +41,8 @@ pub struct ObservedInstance {
     pub record: WorkloadInstance,
     /// Its node is gone or Down.
     pub node_lost: bool,
+    /// Its node is being drained: the instance is to be replaced elsewhere.
+    pub draining: bool,
     /// Its containers.
     pub containers: Containers,
 }
@@ -105,6 +107,7 @@ pub async fn sense(ctx: &Ctx, id: &WorkloadId) -> Result<Observed> {
         tokio::try_join!(store.get_workload(id), store.list_instances_by_workload(id))?;
     let instances = join_all(records.into_iter().map(|record| async move {
         let node_lost = ctx.nodes.is_lost(&record.node_id);
+        let draining = ctx.drains.contains(&record.node_id);
         let containers = if node_lost {
             Containers::Unreachable("node lost".into())
         } else {
@@ -113,6 +116,7 @@ pub async fn sense(ctx: &Ctx, id: &WorkloadId) -> Result<Observed> {
         ObservedInstance {
             record,
             node_lost,
+            draining,
             containers,
         }
     }))
