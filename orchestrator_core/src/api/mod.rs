@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::events::ReconcileEvent;
 /// Counts of a workload's instances; the reconciler owns them.
 pub use crate::reconciler::status::WorkloadStatus;
-use crate::reconciler::{self, spawn_reconciler, Deps, PassOutcome, ReconcilerHandle};
+use crate::reconciler::{spawn_reconciler, Deps, PassOutcome, ReconcilerHandle};
 
 /// The record `spec` makes of `existing` (or a new one): a change of template
 /// keeps the old one for rollback and bumps the generation.
@@ -87,9 +87,10 @@ impl Orchestrator {
         self.handle.is_finished()
     }
 
-    /// Runs one reconcile pass of `id` now, outside the queue (tests, tools).
+    /// Runs one reconcile pass of `id` now (tests, tools): through the
+    /// reconciler's queue, so that it never runs beside another pass of `id`.
     pub async fn reconcile_now(&self, id: WorkloadId) -> Result<PassOutcome> {
-        reconciler::reconcile(self.handle.ctx(), id).await
+        self.handle.reconcile_now(id).await
     }
 
     /// Creates the workload `spec.name` of `owner`, or updates it. A change of

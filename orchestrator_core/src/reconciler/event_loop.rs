@@ -3,7 +3,7 @@
 //! the resync tick, starts due passes and hands their results to the queue
 //! through the error policy.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +30,15 @@ use crate::nodes::NodeChange;
 use crate::queue::{Backoff, WorkQueue};
 
 /// What the loop is asked to do through its handle.
+/// Where the outcome of a requested pass goes.
+pub(super) type PassReply = oneshot::Sender<Result<PassOutcome>>;
+
 pub(super) enum Command {
     /// Reconcile a workload now.
     Reconcile(WorkloadId),
+    /// Reconcile a workload now through the queue, and answer with the
+    /// outcome of a pass that started after the request.
+    ReconcileNow(WorkloadId, PassReply),
     /// Record the intent to drain a node and queue its workloads; answers
     /// with how many workloads were queued.
     Drain(NodeId, oneshot::Sender<usize>),
@@ -53,6 +59,10 @@ pub(super) struct Loop {
     relist: bool,
     /// Set while a periodic sweep of orphaned containers runs.
     sweeping: Arc<std::sync::atomic::AtomicBool>,
+    /// Callers of `reconcile_now` waiting for a pass to start, per workload.
+    waiting: HashMap<WorkloadId, VecDeque<PassReply>>,
+    /// The caller each running pass answers.
+    answering: HashMap<WorkloadId, PassReply>,
 }
 
 impl Loop {
@@ -80,6 +90,8 @@ impl Loop {
             resync_at: None,
             relist: false,
             sweeping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            waiting: HashMap::new(),
+            answering: HashMap::new(),
         }
     }
 }
@@ -128,6 +140,9 @@ impl Loop {
     fn start_due(&mut self) {
         let now = Instant::now();
         while let Some(id) = self.queue.pop_due(now) {
+            if let Some(reply) = self.waiting.get_mut(&id).and_then(VecDeque::pop_front) {
+                self.answering.insert(id, reply);
+            }
             let ctx = Arc::clone(&self.ctx);
             self.tasks.spawn(async move {
                 let started = std::time::Instant::now();
@@ -151,12 +166,12 @@ impl Loop {
     }
 
     fn finished(&mut self, id: WorkloadId, res: Result<PassOutcome>) {
-        match res {
+        match &res {
             Ok(outcome) => self.queue.complete(id, Ok(outcome.action.requeue_after())),
             Err(e) => {
                 let config = &self.ctx.config;
                 self.queue.fail_with(id, |failures| {
-                    let action = error_policy(&e, failures, config);
+                    let action = error_policy(e, failures, config);
                     warn!(
                         workload = %id,
                         error = %e,
@@ -169,12 +184,29 @@ impl Loop {
                 });
             }
         }
+        if let Some(reply) = self.answering.remove(&id) {
+            if reply.send(res).is_err() {
+                debug!(workload = %id, "reconcile_now caller went away");
+            }
+        }
+        match self.waiting.get(&id) {
+            Some(w) if !w.is_empty() => self.queue.schedule_now(id),
+            Some(_) => {
+                self.waiting.remove(&id);
+            }
+            None => {}
+        }
     }
 
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Reconcile(id) => {
                 self.known.insert(id);
+                self.queue.schedule_now(id);
+            }
+            Command::ReconcileNow(id, reply) => {
+                self.known.insert(id);
+                self.waiting.entry(id).or_default().push_back(reply);
                 self.queue.schedule_now(id);
             }
             Command::Drain(node, done) => {

@@ -74,6 +74,16 @@ impl ReconcilerHandle {
         }
     }
 
+    /// Runs a pass of `id` through the queue (so never beside another pass
+    /// of it) as soon as it may start, and returns its outcome.
+    pub async fn reconcile_now(&self, id: WorkloadId) -> Result<PassOutcome> {
+        let (reply, outcome) = oneshot::channel();
+        self.commands
+            .send(Command::ReconcileNow(id, reply))
+            .map_err(|_| Error::ShuttingDown)?;
+        outcome.await.map_err(|_| Error::ShuttingDown)?
+    }
+
     /// The workload statuses the reconciler counts, read-only.
     pub fn statuses(&self) -> StatusReader {
         self.ctx.status_reader()
