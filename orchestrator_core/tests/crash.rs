@@ -84,6 +84,8 @@ fn acknowledged_writes_survive_a_crash_mid_apply_and_the_cluster_converges() {
         let want = workloads.len() * 2;
         h.wait_containers(want).await;
         for w in &workloads {
+            // A container runs a moment before its instance record says so.
+            h.wait_running(w.name(), 2).await;
             let instances = h.orch.list_instances(&w.id).await.unwrap();
             assert_eq!(instances.len(), 2, "{}", w.name());
             assert!(instances

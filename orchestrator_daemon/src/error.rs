@@ -100,6 +100,9 @@ pub enum Error {
     /// The approvals queue could not be read.
     #[error("reading the approvals queue")]
     Agents(#[source] orchestrator_agents::AgentError),
+    /// The signal handlers could not be installed.
+    #[error("installing signal handlers")]
+    Signals(#[source] std::io::Error),
     /// The reconciler or the library API failed.
     #[error(transparent)]
     Core(#[from] orchestrator_core::Error),

@@ -31,5 +31,5 @@ pub mod settings;
 pub use config::{DaemonConfig, LogFormat, RuntimeKind, SchedulerKind, StoreKind};
 pub use error::{Error, Result};
 pub use open::build_deps;
-pub use run::{run_until_signal, Daemon};
+pub use run::{run_until_signal, Daemon, Shutdown};
 pub use settings::Settings;

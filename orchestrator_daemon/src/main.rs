@@ -5,7 +5,7 @@ mod cli;
 use anyhow::Context;
 use clap::Parser;
 use orchestrator_daemon::config::default_data_dir;
-use orchestrator_daemon::{node_key, DaemonConfig, LogFormat, Settings};
+use orchestrator_daemon::{node_key, DaemonConfig, LogFormat, Settings, Shutdown};
 
 /// Bounds glibc's malloc arenas before any thread starts. By default glibc
 /// gives busy threads arenas of their own (up to 8 per core) and returns
@@ -53,7 +53,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(orchestrator_daemon::run_until_signal(config))
+    match runtime.block_on(orchestrator_daemon::run_until_signal(config))? {
+        Shutdown::Clean | Shutdown::TimedOut => Ok(()),
+        // A second signal: exit now, without waiting for in-flight work (or
+        // for the runtime's blocking threads, which dropping it would do).
+        Shutdown::Forced => std::process::exit(130),
+    }
 }
 
 /// `orchestrator_daemon node-id`: the node id of the data directory the

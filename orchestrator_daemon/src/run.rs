@@ -386,28 +386,38 @@ async fn wait_for_signal() -> std::io::Result<&'static str> {
     })
 }
 
+/// How a daemon run by [`run_until_signal`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// In-flight work finished and everything stopped.
+    Clean,
+    /// Stopping took longer than the shutdown timeout.
+    TimedOut,
+    /// A second signal came while stopping: the caller should exit at once.
+    Forced,
+}
+
 /// Starts the daemon, waits for SIGINT or SIGTERM, and shuts down gracefully;
-/// a second signal exits at once.
-pub async fn run_until_signal(config: DaemonConfig) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let daemon = Daemon::start(&config)
-        .await
-        .context("starting the daemon")?;
+/// a second signal ends the wait at once ([`Shutdown::Forced`]). Exiting the
+/// process is left to `main`.
+pub async fn run_until_signal(config: DaemonConfig) -> Result<Shutdown> {
+    let daemon = Daemon::start(&config).await?;
     info!(runtime = ?config.runtime, store = ?config.store, "orchestrator_daemon running");
-    let signal = wait_for_signal()
-        .await
-        .context("installing signal handlers")?;
+    let signal = wait_for_signal().await.map_err(Error::Signals)?;
     info!(signal, "shutting down (send it again to exit at once)");
     let stop = daemon.stop();
-    tokio::select! {
-        () = stop => info!("stopped cleanly"),
+    Ok(tokio::select! {
+        () = stop => {
+            info!("stopped cleanly");
+            Shutdown::Clean
+        }
         second = wait_for_signal() => {
             warn!(signal = ?second.ok(), "second signal: exiting at once");
-            std::process::exit(130);
+            Shutdown::Forced
         }
         () = tokio::time::sleep(SHUTDOWN_TIMEOUT) => {
             warn!("shutdown took longer than {SHUTDOWN_TIMEOUT:?}; exiting");
+            Shutdown::TimedOut
         }
-    }
-    Ok(())
+    })
 }

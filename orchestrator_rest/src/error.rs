@@ -9,6 +9,7 @@ use signed_http::Rejection;
 use state_store_interface::StoreError;
 use tracing::error;
 
+use orchestrator_core::error::ErrorKind;
 use orchestrator_core::Error;
 
 /// An error answered to a client.
@@ -110,6 +111,8 @@ impl From<Rejection> for ApiError {
 }
 
 impl From<Error> for ApiError {
+    /// The status follows from the error's kind: the caller's mistakes are
+    /// 4xx, a part that is down for now is 503 (retry), anything else is 500.
     fn from(e: Error) -> Self {
         match e {
             Error::NotFound { .. } => ApiError::not_found(e.to_string()),
@@ -117,8 +120,23 @@ impl From<Error> for ApiError {
                 ApiError::bad_request(e.to_string())
             }
             Error::Store(StoreError::NameTaken { .. }) => ApiError::conflict(e.to_string()),
-            Error::ShuttingDown => ApiError::unavailable(e.to_string()),
-            other => ApiError::internal(other),
+            other => match other.kind() {
+                ErrorKind::ShuttingDown => ApiError::unavailable(other.to_string()),
+                ErrorKind::StoreUnavailable
+                | ErrorKind::NodeUnreachable
+                | ErrorKind::Membership => {
+                    error!(error = %other, kind = other.kind().as_str(), "a part is unavailable");
+                    ApiError::unavailable(format!(
+                        "{} is unavailable for now; retry",
+                        match other.kind() {
+                            ErrorKind::StoreUnavailable => "the state store",
+                            ErrorKind::NodeUnreachable => "a node",
+                            _ => "the cluster membership",
+                        }
+                    ))
+                }
+                _ => ApiError::internal(other),
+            },
         }
     }
 }
