@@ -7,22 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cluster_manager_interface::ClusterManager;
 use container_runtime_interface::{ContainerRuntime, ContainerSpec, LogOptions, RuntimeError};
 use futures::StreamExt;
-use orchestrator_shared_types::{ContainerId, NodeId, NodeStatus};
+use orchestrator_shared_types::{ContainerId, NodeId, NodeStatus, PublicKey};
 use serde::Deserialize;
 use tracing::{info, warn};
 
 use crate::wire::{CreateContainer, Created, Stop, WireError};
 use cluster_manager_interface::is_control_plane;
-use signed_http::{read_signed, Limits, Rejection, ReplayCache};
+use signed_http::{Admission, Limits, Rejection, ReplayCache, SignedLayer};
 
 /// Largest agent request body.
 const BODY_LIMIT: usize = 1 << 20;
@@ -63,33 +63,30 @@ fn denied(status: StatusCode, code: &str, message: impl Into<String>) -> AgentEr
 
 type AgentResult<T> = Result<T, AgentError>;
 
-/// Verifies the signature (the shared signed-HTTP layer) and that the
-/// signer is the live control plane, then spends the signature.
-async fn authenticate(
-    State(state): State<AgentState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, Rejection> {
-    let verified = read_signed(
-        req,
-        Limits {
-            body_limit: BODY_LIMIT,
-            max_skew_seconds: state.max_skew_seconds,
-        },
-    )
-    .await?;
-    let caller = NodeId(verified.key.0);
-    let member = state.cluster.get_node(&caller).await.ok().flatten();
-    let allowed = member
-        .as_ref()
-        .is_some_and(|n| n.status != NodeStatus::Down && is_control_plane(n));
-    if !allowed {
-        warn!(caller = %caller.short(), member = member.is_some(), "agent call refused: not the live control plane");
-        return Err(Rejection::forbidden(format!(
-            "{caller} is not a live control-plane member of this cluster"
-        )));
+/// Admits only the key of a live member whose signed gossip record says it
+/// is the control plane.
+#[derive(Clone)]
+struct ControlPlaneOnly {
+    cluster: Arc<dyn ClusterManager>,
+}
+
+impl Admission for ControlPlaneOnly {
+    type Identity = NodeId;
+
+    async fn admit(&self, key: PublicKey, _: &Parts) -> Result<NodeId, Rejection> {
+        let caller = NodeId(key.0);
+        let member = self.cluster.get_node(&caller).await.ok().flatten();
+        let allowed = member
+            .as_ref()
+            .is_some_and(|n| n.status != NodeStatus::Down && is_control_plane(n));
+        if !allowed {
+            warn!(caller = %caller.short(), member = member.is_some(), "agent call refused: not the live control plane");
+            return Err(Rejection::forbidden(format!(
+                "{caller} is not a live control-plane member of this cluster"
+            )));
+        }
+        Ok(caller)
     }
-    Ok(next.run(verified.admit(&state.replays)?).await)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> AgentResult<T> {
@@ -193,9 +190,15 @@ pub fn router(state: AgentState) -> Router {
         .route("/agent/v1/containers/{id}/logs/follow", get(follow))
         .route("/agent/v1/containers/{id}/usage", get(container_usage))
         .route("/agent/v1/usage", get(usage))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            authenticate,
+        .route_layer(SignedLayer::new(
+            ControlPlaneOnly {
+                cluster: Arc::clone(&state.cluster),
+            },
+            Limits {
+                body_limit: BODY_LIMIT,
+                max_skew_seconds: state.max_skew_seconds,
+            },
+            Arc::clone(&state.replays),
         ))
         .with_state(state)
 }

@@ -125,14 +125,10 @@ fn runtime_kind(e: &RuntimeError) -> ErrorKind {
 }
 
 fn store_kind(e: &StoreError) -> ErrorKind {
-    match e {
-        StoreError::NameTaken { .. }
-        | StoreError::SchemaTooNew { .. }
-        | StoreError::InvalidKey { .. }
-        | StoreError::Codec { .. } => ErrorKind::Permanent,
-        // Open, Sqlite, Pool, Worker, NotInitialized: the store is not
-        // answering right now.
-        _ => ErrorKind::StoreUnavailable,
+    if e.is_unavailable() {
+        ErrorKind::StoreUnavailable
+    } else {
+        ErrorKind::Permanent
     }
 }
 

@@ -1,7 +1,8 @@
-//! Signed-request authentication (SPEC §11) as an axum middleware: verifies
-//! the signature over method, path, timestamp and body, refuses replays within
-//! the skew window and keys off the trusted list, and hands the handlers a
-//! [`Caller`].
+//! Signed-request authentication (SPEC §11) of the REST API: the shared
+//! signed-HTTP layer (`signed_http::SignedLayer`, which verifies the signature
+//! over method, path, timestamp and body and refuses replays within the skew
+//! window) with [`RestAdmission`], which refuses keys off the trusted list and
+//! hands the handlers a [`Caller`] ([`layer`]).
 //!
 //! Agents (docs/AGENTS.md) authenticate either with an agent token
 //! (`Authorization: Bearer …`, signed by the user it acts for) or with the
@@ -12,15 +13,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::Request;
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use chrono::Utc;
 use orchestrator_shared_types::agent::{verify_token, TokenClaims, HEADER_AGENT};
 use orchestrator_shared_types::PublicKey;
 pub use signed_http::ReplayCache;
-use signed_http::{header, read_signed, Limits};
+use signed_http::{header, Admission, Limits, Rejection, SignedLayer};
 
 use super::error::ApiError;
 
@@ -170,49 +170,68 @@ impl AuthGate {
     }
 }
 
-/// The middleware: verifies, then passes the request on with a [`Caller`] extension.
-pub async fn authenticate(
-    State(gate): State<AuthGate>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let cfg = &gate.config;
-    if let Some(approved) = req.extensions().get::<ApprovedCall>().cloned() {
-        let mut req = req;
-        req.extensions_mut().insert(approved.caller);
-        return Ok(next.run(req).await);
-    }
-    if let Some(token) = bearer(req.headers())? {
-        let (caller, agent) = gate.verify_agent_token(token)?;
-        let mut req = req;
-        req.extensions_mut().insert(caller);
-        req.extensions_mut().insert(agent);
-        return Ok(next.run(req).await);
-    }
-    let agent = agent_name(req.headers())?;
-    let verified = read_signed(
-        req,
-        Limits {
-            body_limit: cfg.body_limit,
-            max_skew_seconds: cfg.max_skew_seconds,
-        },
-    )
-    .await?;
-    let key = verified.key;
-    if let Some(trusted) = &cfg.trusted_keys {
-        if !trusted.contains(&key) && !cfg.admin_keys.contains(&key) {
-            return Err(ApiError::forbidden(format!(
-                "key {key} is not on this daemon's trusted list"
-            )));
+/// Who may call the REST API: a key on the trusted list (or any key when
+/// there is none), or an agent token signed by such a key; a call the daemon
+/// runs for an approved approval passes as its user.
+#[derive(Clone, Debug)]
+pub struct RestAdmission {
+    gate: AuthGate,
+}
+
+impl Admission for RestAdmission {
+    type Identity = (Caller, Option<AgentCall>);
+
+    fn without_signature(&self, req: &Request) -> Option<Result<Self::Identity, Rejection>> {
+        if let Some(approved) = req.extensions().get::<ApprovedCall>() {
+            return Some(Ok((approved.caller, None)));
+        }
+        match bearer(req.headers()) {
+            Ok(None) => None,
+            Ok(Some(token)) => Some(
+                self.gate
+                    .verify_agent_token(token)
+                    .map(|(caller, agent)| (caller, Some(agent)))
+                    .map_err(Rejection::from),
+            ),
+            Err(e) => Some(Err(e.into())),
         }
     }
-    let mut req = verified.admit(&gate.replays)?;
-    req.extensions_mut().insert(Caller {
-        key,
-        admin: cfg.admin_keys.contains(&key),
-    });
-    if let Some(name) = agent {
-        req.extensions_mut().insert(AgentCall { name, token: None });
+
+    async fn admit(&self, key: PublicKey, parts: &Parts) -> Result<Self::Identity, Rejection> {
+        let cfg = &self.gate.config;
+        let agent = agent_name(&parts.headers)?;
+        if let Some(trusted) = &cfg.trusted_keys {
+            if !trusted.contains(&key) && !cfg.admin_keys.contains(&key) {
+                return Err(Rejection::forbidden(format!(
+                    "key {key} is not on this daemon's trusted list"
+                )));
+            }
+        }
+        let caller = Caller {
+            key,
+            admin: cfg.admin_keys.contains(&key),
+        };
+        Ok((caller, agent.map(|name| AgentCall { name, token: None })))
     }
-    Ok(next.run(req).await)
+
+    fn attach(&self, (caller, agent): Self::Identity, extensions: &mut Extensions) {
+        extensions.insert(caller);
+        if let Some(agent) = agent {
+            extensions.insert(agent);
+        }
+    }
+}
+
+/// The signed-request layer of the REST API: the shared signed-HTTP layer
+/// with [`RestAdmission`], handing handlers a [`Caller`] (and an
+/// [`AgentCall`] on an agent's call).
+pub fn layer(gate: &AuthGate) -> SignedLayer<RestAdmission> {
+    SignedLayer::new(
+        RestAdmission { gate: gate.clone() },
+        Limits {
+            body_limit: gate.config.body_limit,
+            max_skew_seconds: gate.config.max_skew_seconds,
+        },
+        Arc::clone(&gate.replays),
+    )
 }

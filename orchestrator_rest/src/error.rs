@@ -100,6 +100,12 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<ApiError> for Rejection {
+    fn from(e: ApiError) -> Self {
+        Rejection::new(e.status, e.code, e.message)
+    }
+}
+
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         Self {

@@ -211,10 +211,7 @@ pub fn api_routes(state: &AppState) -> Router {
             state.clone(),
             agent_gate::agent_gate,
         ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.gate.clone(),
-            auth::authenticate,
-        ));
+        .route_layer(auth::layer(&state.gate));
     // Outside authentication, so refused calls are recorded too.
     let signed = match &state.audit {
         Some(log) => signed.route_layer(axum::middleware::from_fn_with_state(

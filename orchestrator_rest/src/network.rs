@@ -14,7 +14,7 @@ use cluster_manager_interface::{ClusterManager, Peer};
 use orchestrator_shared_types::NodeId;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{authenticate, AuthGate};
+use crate::auth::{self, AuthGate};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::CommonErrors;
 use crate::workloads::query;
@@ -181,6 +181,6 @@ pub fn router(state: NetworkState, gate: AuthGate) -> Router {
         .route("/api/v1/network", get(status))
         .route("/api/v1/network/peers", get(peers))
         .route("/api/v1/network/discover", get(discover))
-        .route_layer(axum::middleware::from_fn_with_state(gate, authenticate))
+        .route_layer(auth::layer(&gate))
         .with_state(state)
 }

@@ -7,6 +7,10 @@
 //! - [`read_signed`]: buffers the body (bounded) and verifies the signature.
 //! - [`Verified::admit`]: records the signature in the [`ReplayCache`],
 //!   refusing a second use; call it once the caller decided who may sign.
+//! - [`SignedLayer`]: both steps as one tower layer around a router, with an
+//!   [`Admission`] deciding who may sign and the [`Signer`] extractor giving
+//!   handlers the caller; the REST API, the node agent and `/mcp` (which
+//!   calls the REST router in process) all sit behind it.
 //! - [`Rejection`]: a refused request, answered as
 //!   `{"error": {"code", "message"}}` ([`orchestrator_api::ErrorBody`]).
 //!
@@ -15,6 +19,7 @@
 //! the live control plane. May depend on axum, the shared types and the API's
 //! wire types; nothing of the orchestrator itself.
 
+mod layer;
 mod replay;
 
 use axum::body::{Body, Bytes};
@@ -31,6 +36,7 @@ use orchestrator_shared_types::auth::{
 };
 use orchestrator_shared_types::PublicKey;
 
+pub use layer::{Admission, SignedLayer, SignedService, Signer};
 pub use replay::ReplayCache;
 
 /// A refused request: its status, a machine-readable code and a message.

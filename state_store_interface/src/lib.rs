@@ -123,6 +123,26 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the store is not answering for now (opening, a database or
+    /// pool error, a dead worker, not initialised), so retrying soon may
+    /// help; `false` for a request it will never accept as it is. Callers
+    /// classify through this rather than by variant, since some variants
+    /// exist only with a backend's feature.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::NameTaken { .. }
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::InvalidKey { .. } => false,
+            #[cfg(feature = "sqlite")]
+            StoreError::Codec { .. } => false,
+            #[cfg(feature = "sqlite")]
+            StoreError::Sqlite(_) | StoreError::Pool(_) => true,
+            StoreError::Open { .. } | StoreError::Worker(_) | StoreError::NotInitialized => true,
+        }
+    }
+}
+
 impl From<StoreError> for OrchestrationError {
     fn from(e: StoreError) -> Self {
         match e {
