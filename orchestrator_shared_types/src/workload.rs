@@ -137,7 +137,8 @@ pub struct ContainerConfig {
     /// Environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// Environment variables taken from the owner's secret store.
+    /// Environment variables taken from the owner's secret store. Not
+    /// supported yet: a manifest that sets any is refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<SecretEnvRef>,
     /// Ports the container listens on.

@@ -91,6 +91,13 @@ fn errors_name_the_field_and_the_problem() {
             "containers[0].env.1BAD: not a valid variable name",
         ),
         (
+            HELLO.replace(
+                "    env: {GREETING: hi}\n",
+                "    env: {GREETING: hi}\n    secret_env: [{name: TOKEN, secret: api-token}]\n",
+            ),
+            "containers[0].secret_env: secrets are not supported yet",
+        ),
+        (
             HELLO.replace("cpu: 500m", "cpu: -1"),
             "containers[0].resources.limits.cpu: \"-1\" is not a quantity",
         ),

@@ -1,0 +1,130 @@
+//! `secret_env` is refused until secrets reach containers: a manifest that sets
+//! it gets a 400 naming the field, on create (POST) and on update (PUT), and
+//! nothing is stored — never a workload that starts without its variables.
+#![allow(clippy::unwrap_used)]
+
+mod rest_common;
+
+use axum::http::StatusCode;
+use orchestrator_core::rest::AuthConfig;
+use rest_common::*;
+
+/// The reference manifest with one `secret_env` entry on its container.
+fn with_secret_env() -> String {
+    let yaml = HELLO_YAML.replace(
+        "    env: {GREETING: hi}\n",
+        "    env: {GREETING: hi}\n    secret_env: [{name: DB_PASSWORD, secret: db-password}]\n",
+    );
+    assert_ne!(yaml, HELLO_YAML, "examples/hello.yaml changed shape");
+    yaml
+}
+
+fn assert_refused(status: StatusCode, body: &serde_json::Value) {
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    let msg = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("containers[0].secret_env: secrets are not supported yet"),
+        "the message must name the field: {msg}"
+    );
+}
+
+#[tokio::test]
+async fn creating_a_workload_with_secret_env_is_refused_and_stores_nothing() {
+    let api = api(AuthConfig::default()).await;
+    let alice = key(1);
+    let before = api.snapshot().await;
+
+    let yaml = with_secret_env();
+    let (status, body) = api
+        .send(signed_with(
+            &alice,
+            "POST",
+            "/api/v1/workloads",
+            yaml.as_bytes(),
+            "application/yaml",
+        ))
+        .await;
+    assert_refused(status, &body);
+
+    let json = serde_json::json!({
+        "name": "hello",
+        "containers": [{
+            "name": "main",
+            "image": "busybox",
+            "secret_env": [{"name": "DB_PASSWORD", "secret": "db-password"}],
+        }],
+    });
+    let (status, body) = api
+        .send(signed(
+            &alice,
+            "POST",
+            "/api/v1/workloads",
+            json.to_string().as_bytes(),
+        ))
+        .await;
+    assert_refused(status, &body);
+
+    assert_eq!(
+        api.snapshot().await,
+        before,
+        "a refused manifest was stored"
+    );
+    assert!(api.store.list_workloads().await.unwrap().is_empty());
+    api.cancel.cancel();
+}
+
+#[tokio::test]
+async fn updating_a_workload_to_add_secret_env_is_refused_and_keeps_the_old_spec() {
+    let api = api(AuthConfig::default()).await;
+    let alice = key(1);
+    let (status, created) = api
+        .send(signed_with(
+            &alice,
+            "POST",
+            "/api/v1/workloads",
+            HELLO_YAML.as_bytes(),
+            "application/yaml",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id: orchestrator_shared_types::WorkloadId =
+        created["id"].as_str().unwrap().parse().unwrap();
+    let stored = api.store.get_workload(&id).await.unwrap().unwrap();
+
+    let yaml = with_secret_env();
+    for path in [
+        format!("/api/v1/workloads/{id}"),
+        "/api/v1/workloads/hello".to_owned(),
+    ] {
+        let (status, body) = api
+            .send(signed_with(
+                &alice,
+                "PUT",
+                &path,
+                yaml.as_bytes(),
+                "application/yaml",
+            ))
+            .await;
+        assert_refused(status, &body);
+    }
+    // POST of the same name is an update too.
+    let (status, body) = api
+        .send(signed_with(
+            &alice,
+            "POST",
+            "/api/v1/workloads",
+            yaml.as_bytes(),
+            "application/yaml",
+        ))
+        .await;
+    assert_refused(status, &body);
+
+    let after = api.store.get_workload(&id).await.unwrap().unwrap();
+    assert_eq!(
+        after, stored,
+        "a refused update changed the stored workload"
+    );
+    assert!(after.spec.containers[0].secret_env.is_empty());
+    api.cancel.cancel();
+}
