@@ -158,7 +158,8 @@ pub enum PolicyCommand {
         /// The operator's public key.
         key: String,
     },
-    /// Set resource limits (only the ones given change).
+    /// Set resource and credit limits (only the ones given change); `ui
+    /// deploy`, `ui scale` and `ui credits send` refuse to go past them.
     Limits(LimitsArgs),
     /// Set what AI agents may do with one MCP tool (policy/automation.toml).
     Automation {
@@ -195,6 +196,10 @@ pub struct LimitsArgs {
     /// Most workloads.
     #[arg(long, value_name = "N")]
     pub max_workloads: Option<u32>,
+    /// How far, in credit units, `ui credits send` may take your balance
+    /// (less holds) below zero; `none` removes the limit.
+    #[arg(long, value_name = "UNITS")]
+    pub credit_limit: Option<String>,
 }
 
 /// `ui deploy`.

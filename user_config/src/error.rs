@@ -147,6 +147,17 @@ pub enum Error {
         expected: &'static str,
     },
 
+    /// A request would go past a limit of `policy/limits.toml`.
+    #[error("policy/limits.toml: {limit} = {allowed}: {problem}")]
+    LimitExceeded {
+        /// The limit, e.g. `max_replicas`.
+        limit: &'static str,
+        /// Its value in the file.
+        allowed: String,
+        /// What the request would do.
+        problem: String,
+    },
+
     /// Serialising a config or policy file failed.
     #[error("serialising {file}: {source}")]
     Serialize {

@@ -2,7 +2,8 @@
 //!
 //! - [`TrustPolicy`] (`policy/trust.toml`): which operators to trust or refuse,
 //!   minimum reputation, required attestations and labels (data residency);
-//! - [`LimitsPolicy`] (`policy/limits.toml`): resource and credit limits;
+//! - [`LimitsPolicy`] (`policy/limits.toml`): resource and credit limits, which
+//!   `ui` enforces before it sends (`limits_check`);
 //! - [`AutomationPolicy`] (`policy/automation.toml`): what AI agents may do alone.
 //!
 //! A missing file means the permissive defaults of its type. Errors name the file,
@@ -10,10 +11,12 @@
 
 mod automation;
 mod limits;
+mod limits_check;
 mod trust;
 
 pub use automation::{AutomationPolicy, Decision};
 pub use limits::{LimitsPolicy, LIMIT_KEYS};
+pub use limits_check::LimitUsage;
 pub use trust::TrustPolicy;
 
 use crate::error::Result;

@@ -36,7 +36,11 @@ pub fn run(ctx: &Context, cmd: &CreditsCommand) -> anyhow::Result<()> {
             // Check the arguments before asking for the passphrase.
             let to = parse_operator(operator)?;
             let amount = parse_amount(amount)?;
+            let limits = super::limits::load(&ctx.config_dir()?)?;
             let client = ctx.client()?;
+            if client.public_key() != Some(to) {
+                super::limits::check_transfer(&limits, &client, amount)?;
+            }
             let transfer = Transfer {
                 to,
                 amount,

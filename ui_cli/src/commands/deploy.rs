@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use orchestrator_shared_types::WorkloadSpec;
 use serde_json::Value;
 
 use super::Context;
@@ -48,34 +49,39 @@ pub fn progress_line(w: &Workload) -> String {
     line
 }
 
-/// The manifest as JSON with the user's trust rules (`policy/trust.toml`)
+/// The validated manifest with the user's trust rules (`policy/trust.toml`)
 /// as `trust`, unless the manifest sets its own.
-pub fn with_trust_rules(
+pub fn spec_with_trust_rules(
     path: &Path,
     text: &str,
     rules: orchestrator_shared_types::TrustRules,
-) -> anyhow::Result<Vec<u8>> {
+) -> anyhow::Result<WorkloadSpec> {
     let mut spec = if content_type(path, text) == "application/json" {
-        orchestrator_shared_types::WorkloadSpec::from_json(text)
+        WorkloadSpec::from_json(text)
     } else {
-        orchestrator_shared_types::WorkloadSpec::from_yaml(text)
+        WorkloadSpec::from_yaml(text)
     }
     .with_context(|| format!("reading the manifest {}", path.display()))?;
     if spec.trust.is_empty() {
         spec.trust = rules;
     }
-    Ok(serde_json::to_vec(&spec)?)
+    Ok(spec)
 }
 
-/// Runs `ui deploy`.
+/// Runs `ui deploy`: refuses a manifest past `policy/limits.toml` before
+/// sending it.
 pub fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.manifest)
         .with_context(|| format!("reading the manifest {}", args.manifest.display()))?;
-    let rules = crate::profile::TrustPolicy::load(&ctx.config_dir()?)
+    let dir = ctx.config_dir()?;
+    let rules = crate::profile::TrustPolicy::load(&dir)
         .context("reading your trust policy")?
         .to_rules();
-    let body = with_trust_rules(&args.manifest, &text, rules)?;
+    let spec = spec_with_trust_rules(&args.manifest, &text, rules)?;
+    let limits = super::limits::load(&dir)?;
     let client = ctx.client()?;
+    super::limits::check_deploy(&limits, &client, &spec)?;
+    let body = serde_json::to_vec(&spec)?;
     let answer = client.send(
         "POST",
         "/api/v1/workloads",
@@ -156,18 +162,18 @@ mod tests {
         rules
             .required_labels
             .insert("jurisdiction".into(), "eu".into());
-        let body = with_trust_rules(Path::new("web.yaml"), yaml, rules.clone()).unwrap();
-        let sent: Value = serde_json::from_slice(&body).unwrap();
+        let spec = spec_with_trust_rules(Path::new("web.yaml"), yaml, rules.clone()).unwrap();
+        let sent = serde_json::to_value(&spec).unwrap();
         assert_eq!(sent["trust"]["min_reputation"], 0.8);
         assert_eq!(sent["trust"]["required_labels"]["jurisdiction"], "eu");
         // A manifest with its own rules keeps them.
         let own = format!("{yaml}trust:\n  min_reputation: 0.5\n");
-        let body = with_trust_rules(Path::new("web.yaml"), &own, rules).unwrap();
-        let sent: Value = serde_json::from_slice(&body).unwrap();
+        let spec = spec_with_trust_rules(Path::new("web.yaml"), &own, rules).unwrap();
+        let sent = serde_json::to_value(&spec).unwrap();
         assert_eq!(sent["trust"]["min_reputation"], 0.5);
         assert!(sent["trust"].get("required_labels").is_none());
         // A bad manifest is refused here, naming the field.
-        let err = with_trust_rules(
+        let err = spec_with_trust_rules(
             Path::new("x.yaml"),
             "name: web\nreplicas: many\n",
             Default::default(),

@@ -3,6 +3,8 @@
 //! - [`init`]: `ui init`. [`identity`]: `ui identity ...`.
 //! - [`config`]: `ui config ...`. [`policy`]: `ui policy ...`.
 //! - [`deploy`]: `ui deploy`. [`workload`]: `ui scale`, `ui delete`.
+//!   [`limits`]: `policy/limits.toml` enforced before deploy, scale and
+//!   credits send.
 //! - [`status`]: `ui status`. [`logs`]: `ui logs`.
 //! - [`node`]: `ui node ...` (with `status --sort reputation`).
 //!   [`network`]: `ui network ...`.
@@ -25,6 +27,7 @@ pub mod credits;
 pub mod deploy;
 pub mod identity;
 pub mod init;
+pub mod limits;
 pub mod logs;
 pub mod mcp;
 pub mod misc;

@@ -70,6 +70,9 @@ pub fn limit_changes(args: &LimitsArgs) -> Vec<(&'static str, String)> {
     if let Some(v) = args.max_workloads {
         changes.push(("max_workloads", v.to_string()));
     }
+    if let Some(v) = &args.credit_limit {
+        changes.push(("credit_limit", v.clone()));
+    }
     changes
 }
 
@@ -187,6 +190,7 @@ mod tests {
             max_memory: Some("8Gi".into()),
             max_replicas: Some(3),
             max_workloads: None,
+            credit_limit: None,
         };
         assert_eq!(
             limit_changes(&args),

@@ -8,9 +8,12 @@ use crate::client::segment;
 use crate::output::emit;
 use crate::views::{view, Workload};
 
-/// `ui scale <name> <n>`: `POST /api/v1/workloads/{name}/scale`.
+/// `ui scale <name> <n>`: `POST /api/v1/workloads/{name}/scale`, unless
+/// `policy/limits.toml` refuses it.
 pub fn scale(ctx: &Context, args: &ScaleArgs) -> anyhow::Result<()> {
+    let limits = super::limits::load(&ctx.config_dir()?)?;
     let client = ctx.client()?;
+    super::limits::check_scale(&limits, &client, &args.name, args.replicas)?;
     let path = format!("/api/v1/workloads/{}/scale", segment(&args.name));
     let answer = client.post_json(&path, &json!({ "replicas": args.replicas }))?;
     let w: Workload = view(&answer, "workload")?;

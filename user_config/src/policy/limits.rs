@@ -11,24 +11,32 @@ use crate::toml_file::{self, FieldPath, Problem, Validate};
 /// The names accepted by [`LimitsPolicy::set`].
 pub const LIMIT_KEYS: &str = "max_cpu, max_memory, max_replicas, max_workloads, credit_limit";
 
-/// Resource and credit limits of this user's workloads.
+/// Resource and credit limits of this user's workloads, enforced by `ui`
+/// before it sends (see `LimitsPolicy::check_apply` and
+/// `LimitsPolicy::check_transfer`): `ui deploy` and `ui scale` refuse a
+/// change that would take the user's workloads past a resource limit, `ui
+/// credits send` a transfer past `credit_limit`; nothing is sent then.
 ///
 /// ```toml
-/// max_cpu = "4"          # Kubernetes quantity: "4", "500m"
-/// max_memory = "8Gi"     # "512Mi", "1G", ...
+/// max_cpu = "4"          # CPU requested by all your workloads (replicas × requests)
+/// max_memory = "8Gi"     # memory requested by all your workloads
 /// max_replicas = 10      # per workload
 /// max_workloads = 20
-/// credit_limit = 1000    # how far the credit balance may go below zero
+/// credit_limit = 1000    # units: how far transfers may take your balance below zero
 /// ```
 ///
 /// Every key is optional; an absent key (and a missing file) means no limit.
+/// These are the user's own limits, checked by the user's client; the
+/// daemon's own limits (its credit limit, its replica cap) apply regardless.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsPolicy {
-    /// Total CPU across this user's instances.
+    /// Total CPU requested across this user's workloads (replicas × the
+    /// effective requests of one instance).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cpu: Option<CpuQuantity>,
-    /// Total memory across this user's instances.
+    /// Total memory requested across this user's workloads (replicas × the
+    /// effective requests of one instance).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory: Option<MemoryQuantity>,
     /// Replicas of one workload.
@@ -37,7 +45,8 @@ pub struct LimitsPolicy {
     /// Workloads at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_workloads: Option<u32>,
-    /// Credit the user may owe (mutual credit): zero or more.
+    /// How far, in credit units, `ui credits send` may take the balance (less
+    /// holds) below zero: zero or more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_limit: Option<i64>,
 }
