@@ -181,6 +181,59 @@ fn local_commands_work_without_a_server() {
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
 
+/// `config.toml` holds only keys `ui` uses: `ui init` writes no retired key
+/// (`bootstrap`, `state_backend`, `[observability] telemetry`), and a file that
+/// still sets one to a value that asks for something is refused naming it.
+/// No daemon is needed: nothing here reaches a server.
+const CONFIG_TEST_SERVER: &str = "http://127.0.0.1:9";
+
+#[test]
+fn ui_init_writes_no_retired_key_and_retired_keys_are_refused_by_name() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config_dir = tmp.path().join("config");
+    ui_ok(&config_dir, CONFIG_TEST_SERVER, &["init"]);
+    let config_file = config_dir.join("config.toml");
+    let written = std::fs::read_to_string(&config_file).expect("ui init writes config.toml");
+    for retired in ["bootstrap", "state_backend", "observability", "telemetry"] {
+        assert!(!written.contains(retired), "{retired} in {written}");
+    }
+    ui_ok(&config_dir, CONFIG_TEST_SERVER, &["config", "show"]);
+
+    // What an older `ui init` wrote still loads: the values ask for nothing.
+    let older = format!("bootstrap = []\n\n[observability]\ntelemetry = false\n\n{written}");
+    std::fs::write(&config_file, older).expect("writing config.toml");
+    ui_ok(&config_dir, CONFIG_TEST_SERVER, &["config", "show"]);
+
+    for (text, key) in [
+        (
+            "bootstrap = [\"10.0.0.1:7946\"]\n",
+            "config.toml:1: bootstrap",
+        ),
+        ("state_backend = \"etcd\"\n", "config.toml:1: state_backend"),
+        (
+            "[observability]\ntelemetry = true\n",
+            "config.toml:2: observability.telemetry",
+        ),
+    ] {
+        std::fs::write(&config_file, format!("{text}{written}")).expect("writing config.toml");
+        // `policy ai on` reads and rewrites config.toml: it must not drop the key silently.
+        for args in [&["config", "show"][..], &["policy", "ai", "on"][..]] {
+            let out = ui(&config_dir, CONFIG_TEST_SERVER, args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "ui {args:?} accepted {text:?}");
+            assert!(
+                stderr.contains(&format!("{key}: is no longer read")),
+                "the error must name {key}: {stderr}"
+            );
+        }
+        let kept = std::fs::read_to_string(&config_file).expect("reading config.toml");
+        assert!(
+            kept.starts_with(text),
+            "the refused file was rewritten: {kept}"
+        );
+    }
+}
+
 /// The test registry (`./scripts/test-registry start`).
 fn registry() -> String {
     std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())

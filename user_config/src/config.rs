@@ -1,18 +1,21 @@
-//! `config.toml`: which daemon to talk to, bootstrap peers, state backend and opt-ins.
+//! `config.toml`: which daemon to talk to, and whether AI agents may act.
 //!
 //! ```toml
 //! server = "http://127.0.0.1:9090"
-//! bootstrap = ["10.0.0.1:7946", "10.0.0.2:7946"]
-//! state_backend = "sqlite"
-//!
-//! [observability]
-//! telemetry = false
 //!
 //! [ai]
 //! enabled = false
 //! ```
 //!
 //! Every key is optional; a missing file means all defaults. Unknown keys are errors.
+//!
+//! Retired keys: `bootstrap`, `state_backend` and `[observability] telemetry`
+//! were read and never used (the daemon takes its seeds and store from its own
+//! flags, and no telemetry exists). A file that still sets one of them to a
+//! value that asks for something is refused naming the key; the inert values
+//! that `ui init` used to write (`bootstrap = []`, `telemetry = false`) are
+//! accepted, so older files keep working, and are dropped when the file is
+//! next saved.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,27 +34,26 @@ pub struct UserConfig {
     /// or `https://`). `None`: the CLI's own default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    /// Bootstrap peers (`host:port`) for joining the network.
-    #[serde(default)]
-    pub bootstrap: Vec<String>,
-    /// The state backend, e.g. `sqlite` or `etcd`. `None`: the daemon's default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state_backend: Option<String>,
-    /// `[observability]`.
-    #[serde(default)]
-    pub observability: ObservabilityConfig,
     /// `[ai]`.
     #[serde(default)]
     pub ai: AiConfig,
+    /// Retired `bootstrap` (read only to refuse it; never written).
+    #[serde(default, skip_serializing)]
+    bootstrap: Option<Vec<toml::Value>>,
+    /// Retired `state_backend` (read only to refuse it; never written).
+    #[serde(default, skip_serializing)]
+    state_backend: Option<toml::Value>,
+    /// Retired `[observability]` (read only to refuse it; never written).
+    #[serde(default, skip_serializing)]
+    observability: Option<RetiredObservability>,
 }
 
-/// `[observability]` of `config.toml`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The retired `[observability]` table of `config.toml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ObservabilityConfig {
-    /// Opt-in to telemetry. Off by default; nothing leaves the machine unless set.
+struct RetiredObservability {
     #[serde(default)]
-    pub telemetry: bool,
+    telemetry: bool,
 }
 
 /// `[ai]` of `config.toml`.
@@ -90,21 +92,26 @@ impl Validate for UserConfig {
                 ));
             }
         }
-        for (i, peer) in self.bootstrap.iter().enumerate() {
-            if peer.trim().is_empty() {
-                return Err(Problem::new(
-                    FieldPath::key("bootstrap").index(i),
-                    "empty peer address",
-                ));
-            }
+        if self.bootstrap.as_ref().is_some_and(|b| !b.is_empty()) {
+            return Err(Problem::new(
+                FieldPath::key("bootstrap"),
+                "is no longer read: ui talks only to `server`, and a daemon joins a \
+                 cluster with `orchestrator_daemon --seed HOST:PORT`; remove this key",
+            ));
         }
-        if let Some(backend) = &self.state_backend {
-            if backend.trim().is_empty() {
-                return Err(Problem::new(
-                    FieldPath::key("state_backend"),
-                    "empty backend name",
-                ));
-            }
+        if self.state_backend.is_some() {
+            return Err(Problem::new(
+                FieldPath::key("state_backend"),
+                "is no longer read: the state backend is the daemon's choice \
+                 (`orchestrator_daemon --store`); remove this key",
+            ));
+        }
+        if self.observability.as_ref().is_some_and(|o| o.telemetry) {
+            return Err(Problem::new(
+                FieldPath::key("observability").child("telemetry"),
+                "is no longer read: there is no telemetry, nothing leaves the machine; \
+                 remove this key",
+            ));
         }
         Ok(())
     }
@@ -121,7 +128,6 @@ mod tests {
         let dir = ConfigDir::new(tmp.path());
         let c = UserConfig::load(&dir).unwrap();
         assert_eq!(c, UserConfig::default());
-        assert!(!c.observability.telemetry);
         assert!(!c.ai.enabled);
     }
 
@@ -131,22 +137,64 @@ mod tests {
         let dir = ConfigDir::new(tmp.path().join("u"));
         let c = UserConfig {
             server: Some("http://127.0.0.1:9090".into()),
-            bootstrap: vec!["10.0.0.1:7946".into(), "10.0.0.2:7946".into()],
-            state_backend: Some("sqlite".into()),
-            observability: ObservabilityConfig { telemetry: true },
             ai: AiConfig { enabled: true },
+            ..UserConfig::default()
         };
         c.save(&dir).unwrap();
         assert_eq!(UserConfig::load(&dir).unwrap(), c);
     }
 
     #[test]
+    fn the_default_file_holds_only_keys_that_are_used() {
+        let text = toml::to_string_pretty(&UserConfig::default()).unwrap();
+        assert_eq!(text.trim(), "[ai]\nenabled = false", "{text}");
+        for retired in ["bootstrap", "state_backend", "observability", "telemetry"] {
+            assert!(!text.contains(retired), "{text}");
+        }
+    }
+
+    #[test]
     fn parses_the_documented_example() {
-        let text = "server = \"http://127.0.0.1:9090\"\nbootstrap = [\"a:1\"]\n\
-                    state_backend = \"sqlite\"\n[observability]\ntelemetry = false\n[ai]\nenabled = true\n";
+        let text = "server = \"http://127.0.0.1:9090\"\n[ai]\nenabled = true\n";
         let c = UserConfig::parse(text).unwrap();
         assert!(c.ai.enabled);
-        assert_eq!(c.bootstrap, ["a:1"]);
+        assert_eq!(c.server.as_deref(), Some("http://127.0.0.1:9090"));
+    }
+
+    #[test]
+    fn retired_keys_that_ask_for_something_are_refused_naming_the_key() {
+        for (text, want) in [
+            (
+                "server = \"http://x\"\nbootstrap = [\"10.0.0.1:7946\"]\n",
+                "config.toml:2: bootstrap: is no longer read",
+            ),
+            (
+                "state_backend = \"sqlite\"\n",
+                "config.toml:1: state_backend: is no longer read",
+            ),
+            (
+                "[ai]\nenabled = true\n[observability]\ntelemetry = true\n",
+                "config.toml:4: observability.telemetry: is no longer read",
+            ),
+        ] {
+            let err = UserConfig::parse(text).unwrap_err();
+            assert!(matches!(err, Error::Invalid { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(msg.starts_with(want), "want {want:?}, got {msg:?}");
+            assert!(msg.ends_with("remove this key"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn what_older_ui_init_wrote_still_loads_and_is_dropped_on_save() {
+        let old = "bootstrap = []\n\n[observability]\ntelemetry = false\n\n[ai]\nenabled = true\n";
+        let c = UserConfig::parse(old).unwrap();
+        assert!(c.ai.enabled);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(tmp.path());
+        c.save(&dir).unwrap();
+        let saved = std::fs::read_to_string(dir.config_file()).unwrap();
+        assert_eq!(saved.trim(), "[ai]\nenabled = true", "{saved}");
     }
 
     #[test]
@@ -157,6 +205,8 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("config.toml:5: "), "{msg}");
         assert!(msg.contains("model"), "{msg}");
+        let err = UserConfig::parse("[observability]\nexporter = \"otlp\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("config.toml:2: "), "{err}");
     }
 
     #[test]

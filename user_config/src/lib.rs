@@ -27,7 +27,7 @@ pub mod secrets;
 mod toml_file;
 
 pub use age::secrecy::{ExposeSecret, SecretString};
-pub use config::{AiConfig, ObservabilityConfig, UserConfig};
+pub use config::{AiConfig, UserConfig};
 pub use error::{Error, Result};
 pub use identity::{Identity, IdentityStore};
 pub use passphrase::{
