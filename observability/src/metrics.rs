@@ -16,6 +16,7 @@
 //! | `containers_total`           | `orchestrator_containers`                         | gauge     |
 //! | `container_creation_errors`  | `orchestrator_container_creation_errors_total`    | counter   |
 //! | `container_run_duration`     | `orchestrator_container_run_duration_seconds`     | histogram |
+//! | —                            | `orchestrator_container_create_duration_seconds`  | histogram |
 //! | `workloads_total`            | `orchestrator_workloads`                          | gauge     |
 //! | `instances_total`            | `orchestrator_instances`                          | gauge     |
 //! | `instances_by_status`        | `orchestrator_instances_by_status{status}`        | gauge     |
@@ -56,8 +57,15 @@ use crate::error::{Error, Result};
 pub const TEXT_CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
 /// Buckets (seconds) for creating and starting a container, image pulls included.
-const CONTAINER_RUN_BUCKETS: &[f64] = &[
+const CONTAINER_CREATE_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// Buckets (seconds) for how long a container ran: from a crash at start to
+/// a service that ran for a week.
+const CONTAINER_RUN_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10_800.0, 21_600.0,
+    43_200.0, 86_400.0, 604_800.0,
 ];
 
 /// Buckets (seconds) for one reconciliation of one workload.
@@ -82,9 +90,13 @@ pub struct Metrics {
     /// Containers the runtime failed to create
     /// (`orchestrator_container_creation_errors_total`).
     pub container_creation_errors: IntCounter,
-    /// Time taken to create and start a container
+    /// How long a container ran, from its start to its exit, observed when
+    /// the runtime reports the exit
     /// (`orchestrator_container_run_duration_seconds`).
     pub container_run_duration: Histogram,
+    /// Time taken to create and start a container, image pull included
+    /// (`orchestrator_container_create_duration_seconds`).
+    pub container_create_duration: Histogram,
     /// Workloads stored (`orchestrator_workloads`).
     pub workloads: IntGauge,
     /// Workload instances known (`orchestrator_instances`).
@@ -169,9 +181,20 @@ impl Metrics {
                 Histogram::with_opts(
                     HistogramOpts::new(
                         "orchestrator_container_run_duration_seconds",
-                        "Time taken to create and start a container, image pull included.",
+                        "How long containers ran, from start to exit.",
                     )
                     .buckets(CONTAINER_RUN_BUCKETS.to_vec()),
+                ),
+            )?,
+            container_create_duration: register(
+                r,
+                "orchestrator_container_create_duration_seconds",
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "orchestrator_container_create_duration_seconds",
+                        "Time taken to create and start a container, image pull included.",
+                    )
+                    .buckets(CONTAINER_CREATE_BUCKETS.to_vec()),
                 ),
             )?,
             workloads: register(

@@ -59,7 +59,7 @@ fn counters_end_in_total_and_others_do_not() {
         );
         seen += 1;
     }
-    assert_eq!(seen, 25);
+    assert_eq!(seen, 26);
 }
 
 #[test]

@@ -19,6 +19,7 @@ fn touched_metrics() -> Metrics {
     m.containers.set(3);
     m.container_creation_errors.inc();
     m.container_run_duration.observe(0.42);
+    m.container_create_duration.observe(0.05);
     m.workloads.set(2);
     m.instances.set(5);
     m.set_instances_by_status([("Running", 4), ("Pending", 1)]);
@@ -51,7 +52,7 @@ fn every_metric_has_help_type_and_a_sample() {
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
         .collect();
-    assert_eq!(families.len(), 25, "{text}");
+    assert_eq!(families.len(), 26, "{text}");
     for name in families {
         assert!(
             text.contains(&format!("# HELP {name} ")),

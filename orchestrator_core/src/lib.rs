@@ -14,7 +14,9 @@
 //! - [`queue`]: the de-duplicating work queue with bounded concurrency and
 //!   jittered exponential back-off.
 //! - [`nodes`]: the reconciler's view of membership.
+//! - [`run_duration`]: how long containers ran, from the runtime's exits.
 //! - [`events`]: what the reconciler did, as a broadcast.
+//! - [`run_duration`]: how long containers ran, for `/metrics`.
 //! - [`config`]: pacing of the reconciler.
 //! - [`error`]: this crate's error type.
 
@@ -25,6 +27,7 @@ pub mod events;
 pub mod nodes;
 pub mod queue;
 pub mod reconciler;
+pub mod run_duration;
 
 pub use api::{Orchestrator, WorkloadStatus};
 pub use config::ReconcilerConfig;

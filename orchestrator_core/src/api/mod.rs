@@ -54,6 +54,8 @@ fn merge(
 pub struct Orchestrator {
     deps: Deps,
     handle: ReconcilerHandle,
+    /// Observes how long containers ran (see [`crate::run_duration`]).
+    run_durations: tokio::task::JoinHandle<()>,
 }
 
 impl Orchestrator {
@@ -68,8 +70,25 @@ impl Orchestrator {
         deps.cluster.initialize().await?;
         let local = deps.cluster.local_node().await?;
         deps.runtime.init_node(local.id).await?;
-        let handle = spawn_reconciler(config, deps.clone(), cancel).await?;
-        Ok(Self { deps, handle })
+        // Subscribed before the reconciler can start or stop anything.
+        let observer_cancel = cancel.child_token();
+        let run_durations = crate::run_duration::spawn_run_duration_observer(
+            &deps.runtime,
+            Arc::clone(&deps.metrics),
+            observer_cancel.clone(),
+        );
+        let handle = match spawn_reconciler(config, deps.clone(), cancel).await {
+            Ok(handle) => handle,
+            Err(e) => {
+                observer_cancel.cancel();
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            deps,
+            handle,
+            run_durations,
+        })
     }
 
     /// The components.
@@ -246,6 +265,9 @@ impl Orchestrator {
     /// Stops the reconciler, letting in-flight passes finish.
     pub async fn shutdown(self) {
         self.handle.shutdown().await;
+        if let Err(e) = self.run_durations.await {
+            tracing::error!(error = %e, "container run-duration observer failed");
+        }
     }
 }
 

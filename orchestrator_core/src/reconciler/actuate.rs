@@ -78,7 +78,7 @@ async fn start_instance(
         let created = ctx.deps.runtime.create_container(inst.node_id, &spec).await;
         ctx.deps
             .metrics
-            .container_run_duration
+            .container_create_duration
             .observe(started.elapsed().as_secs_f64());
         match created {
             Ok(id) | Err(RuntimeError::AlreadyExists(id)) => ids.push(id),
