@@ -6,7 +6,7 @@
 mod rest_common;
 
 use axum::http::StatusCode;
-use orchestrator_core::rest::AuthConfig;
+use orchestrator_rest::AuthConfig;
 use rest_common::*;
 
 /// The reference manifest with one `secret_env` entry on its container.
