@@ -82,7 +82,7 @@ pub async fn case_nodes_crud(store: &dyn StateStore) {
     );
 
     let mut updated = a.clone();
-    updated.status = NodeStatus::Down;
+    updated.transition(NodeStatus::Down).unwrap();
     updated.labels.insert("zone".into(), "b".into());
     store.put_node(&updated).await.unwrap();
     assert_eq!(
@@ -227,7 +227,9 @@ pub async fn case_instances_crud(store: &dyn StateStore) {
     );
 
     let mut updated = is[4].clone();
-    updated.status = InstanceStatus::Running;
+    updated
+        .transition(InstanceStatus::Running, None, Utc::now())
+        .unwrap();
     updated.container_ids = vec!["c-1".to_owned().into()];
     updated.started_at = Some(Utc::now());
     updated.restarts = 2;
