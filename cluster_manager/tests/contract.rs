@@ -51,11 +51,11 @@ async fn membership_changes_are_published_in_order() {
     let two = test_node(2, 2000, 4 * GIB);
     let three = test_node(3, 2000, 4 * GIB);
 
-    cm.add_node(two.clone());
-    cm.update_node(three.clone()); // not a member yet: added
+    cm.add_node(two.clone()).unwrap();
+    cm.update_node(three.clone()).unwrap(); // not a member yet: added
     let mut bigger = two.clone();
     bigger.resources_allocatable.cpu_millis = 3000;
-    cm.update_node(bigger.clone());
+    cm.update_node(bigger.clone()).unwrap();
     let down = cm.set_status(&three.id, NodeStatus::Down).unwrap();
     assert_eq!(down.status, NodeStatus::Down);
     assert_eq!(cm.remove_node(&two.id), Some(bigger.clone()));
@@ -119,7 +119,7 @@ async fn removing_the_local_node_keeps_its_record() {
     assert!(cm.remove_node(&local.id).is_some());
     assert!(cm.list_nodes().await.unwrap().is_empty());
     assert_eq!(cm.local_node().await.unwrap(), local);
-    cm.add_node(local.clone());
+    cm.add_node(local.clone()).unwrap();
     assert_eq!(cm.list_nodes().await.unwrap(), vec![local]);
 }
 
@@ -133,7 +133,7 @@ async fn concurrent_changes_are_seen_in_the_order_they_were_made() {
             tokio::spawn(async move {
                 let node = test_node(seed, 1000, GIB);
                 for _ in 0..50 {
-                    cm.add_node(node.clone());
+                    cm.add_node(node.clone()).unwrap();
                     cm.remove_node(&node.id);
                 }
             })

@@ -241,7 +241,7 @@ async fn local_updates_reach_peers() {
     let mut local_events = n2.subscribe_to_events();
 
     let mut changed = node_of(&key(2), 2);
-    changed.status = NodeStatus::NotReady;
+    changed.transition(NodeStatus::NotReady).unwrap();
     changed.labels.insert("disk".into(), "ssd".into());
     changed.resources_allocatable.cpu_millis = 1500;
     n2.update_local(changed.clone()).await.unwrap();

@@ -137,6 +137,9 @@ pub enum ClusterError {
     /// The local node record could not be encoded for publication.
     #[error("cannot encode the local node record: {0}")]
     RecordEncoding(String),
+    /// A node status change the node state machine forbids; nothing changed.
+    #[error("refused a node status change")]
+    IllegalTransition(#[from] orchestrator_shared_types::lifecycle::TransitionError),
 }
 
 impl From<ClusterError> for OrchestrationError {

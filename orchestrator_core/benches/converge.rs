@@ -67,7 +67,7 @@ async fn run(workloads: usize, store: Arc<dyn StateStore>) -> (Duration, Duratio
     }
     let cluster = Arc::new(MockClusterManager::new(nodes[0].clone()));
     for n in &nodes[1..] {
-        cluster.add_node(n.clone());
+        cluster.add_node(n.clone()).unwrap();
     }
     let deps = Deps {
         store,

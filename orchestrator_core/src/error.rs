@@ -140,7 +140,8 @@ fn cluster_kind(e: &ClusterError) -> ErrorKind {
         | ClusterError::Bind { .. }
         | ClusterError::KeyMismatch { .. }
         | ClusterError::Publish { .. }
-        | ClusterError::RecordEncoding(_) => ErrorKind::Permanent,
+        | ClusterError::RecordEncoding(_)
+        | ClusterError::IllegalTransition(_) => ErrorKind::Permanent,
     }
 }
 

@@ -215,7 +215,7 @@ async fn a_lost_nodes_instances_are_rescheduled_and_extras_removed_when_it_retur
 
     // It comes back with its old containers still running: extras go.
     h.runtime.set_node_reachable(victim.id, true);
-    h.cluster.add_node(victim.clone());
+    h.cluster.add_node(victim.clone()).unwrap();
     h.wait_running("svc", 6).await;
     h.wait_containers(6).await;
     h.stop().await;
@@ -427,7 +427,8 @@ async fn replicas_that_fit_nowhere_wait_until_a_node_can_take_them() {
     );
     h.wait_running("big", 1).await;
     h.cluster
-        .add_node(cluster_manager::mock::test_node(50, NODE_CPU, NODE_MEM));
+        .add_node(cluster_manager::mock::test_node(50, NODE_CPU, NODE_MEM))
+        .unwrap();
     {
         use container_runtime_interface::ContainerRuntime;
         h.runtime
@@ -454,7 +455,7 @@ async fn containers_nobody_owns_are_removed_when_their_node_joins() {
     };
     h.runtime.create_container(stray.id, &orphan).await.unwrap();
     assert_eq!(h.runtime.running_count(), 1);
-    h.cluster.add_node(stray);
+    h.cluster.add_node(stray).unwrap();
     h.wait_containers(0).await;
     h.stop().await;
 }

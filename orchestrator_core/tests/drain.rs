@@ -184,7 +184,7 @@ async fn lab() -> Lab {
     let nodes = nodes(3);
     let cluster = Arc::new(MockClusterManager::new(nodes[0].clone()));
     for n in &nodes[1..] {
-        cluster.add_node(n.clone());
+        cluster.add_node(n.clone()).unwrap();
     }
     let mock = Arc::new(MockRuntime::new().with_latency(Duration::from_millis(50)));
     for n in &nodes {

@@ -54,11 +54,13 @@ async fn worker(
     let addr = listener.local_addr().unwrap().to_string();
     let me = member(worker_key, ROLE_WORKER, addr.clone());
     let cluster = Arc::new(MockClusterManager::new(me.clone()));
-    cluster.add_node(member(
-        control_plane,
-        ROLE_CONTROL_PLANE,
-        "127.0.0.1:1".into(),
-    ));
+    cluster
+        .add_node(member(
+            control_plane,
+            ROLE_CONTROL_PLANE,
+            "127.0.0.1:1".into(),
+        ))
+        .unwrap();
     let runtime = Arc::new(MockRuntime::new());
     runtime.init_node(me.id).await.unwrap();
     let router = agent::router(AgentState {
@@ -85,7 +87,7 @@ async fn the_routing_runtime_passes_the_runtime_contract_through_a_remote_agent(
         let cp = member(&cp_key, ROLE_CONTROL_PLANE, "127.0.0.1:1".into());
         let cluster = Arc::new(MockClusterManager::new(cp));
         let remote = member(&w_key, ROLE_WORKER, addr);
-        cluster.add_node(remote.clone());
+        cluster.add_node(remote.clone()).unwrap();
         let routing = RoutingRuntime::new(
             Arc::new(MockRuntime::new()),
             cluster,
@@ -112,7 +114,7 @@ async fn a_dead_or_unknown_node_is_unreachable_not_an_error_of_the_container() {
     )));
     // A member whose agent does not listen.
     let gone = member(&key(3), ROLE_WORKER, "127.0.0.1:9".into());
-    cluster.add_node(gone.clone());
+    cluster.add_node(gone.clone()).unwrap();
     let routing = RoutingRuntime::new(
         Arc::new(MockRuntime::new()),
         Arc::clone(&cluster) as Arc<dyn ClusterManager>,
@@ -140,7 +142,9 @@ async fn a_dead_or_unknown_node_is_unreachable_not_an_error_of_the_container() {
 async fn the_agent_obeys_only_the_live_control_plane() {
     let (cp_key, w_key, other_worker, stranger) = (key(1), key(2), key(4), key(5));
     let (runtime, cluster, _addr, router) = worker(&w_key, &cp_key).await;
-    cluster.add_node(member(&other_worker, ROLE_WORKER, "127.0.0.1:2".into()));
+    cluster
+        .add_node(member(&other_worker, ROLE_WORKER, "127.0.0.1:2".into()))
+        .unwrap();
     let list = "/agent/v1/containers";
 
     let (status, body) = send_to(&router, signed(&cp_key, "GET", list, b"")).await;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use chitchat::ChitchatId;
 use cluster_manager_interface::{ClusterEvent, Peer, ROLE_LABEL};
 use orchestrator_shared_types::{Node, NodeId, NodeStatus};
+use tracing::warn;
 
 use super::record::RecordBody;
 
@@ -67,7 +68,9 @@ pub(crate) fn select(
         .map(|(id, c)| {
             let mut node = c.body.node.clone();
             if !c.live {
-                node.status = NodeStatus::Down;
+                if let Err(e) = node.transition(NodeStatus::Down) {
+                    warn!(node = %id.short(), error = %e, "showing a dead member as published");
+                }
             }
             let member = Member {
                 node,
@@ -234,7 +237,22 @@ impl State {
     /// take a subscriber from the old membership to the new one: `NodeAdded`
     /// for new node ids, `NodeUpdated` for changed records (overlay applied),
     /// `NodeRemoved` for node ids gone (whose cordon flag is forgotten too).
-    pub fn replace_members(&mut self, members: BTreeMap<NodeId, Member>) -> Vec<ClusterEvent> {
+    ///
+    /// A member's status moves through [`Node::transition`]: a new record
+    /// whose status the node state machine does not allow after the one held
+    /// (a `Down` node back as `NotReady`, say) is refused with a warning, and
+    /// the member stays as it was until a record it may move to arrives.
+    pub fn replace_members(&mut self, mut members: BTreeMap<NodeId, Member>) -> Vec<ClusterEvent> {
+        for (id, new) in &mut members {
+            let Some(old) = self.members.get(id) else {
+                continue;
+            };
+            let mut moved = old.node.clone();
+            if let Err(e) = moved.transition(new.node.status) {
+                warn!(node = %id.short(), error = %e, "keeping the member's last record");
+                *new = old.clone();
+            }
+        }
         let mut events = Vec::new();
         for (id, old) in &self.members {
             if !members.contains_key(id) {
@@ -345,6 +363,38 @@ mod tests {
         assert_eq!(
             events,
             vec![ClusterEvent::NodeRemoved(test_node(2, 1, 1).id)]
+        );
+    }
+
+    #[test]
+    fn a_member_move_the_node_machine_forbids_is_refused() {
+        let mut state = State::new(test_node(1, 1, 1), "127.0.0.1:1".parse().unwrap(), 1);
+        let two = test_node(2, 1, 1).id;
+        state.replace_members(members(vec![candidate(2, 1, false, 1)]));
+        assert_eq!(state.get(&two).unwrap().status, NodeStatus::Down);
+        let before = state.list();
+
+        // It comes back alive, but publishing itself NotReady: Down -> NotReady
+        // is not a move of the node state machine, so the member stays Down.
+        let mut unhealthy = candidate(2, 1, true, 2);
+        let mut node = unhealthy.body.node.clone();
+        node.transition(NodeStatus::NotReady).unwrap();
+        unhealthy.body = Arc::new(RecordBody {
+            node,
+            generation: 1,
+            seq: 2,
+        });
+        let events = state.replace_members(members(vec![unhealthy]));
+        assert!(events.is_empty(), "refused, so nothing changed: {events:?}");
+        assert_eq!(state.list(), before);
+        assert_eq!(state.get(&two).unwrap().status, NodeStatus::Down);
+        assert_eq!(state.live_and_dead(), (1, 1));
+
+        // Back Ready is allowed.
+        let events = state.replace_members(members(vec![candidate(2, 1, true, 3)]));
+        assert!(
+            matches!(&events[..], [ClusterEvent::NodeUpdated(n)] if n.status == NodeStatus::Ready),
+            "{events:?}"
         );
     }
 

@@ -135,7 +135,7 @@ impl ChitchatClusterManager {
                 key_id,
             });
         }
-        local.status = NodeStatus::Ready;
+        local.transition(NodeStatus::Ready)?;
         let chitchat_id =
             ChitchatId::new(key_id.to_string(), config.generation, config.advertise_addr);
         let state = State::new(local, config.advertise_addr, config.generation);

@@ -11,6 +11,10 @@
 //! [`set_status`](MockClusterManager::set_status). Every change is broadcast
 //! while the membership lock is held, so events arrive in the order the changes
 //! were made, and a subscriber that subscribes and then lists misses nothing.
+//!
+//! A member's status moves only through [`Node::transition`]: a change the
+//! node state machine forbids (a `Down` node back as `NotReady`, say) is
+//! refused with [`ClusterError::IllegalTransition`], and nothing changes.
 
 mod nodes;
 
@@ -40,7 +44,7 @@ pub const EVENT_CHANNEL_CAPACITY: usize = 1024;
 /// let mut events = cluster.subscribe_to_events();
 ///
 /// let worker = test_node(2, 2000, 4 << 30);
-/// cluster.add_node(worker.clone());
+/// cluster.add_node(worker.clone())?;
 /// cluster.set_status(&worker.id, NodeStatus::Down)?;
 /// assert_eq!(cluster.list_nodes().await?.len(), 2);
 ///
@@ -93,17 +97,24 @@ impl MockClusterManager {
     }
 
     /// A node joins (or comes back): stores `node`, replacing any record of
-    /// it, and emits `NodeAdded`.
-    pub fn add_node(&self, node: Node) {
+    /// it, and emits `NodeAdded`. Fails with [`ClusterError::IllegalTransition`]
+    /// (changing nothing) if it is a member whose status may not move to
+    /// `node`'s.
+    pub fn add_node(&self, node: Node) -> Result<()> {
         let mut state = self.lock();
+        Self::check_move(&state, &node)?;
         self.store(&mut state, node.clone());
         self.publish(ClusterEvent::NodeAdded(node));
+        Ok(())
     }
 
     /// Replaces a member's record and emits `NodeUpdated`, or adds it and
-    /// emits `NodeAdded` if it is not a member.
-    pub fn update_node(&self, node: Node) {
+    /// emits `NodeAdded` if it is not a member. Fails with
+    /// [`ClusterError::IllegalTransition`] (changing nothing) if the member's
+    /// status may not move to `node`'s.
+    pub fn update_node(&self, node: Node) -> Result<()> {
         let mut state = self.lock();
+        Self::check_move(&state, &node)?;
         let known = state.members.contains_key(&node.id);
         self.store(&mut state, node.clone());
         self.publish(if known {
@@ -111,6 +122,7 @@ impl MockClusterManager {
         } else {
             ClusterEvent::NodeAdded(node)
         });
+        Ok(())
     }
 
     /// A node leaves or is declared dead: it is no longer listed, and
@@ -124,23 +136,26 @@ impl MockClusterManager {
         Some(removed)
     }
 
-    /// Sets a member's health and emits `NodeUpdated` if it changed. The move
-    /// is not checked against the node state machine (tests may need any), but
-    /// one the machine forbids is logged as a warning.
+    /// Moves a member's health through [`Node::transition`] and emits
+    /// `NodeUpdated` if it changed. Fails with [`ClusterError::UnknownNode`],
+    /// or [`ClusterError::IllegalTransition`] (changing nothing) for a move
+    /// the node state machine forbids.
     pub fn set_status(&self, id: &NodeId, status: NodeStatus) -> Result<Node> {
-        self.modify(id, |node| {
-            if node.status != status && !node.status.can_transition_to(status) {
-                tracing::warn!(node = %id.short(), from = ?node.status, to = ?status,
-                    "mock node status change not allowed by the node state machine");
-            }
-            node.status = status;
-        })
+        self.modify(id, |node| Ok(node.transition(status)?))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every change is a single map insert or removal, so a panic elsewhere
         // cannot leave the state half-changed.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Refuses a record of a member whose status may not move to the new one.
+    fn check_move(state: &State, node: &Node) -> Result<()> {
+        if let Some(held) = state.members.get(&node.id) {
+            held.clone().transition(node.status)?;
+        }
+        Ok(())
     }
 
     /// Stores `node` as a member (and as the local record if it is local).
@@ -152,14 +167,14 @@ impl MockClusterManager {
     }
 
     /// Applies `change` to a member; emits `NodeUpdated` if the record changed.
-    fn modify(&self, id: &NodeId, change: impl FnOnce(&mut Node)) -> Result<Node> {
+    fn modify(&self, id: &NodeId, change: impl FnOnce(&mut Node) -> Result<()>) -> Result<Node> {
         let mut state = self.lock();
         let mut node = state
             .members
             .get(id)
             .cloned()
             .ok_or(ClusterError::UnknownNode(*id))?;
-        change(&mut node);
+        change(&mut node)?;
         if state.members.get(id) != Some(&node) {
             self.store(&mut state, node.clone());
             self.publish(ClusterEvent::NodeUpdated(node.clone()));
@@ -198,10 +213,57 @@ impl ClusterManager for MockClusterManager {
 
     /// Emits `NodeUpdated` only if the flag changes.
     async fn set_unschedulable(&self, id: &NodeId, unschedulable: bool) -> Result<Node> {
-        self.modify(id, |node| node.unschedulable = unschedulable)
+        self.modify(id, |node| {
+            node.unschedulable = unschedulable;
+            Ok(())
+        })
     }
 
     fn subscribe_to_events(&self) -> broadcast::Receiver<ClusterEvent> {
         self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orchestrator_shared_types::lifecycle::TransitionError;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_status_change_the_node_machine_forbids_is_refused() {
+        let cluster = MockClusterManager::new(test_node(1, 1000, 1 << 30));
+        let worker = test_node(2, 1000, 1 << 30);
+        cluster.add_node(worker.clone()).unwrap();
+        let down = cluster.set_status(&worker.id, NodeStatus::Down).unwrap();
+        let mut events = cluster.subscribe_to_events();
+
+        let err = cluster
+            .set_status(&worker.id, NodeStatus::NotReady)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClusterError::IllegalTransition(TransitionError::Node {
+                    from: NodeStatus::Down,
+                    to: NodeStatus::NotReady,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        let mut unhealthy = worker.clone();
+        unhealthy.transition(NodeStatus::NotReady).unwrap();
+        assert!(cluster.update_node(unhealthy.clone()).is_err());
+        assert!(cluster.add_node(unhealthy).is_err());
+
+        assert_eq!(cluster.get_node(&worker.id).await.unwrap(), Some(down));
+        assert!(
+            events.try_recv().is_err(),
+            "a refused change publishes nothing"
+        );
+        // A move the machine allows still goes through.
+        let back = cluster.set_status(&worker.id, NodeStatus::Ready).unwrap();
+        assert_eq!(back.status, NodeStatus::Ready);
     }
 }

@@ -53,7 +53,7 @@ pub async fn start_with_runtime(
 ) -> Harness {
     let cluster = Arc::new(MockClusterManager::new(nodes[0].clone()));
     for n in &nodes[1..] {
-        cluster.add_node(n.clone());
+        cluster.add_node(n.clone()).unwrap();
     }
     for n in &nodes {
         use container_runtime_interface::ContainerRuntime;
