@@ -459,3 +459,40 @@ async fn containers_nobody_owns_are_removed_when_their_node_joins() {
     h.wait_containers(0).await;
     h.stop().await;
 }
+
+/// A pass that would move a record the instance state machine forbids
+/// (Succeeded -> Running: containers of a finished record still run) is
+/// refused by `WorkloadInstance::transition`, and the stored record stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_never_moves_a_record_the_state_machine_forbids() {
+    let h = memory_harness(1).await;
+    let mut s = spec("done", 1);
+    s.restart_policy = RestartPolicy::Never;
+    let w = h.apply(s).await;
+    h.wait_running("done", 1).await;
+    let mut finished = h.instances("done").await.remove(0);
+    finished
+        .transition(
+            InstanceStatus::Succeeded,
+            Some("Completed".into()),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    h.store.put_instance(&finished).await.unwrap();
+    assert_eq!(h.runtime.running_count(), 1, "its container still runs");
+
+    h.orch.reconcile_now(w.id).await.unwrap();
+    h.orch.reconcile_now(w.id).await.unwrap();
+    let stored = h.store.get_instance(&finished.id).await.unwrap();
+    assert_eq!(
+        stored.as_ref(),
+        Some(&finished),
+        "the finished record must not be moved back to Running"
+    );
+    assert_eq!(
+        h.instances("done").await.len(),
+        1,
+        "and nothing replaced it"
+    );
+    h.stop().await;
+}

@@ -73,7 +73,8 @@ fn workload_case() -> impl Strategy<Value = WorkloadCase> {
 
 fn build_node(i: usize, c: &NodeCase) -> Node {
     let mut n = test_node(i as u64 + 1, c.cpu, c.mem_mi << 20);
-    n.status = c.status;
+    n.transition(c.status)
+        .expect("a test node is Ready, and Ready may move anywhere");
     n.unschedulable = c.cordoned;
     n.labels.insert("zone".into(), format!("z{}", c.zone));
     if c.tainted {

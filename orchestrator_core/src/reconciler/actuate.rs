@@ -93,12 +93,17 @@ async fn start_instance(
                     _ => "CreateFailed",
                 };
                 warn!(instance = %inst.id, workload = %w.id, error = %e, "starting instance failed");
+                let stored = inst.clone();
+                if let Err(refused) =
+                    inst.transition(InstanceStatus::Failed, Some(format!("{kind}: {e}")), now)
+                {
+                    warn!(instance = %inst.id, workload = %w.id, error = %refused,
+                        "not recording the failed start");
+                    return stored;
+                }
                 inst.container_ids.clear();
-                inst.status = InstanceStatus::Failed;
                 inst.ready = false;
-                inst.reason = Some(format!("{kind}: {e}"));
                 inst.finished_at = Some(now);
-                inst.updated_at = now;
                 inst.restart_after = restart_wanted(w.spec.restart_policy).then(|| {
                     now + chrono::Duration::from_std(ctx.config.restart_delay(inst.restarts))
                         .unwrap_or_default()
@@ -108,8 +113,17 @@ async fn start_instance(
         }
     }
     let now = Utc::now();
+    if let Err(refused) = inst.transition(InstanceStatus::Running, None, now) {
+        // Only a Pending record is started, so this is a bug upstream; undo
+        // the containers rather than leave them unrecorded.
+        warn!(instance = %inst.id, workload = %w.id, error = %refused,
+            "not recording the start; removing its containers");
+        if let Err(cleanup) = remove_containers(ctx, inst.node_id, &ids).await {
+            warn!(instance = %inst.id, error = %cleanup, "removing containers of a refused start");
+        }
+        return inst;
+    }
     inst.container_ids = ids;
-    inst.status = InstanceStatus::Running;
     // Containers without a readiness probe are ready once they run; the
     // others become ready when their probe passes (a status change).
     inst.ready = w
@@ -117,9 +131,7 @@ async fn start_instance(
         .containers
         .iter()
         .all(|c| c.readiness_probe.is_none());
-    inst.reason = None;
     inst.started_at = Some(now);
-    inst.updated_at = now;
     inst.restart_after = None;
     inst
 }
@@ -241,21 +253,35 @@ pub async fn actuate(
         return Ok(done);
     };
 
-    // Restarts: clear the old containers, record the intent, then start.
+    // Restarts: clear the old containers, record the intent, then start. A
+    // record the state machine does not let go back to Pending is left alone,
+    // containers and all.
     let mut to_start = plan.start;
     if !plan.restart.is_empty() {
-        let results = join_all(plan.restart.iter().map(|i| remove_instance(ctx, i))).await;
+        let now = Utc::now();
+        let restarts: Vec<WorkloadInstance> = plan
+            .restart
+            .into_iter()
+            .filter_map(|mut inst| {
+                match inst.transition(InstanceStatus::Pending, Some("Restarting".into()), now) {
+                    Ok(()) => Some(inst),
+                    Err(refused) => {
+                        warn!(instance = %inst.id, workload = %w.id, error = %refused,
+                            "not restarting");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let results = join_all(restarts.iter().map(|i| remove_instance(ctx, i))).await;
         let mut intents = Vec::new();
-        for (res, mut inst) in results.into_iter().zip(plan.restart) {
+        for (res, mut inst) in results.into_iter().zip(restarts) {
             match res {
                 Ok(_) => {
                     inst.restarts = inst.restarts.saturating_add(1);
                     inst.container_ids.clear();
-                    inst.status = InstanceStatus::Pending;
                     inst.ready = false;
-                    inst.reason = Some("Restarting".into());
                     inst.restart_after = None;
-                    inst.updated_at = Utc::now();
                     intents.push(inst);
                 }
                 Err(e) => {

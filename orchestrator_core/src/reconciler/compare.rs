@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use orchestrator_shared_types::{
     InstanceStatus, RestartPolicy, WorkloadDefinition, WorkloadInstance,
 };
+use tracing::warn;
 
 use super::sense::{Containers, Observed, ObservedInstance};
 use crate::config::ReconcilerConfig;
@@ -128,9 +129,7 @@ fn compare_instance(
     let mut r = o.record.clone();
     let was_lost = r.status == InstanceStatus::Unknown;
     let set = |r: &mut WorkloadInstance, status: InstanceStatus, reason: Option<String>| {
-        r.status = status;
-        r.reason = reason;
-        r.updated_at = now;
+        move_to(r, status, reason, now)
     };
     let verdict = if o.node_lost {
         if r.status.is_terminal() && r.restart_after.is_none() {
@@ -142,9 +141,10 @@ fn compare_instance(
             } else {
                 Verdict::Lost
             }
-        } else {
-            set(&mut r, InstanceStatus::Unknown, Some("NodeLost".into()));
+        } else if set(&mut r, InstanceStatus::Unknown, Some("NodeLost".into())) {
             Verdict::Lost
+        } else {
+            return unchanged(o, Verdict::Unobservable);
         }
     } else {
         match &o.containers {
@@ -152,23 +152,33 @@ fn compare_instance(
             Containers::NotStarted => match r.status {
                 InstanceStatus::Succeeded | InstanceStatus::Failed => pending_restart(&r, now),
                 _ => {
-                    if r.status != InstanceStatus::Pending {
-                        let reason = r.reason.clone();
-                        set(&mut r, InstanceStatus::Pending, reason);
+                    let reason = r.reason.clone();
+                    if r.status == InstanceStatus::Pending
+                        || set(&mut r, InstanceStatus::Pending, reason)
+                    {
+                        Verdict::NeedsStart
+                    } else {
+                        return unchanged(o, Verdict::Unobservable);
                     }
-                    Verdict::NeedsStart
                 }
             },
             Containers::Running { started_at, ready } => {
-                if r.status != InstanceStatus::Running {
-                    set(&mut r, InstanceStatus::Running, None);
+                if r.status != InstanceStatus::Running && set(&mut r, InstanceStatus::Running, None)
+                {
                     r.started_at = started_at.or(Some(now));
                 }
-                if r.ready != *ready {
-                    r.ready = *ready;
-                    r.updated_at = now;
+                if r.status != InstanceStatus::Running {
+                    // Refused: a finished record whose containers run again
+                    // waits for its restart (which replaces them), or stays
+                    // finished.
+                    pending_restart(&r, now)
+                } else {
+                    if r.ready != *ready {
+                        r.ready = *ready;
+                        r.updated_at = now;
+                    }
+                    Verdict::Healthy
                 }
-                Verdict::Healthy
             }
             Containers::Exited { code, reason } => {
                 if r.status.is_terminal() {
@@ -178,7 +188,9 @@ fn compare_instance(
                         (now - s).to_std().unwrap_or_default() >= cfg.restart_backoff_reset
                     });
                     let step = if ran_long { 0 } else { r.restarts };
-                    set(&mut r, status_for_exit(*code), Some(reason.clone()));
+                    if !set(&mut r, status_for_exit(*code), Some(reason.clone())) {
+                        return unchanged(o, Verdict::Unobservable);
+                    }
                     r.last_exit_code = Some(*code);
                     r.finished_at = Some(now);
                     r.restart_after = wants_restart(policy, *code).then(|| {
@@ -194,7 +206,9 @@ fn compare_instance(
                 } else {
                     // The containers vanished under us (node or daemon restart):
                     // not a crash, so no back-off.
-                    set(&mut r, InstanceStatus::Failed, Some("ContainerLost".into()));
+                    if !set(&mut r, InstanceStatus::Failed, Some("ContainerLost".into())) {
+                        return unchanged(o, pending_restart(&o.record, now));
+                    }
                     r.finished_at = Some(now);
                     r.restart_after = wants_restart(policy, -1).then_some(now);
                     pending_restart(&r, now)
@@ -210,6 +224,37 @@ fn compare_instance(
         record: r,
         changed,
         was_lost,
+        verdict,
+        draining: o.draining,
+    }
+}
+
+/// Moves `r` to `status` through the state machine. A move it refuses (say
+/// Succeeded -> Running: containers of a finished record seen running) is
+/// logged with the instance and leaves `r` as it was; returns whether it moved.
+fn move_to(
+    r: &mut WorkloadInstance,
+    status: InstanceStatus,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> bool {
+    match r.transition(status, reason, now) {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(instance = %r.id, workload = %r.workload_id, error = %e,
+                "refusing a status change the instance state machine forbids");
+            false
+        }
+    }
+}
+
+/// `o` as stored, with `verdict`: what a comparison whose status change the
+/// state machine refused yields.
+fn unchanged(o: &ObservedInstance, verdict: Verdict) -> Compared {
+    Compared {
+        record: o.record.clone(),
+        changed: false,
+        was_lost: o.record.status == InstanceStatus::Unknown,
         verdict,
         draining: o.draining,
     }

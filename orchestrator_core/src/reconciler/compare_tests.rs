@@ -242,6 +242,50 @@ fn rows(cfg: &ReconcilerConfig) -> Vec<Row> {
                 Verdict::Terminal,
             )
         },
+        // Moves the instance state machine forbids are refused: the record
+        // stays as stored and the verdict is taken from it.
+        Row {
+            policy: RestartPolicy::Never,
+            available: false,
+            ..row(
+                "finished for good, its containers seen running: stays Succeeded",
+                Succeeded,
+                running(),
+                Verdict::Terminal,
+            )
+        },
+        Row {
+            restart_in: Some(-1),
+            available: false,
+            ..row(
+                "finished, restart due, containers seen running: the restart replaces them",
+                Succeeded,
+                running(),
+                Verdict::RestartDue,
+            )
+        },
+        Row {
+            restart_in: Some(30),
+            ..row(
+                "succeeded, restart later, containers vanished: not turned Failed",
+                Succeeded,
+                Containers::Missing,
+                Verdict::RestartLater(Duration::from_secs(30)),
+            )
+        },
+        Row {
+            restart_in: Some(30),
+            node_lost: true,
+            after: Unknown,
+            changed: true,
+            active: false,
+            ..row(
+                "failed, waiting for a restart, node lost",
+                Failed,
+                Containers::Unreachable("node lost".into()),
+                Verdict::Lost,
+            )
+        },
     ]
 }
 

@@ -52,9 +52,9 @@ pub fn record(
     at: DateTime<Utc>,
 ) -> WorkloadInstance {
     let mut r = WorkloadInstance::pending(w.id, generation, node);
-    r.status = status;
+    r.transition(status, None, at)
+        .expect("every status is one move from Pending");
     r.created_at = at;
-    r.updated_at = at;
     if status == InstanceStatus::Running {
         r.started_at = Some(at);
         r.ready = true;
@@ -110,10 +110,12 @@ impl C {
     }
 
     /// The same, with another status and verdict.
-    pub fn with(mut self, status: InstanceStatus, verdict: Verdict) -> Self {
-        self.status = status;
-        self.verdict = verdict;
-        self
+    pub fn with(self, status: InstanceStatus, verdict: Verdict) -> Self {
+        Self {
+            status,
+            verdict,
+            ..self
+        }
     }
 
     /// The same, on a node being drained.
