@@ -5,8 +5,8 @@
 //! - [`ErrorBody`]: `{"error": {"code", "message"}}`, the body of every error.
 //! - [`Page`]: `{"items": [...], "next_cursor": ...}`, every list.
 //!
-//! May depend on `serde` and, behind the `openapi` feature, `utoipa`; nothing
-//! of the server or of any backend. Clients stay tolerant of newer servers:
+//! May depend on `serde` and, behind the `openapi` and `jsonschema` features,
+//! `utoipa` and `schemars`; nothing of the server or of any backend. Clients stay tolerant of newer servers:
 //! no type here denies unknown fields.
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 /// The error body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "jsonschema", derive(schemars::JsonSchema))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
@@ -22,6 +23,7 @@ pub struct ErrorBody {
 /// Code and message of an error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "jsonschema", derive(schemars::JsonSchema))]
 pub struct ErrorDetail {
     /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
     /// `payload_too_large`, `unsupported_media_type`, `too_many_requests`,

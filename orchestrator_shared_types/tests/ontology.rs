@@ -10,6 +10,8 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 
+use orchestrator_api::ErrorBody;
+use orchestrator_shared_types::agent::AgentPolicy;
 use orchestrator_shared_types::{
     InstanceStatus, Node, NodeStatus, WorkloadDefinition, WorkloadInstance, WorkloadSpec,
 };
@@ -43,6 +45,12 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             schemars::schema_for!(WorkloadInstance),
         ),
         ("node.schema.json", schemars::schema_for!(Node)),
+        // REST API bodies beyond the domain types above.
+        (
+            "agent_policy.schema.json",
+            schemars::schema_for!(AgentPolicy),
+        ),
+        ("error_body.schema.json", schemars::schema_for!(ErrorBody)),
     ]
 }
 
@@ -174,6 +182,86 @@ fn instance_state_machine_matches_the_code() {
         "instance.json",
         &InstanceStatus::ALL,
         InstanceStatus::can_transition_to,
+    );
+}
+
+/// The lines of `text` that assign a `status` field directly (`x.status = …`).
+fn status_assignments(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            continue;
+        }
+        for (at, _) in line.match_indices(".status") {
+            let rest = line[at + ".status".len()..].trim_start();
+            if rest.starts_with('=') && !rest.starts_with("==") {
+                found.push((n + 1, code.to_owned()));
+            }
+        }
+    }
+    found
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path.is_dir() {
+            if !(name.starts_with('.') || name == "target" || name.starts_with("target-")) {
+                rust_files(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_status_scan_sees_an_assignment() {
+    let found = status_assignments("let a = x.status == y;\n    inst.status = InstanceStatus::Failed;\n// n.status = s;\nr.status_writes = v;\n");
+    assert_eq!(
+        found,
+        vec![(2, "inst.status = InstanceStatus::Failed;".to_owned())]
+    );
+}
+
+/// Every status change goes through `WorkloadInstance::transition` or
+/// `Node::transition`, so the state machines above are what the code does.
+#[test]
+fn statuses_change_only_through_transition() {
+    let root = repo_root();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(
+        files.len() > 50,
+        "found only {} Rust files under {}",
+        files.len(),
+        root.display()
+    );
+    // `transition` itself, and this file's test of the scan.
+    let allowed = [
+        root.join("orchestrator_shared_types/src/lifecycle.rs"),
+        root.join("orchestrator_shared_types/tests/ontology.rs"),
+    ];
+    let mut offenders = Vec::new();
+    for file in files.iter().filter(|f| !allowed.contains(f)) {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for (line, code) in status_assignments(&text) {
+            let file = file.strip_prefix(&root).unwrap_or(file);
+            offenders.push(format!("{}:{line}: {code}", file.display()));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "a status is assigned around `transition` (use WorkloadInstance::transition or Node::transition):\n{}",
+        offenders.join("\n")
     );
 }
 
