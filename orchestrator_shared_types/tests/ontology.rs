@@ -54,20 +54,35 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     ]
 }
 
+/// With `UPDATE_ONTOLOGY=1`, writes every schema once, before any test reads
+/// the directory (the tests run in parallel).
+fn regenerate_if_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("UPDATE_ONTOLOGY").is_none_or(|v| v != "1") {
+        return;
+    }
+    ONCE.call_once(|| {
+        let dir = ontology().join("schemas");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        for (file, schema) in schemas() {
+            let mut generated = serde_json::to_string_pretty(&schema)
+                .unwrap_or_else(|e| panic!("printing the schema of {file}: {e}"));
+            generated.push('\n');
+            std::fs::write(dir.join(file), &generated)
+                .unwrap_or_else(|e| panic!("writing ontology/schemas/{file}: {e}"));
+        }
+    });
+}
+
 #[test]
 fn json_schemas_match_the_rust_types() {
+    regenerate_if_asked();
     let dir = ontology().join("schemas");
-    let update = std::env::var_os("UPDATE_ONTOLOGY").is_some_and(|v| v == "1");
     let mut stale = Vec::new();
     for (file, schema) in schemas() {
         let path = dir.join(file);
         let mut generated = serde_json::to_string_pretty(&schema).unwrap();
         generated.push('\n');
-        if update {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, &generated).unwrap();
-            continue;
-        }
         match std::fs::read_to_string(&path) {
             Ok(checked_in) if checked_in == generated => {}
             Ok(_) => stale.push(format!(
@@ -85,6 +100,7 @@ fn json_schemas_match_the_rust_types() {
 
 #[test]
 fn no_schema_file_is_left_over() {
+    regenerate_if_asked();
     let expected: BTreeSet<String> = schemas().iter().map(|(f, _)| (*f).to_owned()).collect();
     let present: BTreeSet<String> = std::fs::read_dir(ontology().join("schemas"))
         .unwrap()
