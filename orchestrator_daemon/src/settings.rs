@@ -97,7 +97,7 @@ pub struct Settings {
     /// The operator's proof that it runs this node: what `ui operator prove
     /// NODE_ID` prints on the operator's machine (the node id: `orchestrator_daemon
     /// node-id`). Needed when --operator is not the node's own key.
-    #[arg(long, env = "UNIVRS_OPERATOR_PROOF")]
+    #[arg(long, env = "UNIVRS_OPERATOR_PROOF", allow_hyphen_values = true)]
     pub operator_proof: Option<String>,
     /// Price of a CPU core-hour on a node of another operator than the
     /// workload's owner, in milli-units of credit: a control plane places a

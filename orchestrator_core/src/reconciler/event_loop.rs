@@ -311,6 +311,22 @@ impl Loop {
         }
         let change = self.ctx.nodes.apply(&event);
         debug!(node = %node.short(), ?change, "cluster event");
+        if let Some(what) = membership_change(&event, change) {
+            let nodes = self.ctx.nodes.list();
+            let usable = nodes
+                .iter()
+                .filter(|n| !self.ctx.nodes.is_lost(&n.id))
+                .count();
+            self.ctx.deps.events.publish(Event::new(
+                Topic::Cluster,
+                what,
+                serde_json::json!({
+                    "node": node,
+                    "nodes_total": nodes.len(),
+                    "nodes_usable": usable,
+                }),
+            ));
+        }
         if matches!(event, ClusterEvent::NodeRemoved(_)) && self.ctx.drains.remove(&node) {
             debug!(node = %node.short(), "drained node left");
         }
@@ -419,5 +435,17 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// What a node event means for the membership (the `cluster` topic), if
+/// anything: a member joined, left, was lost (went Down) or came back.
+fn membership_change(event: &ClusterEvent, change: NodeChange) -> Option<&'static str> {
+    match (event, change) {
+        (ClusterEvent::NodeRemoved(_), _) => Some("member_left"),
+        (ClusterEvent::NodeAdded(_), _) => Some("member_joined"),
+        (_, NodeChange::Lost) => Some("member_lost"),
+        (_, NodeChange::Usable) => Some("member_returned"),
+        _ => None,
     }
 }
