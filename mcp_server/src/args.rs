@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use orchestrator_api::routes::{self, Query};
 use orchestrator_shared_types::{NodeId, PublicKey, WorkloadSpec};
 use rmcp::handler::server::common::FromContextPart;
 use rmcp::handler::server::tool::ToolCallContext;
@@ -101,15 +102,21 @@ pub struct PageArgs {
 
 impl PageArgs {
     /// The query parameters (`limit=…&cursor=…`), or the argument that is wrong.
-    pub fn params(&self) -> Result<String, String> {
+    pub fn query_params(&self) -> Result<Query, String> {
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(format!("limit: {limit} is not between 1 and {MAX_PAGE}"));
         }
-        Ok(match &self.cursor {
-            Some(c) if !c.is_empty() => format!("limit={limit}&cursor={}", segment(c)),
-            _ => format!("limit={limit}"),
-        })
+        let mut query = Query::new();
+        query.push("limit", &limit.to_string());
+        query.push_opt("cursor", self.cursor.as_deref().filter(|c| !c.is_empty()));
+        Ok(query)
+    }
+
+    /// The query parameters as text (`limit=…&cursor=…`), or the argument
+    /// that is wrong.
+    pub fn params(&self) -> Result<String, String> {
+        self.query_params().map(|q| q.params())
     }
 
     /// The query string (`?limit=…&cursor=…`), or the argument that is wrong.
@@ -192,7 +199,6 @@ impl ReputationArgs {
     /// The request's path and query (`?trusted=HEX,HEX` when some operators
     /// are trusted), or the argument that is wrong.
     pub fn path(&self) -> Result<String, String> {
-        let path = format!("/api/v1/nodes/{}/reputation", self.node.to_hex());
         let trusted = self.trusted.as_deref().unwrap_or_default();
         if trusted.len() > MAX_TRUSTED {
             return Err(format!(
@@ -200,11 +206,7 @@ impl ReputationArgs {
                 trusted.len()
             ));
         }
-        if trusted.is_empty() {
-            return Ok(path);
-        }
-        let keys: Vec<String> = trusted.iter().map(PublicKey::to_hex).collect();
-        Ok(format!("{path}?trusted={}", keys.join(",")))
+        Ok(routes::node_reputation(&self.node.to_hex(), trusted))
     }
 }
 
@@ -216,7 +218,7 @@ pub fn checked_segment(field: &str, value: &str) -> Result<String, String> {
     Ok(segment(value))
 }
 
-pub use orchestrator_shared_types::auth::encode_path_segment as segment;
+pub use orchestrator_api::routes::segment;
 
 #[cfg(test)]
 mod tests {

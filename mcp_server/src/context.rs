@@ -2,17 +2,19 @@
 //! (`diagnose_workload`) of the MCP server: what an agent can read into its
 //! context without calling a tool.
 
+use orchestrator_api::routes::{self, Query};
+use orchestrator_api::{Page, Workload};
 use rmcp::model::{
     GetPromptResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, Prompt,
     PromptArgument, PromptMessage, ReadResourceResult, Resource, ResourceContents,
     ResourceTemplate, Role,
 };
 use rmcp::ErrorData;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::api::{Api, ApiError, Caller};
 use crate::approval::{held, pending_approval};
-use crate::args::segment;
 
 /// URI of the cluster's status.
 pub const CLUSTER_STATUS_URI: &str = "univrs://cluster/status";
@@ -61,25 +63,29 @@ pub async fn list_resources(
     let mut items = vec![Resource::new(CLUSTER_STATUS_URI, "cluster-status")
         .with_description("Nodes, workloads, instances and resources of the cluster")
         .with_mime_type("application/json")];
+    let mut query = Query::new();
+    query.push("limit", &MAX_LISTED.to_string());
     let page = api
-        .request(
-            caller,
-            "GET",
-            &format!("/api/v1/workloads?limit={MAX_LISTED}"),
-            None,
-        )
+        .request(caller, "GET", &query.after(routes::WORKLOADS), None)
         .await
         .map_err(api_failed)?;
     // A listing held for approval has no items: the cluster status alone.
-    let page: Value = serde_json::from_str(&page).unwrap_or(Value::Null);
-    for w in page["items"].as_array().into_iter().flatten() {
-        if let Some(name) = w["spec"]["name"].as_str() {
-            items.push(
-                Resource::new(format!("{WORKLOAD_URI_PREFIX}{name}"), name)
-                    .with_description("A workload: manifest, generation and instance counts")
-                    .with_mime_type("application/json"),
-            );
-        }
+    // A workload this version cannot read is left out, not the others.
+    let page: Page<Value> = serde_json::from_str(&page).unwrap_or(Page {
+        items: Vec::new(),
+        next_cursor: None,
+    });
+    let workloads = page
+        .items
+        .iter()
+        .filter_map(|w| Workload::deserialize(w).ok());
+    for w in workloads {
+        let name = w.name();
+        items.push(
+            Resource::new(format!("{WORKLOAD_URI_PREFIX}{name}"), name)
+                .with_description("A workload: manifest, generation and instance counts")
+                .with_mime_type("application/json"),
+        );
     }
     Ok(ListResourcesResult::with_all_items(items))
 }
@@ -101,12 +107,12 @@ pub async fn read_resource(
     uri: &str,
 ) -> Result<ReadResourceResult, ErrorData> {
     let path = if uri == CLUSTER_STATUS_URI {
-        "/api/v1/cluster/status".to_owned()
+        routes::CLUSTER_STATUS.to_owned()
     } else if let Some(name) = uri
         .strip_prefix(WORKLOAD_URI_PREFIX)
         .filter(|n| !n.is_empty())
     {
-        format!("/api/v1/workloads/{}", segment(name))
+        routes::workload(name)
     } else {
         return Err(ErrorData::resource_not_found(
             format!("uri: {uri:?} is neither {CLUSTER_STATUS_URI} nor {WORKLOAD_URI_PREFIX}NAME"),
@@ -151,12 +157,13 @@ pub async fn get_prompt(
         .ok_or_else(|| {
             ErrorData::invalid_params("workload: a workload name or id is required", None)
         })?;
-    let seg = segment(workload);
-    let record = get(api, caller, &format!("/api/v1/workloads/{seg}")).await?;
+    let record = get(api, caller, &routes::workload(workload)).await?;
+    let mut first = Query::new();
+    first.push("limit", "50");
     let instances = get(
         api,
         caller,
-        &format!("/api/v1/workloads/{seg}/instances?limit=50"),
+        &first.after(&routes::workload_instances(workload)),
     )
     .await?;
     let text = format!(

@@ -14,7 +14,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 
 use crate::metrics::{Metrics, TEXT_CONTENT_TYPE};
 
@@ -127,46 +126,7 @@ impl Health {
     }
 }
 
-/// Body of `/health`: `{"status": "ok"|"degraded", "components": {...}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthReport {
-    /// `degraded` if any component is not `ok`.
-    pub status: OverallStatus,
-    /// Every component by name.
-    pub components: BTreeMap<String, ComponentReport>,
-}
-
-/// Overall status in a [`HealthReport`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OverallStatus {
-    /// Every component is ok.
-    Ok,
-    /// At least one component is failing or starting.
-    Degraded,
-}
-
-/// One component in a [`HealthReport`]: `{"status": ..., "message"?: ...}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComponentReport {
-    /// How it is doing.
-    pub status: ComponentState,
-    /// Why it is failing, for a failing component.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// Status word of a component in a [`HealthReport`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ComponentState {
-    /// Working.
-    Ok,
-    /// Not working.
-    Failing,
-    /// Not started yet.
-    Starting,
-}
+pub use orchestrator_api::health::{ComponentReport, ComponentState, HealthReport, OverallStatus};
 
 impl From<&ComponentStatus> for ComponentReport {
     fn from(status: &ComponentStatus) -> Self {

@@ -10,11 +10,8 @@
 //! starts becomes `failed`: the daemon stopped mid-call, and the call is not
 //! run again (at most once).
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use orchestrator_shared_types::PublicKey;
-use serde::{Deserialize, Serialize};
 
 use super::{parse, to_json, AgentBook, AgentError, Result};
 
@@ -23,75 +20,7 @@ const APPROVAL: &str = "approval";
 /// Most bytes of a result body kept.
 pub const MAX_RESULT: usize = 64 * 1024;
 
-/// Where an approval stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalState {
-    /// Waiting for the user.
-    Pending,
-    /// Approved; the call is running.
-    Executing,
-    /// Approved and run; see the result.
-    Approved,
-    /// Denied; nothing ran.
-    Denied,
-    /// The daemon stopped while running it; not run again.
-    Failed,
-    /// Nobody decided within the approval TTL; never run.
-    Expired,
-}
-
-impl fmt::Display for ApprovalState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Pending => "pending",
-            Self::Executing => "executing",
-            Self::Approved => "approved",
-            Self::Denied => "denied",
-            Self::Failed => "failed",
-            Self::Expired => "expired",
-        })
-    }
-}
-
-/// What the approved call answered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ApprovalResult {
-    /// HTTP status.
-    pub status: u16,
-    /// The answer's body (at most 64 KiB).
-    pub body: String,
-}
-
-/// A call waiting for (or past) the user's decision.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Approval {
-    /// Id (32 hex characters, ordered by creation).
-    pub id: String,
-    /// The user the agent acts for (hex key).
-    #[schema(value_type = String)]
-    pub user: PublicKey,
-    /// The agent.
-    pub agent: String,
-    /// The MCP tool the call amounts to.
-    pub tool: String,
-    /// HTTP method of the held call.
-    pub method: String,
-    /// Path (with query) of the held call.
-    pub path: String,
-    /// Its body, as text.
-    pub body: Option<String>,
-    /// Its `Content-Type`.
-    pub content_type: Option<String>,
-    /// Where it stands.
-    pub state: ApprovalState,
-    /// When the agent asked.
-    pub created_at: DateTime<Utc>,
-    /// When the user decided.
-    pub decided_at: Option<DateTime<Utc>>,
-    /// What the call answered, once run.
-    pub result: Option<ApprovalResult>,
-}
+pub use orchestrator_api::agents::{Approval, ApprovalResult, ApprovalState};
 
 /// The held call, to queue.
 #[derive(Clone, Debug)]

@@ -14,10 +14,10 @@ pub mod approvals;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use orchestrator_shared_types::agent::{AgentPolicy, Decision, TokenClaims};
 use orchestrator_shared_types::PublicKey;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use state_store_interface::{StateStore, StoreError};
 
 pub use approvals::{Approval, ApprovalResult, ApprovalState, NewApproval};
@@ -84,19 +84,7 @@ pub enum AgentError {
 /// Result of this module.
 pub type Result<T, E = AgentError> = std::result::Result<T, E>;
 
-/// A token revocation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Revocation {
-    /// The token id.
-    pub id: String,
-    /// Who revoked it (hex key).
-    #[schema(value_type = String)]
-    pub revoked_by: PublicKey,
-    /// Whether the revoker is an admin (then it applies to any user's token).
-    pub admin: bool,
-    /// When.
-    pub revoked_at: DateTime<Utc>,
-}
+pub use orchestrator_api::agents::Revocation;
 
 /// What the daemon decides for one agent call.
 #[derive(Clone, Debug, PartialEq, Eq)]

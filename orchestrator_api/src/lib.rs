@@ -4,10 +4,40 @@
 //!
 //! - [`ErrorBody`]: `{"error": {"code", "message"}}`, the body of every error.
 //! - [`Page`]: `{"items": [...], "next_cursor": ...}`, every list.
+//! - [`workloads`]: a workload with its instance counts, scaling, log lines.
+//! - [`cluster`]: the cluster's status, one node's view of the network.
+//! - [`agents`]: approvals of agent calls, token revocations.
+//! - [`trust`]: reputation, attestations, credit balance and history.
+//! - [`audit`]: the audit log's entries and its check.
+//! - [`health`]: the body of `/health`.
+//! - [`routes`]: every route path, with segments and queries encoded.
+//! - [`client`] (feature `client`): a blocking client that signs every
+//!   request and answers with these types.
 //!
-//! May depend on `serde` and, behind the `openapi` and `jsonschema` features,
-//! `utoipa` and `schemars`; nothing of the server or of any backend. Clients stay tolerant of newer servers:
-//! no type here denies unknown fields.
+//! Depends on `serde`, the domain types (`orchestrator_shared_types`,
+//! `cluster_manager_interface`'s `Peer`) and, behind features, `utoipa`,
+//! `schemars` and `ureq`; nothing of the server or of any backend. Clients stay tolerant of
+//! newer servers: no type here denies unknown fields (request bodies the
+//! server checks aside), and fields an older server may omit default.
+
+pub mod agents;
+pub mod audit;
+#[cfg(feature = "client")]
+pub mod client;
+pub mod cluster;
+pub mod health;
+pub mod routes;
+pub mod trust;
+pub mod workloads;
+
+pub use agents::{Approval, ApprovalFilter, ApprovalResult, ApprovalState, Revocation};
+pub use audit::{AuditEntry, Verification};
+pub use cluster::{
+    ClusterStatus, GossipInfo, NetworkHealthView, NetworkStatus, Peer, Reachability,
+};
+pub use health::{ComponentReport, ComponentState, HealthReport, OverallStatus};
+pub use trust::{Attested, Balance, LedgerEntry, Reputation, TransferRequest};
+pub use workloads::{LogEntry, ScaleRequest, Workload, WorkloadStatus};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +80,9 @@ impl ErrorBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     /// The items of this page.
+    #[serde(default = "Vec::new")]
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default)]
     pub next_cursor: Option<String>,
 }

@@ -16,8 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 /// File name of the log inside the data directory.
@@ -27,30 +26,7 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 /// Longest argument text kept per entry.
 const MAX_ARGS: usize = 8 * 1024;
 
-/// One audited call.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditEntry {
-    /// Position in the log, from 1.
-    pub seq: u64,
-    /// When the call was answered.
-    pub time: DateTime<Utc>,
-    /// The caller's public key as sent (hex), if any.
-    pub key: Option<String>,
-    /// The agent acting for the caller (`X-Univrs-Agent`), if any.
-    pub agent: Option<String>,
-    /// `METHOD path`.
-    pub action: String,
-    /// The request body (truncated to 8 KiB).
-    pub args: String,
-    /// `allowed`, `refused`, `pending_approval`, or `approved` (run on approval).
-    pub decision: String,
-    /// The HTTP status answered.
-    pub status: u16,
-    /// Hash of the previous entry.
-    pub prev: String,
-    /// SHA-256 over `prev` and this entry's other fields.
-    pub hash: String,
-}
+pub use orchestrator_api::AuditEntry;
 
 fn entry_hash(e: &AuditEntry) -> String {
     let mut h = Sha256::new();

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tracing::error;
 
 use super::agent_gate::QueuedForApproval;
@@ -208,16 +208,7 @@ pub async fn list(
     })?))
 }
 
-/// Result of checking the chain.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Verification {
-    /// Whether every entry verifies.
-    pub ok: bool,
-    /// Entries checked (when ok).
-    pub entries: u64,
-    /// What is wrong (when not).
-    pub error: Option<String>,
-}
+pub use orchestrator_api::Verification;
 
 /// `GET /api/v1/audit/verify`: checks the whole hash chain as it is on disk.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",

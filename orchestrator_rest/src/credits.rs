@@ -12,14 +12,13 @@ use mycelial::ledger::{
     AccountSummary, Entry, ErrorKind, HistoryItem, SignedRequest, SignedTransfer,
 };
 use orchestrator_shared_types::auth::{HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::openapi::CommonErrors;
 use super::trust::service;
 use super::workloads::query;
-use super::{AppState, PageParams};
+use super::{AppState, Page, PageParams};
 use orchestrator_trust::credits::{CreditError, Credits};
 
 impl From<CreditError> for ApiError {
@@ -48,34 +47,37 @@ fn credits(state: &AppState) -> ApiResult<&Credits> {
         .ok_or_else(|| ApiError::unavailable("the credit ledger is still loading"))
 }
 
-/// A balance.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Balance {
-    /// The account (hex key).
-    pub account: String,
-    /// Balance in milli-units (negative: owed).
-    pub balance: i64,
-    /// Set aside by open holds (pledges).
-    pub held: i64,
-    /// Balance minus holds.
-    pub available: i64,
-    /// Credit limit: `available` may not go below `-limit`.
-    pub limit: i64,
-    /// The nonce the next transfer should carry (at least).
-    pub next_nonce: u64,
+pub use orchestrator_api::{Balance, LedgerEntry};
+
+/// The wire form of an account's summary.
+fn balance_of(s: AccountSummary) -> Balance {
+    Balance {
+        account: s.account.to_string(),
+        balance: s.balance,
+        held: s.held,
+        available: s.available,
+        limit: s.limit,
+        next_nonce: s.next_nonce,
+    }
 }
 
-impl From<AccountSummary> for Balance {
-    fn from(s: AccountSummary) -> Self {
-        Self {
-            account: s.account.to_string(),
-            balance: s.balance,
-            held: s.held,
-            available: s.available,
-            limit: s.limit,
-            next_nonce: s.next_nonce,
-        }
-    }
+/// The wire form of a line of an account's statement: the same fields,
+/// its kind and counterparty as the ledger writes them.
+fn ledger_entry(item: HistoryItem) -> ApiResult<LedgerEntry> {
+    let kind = match serde_json::to_value(item.kind) {
+        Ok(serde_json::Value::String(kind)) => kind,
+        Ok(other) => other.to_string(),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    Ok(LedgerEntry {
+        seq: item.seq,
+        at: item.at,
+        kind,
+        counterparty: item.counterparty.map(|a| a.to_string()),
+        balance_delta: item.balance_delta,
+        held_delta: item.held_delta,
+        reference: item.reference,
+    })
 }
 
 /// `GET /api/v1/credits/balance`: the caller's.
@@ -86,29 +88,21 @@ pub async fn balance(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Balance>> {
-    Ok(Json(credits(&state)?.summary(&caller.key).await.into()))
-}
-
-/// A page of history.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct History {
-    /// Entries touching the caller's account, oldest first.
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<HistoryItem>,
-    /// Pass as `cursor` for the next page.
-    pub next_cursor: Option<String>,
+    Ok(Json(balance_of(
+        credits(&state)?.summary(&caller.key).await,
+    )))
 }
 
 /// `GET /api/v1/credits/history`: the caller's entries (`seq`, `at`, `kind`,
 /// `counterparty`, `balance_delta`, `held_delta`, `reference`).
 #[utoipa::path(get, path = "/api/v1/credits/history", tag = "credits", params(PageParams),
-    responses((status = 200, body = History), CommonErrors),
+    responses((status = 200, body = Page<LedgerEntry>), CommonErrors),
     security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
 pub async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     q: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<History>> {
+) -> ApiResult<Json<Page<LedgerEntry>>> {
     let p = query(q)?;
     let limit = p.limit()?;
     let after = match &p.cursor {
@@ -118,8 +112,11 @@ pub async fn history(
             .map_err(|_| ApiError::bad_request(format!("cursor: {c:?} is not a ledger seq")))?,
     };
     let (items, next) = credits(&state)?.history(&caller.key, after, limit).await;
-    Ok(Json(History {
-        items,
+    Ok(Json(Page {
+        items: items
+            .into_iter()
+            .map(ledger_entry)
+            .collect::<ApiResult<_>>()?,
         next_cursor: next.map(|n| n.to_string()),
     }))
 }
@@ -172,5 +169,5 @@ pub async fn transfer(
     )
     .map_err(CreditError::from)?;
     credits.apply(&Entry::Transfer(signed)).await?;
-    Ok(Json(credits.summary(&caller.key).await.into()))
+    Ok(Json(balance_of(credits.summary(&caller.key).await)))
 }

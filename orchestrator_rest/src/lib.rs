@@ -105,6 +105,7 @@ impl AppState {
     }
 }
 
+use orchestrator_api::routes::{self, pattern};
 pub use orchestrator_api::Page;
 
 /// Paging parameters of list endpoints.
@@ -168,45 +169,42 @@ async fn not_found() -> ApiError {
 pub fn api_routes(state: &AppState) -> Router {
     let signed = Router::new()
         .route(
-            "/api/v1/workloads",
+            routes::WORKLOADS,
             post(workloads::create).get(workloads::list),
         )
         .route(
-            "/api/v1/workloads/{ref}",
+            pattern::WORKLOAD,
             get(workloads::get)
                 .put(workloads::update)
                 .delete(workloads::delete),
         )
-        .route("/api/v1/workloads/{ref}/scale", post(workloads::scale))
+        .route(pattern::WORKLOAD_SCALE, post(workloads::scale))
+        .route(pattern::WORKLOAD_INSTANCES, get(workloads::instances))
+        .route(pattern::WORKLOAD_LOGS, get(workloads::logs))
+        .route(routes::NODES, get(nodes::list))
+        .route(pattern::NODE, get(nodes::get))
+        .route(pattern::NODE_CORDON, post(nodes::cordon))
+        .route(pattern::NODE_UNCORDON, post(nodes::uncordon))
+        .route(pattern::NODE_DRAIN, post(nodes::drain))
+        .route(pattern::NODE_REPUTATION, get(trust::reputation))
+        .route(routes::ATTESTATIONS, post(trust::attest))
+        .route(routes::CREDITS_BALANCE, get(credits::balance))
+        .route(routes::CREDITS_HISTORY, get(credits::history))
+        .route(routes::CREDITS_TRANSFER, post(credits::transfer))
+        .route(routes::CLUSTER_STATUS, get(nodes::cluster_status))
+        .route(routes::EVENTS, get(events))
+        .route(routes::EVENTS_RECENT, get(agents::recent_events))
+        .route(routes::AUDIT, get(audit::list))
+        .route(routes::AUDIT_VERIFY, get(audit::verify))
         .route(
-            "/api/v1/workloads/{ref}/instances",
-            get(workloads::instances),
-        )
-        .route("/api/v1/workloads/{ref}/logs", get(workloads::logs))
-        .route("/api/v1/nodes", get(nodes::list))
-        .route("/api/v1/nodes/{id}", get(nodes::get))
-        .route("/api/v1/nodes/{id}/cordon", post(nodes::cordon))
-        .route("/api/v1/nodes/{id}/uncordon", post(nodes::uncordon))
-        .route("/api/v1/nodes/{id}/drain", post(nodes::drain))
-        .route("/api/v1/nodes/{id}/reputation", get(trust::reputation))
-        .route("/api/v1/attestations", post(trust::attest))
-        .route("/api/v1/credits/balance", get(credits::balance))
-        .route("/api/v1/credits/history", get(credits::history))
-        .route("/api/v1/credits/transfer", post(credits::transfer))
-        .route("/api/v1/cluster/status", get(nodes::cluster_status))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/events/recent", get(agents::recent_events))
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/audit/verify", get(audit::verify))
-        .route(
-            "/api/v1/agent/policy",
+            routes::AGENT_POLICY,
             get(agents::get_policy).put(agents::put_policy),
         )
-        .route("/api/v1/agent/tokens/{id}/revoke", post(agents::revoke))
-        .route("/api/v1/approvals", get(agents::list_approvals))
-        .route("/api/v1/approvals/{id}", get(agents::get_approval))
-        .route("/api/v1/approvals/{id}/approve", post(agents::approve))
-        .route("/api/v1/approvals/{id}/deny", post(agents::deny))
+        .route(pattern::AGENT_TOKEN_REVOKE, post(agents::revoke))
+        .route(routes::APPROVALS, get(agents::list_approvals))
+        .route(pattern::APPROVAL, get(agents::get_approval))
+        .route(pattern::APPROVAL_APPROVE, post(agents::approve))
+        .route(pattern::APPROVAL_DENY, post(agents::deny))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             agent_gate::agent_gate,
@@ -245,7 +243,7 @@ pub fn router(state: AppState) -> Router {
         }
     });
     let mut router = Router::new()
-        .route("/api/v1/openapi.json", get(openapi::document))
+        .route(routes::OPENAPI, get(openapi::document))
         .fallback(not_found)
         .with_state(state)
         .merge(signed)

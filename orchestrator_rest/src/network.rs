@@ -11,8 +11,6 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use cluster_manager_interface::{ClusterManager, Peer};
-use orchestrator_shared_types::NodeId;
-use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, AuthGate};
 use crate::error::{ApiError, ApiResult};
@@ -20,6 +18,7 @@ use crate::openapi::CommonErrors;
 use crate::workloads::query;
 use crate::{paginate, Page, PageParams};
 use cluster_manager_interface::find_control_plane;
+use orchestrator_api::routes;
 
 /// What the network routes need.
 #[derive(Clone)]
@@ -38,65 +37,7 @@ pub struct NetworkState {
 /// its gossip manager).
 pub type GossipInfoSource = Arc<dyn Fn() -> GossipInfo + Send + Sync>;
 
-/// Gossip settings and counters of this node.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct GossipInfo {
-    /// Cluster name; nodes of other clusters are ignored.
-    pub cluster_id: String,
-    /// Where this node gossips (UDP).
-    pub listen_addr: String,
-    /// What peers use to reach it.
-    pub advertise_addr: String,
-    /// Seeds it was given.
-    pub seeds: Vec<String>,
-    /// Milliseconds between gossip rounds.
-    pub gossip_interval_ms: u64,
-    /// Phi-accrual threshold above which a peer is declared dead.
-    pub phi_threshold: f64,
-    /// Seconds a dead peer is kept (as Down) before it is forgotten.
-    pub dead_node_grace_seconds: u64,
-    /// This run's generation (changes at each restart).
-    pub generation: u64,
-    /// Gossip records refused because their signature or contents did not verify.
-    pub rejected_records: u64,
-    /// Bytes sent by gossip.
-    pub bytes_sent: u64,
-    /// Bytes received by gossip.
-    pub bytes_received: u64,
-}
-
-/// This node's view of the cluster.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct NetworkStatus {
-    /// This node.
-    pub node_id: NodeId,
-    /// `control-plane`, `worker`, or `standalone` (no gossip).
-    pub role: String,
-    /// The control plane as this node sees it, if one is live.
-    pub control_plane: Option<NodeId>,
-    /// Its API address.
-    pub control_plane_address: Option<String>,
-    /// Peers (this node included) considered alive.
-    pub peers_live: u64,
-    /// Peers considered dead.
-    pub peers_dead: u64,
-    /// Gossip settings and counters (absent without gossip).
-    pub gossip: Option<GossipInfo>,
-}
-
-/// One peer's reachability from this node.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Reachability {
-    /// The peer.
-    #[serde(flatten)]
-    pub peer: Peer,
-    /// Whether its API answered `/health` within the timeout.
-    pub reachable: bool,
-    /// How long it took, in milliseconds, when it answered.
-    pub latency_ms: Option<f64>,
-    /// Why it did not answer.
-    pub error: Option<String>,
-}
+pub use orchestrator_api::{GossipInfo, NetworkStatus, Reachability};
 
 fn to_api(e: cluster_manager_interface::ClusterError) -> ApiError {
     ApiError::unavailable(format!("reading the membership: {e}"))
@@ -178,9 +119,9 @@ pub async fn discover(State(s): State<NetworkState>) -> ApiResult<Json<Page<Reac
 /// The network routes, authenticated by `gate`.
 pub fn router(state: NetworkState, gate: AuthGate) -> Router {
     Router::new()
-        .route("/api/v1/network", get(status))
-        .route("/api/v1/network/peers", get(peers))
-        .route("/api/v1/network/discover", get(discover))
+        .route(routes::NETWORK, get(status))
+        .route(routes::NETWORK_PEERS, get(peers))
+        .route(routes::NETWORK_DISCOVER, get(discover))
         .route_layer(auth::layer(&gate))
         .with_state(state)
 }

@@ -6,10 +6,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use mycelial::evidence::{Attestation, Entry, Signed};
 use orchestrator_shared_types::{NodeId, PublicKey};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
@@ -44,21 +44,7 @@ pub struct ReputationParams {
     pub trusted: Option<String>,
 }
 
-/// A node's reputation as the caller sees it.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Reputation {
-    /// The node.
-    #[schema(value_type = String)]
-    pub node: NodeId,
-    /// Its operator.
-    #[schema(value_type = String)]
-    pub operator: PublicKey,
-    /// `uptime`, `reliability`, `honesty`, `age`, `attestation_trust`,
-    /// `composite` (0–1), `active_days`, `qualifying_attestations`.
-    #[serde(flatten)]
-    #[schema(value_type = Object)]
-    pub components: mycelial::engine::Components,
-}
+pub use orchestrator_api::{Attested, Reputation};
 
 fn parse_keys(list: Option<&str>) -> ApiResult<Vec<PublicKey>> {
     list.unwrap_or_default()
@@ -100,25 +86,15 @@ pub async fn reputation(
     Ok(Json(Reputation {
         node: id,
         operator: node.operator,
-        components: c,
+        uptime: c.uptime,
+        reliability: c.reliability,
+        honesty: c.honesty,
+        age: c.age,
+        attestation_trust: c.attestation_trust,
+        composite: c.composite,
+        active_days: c.active_days,
+        qualifying_attestations: c.qualifying_attestations,
     }))
-}
-
-/// What an accepted attestation says.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Attested {
-    /// The vouching operator (the caller).
-    #[schema(value_type = String)]
-    pub issuer: PublicKey,
-    /// The operator vouched for.
-    #[schema(value_type = String)]
-    pub subject: PublicKey,
-    /// Weight 0–1.
-    pub weight: f64,
-    /// Until when it counts.
-    pub expires_at: DateTime<Utc>,
-    /// Whether it was new (false: the same attestation was already recorded).
-    pub new: bool,
 }
 
 /// `POST /api/v1/attestations`: an attestation signed by its issuer, who must

@@ -10,32 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
 use orchestrator_shared_types::{WorkloadDefinition, WorkloadId, WorkloadInstance, WorkloadSpec};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::openapi::CommonErrors;
 use super::{paginate, AppState, Page, PageParams};
-use orchestrator_core::api::logs::LogEntry;
-use orchestrator_core::api::WorkloadStatus;
+use orchestrator_api::LogEntry;
 
-/// A stored workload with the counts of its instances.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Workload {
-    /// The stored definition.
-    #[serde(flatten)]
-    pub workload: WorkloadDefinition,
-    /// Its instances by status.
-    pub status: WorkloadStatus,
-}
-
-/// Body of `POST /workloads/{ref}/scale`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScaleRequest {
-    /// The new replica count (0–10000).
-    pub replicas: u32,
-}
+pub use orchestrator_api::{ScaleRequest, Workload};
 
 /// Parameters of the logs route.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

@@ -1,6 +1,8 @@
 //! The cluster as a whole, its recent events, and your calls waiting for
 //! the user's approval.
 
+use orchestrator_api::routes::{self, Query};
+use orchestrator_api::ApprovalFilter;
 use rmcp::{tool, tool_router};
 
 use super::{failed, OrchestratorMcp, ToolResult};
@@ -12,7 +14,7 @@ impl OrchestratorMcp {
     /// The cluster at a glance: nodes, workloads, instances, resources, members.
     #[tool(annotations(read_only_hint = true))]
     async fn get_cluster_status(&self, caller: Caller) -> ToolResult {
-        self.call(&caller, "GET", "/api/v1/cluster/status", None)
+        self.call(&caller, "GET", routes::CLUSTER_STATUS, None)
             .await
     }
 
@@ -27,7 +29,7 @@ impl OrchestratorMcp {
             Ok(page) => page,
             Err(e) => return failed(e),
         };
-        self.get_page(&caller, "/api/v1/events/recent", &page).await
+        self.get_page(&caller, routes::EVENTS_RECENT, &page).await
     }
 
     /// Calls of yours waiting for the user's approval, with their ids and state.
@@ -41,7 +43,9 @@ impl OrchestratorMcp {
             Ok(page) => page,
             Err(e) => return failed(e),
         };
-        self.get_page(&caller, "/api/v1/approvals?state=pending", &page)
+        let mut pending = Query::new();
+        pending.push("state", ApprovalFilter::Pending.as_str());
+        self.get_page(&caller, &pending.after(routes::APPROVALS), &page)
             .await
     }
 }

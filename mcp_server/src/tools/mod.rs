@@ -108,8 +108,9 @@ impl OrchestratorMcp {
         }
     }
 
-    /// `method` on the path `path` makes of argument `field`'s value, checked
-    /// and encoded as a path segment.
+    /// `method` on the path `path` makes of argument `field`'s value, once
+    /// checked (a route of `orchestrator_api::routes`, which encodes it as a
+    /// path segment).
     async fn call_at(
         &self,
         caller: &Caller,
@@ -119,19 +120,15 @@ impl OrchestratorMcp {
         body: Option<Value>,
     ) -> ToolResult {
         match checked_segment(field, value) {
-            Ok(segment) => self.call(caller, method, &path(&segment), body).await,
+            Ok(_) => self.call(caller, method, &path(value), body).await,
             Err(e) => failed(e),
         }
     }
 
     /// `GET base` with the page's query parameters (after base's own, if any).
     async fn get_page(&self, caller: &Caller, base: &str, page: &PageArgs) -> ToolResult {
-        let join = if base.contains('?') { '&' } else { '?' };
-        match page.params() {
-            Ok(q) => {
-                self.call(caller, "GET", &format!("{base}{join}{q}"), None)
-                    .await
-            }
+        match page.query_params() {
+            Ok(q) => self.call(caller, "GET", &q.after(base), None).await,
             Err(e) => failed(e),
         }
     }

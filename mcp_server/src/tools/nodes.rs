@@ -1,5 +1,6 @@
 //! The node tools: list, read, cordon, drain.
 
+use orchestrator_api::routes::{self, NodeAction};
 use rmcp::{tool, tool_router};
 
 use super::{failed, OrchestratorMcp, ToolResult};
@@ -19,7 +20,7 @@ impl OrchestratorMcp {
             Ok(page) => page,
             Err(e) => return failed(e),
         };
-        self.get_page(&caller, "/api/v1/nodes", &page).await
+        self.get_page(&caller, routes::NODES, &page).await
     }
 
     /// One node.
@@ -29,8 +30,7 @@ impl OrchestratorMcp {
             Ok(n) => n,
             Err(e) => return failed(e),
         };
-        let path = |id: &str| format!("/api/v1/nodes/{id}");
-        self.call_at(&caller, "GET", ("node", &n.node), path, None)
+        self.call_at(&caller, "GET", ("node", &n.node), routes::node, None)
             .await
     }
 
@@ -45,7 +45,7 @@ impl OrchestratorMcp {
             Ok(n) => n,
             Err(e) => return failed(e),
         };
-        let path = |id: &str| format!("/api/v1/nodes/{id}/cordon");
+        let path = |id: &str| routes::node_action(id, NodeAction::Cordon);
         self.call_at(&caller, "POST", ("node", &n.node), path, None)
             .await
     }
@@ -61,7 +61,7 @@ impl OrchestratorMcp {
             Ok(n) => n,
             Err(e) => return failed(e),
         };
-        let path = |id: &str| format!("/api/v1/nodes/{id}/drain");
+        let path = |id: &str| routes::node_action(id, NodeAction::Drain);
         self.call_at(&caller, "POST", ("node", &n.node), path, None)
             .await
     }

@@ -2,6 +2,7 @@
 //! it, your credit balance and your ledger. Transfers and attestations are the
 //! user's in person: no tool makes them, and the daemon refuses them to agents.
 
+use orchestrator_api::routes;
 use rmcp::{tool, tool_router};
 
 use super::{failed, OrchestratorMcp, ToolResult};
@@ -28,7 +29,7 @@ impl OrchestratorMcp {
     /// Your credit balance: what is available, reserved, and your credit limit.
     #[tool(annotations(read_only_hint = true))]
     async fn get_credit_balance(&self, caller: Caller) -> ToolResult {
-        self.call(&caller, "GET", "/api/v1/credits/balance", None)
+        self.call(&caller, "GET", routes::CREDITS_BALANCE, None)
             .await
     }
 
@@ -43,8 +44,7 @@ impl OrchestratorMcp {
             Ok(page) => page,
             Err(e) => return failed(e),
         };
-        self.get_page(&caller, "/api/v1/credits/history", &page)
-            .await
+        self.get_page(&caller, routes::CREDITS_HISTORY, &page).await
     }
 }
 

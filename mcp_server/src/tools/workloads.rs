@@ -1,5 +1,6 @@
 //! The workload tools: list, read, create, update, scale, delete, logs.
 
+use orchestrator_api::{routes, ScaleRequest};
 use rmcp::{tool, tool_router};
 use serde_json::{json, Value};
 
@@ -24,7 +25,7 @@ impl OrchestratorMcp {
             Ok(page) => page,
             Err(e) => return failed(e),
         };
-        self.get_page(&caller, "/api/v1/workloads", &page).await
+        self.get_page(&caller, routes::WORKLOADS, &page).await
     }
 
     /// One workload: its manifest, generation and instance counts.
@@ -38,9 +39,14 @@ impl OrchestratorMcp {
             Ok(w) => w,
             Err(e) => return failed(e),
         };
-        let path = |r: &str| format!("/api/v1/workloads/{r}");
-        self.call_at(&caller, "GET", ("workload", &w.workload), path, None)
-            .await
+        self.call_at(
+            &caller,
+            "GET",
+            ("workload", &w.workload),
+            routes::workload,
+            None,
+        )
+        .await
     }
 
     /// Creates a workload from a manifest (or updates yours of the same name).
@@ -56,7 +62,7 @@ impl OrchestratorMcp {
         };
         match serde_json::to_value(&a.manifest) {
             Ok(body) => {
-                self.call(&caller, "POST", "/api/v1/workloads", Some(body))
+                self.call(&caller, "POST", routes::WORKLOADS, Some(body))
                     .await
             }
             Err(e) => failed(format!("manifest: {e}")),
@@ -78,7 +84,7 @@ impl OrchestratorMcp {
             Ok(body) => body,
             Err(e) => return failed(format!("manifest: {e}")),
         };
-        let path = |r: &str| format!("/api/v1/workloads/{r}");
+        let path = routes::workload;
         self.call_at(&caller, "PUT", ("workload", &a.workload), path, Some(body))
             .await
     }
@@ -98,8 +104,13 @@ impl OrchestratorMcp {
             Ok(a) => a,
             Err(e) => return failed(e),
         };
-        let body = json!({"replicas": a.replicas});
-        let path = |r: &str| format!("/api/v1/workloads/{r}/scale");
+        let body = match serde_json::to_value(ScaleRequest {
+            replicas: a.replicas,
+        }) {
+            Ok(body) => body,
+            Err(e) => return failed(format!("replicas: {e}")),
+        };
+        let path = routes::workload_scale;
         self.call_at(&caller, "POST", ("workload", &a.workload), path, Some(body))
             .await
     }
@@ -119,7 +130,7 @@ impl OrchestratorMcp {
             Ok(w) => w,
             Err(e) => return failed(e),
         };
-        let path = |r: &str| format!("/api/v1/workloads/{r}");
+        let path = routes::workload;
         self.call_at(&caller, "DELETE", ("workload", &w.workload), path, None)
             .await
     }
@@ -139,16 +150,15 @@ impl OrchestratorMcp {
         if !(1..=MAX_LOG_LINES).contains(&tail) {
             return failed(format!("tail: {tail} is not between 1 and {MAX_LOG_LINES}"));
         }
-        let r = match checked_segment("workload", &a.workload) {
-            Ok(r) => r,
-            Err(e) => return failed(e),
-        };
+        if let Err(e) = checked_segment("workload", &a.workload) {
+            return failed(e);
+        }
         let text = match self
             .api
             .request(
                 &caller,
                 "GET",
-                &format!("/api/v1/workloads/{r}/logs?tail={tail}"),
+                &routes::workload_logs(&a.workload, Some(tail), false),
                 None,
             )
             .await

@@ -1,28 +1,13 @@
 //! A workload's container output, read or followed across its instances.
 
-use chrono::{DateTime, Utc};
 use container_runtime_interface::{LogOptions, RuntimeError};
 use futures::stream::{self, BoxStream, StreamExt};
 use orchestrator_shared_types::{InstanceId, WorkloadDefinition};
-use serde::{Deserialize, Serialize};
 
 use super::Orchestrator;
 use crate::error::Result;
 
-/// One line of output of one container of a workload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct LogEntry {
-    /// The instance.
-    pub instance: InstanceId,
-    /// The container's name in the manifest.
-    pub container: String,
-    /// When the line was written.
-    pub timestamp: DateTime<Utc>,
-    /// `stdout` or `stderr`.
-    pub stream: String,
-    /// The text.
-    pub line: String,
-}
+pub use orchestrator_api::LogEntry;
 
 impl Orchestrator {
     /// Containers of `w`'s instances with their instance id and container name.

@@ -1,57 +1,12 @@
 //! Nodes, cordon and drain, the cluster's status, and the gauges of `/metrics`.
 
-use std::collections::BTreeMap;
-
 use container_runtime_interface::ResourceUsage;
 use orchestrator_shared_types::{InstanceStatus, Node, NodeId, NodeStatus, Resources};
-use serde::{Deserialize, Serialize};
 
 use super::Orchestrator;
 use crate::error::{Error, Result};
 
-/// The cluster at a glance.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ClusterStatus {
-    /// Nodes known.
-    pub nodes_total: u64,
-    /// Nodes Ready.
-    pub nodes_ready: u64,
-    /// Workloads stored.
-    pub workloads_total: u64,
-    /// Instances stored.
-    pub instances_total: u64,
-    /// Instances by status (`Running`, `Pending`, …).
-    pub instances: BTreeMap<String, u64>,
-    /// Total resources of the nodes.
-    pub capacity: Resources,
-    /// Resources the nodes offer to workloads.
-    pub allocatable: Resources,
-    /// Nodes Down (dead to the failure detector, or lost).
-    #[serde(default)]
-    pub nodes_down: u64,
-    /// The node that keeps the state and schedules (absent on a standalone node).
-    #[serde(default)]
-    pub control_plane: Option<NodeId>,
-    /// Every member as the membership protocol sees it.
-    #[serde(default)]
-    pub members: Vec<cluster_manager_interface::Peer>,
-    /// Network health: decentralization, bootstrap ratio, operator diversity.
-    #[serde(default)]
-    pub network_health: NetworkHealthView,
-}
-
-/// Network health figures (SPEC §17), each 0–1.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct NetworkHealthView {
-    /// `1 − largest operator's share of the nodes`.
-    pub decentralization: f64,
-    /// Share of nodes that joined less than 30 days ago.
-    pub bootstrap_ratio: f64,
-    /// Distinct operators / nodes.
-    pub operator_diversity: f64,
-    /// Distinct operators.
-    pub operators: usize,
-}
+pub use orchestrator_api::{ClusterStatus, NetworkHealthView};
 
 fn status_name(s: InstanceStatus) -> &'static str {
     match s {

@@ -13,61 +13,8 @@ use state_store_interface::StateStore;
 
 use crate::error::Result;
 
-/// Counts of a workload's instances.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct WorkloadStatus {
-    /// Replicas wanted.
-    pub desired: u32,
-    /// Instances running.
-    pub running: u32,
-    /// Instances placed but not running yet.
-    pub pending: u32,
-    /// Instances that succeeded.
-    pub succeeded: u32,
-    /// Instances that failed.
-    pub failed: u32,
-    /// Instances whose node is lost.
-    pub unknown: u32,
-    /// Running instances of the current generation.
-    pub up_to_date: u32,
-    /// Running instances that pass their readiness probes.
-    pub ready: u32,
-    /// Replicas no node could take yet (they stay Pending until one can).
-    #[serde(default)]
-    pub unscheduled: u32,
-    /// Why they could not be placed: the scheduler's reason, naming the
-    /// filter or trust rule that excluded the nodes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl WorkloadStatus {
-    /// Counts `instances` of `w` by status.
-    pub fn count(w: &WorkloadDefinition, instances: &[WorkloadInstance]) -> Self {
-        let mut s = WorkloadStatus {
-            desired: w.spec.replicas,
-            ..WorkloadStatus::default()
-        };
-        for i in instances {
-            match i.status {
-                InstanceStatus::Running => {
-                    s.running += 1;
-                    if i.ready {
-                        s.ready += 1;
-                    }
-                    if i.generation == w.generation {
-                        s.up_to_date += 1;
-                    }
-                }
-                InstanceStatus::Pending => s.pending += 1,
-                InstanceStatus::Succeeded => s.succeeded += 1,
-                InstanceStatus::Failed => s.failed += 1,
-                InstanceStatus::Unknown => s.unknown += 1,
-            }
-        }
-        s
-    }
-}
+/// Counts of a workload's instances: the wire type of the API, counted here.
+pub use orchestrator_api::WorkloadStatus;
 
 /// What the reconciler knows about each workload's status. Written by passes only.
 #[derive(Default)]

@@ -1,4 +1,5 @@
-//! Signed HTTP requests to a daemon's REST API (docs/API.md).
+//! Signed HTTP requests to a daemon's REST API (docs/API.md), and the typed
+//! calls over them ([`calls`]).
 //!
 //! HTTP goes through `ureq` 3: a small, blocking, well-maintained client with
 //! rustls (no OpenSSL) and no async runtime, which is all a CLI needs — it
@@ -21,8 +22,15 @@ use orchestrator_shared_types::auth::{
     sign_request, SignedHeaders, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::Value;
+
+use crate::{ErrorBody, Page};
+
+pub use crate::routes::segment;
+
+mod calls;
+
+pub use calls::Reply;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +71,15 @@ pub enum ClientError {
         #[source]
         source: serde_json::Error,
     },
+    /// A request body could not be encoded as JSON.
+    #[error("encoding the body of {what}: {source}")]
+    Encode {
+        /// Which request.
+        what: String,
+        /// The encoding error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Reading the answer's body failed.
     #[error("reading the answer to {what}: {source}")]
     Body {
@@ -80,18 +97,6 @@ pub fn api_error_text(status: u16, code: Option<&str>, message: &str) -> String 
         Some(code) => format!("{message} ({code}, HTTP {status})"),
         None => format!("{message} (HTTP {status})"),
     }
-}
-
-/// The error body of the API: `{"error": {"code", "message"}}`.
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
 }
 
 /// Turns an error status and its body into a [`ClientError::Api`].
@@ -379,7 +384,7 @@ impl ApiClient {
                 Some(c) => format!("{path}?limit=1000{extra}&cursor={}", segment(c)),
                 None => format!("{path}?limit=1000{extra}"),
             };
-            let page: Page = self.send("GET", &target, None)?.json()?;
+            let page: Page<Value> = self.send("GET", &target, None)?.json()?;
             items.extend(page.items);
             match page.next_cursor {
                 Some(next) if !next.is_empty() && cursor.as_ref() != Some(&next) => {
@@ -396,88 +401,8 @@ impl ApiClient {
     }
 }
 
-/// A page of a list endpoint.
-#[derive(Debug, Deserialize)]
-struct Page {
-    #[serde(default)]
-    items: Vec<Value>,
-    #[serde(default)]
-    next_cursor: Option<String>,
-}
-
-/// Percent-encodes one path segment (a workload name or id).
-pub fn segment(s: &str) -> String {
-    orchestrator_shared_types::auth::encode_path_segment(s)
-}
-
-/// Tiny HTTP servers for tests: canned answers, one connection per request.
-#[cfg(test)]
-pub(crate) mod test_server {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::thread::JoinHandle;
-
-    /// Serves one request with `status` (e.g. `404 Not Found`) and a JSON `body`;
-    /// the handle yields the request's head (lowercased) and body.
-    pub fn serve_once(status: &str, body: &str) -> (String, JoinHandle<(String, String)>) {
-        let (url, handle) = serve_sequence(&[(status, body)]);
-        let handle = std::thread::spawn(move || {
-            let mut requests = handle.join().expect("server thread");
-            requests.pop().expect("one request")
-        });
-        (url, handle)
-    }
-
-    /// Serves one request per `(status, body)` pair, in order; the handle
-    /// yields each request's head (lowercased) and body.
-    pub fn serve_sequence(answers: &[(&str, &str)]) -> (String, JoinHandle<Vec<(String, String)>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let responses: Vec<String> = answers
-            .iter()
-            .map(|(status, body)| {
-                format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            })
-            .collect();
-        let handle = std::thread::spawn(move || {
-            responses
-                .iter()
-                .map(|response| {
-                    let (stream, _) = listener.accept().expect("accepting");
-                    answer(stream, response)
-                })
-                .collect()
-        });
-        (url, handle)
-    }
-
-    /// Reads one request from `stream` and writes `response`.
-    fn answer(stream: TcpStream, response: &str) -> (String, String) {
-        let mut reader = BufReader::new(stream);
-        let mut head = String::new();
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("reading the head");
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().expect("length");
-            }
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            head.push_str(&lower);
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).expect("reading the body");
-        let mut stream = reader.into_inner();
-        stream.write_all(response.as_bytes()).expect("answering");
-        (head, String::from_utf8_lossy(&body).into_owned())
-    }
-}
+#[cfg(any(test, feature = "testsuite"))]
+pub mod test_server;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,130 @@
+//! The cluster: its status at a glance (`/api/v1/cluster/status`) and one
+//! node's own view of it (`/api/v1/network`, `/peers`, `/discover`).
+//!
+//! Fields a daemon of another version may lack default, so its answer
+//! still reads.
+
+use std::collections::BTreeMap;
+
+use orchestrator_shared_types::{NodeId, Resources};
+use serde::{Deserialize, Serialize};
+
+pub use cluster_manager_interface::Peer;
+
+/// The cluster at a glance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct ClusterStatus {
+    /// Nodes known.
+    pub nodes_total: u64,
+    /// Nodes Ready.
+    pub nodes_ready: u64,
+    /// Workloads stored.
+    pub workloads_total: u64,
+    /// Instances stored.
+    pub instances_total: u64,
+    /// Instances by status (`Running`, `Pending`, …).
+    pub instances: BTreeMap<String, u64>,
+    /// Total resources of the nodes.
+    pub capacity: Resources,
+    /// Resources the nodes offer to workloads.
+    pub allocatable: Resources,
+    /// Nodes Down (dead to the failure detector, or lost).
+    pub nodes_down: u64,
+    /// The node that keeps the state and schedules (absent on a standalone node).
+    pub control_plane: Option<NodeId>,
+    /// Every member as the membership protocol sees it.
+    pub members: Vec<Peer>,
+    /// Network health: decentralization, bootstrap ratio, operator diversity.
+    pub network_health: NetworkHealthView,
+}
+
+/// Network health figures (SPEC §17), each 0–1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct NetworkHealthView {
+    /// `1 − largest operator's share of the nodes`.
+    pub decentralization: f64,
+    /// Share of nodes that joined less than 30 days ago.
+    pub bootstrap_ratio: f64,
+    /// Distinct operators / nodes.
+    pub operator_diversity: f64,
+    /// Distinct operators.
+    pub operators: usize,
+}
+
+/// Gossip settings and counters of one node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct GossipInfo {
+    /// Cluster name; nodes of other clusters are ignored.
+    pub cluster_id: String,
+    /// Where this node gossips (UDP).
+    pub listen_addr: String,
+    /// What peers use to reach it.
+    pub advertise_addr: String,
+    /// Seeds it was given.
+    pub seeds: Vec<String>,
+    /// Milliseconds between gossip rounds.
+    pub gossip_interval_ms: u64,
+    /// Phi-accrual threshold above which a peer is declared dead.
+    pub phi_threshold: f64,
+    /// Seconds a dead peer is kept (as Down) before it is forgotten.
+    pub dead_node_grace_seconds: u64,
+    /// This run's generation (changes at each restart).
+    pub generation: u64,
+    /// Gossip records refused because their signature or contents did not verify.
+    pub rejected_records: u64,
+    /// Bytes sent by gossip.
+    pub bytes_sent: u64,
+    /// Bytes received by gossip.
+    pub bytes_received: u64,
+}
+
+/// One node's view of the cluster (`GET /api/v1/network`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NetworkStatus {
+    /// The node that answered.
+    pub node_id: NodeId,
+    /// `control-plane`, `worker`, or `standalone` (no gossip).
+    #[serde(default)]
+    pub role: String,
+    /// The control plane as this node sees it, if one is live.
+    #[serde(default)]
+    pub control_plane: Option<NodeId>,
+    /// Its API address.
+    #[serde(default)]
+    pub control_plane_address: Option<String>,
+    /// Peers (this node included) considered alive.
+    #[serde(default)]
+    pub peers_live: u64,
+    /// Peers considered dead.
+    #[serde(default)]
+    pub peers_dead: u64,
+    /// Gossip settings and counters (absent without gossip).
+    #[serde(default)]
+    pub gossip: Option<GossipInfo>,
+}
+
+/// One peer's reachability from the node asked (an item of
+/// `GET /api/v1/network/discover`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reachability {
+    /// The peer.
+    #[serde(flatten)]
+    pub peer: Peer,
+    /// Whether its API answered `/health` within the timeout.
+    #[serde(default)]
+    pub reachable: bool,
+    /// How long it took, in milliseconds, when it answered.
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
+    /// Why it did not answer.
+    #[serde(default)]
+    pub error: Option<String>,
+}
