@@ -40,12 +40,15 @@ pub struct Peer {
     /// Its id (Ed25519 public key).
     pub node_id: NodeId,
     /// Where it gossips (`host:port`); empty where there is no gossip (the mock).
+    #[serde(default)]
     pub gossip_addr: String,
     /// Where its API and agent listen (`host:port`).
     pub api_addr: String,
     /// Changes each time the node restarts.
+    #[serde(default)]
     pub generation: u64,
     /// [`ROLE_CONTROL_PLANE`] or [`ROLE_WORKER`] (empty if it did not say).
+    #[serde(default)]
     pub role: String,
     /// Health as this node sees it.
     pub status: NodeStatus,

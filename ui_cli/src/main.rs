@@ -6,9 +6,10 @@
 //! - [`cli`]: the clap argument structs.
 //! - [`commands`]: one module per command group, and the shared context
 //!   (server URL, config directory, output format).
-//! - [`client`]: signed HTTP requests to a daemon's REST API.
+//! - [`client`]: signed HTTP requests to a daemon's REST API, typed by the
+//!   API's wire types (both from `orchestrator_api`).
 //! - [`profile`]: the user's identity, config and policy files, through `user_config`.
-//! - [`views`]: the parts of the server's answers that tables show.
+//! - [`views`]: reading the server's JSON into those wire types.
 //! - [`output`]: tables and JSON.
 //!
 //! Errors print as `error: ...` on stderr with exit code 1; usage errors are

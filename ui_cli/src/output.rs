@@ -120,23 +120,9 @@ pub fn age(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The age of an RFC 3339 timestamp, or `?` when it does not parse.
-pub fn age_of(timestamp: Option<&str>, now: DateTime<Utc>) -> String {
-    timestamp
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| age(t.with_timezone(&Utc), now))
-        .unwrap_or_else(|| "?".to_owned())
-}
-
-/// An RFC 3339 time to the second (`2026-11-30T10:00:00Z`), or as given when
-/// it does not parse.
-pub fn to_seconds(time: &str) -> String {
-    DateTime::parse_from_rfc3339(time)
-        .map(|t| {
-            t.with_timezone(&Utc)
-                .to_rfc3339_opts(SecondsFormat::Secs, true)
-        })
-        .unwrap_or_else(|_| time.to_owned())
+/// A time to the second, as `2026-11-30T10:00:00Z`.
+pub fn seconds(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// Memory for people: an exact binary unit when there is one (`8Gi`), else one
@@ -211,9 +197,9 @@ mod tests {
         assert_eq!(ago(3 * 3600), "3h");
         assert_eq!(ago(3 * 86400), "3d");
         assert_eq!(ago(-10), "0s");
-        assert_eq!(age_of(Some("2026-11-22T11:59:00Z"), now), "60s");
-        assert_eq!(age_of(Some("yesterday"), now), "?");
-        assert_eq!(age_of(None, now), "?");
+        assert_eq!(ago(60), "60s");
+        let t = DateTime::parse_from_rfc3339("2026-11-30T10:00:00.123456789Z").expect("time");
+        assert_eq!(seconds(t.with_timezone(&Utc)), "2026-11-30T10:00:00Z");
     }
 
     #[test]

@@ -12,7 +12,6 @@ use serde_json::json;
 use super::automation::{disabled_warning, push, summary};
 use super::Context;
 use crate::cli::{AgentCommand, OutputFormat, TokenCommand, TokenCreateArgs};
-use crate::client::segment;
 use crate::output::{emit, print_json};
 
 /// The longest validity of a token: 90 days.
@@ -187,9 +186,9 @@ pub fn revoke(ctx: &Context, id: &str) -> anyhow::Result<()> {
     let id = parse_token_id(id)?;
     let client = ctx.client()?;
     let answer = client
-        .post_empty(&format!("/api/v1/agent/tokens/{}/revoke", segment(&id)))
+        .revoke_agent_token(&id)
         .with_context(|| format!("revoking token {id}"))?;
-    emit(ctx.output(), &answer, &format!("token {id} revoked"));
+    emit(ctx.output(), &answer.raw, &format!("token {id} revoked"));
     Ok(())
 }
 

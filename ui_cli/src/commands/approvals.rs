@@ -1,13 +1,16 @@
 //! `ui approvals list [--all] | approve ID | deny ID`: the agent calls that
 //! wait for your approval (docs/AGENTS.md, "Approvals").
 
+use orchestrator_api::{Approval, ApprovalFilter, ApprovalState};
 use serde_json::{json, Value};
+
+pub use orchestrator_api::routes::Verdict;
 
 use super::Context;
 use crate::cli::{ApprovalsCommand, OutputFormat};
-use crate::client::{segment, ApiClient};
-use crate::output::{emit, print_json, to_seconds, Table};
-use crate::views::{view, Approval};
+use crate::client::ApiClient;
+use crate::output::{emit, print_json, seconds, Table};
+use crate::views::view;
 
 /// Runs `ui approvals ...`.
 pub fn run(ctx: &Context, cmd: &ApprovalsCommand) -> anyhow::Result<()> {
@@ -21,8 +24,15 @@ pub fn run(ctx: &Context, cmd: &ApprovalsCommand) -> anyhow::Result<()> {
 
 /// `ui approvals list`: every pending approval, or every approval with `all`.
 pub fn list(output: OutputFormat, client: &ApiClient, all: bool) -> anyhow::Result<()> {
-    let state = if all { "all" } else { "pending" };
-    let items = client.get_all_with("/api/v1/approvals", &format!("state={state}"))?;
+    let filter = if all {
+        ApprovalFilter::All
+    } else {
+        ApprovalFilter::Pending
+    };
+    let items = match client.approvals(filter)?.raw {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
     match output {
         OutputFormat::Json => print_json(&json!({ "items": items })),
         OutputFormat::Table => print!("{}", approval_table(&items)?.render()),
@@ -40,30 +50,11 @@ pub fn approval_table(items: &[Value]) -> anyhow::Result<Table> {
             a.agent,
             a.tool,
             format!("{} {}", a.method, a.path).trim().to_owned(),
-            a.state,
-            a.created_at.as_deref().map(to_seconds).unwrap_or_default(),
+            a.state.to_string(),
+            seconds(a.created_at),
         ]);
     }
     Ok(table)
-}
-
-/// Approve or deny.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Run the stored call.
-    Approve,
-    /// Refuse it.
-    Deny,
-}
-
-impl Verdict {
-    /// The last segment of the REST path.
-    fn action(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Deny => "deny",
-        }
-    }
 }
 
 /// `ui approvals approve|deny ID`: `POST /api/v1/approvals/{id}/approve|deny`.
@@ -73,21 +64,19 @@ pub fn decide(
     id: &str,
     verdict: Verdict,
 ) -> anyhow::Result<()> {
-    let path = format!("/api/v1/approvals/{}/{}", segment(id), verdict.action());
-    let answer = client.post_empty(&path)?;
-    let a: Approval = view(&answer, "approval")?;
-    emit(output, &answer, &decided_text(&a));
+    let answer = client.decide_approval(id, verdict)?;
+    emit(output, &answer.raw, &decided_text(&answer.data));
     Ok(())
 }
 
 /// What happened to an approval, with the call's answer once it ran.
 pub fn decided_text(a: &Approval) -> String {
     let call = format!("{} {} ({} by {})", a.method, a.path, a.tool, a.agent);
-    match (a.state.as_str(), &a.result) {
-        ("approved", Some(r)) if (200..300).contains(&r.status) => {
+    match (a.state, &a.result) {
+        (ApprovalState::Approved, Some(r)) if (200..300).contains(&r.status) => {
             format!("approval {} approved: {call} ran, HTTP {}", a.id, r.status)
         }
-        ("approved", Some(r)) => {
+        (ApprovalState::Approved, Some(r)) => {
             let excerpt: String = r.body.trim().chars().take(300).collect();
             format!(
                 "approval {} approved: {call} ran and failed with HTTP {}: {excerpt}",
@@ -123,7 +112,6 @@ mod tests {
              DELETE /api/v1/workloads/web   pending   2026-11-30T10:00:00Z\n"
         );
         assert!(approval_table(&[json!({"id": 5})]).is_err());
-        assert_eq!(to_seconds("yesterday"), "yesterday");
     }
 
     #[test]

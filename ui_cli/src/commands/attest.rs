@@ -105,12 +105,11 @@ pub fn attest(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Value> {
     let signed = signed_attestation(key, vouch, now)?;
-    let body = serde_json::to_value(&signed).context("encoding the attestation")?;
     let answer = client
-        .post_json("/api/v1/attestations", &body)
+        .attest(&signed)
         .with_context(|| format!("attesting operator {}", vouch.subject.to_hex()))?;
-    emit(output, &answer, &attested_text(&signed.body));
-    Ok(answer)
+    emit(output, &answer.raw, &attested_text(&signed.body));
+    Ok(answer.raw)
 }
 
 /// What `ui attest` prints once the daemon took the attestation.

@@ -13,9 +13,6 @@ use crate::client::ApiClient;
 use crate::output::emit;
 use crate::profile::{load_config, AutomationPolicy};
 
-/// The REST path of the caller's automation policy.
-pub const POLICY_PATH: &str = "/api/v1/agent/policy";
-
 /// What the edit commands end with.
 pub const APPLY_HINT: &str = "run `ui policy push` to apply it on the daemon";
 
@@ -44,11 +41,10 @@ pub fn local_agent_policy(dir: &ConfigDir) -> anyhow::Result<AgentPolicy> {
 /// Returns the policy sent and the daemon's answer.
 pub fn push(client: &ApiClient, dir: &ConfigDir) -> anyhow::Result<(AgentPolicy, Value)> {
     let policy = local_agent_policy(dir)?;
-    let body = serde_json::to_value(&policy).context("encoding the automation policy")?;
     let answer = client
-        .put_json(POLICY_PATH, &body)
+        .put_agent_policy(&policy)
         .with_context(|| format!("pushing your automation policy to {}", client.server()))?;
-    Ok((policy, answer))
+    Ok((policy, answer.raw))
 }
 
 /// One line saying what a policy allows, e.g. `AI agents enabled; autonomous:

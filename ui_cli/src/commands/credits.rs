@@ -21,8 +21,9 @@ use super::policy::parse_operator;
 use super::Context;
 use crate::cli::{CreditsCommand, OutputFormat};
 use crate::client::{ApiClient, ClientError};
-use crate::output::{emit, print_json, short, to_seconds, Table};
-use crate::views::{view, Balance, LedgerEntry};
+use crate::output::{emit, print_json, seconds, short, Table};
+use crate::views::view;
+use orchestrator_api::{Balance, LedgerEntry, TransferRequest};
 
 /// The error code of a transfer that would overdraw the sender.
 pub const CREDIT_LIMIT_EXCEEDED: &str = "credit_limit_exceeded";
@@ -54,10 +55,9 @@ pub fn run(ctx: &Context, cmd: &CreditsCommand) -> anyhow::Result<()> {
 /// `ui credits balance`: `GET /api/v1/credits/balance`.
 pub fn balance(output: OutputFormat, client: &ApiClient) -> anyhow::Result<()> {
     let answer = client
-        .get_json("/api/v1/credits/balance")
+        .credit_balance()
         .context("reading your credit balance")?;
-    let b: Balance = view(&answer, "balance")?;
-    emit(output, &answer, &balance_table(&b).render());
+    emit(output, &answer.raw, &balance_table(&answer.data).render());
     Ok(())
 }
 
@@ -76,9 +76,14 @@ pub fn balance_table(b: &Balance) -> Table {
 
 /// `ui credits history`: every page of `GET /api/v1/credits/history`.
 pub fn history(output: OutputFormat, client: &ApiClient) -> anyhow::Result<()> {
-    let items = client
-        .get_all("/api/v1/credits/history")
-        .context("reading your credit history")?;
+    let items = match client
+        .credit_history()
+        .context("reading your credit history")?
+        .raw
+    {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
     match output {
         OutputFormat::Json => print_json(&json!({ "items": items, "next_cursor": null })),
         OutputFormat::Table => {
@@ -102,14 +107,14 @@ pub fn history_table(items: &[Value], me: Option<&str>) -> anyhow::Result<Table>
         let e: LedgerEntry = view(item, "credit history entry")?;
         table.row([
             e.seq.to_string(),
-            e.kind,
+            e.kind.clone(),
             match e.counterparty.as_deref() {
                 Some("commons") => "commons".to_owned(),
                 other => who(other),
             },
             format_units(e.balance_delta),
             format_units(e.held_delta),
-            e.at.as_deref().map(to_seconds).unwrap_or_default(),
+            seconds(e.at),
         ]);
     }
     Ok(table)
@@ -128,8 +133,12 @@ pub struct Transfer {
 
 impl Transfer {
     /// The request body: `{"to": HEX, "amount": MILLI_UNITS, "nonce": N}`.
-    pub fn body(&self) -> Value {
-        json!({ "to": self.to.to_hex(), "amount": self.amount, "nonce": self.nonce })
+    pub fn body(&self) -> TransferRequest {
+        TransferRequest {
+            to: self.to.to_hex(),
+            amount: self.amount,
+            nonce: self.nonce,
+        }
     }
 }
 
@@ -153,21 +162,29 @@ pub fn send(output: OutputFormat, client: &ApiClient, transfer: &Transfer) -> an
     if client.public_key() == Some(transfer.to) {
         anyhow::bail!("{to} is your own key: send credits to another operator");
     }
-    let answer = client
-        .post_json("/api/v1/credits/transfer", &transfer.body())
-        .map_err(|err| match &err {
-            ClientError::Api {
-                code: Some(code), ..
-            } if code == CREDIT_LIMIT_EXCEEDED => anyhow::Error::new(err).context(format!(
-                "sending {units} to operator {to} would take you past your credit \
+    let answer = match client.transfer_credits(&transfer.body()) {
+        // The transfer is made: an answer without a readable balance still
+        // reports it.
+        Err(ClientError::Decode { .. }) => {
+            emit(output, &Value::Null, &sent_text(transfer, None));
+            return Ok(());
+        }
+        other => other,
+    };
+    let answer = answer.map_err(|err| match &err {
+        ClientError::Api {
+            code: Some(code), ..
+        } if code == CREDIT_LIMIT_EXCEEDED => anyhow::Error::new(err).context(format!(
+            "sending {units} to operator {to} would take you past your credit \
                      limit (see `ui credits balance`)"
-            )),
-            _ => anyhow::Error::new(err).context(format!("sending {units} to operator {to}")),
-        })?;
-    // The transfer is made: an answer without a readable balance still
-    // reports it.
-    let b: Option<Balance> = view(&answer, "balance").ok();
-    emit(output, &answer, &sent_text(transfer, b.as_ref()));
+        )),
+        _ => anyhow::Error::new(err).context(format!("sending {units} to operator {to}")),
+    })?;
+    emit(
+        output,
+        &answer.raw,
+        &sent_text(transfer, Some(&answer.data)),
+    );
     Ok(())
 }
 

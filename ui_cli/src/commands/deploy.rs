@@ -4,14 +4,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use orchestrator_api::client::Reply;
+use orchestrator_api::Workload;
 use orchestrator_shared_types::WorkloadSpec;
-use serde_json::Value;
 
 use super::Context;
 use crate::cli::DeployArgs;
-use crate::client::{segment, ApiClient};
+use crate::client::ApiClient;
 use crate::output::{emit, spinner};
-use crate::views::{view, Workload};
 
 /// How often the workload is polled while waiting.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -35,9 +35,9 @@ pub fn progress_line(w: &Workload) -> String {
         "{}: {}/{} running",
         w.name(),
         w.status.running,
-        w.spec.replicas
+        w.replicas()
     );
-    if w.status.up_to_date != w.spec.replicas {
+    if w.status.up_to_date != w.replicas() {
         line.push_str(&format!(", {} up to date", w.status.up_to_date));
     }
     if w.status.pending > 0 {
@@ -82,33 +82,31 @@ pub fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<()> {
     let client = ctx.client()?;
     super::limits::check_deploy(&limits, &client, &spec)?;
     let body = serde_json::to_vec(&spec)?;
-    let answer = client.send(
-        "POST",
-        "/api/v1/workloads",
-        Some(("application/json", body.as_slice())),
-    )?;
-    let created = answer.status() == 201;
-    let stored: Value = answer.json()?;
-    let w: Workload = view(&stored, "workload")?;
-    let verb = if created { "created" } else { "updated" };
+    let stored = client.create_workload("application/json", &body)?;
+    let verb = if stored.status == 201 {
+        "created"
+    } else {
+        "updated"
+    };
+    let w = &stored.data;
     if args.no_wait {
         emit(
             ctx.output(),
-            &stored,
-            &format!("workload {} {verb} (id {})", w.name(), w.id),
+            &stored.raw,
+            &format!("workload {} {verb} (id {})", w.name(), w.workload.id),
         );
         return Ok(());
     }
     let done = wait(&client, w.name(), Duration::from_secs(args.timeout))?;
-    let d: Workload = view(&done, "workload")?;
+    let d = &done.data;
     emit(
         ctx.output(),
-        &done,
+        &done.raw,
         &format!(
             "workload {} {verb}: {}/{} running",
             d.name(),
             d.status.running,
-            d.spec.replicas
+            d.replicas()
         ),
     );
     Ok(())
@@ -116,20 +114,16 @@ pub fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<()> {
 
 /// Polls the workload until every replica runs the current generation, with a
 /// spinner on stderr; fails after `timeout`.
-fn wait(client: &ApiClient, name: &str, timeout: Duration) -> anyhow::Result<Value> {
+fn wait(client: &ApiClient, name: &str, timeout: Duration) -> anyhow::Result<Reply<Workload>> {
     let spinner = spinner(format!("waiting for {name}"));
     let started = Instant::now();
-    let path = format!("/api/v1/workloads/{}", segment(name));
     let result = loop {
-        let current = match client.get_json(&path) {
+        let current = match client.get_workload(name) {
             Ok(v) => v,
             Err(e) => break Err(anyhow::Error::new(e).context(format!("waiting for {name}"))),
         };
-        let w: Workload = match view(&current, "workload") {
-            Ok(w) => w,
-            Err(e) => break Err(e),
-        };
-        spinner.set_message(progress_line(&w));
+        let w = &current.data;
+        spinner.set_message(progress_line(w));
         if w.is_rolled_out() {
             break Ok(current);
         }
@@ -150,7 +144,8 @@ fn wait(client: &ApiClient, name: &str, timeout: Duration) -> anyhow::Result<Val
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::views::{fixtures, view};
+    use serde_json::{json, Value};
 
     #[test]
     fn the_trust_rules_of_the_policy_travel_with_the_manifest() {
@@ -201,8 +196,8 @@ mod tests {
     #[test]
     fn progress_shows_running_over_desired() {
         let w: Workload = view(
-            &json!({"spec": {"name": "hello", "replicas": 3},
-                    "status": {"running": 2, "up_to_date": 2, "pending": 1}}),
+            &fixtures::workload(json!({"spec": {"name": "hello", "replicas": 3},
+                    "status": {"running": 2, "up_to_date": 2, "pending": 1}})),
             "workload",
         )
         .expect("parses");
@@ -211,8 +206,8 @@ mod tests {
             "hello: 2/3 running, 2 up to date, 1 pending"
         );
         let w: Workload = view(
-            &json!({"spec": {"name": "hello", "replicas": 3},
-                    "status": {"running": 3, "up_to_date": 3}}),
+            &fixtures::workload(json!({"spec": {"name": "hello", "replicas": 3},
+                    "status": {"running": 3, "up_to_date": 3}})),
             "workload",
         )
         .expect("parses");

@@ -3,20 +3,11 @@
 //! `user_config::LimitsPolicy::check_apply` and `check_transfer`).
 
 use anyhow::Context as _;
-use orchestrator_shared_types::{PublicKey, WorkloadSpec};
-use serde::Deserialize;
-use serde_json::Value;
+use orchestrator_shared_types::WorkloadSpec;
 use user_config::paths::ConfigDir;
 
 use crate::client::ApiClient;
 use crate::profile::LimitsPolicy;
-
-/// A workload as the API returns it, as far as the limits need it.
-#[derive(Debug, Deserialize)]
-struct Stored {
-    owner: PublicKey,
-    spec: WorkloadSpec,
-}
 
 /// Reads `policy/limits.toml` (no limits when it does not exist).
 pub fn load(dir: &ConfigDir) -> anyhow::Result<LimitsPolicy> {
@@ -28,26 +19,19 @@ fn refused(e: user_config::Error) -> anyhow::Error {
     anyhow::anyhow!("{e}; nothing was sent (see `ui policy limits`)")
 }
 
-fn stored(value: &Value) -> anyhow::Result<Stored> {
-    serde_json::from_value(value.clone())
-        .map_err(|e| anyhow::anyhow!("unexpected workload from the server: {e}"))
-}
-
 /// The manifests of the workloads of `client`'s key (an admin key is also
 /// shown other keys' workloads; those are left out).
 fn own_workloads(client: &ApiClient) -> anyhow::Result<Vec<WorkloadSpec>> {
     let me = client.public_key();
     let items = client
-        .get_all("/api/v1/workloads")
-        .context("reading your workloads to check them against your limits")?;
-    let mut out = Vec::with_capacity(items.len());
-    for item in &items {
-        let w = stored(item)?;
-        if Some(w.owner) == me {
-            out.push(w.spec);
-        }
-    }
-    Ok(out)
+        .list_workloads()
+        .context("reading your workloads to check them against your limits")?
+        .data;
+    Ok(items
+        .into_iter()
+        .filter(|w| Some(w.workload.owner) == me)
+        .map(|w| w.workload.spec)
+        .collect())
 }
 
 /// Refuses `spec` (about to be deployed by `client`'s key) if it would take
@@ -80,11 +64,11 @@ pub fn check_scale(
     if *limits == LimitsPolicy::default() {
         return Ok(());
     }
-    let path = format!("/api/v1/workloads/{}", crate::client::segment(reference));
-    let answer = client
-        .get_json(&path)
-        .with_context(|| format!("reading workload {reference} to check it against your limits"))?;
-    let w = stored(&answer)?;
+    let w = client
+        .get_workload(reference)
+        .with_context(|| format!("reading workload {reference} to check it against your limits"))?
+        .data
+        .workload;
     if Some(w.owner) != client.public_key() {
         return Ok(());
     }
@@ -108,10 +92,10 @@ pub fn check_transfer(
     if limits.credit_limit.is_none() {
         return Ok(());
     }
-    let answer = client
-        .get_json("/api/v1/credits/balance")
-        .context("reading your credit balance to check it against your credit_limit")?;
-    let b: crate::views::Balance = crate::views::view(&answer, "balance")?;
+    let b = client
+        .credit_balance()
+        .context("reading your credit balance to check it against your credit_limit")?
+        .data;
     limits
         .check_transfer(b.balance, b.held, amount)
         .map_err(refused)

@@ -6,52 +6,42 @@ use serde_json::json;
 use super::Context;
 use crate::cli::{Cli, CompletionsArgs, OutputFormat};
 use crate::output::{emit, print_json, Table};
-use crate::views::{view, Health};
+use orchestrator_api::{HealthReport, OverallStatus};
 
 /// `ui health`: `GET /health` (unsigned); fails when the daemon is degraded.
 pub fn health(ctx: &Context) -> anyhow::Result<()> {
     let client = ctx.unsigned_client()?;
-    let answer = match client.send("GET", "/health", None) {
-        Ok(a) => a.json()?,
-        // A degraded daemon may answer 503 with the same body.
+    // A degraded daemon may answer 503 with the same body, which reads too.
+    let answer = match client.health() {
+        Ok(a) => a,
         Err(crate::client::ClientError::Api {
             status: 503,
             code: None,
             message,
-            body,
-        }) => serde_json::from_str(&body)
-            .map_err(|_| anyhow::anyhow!("the server is unavailable (HTTP 503): {message}"))?,
+            ..
+        }) => anyhow::bail!("the server is unavailable (HTTP 503): {message}"),
         Err(e) => return Err(e.into()),
     };
-    let h: Health = view(&answer, "health report")?;
+    let h = &answer.data;
     match ctx.output() {
-        OutputFormat::Json => print_json(&answer),
-        OutputFormat::Table => print!("{}", health_table(&h).render()),
+        OutputFormat::Json => print_json(&answer.raw),
+        OutputFormat::Table => print!("{}", health_table(h).render()),
     }
-    if h.status == "ok" {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!(
-            "{} is {}",
-            client.server(),
-            if h.status.is_empty() {
-                "in an unknown state"
-            } else {
-                &h.status
-            }
-        ))
+    match h.status {
+        OverallStatus::Ok => Ok(()),
+        status => Err(anyhow::anyhow!("{} is {status}", client.server())),
     }
 }
 
 /// COMPONENT, STATUS, MESSAGE, after an `overall` row.
-pub fn health_table(h: &Health) -> Table {
+pub fn health_table(h: &HealthReport) -> Table {
     let mut table = Table::new(["COMPONENT", "STATUS", "MESSAGE"]);
-    table.row(["overall", h.status.as_str(), ""]);
+    table.row(["overall".to_owned(), h.status.to_string(), String::new()]);
     for (name, c) in &h.components {
         table.row([
-            name.as_str(),
-            c.status.as_str(),
-            c.message.as_deref().unwrap_or(""),
+            name.clone(),
+            c.status.to_string(),
+            c.message.clone().unwrap_or_default(),
         ]);
     }
     table
@@ -80,6 +70,7 @@ mod tests {
     use super::*;
     use crate::cli::GlobalArgs;
     use crate::client::test_server::serve_once;
+    use crate::views::view;
 
     fn ctx(server: &str) -> Context {
         Context::new(GlobalArgs {
@@ -111,7 +102,7 @@ mod tests {
 
     #[test]
     fn health_rows() {
-        let h: Health = view(
+        let h: HealthReport = view(
             &json!({"status": "degraded", "components": {
                 "store": {"status": "failing", "message": "disk full"},
                 "runtime": {"status": "ok"}}}),

@@ -6,13 +6,15 @@
 //! 404: `status` and `discover` then say so and succeed, and `peers` lists the
 //! daemon's nodes instead.
 
+use orchestrator_api::{NetworkStatus, Peer, Reachability};
+use orchestrator_shared_types::{Node, NodeStatus};
 use serde_json::{json, Value};
 
 use super::Context;
 use crate::cli::NetworkCommand;
 use crate::client::{ApiClient, ClientError};
-use crate::output::{emit, human_memory, short, spinner, Table};
-use crate::views::{view, NetworkStatus, Node, Peer, Reachability};
+use crate::output::{emit, human_memory, spinner, Table};
+use crate::views::{view, word};
 
 /// What `ui network status` and `discover` print for a standalone daemon.
 pub const STANDALONE: &str = "standalone node (no gossip): this daemon is not in cluster mode";
@@ -76,23 +78,30 @@ fn unless_standalone<T>(result: Result<T, ClientError>) -> Result<Option<T>, Cli
     }
 }
 
-/// `GET /api/v1/network`, or `None` from a standalone daemon.
+/// The items of a list answer.
+fn items(list: Value) -> Vec<Value> {
+    match list {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    }
+}
+
+/// `GET /api/v1/network` as the server sent it, or `None` from a standalone daemon.
 pub fn fetch_status(client: &ApiClient) -> Result<Option<Value>, ClientError> {
-    unless_standalone(client.get_json("/api/v1/network"))
+    Ok(unless_standalone(client.network_status())?.map(|r| r.raw))
 }
 
 /// Every page of `GET /api/v1/network/discover`, or `None` from a standalone daemon.
 pub fn fetch_discover(client: &ApiClient) -> Result<Option<Vec<Value>>, ClientError> {
-    unless_standalone(client.get_all("/api/v1/network/discover"))
+    Ok(unless_standalone(client.network_discover())?.map(|r| items(r.raw)))
 }
 
 /// Every page of `GET /api/v1/network/peers`; from a standalone daemon, its
 /// nodes (`GET /api/v1/nodes`) in the same shape (see [`peer_from_node`]).
 pub fn fetch_peers(client: &ApiClient) -> anyhow::Result<Vec<Value>> {
-    match unless_standalone(client.get_all("/api/v1/network/peers"))? {
-        Some(items) => Ok(items),
-        None => client
-            .get_all("/api/v1/nodes")?
+    match unless_standalone(client.network_peers())? {
+        Some(peers) => Ok(items(peers.raw)),
+        None => items(client.list_nodes()?.raw)
             .iter()
             .map(peer_from_node)
             .collect(),
@@ -105,21 +114,22 @@ pub fn fetch_peers(client: &ApiClient) -> anyhow::Result<Vec<Value>> {
 /// is not known from the node list, so `is_self` is false.
 pub fn peer_from_node(node: &Value) -> anyhow::Result<Value> {
     let n: Node = view(node, "node")?;
-    Ok(json!({
-        "node_id": n.id,
-        "gossip_addr": "",
-        "api_addr": n.address,
-        "generation": 0,
-        "role": n.labels.get("univrs.io/role").cloned().unwrap_or_default(),
-        "live": n.status != "Down",
-        "status": n.status,
-        "is_self": false,
-    }))
+    let peer = Peer {
+        node_id: n.id,
+        gossip_addr: String::new(),
+        api_addr: n.address,
+        generation: 0,
+        role: n.labels.get("univrs.io/role").cloned().unwrap_or_default(),
+        status: n.status,
+        live: n.status != NodeStatus::Down,
+        is_self: false,
+    };
+    Ok(serde_json::to_value(peer)?)
 }
 
 /// The short id of a peer, with `*` after it for the node that answered.
 pub fn node_cell(p: &Peer) -> String {
-    let id = short(&p.node_id);
+    let id = p.node_id.short();
     if p.is_self {
         format!("{id}*")
     } else {
@@ -154,7 +164,7 @@ pub fn peer_table(items: &[Value]) -> anyhow::Result<Table> {
             or_dash(&p.role),
             or_dash(&p.gossip_addr),
             or_dash(&p.api_addr),
-            or_dash(&p.status),
+            word(&p.status),
             yes_no(p.live).to_owned(),
         ]);
     }
@@ -200,11 +210,11 @@ fn human_bytes(n: u64) -> String {
 pub fn status_lines(n: &NetworkStatus) -> String {
     let control_plane = match (&n.control_plane, &n.control_plane_address) {
         (Some(id), Some(addr)) => format!("{id} at {addr}"),
-        (Some(id), None) => id.clone(),
+        (Some(id), None) => id.to_hex(),
         (None, _) => "none live".to_owned(),
     };
     let mut pairs = vec![
-        ("node", n.node_id.clone()),
+        ("node", n.node_id.to_hex()),
         ("role", or_dash(&n.role)),
         ("control plane", control_plane),
         (

@@ -3,15 +3,15 @@
 
 mod reputation;
 
-use chrono::Utc;
-use orchestrator_shared_types::CpuQuantity;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use orchestrator_api::routes::NodeAction;
+use orchestrator_shared_types::{CpuQuantity, Node};
+use serde_json::json;
 
 use super::Context;
 use crate::cli::{NodeCommand, NodeSort, OutputFormat};
-use crate::client::segment;
-use crate::output::{age_of, emit, human_memory, print_json, short, Table};
-use crate::views::{view, Node};
+use crate::output::{age, emit, human_memory, print_json, Table};
+use crate::views::word;
 
 /// Runs `ui node ...`.
 pub fn run(ctx: &Context, cmd: &NodeCommand) -> anyhow::Result<()> {
@@ -25,75 +25,78 @@ pub fn run(ctx: &Context, cmd: &NodeCommand) -> anyhow::Result<()> {
     let client = ctx.client()?;
     let (id, action) = match cmd {
         NodeCommand::Status { id: None, .. } => {
-            let items = client.get_all("/api/v1/nodes")?;
+            let nodes = client.list_nodes()?;
             match ctx.output() {
-                OutputFormat::Json => print_json(&json!({ "items": items, "next_cursor": null })),
-                OutputFormat::Table => print!("{}", node_table(&items)?.render()),
+                OutputFormat::Json => {
+                    print_json(&json!({ "items": nodes.raw, "next_cursor": null }))
+                }
+                OutputFormat::Table => print!("{}", node_table(&nodes.data, Utc::now()).render()),
             }
             return Ok(());
         }
         NodeCommand::Status { id: Some(id), .. } => {
-            let node = client.get_json(&format!("/api/v1/nodes/{}", segment(id)))?;
-            emit(ctx.output(), &node, &node_details(&node)?.render());
+            let node = client.get_node(id)?;
+            emit(ctx.output(), &node.raw, &node_details(&node.data).render());
             return Ok(());
         }
-        NodeCommand::Cordon { id } => (id, "cordon"),
-        NodeCommand::Uncordon { id } => (id, "uncordon"),
-        NodeCommand::Drain { id } => (id, "drain"),
+        NodeCommand::Cordon { id } => (id, NodeAction::Cordon),
+        NodeCommand::Uncordon { id } => (id, NodeAction::Uncordon),
+        NodeCommand::Drain { id } => (id, NodeAction::Drain),
     };
-    let node = client.post_empty(&format!("/api/v1/nodes/{}/{action}", segment(id)))?;
-    let n: Node = view(&node, "node")?;
+    let node = client.node_action(id, action)?;
     let done = match action {
-        "cordon" => "cordoned",
-        "uncordon" => "uncordoned",
-        _ => "drained",
+        NodeAction::Cordon => "cordoned",
+        NodeAction::Uncordon => "uncordoned",
+        NodeAction::Drain => "drained",
     };
     emit(
         ctx.output(),
-        &node,
-        &format!("node {} {done} ({})", short(&n.id), status_text(&n)),
+        &node.raw,
+        &format!(
+            "node {} {done} ({})",
+            node.data.id.short(),
+            status_text(&node.data)
+        ),
     );
     Ok(())
 }
 
 /// `Ready`, or `Ready,SchedulingDisabled` for a cordoned node.
 pub fn status_text(n: &Node) -> String {
+    let status = word(&n.status);
     if n.unschedulable {
-        format!("{},SchedulingDisabled", n.status)
+        format!("{status},SchedulingDisabled")
     } else {
-        n.status.clone()
+        status
     }
 }
 
 /// The columns of [`node_table`].
 pub const NODE_COLUMNS: [&str; 6] = ["ID", "STATUS", "CPU", "MEMORY", "ADDRESS", "AGE"];
 
-/// ID, STATUS, CPU, MEMORY (allocatable), ADDRESS, AGE.
-pub fn node_table(items: &[Value]) -> anyhow::Result<Table> {
-    let now = Utc::now();
+/// ID, STATUS, CPU, MEMORY (allocatable), ADDRESS, AGE (at `now`).
+pub fn node_table(items: &[Node], now: DateTime<Utc>) -> Table {
     let mut table = Table::new(NODE_COLUMNS);
-    for item in items {
-        let n: Node = view(item, "node")?;
-        table.row(node_row(&n, now));
+    for n in items {
+        table.row(node_row(n, now));
     }
-    Ok(table)
+    table
 }
 
 /// One row of [`node_table`].
-pub fn node_row(n: &Node, now: chrono::DateTime<Utc>) -> Vec<String> {
+pub fn node_row(n: &Node, now: DateTime<Utc>) -> Vec<String> {
     vec![
-        short(&n.id),
+        n.id.short(),
         status_text(n),
         CpuQuantity(n.resources_allocatable.cpu_millis).to_string(),
         human_memory(n.resources_allocatable.memory_bytes),
         n.address.clone(),
-        age_of(n.joined_at.as_deref(), now),
+        age(n.joined_at, now),
     ]
 }
 
 /// One node as `FIELD VALUE` lines.
-pub fn node_details(node: &Value) -> anyhow::Result<Table> {
-    let n: Node = view(node, "node")?;
+pub fn node_details(n: &Node) -> Table {
     let labels = n
         .labels
         .iter()
@@ -101,10 +104,10 @@ pub fn node_details(node: &Value) -> anyhow::Result<Table> {
         .collect::<Vec<_>>()
         .join(",");
     let mut table = Table::new(["FIELD", "VALUE"]);
-    table.row(["id", n.id.as_str()]);
-    table.row(["status".to_owned(), status_text(&n)]);
+    table.row(["id".to_owned(), n.id.to_hex()]);
+    table.row(["status".to_owned(), status_text(n)]);
     table.row(["address", n.address.as_str()]);
-    table.row(["operator", n.operator.as_str()]);
+    table.row(["operator".to_owned(), n.operator.to_hex()]);
     table.row([
         "capacity".to_owned(),
         format!(
@@ -122,27 +125,38 @@ pub fn node_details(node: &Value) -> anyhow::Result<Table> {
         ),
     ]);
     table.row(["labels".to_owned(), labels]);
-    table.row(["joined".to_owned(), n.joined_at.clone().unwrap_or_default()]);
-    Ok(table)
+    // As the server sent it (chrono serializes with AutoSi and Z).
+    let joined = n
+        .joined_at
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    table.row(["joined".to_owned(), joined]);
+    table
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::views::{fixtures, view};
 
     #[test]
     fn node_rows_show_allocatable_in_quantities() {
-        let t = node_table(&[json!({
-            "id": "cd".repeat(32), "address": "127.0.0.1:7000", "status": "Ready",
-            "unschedulable": true,
-            "resources_allocatable": {"cpu_millis": 3500, "memory_bytes": 8u64 << 30},
-            "joined_at": "bad"
-        })])
-        .expect("table");
+        let n: Node = view(
+            &fixtures::node(json!({
+                "id": "cd".repeat(32), "address": "127.0.0.1:7000", "status": "Ready",
+                "unschedulable": true,
+                "resources_allocatable": {"cpu_millis": 3500, "memory_bytes": 8u64 << 30},
+                "joined_at": "2026-11-22T09:00:00Z"
+            })),
+            "node",
+        )
+        .expect("parses");
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
         assert_eq!(
-            t.render(),
+            node_table(&[n], now).render(),
             "ID             STATUS                     CPU     MEMORY   ADDRESS          AGE\n\
-             cdcdcdcdcdcd   Ready,SchedulingDisabled   3500m   8Gi      127.0.0.1:7000   ?\n"
+             cdcdcdcdcdcd   Ready,SchedulingDisabled   3500m   8Gi      127.0.0.1:7000   3h\n"
         );
     }
 }

@@ -1,14 +1,15 @@
 //! `ui status [name]`: the workload list and a summary of the cluster, or one
 //! workload and its instances.
 
-use chrono::Utc;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use orchestrator_api::{ClusterStatus, Peer, Workload};
+use orchestrator_shared_types::WorkloadInstance;
+use serde_json::json;
 
 use super::Context;
 use crate::cli::{OutputFormat, StatusArgs};
-use crate::client::segment;
-use crate::output::{age_of, print_json, short, Table};
-use crate::views::{view, ClusterStatus, Instance, Peer, Workload};
+use crate::output::{age, print_json, short, Table};
+use crate::views::word;
 
 use super::network::or_dash;
 
@@ -17,35 +18,33 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> anyhow::Result<()> {
     let client = ctx.client()?;
     match &args.name {
         None => {
-            let items = client.get_all("/api/v1/workloads")?;
+            let workloads = client.list_workloads()?;
             match ctx.output() {
-                OutputFormat::Json => print_json(&json!({ "items": items, "next_cursor": null })),
+                OutputFormat::Json => {
+                    print_json(&json!({ "items": workloads.raw, "next_cursor": null }))
+                }
                 OutputFormat::Table => {
-                    let workloads = workload_table(&items)?.render();
-                    let cluster = client.get_json("/api/v1/cluster/status")?;
-                    let cluster = cluster_section(&view(&cluster, "cluster status")?);
-                    print!("{workloads}\n{cluster}");
+                    let table = workload_table(&workloads.data, Utc::now()).render();
+                    let cluster = cluster_section(&client.cluster_status()?.data);
+                    print!("{table}\n{cluster}");
                 }
             }
         }
         Some(name) => {
-            let path = format!("/api/v1/workloads/{}", segment(name));
-            let workload = client.get_json(&path)?;
-            let instances = client.get_all(&format!("{path}/instances"))?;
+            let workload = client.get_workload(name)?;
+            let instances = client.list_instances(name)?;
             match ctx.output() {
                 OutputFormat::Json => {
-                    print_json(&json!({ "workload": workload, "instances": instances }))
+                    print_json(&json!({ "workload": workload.raw, "instances": instances.raw }))
                 }
                 OutputFormat::Table => {
-                    print!(
-                        "{}",
-                        workload_table(std::slice::from_ref(&workload))?.render()
-                    );
-                    if let Some(line) = unscheduled_line(&view(&workload, "workload")?) {
+                    let one = std::slice::from_ref(&workload.data);
+                    print!("{}", workload_table(one, Utc::now()).render());
+                    if let Some(line) = unscheduled_line(&workload.data) {
                         println!("{line}");
                     }
                     println!();
-                    print!("{}", instance_table(&instances)?.render());
+                    print!("{}", instance_table(&instances.data).render());
                 }
             }
         }
@@ -65,37 +64,34 @@ pub fn unscheduled_line(w: &Workload) -> Option<String> {
     })
 }
 
-/// NAME, REPLICAS (running/desired), UP-TO-DATE, FAILED, AGE.
-pub fn workload_table(items: &[Value]) -> anyhow::Result<Table> {
-    let now = Utc::now();
+/// NAME, REPLICAS (running/desired), UP-TO-DATE, FAILED, AGE (at `now`).
+pub fn workload_table(items: &[Workload], now: DateTime<Utc>) -> Table {
     let mut table = Table::new(["NAME", "REPLICAS", "UP-TO-DATE", "FAILED", "AGE"]);
-    for item in items {
-        let w: Workload = view(item, "workload")?;
+    for w in items {
         table.row([
             w.name().to_owned(),
-            format!("{}/{}", w.status.running, w.spec.replicas),
+            format!("{}/{}", w.status.running, w.replicas()),
             w.status.up_to_date.to_string(),
             w.status.failed.to_string(),
-            age_of(w.created_at.as_deref(), now),
+            age(w.workload.created_at, now),
         ]);
     }
-    Ok(table)
+    table
 }
 
 /// ID (short), NODE (short), STATUS, RESTARTS, REASON.
-pub fn instance_table(items: &[Value]) -> anyhow::Result<Table> {
+pub fn instance_table(items: &[WorkloadInstance]) -> Table {
     let mut table = Table::new(["ID", "NODE", "STATUS", "RESTARTS", "REASON"]);
-    for item in items {
-        let i: Instance = view(item, "instance")?;
+    for i in items {
         table.row([
-            short(&i.id),
-            short(&i.node_id),
-            i.status,
+            short(&i.id.to_string()),
+            i.node_id.short(),
+            word(&i.status),
             i.restarts.to_string(),
-            i.reason.unwrap_or_default(),
+            i.reason.clone().unwrap_or_default(),
         ]);
     }
-    Ok(table)
+    table
 }
 
 /// The cluster for people: a [`cluster_line`], then a [`member_table`] when
@@ -120,11 +116,11 @@ pub fn cluster_line(c: &ClusterStatus) -> String {
     );
     match &c.control_plane {
         Some(id) => {
-            line.push_str(&format!(", control plane {}", short(id)));
+            line.push_str(&format!(", control plane {}", id.short()));
             let address = c
                 .members
                 .iter()
-                .find(|m| &m.node_id == id)
+                .find(|m| m.node_id == *id)
                 .map(|m| m.api_addr.as_str())
                 .filter(|a| !a.is_empty());
             if let Some(address) = address {
@@ -145,10 +141,10 @@ pub fn member_table(members: &[Peer]) -> Table {
     let mut table = Table::new(["NODE", "ROLE", "API", "STATUS"]);
     for m in members {
         table.row([
-            short(&m.node_id),
+            m.node_id.short(),
             or_dash(&m.role),
             or_dash(&m.api_addr),
-            or_dash(&m.status),
+            word(&m.status),
         ]);
     }
     table
@@ -157,13 +153,15 @@ pub fn member_table(members: &[Peer]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::views::{fixtures, view};
+    use serde_json::Value;
 
     #[test]
     fn unscheduled_replicas_are_explained() {
         let w: Workload = view(
-            &json!({"id": "x", "spec": {"name": "picky", "replicas": 1, "containers": []},
+            &fixtures::workload(json!({"spec": {"name": "picky", "replicas": 1},
                     "status": {"desired": 1, "unscheduled": 1,
-                               "reason": "no node satisfies the owner's trust rules: 1 node excluded by trust.min_reputation (needs ≥ 0.99)"}}),
+                               "reason": "no node satisfies the owner's trust rules: 1 node excluded by trust.min_reputation (needs ≥ 0.99)"}})),
             "workload",
         )
         .unwrap();
@@ -173,8 +171,8 @@ mod tests {
             "{line}"
         );
         let ok: Workload = view(
-            &json!({"id": "y", "spec": {"name": "ok", "replicas": 1, "containers": []},
-                    "status": {"desired": 1, "running": 1}}),
+            &fixtures::workload(json!({"spec": {"name": "ok", "replicas": 1},
+                    "status": {"desired": 1, "running": 1}})),
             "workload",
         )
         .unwrap();
@@ -183,27 +181,37 @@ mod tests {
 
     #[test]
     fn workload_rows() {
-        let t = workload_table(&[json!({
-            "id": "x", "spec": {"name": "hello", "replicas": 3},
-            "status": {"running": 2, "up_to_date": 1, "failed": 1},
-            "created_at": "not a time"
-        })])
-        .expect("table");
+        let w: Workload = view(
+            &fixtures::workload(json!({
+                "spec": {"name": "hello", "replicas": 3},
+                "status": {"running": 2, "up_to_date": 1, "failed": 1},
+                "created_at": "2026-11-22T11:55:00Z"
+            })),
+            "workload",
+        )
+        .expect("parses");
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
         assert_eq!(
-            t.render(),
+            workload_table(&[w], now).render(),
             "NAME    REPLICAS   UP-TO-DATE   FAILED   AGE\n\
-             hello   2/3        1            1        ?\n"
+             hello   2/3        1            1        5m\n"
         );
     }
 
     #[test]
     fn instance_rows() {
-        let t = instance_table(&[json!({
-            "id": "9f1c2d3e-4b5a-4c6d-8e7f-001122334455",
-            "node_id": "ab".repeat(32), "status": "Failed", "restarts": 4,
-            "reason": "CrashLoop"
-        })])
-        .expect("table");
+        let i: WorkloadInstance = view(
+            &fixtures::instance(json!({
+                "id": "9f1c2d3e-4b5a-4c6d-8e7f-001122334455",
+                "node_id": "ab".repeat(32), "status": "Failed", "restarts": 4,
+                "reason": "CrashLoop"
+            })),
+            "instance",
+        )
+        .expect("parses");
+        let t = instance_table(&[i]);
         assert_eq!(
             t.render(),
             "ID             NODE           STATUS   RESTARTS   REASON\n\

@@ -45,9 +45,9 @@ fn history_rows_name_you_and_print_units() {
                "balance_delta": -12500, "held_delta": 0,
                "at": "2026-11-30T10:00:00.123Z", "reference": "n1"}),
         json!({"seq": 2, "kind": "hold", "counterparty": null, "balance_delta": 0,
-               "held_delta": 1, "at": "2026-11-30T11:00:00Z", "reference": null}),
+               "held_delta": 1, "at": "2026-11-30T11:00:00Z"}),
         json!({"seq": 3, "kind": "settle", "counterparty": "commons", "balance_delta": 250,
-               "held_delta": -250, "at": "soon"}),
+               "held_delta": -250, "at": "2026-11-30T12:00:00.5+00:00"}),
     ];
     let t = history_table(&items, Some(&me)).expect("table");
     assert_eq!(
@@ -55,7 +55,7 @@ fn history_rows_name_you_and_print_units() {
         "SEQ   KIND       WITH           CHANGE    HELD     AT\n\
          1     transfer   cdcdcdcdcdcd   -12.500   0.000    2026-11-30T10:00:00Z\n\
          2     hold       -              0.000     0.001    2026-11-30T11:00:00Z\n\
-         3     settle     commons        0.250     -0.250   soon\n"
+         3     settle     commons        0.250     -0.250   2026-11-30T12:00:00Z\n"
     );
     assert!(history_table(&[json!({"seq": "one"})], None).is_err());
 }
@@ -63,12 +63,12 @@ fn history_rows_name_you_and_print_units() {
 #[test]
 fn history_walks_every_page() {
     let first = json!({
-        "items": [{"seq": 1, "kind": "transfer", "amount": 5}],
+        "items": [{"seq": 1, "kind": "transfer", "amount": 5, "at": "2026-11-30T10:00:00Z"}],
         "next_cursor": "c1"
     })
     .to_string();
     let second = json!({
-        "items": [{"seq": 2, "kind": "release", "amount": 7}],
+        "items": [{"seq": 2, "kind": "release", "amount": 7, "at": "2026-11-30T11:00:00Z"}],
         "next_cursor": null
     })
     .to_string();

@@ -1,6 +1,7 @@
 //! Tests of `ui network`: rendering, and the requests against a fake server.
 use super::*;
 use crate::client::test_server::{serve_once, serve_sequence};
+use crate::views::fixtures;
 use ed25519_dalek::SigningKey;
 
 const NOT_FOUND: &str = r#"{"error":{"code":"not_found","message":"no such route"}}"#;
@@ -12,7 +13,7 @@ fn signed_client(url: &str) -> ApiClient {
 fn peer(id: &str, role: &str, status: &str, live: bool, is_self: bool) -> Value {
     let n = id.chars().next().map_or(0, |c| c.to_digit(16).unwrap_or(0));
     json!({
-        "node_id": id.repeat(32), "gossip_addr": format!("10.0.0.{n}:7946"),
+        "node_id": id.repeat(64), "gossip_addr": format!("10.0.0.{n}:7946"),
         "api_addr": format!("10.0.0.{n}:9090"), "generation": 1_764_000_000_000u64,
         "role": role, "status": status, "live": live, "is_self": is_self
     })
@@ -100,25 +101,29 @@ fn status_lines_for_a_gossiping_node() {
 
 #[test]
 fn status_lines_without_gossip_or_control_plane() {
+    let cd = "cd".repeat(32);
     let (_, text) = status_report(Some(json!({
-        "node_id": "cd", "role": "worker", "control_plane": null,
+        "node_id": cd, "role": "worker", "control_plane": null,
         "control_plane_address": null, "peers_live": 1, "peers_dead": 0, "gossip": null
     })))
     .expect("report");
     assert_eq!(
         text,
-        "node:          cd\n\
-         role:          worker\n\
-         control plane: none live\n\
-         peers:         1 live, 0 dead\n\
-         gossip:        off\n"
+        format!(
+            "node:          {cd}\n\
+             role:          worker\n\
+             control plane: none live\n\
+             peers:         1 live, 0 dead\n\
+             gossip:        off\n"
+        )
     );
 }
 
 #[test]
 fn a_standalone_answer_starts_with_the_note() {
+    let ef = "ef".repeat(32);
     let (_, text) = status_report(Some(json!({
-        "node_id": "ef", "role": "standalone", "control_plane": null,
+        "node_id": ef, "role": "standalone", "control_plane": null,
         "control_plane_address": null, "peers_live": 1, "peers_dead": 0, "gossip": null
     })))
     .expect("report");
@@ -126,7 +131,7 @@ fn a_standalone_answer_starts_with_the_note() {
         text,
         format!(
             "{STANDALONE}\n\
-             node:          ef\n\
+             node:          {ef}\n\
              role:          standalone\n\
              control plane: none live\n\
              peers:         1 live, 0 dead\n\
@@ -147,10 +152,10 @@ fn standalone_reports_say_so() {
 
 #[test]
 fn nodes_become_peers() {
-    let p = peer_from_node(&json!({
+    let p = peer_from_node(&fixtures::node(json!({
         "id": "ab".repeat(32), "address": "10.0.0.5:9090", "status": "Down",
         "labels": {"univrs.io/role": "worker", "zone": "a"}
-    }))
+    })))
     .expect("converts");
     assert_eq!(
         p,
@@ -158,8 +163,10 @@ fn nodes_become_peers() {
                "generation": 0, "role": "worker", "status": "Down", "live": false,
                "is_self": false})
     );
-    let p =
-        peer_from_node(&json!({"id": "cd", "address": "x", "status": "Ready"})).expect("converts");
+    let p = peer_from_node(&fixtures::node(
+        json!({"id": "cd".repeat(32), "address": "x", "status": "Ready"}),
+    ))
+    .expect("converts");
     assert_eq!(
         (p["role"].as_str(), p["live"].as_bool()),
         (Some(""), Some(true))
@@ -231,9 +238,9 @@ fn peers_follow_next_cursor() {
 
 #[test]
 fn peers_of_a_standalone_daemon_are_its_nodes() {
-    let nodes = json!({"items": [{"id": "ab".repeat(32), "address": "127.0.0.1:9090",
-                                  "status": "Ready", "labels": {}}],
-                       "next_cursor": null});
+    let node = fixtures::node(json!({"id": "ab".repeat(32), "address": "127.0.0.1:9090",
+                                     "status": "Ready", "labels": {}}));
+    let nodes = json!({"items": [node], "next_cursor": null});
     let (url, server) =
         serve_sequence(&[("404 Not Found", NOT_FOUND), ("200 OK", &nodes.to_string())]);
     let items = fetch_peers(&signed_client(&url)).expect("peers");

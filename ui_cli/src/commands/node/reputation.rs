@@ -12,12 +12,15 @@ use chrono::Utc;
 use orchestrator_shared_types::PublicKey;
 use serde_json::{json, Value};
 
+use orchestrator_api::Reputation;
+use orchestrator_shared_types::Node;
+
 use super::{node_row, Context, NODE_COLUMNS};
 use crate::cli::OutputFormat;
-use crate::client::{segment, ApiClient};
+use crate::client::ApiClient;
 use crate::output::{print_json, short, spinner, Table};
 use crate::profile::TrustPolicy;
-use crate::views::{view, Node, Reputation};
+use crate::views::view;
 
 /// Runs `ui node status --sort reputation`.
 pub fn run(ctx: &Context) -> anyhow::Result<()> {
@@ -25,7 +28,9 @@ pub fn run(ctx: &Context) -> anyhow::Result<()> {
     let trust = TrustPolicy::load(&dir)
         .with_context(|| format!("reading {}", dir.trust_file().display()))?;
     let client = ctx.client()?;
-    let nodes = client.get_all("/api/v1/nodes")?;
+    let Value::Array(nodes) = client.list_nodes()?.raw else {
+        anyhow::bail!("unexpected node list from the server: not a list");
+    };
     let reading = spinner(format!("reading the reputation of {} nodes", nodes.len()));
     let items = with_reputations(&client, nodes, &trust.trusted_operators);
     reading.finish_and_clear();
@@ -35,17 +40,6 @@ pub fn run(ctx: &Context) -> anyhow::Result<()> {
         OutputFormat::Table => print!("{}", reputation_table(&items)?.render()),
     }
     Ok(())
-}
-
-/// `/api/v1/nodes/{id}/reputation`, with `?trusted=HEX,HEX` when the user
-/// trusts some operators.
-pub fn reputation_path(node_id: &str, trusted: &[PublicKey]) -> String {
-    let path = format!("/api/v1/nodes/{}/reputation", segment(node_id));
-    if trusted.is_empty() {
-        return path;
-    }
-    let keys: Vec<String> = trusted.iter().map(PublicKey::to_hex).collect();
-    format!("{path}?trusted={}", keys.join(","))
 }
 
 /// The nodes, each with its reputation as `reputation`, highest composite
@@ -61,11 +55,11 @@ pub fn with_reputations(
         if id.is_empty() {
             anyhow::bail!("unexpected node from the server: it has no id");
         }
+        // A wrong shape is refused here rather than sorted on.
         let reputation = client
-            .get_json(&reputation_path(&id, trusted))
-            .with_context(|| format!("reading the reputation of node {}", short(&id)))?;
-        // Refuse a wrong shape here rather than sort on it.
-        view::<Reputation>(&reputation, "reputation")?;
+            .node_reputation(&id, trusted)
+            .with_context(|| format!("reading the reputation of node {}", short(&id)))?
+            .raw;
         let Some(fields) = node.as_object_mut() else {
             anyhow::bail!("unexpected node from the server: not an object");
         };
@@ -109,16 +103,9 @@ pub fn reputation_table(items: &[Value]) -> anyhow::Result<Table> {
             None | Some(Value::Null) => None,
             Some(r) => Some(view(r, "reputation")?),
         };
-        let operator = match &r {
-            Some(r) if !r.operator.is_empty() => r.operator.as_str(),
-            _ => n.operator.as_str(),
-        };
+        let operator = r.as_ref().map_or(n.operator, |r| r.operator);
         let mut row = node_row(&n, now);
-        row.push(if operator.is_empty() {
-            "-".to_owned()
-        } else {
-            short(operator)
-        });
+        row.push(operator.short());
         row.push(r.map_or_else(|| "-".to_owned(), |r| format!("{:.3}", r.composite)));
         table.row(row);
     }
@@ -129,13 +116,17 @@ pub fn reputation_table(items: &[Value]) -> anyhow::Result<Table> {
 mod tests {
     use super::*;
     use crate::client::test_server::serve_sequence;
+    use crate::views::fixtures;
+    use orchestrator_api::routes::node_reputation as reputation_path;
 
+    /// A node that joins in the future: its age is 0s.
     fn node(id: &str, operator: &str) -> Value {
-        json!({
-            "id": id, "address": "10.0.0.1:7000", "status": "Ready", "operator": operator,
+        fixtures::node(json!({
+            "id": id, "address": "10.0.0.1:7000", "status": "Ready",
+            "operator": operator.repeat(32),
             "resources_allocatable": {"cpu_millis": 2000, "memory_bytes": 4u64 << 30},
-            "joined_at": "bad"
-        })
+            "joined_at": "2999-01-01T00:00:00Z"
+        }))
     }
 
     fn reputation(node: &str, operator: &str, composite: f64) -> Value {
@@ -181,7 +172,9 @@ mod tests {
             ("200 OK", &reputations[2]),
         ]);
         let client = ApiClient::new(&url, None).expect("client");
-        let listed = client.get_all("/api/v1/nodes").expect("nodes");
+        let Value::Array(listed) = client.list_nodes().expect("nodes").raw else {
+            panic!("not a list");
+        };
         let trusted = [PublicKey([7; 32])];
         let items = with_reputations(&client, listed, &trusted).expect("reputations");
         let order: Vec<&str> = items.iter().map(id_of).collect();
@@ -203,26 +196,29 @@ mod tests {
         assert_eq!(
             reputation_table(&items).expect("table").render(),
             "ID             STATUS   CPU   MEMORY   ADDRESS         AGE   OPERATOR       REPUTATION\n\
-             bbbbbbbbbbbb   Ready    2     4Gi      10.0.0.1:7000   ?     0b0b0b0b0b0b   0.900\n\
-             cccccccccccc   Ready    2     4Gi      10.0.0.1:7000   ?     0c0c0c0c0c0c   0.610\n\
-             aaaaaaaaaaaa   Ready    2     4Gi      10.0.0.1:7000   ?     0a0a0a0a0a0a   0.400\n"
+             bbbbbbbbbbbb   Ready    2     4Gi      10.0.0.1:7000   0s    0b0b0b0b0b0b   0.900\n\
+             cccccccccccc   Ready    2     4Gi      10.0.0.1:7000   0s    0c0c0c0c0c0c   0.610\n\
+             aaaaaaaaaaaa   Ready    2     4Gi      10.0.0.1:7000   0s    0a0a0a0a0a0a   0.400\n"
         );
     }
 
     #[test]
     fn ties_go_by_id_and_missing_scores_go_last() {
+        let id = |c: &str| c.repeat(64);
         let mut items = vec![
-            json!({"id": "c", "reputation": {"composite": 0.5}}),
-            json!({"id": "d"}),
-            json!({"id": "b", "reputation": {"composite": 0.5}}),
-            json!({"id": "a", "reputation": {"composite": 0.2}}),
+            fixtures::node(json!({"id": id("c"), "reputation": {"composite": 0.5}})),
+            fixtures::node(json!({"id": id("d")})),
+            fixtures::node(json!({"id": id("b"), "reputation": {"composite": 0.5}})),
+            fixtures::node(json!({"id": id("a"), "reputation": {"composite": 0.2}})),
         ];
         sort_by_reputation(&mut items);
         let order: Vec<&str> = items.iter().map(id_of).collect();
-        assert_eq!(order, ["b", "c", "a", "d"]);
+        assert_eq!(order, [id("b"), id("c"), id("a"), id("d")]);
         let t = reputation_table(&items[3..]).expect("table").render();
         let cells: Vec<&str> = t.lines().nth(1).expect("row").split_whitespace().collect();
-        assert_eq!(cells[cells.len() - 2..], ["-", "-"], "{t}");
+        // Every node has an operator (the node's own when no reputation
+        // names one); the missing score shows as `-`.
+        assert_eq!(cells[cells.len() - 2..], ["040404040404", "-"], "{t}");
     }
 
     #[test]
