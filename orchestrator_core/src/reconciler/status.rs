@@ -7,8 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use orchestrator_shared_types::{InstanceStatus, WorkloadDefinition, WorkloadId, WorkloadInstance};
-use serde::{Deserialize, Serialize};
+use orchestrator_shared_types::{WorkloadDefinition, WorkloadId};
 use state_store_interface::StateStore;
 
 use crate::error::Result;

@@ -131,7 +131,7 @@ fn wait(client: &ApiClient, name: &str, timeout: Duration) -> anyhow::Result<Rep
             break Err(anyhow::anyhow!(
                 "timed out after {}s waiting for {} (see `ui status {}`)",
                 timeout.as_secs(),
-                progress_line(&w),
+                progress_line(w),
                 w.name()
             ));
         }
@@ -145,7 +145,7 @@ fn wait(client: &ApiClient, name: &str, timeout: Duration) -> anyhow::Result<Rep
 mod tests {
     use super::*;
     use crate::views::{fixtures, view};
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     #[test]
     fn the_trust_rules_of_the_policy_travel_with_the_manifest() {
