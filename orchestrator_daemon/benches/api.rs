@@ -2,9 +2,11 @@
 //! - signed `GET /api/v1/workloads`: requests per second and latency
 //!   percentiles from a Rust load generator (keep-alive connections), beside
 //!   unsigned `GET /healthz` on the same daemon as the baseline;
-//! - the daemon's resident memory idle and with 10,000 instances.
+//! - the daemon's resident memory idle and with 10,000 instances (mock
+//!   runtime), and idle with the default youki runtime (only as root, since
+//!   that runtime needs cgroups; skipped with a message otherwise).
 //!
-//! Run: `cargo bench -p orchestrator_core --bench api` (SQLite, the default;
+//! Run: `cargo bench -p orchestrator_daemon --bench api` (SQLite, the default;
 //! `UNIVRS_STORE=memory` in the environment measures the in-memory store).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -36,28 +38,75 @@ impl Drop for Daemon {
 
 fn start_daemon() -> Daemon {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestrator_daemon"))
-        .args(["--runtime", "mock", "--api-addr", "127.0.0.1:0"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orchestrator_daemon"));
+    cmd.args(["--runtime", "mock", "--api-addr", "127.0.0.1:0"])
         .args(["--node-cpu", "4000", "--node-memory", "16Ti", "--data-dir"])
-        .arg(dir.path())
+        .arg(dir.path());
+    spawn_daemon(cmd, dir).expect("starting the daemon")
+}
+
+/// Starts `cmd` (a daemon using `dir`) and waits until its API listens; the
+/// error is the daemon's last lines of output when it exits before that.
+fn spawn_daemon(mut cmd: Command, dir: tempfile::TempDir) -> Result<Daemon, String> {
+    let mut child = cmd
         .env("RUST_LOG", "warn,orchestrator_rest=info")
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .map_err(|e| format!("spawning the daemon: {e}"))?;
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let mut said = Vec::new();
     let addr = loop {
-        let line = lines.next().expect("daemon exited").unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.wait();
+            return Err(said.join("\n"));
+        };
         if let Some(i) = line.find("listening on http://") {
             break line[i + "listening on http://".len()..].trim().to_owned();
         }
+        said.push(line);
     };
     std::thread::spawn(move || for _ in lines {});
-    Daemon {
+    Ok(Daemon {
         child,
         addr,
         _dir: dir,
+    })
+}
+
+#[allow(unsafe_code)]
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A daemon with the default (youki) runtime, or why there is none.
+fn start_youki_daemon() -> Result<Daemon, String> {
+    if !is_root() {
+        return Err("not root (the youki runtime needs root and cgroups)".into());
     }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orchestrator_daemon"));
+    cmd.args(["--api-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path());
+    spawn_daemon(cmd, dir)
+}
+
+/// `(VmRSS, RssAnon, RssFile)` of `pid`, in KiB.
+fn rss_split_kib(pid: u32) -> (u64, u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -247,21 +296,39 @@ fn main() {
 
     let d = start_daemon();
     std::thread::sleep(Duration::from_secs(2));
-    let idle_fresh = rss_kib(d.child.id());
+    let idle_fresh = rss_split_kib(d.child.id());
     rt.block_on(fill(&d.addr, 1000, 10));
     std::thread::sleep(Duration::from_secs(2));
-    let full = rss_kib(d.child.id());
+    let full = rss_split_kib(d.child.id());
+    drop(d);
+    let youki = start_youki_daemon().map(|d| {
+        std::thread::sleep(Duration::from_secs(2));
+        rss_split_kib(d.child.id())
+    });
     println!();
-    println!("daemon resident memory (VmRSS), mock runtime, SQLite");
-    println!("| state | RSS MiB |");
-    println!("|---|---|");
-    println!("| idle, just started | {:.1} |", idle_fresh as f64 / 1024.0);
+    println!("daemon resident memory (VmRSS = anonymous + file-backed), SQLite");
+    println!("| state | runtime | RSS MiB | anonymous MiB | file-backed MiB |");
+    println!("|---|---|---|---|---|");
+    let row = |state: &str, runtime: &str, (rss, anon, file): (u64, u64, u64)| {
+        println!(
+            "| {state} | {runtime} | {:.1} | {:.1} | {:.1} |",
+            mib(rss),
+            mib(anon),
+            mib(file)
+        );
+    };
+    row("idle, just started", "mock", idle_fresh);
     println!(
-        "| idle (first daemon, before load) | {:.1} |",
-        idle as f64 / 1024.0
+        "| idle (first daemon, before load) | mock | {:.1} | | |",
+        mib(idle)
     );
-    println!(
-        "| 1,000 workloads x 10 = 10,000 instances running | {:.1} |",
-        full as f64 / 1024.0
+    row(
+        "1,000 workloads x 10 = 10,000 instances running",
+        "mock",
+        full,
     );
+    match youki {
+        Ok(split) => row("idle, just started", "youki", split),
+        Err(why) => println!("| idle, just started | youki | skipped: {why} | | |"),
+    }
 }
