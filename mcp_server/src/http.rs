@@ -4,7 +4,7 @@
 //! [`Api`] forwards it, so every call is authenticated and judged by the
 //! automation policy on its own, whatever session it belongs to.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -23,7 +23,10 @@ pub fn http_service(
     api: Arc<dyn Api>,
     cancel: CancellationToken,
 ) -> StreamableHttpService<OrchestratorMcp, LocalSessionManager> {
-    let server = OrchestratorMcp::new(api);
+    // Built on the first MCP request, not when the daemon starts: the tool
+    // router generates every tool's JSON schema, memory and code an idle
+    // daemon never needs (BENCHMARKS.md, "Daemon resident memory").
+    let server = OnceLock::new();
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(true)
         .with_json_response(true)
@@ -37,7 +40,11 @@ pub fn http_service(
         // remote agents out.
         .disable_allowed_hosts();
     StreamableHttpService::new(
-        move || Ok(server.clone()),
+        move || {
+            Ok(server
+                .get_or_init(|| OrchestratorMcp::new(Arc::clone(&api)))
+                .clone())
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     )

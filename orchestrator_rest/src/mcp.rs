@@ -4,6 +4,8 @@
 //! `Authorization` header — so the token is verified, the automation policy
 //! applied and the call audited exactly as for any other agent call.
 
+use std::sync::OnceLock;
+
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -24,16 +26,24 @@ const ANSWER_LIMIT: usize = 16 << 20;
 
 /// The daemon's own API routes as the MCP tools' [`Api`].
 pub struct InProcessApi {
-    /// [`api_routes`] of the daemon's state, built once.
-    routes: axum::Router,
+    /// The daemon's state, for building the routes.
+    state: AppState,
+    /// [`api_routes`] of `state`, built on the first tool call (an idle
+    /// daemon keeps no second copy of its router).
+    routes: OnceLock<axum::Router>,
 }
 
 impl InProcessApi {
     /// Calls go to the API routes of `state`.
     pub fn new(state: &AppState) -> Self {
         Self {
-            routes: api_routes(state),
+            state: state.clone(),
+            routes: OnceLock::new(),
         }
+    }
+
+    fn routes(&self) -> &axum::Router {
+        self.routes.get_or_init(|| api_routes(&self.state))
     }
 }
 
@@ -56,7 +66,7 @@ impl Api for InProcessApi {
         let req = builder
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
             .map_err(|e| McpApiError::Unreachable(format!("building the request: {e}")))?;
-        let response = match self.routes.clone().oneshot(req).await {
+        let response = match self.routes().clone().oneshot(req).await {
             Ok(r) => r,
             Err(e) => match e {},
         };
