@@ -158,9 +158,7 @@ impl Daemon {
         let local_runtime = open_runtime(config).await?;
         let gate = AuthGate::new(config.auth.clone());
 
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(Error::HttpClient)?;
+        let http = network::LazyHttp::default();
         let parts = Parts {
             key: key.clone(),
             gate,

@@ -3,7 +3,7 @@
 //! them it can reach. Answered locally on every node (a worker does not
 //! forward these), so an operator can compare what each node sees.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
@@ -30,7 +30,25 @@ pub struct NetworkState {
     /// This node's role (`control-plane`, `worker`, or `standalone`).
     pub role: String,
     /// Client for reachability probes.
-    pub http: reqwest::Client,
+    pub http: LazyHttp,
+}
+
+/// An HTTP client made on first use. Making one sets up TLS (the crypto
+/// provider and certificate verifier), code and memory a daemon that is never
+/// asked to probe its peers does not need (BENCHMARKS.md, "Daemon resident
+/// memory"); clones share the client once made.
+#[derive(Clone, Default)]
+pub struct LazyHttp(Arc<OnceLock<reqwest::Client>>);
+
+impl LazyHttp {
+    /// The client, made now if this is the first call.
+    pub fn client(&self) -> reqwest::Result<reqwest::Client> {
+        if let Some(c) = self.0.get() {
+            return Ok(c.clone());
+        }
+        let made = reqwest::Client::builder().build()?;
+        Ok(self.0.get_or_init(|| made).clone())
+    }
 }
 
 /// Reads this node's gossip settings and counters (the daemon builds it from
@@ -83,10 +101,14 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 #[utoipa::path(get, path = "/api/v1/network/discover", tag = "network",
     responses((status = 200, body = Page<Reachability>), CommonErrors))]
 pub async fn discover(State(s): State<NetworkState>) -> ApiResult<Json<Page<Reachability>>> {
+    let http = s
+        .http
+        .client()
+        .map_err(|e| ApiError::internal(format_args!("making the probes' HTTP client: {e}")))?;
     let mut peers = s.cluster.peers().await.map_err(to_api)?;
     peers.sort_by_key(|p| p.node_id.to_string());
     let probes = peers.into_iter().map(|peer| {
-        let http = s.http.clone();
+        let http = http.clone();
         async move {
             let started = Instant::now();
             let url = format!("http://{}/health", peer.api_addr);
