@@ -9,13 +9,33 @@
 //! GNU ld 2.38; running needs glibc 2.36 (the binary asks for
 //! `GLIBC_ABI_DT_RELR`; without it the daemon needed 2.34), which Debian
 //! bookworm, the project's build and runtime image, has. Only this
-//! package's binaries are linked so; libraries and tests are unchanged.
+//! package's binaries are linked so; libraries and tests are unchanged. On
+//! a build host whose glibc is older than 2.36 (or unknown) the binary is
+//! linked as before, so it still runs where it was built.
 
 fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if os == "linux" && env == "gnu" {
+    if os == "linux" && env == "gnu" && host_glibc_at_least(2, 36) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// Whether the build host's glibc (`getconf GNU_LIBC_VERSION`, e.g.
+/// `glibc 2.36`) is at least `major.minor`.
+fn host_glibc_at_least(major: u32, minor: u32) -> bool {
+    let Ok(out) = std::process::Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(version) = text.split_whitespace().nth(1) else {
+        return false;
+    };
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    found >= (major, minor)
 }
