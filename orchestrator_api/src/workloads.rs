@@ -40,6 +40,7 @@ impl Workload {
 /// from a server that has fewer (or more) of them still reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "jsonschema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct WorkloadStatus {
     /// Replicas wanted.
@@ -97,6 +98,7 @@ impl WorkloadStatus {
 /// Body of `POST /api/v1/workloads/{ref}/scale`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "jsonschema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScaleRequest {
     /// The new replica count (0–10000).

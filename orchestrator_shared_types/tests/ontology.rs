@@ -10,7 +10,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 
-use orchestrator_api::ErrorBody;
+use orchestrator_api::{ErrorBody, ScaleRequest, WorkloadStatus};
 use orchestrator_shared_types::agent::AgentPolicy;
 use orchestrator_shared_types::{
     InstanceStatus, Node, NodeStatus, WorkloadDefinition, WorkloadInstance, WorkloadSpec,
@@ -51,6 +51,8 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             schemars::schema_for!(AgentPolicy),
         ),
         ("error_body.schema.json", schemars::schema_for!(ErrorBody)),
+        ("scale_request.schema.json", schemars::schema_for!(ScaleRequest)),
+        ("workload_status.schema.json", schemars::schema_for!(WorkloadStatus)),
     ]
 }
 
