@@ -51,8 +51,14 @@ fn schemas() -> Vec<(&'static str, schemars::Schema)> {
             schemars::schema_for!(AgentPolicy),
         ),
         ("error_body.schema.json", schemars::schema_for!(ErrorBody)),
-        ("scale_request.schema.json", schemars::schema_for!(ScaleRequest)),
-        ("workload_status.schema.json", schemars::schema_for!(WorkloadStatus)),
+        (
+            "scale_request.schema.json",
+            schemars::schema_for!(ScaleRequest),
+        ),
+        (
+            "workload_status.schema.json",
+            schemars::schema_for!(WorkloadStatus),
+        ),
     ]
 }
 
