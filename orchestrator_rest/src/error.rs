@@ -3,7 +3,6 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use orchestrator_shared_types::auth::AuthError;
 use signed_http::Rejection;
 use state_store_interface::StoreError;
@@ -12,7 +11,9 @@ use tracing::error;
 use orchestrator_core::error::ErrorKind;
 use orchestrator_core::Error;
 
-/// An error answered to a client.
+/// An error answered to a client: the signed-HTTP layer's [`Rejection`]
+/// (same status, code and body, whose constructors these reuse) plus the
+/// conversions from the orchestrator's errors, which must live here.
 #[derive(Debug)]
 pub struct ApiError {
     /// HTTP status.
@@ -35,15 +36,15 @@ impl ApiError {
     }
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Rejection::bad_request(message).into()
     }
     /// 401.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Rejection::unauthorized(message).into()
     }
     /// 403.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Rejection::forbidden(message).into()
     }
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -55,11 +56,7 @@ impl ApiError {
     }
     /// 413.
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request body is larger than {limit} bytes"),
-        )
+        Rejection::payload_too_large(limit).into()
     }
     /// 429.
     pub fn too_many_requests(message: impl Into<String>) -> Self {
@@ -75,22 +72,17 @@ impl ApiError {
     }
     /// 503.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        Rejection::unavailable(message).into()
     }
     /// 500; `detail` is logged, not sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        error!(error = %detail, "internal error answering a request");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; see the daemon's log",
-        )
+        Rejection::internal(detail).into()
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody::new(self.code, self.message))).into_response()
+        Rejection::from(self).into_response()
     }
 }
 
