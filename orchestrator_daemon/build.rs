@@ -12,6 +12,13 @@
 //! package's binaries are linked so; libraries and tests are unchanged. On
 //! a build host whose glibc is older than 2.36 (or unknown) the binary is
 //! linked as before, so it still runs where it was built.
+//!
+//! It also hands the linker `startup.order`, the mangled names of the
+//! functions an idle daemon has run, so that they sit together at the start
+//! of `.text` and an idle daemon keeps 5 MiB of code resident instead of 9
+//! (BENCHMARKS.md, "Daemon resident memory"). `scripts/startup-order`
+//! regenerates the file. Only rust-lld takes it; with another linker the
+//! binary is linked in the default order.
 
 fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -19,7 +26,52 @@ fn main() {
     if os == "linux" && env == "gnu" && host_glibc_at_least(2, 36) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
+    if linker_is_rust_lld() {
+        let order = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default())
+            .join("startup.order");
+        if order.is_file() {
+            println!(
+                "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+                order.display()
+            );
+            // Names the build no longer has (code changed since the file was
+            // made) are skipped without a word; `scripts/startup-order`
+            // regenerates the file.
+            println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+        }
+        println!("cargo:rerun-if-changed=startup.order");
+    }
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// Whether the binary is linked by rustc's bundled `rust-lld`: its default
+/// on x86_64 Linux since Rust 1.90, unless the build names another linker.
+/// Only lld takes `--symbol-ordering-file`.
+fn linker_is_rust_lld() -> bool {
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if target != "x86_64-unknown-linux-gnu" {
+        return false;
+    }
+    if std::env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some() {
+        return false;
+    }
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if ["linker", "fuse-ld"].iter().any(|f| flags.contains(f)) {
+        return false;
+    }
+    // `rustc 1.95.0 (59807616e 2026-04-14)`
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let Ok(out) = std::process::Command::new(rustc).arg("--version").output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(version) = text.split_whitespace().nth(1) else {
+        return false;
+    };
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (1, 90)
 }
 
 /// Whether the build host's glibc (`getconf GNU_LIBC_VERSION`, e.g.
