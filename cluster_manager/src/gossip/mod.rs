@@ -8,6 +8,8 @@
 //! - `task`: the background task that follows chitchat and publishes events.
 //! - `probe`: a TCP probe that must confirm a death before a node is `Down`.
 //! - `transport`: chitchat's UDP transport counting bytes, and [`GossipStats`].
+//! - `keyring`: the gossip [`Keyring`] (rotating keys) and the sealed packet format.
+//! - `sealed`: the transport that seals every packet when a keyring is configured.
 //!
 //! Every node gossips one chitchat key whose value is its [`Node`] record,
 //! signed with its node key. Records that do not verify are ignored (and
@@ -32,9 +34,11 @@
 //!   `Down`.
 
 mod config;
+pub mod keyring;
 mod membership;
 mod probe;
 mod record;
+mod sealed;
 mod task;
 mod transport;
 
@@ -53,6 +57,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::GossipConfig;
+pub use keyring::{DropReason, DroppedPackets, GossipKey, KeyId, Keyring, KeyringError};
 pub use transport::GossipStats;
 
 use membership::State;
@@ -151,13 +156,20 @@ impl ChitchatClusterManager {
         counters
             .live_nodes
             .store(1, std::sync::atomic::Ordering::Relaxed);
-        let transport = CountingTransport {
-            counters: Arc::clone(&counters),
+        let transport: Box<dyn chitchat::transport::Transport> = match &config.keyring {
+            Some(keyring) => Box::new(sealed::SealedTransport {
+                keyring: Arc::clone(keyring),
+                cluster_id: config.cluster_id.clone(),
+                counters: Arc::clone(&counters),
+            }),
+            None => Box::new(CountingTransport {
+                counters: Arc::clone(&counters),
+            }),
         };
         let handle = spawn_chitchat(
             config.chitchat_config(chitchat_id.clone()),
             vec![(RECORD_KEY.to_owned(), value)],
-            &transport as &dyn chitchat::transport::Transport,
+            transport.as_ref(),
         )
         .await
         .map_err(|e| ClusterError::Bind {
@@ -185,7 +197,8 @@ impl ChitchatClusterManager {
         tasks.close();
         info!(node = %key_id.short(), generation = config.generation,
             listen = %config.listen_addr, advertise = %config.advertise_addr,
-            seeds = ?config.seeds, "gossip membership started");
+            seeds = ?config.seeds, sealed = config.keyring.is_some(),
+            "gossip membership started");
         Ok(Self {
             config,
             key,

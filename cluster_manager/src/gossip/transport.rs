@@ -1,6 +1,7 @@
 //! [`GossipStats`] and the counters behind them, fed by [`CountingTransport`]:
 //! chitchat's UDP transport wrapped to count bytes and messages (as quickwit
-//! does for its gossip metrics).
+//! does for its gossip metrics), or the sealing transport of `sealed` when
+//! the node has a gossip keyring.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpTransport};
 use chitchat::ChitchatEnvelope;
+
+use super::keyring::{DropReason, DroppedPackets};
 
 /// Counters of the gossip membership, read by the daemon for its Prometheus
 /// metrics. Byte and message counts are totals since start (only well-formed
@@ -31,6 +34,9 @@ pub struct GossipStats {
     pub live_nodes: u64,
     /// Members listed as `Down` (dead, not yet forgotten).
     pub dead_nodes: u64,
+    /// Packets dropped by the sealing layer (not sealed, wrong key, tampered,
+    /// truncated...), per reason; all zero when gossip is not sealed.
+    pub packets_dropped: DroppedPackets,
 }
 
 /// The shared, lock-free counters behind [`GossipStats`].
@@ -43,6 +49,8 @@ pub(crate) struct Counters {
     pub messages_received: AtomicU64,
     pub live_nodes: AtomicU64,
     pub dead_nodes: AtomicU64,
+    /// Per [`DropReason`], indexed by [`DropReason::index`].
+    pub dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
 impl Counters {
@@ -57,11 +65,20 @@ impl Counters {
             messages_received: get(&self.messages_received),
             live_nodes: get(&self.live_nodes),
             dead_nodes: get(&self.dead_nodes),
+            packets_dropped: DroppedPackets {
+                truncated: get(&self.dropped[DropReason::Truncated.index()]),
+                unsealed: get(&self.dropped[DropReason::Unsealed.index()]),
+                bad_version: get(&self.dropped[DropReason::BadVersion.index()]),
+                unknown_key: get(&self.dropped[DropReason::UnknownKey.index()]),
+                auth_failed: get(&self.dropped[DropReason::AuthFailed.index()]),
+                undecodable: get(&self.dropped[DropReason::Undecodable.index()]),
+                oversize: get(&self.dropped[DropReason::Oversize.index()]),
+            },
         }
     }
 }
 
-fn add(counter: &AtomicU64, n: usize) {
+pub(crate) fn add(counter: &AtomicU64, n: usize) {
     counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 
