@@ -33,6 +33,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::transport::DropReason;
+
 /// Length of a gossip key in bytes.
 pub const KEY_LEN: usize = 32;
 /// Version byte of the sealed packet format.
@@ -175,95 +177,6 @@ pub fn parse_key_file(text: &str) -> Result<Vec<GossipKey>, KeyringError> {
         return Err(KeyringError::Empty);
     }
     Ok(keys)
-}
-
-/// Why a received packet was dropped; the `reason` label of the metric.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// Shorter than a sealed header and tag.
-    Truncated,
-    /// A plain chitchat packet (its magic number) at a node that seals.
-    Unsealed,
-    /// An unknown format version.
-    BadVersion,
-    /// Sealed under a key this node does not hold (another cluster's, or a
-    /// removed one).
-    UnknownKey,
-    /// Did not authenticate: tampered, or sealed for another cluster id.
-    AuthFailed,
-    /// Opened, but chitchat could not decode the plaintext.
-    Undecodable,
-    /// Sent side: the sealed packet would exceed the largest UDP datagram.
-    Oversize,
-}
-
-impl DropReason {
-    /// Every reason, in the order of [`DroppedPackets`]' fields.
-    pub const ALL: [DropReason; 7] = [
-        DropReason::Truncated,
-        DropReason::Unsealed,
-        DropReason::BadVersion,
-        DropReason::UnknownKey,
-        DropReason::AuthFailed,
-        DropReason::Undecodable,
-        DropReason::Oversize,
-    ];
-
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::Truncated => "truncated",
-            DropReason::Unsealed => "unsealed",
-            DropReason::BadVersion => "bad_version",
-            DropReason::UnknownKey => "unknown_key",
-            DropReason::AuthFailed => "auth_failed",
-            DropReason::Undecodable => "undecodable",
-            DropReason::Oversize => "oversize",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Gossip packets dropped by the sealing layer, per reason, since start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct DroppedPackets {
-    /// Shorter than a sealed header and tag.
-    pub truncated: u64,
-    /// Plain (unsealed) chitchat packets.
-    pub unsealed: u64,
-    /// Unknown format version.
-    pub bad_version: u64,
-    /// Sealed under a key not installed here.
-    pub unknown_key: u64,
-    /// Failed authentication (tampered, or another cluster id).
-    pub auth_failed: u64,
-    /// Opened but not a chitchat message.
-    pub undecodable: u64,
-    /// Not sent: too large once sealed.
-    pub oversize: u64,
-}
-
-impl DroppedPackets {
-    /// The count of `reason`.
-    pub fn get(&self, reason: DropReason) -> u64 {
-        match reason {
-            DropReason::Truncated => self.truncated,
-            DropReason::Unsealed => self.unsealed,
-            DropReason::BadVersion => self.bad_version,
-            DropReason::UnknownKey => self.unknown_key,
-            DropReason::AuthFailed => self.auth_failed,
-            DropReason::Undecodable => self.undecodable,
-            DropReason::Oversize => self.oversize,
-        }
-    }
-
-    /// The sum over every reason.
-    pub fn total(&self) -> u64 {
-        DropReason::ALL.iter().map(|r| self.get(*r)).sum()
-    }
 }
 
 /// chitchat's magic number (45139, little-endian) opens every plain packet.
@@ -577,9 +490,9 @@ mod tests {
         assert_eq!(change.new_primary, Some(k2.id()));
         assert_eq!(a.replace(&[]), Err(KeyringError::Empty));
         assert_eq!(a.key_ids(), vec![k2.id(), k1.id()], "unchanged on error");
-        let change = a.replace(&[k2.clone()]).unwrap();
+        let change = a.replace(std::slice::from_ref(&k2)).unwrap();
         assert_eq!(change.removed, vec![k1.id()]);
-        assert!(a.replace(&[k2.clone()]).unwrap().is_empty());
+        assert!(a.replace(std::slice::from_ref(&k2)).unwrap().is_empty());
     }
 
     #[test]

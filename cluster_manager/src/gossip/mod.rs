@@ -7,7 +7,8 @@
 //!   among its generations, the cordon overlay and the diff into events.
 //! - `task`: the background task that follows chitchat and publishes events.
 //! - `probe`: a TCP probe that must confirm a death before a node is `Down`.
-//! - `transport`: chitchat's UDP transport counting bytes, and [`GossipStats`].
+//! - `transport`: chitchat's UDP transport counting bytes, [`GossipStats`] and
+//!   [`DropReason`].
 //! - `keyring`: the gossip [`Keyring`] (rotating keys) and the sealed packet format.
 //! - `sealed`: the transport that seals every packet when a keyring is configured.
 //!
@@ -57,8 +58,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::GossipConfig;
-pub use keyring::{DropReason, DroppedPackets, GossipKey, KeyId, Keyring, KeyringError};
-pub use transport::GossipStats;
+pub use keyring::{GossipKey, KeyId, Keyring, KeyringChange, KeyringError};
+pub use transport::{DropReason, DroppedPackets, GossipStats};
 
 use membership::State;
 use record::{RecordBody, RECORD_KEY};

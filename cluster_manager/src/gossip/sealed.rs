@@ -37,8 +37,8 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::keyring::{DropReason, Keyring, SEAL_OVERHEAD};
-use super::transport::{add, Counters};
+use super::keyring::{Keyring, SEAL_OVERHEAD};
+use super::transport::{add, Counters, DropReason};
 
 /// Largest UDP payload (IPv4); chitchat fills datagrams up to it.
 pub(crate) const MAX_DATAGRAM: usize = 65_507;

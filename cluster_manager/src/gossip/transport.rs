@@ -11,8 +11,6 @@ use async_trait::async_trait;
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpTransport};
 use chitchat::ChitchatEnvelope;
 
-use super::keyring::{DropReason, DroppedPackets};
-
 /// Counters of the gossip membership, read by the daemon for its Prometheus
 /// metrics. Byte and message counts are totals since start (only well-formed
 /// chitchat messages are counted as received); node counts are as of the last
@@ -37,6 +35,95 @@ pub struct GossipStats {
     /// Packets dropped by the sealing layer (not sealed, wrong key, tampered,
     /// truncated...), per reason; all zero when gossip is not sealed.
     pub packets_dropped: DroppedPackets,
+}
+
+/// Why a received packet was dropped; the `reason` label of the metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than a sealed header and tag.
+    Truncated,
+    /// A plain chitchat packet (its magic number) at a node that seals.
+    Unsealed,
+    /// An unknown format version.
+    BadVersion,
+    /// Sealed under a key this node does not hold (another cluster's, or a
+    /// removed one).
+    UnknownKey,
+    /// Did not authenticate: tampered, or sealed for another cluster id.
+    AuthFailed,
+    /// Opened, but chitchat could not decode the plaintext.
+    Undecodable,
+    /// Sent side: the sealed packet would exceed the largest UDP datagram.
+    Oversize,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`DroppedPackets`]' fields.
+    pub const ALL: [DropReason; 7] = [
+        DropReason::Truncated,
+        DropReason::Unsealed,
+        DropReason::BadVersion,
+        DropReason::UnknownKey,
+        DropReason::AuthFailed,
+        DropReason::Undecodable,
+        DropReason::Oversize,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::Unsealed => "unsealed",
+            DropReason::BadVersion => "bad_version",
+            DropReason::UnknownKey => "unknown_key",
+            DropReason::AuthFailed => "auth_failed",
+            DropReason::Undecodable => "undecodable",
+            DropReason::Oversize => "oversize",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Gossip packets dropped by the sealing layer, per reason, since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DroppedPackets {
+    /// Shorter than a sealed header and tag.
+    pub truncated: u64,
+    /// Plain (unsealed) chitchat packets.
+    pub unsealed: u64,
+    /// Unknown format version.
+    pub bad_version: u64,
+    /// Sealed under a key not installed here.
+    pub unknown_key: u64,
+    /// Failed authentication (tampered, or another cluster id).
+    pub auth_failed: u64,
+    /// Opened but not a chitchat message.
+    pub undecodable: u64,
+    /// Not sent: too large once sealed.
+    pub oversize: u64,
+}
+
+impl DroppedPackets {
+    /// The count of `reason`.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::Truncated => self.truncated,
+            DropReason::Unsealed => self.unsealed,
+            DropReason::BadVersion => self.bad_version,
+            DropReason::UnknownKey => self.unknown_key,
+            DropReason::AuthFailed => self.auth_failed,
+            DropReason::Undecodable => self.undecodable,
+            DropReason::Oversize => self.oversize,
+        }
+    }
+
+    /// The sum over every reason.
+    pub fn total(&self) -> u64 {
+        DropReason::ALL.iter().map(|r| self.get(*r)).sum()
+    }
 }
 
 /// The shared, lock-free counters behind [`GossipStats`].
