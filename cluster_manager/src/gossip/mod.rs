@@ -26,8 +26,11 @@
 //! - Of the generations of one node, the live one with the highest generation
 //!   is believed; if none is live, the highest, shown `Down`.
 //! - A chitchat id keeps its last record that verified: a later value that
-//!   does not verify (chitchat itself authenticates nothing, so anyone who
-//!   reaches the port can inject one) is rejected and changes nothing.
+//!   does not verify (chitchat itself authenticates nothing, so without a
+//!   keyring anyone who reaches the port can inject one; with one, any key
+//!   holder still can) is rejected and changes nothing.
+//! - With a [`Keyring`] in the config, packets that do not open are dropped
+//!   before chitchat sees them: a node without the key is never admitted.
 //! - A node that was never seen alive is hidden for a short join grace (at
 //!   least 1 s, 10 gossip rounds): chitchat calls a node dead until it has two
 //!   heartbeats, and a joining node must not flash `Down`. After the grace a

@@ -56,15 +56,22 @@ pub(crate) struct DropLog {
 }
 
 impl DropLog {
-    pub(crate) fn dropped(&self, reason: DropReason, from: SocketAddr, len: usize) {
+    /// Logs the drop unless a line was written less than [`LOG_PERIOD`] ago;
+    /// returns how many drops the line it wrote reports as suppressed.
+    pub(crate) fn dropped(&self, reason: DropReason, from: SocketAddr, len: usize) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         match state.0 {
-            Some(last) if now.duration_since(last) < LOG_PERIOD => state.1 += 1,
+            Some(last) if now.duration_since(last) < LOG_PERIOD => {
+                state.1 += 1;
+                None
+            }
             _ => {
+                let suppressed = state.1;
                 warn!(reason = reason.as_str(), from = %from, len,
-                    suppressed = state.1, "dropped a gossip packet");
+                    suppressed, "dropped a gossip packet");
                 *state = (Some(now), 0);
+                Some(suppressed)
             }
         }
     }
@@ -156,7 +163,8 @@ fn is_transient(err: &io::Error) -> bool {
 impl SealedSocket {
     fn dropped(&self, reason: DropReason, from: SocketAddr, len: usize) {
         add(&self.counters.dropped[reason.index()], 1);
-        self.log.dropped(reason, from, len);
+        // Whether this one was logged is the log's business.
+        let _logged = self.log.dropped(reason, from, len);
     }
 
     /// Encodes `envelope` with chitchat's own encoder: the bytes it sends.
@@ -258,10 +266,13 @@ impl Socket for SealedSocket {
                     continue;
                 }
             };
-            self.injector
-                .send(&plain)
-                .await
-                .context("handing a gossip message to the decoder")?;
+            if let Err(e) = self.injector.send(&plain).await {
+                // The loopback pair is broken, not the wire: lose this
+                // packet and start a fresh pair.
+                warn!(error = %e, "handing a gossip message to the decoder");
+                self.reset_decoder().await?;
+                continue;
+            }
             self.pending = Some(Pending {
                 from,
                 wire_len: n,
@@ -332,6 +343,25 @@ mod tests {
         a.send(b_addr, envelope()).await.unwrap();
         assert_eq!(b.recv().await.unwrap().envelope, envelope());
         assert_eq!(dropped_count(&cb, DropReason::Undecodable), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drops_are_logged_at_most_once_a_second_with_the_count_suppressed() {
+        let log = DropLog::default();
+        let from = loopback();
+        assert_eq!(log.dropped(DropReason::AuthFailed, from, 10), Some(0));
+        for _ in 0..99 {
+            assert_eq!(log.dropped(DropReason::AuthFailed, from, 10), None);
+        }
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert_eq!(log.dropped(DropReason::UnknownKey, from, 10), None);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(
+            log.dropped(DropReason::UnknownKey, from, 10),
+            Some(100),
+            "the next line reports the 100 suppressed"
+        );
+        assert_eq!(log.dropped(DropReason::UnknownKey, from, 10), None);
     }
 
     #[tokio::test]
