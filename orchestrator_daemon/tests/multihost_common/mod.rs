@@ -7,8 +7,9 @@
 //!
 //! A host can be killed (SIGKILL, like pulling its plug), restarted with the
 //! same data directory (same node key), cut off the network (its switch port
-//! goes down) and healed, and given random packet loss (iptables `statistic`
-//! inside the host: the kernel here has no netem).
+//! goes down) and healed, and given random packet loss on its network link
+//! (iptables `statistic` on `eth0` inside the host: the kernel here has no
+//! netem).
 //!
 //! Gossip is sealed: every host reads the lab's gossip key file (one fresh
 //! key, mode 600) unless given another ([`Lab::set_key_file`]), and re-reads
@@ -327,6 +328,10 @@ impl Lab {
                 "iptables",
                 "-A",
                 "INPUT",
+                // The network only: loopback never loses packets, and the
+                // sealed gossip's codec pairs live on it.
+                "-i",
+                "eth0",
                 "-m",
                 "statistic",
                 "--mode",
