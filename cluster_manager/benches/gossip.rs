@@ -1,9 +1,14 @@
 //! Gossip benchmark: 50 `ChitchatClusterManager`s in one process on
 //! 127.0.0.1, gossiping every 100 ms (the default), all seeded on the first.
 //! Measures the time until every node lists all 50 as `Ready`, then the gossip
-//! traffic per node (bytes sent + received per second) over a 10 s steady
-//! window, and finally the time until a stopped node is listed `Down` by the
-//! first and by every other node.
+//! traffic per node (bytes on the wire, sent + received, per second) over a
+//! 10 s steady window, and finally the time until a stopped node is listed
+//! `Down` by the first and by every other node.
+//!
+//! It runs twice in the same process: plain gossip (the baseline), then
+//! gossip sealed with a cluster key (every node its own keyring holding the
+//! same key); figures are prefixed `gossip_plain_` and `gossip_sealed_`, and
+//! `gossip_sealed_over_plain_bytes` is the ratio of the p50 traffic.
 //!
 //! Run: `cargo bench -p cluster_manager --bench gossip` (add `-- N` for
 //! another number of nodes).
@@ -12,7 +17,11 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use cluster_manager::{test_node, ChitchatClusterManager, GossipConfig, GossipStats};
+use std::sync::Arc;
+
+use cluster_manager::{
+    test_node, ChitchatClusterManager, GossipConfig, GossipKey, GossipStats, Keyring,
+};
 use cluster_manager_interface::{ClusterManager, ROLE_LABEL, ROLE_WORKER};
 use ed25519_dalek::SigningKey;
 use orchestrator_shared_types::{NodeId, NodeStatus, PublicKey};
@@ -53,6 +62,15 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(DEFAULT_NODES);
+    let plain = run("plain", nodes, None).await;
+    let key = GossipKey::generate();
+    let sealed = run("sealed", nodes, Some(&key)).await;
+    println!("gossip_sealed_over_plain_bytes={:.3}", sealed / plain);
+}
+
+/// One run of `nodes` nodes, sealed with `key` if given; figures printed
+/// with the prefix `gossip_{mode}_`. Returns the p50 bytes/s per node.
+async fn run(mode: &str, nodes: usize, gossip_key: Option<&GossipKey>) -> f64 {
     let addrs: Vec<SocketAddr> = (0..nodes).map(|_| free_addr()).collect();
     let seed = addrs[0].to_string();
 
@@ -67,6 +85,8 @@ async fn main() {
         node.address = format!("127.0.0.1:{}", 20_000 + i);
         node.labels.insert(ROLE_LABEL.into(), ROLE_WORKER.into());
         let mut config = GossipConfig::new(*addr, *addr);
+        config.keyring =
+            gossip_key.map(|k| Arc::new(Keyring::new(std::slice::from_ref(k)).unwrap()));
         if i > 0 {
             config.seeds = vec![seed.clone()];
         }
@@ -95,10 +115,13 @@ async fn main() {
         tokio::time::sleep(POLL).await;
     }
     let converged = started.elapsed();
-    println!("gossip_nodes={nodes}");
-    println!("gossip_start_all_{nodes}_nodes_ms={}", launched.as_millis());
+    println!("gossip_{mode}_nodes={nodes}");
     println!(
-        "gossip_convergence_{nodes}_nodes_ms={}",
+        "gossip_{mode}_start_all_{nodes}_nodes_ms={}",
+        launched.as_millis()
+    );
+    println!(
+        "gossip_{mode}_convergence_{nodes}_nodes_ms={}",
         converged.as_millis()
     );
 
@@ -127,16 +150,19 @@ async fn main() {
     messages.sort_by(f64::total_cmp);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     println!(
-        "gossip_bytes_per_sec_per_node_p50={:.0}",
+        "gossip_{mode}_bytes_per_sec_per_node_p50={:.0}",
         percentile(&bytes, 0.5)
     );
-    println!("gossip_bytes_per_sec_per_node_mean={:.0}", mean(&bytes));
     println!(
-        "gossip_bytes_per_sec_per_node_max={:.0}",
+        "gossip_{mode}_bytes_per_sec_per_node_mean={:.0}",
+        mean(&bytes)
+    );
+    println!(
+        "gossip_{mode}_bytes_per_sec_per_node_max={:.0}",
         percentile(&bytes, 1.0)
     );
     println!(
-        "gossip_messages_per_sec_per_node_p50={:.1}",
+        "gossip_{mode}_messages_per_sec_per_node_p50={:.1}",
         percentile(&messages, 0.5)
     );
 
@@ -148,8 +174,9 @@ async fn main() {
     }
     let dead_seen: u64 = after.iter().map(|s| s.dead_nodes).sum();
     let rejected: u64 = after.iter().map(|s| s.rejected_records).sum();
-    println!("gossip_nodes_listing_all_ready_after_window={still_ready}");
-    println!("gossip_dead_nodes_seen_at_end={dead_seen} gossip_rejected_records={rejected}");
+    let dropped: u64 = after.iter().map(|s| s.packets_dropped.total()).sum();
+    println!("gossip_{mode}_nodes_listing_all_ready_after_window={still_ready}");
+    println!("gossip_{mode}_dead_nodes_seen_at_end={dead_seen} gossip_{mode}_rejected_records={rejected} gossip_{mode}_packets_dropped={dropped}");
 
     // Failure detection: stop the last node, time until the others list it Down.
     let victim = managers.pop().unwrap();
@@ -180,15 +207,16 @@ async fn main() {
     }
     let all_down = stopped.elapsed();
     println!(
-        "gossip_dead_detection_first_node_ms={}",
+        "gossip_{mode}_dead_detection_first_node_ms={}",
         first_down.unwrap_or(all_down).as_millis()
     );
     println!(
-        "gossip_dead_detection_all_nodes_ms={}",
+        "gossip_{mode}_dead_detection_all_nodes_ms={}",
         all_down.as_millis()
     );
 
     for cm in &managers {
         cm.shutdown().await;
     }
+    percentile(&bytes, 0.5)
 }

@@ -1,6 +1,8 @@
 //! The cluster part of the daemon's configuration: role, gossip address,
 //! advertised address, seeds and failure-detection settings.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_manager::gossip::GossipConfig;
@@ -48,7 +50,10 @@ pub struct ClusterSettings {
     /// Gossip (chitchat's own configuration): where it listens, seeds,
     /// cluster name, pacing and failure detection. Its advertised address is
     /// the listen address until the daemon resolves `advertise_host` at start.
+    /// Its keyring, if any, was read from `gossip_key_file`.
     pub gossip: GossipConfig,
+    /// The gossip key file, re-read on SIGHUP; `None`: gossip is not sealed.
+    pub gossip_key_file: Option<PathBuf>,
 }
 
 /// Default time between gossip rounds: fast failover (a killed node is
@@ -72,9 +77,10 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
     }
     let role = s.role.unwrap_or_default();
     let Some(text) = s.gossip_addr.as_ref() else {
-        if !seeds.is_empty() || role != Role::Auto {
+        if !seeds.is_empty() || role != Role::Auto || s.gossip_key_file.is_some() {
             return Err(Error::Config(
-                "--seed and --role need --gossip-addr HOST:PORT (cluster mode)".into(),
+                "--seed, --role and --gossip-key-file need --gossip-addr HOST:PORT (cluster mode)"
+                    .into(),
             ));
         }
         return Ok(None);
@@ -133,9 +139,14 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
     gossip.gossip_interval = Duration::from_millis(interval_ms);
     gossip.phi_threshold = phi_threshold;
     gossip.dead_node_grace = grace;
+    gossip.keyring = match &s.gossip_key_file {
+        Some(path) => Some(Arc::new(crate::gossip_keys::keyring(path)?)),
+        None => None,
+    };
     Ok(Some(ClusterSettings {
         role,
         advertise_host,
         gossip,
+        gossip_key_file: s.gossip_key_file.clone(),
     }))
 }

@@ -103,6 +103,15 @@ pub(super) async fn start_gossip(
     api_addr: SocketAddr,
 ) -> Result<Arc<ChitchatClusterManager>> {
     let (gossip_advertise, api_advertise) = advertised(cs, api_addr).await?;
+    match &cs.gossip.keyring {
+        Some(keyring) => info!(primary = %keyring.primary(), keys = keyring.key_ids().len(),
+            "gossip is sealed with the cluster key"),
+        None => warn!(
+            "gossip is NOT authenticated or encrypted: anyone who reaches the gossip port can \
+             join the cluster and read its records. Give every node the same key file with \
+             --gossip-key-file (one base64 32-byte key per line, mode 600)"
+        ),
+    }
     local.address = api_advertise.to_string();
     local
         .labels

@@ -219,3 +219,46 @@ fn honesty_probes_run_only_with_an_image() {
         None
     );
 }
+
+#[test]
+fn the_gossip_key_file_is_read_at_start_and_refused_when_shared() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gossip.keys");
+    let key = cluster_manager::GossipKey::generate();
+    std::fs::write(&path, format!("{}\n", *key.to_base64())).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // From the file's `gossip_key_file` key, as from the flag.
+    let text = format!(
+        "gossip_addr = \"10.0.0.1:7946\"\ngossip_key_file = {:?}",
+        path.display().to_string()
+    );
+    let file: Settings = toml::from_str(&text).unwrap();
+    let c = DaemonConfig::resolve(flags(), file)
+        .unwrap()
+        .cluster
+        .unwrap();
+    assert_eq!(c.gossip_key_file.as_deref(), Some(path.as_path()));
+    let ring = c.gossip.keyring.as_ref().unwrap();
+    assert_eq!(ring.key_ids(), vec![key.id()]);
+    // Debug of the whole configuration names the key by id only.
+    let debug = format!("{c:?}");
+    assert!(!debug.contains(key.to_base64().as_str()), "{debug}");
+
+    let mut f = flags();
+    f.gossip_addr = Some("10.0.0.1:7946".into());
+    f.gossip_key_file = Some(path.clone());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = DaemonConfig::resolve(f.clone(), Settings::default()).unwrap_err();
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    f.gossip_key_file = Some(dir.path().join("missing"));
+    let err = DaemonConfig::resolve(f, Settings::default()).unwrap_err();
+    assert!(err.to_string().contains("gossip key file"), "{err}");
+
+    // A key file means cluster mode.
+    let mut f = flags();
+    f.gossip_key_file = Some(path);
+    let err = DaemonConfig::resolve(f, Settings::default()).unwrap_err();
+    assert!(err.to_string().contains("--gossip-addr"), "{err}");
+}

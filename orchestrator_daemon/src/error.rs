@@ -78,6 +78,9 @@ pub enum Error {
         #[source]
         source: cluster_manager_interface::ClusterError,
     },
+    /// The gossip key file could not be used.
+    #[error(transparent)]
+    GossipKeys(#[from] crate::gossip_keys::KeyFileError),
     /// The metrics registry could not be created.
     #[error("creating the metrics registry")]
     Metrics(#[source] observability::error::Error),

@@ -11,7 +11,8 @@
 //! `runtime_config`), the node's own key ([`node_key`]) and the proof of its
 //! operator (`operator`), building and running the components ([`run`]; the
 //! scheduler and the reputation it reads in [`scheduler`]), and the gossip
-//! series of `/metrics` in cluster mode ([`gossip_metrics`]). Cluster mode
+//! series of `/metrics` in cluster mode ([`gossip_metrics`]), and the gossip
+//! key file, re-read on SIGHUP ([`gossip_keys`]). Cluster mode
 //! has its settings in `cluster_config` and its wiring (gossip, a worker's
 //! router) in `cluster_run`.
 
@@ -19,6 +20,7 @@ mod cluster_config;
 mod cluster_run;
 pub mod config;
 pub mod error;
+pub mod gossip_keys;
 pub mod gossip_metrics;
 pub mod node_key;
 mod open;

@@ -196,6 +196,13 @@ impl Daemon {
         let node_id = local.id;
         let gossip = cluster_run::start_gossip(cs, &key, local, api_addr).await?;
         let cluster: Arc<dyn ClusterManager> = Arc::clone(&gossip) as Arc<dyn ClusterManager>;
+        if let (Some(path), Some(keyring)) = (&cs.gossip_key_file, &cs.gossip.keyring) {
+            tasks.spawn(crate::gossip_keys::reload_on_sighup(
+                path.clone(),
+                Arc::clone(keyring),
+                cancel.child_token(),
+            ));
+        }
         tasks.spawn(cluster_run::export_gossip_metrics(
             Arc::clone(&gossip),
             (Arc::clone(&local_runtime), node_id),

@@ -156,6 +156,12 @@ pub struct Settings {
     #[arg(long = "seed", env = "UNIVRS_SEEDS", value_delimiter = ',')]
     #[serde(default)]
     pub seeds: Vec<String>,
+    /// File of the cluster's gossip keys: one base64 32-byte key per line
+    /// (`head -c 32 /dev/urandom | base64`), the first seals, every one
+    /// opens; mode 600. Re-read on SIGHUP, so keys rotate without a restart.
+    /// Without it gossip is neither authenticated nor encrypted.
+    #[arg(long, env = "UNIVRS_GOSSIP_KEY_FILE")]
+    pub gossip_key_file: Option<PathBuf>,
     /// Cluster name; gossip from other clusters is ignored [default: univrs].
     #[arg(long, env = "UNIVRS_CLUSTER_ID")]
     pub cluster_id: Option<String>,

@@ -2,9 +2,12 @@
 //! translation into a [`chitchat::ChitchatConfig`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chitchat::{ChitchatConfig, ChitchatId, FailureDetectorConfig, ProtocolVersion};
+
+use super::keyring::Keyring;
 
 /// Cluster id used when none is configured.
 pub const DEFAULT_CLUSTER_ID: &str = "univrs";
@@ -54,6 +57,11 @@ pub struct GossipConfig {
     /// time in milliseconds at construction); must grow across restarts so
     /// that peers recognise the restarted node as the newest.
     pub generation: u64,
+    /// The cluster's gossip keys (default: none). With a keyring every packet
+    /// is sealed (authenticated and encrypted) and packets that do not open
+    /// are dropped; without one gossip is plain and anyone who reaches the
+    /// port can take part. Shared with whoever rotates the keys.
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 impl GossipConfig {
@@ -69,6 +77,7 @@ impl GossipConfig {
             phi_threshold: DEFAULT_PHI_THRESHOLD,
             dead_node_grace: DEFAULT_DEAD_NODE_GRACE,
             generation: unix_millis(),
+            keyring: None,
         }
     }
 

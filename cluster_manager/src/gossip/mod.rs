@@ -7,7 +7,10 @@
 //!   among its generations, the cordon overlay and the diff into events.
 //! - `task`: the background task that follows chitchat and publishes events.
 //! - `probe`: a TCP probe that must confirm a death before a node is `Down`.
-//! - `transport`: chitchat's UDP transport counting bytes, and [`GossipStats`].
+//! - `transport`: chitchat's UDP transport counting bytes, [`GossipStats`] and
+//!   [`DropReason`].
+//! - `keyring`: the gossip [`Keyring`] (rotating keys) and the sealed packet format.
+//! - `sealed`: the transport that seals every packet when a keyring is configured.
 //!
 //! Every node gossips one chitchat key whose value is its [`Node`] record,
 //! signed with its node key. Records that do not verify are ignored (and
@@ -23,8 +26,11 @@
 //! - Of the generations of one node, the live one with the highest generation
 //!   is believed; if none is live, the highest, shown `Down`.
 //! - A chitchat id keeps its last record that verified: a later value that
-//!   does not verify (chitchat itself authenticates nothing, so anyone who
-//!   reaches the port can inject one) is rejected and changes nothing.
+//!   does not verify (chitchat itself authenticates nothing, so without a
+//!   keyring anyone who reaches the port can inject one; with one, any key
+//!   holder still can) is rejected and changes nothing.
+//! - With a [`Keyring`] in the config, packets that do not open are dropped
+//!   before chitchat sees them: a node without the key is never admitted.
 //! - A node that was never seen alive is hidden for a short join grace (at
 //!   least 1 s, 10 gossip rounds): chitchat calls a node dead until it has two
 //!   heartbeats, and a joining node must not flash `Down`. After the grace a
@@ -32,9 +38,11 @@
 //!   `Down`.
 
 mod config;
+pub mod keyring;
 mod membership;
 mod probe;
 mod record;
+mod sealed;
 mod task;
 mod transport;
 
@@ -53,7 +61,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use config::GossipConfig;
-pub use transport::GossipStats;
+pub use keyring::{GossipKey, KeyId, Keyring, KeyringChange, KeyringError};
+pub use transport::{DropReason, DroppedPackets, GossipStats};
 
 use membership::State;
 use record::{RecordBody, RECORD_KEY};
@@ -151,13 +160,20 @@ impl ChitchatClusterManager {
         counters
             .live_nodes
             .store(1, std::sync::atomic::Ordering::Relaxed);
-        let transport = CountingTransport {
-            counters: Arc::clone(&counters),
+        let transport: Box<dyn chitchat::transport::Transport> = match &config.keyring {
+            Some(keyring) => Box::new(sealed::SealedTransport {
+                keyring: Arc::clone(keyring),
+                cluster_id: config.cluster_id.clone(),
+                counters: Arc::clone(&counters),
+            }),
+            None => Box::new(CountingTransport {
+                counters: Arc::clone(&counters),
+            }),
         };
         let handle = spawn_chitchat(
             config.chitchat_config(chitchat_id.clone()),
             vec![(RECORD_KEY.to_owned(), value)],
-            &transport as &dyn chitchat::transport::Transport,
+            transport.as_ref(),
         )
         .await
         .map_err(|e| ClusterError::Bind {
@@ -185,7 +201,8 @@ impl ChitchatClusterManager {
         tasks.close();
         info!(node = %key_id.short(), generation = config.generation,
             listen = %config.listen_addr, advertise = %config.advertise_addr,
-            seeds = ?config.seeds, "gossip membership started");
+            seeds = ?config.seeds, sealed = config.keyring.is_some(),
+            "gossip membership started");
         Ok(Self {
             config,
             key,

@@ -1,6 +1,7 @@
 //! [`GossipStats`] and the counters behind them, fed by [`CountingTransport`]:
 //! chitchat's UDP transport wrapped to count bytes and messages (as quickwit
-//! does for its gossip metrics).
+//! does for its gossip metrics), or the sealing transport of `sealed` when
+//! the node has a gossip keyring.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +32,98 @@ pub struct GossipStats {
     pub live_nodes: u64,
     /// Members listed as `Down` (dead, not yet forgotten).
     pub dead_nodes: u64,
+    /// Packets dropped by the sealing layer (not sealed, wrong key, tampered,
+    /// truncated...), per reason; all zero when gossip is not sealed.
+    pub packets_dropped: DroppedPackets,
+}
+
+/// Why a received packet was dropped; the `reason` label of the metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than a sealed header and tag.
+    Truncated,
+    /// A plain chitchat packet (its magic number) at a node that seals.
+    Unsealed,
+    /// An unknown format version.
+    BadVersion,
+    /// Sealed under a key this node does not hold (another cluster's, or a
+    /// removed one).
+    UnknownKey,
+    /// Did not authenticate: tampered, or sealed for another cluster id.
+    AuthFailed,
+    /// Opened, but chitchat could not decode the plaintext.
+    Undecodable,
+    /// Sent side: the sealed packet would exceed the largest UDP datagram.
+    Oversize,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`DroppedPackets`]' fields.
+    pub const ALL: [DropReason; 7] = [
+        DropReason::Truncated,
+        DropReason::Unsealed,
+        DropReason::BadVersion,
+        DropReason::UnknownKey,
+        DropReason::AuthFailed,
+        DropReason::Undecodable,
+        DropReason::Oversize,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::Unsealed => "unsealed",
+            DropReason::BadVersion => "bad_version",
+            DropReason::UnknownKey => "unknown_key",
+            DropReason::AuthFailed => "auth_failed",
+            DropReason::Undecodable => "undecodable",
+            DropReason::Oversize => "oversize",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Gossip packets dropped by the sealing layer, per reason, since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DroppedPackets {
+    /// Shorter than a sealed header and tag.
+    pub truncated: u64,
+    /// Plain (unsealed) chitchat packets.
+    pub unsealed: u64,
+    /// Unknown format version.
+    pub bad_version: u64,
+    /// Sealed under a key not installed here.
+    pub unknown_key: u64,
+    /// Failed authentication (tampered, or another cluster id).
+    pub auth_failed: u64,
+    /// Opened but not a chitchat message.
+    pub undecodable: u64,
+    /// Not sent: too large once sealed.
+    pub oversize: u64,
+}
+
+impl DroppedPackets {
+    /// The count of `reason`.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::Truncated => self.truncated,
+            DropReason::Unsealed => self.unsealed,
+            DropReason::BadVersion => self.bad_version,
+            DropReason::UnknownKey => self.unknown_key,
+            DropReason::AuthFailed => self.auth_failed,
+            DropReason::Undecodable => self.undecodable,
+            DropReason::Oversize => self.oversize,
+        }
+    }
+
+    /// The sum over every reason.
+    pub fn total(&self) -> u64 {
+        DropReason::ALL.iter().map(|r| self.get(*r)).sum()
+    }
 }
 
 /// The shared, lock-free counters behind [`GossipStats`].
@@ -43,6 +136,8 @@ pub(crate) struct Counters {
     pub messages_received: AtomicU64,
     pub live_nodes: AtomicU64,
     pub dead_nodes: AtomicU64,
+    /// Per [`DropReason`], indexed by [`DropReason::index`].
+    pub dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
 impl Counters {
@@ -57,11 +152,20 @@ impl Counters {
             messages_received: get(&self.messages_received),
             live_nodes: get(&self.live_nodes),
             dead_nodes: get(&self.dead_nodes),
+            packets_dropped: DroppedPackets {
+                truncated: get(&self.dropped[DropReason::Truncated.index()]),
+                unsealed: get(&self.dropped[DropReason::Unsealed.index()]),
+                bad_version: get(&self.dropped[DropReason::BadVersion.index()]),
+                unknown_key: get(&self.dropped[DropReason::UnknownKey.index()]),
+                auth_failed: get(&self.dropped[DropReason::AuthFailed.index()]),
+                undecodable: get(&self.dropped[DropReason::Undecodable.index()]),
+                oversize: get(&self.dropped[DropReason::Oversize.index()]),
+            },
         }
     }
 }
 
-fn add(counter: &AtomicU64, n: usize) {
+pub(crate) fn add(counter: &AtomicU64, n: usize) {
     counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 

@@ -7,8 +7,13 @@
 //!
 //! A host can be killed (SIGKILL, like pulling its plug), restarted with the
 //! same data directory (same node key), cut off the network (its switch port
-//! goes down) and healed, and given random packet loss (iptables `statistic`
-//! inside the host: the kernel here has no netem).
+//! goes down) and healed, and given random packet loss on its network link
+//! (iptables `statistic` on `eth0` inside the host: the kernel here has no
+//! netem).
+//!
+//! Gossip is sealed: every host reads the lab's gossip key file (one fresh
+//! key, mode 600) unless given another ([`Lab::set_key_file`]), and re-reads
+//! it on SIGHUP ([`Lab::hup`]).
 //!
 //! Needs root and `ip`/`iptables` (Debian: iproute2, iptables); CI runs as root.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -31,6 +36,26 @@ use serde_json::Value;
 pub const API_PORT: u16 = 9090;
 /// Gossip port of every host.
 pub const GOSSIP_PORT: u16 = 7946;
+
+/// Writes a gossip key file of `keys` (the first primary), mode 600.
+pub fn write_key_file(path: &Path, keys: &[&cluster_manager::GossipKey]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = File::options()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .unwrap();
+    for k in keys {
+        writeln!(f, "{}", k.to_base64().as_str()).unwrap();
+    }
+    drop(f);
+    // Renamed into place, so a daemon re-reading it never sees half a file.
+    std::fs::rename(&tmp, path).unwrap();
+}
 
 /// Runs a command and panics with its output if it fails.
 pub fn sh(args: &[&str]) {
@@ -67,6 +92,8 @@ pub struct Host {
     log: PathBuf,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// Its `--gossip-key-file`.
+    key_file: PathBuf,
 }
 
 impl Host {
@@ -86,6 +113,8 @@ pub struct Lab {
     pub hosts: Vec<Host>,
     daemon: PathBuf,
     _dir: tempfile::TempDir,
+    /// The gossip key file every host reads unless told otherwise.
+    pub key_file: PathBuf,
     pub key: SigningKey,
     pub http: reqwest::Client,
 }
@@ -99,7 +128,10 @@ impl Lab {
         let dir = tempfile::tempdir().unwrap();
         let switch = format!("{tag}sw");
         let root_port = format!("{tag}r0");
+        let key_file = dir.path().join("gossip.keys");
+        write_key_file(&key_file, &[&cluster_manager::GossipKey::generate()]);
         let mut lab = Self {
+            key_file,
             tag: tag.to_owned(),
             switch: switch.clone(),
             root_port: root_port.clone(),
@@ -169,6 +201,7 @@ impl Lab {
                 data_dir,
                 child: None,
                 extra_args: Vec::new(),
+                key_file: lab.key_file.clone(),
             });
         }
         lab
@@ -192,6 +225,24 @@ impl Lab {
         self.hosts[i].extra_args = args.iter().map(|s| (*s).to_owned()).collect();
     }
 
+    /// Host `i` reads its gossip keys from `path` (before it starts).
+    pub fn set_key_file(&mut self, i: usize, path: &Path) {
+        self.hosts[i].key_file = path.to_owned();
+    }
+
+    /// A path for a file of the lab's (removed with it).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self._dir.path().join(name)
+    }
+
+    /// Sends SIGHUP to host `i`'s daemon (it re-reads its gossip key file).
+    pub fn hup(&self, i: usize) {
+        let child = self.hosts[i].child.as_ref().expect("host runs");
+        // `ip netns exec` execs the daemon: the child is the daemon.
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    }
+
     /// Starts the daemon of host `i` (again, after a kill: same data dir).
     pub fn start(&mut self, i: usize) {
         assert!(self.hosts[i].child.is_none(), "host {i} already runs");
@@ -209,6 +260,8 @@ impl Lab {
             .arg(&h.data_dir)
             .args(["--api-addr", &format!("{}:{API_PORT}", h.ip)])
             .args(["--gossip-addr", &h.gossip()])
+            .arg("--gossip-key-file")
+            .arg(&h.key_file)
             .args(["--node-cpu", "4", "--node-memory", "8Gi"])
             .args(["--label", &format!("host=h{i}")])
             .args([
@@ -275,6 +328,10 @@ impl Lab {
                 "iptables",
                 "-A",
                 "INPUT",
+                // The network only: loopback never loses packets, and the
+                // sealed gossip's codec pairs live on it.
+                "-i",
+                "eth0",
                 "-m",
                 "statistic",
                 "--mode",
