@@ -259,9 +259,17 @@ impl Meter<'_> {
         }
         let held = self.budget.reservation.held();
         if self.budget.unpacked > held {
-            let step = (self.budget.unpacked - held).max(RESERVE_STEP);
-            if let Err(q) = self.budget.reservation.reserve(step) {
-                return Err(self.refuse(UnpackError::Quota(q)));
+            // Ahead by a step where the quota allows it, else just what is needed.
+            let short = self.budget.unpacked - held;
+            if self
+                .budget
+                .reservation
+                .reserve(short.max(RESERVE_STEP))
+                .is_err()
+            {
+                if let Err(q) = self.budget.reservation.reserve(short) {
+                    return Err(self.refuse(UnpackError::Quota(q)));
+                }
             }
         }
         Ok(())
