@@ -111,6 +111,56 @@ fn image_limits_and_the_store_quota_are_read_and_validated() {
 }
 
 #[test]
+fn owner_quotas_are_read_defaulted_and_validated() {
+    let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
+    assert_eq!(c.reconciler.quotas, OwnerQuotas::default());
+    let file: Settings =
+        toml::from_str("quota_workloads = 5\nquota_cpu = \"1500m\"\nquota_memory = \"1Gi\"")
+            .unwrap();
+    let mut f = flags();
+    f.quota_replicas = Some(7);
+    f.quota_workloads = Some(6);
+    let q = DaemonConfig::resolve(f, file).unwrap().reconciler.quotas;
+    assert_eq!(
+        q,
+        OwnerQuotas {
+            max_workloads: 6,
+            max_replicas: 7,
+            max_cpu_millis: 1500,
+            max_memory_bytes: 1 << 30,
+        }
+    );
+    for (f, named) in [
+        (
+            Settings {
+                quota_cpu: Some("lots".into()),
+                ..flags()
+            },
+            "quota_cpu",
+        ),
+        (
+            Settings {
+                quota_memory: Some("1Go".into()),
+                ..flags()
+            },
+            "quota_memory",
+        ),
+        (
+            Settings {
+                quota_replicas: Some(0),
+                ..flags()
+            },
+            "quota_replicas",
+        ),
+    ] {
+        let err = DaemonConfig::resolve(f, Settings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(named), "{err}");
+    }
+}
+
+#[test]
 fn bad_values_are_errors() {
     for (cpu, mem, label) in [
         ("x", "1Gi", "a=b"),

@@ -120,6 +120,20 @@ pub struct Settings {
     /// Address of the REST API, HOST:PORT (port 0 picks a free one) [default: 127.0.0.1:9090].
     #[arg(long, env = "UNIVRS_API_ADDR")]
     pub api_addr: Option<String>,
+    /// Most workloads one owner (key) may have [default: 100].
+    #[arg(long, env = "UNIVRS_QUOTA_WORKLOADS")]
+    pub quota_workloads: Option<u64>,
+    /// Most replicas one owner may have, all workloads together [default: 500].
+    #[arg(long, env = "UNIVRS_QUOTA_REPLICAS")]
+    pub quota_replicas: Option<u64>,
+    /// Most CPU one owner's replicas may request together, e.g. `64` or
+    /// `6500m` [default: 64].
+    #[arg(long, env = "UNIVRS_QUOTA_CPU")]
+    pub quota_cpu: Option<String>,
+    /// Most memory one owner's replicas may request together, e.g. `256Gi`
+    /// [default: 256Gi].
+    #[arg(long, env = "UNIVRS_QUOTA_MEMORY")]
+    pub quota_memory: Option<String>,
     /// A key (hex or base64) that may act on every workload and node (repeatable).
     #[arg(long = "admin-key")]
     #[serde(default)]
