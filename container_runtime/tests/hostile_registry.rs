@@ -2,7 +2,8 @@
 //! ephemeral loopback port speaking enough of the distribution API (`/v2/`,
 //! manifests, blobs) for a pull, serving a gzip bomb, an endless manifest, a
 //! layer longer than its descriptor, a descriptor of size 0 over a big blob,
-//! a descriptor above the layer cap, and an image above the store quota.
+//! a descriptor above the layer cap, an image above the store quota, and a
+//! token endpoint that answers forever.
 //! Every pull is refused with an error naming the limit and the image, the
 //! process's memory and the store's disk stay bounded, nothing half-pulled is
 //! left, and a good image from the same server still pulls afterwards.
@@ -53,8 +54,18 @@ enum Manifest {
     Endless,
 }
 
+/// Bearer-token auth of the registry: `/v2/` asks for a token from `/token`.
+#[derive(Clone)]
+enum Token {
+    /// `/token` answers this token, which every other request must carry.
+    Valid(&'static str),
+    /// `/token` answers forever.
+    Endless,
+}
+
 #[derive(Default)]
 struct Registry {
+    token: Option<Token>,
     manifests: HashMap<String, Manifest>,
     blobs: HashMap<String, Blob>,
     /// Blob requests served, by digest.
@@ -187,6 +198,35 @@ fn endless(prefix: Bytes, fill: u8) -> Body {
 async fn serve(State(reg): State<Arc<Registry>>, req: Request) -> Response {
     reg.requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_owned();
+    if let Some(token) = &reg.token {
+        if path == "/token" {
+            return match token {
+                Token::Valid(t) => Body::from(format!(r#"{{"token":"{t}"}}"#)).into_response(),
+                Token::Endless => {
+                    endless(Bytes::from_static(b"{\"token\":\""), b'a').into_response()
+                }
+            };
+        }
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok());
+        let accepted =
+            matches!(token, Token::Valid(t) if presented == Some(&format!("Bearer {t}")));
+        if !accepted {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1");
+            let challenge = format!(r#"Bearer realm="http://{host}/token",service="hostile""#);
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge)],
+            )
+                .into_response();
+        }
+    }
     let Some(rest) = path.strip_prefix("/v2/") else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -490,4 +530,38 @@ async fn a_pull_above_the_store_quota_is_refused_and_leaves_nothing() {
         .await
         .unwrap_or_else(|e| panic!("pulling {good}: {e}"));
     assert!(image.rootfs.join("hello").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_are_fetched_and_an_endless_token_response_is_refused() {
+    // A registry that wants a bearer token: the good image pulls with it.
+    let mut reg = Registry {
+        token: Some(Token::Valid("t0k3n")),
+        ..Registry::default()
+    };
+    reg.good_image("tiny/good");
+    let addr = start(Arc::new(reg)).await;
+    let dir = TempDir::new().expect("tempdir");
+    let good = format!("{addr}/tiny/good:1");
+    let image = store(dir.path(), &addr, ImageLimits::default())
+        .ensure(&good)
+        .await
+        .unwrap_or_else(|e| panic!("pulling {good} with a bearer token: {e}"));
+    assert!(image.rootfs.join("hello").is_file());
+
+    // Its token endpoint streaming forever: refused, memory bounded.
+    let mut reg = Registry {
+        token: Some(Token::Endless),
+        ..Registry::default()
+    };
+    reg.good_image("tiny/good");
+    let addr = start(Arc::new(reg)).await;
+    let dir = TempDir::new().expect("tempdir");
+    let store = store(dir.path(), &addr, ImageLimits::default());
+    let err = refused(&store, &format!("{addr}/tiny/good:1")).await;
+    assert!(
+        err.to_string().contains("token response") && err.to_string().contains("larger than"),
+        "{err}"
+    );
+    assert_nothing_left(&dir.path().join("images"), 0, "after the endless token");
 }
