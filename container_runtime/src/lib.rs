@@ -7,7 +7,10 @@
 //!
 //! - [`youki`] (feature `youki`, on by default, Linux): [`YoukiRuntime`], real
 //!   containers on youki's `libcontainer` in-process, images pulled from OCI
-//!   registries with `oci-client`, cgroup limits, logs, exit codes and probes.
+//!   registries by a distribution client that trusts no size a registry
+//!   declares (caps on manifests, configs, layers compressed and unpacked,
+//!   entries and layers, a store quota; `youki::image`), cgroup limits, logs,
+//!   exit codes and probes.
 //!
 //! Both pass the same contract suite (`container_runtime_interface::testsuite`).
 

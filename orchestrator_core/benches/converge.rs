@@ -78,8 +78,17 @@ async fn run(workloads: usize, store: Arc<dyn StateStore>) -> (Duration, Duratio
         events: observability::events::EventHub::new(1024),
     };
     let cancel = CancellationToken::new();
+    // One owner holds every workload here: quotas sized to the run.
+    let one = orchestrator_core::OwnerUsage::of(&spec(0));
+    let n = workloads.max(1) as u64;
     let config = ReconcilerConfig {
         resync_period: Duration::from_secs(300),
+        quotas: orchestrator_core::OwnerQuotas {
+            max_workloads: n,
+            max_replicas: n * one.replicas,
+            max_cpu_millis: n * one.cpu_millis,
+            max_memory_bytes: n * one.memory_bytes,
+        },
         ..ReconcilerConfig::default()
     };
     let orch = Orchestrator::start(config, deps, cancel.clone())

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+use crate::api::quota::OwnerQuotas;
 use crate::queue::Backoff;
 
-/// How the reconciler paces itself.
+/// How the reconciler paces itself, and the per-owner quotas the library API
+/// enforces.
 #[derive(Clone, Debug)]
 pub struct ReconcilerConfig {
     /// Most workloads reconciled at once.
@@ -40,6 +42,8 @@ pub struct ReconcilerConfig {
     /// A container must have run this long before a sweep may remove it as
     /// owned by no instance (its record may not be written yet).
     pub sweep_grace: Duration,
+    /// Per-owner quotas checked when workloads are applied, scaled or rolled back.
+    pub quotas: OwnerQuotas,
 }
 
 impl Default for ReconcilerConfig {
@@ -64,6 +68,7 @@ impl Default for ReconcilerConfig {
             unplaced_retry: Duration::from_secs(10),
             lost_instance_gc: Duration::from_secs(3600),
             sweep_grace: Duration::from_secs(10),
+            quotas: OwnerQuotas::default(),
         }
     }
 }
@@ -112,7 +117,7 @@ impl ReconcilerConfig {
         if self.unreachable_backoff.base > self.unreachable_backoff.max {
             return Err("unreachable back-off base exceeds its maximum".into());
         }
-        Ok(())
+        self.quotas.validate()
     }
 
     /// Delay before restart number `restarts + 1`.

@@ -40,6 +40,20 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A write would grow an owner's usage above a quota; nothing was written.
+    #[error(
+        "quota {quota} exceeded: this would make {would_use} {unit}, above the limit of {limit}"
+    )]
+    QuotaExceeded {
+        /// The quota's name (see [`crate::api::quota::names`]).
+        quota: &'static str,
+        /// Its value.
+        limit: u64,
+        /// The owner's usage the write would make.
+        would_use: u64,
+        /// What is counted.
+        unit: &'static str,
+    },
     /// Configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -66,6 +80,10 @@ impl From<Error> for OrchestrationError {
             Error::InvalidArgument { field, message } => OrchestrationError::InvalidArgument {
                 field: field.to_owned(),
                 message,
+            },
+            e @ Error::QuotaExceeded { quota, .. } => OrchestrationError::InvalidArgument {
+                field: quota.to_owned(),
+                message: e.to_string(),
             },
             Error::ShuttingDown => OrchestrationError::Unavailable("shutting down".to_owned()),
             other => OrchestrationError::Unavailable(other.to_string()),
@@ -157,6 +175,7 @@ impl Error {
             | Error::Manifest(_)
             | Error::NotFound { .. }
             | Error::InvalidArgument { .. }
+            | Error::QuotaExceeded { .. }
             | Error::Config(_)
             | Error::Panicked { .. } => ErrorKind::Permanent,
         }

@@ -8,7 +8,8 @@
 //! [`Deps`]; the REST API (`orchestrator_rest`) and the trust service
 //! (`orchestrator_trust`) sit on top of [`Orchestrator`] and [`events`].
 //!
-//! - [`api`]: [`Orchestrator`] — apply, scale, roll back, delete, query.
+//! - [`api`]: [`Orchestrator`] — apply, scale, roll back, delete, query —
+//!   and the per-owner quotas it enforces ([`OwnerQuotas`]).
 //! - [`reconciler`]: the `select!` loop and the Sense → Compare → Plan →
 //!   Actuate pass, one workload at a time.
 //! - [`queue`]: the de-duplicating work queue with bounded concurrency and
@@ -17,7 +18,7 @@
 //! - [`run_duration`]: how long containers ran, from the runtime's exits.
 //! - [`events`]: what the reconciler did, as a broadcast.
 //! - [`run_duration`]: how long containers ran, for `/metrics`.
-//! - [`config`]: pacing of the reconciler.
+//! - [`config`]: pacing of the reconciler, and the quotas.
 //! - [`error`]: this crate's error type.
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod queue;
 pub mod reconciler;
 pub mod run_duration;
 
+pub use api::quota::{OwnerQuotas, OwnerUsage};
 pub use api::{Orchestrator, WorkloadStatus};
 pub use config::ReconcilerConfig;
 pub use error::{Error, Result};

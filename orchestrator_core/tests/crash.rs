@@ -9,13 +9,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use orchestrator_core::ReconcilerConfig;
+use orchestrator_core::{OwnerQuotas, OwnerUsage, ReconcilerConfig};
 use orchestrator_shared_types::InstanceStatus;
 use state_store_interface::sqlite::SqliteStore;
 use state_store_interface::StateStore;
 
 const TOTAL: usize = 1000;
 const CRASH_AFTER: usize = 400;
+
+/// The test config with per-owner quotas sized to `TOTAL` workloads of one
+/// owner (the defaults would refuse most of them).
+fn config() -> ReconcilerConfig {
+    let one = OwnerUsage::of(&spec("sizing", 2));
+    let n = TOTAL as u64;
+    ReconcilerConfig {
+        quotas: OwnerQuotas {
+            max_workloads: n,
+            max_replicas: n * one.replicas,
+            max_cpu_millis: n * one.cpu_millis,
+            max_memory_bytes: n * one.memory_bytes,
+        },
+        ..ReconcilerConfig::for_test()
+    }
+}
 
 #[test]
 fn acknowledged_writes_survive_a_crash_mid_apply_and_the_cluster_converges() {
@@ -30,7 +46,7 @@ fn acknowledged_writes_survive_a_crash_mid_apply_and_the_cluster_converges() {
         .unwrap();
     rt.block_on(async {
         let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&db).unwrap());
-        let h = Arc::new(start(nodes(10), store, ReconcilerConfig::for_test()).await);
+        let h = Arc::new(start(nodes(10), store, config()).await);
         for worker in 0..8 {
             let h = Arc::clone(&h);
             let acked = Arc::clone(&acked);
@@ -78,7 +94,7 @@ fn acknowledged_writes_survive_a_crash_mid_apply_and_the_cluster_converges() {
             );
         }
         // A fresh node (the old containers died with the process) converges.
-        let h = start(nodes(10), Arc::clone(&store), ReconcilerConfig::for_test()).await;
+        let h = start(nodes(10), Arc::clone(&store), config()).await;
         let workloads = h.orch.list_workloads().await.unwrap();
         assert!(workloads.len() >= acked.len());
         let want = workloads.len() * 2;

@@ -40,7 +40,17 @@ fn start_daemon() -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orchestrator_daemon"));
     cmd.args(["--runtime", "mock", "--api-addr", "127.0.0.1:0"])
-        .args(["--node-cpu", "4000", "--node-memory", "16Ti", "--data-dir"])
+        .args(["--node-cpu", "4000", "--node-memory", "16Ti"])
+        // One key fills 1,000 workloads × 10 replicas of 100m and 32Mi:
+        // per-owner quotas sized to that (the defaults would refuse it).
+        .args(["--quota-workloads", "1000", "--quota-replicas", "10000"])
+        .args([
+            "--quota-cpu",
+            "1000",
+            "--quota-memory",
+            "320Gi",
+            "--data-dir",
+        ])
         .arg(dir.path());
     spawn_daemon(cmd, dir).expect("starting the daemon")
 }

@@ -104,6 +104,7 @@ async fn pull_figure(dir: &Path) -> (Duration, u64) {
             pull_policy: PullPolicy::IfNotPresent,
             max_cache_bytes: 1 << 30,
             credentials: Default::default(),
+            limits: Default::default(),
         })
         .unwrap();
         let started = Instant::now();

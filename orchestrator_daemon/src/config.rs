@@ -16,7 +16,8 @@ pub use super::runtime_config::{PullPolicy, RegistryAuth, DEFAULT_IMAGE_CACHE_BY
 use crate::error::{Error, Result};
 use crate::settings::Settings;
 use container_runtime::youki::YoukiConfig;
-use orchestrator_core::ReconcilerConfig;
+use orchestrator_core::api::quota::names as quota_names;
+use orchestrator_core::{OwnerQuotas, ReconcilerConfig};
 
 /// Which container runtime runs containers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -160,6 +161,31 @@ pub(super) fn valid_host_port(s: &str) -> bool {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
+/// The per-owner quotas from `s`; absent ones keep [`OwnerQuotas`]' defaults.
+fn owner_quotas(s: &Settings) -> Result<OwnerQuotas> {
+    let d = OwnerQuotas::default();
+    let cpu = match &s.quota_cpu {
+        Some(q) => q
+            .parse::<CpuQuantity>()
+            .map_err(|e| Error::Config(format!("{}: {e}", quota_names::CPU)))?
+            .millis(),
+        None => d.max_cpu_millis,
+    };
+    let memory = match &s.quota_memory {
+        Some(q) => q
+            .parse::<MemoryQuantity>()
+            .map_err(|e| Error::Config(format!("{}: {e}", quota_names::MEMORY)))?
+            .bytes(),
+        None => d.max_memory_bytes,
+    };
+    Ok(OwnerQuotas {
+        max_workloads: s.quota_workloads.unwrap_or(d.max_workloads),
+        max_replicas: s.quota_replicas.unwrap_or(d.max_replicas),
+        max_cpu_millis: cpu,
+        max_memory_bytes: memory,
+    })
+}
+
 /// Kept back from workloads for the system and the daemon itself.
 const SYSTEM_RESERVE: Resources = Resources::new(100, 256 << 20);
 
@@ -190,6 +216,7 @@ impl DaemonConfig {
             .ok_or_else(|| {
                 Error::Config("no data directory: pass --data-dir (HOME is not set)".into())
             })?;
+        let quotas = owner_quotas(&s)?;
         let runtime = s.runtime.unwrap_or(RuntimeKind::Youki);
         let youki = super::runtime_config::resolve(&s, data_dir.join("runtime"))?;
 
@@ -233,6 +260,7 @@ impl DaemonConfig {
         if let Some(c) = s.reconcile_concurrency {
             reconciler.concurrency = c;
         }
+        reconciler.quotas = quotas;
         reconciler.validate().map_err(Error::Config)?;
         let api_addr_text = s.api_addr.unwrap_or_else(|| DEFAULT_API_ADDR.to_owned());
         let api_addr = api_addr_text.parse().map_err(|e| {

@@ -65,6 +65,102 @@ fn registry_settings_are_validated_and_merged() {
 }
 
 #[test]
+fn image_limits_and_the_store_quota_are_read_and_validated() {
+    let file: Settings = toml::from_str(
+        "image_store_quota = \"20Gi\"\n[image_limits]\nmax_manifest_size = \"1Mi\"\n\
+         max_layer_entries = 5000\nmax_image_size = \"2Gi\"",
+    )
+    .unwrap();
+    let c = DaemonConfig::resolve(flags(), file).unwrap();
+    let l = &c.youki.image_limits;
+    assert_eq!(l.max_manifest_bytes, 1 << 20);
+    assert_eq!(l.max_layer_entries, 5000);
+    assert_eq!(l.max_image_bytes, 2 << 30);
+    assert_eq!(l.store_quota_bytes, 20 << 30);
+    let d = container_runtime::youki::ImageLimits::default();
+    assert_eq!(l.max_config_bytes, d.max_config_bytes);
+    assert_eq!(l.max_layers, d.max_layers);
+
+    let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
+    assert_eq!(c.youki.image_limits, d);
+
+    for (toml_text, flag_quota, named) in [
+        (
+            "[image_limits]\nmax_layer_size = \"4Go\"",
+            None,
+            "max_layer_size",
+        ),
+        ("[image_limits]\nmax_layers = 0", None, "max_layers"),
+        (
+            "[image_limits]\nmax_layer_count = 3",
+            None,
+            "max_layer_count",
+        ),
+        ("", Some("1Gi"), "image_store_quota"),
+    ] {
+        let file: Result<Settings> =
+            toml::from_str(toml_text).map_err(|e| Error::Config(e.to_string()));
+        let mut f = flags();
+        f.image_store_quota = flag_quota.map(Into::into);
+        let err = file
+            .and_then(|file| DaemonConfig::resolve(f, file))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(named), "{toml_text}: {err}");
+    }
+}
+
+#[test]
+fn owner_quotas_are_read_defaulted_and_validated() {
+    let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
+    assert_eq!(c.reconciler.quotas, OwnerQuotas::default());
+    let file: Settings =
+        toml::from_str("quota_workloads = 5\nquota_cpu = \"1500m\"\nquota_memory = \"1Gi\"")
+            .unwrap();
+    let mut f = flags();
+    f.quota_replicas = Some(7);
+    f.quota_workloads = Some(6);
+    let q = DaemonConfig::resolve(f, file).unwrap().reconciler.quotas;
+    assert_eq!(
+        q,
+        OwnerQuotas {
+            max_workloads: 6,
+            max_replicas: 7,
+            max_cpu_millis: 1500,
+            max_memory_bytes: 1 << 30,
+        }
+    );
+    for (f, named) in [
+        (
+            Settings {
+                quota_cpu: Some("lots".into()),
+                ..flags()
+            },
+            "quota_cpu",
+        ),
+        (
+            Settings {
+                quota_memory: Some("1Go".into()),
+                ..flags()
+            },
+            "quota_memory",
+        ),
+        (
+            Settings {
+                quota_replicas: Some(0),
+                ..flags()
+            },
+            "quota_replicas",
+        ),
+    ] {
+        let err = DaemonConfig::resolve(f, Settings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(named), "{err}");
+    }
+}
+
+#[test]
 fn bad_values_are_errors() {
     for (cpu, mem, label) in [
         ("x", "1Gi", "a=b"),

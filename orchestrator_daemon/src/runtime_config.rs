@@ -1,10 +1,12 @@
 //! The youki part of the daemon's configuration: registries reached over
-//! plain HTTP, the image pull policy, the image cache size and registry
-//! credentials, resolved straight into the runtime's own `YoukiConfig`.
+//! plain HTTP, the image pull policy, the image cache size, the limits on
+//! image pulls, the image store quota and registry credentials, resolved
+//! straight into the runtime's own `YoukiConfig`.
 
 use std::path::PathBuf;
 
-use container_runtime::youki::{RegistryCredentials, YoukiConfig};
+use container_runtime::youki::image::limit_names;
+use container_runtime::youki::{ImageLimits, RegistryCredentials, YoukiConfig};
 use orchestrator_shared_types::MemoryQuantity;
 use serde::Deserialize;
 
@@ -25,6 +27,83 @@ pub struct RegistryAuth {
 
 /// Default size of the image cache: 10 GiB.
 pub const DEFAULT_IMAGE_CACHE_BYTES: u64 = 10 << 30;
+
+/// The `[image_limits]` table of the configuration file; sizes are
+/// quantities (`4Mi`, `2Gi`), counts plain integers. Absent keys keep the
+/// defaults of [`ImageLimits`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageLimitsSettings {
+    /// Largest manifest or image index [default: 4Mi].
+    pub max_manifest_size: Option<String>,
+    /// Largest image config [default: 4Mi].
+    pub max_config_size: Option<String>,
+    /// Largest layer as downloaded (compressed) [default: 4Gi].
+    pub max_layer_size: Option<String>,
+    /// Largest layer once decompressed [default: 8Gi].
+    pub max_layer_unpacked_size: Option<String>,
+    /// Most entries (files, directories, links) in one layer [default: 1000000].
+    pub max_layer_entries: Option<u64>,
+    /// Most layers in one image [default: 128].
+    pub max_layers: Option<u64>,
+    /// Largest image: its blobs plus its layers decompressed [default: 16Gi].
+    pub max_image_size: Option<String>,
+}
+
+fn size(name: &str, value: &Option<String>, default: u64) -> Result<u64> {
+    match value {
+        Some(v) => v
+            .parse::<MemoryQuantity>()
+            .map(MemoryQuantity::bytes)
+            .map_err(|e| Error::Config(format!("{name}: {e}"))),
+        None => Ok(default),
+    }
+}
+
+/// The limits on image pulls and the store quota from `s`, validated.
+fn image_limits(s: &Settings) -> Result<ImageLimits> {
+    let d = ImageLimits::default();
+    let t = s.image_limits.clone().unwrap_or_default();
+    let limits = ImageLimits {
+        max_manifest_bytes: size(
+            limit_names::MANIFEST,
+            &t.max_manifest_size,
+            d.max_manifest_bytes,
+        )?,
+        max_config_bytes: size(limit_names::CONFIG, &t.max_config_size, d.max_config_bytes)?,
+        max_layer_bytes: size(limit_names::LAYER, &t.max_layer_size, d.max_layer_bytes)?,
+        max_layer_unpacked_bytes: size(
+            limit_names::LAYER_UNPACKED,
+            &t.max_layer_unpacked_size,
+            d.max_layer_unpacked_bytes,
+        )?,
+        max_layer_entries: t.max_layer_entries.unwrap_or(d.max_layer_entries),
+        max_layers: t.max_layers.unwrap_or(d.max_layers),
+        max_image_bytes: size(limit_names::IMAGE, &t.max_image_size, d.max_image_bytes)?,
+        store_quota_bytes: size(
+            limit_names::STORE_QUOTA,
+            &s.image_store_quota,
+            d.store_quota_bytes,
+        )?,
+    };
+    for (name, value) in [
+        (limit_names::MANIFEST, limits.max_manifest_bytes),
+        (limit_names::CONFIG, limits.max_config_bytes),
+        (limit_names::LAYER, limits.max_layer_bytes),
+        (limit_names::LAYER_UNPACKED, limits.max_layer_unpacked_bytes),
+        (limit_names::LAYER_ENTRIES, limits.max_layer_entries),
+        (limit_names::LAYERS, limits.max_layers),
+        (limit_names::IMAGE, limits.max_image_bytes),
+        (limit_names::STORE_QUOTA, limits.store_quota_bytes),
+    ] {
+        if value == 0 {
+            return Err(Error::Config(format!(
+                "{name} is 0: every image would be refused"
+            )));
+        }
+    }
+    Ok(limits)
+}
 
 /// The youki runtime's configuration from `s`, validated; its state lives
 /// under `root`.
@@ -50,6 +129,15 @@ pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<YoukiConfig> {
             .bytes(),
         None => DEFAULT_IMAGE_CACHE_BYTES,
     };
+    cfg.image_limits = image_limits(s)?;
+    if cfg.image_cache_bytes > cfg.image_limits.store_quota_bytes {
+        return Err(Error::Config(format!(
+            "image cache size ({} bytes) is above the {} ({} bytes): pulls would be refused before unused images are removed",
+            cfg.image_cache_bytes,
+            limit_names::STORE_QUOTA,
+            cfg.image_limits.store_quota_bytes
+        )));
+    }
     cfg.credentials = s
         .registry_auth
         .iter()

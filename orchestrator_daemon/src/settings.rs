@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::config::{LogFormat, Role, RuntimeKind, SchedulerKind, Scoring, StoreKind};
 use crate::error::{Error, Result};
-use crate::runtime_config::RegistryAuth;
+use crate::runtime_config::{ImageLimitsSettings, RegistryAuth};
 
 /// How a flag's value combines with the file's: a flag replaces a single
 /// value; lists add the flags' items after the file's; tables merge.
@@ -120,6 +120,20 @@ pub struct Settings {
     /// Address of the REST API, HOST:PORT (port 0 picks a free one) [default: 127.0.0.1:9090].
     #[arg(long, env = "UNIVRS_API_ADDR")]
     pub api_addr: Option<String>,
+    /// Most workloads one owner (key) may have [default: 100].
+    #[arg(long, env = "UNIVRS_QUOTA_WORKLOADS")]
+    pub quota_workloads: Option<u64>,
+    /// Most replicas one owner may have, all workloads together [default: 500].
+    #[arg(long, env = "UNIVRS_QUOTA_REPLICAS")]
+    pub quota_replicas: Option<u64>,
+    /// Most CPU one owner's replicas may request together, e.g. `64` or
+    /// `6500m` [default: 64].
+    #[arg(long, env = "UNIVRS_QUOTA_CPU")]
+    pub quota_cpu: Option<String>,
+    /// Most memory one owner's replicas may request together, e.g. `256Gi`
+    /// [default: 256Gi].
+    #[arg(long, env = "UNIVRS_QUOTA_MEMORY")]
+    pub quota_memory: Option<String>,
     /// A key (hex or base64) that may act on every workload and node (repeatable).
     #[arg(long = "admin-key")]
     #[serde(default)]
@@ -141,6 +155,16 @@ pub struct Settings {
     /// Image cache size before unused images are removed, e.g. `10Gi` [default: 10Gi].
     #[arg(long, env = "UNIVRS_IMAGE_CACHE_SIZE")]
     pub image_cache_size: Option<String>,
+    /// Quota of this node's image store (blobs and unpacked images), e.g.
+    /// `32Gi`: a pull that would go above it is refused [default: 32Gi].
+    #[arg(long, env = "UNIVRS_IMAGE_STORE_QUOTA")]
+    pub image_store_quota: Option<String>,
+    /// Caps on one image pull, whatever the registry declares (configuration
+    /// file only: `[image_limits]` with `max_manifest_size`,
+    /// `max_config_size`, `max_layer_size`, `max_layer_unpacked_size`,
+    /// `max_layer_entries`, `max_layers`, `max_image_size`).
+    #[arg(skip)]
+    pub image_limits: Option<ImageLimitsSettings>,
     /// Role in the cluster [default: auto — control-plane without --seed,
     /// worker with one]. Needs --gossip-addr.
     #[arg(long, env = "UNIVRS_ROLE", value_enum)]

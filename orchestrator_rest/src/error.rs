@@ -54,6 +54,11 @@ impl ApiError {
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
+    /// 403 `quota_exceeded`: the message names the quota, its limit and the
+    /// usage the request would make.
+    pub fn quota_exceeded(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "quota_exceeded", message)
+    }
     /// 413.
     pub fn payload_too_large(limit: usize) -> Self {
         Rejection::payload_too_large(limit).into()
@@ -118,6 +123,7 @@ impl From<Error> for ApiError {
                 ApiError::bad_request(e.to_string())
             }
             Error::Store(StoreError::NameTaken { .. }) => ApiError::conflict(e.to_string()),
+            Error::QuotaExceeded { .. } => ApiError::quota_exceeded(e.to_string()),
             other => match other.kind() {
                 ErrorKind::ShuttingDown => ApiError::unavailable(other.to_string()),
                 ErrorKind::StoreUnavailable

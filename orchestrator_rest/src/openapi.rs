@@ -21,8 +21,11 @@ pub enum CommonErrors {
         description = "Missing, invalid, stale or replayed signature"
     )]
     Unauthorized(ErrorBody),
-    /// Not allowed for this key.
-    #[response(status = 403, description = "The key may not do this")]
+    /// Not allowed for this key, or above one of the owner's quotas.
+    #[response(
+        status = 403,
+        description = "The key may not do this (`forbidden`), or it would take the owner above a quota (`quota_exceeded`)"
+    )]
     Forbidden(ErrorBody),
     /// No such object.
     #[response(status = 404, description = "Not found")]

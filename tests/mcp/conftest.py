@@ -41,7 +41,10 @@ def daemon():
     log = open(Path(data) / "daemon.log", "w+")
     proc = subprocess.Popen(
         [str(BIN / "orchestrator_daemon"), "--runtime", "mock", "--store", "sqlite",
-         "--data-dir", str(Path(data) / "state"), "--api-addr", "127.0.0.1:0"],
+         "--data-dir", str(Path(data) / "state"), "--api-addr", "127.0.0.1:0",
+         # The paging tests create 500 workloads each, over one session:
+         # above the default per-owner quotas (100 workloads, 500 replicas).
+         "--quota-workloads", "2000", "--quota-replicas", "2000"],
         stdout=subprocess.DEVNULL, stderr=log)
     url = None
     deadline = time.monotonic() + 30

@@ -60,7 +60,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument};
 
 pub use cgroup::{Layout as CgroupLayout, Usage};
-pub use image::{ImageStore, ImageStoreConfig, PullPolicy, RegistryCredentials};
+pub use image::{ImageLimits, ImageStore, ImageStoreConfig, PullPolicy, RegistryCredentials};
 pub use rootfs::LayerMode;
 pub use spec::NetworkMode;
 
@@ -92,6 +92,8 @@ pub struct YoukiConfig {
     pub image_cache_bytes: u64,
     /// Basic-auth credentials per registry host.
     pub credentials: BTreeMap<String, RegistryCredentials>,
+    /// Caps on image pulls and the image store's quota.
+    pub image_limits: ImageLimits,
     /// First component of every container's cgroup path (`/<root>/<id>`).
     pub cgroup_root: String,
     /// Size cap of each of a container's two log files.
@@ -100,7 +102,7 @@ pub struct YoukiConfig {
 
 impl YoukiConfig {
     /// Defaults under `data_dir`: pull if not present, 10 GiB image cache,
-    /// cgroups under `/univrs`, 10 MiB log files.
+    /// the default [`ImageLimits`], cgroups under `/univrs`, 10 MiB log files.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -108,6 +110,7 @@ impl YoukiConfig {
             pull_policy: PullPolicy::IfNotPresent,
             image_cache_bytes: 10 << 30,
             credentials: BTreeMap::new(),
+            image_limits: ImageLimits::default(),
             cgroup_root: "univrs".into(),
             log_max_bytes: 10 << 20,
         }
@@ -187,6 +190,7 @@ impl YoukiRuntime {
             pull_policy: cfg.pull_policy,
             max_cache_bytes: cfg.image_cache_bytes,
             credentials: cfg.credentials.clone(),
+            limits: cfg.image_limits.clone(),
         })
         .map_err(|e| format!("opening the image store: {e}"))?;
         let layer_mode = rootfs::probe(&data);

@@ -6,9 +6,11 @@
 //!
 //! - [`logs`]: reading and following a workload's container output.
 //! - [`nodes`]: nodes, cordon and drain, cluster status and gauges.
+//! - [`quota`]: per-owner quotas, checked before every write that grows usage.
 
 pub mod logs;
 pub mod nodes;
+pub mod quota;
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use crate::events::ReconcileEvent;
 /// Counts of a workload's instances; the reconciler owns them.
 pub use crate::reconciler::status::WorkloadStatus;
 use crate::reconciler::{spawn_reconciler, Deps, PassOutcome, ReconcilerHandle};
+use quota::{OwnerQuotas, OwnerUsage};
 
 /// The record `spec` makes of `existing` (or a new one): a change of template
 /// keeps the old one for rollback and bumps the generation.
@@ -56,6 +59,8 @@ pub struct Orchestrator {
     handle: ReconcilerHandle,
     /// Observes how long containers ran (see [`crate::run_duration`]).
     run_durations: tokio::task::JoinHandle<()>,
+    /// Checked before writes that grow an owner's usage.
+    quotas: OwnerQuotas,
 }
 
 impl Orchestrator {
@@ -77,6 +82,7 @@ impl Orchestrator {
             Arc::clone(&deps.metrics),
             observer_cancel.clone(),
         );
+        let quotas = config.quotas.clone();
         let handle = match spawn_reconciler(config, deps.clone(), cancel).await {
             Ok(handle) => handle,
             Err(e) => {
@@ -88,6 +94,7 @@ impl Orchestrator {
             deps,
             handle,
             run_durations,
+            quotas,
         })
     }
 
@@ -112,9 +119,37 @@ impl Orchestrator {
         self.handle.reconcile_now(id).await
     }
 
+    /// The per-owner quotas this API enforces.
+    pub fn quotas(&self) -> &OwnerQuotas {
+        &self.quotas
+    }
+
+    /// What `owner`'s workloads hold against the quotas. Call with
+    /// `workload_writes` held, so that no write comes in between.
+    async fn usage(&self, owner: &PublicKey) -> Result<OwnerUsage> {
+        // A scan of every workload: the store has no index by owner, and the
+        // SQLite store answers from its cache.
+        let all = self.deps.store.list_workloads().await?;
+        Ok(OwnerUsage::of_owner(owner, &all))
+    }
+
+    /// Refuses replacing `owner`'s workloads `before` by `after` if that
+    /// grows a usage above its quota.
+    async fn check_quotas(
+        &self,
+        owner: &PublicKey,
+        before: &[&WorkloadSpec],
+        after: &[&WorkloadSpec],
+    ) -> Result<()> {
+        let usage = self.usage(owner).await?;
+        quota::check(&self.quotas, usage, usage.replacing(before, after))
+    }
+
     /// Creates the workload `spec.name` of `owner`, or updates it. A change of
     /// template (containers, placement, restart policy) starts a rolling update
-    /// under a new generation; a change of replicas alone does not.
+    /// under a new generation; a change of replicas alone does not. Refused
+    /// with [`Error::QuotaExceeded`] if it would grow one of `owner`'s usages
+    /// above its quota.
     pub async fn apply_workload(
         &self,
         owner: PublicKey,
@@ -124,28 +159,41 @@ impl Orchestrator {
         let _guard = self.handle.ctx().workload_writes.lock().await;
         let store = &self.deps.store;
         let existing = store.get_workload_by_name(&owner, &spec.name).await?;
+        let before: Vec<&WorkloadSpec> = existing.iter().map(|w| &w.spec).collect();
+        self.check_quotas(&owner, &before, &[&spec]).await?;
         let w = merge(existing, owner, spec);
         store.put_workload(&w).await?;
         Ok(w)
     }
 
-    /// Creates or updates many workloads of `owner` in one durable batch.
+    /// Creates or updates many workloads of `owner` in one durable batch,
+    /// all or nothing (quotas are checked for the batch as a whole).
     pub async fn apply_workloads(
         &self,
         owner: PublicKey,
         specs: Vec<WorkloadSpec>,
     ) -> Result<Vec<WorkloadDefinition>> {
         let _guard = self.handle.ctx().workload_writes.lock().await;
-        let mut out = Vec::with_capacity(specs.len());
-        for spec in specs {
+        let mut existing = Vec::with_capacity(specs.len());
+        for spec in &specs {
             spec.validate()?;
-            let existing = self
-                .deps
-                .store
-                .get_workload_by_name(&owner, &spec.name)
-                .await?;
-            out.push(merge(existing, owner, spec));
+            existing.push(
+                self.deps
+                    .store
+                    .get_workload_by_name(&owner, &spec.name)
+                    .await?,
+            );
         }
+        {
+            let before: Vec<&WorkloadSpec> = existing.iter().flatten().map(|w| &w.spec).collect();
+            let after: Vec<&WorkloadSpec> = specs.iter().collect();
+            self.check_quotas(&owner, &before, &after).await?;
+        }
+        let out: Vec<WorkloadDefinition> = existing
+            .into_iter()
+            .zip(specs)
+            .map(|(existing, spec)| merge(existing, owner, spec))
+            .collect();
         self.deps.store.put_workloads_batch(&out).await?;
         Ok(out)
     }
@@ -166,7 +214,8 @@ impl Orchestrator {
             })
     }
 
-    /// Sets the replica count of `owner`'s workload `name`.
+    /// Sets the replica count of `owner`'s workload `name`; refused with
+    /// [`Error::QuotaExceeded`] above `owner`'s replica, CPU or memory quota.
     pub async fn scale(
         &self,
         owner: &PublicKey,
@@ -184,7 +233,10 @@ impl Orchestrator {
         }
         let _guard = self.handle.ctx().workload_writes.lock().await;
         let mut w = self.owned(owner, name).await?;
-        w.spec.replicas = replicas;
+        let mut scaled = w.spec.clone();
+        scaled.replicas = replicas;
+        self.check_quotas(owner, &[&w.spec], &[&scaled]).await?;
+        w.spec = scaled;
         w.updated_at = Utc::now();
         self.deps.store.put_workload(&w).await?;
         Ok(w)
@@ -198,8 +250,11 @@ impl Orchestrator {
             field: "name",
             message: format!("workload {name:?} has no previous template to roll back to"),
         })?;
-        let failed = std::mem::replace(&mut w.spec, prev.spec);
-        w.spec.replicas = failed.replicas;
+        let mut restored = prev.spec;
+        restored.replicas = w.spec.replicas;
+        // The old template may request more per replica than the current one.
+        self.check_quotas(owner, &[&w.spec], &[&restored]).await?;
+        let failed = std::mem::replace(&mut w.spec, restored);
         w.previous = Some(Box::new(Revision {
             generation: w.generation,
             spec: failed,

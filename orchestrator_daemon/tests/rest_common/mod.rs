@@ -65,9 +65,14 @@ pub fn public(k: &SigningKey) -> PublicKey {
 }
 
 pub async fn api(auth: AuthConfig) -> Api {
+    api_with(auth, ReconcilerConfig::for_test()).await
+}
+
+/// [`api`] with the orchestrator configured by `config` (e.g. its quotas).
+pub async fn api_with(auth: AuthConfig, config: ReconcilerConfig) -> Api {
     let node = test_node(1, 16_000, 64 << 30);
     let runtime = Arc::new(MockRuntime::new());
-    let core = api_on(auth, runtime.clone(), node).await;
+    let core = api_on_with(auth, runtime.clone(), node, config).await;
     Api {
         router: core.router,
         orch: core.orch,
@@ -94,6 +99,16 @@ pub async fn api_on(
     runtime: Arc<dyn ContainerRuntime>,
     node: orchestrator_shared_types::Node,
 ) -> ApiOn {
+    api_on_with(auth, runtime, node, ReconcilerConfig::for_test()).await
+}
+
+/// [`api_on`] with the orchestrator configured by `config`.
+pub async fn api_on_with(
+    auth: AuthConfig,
+    runtime: Arc<dyn ContainerRuntime>,
+    node: orchestrator_shared_types::Node,
+    config: ReconcilerConfig,
+) -> ApiOn {
     runtime.init_node(node.id).await.unwrap();
     let store: Arc<dyn StateStore> = Arc::new(InMemoryStore::new());
     let events = EventHub::new(1024);
@@ -108,7 +123,7 @@ pub async fn api_on(
     };
     let cancel = CancellationToken::new();
     let orch = Arc::new(
-        Orchestrator::start(ReconcilerConfig::for_test(), deps, cancel.clone())
+        Orchestrator::start(config, deps, cancel.clone())
             .await
             .unwrap(),
     );

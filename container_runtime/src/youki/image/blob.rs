@@ -5,7 +5,6 @@ use std::io;
 use std::path::Path;
 
 use futures::{Stream, StreamExt};
-use oci_client::errors::DigestError;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -44,8 +43,9 @@ pub(super) enum BlobError {
     Write(io::Error),
 }
 
-/// Streams a blob to `tmp` while hashing it, and renames it to `dest` only if
-/// its sha256 is `expected_hex`. Returns its size; on failure nothing is kept.
+/// Streams a blob to `tmp` while hashing it, stopping as soon as more than
+/// `limit` bytes arrived, and renames it to `dest` only if its sha256 is
+/// `expected_hex`. Returns its size; on failure nothing is kept.
 pub(super) async fn store_verified<S, B>(
     mut stream: S,
     expected_hex: &str,
@@ -64,13 +64,7 @@ where
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                // oci-client checks the digest too and fails the end of the
-                // stream; our own hash below decides, with a precise error.
-                Err(e) if is_digest_verification_error(&e) => break,
-                Err(e) => return Err(BlobError::Transfer(e)),
-            };
+            let chunk = chunk.map_err(BlobError::Transfer)?;
             let chunk = chunk.as_ref();
             size += chunk.len() as u64;
             if let Some(limit) = limit.filter(|l| size > *l) {
@@ -95,12 +89,6 @@ where
         remove_quietly(tmp);
     }
     result
-}
-
-fn is_digest_verification_error(err: &io::Error) -> bool {
-    err.get_ref()
-        .and_then(|inner| inner.downcast_ref::<DigestError>())
-        .is_some_and(|d| matches!(d, DigestError::VerificationError { .. }))
 }
 
 #[cfg(test)]

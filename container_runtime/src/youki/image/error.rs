@@ -2,6 +2,8 @@
 
 use std::io;
 
+use super::limits::{LimitHit, QuotaHit};
+
 /// Failures of [`ImageStore::ensure`](super::ImageStore::ensure).
 #[derive(Debug)]
 pub enum ImageError {
@@ -32,6 +34,22 @@ pub enum ImageError {
         /// What went wrong, with the entry concerned.
         reason: String,
     },
+    /// The registry offered more than one of the [`ImageLimits`](super::ImageLimits)
+    /// allows; nothing of the pull was kept.
+    LimitExceeded {
+        /// The image being pulled.
+        image: String,
+        /// The limit and what went above it.
+        hit: LimitHit,
+    },
+    /// The pull would take the image store above its quota; nothing of the
+    /// pull was kept.
+    QuotaExceeded {
+        /// The image being pulled.
+        image: String,
+        /// The quota and the usage it refused.
+        hit: QuotaHit,
+    },
     /// Local storage failed.
     Io(io::Error),
 }
@@ -54,6 +72,8 @@ impl std::fmt::Display for ImageError {
                 "image {image} is not present locally and the pull policy is Never"
             ),
             Self::Unpack { image, reason } => write!(f, "unpacking image {image}: {reason}"),
+            Self::LimitExceeded { image, hit } => write!(f, "pulling image {image}: {hit}"),
+            Self::QuotaExceeded { image, hit } => write!(f, "pulling image {image}: {hit}"),
             Self::Io(err) => write!(f, "image store i/o: {err}"),
         }
     }
@@ -96,6 +116,14 @@ impl ImageError {
             Self::Unpack { image, reason } => Self::Unpack {
                 image: image.clone(),
                 reason: reason.clone(),
+            },
+            Self::LimitExceeded { image, hit } => Self::LimitExceeded {
+                image: image.clone(),
+                hit: hit.clone(),
+            },
+            Self::QuotaExceeded { image, hit } => Self::QuotaExceeded {
+                image: image.clone(),
+                hit: *hit,
             },
             Self::Io(err) => Self::Io(io::Error::new(err.kind(), err.to_string())),
         }

@@ -13,7 +13,12 @@
 //! [`plan_process`] merges an image's config with a container's command,
 //! arguments and environment the way Docker and Kubernetes do.
 //!
-//! Modules: `pull` (registry client, manifests, coalesced `ensure`), `blob`
+//! Nothing a registry says is trusted: sizes are capped by [`ImageLimits`]
+//! whatever the descriptors declare, and the whole store by a quota.
+//!
+//! Modules: `pull` (manifests, limits, coalesced `ensure`), `registry` (the
+//! distribution API client, every body read with a cap), `limits`
+//! ([`ImageLimits`], the store quota's reservations), `blob`
 //! (digests and verified blob downloads), `unpack` (layers, whiteouts, path
 //! safety), `index` (the on-disk index and its atomic writes), `gc` (eviction),
 //! `process` ([`ProcessPlan`], [`plan_process`], user and group resolution),
@@ -23,8 +28,10 @@ mod blob;
 mod error;
 mod gc;
 mod index;
+mod limits;
 mod process;
 mod pull;
+mod registry;
 mod unpack;
 
 #[cfg(test)]
@@ -32,6 +39,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
@@ -39,11 +47,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
-
-use oci_client::client::{current_platform_resolver, ClientConfig, ClientProtocol};
-use oci_client::Client;
-use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use tracing::warn;
 
@@ -51,6 +54,7 @@ use blob::digest_hex;
 use index::{load_index, write_atomically, Index, INDEX_FILE};
 
 pub use error::ImageError;
+pub use limits::{names as limit_names, ImageLimits, LimitHit, QuotaHit};
 pub use process::{plan_process, ProcessPlan, DEFAULT_PATH};
 
 /// When to pull.
@@ -126,10 +130,13 @@ pub struct ImageStoreConfig {
     pub max_cache_bytes: u64,
     /// Credentials per registry `host[:port]`; registries not listed are pulled anonymously.
     pub credentials: BTreeMap<String, RegistryCredentials>,
+    /// Caps on what one pull may download and unpack, and the store's quota.
+    pub limits: ImageLimits,
 }
 
 impl ImageStoreConfig {
-    /// A store under `root` with the default policy, no credentials and a 10 GiB cache.
+    /// A store under `root` with the default policy and limits, no
+    /// credentials and a 10 GiB cache.
     pub fn for_test(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
@@ -137,6 +144,7 @@ impl ImageStoreConfig {
             pull_policy: PullPolicy::default(),
             max_cache_bytes: 10 << 30,
             credentials: BTreeMap::new(),
+            limits: ImageLimits::default(),
         }
     }
 }
@@ -198,6 +206,8 @@ struct State {
     in_use: HashMap<String, usize>,
     /// Blob or config hex → pulls in progress relying on it.
     pins: HashMap<String, usize>,
+    /// Bytes of the store quota that pulls in progress hold (see `limits`).
+    reserved: u64,
     clock: u64,
 }
 
@@ -217,8 +227,9 @@ pub struct ImageStore {
     cfg: ImageStoreConfig,
     /// Made on first use: building it loads TLS roots, which a daemon that
     /// never pulls should not keep in memory.
-    client: OnceLock<Client>,
-    state: Mutex<State>,
+    registry: OnceLock<registry::Registry>,
+    /// Shared with the quota reservations of pulls in progress.
+    state: Arc<Mutex<State>>,
     /// One shared `ensure` per reference in progress.
     flights: Mutex<HashMap<String, Flight>>,
     /// Serialises index writes so that a newer snapshot is never overwritten by an older one.
@@ -242,8 +253,8 @@ impl ImageStore {
     pub fn new(cfg: ImageStoreConfig) -> io::Result<Self> {
         let store = Self {
             cfg,
-            client: OnceLock::new(),
-            state: Mutex::new(State::default()),
+            registry: OnceLock::new(),
+            state: Arc::new(Mutex::new(State::default())),
             flights: Mutex::new(HashMap::new()),
             persist_lock: tokio::sync::Mutex::new(()),
             tmp_seq: AtomicU64::new(0),
@@ -372,21 +383,17 @@ fn remove_any(path: &Path) -> io::Result<()> {
 
 impl ImageStore {
     /// The registry client, made on first use.
-    pub(super) fn client(&self, image: &str) -> Result<&Client, ImageError> {
-        if let Some(c) = self.client.get() {
-            return Ok(c);
+    fn registry(&self, image: &str) -> Result<&registry::Registry, ImageError> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r);
         }
-        let config = ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(self.cfg.insecure_registries.clone()),
-            platform_resolver: Some(Box::new(current_platform_resolver)),
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(120)),
-            ..ClientConfig::default()
-        };
-        let client = Client::try_from(config).map_err(|e| ImageError::Pull {
-            image: image.to_owned(),
-            reason: format!("creating the registry client: {e}"),
-        })?;
-        Ok(self.client.get_or_init(|| client))
+        let made =
+            registry::Registry::new(self.cfg.insecure_registries.clone()).map_err(|reason| {
+                ImageError::Pull {
+                    image: image.to_owned(),
+                    reason,
+                }
+            })?;
+        Ok(self.registry.get_or_init(|| made))
     }
 }

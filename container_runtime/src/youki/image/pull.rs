@@ -1,23 +1,55 @@
 //! Pulling: [`ImageStore::ensure`] resolves a reference through the cache or
-//! the registry (one shared pull per reference), downloads the manifest's
-//! config and layer blobs, and has them unpacked into a rootfs.
+//! the registry (one shared pull per reference), checks the manifest against
+//! the [`ImageLimits`](super::ImageLimits) and the store quota before any
+//! download, downloads the config and layer blobs, each cut off at the size
+//! its descriptor declares, and has them unpacked into a rootfs. A refused or
+//! failed pull leaves nothing behind: its temporary files are removed and
+//! the blobs it downloaded that no image uses are collected.
 
 use std::fs;
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use oci_client::errors::OciDistributionError;
-use oci_client::manifest::{self, OciDescriptor};
-use oci_client::secrets::RegistryAuth;
+use oci_client::client::current_platform_resolver;
+use oci_client::manifest::{self, OciDescriptor, OciImageManifest, OciManifest};
 use oci_client::Reference;
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, instrument, warn};
 
 use super::blob::{digest_hex, store_verified, BlobError};
 use super::index::{ImageRecord, RefRecord};
-use super::unpack::unpack_rootfs;
-use super::{lock, with_context, Image, ImageConfig, ImageError, ImageStore, PullPolicy, State};
+use super::limits::{names, LimitHit, Reservation};
+use super::registry::{FetchError, Session};
+use super::unpack::{unpack_rootfs, UnpackBudget};
+use super::{
+    lock, with_context, Image, ImageConfig, ImageError, ImageStore, PullPolicy,
+    RegistryCredentials, State,
+};
+
+/// A reference resolved at the registry.
+struct Resolved {
+    manifest: OciImageManifest,
+    /// Digest of the platform's image manifest.
+    manifest_digest: String,
+    /// Digest of the image index the reference named, if it named one.
+    list_digest: Option<String>,
+}
+
+impl Resolved {
+    /// What the reference resolved to: the index, or else the manifest.
+    fn digest(&self) -> &str {
+        self.list_digest.as_deref().unwrap_or(&self.manifest_digest)
+    }
+}
+
+/// Which cap applies to a blob.
+#[derive(Clone, Copy)]
+enum BlobKind {
+    Config,
+    Layer,
+}
 
 impl ImageStore {
     /// Returns the unpacked image for `reference`, pulling it as the pull
@@ -55,12 +87,12 @@ impl ImageStore {
             // A digest reference names immutable content: no need to ask.
             PullPolicy::Always if parsed.digest().is_some() => self.lookup(key, None),
             PullPolicy::Always => {
-                let digest = self
-                    .client(key)?
-                    .fetch_manifest_digest(parsed, &self.auth_for(parsed))
-                    .await
-                    .map_err(|e| pull_error(key, "resolving the manifest digest", &e))?;
-                self.lookup(key, Some(&digest))
+                let session = self.session(parsed, key).await?;
+                let resolved = self.resolve(&session, parsed, key).await?;
+                match self.lookup(key, Some(resolved.digest())) {
+                    Some(image) => Some(image),
+                    None => return self.pull(key, &session, resolved).await,
+                }
             }
         };
         match cached {
@@ -69,7 +101,11 @@ impl ImageStore {
                 self.persist_logged().await;
                 Ok(image)
             }
-            None => self.pull(parsed, key).await,
+            None => {
+                let session = self.session(parsed, key).await?;
+                let resolved = self.resolve(&session, parsed, key).await?;
+                self.pull(key, &session, resolved).await
+            }
         }
     }
 
@@ -89,27 +125,246 @@ impl ImageStore {
         self.image_view(&st, key, &rec.config_hex)
     }
 
-    async fn pull(&self, parsed: &Reference, key: &str) -> Result<Image, ImageError> {
-        let started = Instant::now();
-        let (manifest, manifest_digest, list_digest) = self
-            .client(key)?
-            .pull_image_manifest_and_list_digest(parsed, &self.auth_for(parsed))
+    async fn session(&self, parsed: &Reference, key: &str) -> Result<Session, ImageError> {
+        self.registry(key)?
+            .session(parsed, self.credentials_for(parsed))
             .await
-            .map_err(|e| pull_error(key, "fetching the manifest", &e))?;
-        let resolved = list_digest.unwrap_or_else(|| manifest_digest.clone());
+            .map_err(|e| fetch_error(key, "authenticating", e))
+    }
+
+    /// Fetches the reference's manifest (through its image index, for this
+    /// platform), each read capped at `max_manifest_bytes` while streaming.
+    async fn resolve(
+        &self,
+        session: &Session,
+        parsed: &Reference,
+        key: &str,
+    ) -> Result<Resolved, ImageError> {
+        let top = parsed.digest().or_else(|| parsed.tag()).unwrap_or("latest");
+        let (top_manifest, top_digest) = self
+            .fetch_manifest(session, key, top, parsed.digest())
+            .await?;
+        match top_manifest {
+            OciManifest::Image(manifest) => Ok(Resolved {
+                manifest,
+                manifest_digest: top_digest,
+                list_digest: None,
+            }),
+            OciManifest::ImageIndex(index) => {
+                let digest = current_platform_resolver(&index.manifests).ok_or_else(|| {
+                    pull_failure(
+                        key,
+                        "the image index has no manifest for this platform".into(),
+                    )
+                })?;
+                match self
+                    .fetch_manifest(session, key, &digest, Some(&digest))
+                    .await?
+                {
+                    (OciManifest::Image(manifest), manifest_digest) => Ok(Resolved {
+                        manifest,
+                        manifest_digest,
+                        list_digest: Some(top_digest),
+                    }),
+                    (OciManifest::ImageIndex(_), _) => Err(pull_failure(
+                        key,
+                        format!("the image index points at another index ({digest})"),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// One manifest, refused past `max_manifest_bytes`, checked against the
+    /// digest asked for and the one the registry announced.
+    async fn fetch_manifest(
+        &self,
+        session: &Session,
+        key: &str,
+        reference: &str,
+        expected: Option<&str>,
+    ) -> Result<(OciManifest, String), ImageError> {
+        let max = self.cfg.limits.max_manifest_bytes;
+        let (body, announced) = self
+            .registry(key)?
+            .manifest(session, reference, max)
+            .await
+            .map_err(|e| match e {
+                FetchError::TooLarge { seen } => ImageError::LimitExceeded {
+                    image: key.to_owned(),
+                    hit: LimitHit {
+                        limit: names::MANIFEST,
+                        max,
+                        unit: "bytes",
+                        what: format!("manifest {reference} (at least {seen} bytes)"),
+                    },
+                },
+                other => fetch_error(key, &format!("fetching manifest {reference}"), other),
+            })?;
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        for claimed in expected.into_iter().chain(announced.as_deref()) {
+            // Another algorithm than sha256 in a header cannot be checked here.
+            if claimed.starts_with("sha256:") && claimed != actual {
+                return Err(ImageError::DigestMismatch {
+                    image: key.to_owned(),
+                    expected: claimed.to_owned(),
+                    actual,
+                });
+            }
+        }
+        if let Some(claimed) = expected.filter(|c| !c.starts_with("sha256:")) {
+            return Err(pull_failure(
+                key,
+                format!("unsupported digest `{claimed}`: only sha256 is supported"),
+            ));
+        }
+        let parsed: OciManifest = serde_json::from_slice(&body)
+            .map_err(|e| pull_failure(key, format!("parsing manifest {reference}: {e}")))?;
+        let version = match &parsed {
+            OciManifest::Image(m) => m.schema_version,
+            OciManifest::ImageIndex(i) => i.schema_version,
+        };
+        if version != 2 {
+            return Err(pull_failure(
+                key,
+                format!("manifest {reference} has schema version {version}, not 2"),
+            ));
+        }
+        Ok((parsed, actual))
+    }
+
+    /// Refuses a manifest whose declared sizes are above the limits, before
+    /// anything is downloaded. Returns the bytes its blobs declare.
+    fn check_manifest(&self, key: &str, manifest: &OciImageManifest) -> Result<u64, ImageError> {
+        let limits = &self.cfg.limits;
+        let refuse = |limit, max, unit, what: String| ImageError::LimitExceeded {
+            image: key.to_owned(),
+            hit: LimitHit {
+                limit,
+                max,
+                unit,
+                what,
+            },
+        };
+        let layers = manifest.layers.len() as u64;
+        if layers > limits.max_layers {
+            return Err(refuse(
+                names::LAYERS,
+                limits.max_layers,
+                "layers",
+                format!("the manifest's {layers} layers"),
+            ));
+        }
+        let mut total = 0u64;
+        for (desc, kind) in std::iter::once((&manifest.config, BlobKind::Config))
+            .chain(manifest.layers.iter().map(|d| (d, BlobKind::Layer)))
+        {
+            let size = declared_size(key, desc)?;
+            let (limit, max, what) = self.blob_cap(kind);
+            if size > max {
+                return Err(refuse(
+                    limit,
+                    max,
+                    "bytes",
+                    format!("{what} {} declaring {size} bytes", desc.digest),
+                ));
+            }
+            total = total.saturating_add(size);
+        }
+        if total > limits.max_image_bytes {
+            return Err(refuse(
+                names::IMAGE,
+                limits.max_image_bytes,
+                "bytes",
+                format!("the image's blobs declaring {total} bytes"),
+            ));
+        }
+        Ok(total)
+    }
+
+    fn blob_cap(&self, kind: BlobKind) -> (&'static str, u64, &'static str) {
+        match kind {
+            BlobKind::Config => (names::CONFIG, self.cfg.limits.max_config_bytes, "config"),
+            BlobKind::Layer => (names::LAYER, self.cfg.limits.max_layer_bytes, "layer"),
+        }
+    }
+
+    /// Bytes of `descs` not yet in the cache, as declared.
+    fn uncached_bytes<'a>(&self, descs: impl Iterator<Item = &'a OciDescriptor>) -> u64 {
+        let st = self.lock_state();
+        descs
+            .filter(|d| {
+                digest_hex(&d.digest).map_or(true, |hex| {
+                    st.index.blobs.get(hex).copied() != u64::try_from(d.size).ok()
+                })
+            })
+            .map(|d| u64::try_from(d.size).unwrap_or(0))
+            .sum()
+    }
+
+    async fn pull(
+        &self,
+        key: &str,
+        session: &Session,
+        resolved: Resolved,
+    ) -> Result<Image, ImageError> {
+        let result = self.pull_resolved(key, session, resolved).await;
+        if let Err(err) = &result {
+            // Blobs this pull downloaded and no image uses are orphans now.
+            if let Err(gc) = self.gc_keeping(None).await {
+                warn!(image = %key, error = %gc, "cleaning up after a failed pull failed");
+            }
+            info!(image = %key, error = %err, "pull refused or failed; nothing of it was kept");
+        }
+        result
+    }
+
+    async fn pull_resolved(
+        &self,
+        key: &str,
+        session: &Session,
+        resolved: Resolved,
+    ) -> Result<Image, ImageError> {
+        let started = Instant::now();
+        let resolved_digest = resolved.digest().to_owned();
+        let Resolved {
+            manifest,
+            manifest_digest,
+            ..
+        } = resolved;
         let config_hex = digest_hex(&manifest.config.digest)
             .map_err(|reason| pull_failure(key, reason))?
             .to_owned();
         let mut pins = Pins::new(self);
         pins.pin(&config_hex);
-        if let Some(image) = self.adopt(key, &resolved, &config_hex) {
+        if let Some(image) = self.adopt(key, &resolved_digest, &config_hex) {
             info!(image = %key, config = %image.config_digest, "reference now points at a cached image");
             self.persist().await?;
             return Ok(image);
         }
+        let declared = self.check_manifest(key, &manifest)?;
+        for desc in &manifest.layers {
+            check_layer_media_type(&desc.media_type).map_err(|reason| pull_failure(key, reason))?;
+        }
+        let mut reservation =
+            Reservation::new(self.state.clone(), self.cfg.limits.store_quota_bytes);
+        let needed = self.uncached_bytes(std::iter::once(&manifest.config).chain(&manifest.layers));
+        reservation
+            .reserve(needed)
+            .map_err(|hit| ImageError::QuotaExceeded {
+                image: key.to_owned(),
+                hit,
+            })?;
 
         let mut downloaded = self
-            .fetch_blob(parsed, key, &manifest.config, &mut pins)
+            .fetch_blob(
+                session,
+                key,
+                &manifest.config,
+                BlobKind::Config,
+                &mut pins,
+                &mut reservation,
+            )
             .await?;
         let config_blob = tokio::fs::read(self.blob_path(&config_hex)).await?;
         let (config, diff_ids) =
@@ -126,8 +381,16 @@ impl ImageStore {
         }
         let mut layers = Vec::with_capacity(manifest.layers.len());
         for desc in &manifest.layers {
-            check_layer_media_type(&desc.media_type).map_err(|reason| pull_failure(key, reason))?;
-            downloaded += self.fetch_blob(parsed, key, desc, &mut pins).await?;
+            downloaded += self
+                .fetch_blob(
+                    session,
+                    key,
+                    desc,
+                    BlobKind::Layer,
+                    &mut pins,
+                    &mut reservation,
+                )
+                .await?;
             layers.push(
                 digest_hex(&desc.digest)
                     .map_err(|r| pull_failure(key, r))?
@@ -138,18 +401,28 @@ impl ImageStore {
         let layer_paths = layers.iter().map(|h| self.blob_path(h)).collect::<Vec<_>>();
         let staging = self.tmp_path("rootfs");
         let target = self.rootfs_dir(&config_hex);
-        let rootfs_bytes = tokio::task::spawn_blocking(move || {
-            unpack_rootfs(&layer_paths, &diff_ids, &staging, &target)
+        let budget = UnpackBudget {
+            max_layer_bytes: self.cfg.limits.max_layer_unpacked_bytes,
+            max_layer_entries: self.cfg.limits.max_layer_entries,
+            max_image_bytes: self.cfg.limits.max_image_bytes.saturating_sub(declared),
+            reservation,
+            unpacked: 0,
+        };
+        let (unpacked, mut budget) = tokio::task::spawn_blocking(move || {
+            let mut budget = budget;
+            let result = unpack_rootfs(&layer_paths, &diff_ids, &staging, &target, &mut budget);
+            (result, budget)
         })
         .await
         .map_err(|e| ImageError::Unpack {
             image: key.to_owned(),
             reason: format!("unpack task failed: {e}"),
-        })?
-        .map_err(|e| e.into_image_error(key))?;
+        })?;
+        let rootfs_bytes = unpacked.map_err(|e| e.into_image_error(key))?;
 
-        let image = {
-            let mut st = self.lock_state();
+        let mut image = None;
+        let held = budget.reservation.held();
+        budget.reservation.settle(held, |st| {
             st.index.images.insert(
                 config_hex.clone(),
                 ImageRecord {
@@ -164,14 +437,16 @@ impl ImageStore {
             st.index.refs.insert(
                 key.to_owned(),
                 RefRecord {
-                    resolved_digest: resolved,
+                    resolved_digest,
                     config_hex: config_hex.clone(),
                 },
             );
             st.touch(&config_hex);
-            self.image_view(&st, key, &config_hex)
-        }
-        .ok_or_else(|| io::Error::other("image vanished from the index right after its pull"))?;
+            image = self.image_view(st, key, &config_hex);
+        });
+        let image = image.ok_or_else(|| {
+            io::Error::other("image vanished from the index right after its pull")
+        })?;
         drop(pins);
         self.persist().await?;
         info!(
@@ -205,15 +480,20 @@ impl ImageStore {
         self.image_view(&st, key, config_hex)
     }
 
-    /// Downloads one blob into the cache unless present; returns bytes downloaded.
+    /// Downloads one blob into the cache unless present; returns bytes
+    /// downloaded. The blob must be exactly as long as its descriptor says
+    /// (checked by [`ImageStore::check_manifest`] against the caps first).
     async fn fetch_blob(
         &self,
-        parsed: &Reference,
+        session: &Session,
         key: &str,
         desc: &OciDescriptor,
+        kind: BlobKind,
         pins: &mut Pins<'_>,
+        reservation: &mut Reservation,
     ) -> Result<u64, ImageError> {
         let hex = digest_hex(&desc.digest).map_err(|r| pull_failure(key, r))?;
+        let declared = declared_size(key, desc)?;
         let path = self.blob_path(hex);
         {
             // Pin and check under one lock, so GC cannot evict it in between.
@@ -224,21 +504,27 @@ impl ImageStore {
                 .ok()
                 .filter(|m| m.is_file())
                 .map(|m| m.len());
-            if known.is_some()
-                && known == on_disk
-                && (desc.size <= 0 || on_disk == Some(desc.size as u64))
-            {
+            if known == Some(declared) && on_disk == Some(declared) {
                 debug!(digest = %desc.digest, "blob already cached");
                 return Ok(0);
             }
         }
-        let stream = self
-            .client(key)?
-            .pull_blob_stream(parsed, desc)
+        let (announced, stream) = self
+            .registry(key)?
+            .blob(session, &desc.digest)
             .await
-            .map_err(|e| pull_error(key, &format!("requesting blob {}", desc.digest), &e))?;
-        let limit = u64::try_from(desc.size).ok().filter(|s| *s > 0);
-        let bytes = store_verified(stream, hex, limit, &self.tmp_path("blob"), &path)
+            .map_err(|e| fetch_error(key, &format!("requesting blob {}", desc.digest), e))?;
+        let (limit, max, what) = self.blob_cap(kind);
+        if let Some(len) = announced.filter(|l| *l != declared) {
+            return Err(pull_failure(
+                key,
+                format!(
+                    "the registry announces {len} bytes for {what} {}, whose descriptor declares {declared}",
+                    desc.digest
+                ),
+            ));
+        }
+        let bytes = store_verified(stream, hex, Some(declared), &self.tmp_path("blob"), &path)
             .await
             .map_err(|e| match e {
                 BlobError::Mismatch { actual } => ImageError::DigestMismatch {
@@ -246,33 +532,30 @@ impl ImageStore {
                     expected: desc.digest.clone(),
                     actual: format!("sha256:{actual}"),
                 },
-                BlobError::TooLarge { limit } => pull_failure(
+                BlobError::TooLarge { limit: declared } => pull_failure(
                     key,
                     format!(
-                        "blob {} is larger than the {limit} bytes its descriptor declares",
+                        "{what} {} is larger than the {declared} bytes its descriptor declares (limit {limit}: {max} bytes)",
                         desc.digest
                     ),
                 ),
                 BlobError::Transfer(err) => {
-                    pull_failure(key, format!("downloading blob {}: {err}", desc.digest))
+                    pull_failure(key, format!("downloading {what} {}: {err}", desc.digest))
                 }
                 BlobError::Write(err) => ImageError::Io(with_context(err, "writing blob", &path)),
             })?;
-        self.lock_state().index.blobs.insert(hex.to_owned(), bytes);
+        reservation.settle(bytes, |st| {
+            st.index.blobs.insert(hex.to_owned(), bytes);
+        });
         debug!(digest = %desc.digest, bytes, "fetched blob");
         Ok(bytes)
     }
 
-    fn auth_for(&self, parsed: &Reference) -> RegistryAuth {
-        let creds = self
-            .cfg
+    fn credentials_for(&self, parsed: &Reference) -> Option<&RegistryCredentials> {
+        self.cfg
             .credentials
             .get(parsed.registry())
-            .or_else(|| self.cfg.credentials.get(parsed.resolve_registry()));
-        match creds {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-            None => RegistryAuth::Anonymous,
-        }
+            .or_else(|| self.cfg.credentials.get(parsed.resolve_registry()))
     }
 }
 
@@ -315,8 +598,26 @@ impl Drop for Pins<'_> {
     }
 }
 
-fn pull_error(image: &str, doing: &str, err: &OciDistributionError) -> ImageError {
-    pull_failure(image, format!("{doing}: {err}"))
+fn fetch_error(image: &str, doing: &str, err: FetchError) -> ImageError {
+    match err {
+        FetchError::Failed(reason) => pull_failure(image, format!("{doing}: {reason}")),
+        FetchError::TooLarge { seen } => {
+            pull_failure(image, format!("{doing}: response too large ({seen} bytes)"))
+        }
+    }
+}
+
+/// A descriptor's size, which must not be negative.
+fn declared_size(image: &str, desc: &OciDescriptor) -> Result<u64, ImageError> {
+    u64::try_from(desc.size).map_err(|_| {
+        pull_failure(
+            image,
+            format!(
+                "descriptor of {} declares a negative size {}",
+                desc.digest, desc.size
+            ),
+        )
+    })
 }
 
 fn pull_failure(image: &str, reason: String) -> ImageError {

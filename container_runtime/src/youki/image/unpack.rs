@@ -1,7 +1,10 @@
 //! Unpacking: layers (tar, gzip or not) applied bottom first into a staging
 //! directory with their whiteouts, every path kept inside the rootfs, the
-//! result renamed into place only once complete.
+//! result renamed into place only once complete. Every decompressed byte and
+//! every entry is counted against an [`UnpackBudget`] as it is read, so a
+//! gzip bomb stops at the cap, not at a full disk.
 
+use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -13,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 use tracing::debug;
 
+use super::limits::{names, LimitHit, QuotaHit, Reservation};
 use super::{remove_any, remove_quietly, ImageError};
 
 const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
@@ -21,12 +25,32 @@ const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 /// Symlinks followed while resolving one path inside a rootfs (Linux's limit).
 const MAX_SYMLINK_HOPS: usize = 40;
+/// Store quota reserved at a time while unpacking.
+const RESERVE_STEP: u64 = 1 << 20;
+
+/// What unpacking an image may use.
+pub(super) struct UnpackBudget {
+    /// Bytes one layer may decompress to.
+    pub(super) max_layer_bytes: u64,
+    /// Entries one layer may hold.
+    pub(super) max_layer_entries: u64,
+    /// Bytes all layers together may decompress to.
+    pub(super) max_image_bytes: u64,
+    /// Store quota, reserved step by step before bytes are written.
+    pub(super) reservation: Reservation,
+    /// Bytes decompressed so far, all layers together.
+    pub(super) unpacked: u64,
+}
 
 /// Why a rootfs could not be built.
 #[derive(Debug)]
 pub(super) enum UnpackError {
     /// An uncompressed layer does not match the config's `diff_ids` (hex values).
     DiffId { expected: String, actual: String },
+    /// A limit was reached.
+    Limit(LimitHit),
+    /// The store quota was reached.
+    Quota(QuotaHit),
     /// Anything else, described.
     Failed(String),
 }
@@ -38,6 +62,14 @@ impl UnpackError {
                 image: image.to_owned(),
                 expected: format!("sha256:{expected}"),
                 actual: format!("sha256:{actual}"),
+            },
+            Self::Limit(hit) => ImageError::LimitExceeded {
+                image: image.to_owned(),
+                hit,
+            },
+            Self::Quota(hit) => ImageError::QuotaExceeded {
+                image: image.to_owned(),
+                hit,
             },
             Self::Failed(reason) => ImageError::Unpack {
                 image: image.to_owned(),
@@ -52,12 +84,14 @@ fn failed(doing: impl std::fmt::Display) -> impl FnOnce(io::Error) -> UnpackErro
 }
 
 /// Unpacks `layers` (bottom first) into `staging`, then renames it to
-/// `target`. Returns the rootfs size in bytes. `staging` is removed on failure.
+/// `target`, within `budget`. Returns the rootfs size in bytes. `staging` is
+/// removed on failure.
 pub(super) fn unpack_rootfs(
     layers: &[PathBuf],
     diff_ids: &[String],
     staging: &Path,
     target: &Path,
+    budget: &mut UnpackBudget,
 ) -> Result<u64, UnpackError> {
     let preserve_owner = nix::unistd::geteuid().is_root();
     let result = (|| {
@@ -65,10 +99,18 @@ pub(super) fn unpack_rootfs(
         for (i, layer) in layers.iter().enumerate() {
             let file = fs::File::open(layer)
                 .map_err(failed(format_args!("opening {}", layer.display())))?;
-            let diff_id = unpack_layer(file, staging, preserve_owner).map_err(|e| match e {
-                UnpackError::Failed(m) => UnpackError::Failed(format!("layer {i}: {m}")),
-                other => other,
-            })?;
+            let meter = RefCell::new(Meter {
+                budget: &mut *budget,
+                layer: i,
+                layer_bytes: 0,
+                entries: 0,
+                hit: None,
+            });
+            let diff_id =
+                unpack_layer(file, staging, preserve_owner, &meter).map_err(|e| match e {
+                    UnpackError::Failed(m) => UnpackError::Failed(format!("layer {i}: {m}")),
+                    other => other,
+                })?;
             if let Some(expected) = diff_ids.get(i).filter(|e| **e != diff_id) {
                 return Err(UnpackError::DiffId {
                     expected: expected.clone(),
@@ -100,6 +142,21 @@ fn unpack_layer(
     reader: impl Read,
     root: &Path,
     preserve_owner: bool,
+    meter: &RefCell<Meter<'_>>,
+) -> Result<String, UnpackError> {
+    let result = unpack_layer_metered(reader, root, preserve_owner, meter);
+    // A limit surfaces from inside the tar reader as an I/O error; report it as itself.
+    match meter.borrow_mut().hit.take() {
+        Some(hit) => Err(hit),
+        None => result,
+    }
+}
+
+fn unpack_layer_metered(
+    reader: impl Read,
+    root: &Path,
+    preserve_owner: bool,
+    meter: &RefCell<Meter<'_>>,
 ) -> Result<String, UnpackError> {
     let mut buffered = BufReader::new(reader);
     let head = buffered.fill_buf().map_err(failed("reading layer"))?;
@@ -116,6 +173,7 @@ fn unpack_layer(
     let mut hashing = HashingReader {
         inner: decompressed,
         hasher: Sha256::new(),
+        meter,
     };
     {
         let mut archive = tar::Archive::new(&mut hashing);
@@ -126,6 +184,17 @@ fn unpack_layer(
         let mut written = HashSet::new();
         for entry in archive.entries().map_err(failed("reading tar"))? {
             let mut entry = entry.map_err(failed("reading tar entry"))?;
+            {
+                let mut m = meter.borrow_mut();
+                m.entry().map_err(|_| limit_failure())?;
+                // A sparse file takes its full size once unpacked, not its size in the tar.
+                let header = entry.header();
+                if header.entry_type().is_gnu_sparse() {
+                    let real = header.size().map_err(failed("reading sparse entry size"))?;
+                    m.add(real.saturating_sub(entry.size()))
+                        .map_err(|_| limit_failure())?;
+                }
+            }
             apply_entry(&mut entry, root, preserve_owner, &mut written)?;
         }
     }
@@ -134,14 +203,104 @@ fn unpack_layer(
     Ok(hex::encode(hashing.hasher.finalize()))
 }
 
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
+/// The meter's refusal is kept in [`Meter::hit`]; this only stops the caller.
+fn limit_failure() -> UnpackError {
+    UnpackError::Failed("unpacking limit reached".into())
 }
 
-impl<R: Read> Read for HashingReader<R> {
+/// Counts one layer's decompressed bytes and entries against the budget.
+struct Meter<'a> {
+    budget: &'a mut UnpackBudget,
+    layer: usize,
+    layer_bytes: u64,
+    entries: u64,
+    /// The first limit reached, reported instead of the error it caused.
+    hit: Option<UnpackError>,
+}
+
+impl Meter<'_> {
+    fn refuse(&mut self, hit: UnpackError) -> io::Error {
+        let message = match &hit {
+            UnpackError::Limit(h) => h.to_string(),
+            UnpackError::Quota(q) => q.to_string(),
+            _ => String::new(),
+        };
+        self.hit.get_or_insert(hit);
+        io::Error::other(message)
+    }
+
+    /// Counts `n` more decompressed bytes, reserving store quota ahead of them.
+    fn add(&mut self, n: u64) -> io::Result<()> {
+        self.layer_bytes = self.layer_bytes.saturating_add(n);
+        self.budget.unpacked = self.budget.unpacked.saturating_add(n);
+        if self.layer_bytes > self.budget.max_layer_bytes {
+            let hit = LimitHit {
+                limit: names::LAYER_UNPACKED,
+                max: self.budget.max_layer_bytes,
+                unit: "bytes",
+                what: format!(
+                    "layer {} decompressed (at least {} bytes)",
+                    self.layer, self.layer_bytes
+                ),
+            };
+            return Err(self.refuse(UnpackError::Limit(hit)));
+        }
+        if self.budget.unpacked > self.budget.max_image_bytes {
+            let hit = LimitHit {
+                limit: names::IMAGE,
+                max: self.budget.max_image_bytes,
+                unit: "bytes",
+                what: format!(
+                    "the image's layers decompressed (at least {} bytes, beside its blobs)",
+                    self.budget.unpacked
+                ),
+            };
+            return Err(self.refuse(UnpackError::Limit(hit)));
+        }
+        let held = self.budget.reservation.held();
+        if self.budget.unpacked > held {
+            // Ahead by a step where the quota allows it, else just what is needed.
+            let short = self.budget.unpacked - held;
+            if self
+                .budget
+                .reservation
+                .reserve(short.max(RESERVE_STEP))
+                .is_err()
+            {
+                if let Err(q) = self.budget.reservation.reserve(short) {
+                    return Err(self.refuse(UnpackError::Quota(q)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self) -> io::Result<()> {
+        self.entries += 1;
+        if self.entries > self.budget.max_layer_entries {
+            let hit = LimitHit {
+                limit: names::LAYER_ENTRIES,
+                max: self.budget.max_layer_entries,
+                unit: "entries",
+                what: format!("layer {} (at least {} entries)", self.layer, self.entries),
+            };
+            return Err(self.refuse(UnpackError::Limit(hit)));
+        }
+        Ok(())
+    }
+}
+
+/// Hashes (for the diff id) and meters what it reads.
+struct HashingReader<'m, 'b, R> {
+    inner: R,
+    hasher: Sha256,
+    meter: &'m RefCell<Meter<'b>>,
+}
+
+impl<R: Read> Read for HashingReader<'_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        self.meter.borrow_mut().add(n as u64)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }

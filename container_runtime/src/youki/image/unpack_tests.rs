@@ -60,8 +60,33 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
+/// A budget of `layer_bytes` per layer, `entries` per layer, `image_bytes`
+/// per image, against a store with `quota` bytes and nothing cached.
+fn budget(layer_bytes: u64, entries: u64, image_bytes: u64, quota: u64) -> UnpackBudget {
+    let state = std::sync::Arc::new(std::sync::Mutex::new(crate::youki::image::State::default()));
+    UnpackBudget {
+        max_layer_bytes: layer_bytes,
+        max_layer_entries: entries,
+        max_image_bytes: image_bytes,
+        reservation: Reservation::new(state, quota),
+        unpacked: 0,
+    }
+}
+
+fn roomy() -> UnpackBudget {
+    budget(1 << 30, 1000, 1 << 30, 1 << 30)
+}
+
 /// Writes `layers` as blobs and unpacks them; returns the rootfs path.
 fn unpack(dir: &TestDir, layers: &[Vec<u8>]) -> Result<PathBuf, UnpackError> {
+    unpack_within(dir, layers, &mut roomy())
+}
+
+fn unpack_within(
+    dir: &TestDir,
+    layers: &[Vec<u8>],
+    budget: &mut UnpackBudget,
+) -> Result<PathBuf, UnpackError> {
     let paths: Vec<PathBuf> = layers
         .iter()
         .enumerate()
@@ -72,7 +97,7 @@ fn unpack(dir: &TestDir, layers: &[Vec<u8>]) -> Result<PathBuf, UnpackError> {
         })
         .collect();
     let target = dir.path().join("rootfs");
-    unpack_rootfs(&paths, &[], &dir.path().join("staging"), &target)?;
+    unpack_rootfs(&paths, &[], &dir.path().join("staging"), &target, budget)?;
     Ok(target)
 }
 
@@ -240,13 +265,21 @@ fn a_layer_not_matching_its_diff_id_is_a_digest_mismatch() {
     fs::write(&blob, gzip(&layer)).unwrap();
     let staging = dir.path().join("staging");
     let ok = dir.path().join("ok");
-    unpack_rootfs(std::slice::from_ref(&blob), &[good], &staging, &ok).unwrap();
+    unpack_rootfs(
+        std::slice::from_ref(&blob),
+        &[good],
+        &staging,
+        &ok,
+        &mut roomy(),
+    )
+    .unwrap();
     let bad = "0".repeat(64);
     let err = unpack_rootfs(
         &[blob],
         std::slice::from_ref(&bad),
         &staging,
         &dir.path().join("bad"),
+        &mut roomy(),
     )
     .unwrap_err();
     let err = err.into_image_error("img");
@@ -265,4 +298,104 @@ fn zstd_layers_are_refused() {
         matches!(&err, UnpackError::Failed(m) if m.contains("zstd")),
         "{err:?}"
     );
+}
+
+/// A layer holding one file of `size` zero bytes, gzipped: a small gzip bomb.
+fn zeros_layer(size: u64) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    {
+        let mut b = tar::Builder::new(&mut enc);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_600_000_000);
+        h.set_size(size);
+        b.append_data(&mut h, "zeros", io::repeat(0).take(size))
+            .unwrap();
+        b.finish().unwrap();
+    }
+    enc.finish().unwrap()
+}
+
+#[test]
+fn decompression_stops_at_the_layer_cap_and_leaves_nothing() {
+    let dir = TestDir::new("bomb");
+    let bomb = zeros_layer(8 << 20);
+    assert!(
+        bomb.len() < 64 << 10,
+        "a bomb: {} bytes compressed",
+        bomb.len()
+    );
+    let err =
+        unpack_within(&dir, &[bomb], &mut budget(1 << 20, 1000, 1 << 30, 1 << 30)).unwrap_err();
+    match &err {
+        UnpackError::Limit(hit) => {
+            assert_eq!(hit.limit, names::LAYER_UNPACKED);
+            assert_eq!(hit.max, 1 << 20);
+            assert!(hit.to_string().contains("layer 0"), "{hit}");
+        }
+        other => panic!("expected the layer cap, got {other:?}"),
+    }
+    assert!(!dir.path().join("staging").exists() && !dir.path().join("rootfs").exists());
+}
+
+#[test]
+fn the_image_cap_counts_every_layer() {
+    let dir = TestDir::new("image-cap");
+    let layer = zeros_layer(600 << 10);
+    let err = unpack_within(
+        &dir,
+        &[layer.clone(), layer],
+        &mut budget(1 << 20, 1000, 1 << 20, 1 << 30),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, UnpackError::Limit(hit) if hit.limit == names::IMAGE),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn entries_per_layer_are_capped() {
+    let dir = TestDir::new("entries");
+    let names_: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    let entries: Vec<E<'_>> = names_.iter().map(|n| E::File(n, b"x")).collect();
+    let err = unpack_within(
+        &dir,
+        &[tar_of(&entries)],
+        &mut budget(1 << 20, 10, 1 << 20, 1 << 30),
+    )
+    .unwrap_err();
+    match &err {
+        UnpackError::Limit(hit) => {
+            assert_eq!(
+                (hit.limit, hit.max, hit.unit),
+                (names::LAYER_ENTRIES, 10, "entries")
+            );
+        }
+        other => panic!("expected the entries cap, got {other:?}"),
+    }
+    assert!(!dir.path().join("staging").exists());
+}
+
+#[test]
+fn unpacking_reserves_the_store_quota_and_stops_at_it() {
+    let dir = TestDir::new("quota");
+    let mut b = budget(1 << 30, 1000, 1 << 30, 3 << 20);
+    let err = unpack_within(&dir, &[zeros_layer(8 << 20)], &mut b).unwrap_err();
+    match &err {
+        UnpackError::Quota(q) => {
+            assert_eq!(q.quota, 3 << 20);
+            assert!(q.to_string().contains(names::STORE_QUOTA), "{q}");
+        }
+        other => panic!("expected the store quota, got {other:?}"),
+    }
+    assert!(b.reservation.held() <= 3 << 20);
+    drop(b);
+
+    let mut b = budget(1 << 30, 1000, 1 << 30, 3 << 20);
+    unpack_within(&dir, &[tar_of(&[E::File("small", b"1")])], &mut b).unwrap();
+    assert!(b.reservation.held() >= b.unpacked);
 }
