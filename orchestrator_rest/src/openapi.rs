@@ -82,6 +82,7 @@ impl Modify for SecurityAddon {
         super::trust::reputation, super::trust::attest,
         super::credits::balance, super::credits::history, super::credits::transfer,
         crate::network::status, crate::network::peers, crate::network::discover,
+        crate::info::info,
     ),
     modifiers(&SecurityAddon)
 )]
