@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use futures::{SinkExt, StreamExt};
 use orchestrator_rest::AuthConfig;
 use orchestrator_shared_types::auth::{
-    sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use rest_common::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -373,7 +373,7 @@ async fn the_event_stream_shows_a_deploy_in_order() {
         .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 
-    let h = sign_request(&alice, "GET", "/api/v1/events", b"", chrono::Utc::now());
+    let h = sign(&alice, "GET", "/api/v1/events", b"", chrono::Utc::now());
     let mut req = format!("ws://{addr}/api/v1/events")
         .into_client_request()
         .unwrap();
