@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use chrono::Utc;
 use cluster_manager::mock::{test_node, MockClusterManager};
 use cluster_manager_interface::{ClusterManager, ROLE_CONTROL_PLANE, ROLE_LABEL, ROLE_WORKER};
 use container_runtime::mock::MockRuntime;
@@ -21,11 +22,10 @@ use ed25519_dalek::SigningKey;
 use node_agent::agent::{self, AgentState};
 use node_agent::client::AgentClient;
 use node_agent::RoutingRuntime;
-use orchestrator_shared_types::{ContainerConfig, ContainerId, Node, NodeId, NodeStatus};
-use chrono::Utc;
 use orchestrator_shared_types::auth::{
     sign_request, Payload, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
+use orchestrator_shared_types::{ContainerConfig, ContainerId, Node, NodeId, NodeStatus};
 use rest_common::{send_to, signed, AUDIENCE};
 use signed_http::ReplayCache;
 

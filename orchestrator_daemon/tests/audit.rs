@@ -26,9 +26,7 @@ async fn mutating_calls_are_recorded_and_tampering_is_detected() {
     let api = api_on(auth.clone(), Arc::new(MockRuntime::new()), node).await;
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(AuditLog::open(dir.path()).unwrap());
-    let router = rest::router(
-        rest_common::app_state(&api.orch, auth).with_audit(Arc::clone(&log)),
-    );
+    let router = rest::router(rest_common::app_state(&api.orch, auth).with_audit(Arc::clone(&log)));
 
     let manifest = br#"{"name":"web","replicas":1,"containers":[{"name":"main","image":"web:1"}]}"#;
     let (s, _) = send_to(

@@ -45,10 +45,8 @@ async fn credit_limits_transfers_and_replay() {
         "test-ledger",
     ));
     trust.load().await.unwrap();
-    let router = rest::router(
-        rest_common::app_state(&api.orch, auth)
-            .with_trust(Arc::clone(&trust)),
-    );
+    let router =
+        rest::router(rest_common::app_state(&api.orch, auth).with_trust(Arc::clone(&trust)));
     let (a, b, c) = (key(1), key(2), key(3));
     let pay = |nonce: u64, amount: i64| {
         json!({"to": public(&b).to_string(), "amount": amount, "nonce": nonce}).to_string()

@@ -10,9 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Utc;
 use orchestrator_rest::AuthConfig;
-use orchestrator_shared_types::auth::{
-    HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-};
+use orchestrator_shared_types::auth::{HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use rest_common::*;
 
 const MANIFEST: &str =

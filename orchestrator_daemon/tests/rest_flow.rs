@@ -10,9 +10,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use futures::{SinkExt, StreamExt};
 use orchestrator_rest::AuthConfig;
-use orchestrator_shared_types::auth::{
-    HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-};
+use orchestrator_shared_types::auth::{HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use rest_common::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;

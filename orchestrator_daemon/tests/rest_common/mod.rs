@@ -41,11 +41,7 @@ pub fn gate(auth: AuthConfig, metrics: &Arc<Metrics>) -> AuthGate {
 /// counted in the orchestrator's metrics.
 pub fn app_state(orch: &Arc<Orchestrator>, auth: AuthConfig) -> AppState {
     let health = Arc::new(Health::new());
-    AppState::with_gate(
-        Arc::clone(orch),
-        gate(auth, &orch.deps().metrics),
-        health,
-    )
+    AppState::with_gate(Arc::clone(orch), gate(auth, &orch.deps().metrics), health)
 }
 
 /// `GET /api/v1/info` of a test API on `node`.
