@@ -140,13 +140,18 @@ pub fn kept_audience(dir: &ConfigDir, client: ApiClient) -> anyhow::Result<ApiCl
     if let Some(audience) = config.audiences.get(&server) {
         return Ok(client.with_audience(audience.clone()));
     }
-    let audience = client.audience().with_context(|| {
-        format!(
-            "learning the audience to sign for from {server}{} (a daemon older than \
-             signing scheme v2 does not answer it)",
-            orchestrator_api::routes::INFO
-        )
-    })?;
+    let audience = match client.audience() {
+        Ok(audience) => audience,
+        // An unreachable server says so as for any other call.
+        Err(e @ crate::client::ClientError::Transport { .. }) => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "learning the audience to sign for from {server}{} (a daemon older than \
+                 signing scheme v2 does not answer it)",
+                orchestrator_api::routes::INFO
+            )))
+        }
+    };
     config.audiences.insert(server.clone(), audience);
     if let Err(e) = config.save(dir) {
         eprintln!(
