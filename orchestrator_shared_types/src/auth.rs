@@ -3,9 +3,14 @@
 //! A request carries `X-Auth-PublicKey` (standard base64, padded, of the
 //! 32-byte Ed25519 key), `X-Auth-Timestamp` (RFC 3339 UTC) and
 //! `X-Auth-Signature` (standard base64 of the 64-byte signature) over
-//! `METHOD + "\n" + PATH + "\n" + TIMESTAMP + "\n" + lowercase_hex(SHA256(body))
-//! + "\n" + AUDIENCE + "\n" + AGENT` (signing scheme v2), where PATH is the
-//! request target as sent, query string included, AUDIENCE is the cluster id
+//! (signing scheme v2)
+//!
+//! ```text
+//! METHOD + "\n" + PATH + "\n" + TIMESTAMP + "\n" + lowercase_hex(SHA256(body))
+//!        + "\n" + AUDIENCE + "\n" + AGENT
+//! ```
+//!
+//! where PATH is the request target as sent, query string included, AUDIENCE is the cluster id
 //! (a standalone node's own node id) that `GET /api/v1/info` reports, and
 //! AGENT is the value of `X-Univrs-Agent`, empty when there is none. The
 //! audience binds a request to one cluster, so it cannot be replayed on
