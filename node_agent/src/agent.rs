@@ -1,7 +1,8 @@
 //! The node agent (`/agent/v1`): the control plane's hands on this node. It
 //! runs containers on the local runtime, and accepts only requests signed by
 //! the key of a live member whose signed gossip record says it is the
-//! control plane; replays within the skew window are refused.
+//! control plane, for this node's cluster (the audience, SPEC §11); replays
+//! within the skew window are refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,8 @@ pub struct AgentState {
     pub replays: Arc<ReplayCache>,
     /// Allowed clock skew, in seconds.
     pub max_skew_seconds: i64,
+    /// The audience calls must be signed for: this node's cluster id.
+    pub audience: Arc<str>,
 }
 
 struct AgentError(StatusCode, WireError);
@@ -197,6 +200,7 @@ pub fn router(state: AgentState) -> Router {
             Limits {
                 body_limit: BODY_LIMIT,
                 max_skew_seconds: state.max_skew_seconds,
+                audience: Arc::clone(&state.audience),
             },
             Arc::clone(&state.replays),
         ))

@@ -1,7 +1,9 @@
 //! [`AgentClient`]: signed calls from the control plane to one node's agent.
 //!
 //! Every request is signed with this node's key exactly as the REST API's
-//! requests are (SPEC §11), so the agent can tell which member is asking. A
+//! requests are (SPEC §11), for the cluster's audience (its cluster id), so
+//! the agent can tell which member is asking and no other cluster's agent
+//! would accept it. A
 //! node that cannot be reached answers [`RuntimeError::NodeUnreachable`]; an
 //! error the agent reports comes back as the runtime error it stands for.
 
@@ -14,7 +16,8 @@ use ed25519_dalek::SigningKey;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use orchestrator_shared_types::auth::{
-    encode_path_segment, sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    encode_path_segment, sign_request, Payload, HEADER_AUDIENCE, HEADER_PUBLIC_KEY,
+    HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use orchestrator_shared_types::{ContainerId, Node, NodeId};
 use reqwest::Method;
@@ -38,6 +41,7 @@ type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 pub struct AgentClient {
     http: reqwest::Client,
     key: Arc<SigningKey>,
+    audience: Arc<str>,
 }
 
 impl std::fmt::Debug for AgentClient {
@@ -47,8 +51,11 @@ impl std::fmt::Debug for AgentClient {
 }
 
 impl AgentClient {
-    /// A client signing with `key`.
-    pub fn new(key: SigningKey) -> std::result::Result<Self, reqwest::Error> {
+    /// A client signing with `key` for `audience` (the cluster id).
+    pub fn new(
+        key: SigningKey,
+        audience: impl Into<Arc<str>>,
+    ) -> std::result::Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
@@ -56,6 +63,7 @@ impl AgentClient {
         Ok(Self {
             http,
             key: Arc::new(key),
+            audience: audience.into(),
         })
     }
 
@@ -72,14 +80,16 @@ impl AgentClient {
         body: Vec<u8>,
         timeout: Option<Duration>,
     ) -> Result<reqwest::Response> {
-        let signed = sign_request(&self.key, method.as_str(), path, &body, Utc::now());
+        let payload = Payload::new(method.as_str(), path, &body, &self.audience);
+        let signed = sign_request(&self.key, &payload, Utc::now());
         let url = format!("http://{}{path}", node.address);
         let mut req = self
             .http
             .request(method, &url)
             .header(HEADER_PUBLIC_KEY, signed.public_key)
             .header(HEADER_TIMESTAMP, signed.timestamp)
-            .header(HEADER_SIGNATURE, signed.signature);
+            .header(HEADER_SIGNATURE, signed.signature)
+            .header(HEADER_AUDIENCE, &*self.audience);
         if let Some(t) = timeout {
             req = req.timeout(t);
         }

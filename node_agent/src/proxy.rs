@@ -31,10 +31,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// `authorization` (an agent token) would only get the call refused;
 /// dropping `x-univrs-agent` would turn an agent's signed call into its
 /// user's own, out of reach of the automation policy — so both travel.
-const FORWARDED_REQUEST_HEADERS: [&str; 9] = [
+/// Since signing scheme v2 the agent's name is signed too, so dropping or
+/// changing it would only get the call refused; the audience the request was
+/// signed for is the cluster's, the same on this node and the control plane.
+const FORWARDED_REQUEST_HEADERS: [&str; 10] = [
     "x-auth-publickey",
     "x-auth-timestamp",
     "x-auth-signature",
+    "x-auth-audience",
     "authorization",
     orchestrator_shared_types::agent::HEADER_AGENT,
     "content-type",

@@ -39,6 +39,7 @@
 //! | —                            | `orchestrator_network_operator_diversity`         | gauge     |
 //! | —                            | `orchestrator_http_requests_total{method,route,status}` | counter |
 //! | —                            | `orchestrator_http_request_duration_seconds{route}` | histogram |
+//! | —                            | `orchestrator_api_auth_refused_total{reason}`     | counter   |
 //!
 //! The HTTP metrics are filled by the [`track_http`](crate::track_http)
 //! middleware.
@@ -149,6 +150,12 @@ pub struct Metrics {
     /// Time taken to answer HTTP requests, label `route`
     /// (`orchestrator_http_request_duration_seconds`).
     pub http_request_duration: HistogramVec,
+    /// API requests refused before their caller was authenticated (unsigned,
+    /// forged, replayed, for another audience, a bad or revoked agent
+    /// token), label `reason` (`orchestrator_api_auth_refused_total`). These
+    /// are not written to the audit log, which records only authenticated
+    /// callers.
+    pub auth_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -378,6 +385,17 @@ impl Metrics {
                     )
                     .buckets(HTTP_BUCKETS.to_vec()),
                     &["route"],
+                ),
+            )?,
+            auth_refused: register(
+                r,
+                "orchestrator_api_auth_refused_total",
+                IntCounterVec::new(
+                    Opts::new(
+                        "orchestrator_api_auth_refused_total",
+                        "API requests refused before their caller was authenticated, by reason.",
+                    ),
+                    &["reason"],
                 ),
             )?,
             registry,

@@ -10,6 +10,8 @@
 //! - [`trust`]: reputation, attestations, credit balance and history.
 //! - [`audit`]: the audit log's entries and its check.
 //! - [`health`]: the body of `/health`.
+//! - [`info`]: the body of `GET /api/v1/info`, with the audience requests
+//!   are signed for.
 //! - [`routes`]: every route path, with segments and queries encoded.
 //! - [`client`] (feature `client`): a blocking client that signs every
 //!   request and answers with these types.
@@ -26,6 +28,7 @@ pub mod audit;
 pub mod client;
 pub mod cluster;
 pub mod health;
+pub mod info;
 pub mod routes;
 pub mod trust;
 pub mod workloads;
@@ -36,6 +39,7 @@ pub use cluster::{
     ClusterStatus, GossipInfo, NetworkHealthView, NetworkStatus, Peer, Reachability,
 };
 pub use health::{ComponentReport, ComponentState, HealthReport, OverallStatus};
+pub use info::NodeInfo;
 pub use trust::{Attested, Balance, LedgerEntry, Reputation, TransferRequest};
 pub use workloads::{LogEntry, ScaleRequest, Workload, WorkloadStatus};
 

@@ -13,6 +13,8 @@ use orchestrator_shared_types::PublicKey;
 pub const API_PREFIX: &str = "/api/v1";
 /// `GET`: the daemon's health (unsigned).
 pub const HEALTH: &str = "/health";
+/// `GET`: who this node is and the audience requests are signed for (unsigned).
+pub const INFO: &str = "/api/v1/info";
 /// `GET`: the OpenAPI document (unsigned).
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 /// `POST` a manifest, `GET` a page of workloads.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ed25519_dalek::SigningKey;
-use orchestrator_shared_types::auth::sign_request;
+use orchestrator_shared_types::auth::{sign_request, Payload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -26,7 +26,25 @@ const RUN_FOR: Duration = Duration::from_secs(5);
 struct Daemon {
     child: Child,
     addr: String,
+    /// What requests are signed for (`GET /api/v1/info`).
+    audience: String,
     _dir: tempfile::TempDir,
+}
+
+/// The audience of the daemon at `addr`, from its unsigned `GET /api/v1/info`.
+fn fetch_audience(addr: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    conn.write_all(b"GET /api/v1/info HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let info: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("{e}: {text}"))?;
+    info["audience"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no audience in {text}"))
 }
 
 impl Drop for Daemon {
@@ -77,9 +95,11 @@ fn spawn_daemon(mut cmd: Command, dir: tempfile::TempDir) -> Result<Daemon, Stri
         said.push(line);
     };
     std::thread::spawn(move || for _ in lines {});
+    let audience = fetch_audience(&addr)?;
     Ok(Daemon {
         child,
         addr,
+        audience,
         _dir: dir,
     })
 }
@@ -135,7 +155,7 @@ async fn request(
     method: &str,
     path: &str,
     body: &[u8],
-    key: Option<&SigningKey>,
+    key: Option<(&SigningKey, &str)>,
 ) -> (u16, Vec<u8>) {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nhost: bench\r\ncontent-length: {}\r\n",
@@ -144,8 +164,8 @@ async fn request(
     if !body.is_empty() {
         head.push_str("content-type: application/json\r\n");
     }
-    if let Some(k) = key {
-        let h = sign_request(k, method, path, body, Utc::now());
+    if let Some((k, audience)) = key {
+        let h = sign_request(k, &Payload::new(method, path, body, audience), Utc::now());
         head.push_str(&format!(
             "x-auth-publickey: {}\r\nx-auth-timestamp: {}\r\nx-auth-signature: {}\r\n",
             h.public_key, h.timestamp, h.signature
@@ -181,16 +201,18 @@ async fn request(
 }
 
 async fn load(
-    addr: &str,
+    d: &Daemon,
     path: &'static str,
     signed: bool,
     connections: usize,
 ) -> (f64, Vec<Duration>) {
-    let addr = Arc::new(addr.to_owned());
+    let addr = Arc::new(d.addr.clone());
+    let audience = Arc::new(d.audience.clone());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..connections {
         let addr = Arc::clone(&addr);
+        let audience = Arc::clone(&audience);
         tasks.push(tokio::spawn(async move {
             let key = SigningKey::from_bytes(&[c as u8 + 1; 32]);
             let mut conn = TcpStream::connect(addr.as_str()).await.unwrap();
@@ -205,7 +227,7 @@ async fn load(
                     "GET",
                     path,
                     b"",
-                    signed.then_some(&key),
+                    signed.then_some((&key, audience.as_str())),
                 )
                 .await;
                 assert_eq!(status, 200);
@@ -227,9 +249,10 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
 
-async fn fill(addr: &str, workloads: usize, replicas: usize) {
+async fn fill(d: &Daemon, workloads: usize, replicas: usize) {
     let key = SigningKey::from_bytes(&[200; 32]);
-    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let signer = Some((&key, d.audience.as_str()));
+    let mut conn = TcpStream::connect(d.addr.as_str()).await.unwrap();
     let mut buf = Vec::new();
     for i in 0..workloads {
         let m = format!(
@@ -241,7 +264,7 @@ async fn fill(addr: &str, workloads: usize, replicas: usize) {
             "POST",
             "/api/v1/workloads",
             m.as_bytes(),
-            Some(&key),
+            signer,
         )
         .await;
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
@@ -255,7 +278,7 @@ async fn fill(addr: &str, workloads: usize, replicas: usize) {
             "GET",
             "/api/v1/cluster/status",
             b"",
-            Some(&key),
+            signer,
         )
         .await;
         if String::from_utf8_lossy(&body).contains(&want) {
@@ -276,7 +299,7 @@ fn main() {
     let idle = rss_kib(d.child.id());
     rt.block_on(async {
         // A few workloads so the list is not empty.
-        fill(&d.addr, 10, 1).await;
+        fill(&d, 10, 1).await;
         println!(
             "REST API on loopback, keep-alive connections, {}s per row, daemon in its own process",
             RUN_FOR.as_secs()
@@ -292,7 +315,7 @@ fn main() {
                     true,
                 ),
             ] {
-                let (rps, lat) = load(&d.addr, path, signed, connections).await;
+                let (rps, lat) = load(&d, path, signed, connections).await;
                 println!(
                     "| {label} | {connections} | {rps:.0} | {:.2} | {:.2} | {:.2} |",
                     pct(&lat, 0.5),
@@ -307,7 +330,7 @@ fn main() {
     let d = start_daemon();
     std::thread::sleep(Duration::from_secs(2));
     let idle_fresh = rss_split_kib(d.child.id());
-    rt.block_on(fill(&d.addr, 1000, 10));
+    rt.block_on(fill(&d, 1000, 10));
     std::thread::sleep(Duration::from_secs(2));
     let full = rss_split_kib(d.child.id());
     drop(d);

@@ -34,9 +34,9 @@ use observability::events::EventHub;
 use observability::health::Health;
 use observability::metrics::Metrics;
 use orchestrator_core::{Deps, Orchestrator, ReconcilerConfig};
-use orchestrator_rest::{self as rest, AppState, AuthConfig};
+use orchestrator_rest::{self as rest, AppState, AuthConfig, AuthGate};
 use orchestrator_shared_types::auth::{
-    sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    sign_request, Payload, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use orchestrator_shared_types::WorkloadId;
 use scheduler_interface::simple::{SimpleScheduler, SimpleSchedulerConfig};
@@ -60,8 +60,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// What the bench's in-process API expects requests to be signed for.
+const AUDIENCE: &str = "bench";
+
 fn signed(key: &SigningKey, method: &str, path: &str, body: &[u8]) -> Request<Body> {
-    let h = sign_request(key, method, path, body, Utc::now());
+    let h = sign_request(key, &Payload::new(method, path, body, AUDIENCE), Utc::now());
     Request::builder()
         .method(method)
         .uri(path)
@@ -190,7 +193,8 @@ async fn run() {
     );
     let health = Arc::new(Health::new());
     health.set_ready(true);
-    let router = rest::router(AppState::new(orch, AuthConfig::default(), health));
+    let gate = AuthGate::new(AuthConfig::default(), AUDIENCE);
+    let router = rest::router(AppState::with_gate(orch, gate, health));
     let key = SigningKey::from_bytes(&[9; 32]);
 
     // Warm-up: the image is pulled once here.

@@ -29,6 +29,7 @@ use node_agent::client::AgentClient;
 use node_agent::RoutingRuntime;
 use orchestrator_core::Deps;
 use orchestrator_core::Orchestrator;
+use orchestrator_rest::info::{self, NodeInfo};
 use orchestrator_rest::network::{self, NetworkState};
 use orchestrator_rest::{self as rest, AppState, AuthGate};
 use orchestrator_trust::TrustService;
@@ -73,6 +74,19 @@ struct Parts {
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     events: EventHub,
+}
+
+/// Who this node is, for `GET /api/v1/info`, with the audience every signed
+/// request to it must name (SPEC §11): the cluster id when the node is in a
+/// cluster, else its own node id.
+fn node_info(config: &DaemonConfig, local: &orchestrator_shared_types::Node) -> NodeInfo {
+    let cluster_id = config.cluster.as_ref().map(|c| c.gossip.cluster_id.clone());
+    NodeInfo {
+        audience: cluster_id.clone().unwrap_or_else(|| local.id.to_string()),
+        cluster_id,
+        node_id: local.id.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
 }
 
 /// Starts the orchestrator of a standalone node or a control plane over
@@ -156,7 +170,12 @@ impl Daemon {
         let metrics = open_metrics()?;
         let events = EventHub::new(EVENT_HUB_CAPACITY);
         let local_runtime = open_runtime(config).await?;
-        let gate = AuthGate::new(config.auth.clone());
+        let info = node_info(config, &local);
+        info!(audience = %info.audience, "requests must be signed for this audience (GET /api/v1/info)");
+        let audience: Arc<str> = Arc::from(info.audience.as_str());
+        let gate = AuthGate::new(config.auth.clone(), Arc::clone(&audience))
+            .counting(Arc::clone(&metrics));
+        let info = info::router(info);
 
         let http = network::LazyHttp::default();
         let parts = Parts {
@@ -177,7 +196,8 @@ impl Daemon {
                     http,
                 },
                 parts.gate.clone(),
-            );
+            )
+            .merge(info);
             let (orch, router) =
                 start_control(config, parts, local_runtime, cluster, network, &cancel).await?;
             spawn_control_tasks(&tasks, &orch, &health, &cancel);
@@ -215,6 +235,7 @@ impl Daemon {
             cluster: Arc::clone(&cluster),
             replays: Arc::new(ReplayCache::new(config.auth.replay_capacity)),
             max_skew_seconds: config.auth.max_skew_seconds,
+            audience: Arc::clone(&audience),
         });
         let network = network::router(
             NetworkState {
@@ -224,7 +245,8 @@ impl Daemon {
                 http,
             },
             parts.gate.clone(),
-        );
+        )
+        .merge(info);
 
         if cs.role == Role::Worker {
             local_runtime.init_node(node_id).await?;
@@ -252,7 +274,7 @@ impl Daemon {
             ));
         }
 
-        let client = AgentClient::new(key).map_err(Error::HttpClient)?;
+        let client = AgentClient::new(key, audience).map_err(Error::HttpClient)?;
         let routing = Arc::new(RoutingRuntime::new(
             local_runtime,
             Arc::clone(&cluster),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use chrono::Utc;
 use cluster_manager::mock::{test_node, MockClusterManager};
 use cluster_manager_interface::{ClusterManager, ROLE_CONTROL_PLANE, ROLE_LABEL, ROLE_WORKER};
 use container_runtime::mock::MockRuntime;
@@ -21,9 +22,11 @@ use ed25519_dalek::SigningKey;
 use node_agent::agent::{self, AgentState};
 use node_agent::client::AgentClient;
 use node_agent::RoutingRuntime;
-use orchestrator_shared_types::auth::HEADER_PUBLIC_KEY;
+use orchestrator_shared_types::auth::{
+    sign_request, Payload, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
 use orchestrator_shared_types::{ContainerConfig, ContainerId, Node, NodeId, NodeStatus};
-use rest_common::{send_to, signed};
+use rest_common::{send_to, signed, AUDIENCE};
 use signed_http::ReplayCache;
 
 fn key(seed: u8) -> SigningKey {
@@ -69,6 +72,7 @@ async fn worker(
         cluster: Arc::clone(&cluster) as Arc<dyn ClusterManager>,
         replays: Arc::new(ReplayCache::new(1000)),
         max_skew_seconds: 60,
+        audience: Arc::from(AUDIENCE),
     });
     let served = router.clone();
     tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
@@ -91,7 +95,7 @@ async fn the_routing_runtime_passes_the_runtime_contract_through_a_remote_agent(
         let routing = RoutingRuntime::new(
             Arc::new(MockRuntime::new()),
             cluster,
-            AgentClient::new(cp_key).unwrap(),
+            AgentClient::new(cp_key, AUDIENCE).unwrap(),
             Duration::from_millis(50),
         );
         routing.init_node(remote.id).await.unwrap();
@@ -118,7 +122,7 @@ async fn a_dead_or_unknown_node_is_unreachable_not_an_error_of_the_container() {
     let routing = RoutingRuntime::new(
         Arc::new(MockRuntime::new()),
         Arc::clone(&cluster) as Arc<dyn ClusterManager>,
-        AgentClient::new(cp_key).unwrap(),
+        AgentClient::new(cp_key, AUDIENCE).unwrap(),
         Duration::from_millis(50),
     );
     let id = node_agent::routed_id(&gone.id, &ContainerId("c1".into()));
@@ -170,6 +174,29 @@ async fn the_agent_obeys_only_the_live_control_plane() {
     );
     let (status, _) = send_to(&router, forged).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The control plane's key, but signed for another cluster: refused.
+    let other = sign_request(
+        &cp_key,
+        &Payload::new("POST", list, &create, "another-cluster"),
+        Utc::now(),
+    );
+    let foreign = Request::builder()
+        .method("POST")
+        .uri(list)
+        .header("content-type", "application/json")
+        .header(HEADER_PUBLIC_KEY, other.public_key)
+        .header(HEADER_TIMESTAMP, other.timestamp)
+        .header(HEADER_SIGNATURE, other.signature)
+        .body(Body::from(create.clone()))
+        .unwrap();
+    let (status, body) = send_to(&router, foreign).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(AUDIENCE)),
+        "the refusal names the expected audience: {body}"
+    );
     // Malformed body from the control plane: refused, nothing created.
     let (status, body) = send_to(&router, signed(&cp_key, "POST", list, b"{\"nope\":1}")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

@@ -15,11 +15,10 @@ use axum::http::{Request, StatusCode};
 use chrono::{Duration, Utc};
 use container_runtime::mock::MockRuntime;
 use ed25519_dalek::SigningKey;
-use observability::health::Health;
 use orchestrator_audit::AuditLog;
-use orchestrator_rest::{self as rest, AppState, AuthConfig};
-use orchestrator_shared_types::agent::{issue_token, TokenClaims, HEADER_AGENT};
-use rest_common::{api_on, key, public, send_to, signed};
+use orchestrator_rest::{self as rest, AuthConfig};
+use orchestrator_shared_types::agent::{issue_token, TokenClaims};
+use rest_common::{api_on, key, public, refused_count, send_to, signed, signed_as_agent};
 use serde_json::{json, Value};
 
 const MANIFEST: &[u8] =
@@ -61,7 +60,7 @@ async fn lab() -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(AuditLog::open(dir.path()).unwrap());
     let router = rest::router(
-        AppState::new(Arc::clone(&api.orch), auth, Arc::new(Health::new()))
+        rest_common::app_state(&api.orch, auth)
             .with_audit(Arc::clone(&log))
             .with_mcp(api.cancel.child_token()),
     );
@@ -185,12 +184,7 @@ async fn the_policy_forbids_holds_and_lets_run_and_approval_runs_once() {
         bearer(&t, "POST", &format!("/api/v1/approvals/{id}/deny"), b""),
         bearer(&t, "PUT", "/api/v1/agent/policy", br#"{"enabled":true}"#),
         bearer(&t, "GET", "/api/v1/audit", b""),
-        {
-            let mut r = signed(&user, "POST", &approve, b"");
-            r.headers_mut()
-                .insert(HEADER_AGENT, "stdio-agent".parse().unwrap());
-            r
-        },
+        signed_as_agent(&user, "stdio-agent", "POST", &approve, b""),
     ] {
         let (s, v) = send_to(&lab.router, req).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
@@ -360,6 +354,8 @@ async fn bad_tokens_are_refused_and_change_nothing() {
     let (s, _) = read_with_good().await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "still revoked");
     // /mcp refuses it too, and refuses no token at all.
+    let audited = lab.log.entries().unwrap().len();
+    let counted = refused_count(&lab._api.metrics, "bad_token");
     let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
     for auth in [Some(good.as_str()), None] {
         let mut req = Request::builder()
@@ -373,22 +369,10 @@ async fn bad_tokens_are_refused_and_change_nothing() {
         let (s, _) = send_to(&lab.router, req.body(Body::from(&init[..])).unwrap()).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
-    // Both refusals at /mcp are on record, with the message they carried.
-    let at_mcp: Vec<_> = lab
-        .log
-        .entries()
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "POST /mcp")
-        .collect();
-    assert_eq!(at_mcp.len(), 2, "{at_mcp:?}");
-    assert!(
-        at_mcp
-            .iter()
-            .all(|e| e.decision == "refused" && e.status == 401 && e.args.contains("initialize")),
-        "{at_mcp:?}"
-    );
-    assert!(at_mcp[0].agent.is_some() && at_mcp[1].agent.is_none());
+    // Both refusals at /mcp were before authentication: counted as refused,
+    // not written to the audit log (which records only authenticated callers).
+    assert_eq!(lab.log.entries().unwrap().len(), audited);
+    assert_eq!(refused_count(&lab._api.metrics, "bad_token"), counted + 2);
     assert!(lab.log.verify().is_ok());
 
     // Nothing changed: still one replica.

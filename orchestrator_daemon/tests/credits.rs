@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use container_runtime::mock::MockRuntime;
-use observability::health::Health;
-use orchestrator_rest::{self as rest, AppState, AuthConfig};
+use orchestrator_rest::{self as rest, AuthConfig};
 use orchestrator_trust::TrustService;
 use rest_common::{api_on, key, public, send_to, signed};
 use serde_json::{json, Value};
@@ -46,10 +45,8 @@ async fn credit_limits_transfers_and_replay() {
         "test-ledger",
     ));
     trust.load().await.unwrap();
-    let router = rest::router(
-        AppState::new(Arc::clone(&api.orch), auth, Arc::new(Health::new()))
-            .with_trust(Arc::clone(&trust)),
-    );
+    let router =
+        rest::router(rest_common::app_state(&api.orch, auth).with_trust(Arc::clone(&trust)));
     let (a, b, c) = (key(1), key(2), key(3));
     let pay = |nonce: u64, amount: i64| {
         json!({"to": public(&b).to_string(), "amount": amount, "nonce": nonce}).to_string()

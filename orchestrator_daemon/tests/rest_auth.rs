@@ -10,9 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Utc;
 use orchestrator_rest::AuthConfig;
-use orchestrator_shared_types::auth::{
-    sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-};
+use orchestrator_shared_types::auth::{HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use rest_common::*;
 
 const MANIFEST: &str =
@@ -68,8 +66,8 @@ async fn unsigned_forged_altered_stale_and_replayed_requests_change_nothing() {
     refused(&api, req, StatusCode::UNAUTHORIZED, "missing headers").await;
 
     // Bad signature: Mallory signs, claims Alice's key.
-    let h = sign_request(&mallory, "POST", path, body, Utc::now());
-    let alice_pk = sign_request(&alice, "POST", path, body, Utc::now()).public_key;
+    let h = sign(&mallory, "POST", path, body, Utc::now());
+    let alice_pk = sign(&alice, "POST", path, body, Utc::now()).public_key;
     refused(
         &api,
         with_headers("POST", path, body, &alice_pk, &h.timestamp, &h.signature),
@@ -79,7 +77,7 @@ async fn unsigned_forged_altered_stale_and_replayed_requests_change_nothing() {
     .await;
 
     // Body changed after signing.
-    let h = sign_request(&alice, "POST", path, body, Utc::now());
+    let h = sign(&alice, "POST", path, body, Utc::now());
     let altered = MANIFEST.replace("\"replicas\":1", "\"replicas\":9");
     refused(
         &api,
@@ -97,7 +95,7 @@ async fn unsigned_forged_altered_stale_and_replayed_requests_change_nothing() {
     .await;
 
     // Path or query changed after signing.
-    let h = sign_request(&alice, "GET", "/api/v1/workloads?limit=1", b"", Utc::now());
+    let h = sign(&alice, "GET", "/api/v1/workloads?limit=1", b"", Utc::now());
     refused(
         &api,
         with_headers(
@@ -112,7 +110,7 @@ async fn unsigned_forged_altered_stale_and_replayed_requests_change_nothing() {
         "altered query",
     )
     .await;
-    let h = sign_request(&alice, "POST", path, body, Utc::now());
+    let h = sign(&alice, "POST", path, body, Utc::now());
     refused(
         &api,
         with_headers(
@@ -130,7 +128,7 @@ async fn unsigned_forged_altered_stale_and_replayed_requests_change_nothing() {
 
     // Timestamp outside the skew, both ways.
     for offset in [-120, 120] {
-        let h = sign_request(
+        let h = sign(
             &alice,
             "POST",
             path,
@@ -154,7 +152,7 @@ async fn unsigned_forged_altered_stale_and_replayed_requests_change_nothing() {
     }
 
     // The same signed request twice: the first acts, the replay does not.
-    let h = sign_request(&alice, "POST", path, body, Utc::now());
+    let h = sign(&alice, "POST", path, body, Utc::now());
     let (status, created) = api
         .send(with_headers(
             "POST",

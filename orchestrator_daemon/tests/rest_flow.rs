@@ -10,9 +10,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use futures::{SinkExt, StreamExt};
 use orchestrator_rest::AuthConfig;
-use orchestrator_shared_types::auth::{
-    sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
-};
+use orchestrator_shared_types::auth::{HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use rest_common::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -373,7 +371,7 @@ async fn the_event_stream_shows_a_deploy_in_order() {
         .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 
-    let h = sign_request(&alice, "GET", "/api/v1/events", b"", chrono::Utc::now());
+    let h = sign(&alice, "GET", "/api/v1/events", b"", chrono::Utc::now());
     let mut req = format!("ws://{addr}/api/v1/events")
         .into_client_request()
         .unwrap();

@@ -1,8 +1,10 @@
-//! The automation boundary (docs/AGENTS.md): every agent call — whatever the
-//! transport — is mapped to the MCP tool it amounts to and held to the user's
-//! policy and the token's scope before any handler runs. A call the policy
-//! holds for approval is stored and answered 202 with its approval; nothing
-//! else happens until the user approves it.
+//! The automation boundary (docs/AGENTS.md): a revoked agent token is
+//! refused as part of authentication ([`refuse_revoked`], counted as a
+//! refusal, never audited); every other agent call — whatever the transport —
+//! is mapped to the MCP tool it amounts to and held to the user's policy and
+//! the token's scope before any handler runs ([`agent_gate`]). A call the
+//! policy holds for approval is stored and answered 202 with its approval;
+//! nothing else happens until the user approves it.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -25,7 +27,33 @@ pub struct QueuedForApproval(pub String);
 /// Largest body of a call held for approval.
 const BODY_LIMIT: usize = 1 << 20;
 
-/// The middleware (inside authentication).
+/// Right after the signed-request layer: a call made with a revoked agent
+/// token is refused (401) before the audit log or any handler sees it, and
+/// counted with the other refusals of unauthenticated requests.
+pub async fn refuse_revoked(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let claims = req
+        .extensions()
+        .get::<AgentCall>()
+        .and_then(|a| a.token.clone());
+    if let Some(claims) = claims {
+        if let Err(e) = refuse_if_revoked(&state, &claims).await {
+            let rejection = signed_http::Rejection::from(e).because("revoked_token");
+            state
+                .gate
+                .refusals
+                .record(&rejection, req.method(), req.uri().path());
+            return Err(rejection.into());
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+/// The middleware (inside authentication, the revocation check and the
+/// audit log).
 pub async fn agent_gate(
     State(state): State<AppState>,
     req: Request,
@@ -51,9 +79,6 @@ pub async fn agent_gate(
         )));
     };
     let book = &state.agents;
-    if let Some(claims) = &agent.token {
-        refuse_if_revoked(&state, claims).await?;
-    }
     let verdict = book
         .verdict(&caller.key, tool, agent.token.as_ref())
         .await

@@ -1,35 +1,41 @@
 //! The audit log over HTTP: the middleware that records every mutating call
-//! on the signed routes (refused ones too), `GET /api/v1/audit` and
-//! `GET /api/v1/audit/verify`.
+//! on the signed routes, `GET /api/v1/audit` and `GET /api/v1/audit/verify`.
+//!
+//! It runs after authentication: only authenticated callers' requests are
+//! recorded, under their verified key (and agent), with their outcome — a
+//! call the automation policy or a handler refuses is recorded as refused.
+//! Requests refused before their caller was known (unsigned, forged,
+//! replayed, for another audience, with a bad or revoked token) are not
+//! written here, where anyone could otherwise fill the log: they are counted
+//! in `orchestrator_api_auth_refused_total` and logged at a bounded rate.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tracing::error;
 
 use super::agent_gate::QueuedForApproval;
-use super::auth::ApprovedCall;
+use super::auth::{AgentCall, ApprovedCall};
 use super::error::{ApiError, ApiResult};
 use super::workloads::query;
 use super::{AppState, Caller, Page};
 use orchestrator_audit::{AuditEntry, AuditLog, Call, Decision};
-use orchestrator_shared_types::agent::{decode_unverified, HEADER_AGENT};
-use orchestrator_shared_types::auth::HEADER_PUBLIC_KEY;
 
 /// Largest body the audit middleware reads.
 const BODY_LIMIT: usize = 8 << 20;
 
-/// Who a request claims to come from, before it is verified.
-fn claimed(parts: &axum::http::request::Parts) -> (Option<String>, Option<String>, bool) {
+/// Who made an authenticated request: the verified key, the agent acting
+/// (by token or `X-Univrs-Agent`, both verified), and whether it is a call
+/// the daemon runs for an approved approval.
+fn caller_of(parts: &axum::http::request::Parts) -> (Option<String>, Option<String>, bool) {
     if let Some(approved) = parts.extensions.get::<ApprovedCall>() {
         return (
             Some(approved.caller.key.to_string()),
@@ -37,76 +43,35 @@ fn claimed(parts: &axum::http::request::Parts) -> (Option<String>, Option<String
             true,
         );
     }
-    let token = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| decode_unverified(t.trim()));
-    if let Some(claims) = token {
-        return (Some(claims.user.to_string()), Some(claims.agent), false);
-    }
-    let key = parts
-        .headers
-        .get(HEADER_PUBLIC_KEY)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            base64::engine::general_purpose::STANDARD
-                .decode(v.trim())
-                .ok()
-        })
-        .map(hex::encode);
-    let agent = parts
-        .headers
-        .get(HEADER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|a| a.chars().take(64).collect::<String>());
+    let key = parts.extensions.get::<Caller>().map(|c| c.key.to_string());
+    let agent = parts.extensions.get::<AgentCall>().map(|a| a.name.clone());
     (key, agent, false)
 }
 
-/// Records mutating calls (POST, PUT, PATCH, DELETE), every agent call (reads
-/// too) and every approved call, with their outcome.
+/// Records authenticated mutating calls (POST, PUT, PATCH, DELETE), every
+/// agent call (reads too) and every approved call, with their outcome. Must
+/// run inside authentication: a request without a verified caller is passed
+/// on unrecorded (the layers outside it refuse such requests).
 pub async fn record(State(log): State<Arc<AuditLog>>, req: Request, next: Next) -> Response {
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let agent_call = req.headers().contains_key(HEADER_AGENT)
-        || req
-            .headers()
-            .contains_key(axum::http::header::AUTHORIZATION)
+    let authenticated = req.extensions().get::<Caller>().is_some()
         || req.extensions().get::<ApprovedCall>().is_some();
-    if read_only && !agent_call {
+    let agent_call = req.extensions().get::<AgentCall>().is_some()
+        || req.extensions().get::<ApprovedCall>().is_some();
+    if !authenticated || (read_only && !agent_call) {
         return next.run(req).await;
     }
-    run_and_record(log, req, next, |_| true).await
+    run_and_record(log, req, next).await
 }
 
-/// In front of `/mcp`: records the requests refused there, before any tool
-/// runs (no token, or a malformed, tampered, expired or revoked one), with
-/// the JSON-RPC message they carried. The tool calls that get through are
-/// recorded by [`record`] on the REST routes they become.
-pub async fn record_refused_mcp(
-    State(log): State<Arc<AuditLog>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    run_and_record(log, req, next, |r| {
-        matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
-    })
-    .await
-}
-
-/// Runs `req` and appends it, with its outcome, to `log` when `keep(answer)`;
-/// an answer whose entry cannot be written is replaced by an error.
-async fn run_and_record(
-    log: Arc<AuditLog>,
-    req: Request,
-    next: Next,
-    keep: impl FnOnce(&Response) -> bool,
-) -> Response {
+/// Runs `req` and appends it, with its outcome, to `log`; an answer whose
+/// entry cannot be written is replaced by an error.
+async fn run_and_record(log: Arc<AuditLog>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
         return ApiError::payload_too_large(BODY_LIMIT).into_response();
     };
-    let (key, agent, approved) = claimed(&parts);
+    let (key, agent, approved) = caller_of(&parts);
     let method = parts.method.to_string();
     let path = parts
         .uri
@@ -115,9 +80,6 @@ async fn run_and_record(
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
-    if !keep(&response) {
-        return response;
-    }
     let status = response.status().as_u16();
     let decision = if approved {
         Decision::Approved

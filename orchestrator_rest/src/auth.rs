@@ -1,8 +1,14 @@
 //! Signed-request authentication (SPEC §11) of the REST API: the shared
 //! signed-HTTP layer (`signed_http::SignedLayer`, which verifies the signature
-//! over method, path, timestamp and body and refuses replays within the skew
-//! window) with [`RestAdmission`], which refuses keys off the trusted list and
-//! hands the handlers a [`Caller`] ([`layer`]).
+//! over method, path, timestamp, body, this node's audience and the agent's
+//! name, and refuses replays within the skew window) with [`RestAdmission`],
+//! which refuses keys off the trusted list and hands the handlers a
+//! [`Caller`] ([`layer`]).
+//!
+//! The audience ([`AuthGate::audience`]) is the cluster id, or a standalone
+//! node's own node id; the daemon computes it. Every refusal of an
+//! unauthenticated request is counted in `orchestrator_api_auth_refused_total`
+//! and logged at most once a second ([`Refusals`]); none reaches the audit log.
 //!
 //! Agents (docs/AGENTS.md) authenticate either with an agent token
 //! (`Authorization: Bearer …`, signed by the user it acts for) or with the
@@ -15,12 +21,14 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::request::Parts;
+use axum::http::Method;
 use axum::http::{Extensions, HeaderMap};
 use chrono::Utc;
+use observability::metrics::Metrics;
 use orchestrator_shared_types::agent::{verify_token, TokenClaims, HEADER_AGENT};
 use orchestrator_shared_types::PublicKey;
 pub use signed_http::ReplayCache;
-use signed_http::{header, Admission, Limits, Rejection, SignedLayer};
+use signed_http::{header, Admission, Limits, RefusalLog, Rejection, SignedLayer};
 
 use super::error::ApiError;
 
@@ -32,16 +40,60 @@ pub struct AuthGate {
     pub config: Arc<AuthConfig>,
     /// Signatures already seen.
     pub replays: Arc<ReplayCache>,
+    /// What requests must be signed for: the cluster id, or a standalone
+    /// node's own node id (`GET /api/v1/info` reports it).
+    pub audience: Arc<str>,
+    /// Where refusals of unauthenticated requests are counted and logged.
+    pub refusals: Refusals,
 }
 
 impl AuthGate {
-    /// A gate with `config` and an empty replay cache.
-    pub fn new(config: AuthConfig) -> Self {
+    /// A gate with `config`, expecting requests signed for `audience`, and
+    /// an empty replay cache; refusals are logged, and counted once
+    /// [`AuthGate::counting`] names the metrics.
+    pub fn new(config: AuthConfig, audience: impl Into<Arc<str>>) -> Self {
         let replays = Arc::new(ReplayCache::new(config.replay_capacity));
         Self {
             config: Arc::new(config),
             replays,
+            audience: audience.into(),
+            refusals: Refusals::default(),
         }
+    }
+
+    /// The same gate, counting refusals in `metrics`'
+    /// `orchestrator_api_auth_refused_total`.
+    pub fn counting(mut self, metrics: Arc<Metrics>) -> Self {
+        self.refusals.metrics = Some(metrics);
+        self
+    }
+}
+
+/// Refusals of unauthenticated requests: a counter by reason and a warn line
+/// at most once a second (saying how many were suppressed), so a flood of
+/// forged requests costs neither the audit log nor the log file.
+#[derive(Clone, Default)]
+pub struct Refusals {
+    metrics: Option<Arc<Metrics>>,
+    log: Arc<RefusalLog>,
+}
+
+impl std::fmt::Debug for Refusals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refusals")
+            .field("counted", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Refusals {
+    /// Counts and (rate-limited) logs the refusal of `method path`.
+    pub fn record(&self, rejection: &Rejection, method: &Method, path: &str) {
+        if let Some(m) = &self.metrics {
+            m.auth_refused.with_label_values(&[rejection.reason]).inc();
+        }
+        self.log
+            .warn(rejection.reason, method.as_str(), path, &rejection.message);
     }
 }
 
@@ -150,6 +202,8 @@ impl AuthGate {
         let cfg = &self.config;
         let claims = verify_token(token, Utc::now(), cfg.max_skew_seconds)
             .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+        // (An agent token names its user, not a cluster: it is bound to the
+        // daemons that trust that user, and revocable there.)
         if let Some(trusted) = &cfg.trusted_keys {
             if !trusted.contains(&claims.user) && !cfg.admin_keys.contains(&claims.user) {
                 return Err(ApiError::forbidden(format!(
@@ -191,20 +245,22 @@ impl Admission for RestAdmission {
                 self.gate
                     .verify_agent_token(token)
                     .map(|(caller, agent)| (caller, Some(agent)))
-                    .map_err(Rejection::from),
+                    .map_err(|e| Rejection::from(e).because("bad_token")),
             ),
-            Err(e) => Some(Err(e.into())),
+            Err(e) => Some(Err(Rejection::from(e).because("bad_token"))),
         }
     }
 
     async fn admit(&self, key: PublicKey, parts: &Parts) -> Result<Self::Identity, Rejection> {
         let cfg = &self.gate.config;
-        let agent = agent_name(&parts.headers)?;
+        let agent =
+            agent_name(&parts.headers).map_err(|e| Rejection::from(e).because("bad_agent"))?;
         if let Some(trusted) = &cfg.trusted_keys {
             if !trusted.contains(&key) && !cfg.admin_keys.contains(&key) {
                 return Err(Rejection::forbidden(format!(
                     "key {key} is not on this daemon's trusted list"
-                )));
+                ))
+                .because("untrusted_key"));
             }
         }
         let caller = Caller {
@@ -224,14 +280,20 @@ impl Admission for RestAdmission {
 
 /// The signed-request layer of the REST API: the shared signed-HTTP layer
 /// with [`RestAdmission`], handing handlers a [`Caller`] (and an
-/// [`AgentCall`] on an agent's call).
+/// [`AgentCall`] on an agent's call); every refusal goes to the gate's
+/// [`Refusals`].
 pub fn layer(gate: &AuthGate) -> SignedLayer<RestAdmission> {
+    let refusals = gate.refusals.clone();
     SignedLayer::new(
         RestAdmission { gate: gate.clone() },
         Limits {
             body_limit: gate.config.body_limit,
             max_skew_seconds: gate.config.max_skew_seconds,
+            audience: Arc::clone(&gate.audience),
         },
         Arc::clone(&gate.replays),
     )
+    .on_refusal(Arc::new(move |rejection, method, path| {
+        refusals.record(rejection, method, path);
+    }))
 }

@@ -165,6 +165,7 @@ pub async fn transfer(
             timestamp,
             body: &body,
             signature,
+            audience: &state.gate.audience,
         },
     )
     .map_err(CreditError::from)?;

@@ -2,9 +2,13 @@
 //! `/api/v1`, the WebSocket event stream, health and metrics, and the
 //! OpenAPI document generated from the code.
 //!
-//! - [`auth`]: the signed-request middleware (and agent tokens) and the replay cache.
-//! - [`agent_gate`]: agent calls held to the user's automation policy.
-//! - [`audit`]: the audit-log middleware and routes.
+//! - [`auth`]: the signed-request middleware (and agent tokens), the replay
+//!   cache, and the counting of refused requests.
+//! - [`agent_gate`]: revoked agent tokens refused, and agent calls held to
+//!   the user's automation policy.
+//! - [`audit`]: the audit-log middleware (after authentication: only
+//!   authenticated callers are recorded) and routes.
+//! - [`info`]: `GET /api/v1/info`, unsigned, with the audience to sign for.
 //! - [`error`]: JSON errors.
 //! - [`workloads`], [`nodes`], [`agents`]: the handlers.
 //! - [`mcp`]: the streamable-HTTP MCP server at `/mcp`.
@@ -21,6 +25,7 @@ pub mod audit;
 pub mod auth;
 pub mod credits;
 pub mod error;
+pub mod info;
 pub mod mcp;
 pub mod network;
 pub mod nodes;
@@ -67,12 +72,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `orch` with `auth`.
-    pub fn new(orch: Arc<Orchestrator>, auth: AuthConfig, health: Arc<Health>) -> Self {
-        Self::with_gate(orch, AuthGate::new(auth), health)
-    }
-
-    /// State for `orch` sharing `gate` (and its replay cache) with other routers.
+    /// State for `orch` sharing `gate` (its audience, replay cache and
+    /// refusal counting) with other routers.
     pub fn with_gate(orch: Arc<Orchestrator>, gate: AuthGate, health: Arc<Health>) -> Self {
         let agents = Arc::new(AgentBook::new(Arc::clone(&orch.deps().store)));
         Self {
@@ -208,9 +209,11 @@ pub fn api_routes(state: &AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             agent_gate::agent_gate,
-        ))
-        .route_layer(auth::layer(&state.gate));
-    // Outside authentication, so refused calls are recorded too.
+        ));
+    // Layers run outermost last-added: authentication, then revoked agent
+    // tokens refused, then the audit log, then the automation policy. So
+    // only authenticated callers are recorded (under their verified key),
+    // and an agent's call the policy refuses is recorded as refused.
     let signed = match &state.audit {
         Some(log) => signed.route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(log),
@@ -218,7 +221,13 @@ pub fn api_routes(state: &AppState) -> Router {
         )),
         None => signed,
     };
-    signed.with_state(state.clone())
+    signed
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            agent_gate::refuse_revoked,
+        ))
+        .route_layer(auth::layer(&state.gate))
+        .with_state(state.clone())
 }
 
 /// The whole router: signed API routes, WebSocket, health, metrics, OpenAPI,
@@ -230,17 +239,15 @@ pub fn router(state: AppState) -> Router {
         observability::health::health_routes(Arc::clone(&state.health), Arc::clone(&metrics_state));
     let mcp = state.mcp.clone().map(|cancel| {
         let service = mcp_server::http_service(Arc::new(mcp::InProcessApi::new(&state)), cancel);
-        let mcp = Router::new().nest_service("/mcp", service).layer(
-            axum::middleware::from_fn_with_state(state.clone(), mcp::require_token),
-        );
-        // Outside the token check, so the requests it refuses are recorded.
-        match &state.audit {
-            Some(log) => mcp.layer(axum::middleware::from_fn_with_state(
-                Arc::clone(log),
-                audit::record_refused_mcp,
-            )),
-            None => mcp,
-        }
+        // The requests the token check refuses are counted as refusals
+        // (not audited); the tool calls that get through are recorded on
+        // the REST routes they become.
+        Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                mcp::require_token,
+            ))
     });
     let mut router = Router::new()
         .route(routes::OPENAPI, get(openapi::document))

@@ -9,11 +9,12 @@ use std::sync::OnceLock;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
 use axum::response::Response;
 use mcp_server::{Api, ApiError as McpApiError, Caller as McpCaller};
 use serde_json::Value;
+use signed_http::Rejection;
 use tower::ServiceExt;
 
 use super::agent_gate::refuse_if_revoked;
@@ -95,19 +96,34 @@ impl Api for InProcessApi {
 
 /// In front of `/mcp`: only requests with a valid, unrevoked agent token get
 /// through (each tool call is checked again, with its scope and the policy,
-/// by the REST layer).
+/// by the REST layer). A refusal is counted and logged (rate-limited) with
+/// the other refusals of unauthenticated requests, not audited.
 pub async fn require_token(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    match bearer(req.headers())? {
+    match check_token(&state, req.headers()).await {
+        Ok(()) => Ok(next.run(req).await),
+        Err(e) => {
+            let rejection = Rejection::from(e).because("bad_token");
+            state
+                .gate
+                .refusals
+                .record(&rejection, req.method(), req.uri().path());
+            Err(rejection.into())
+        }
+    }
+}
+
+async fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match bearer(headers)? {
         Some(token) => {
             let (_, agent) = state.gate.verify_agent_token(token)?;
             if let Some(claims) = &agent.token {
-                refuse_if_revoked(&state, claims).await?;
+                refuse_if_revoked(state, claims).await?;
             }
-            Ok(next.run(req).await)
+            Ok(())
         }
         None => Err(ApiError::unauthorized(
             "/mcp needs `Authorization: Bearer <agent token>` (ui agent token create)",

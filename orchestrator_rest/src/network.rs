@@ -1,18 +1,23 @@
 //! `/api/v1/network`: this node's own view of the cluster — its gossip
 //! settings and counters, the peers its failure detector knows, and which of
 //! them it can reach. Answered locally on every node (a worker does not
-//! forward these), so an operator can compare what each node sees.
+//! forward these), so an operator can compare what each node sees. These
+//! routes are for users in person: no MCP tool maps to them, so an agent's
+//! call (token or `X-Univrs-Agent`) is refused here as on every route
+//! outside its tools, whatever its token's scope or state.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use cluster_manager_interface::{ClusterManager, Peer};
 
-use crate::auth::{self, AuthGate};
+use crate::auth::{self, AgentCall, AuthGate};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::CommonErrors;
 use crate::workloads::query;
@@ -138,12 +143,24 @@ pub async fn discover(State(s): State<NetworkState>) -> ApiResult<Json<Page<Reac
     }))
 }
 
-/// The network routes, authenticated by `gate`.
+/// Refuses agents' calls: the network routes are no MCP tool's.
+async fn users_only(req: Request, next: Next) -> ApiResult<Response> {
+    if req.extensions().get::<AgentCall>().is_some() {
+        return Err(ApiError::forbidden(format!(
+            "agents may only make the calls of MCP tools; GET {} is for the user in person",
+            req.uri().path()
+        )));
+    }
+    Ok(next.run(req).await)
+}
+
+/// The network routes, authenticated by `gate`, for users in person.
 pub fn router(state: NetworkState, gate: AuthGate) -> Router {
     Router::new()
         .route(routes::NETWORK, get(status))
         .route(routes::NETWORK_PEERS, get(peers))
         .route(routes::NETWORK_DISCOVER, get(discover))
+        .route_layer(axum::middleware::from_fn(users_only))
         .route_layer(auth::layer(&gate))
         .with_state(state)
 }

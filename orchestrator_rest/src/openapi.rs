@@ -59,7 +59,7 @@ impl Modify for SecurityAddon {
         for (name, header, what) in [
             ("publicKey", "X-Auth-PublicKey", "standard base64 of the caller's 32-byte Ed25519 public key"),
             ("timestamp", "X-Auth-Timestamp", "RFC 3339 UTC time of signing, within the allowed skew"),
-            ("signature", "X-Auth-Signature", "standard base64 of the Ed25519 signature over METHOD\\nPATH\\nTIMESTAMP\\nhex(sha256(body))"),
+            ("signature", "X-Auth-Signature", "standard base64 of the Ed25519 signature over METHOD\\nPATH\\nTIMESTAMP\\nhex(sha256(body))\\nAUDIENCE\\nAGENT (AUDIENCE from GET /api/v1/info, AGENT the X-Univrs-Agent header or empty)"),
         ] {
             components.add_security_scheme(
                 name,
@@ -85,6 +85,7 @@ impl Modify for SecurityAddon {
         super::trust::reputation, super::trust::attest,
         super::credits::balance, super::credits::history, super::credits::transfer,
         crate::network::status, crate::network::peers, crate::network::discover,
+        crate::info::info,
     ),
     modifiers(&SecurityAddon)
 )]

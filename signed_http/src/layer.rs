@@ -2,7 +2,9 @@
 //! ([`read_signed`]), asks an [`Admission`] whether the signer may call,
 //! spends the signature in the replay cache, and hands the handlers the
 //! caller's identity through [`Signer`] (or the admission's own extensions).
-//! A refused request never reaches the inner service.
+//! A refused request never reaches the inner service; it is reported to the
+//! layer's [`OnRefusal`], if any (the REST API counts it in a metric and
+//! writes a rate-limited log line).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,7 +14,7 @@ use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::Extensions;
+use axum::http::{Extensions, Method};
 use axum::response::{IntoResponse, Response};
 use orchestrator_shared_types::PublicKey;
 use tower::{Layer, Service};
@@ -62,32 +64,56 @@ impl<S: Send + Sync, T: Clone + Send + Sync + 'static> FromRequestParts<S> for S
     }
 }
 
-/// The layer: body limit, signature, skew, admission, replay cache.
+/// Told of every request the layer refuses, with its method and path.
+pub type OnRefusal = Arc<dyn Fn(&Rejection, &Method, &str) + Send + Sync>;
+
+/// The layer: body limit, signature, skew, audience, admission, replay cache.
 #[derive(Clone)]
 pub struct SignedLayer<A> {
     admission: A,
     limits: Limits,
     replays: Arc<ReplayCache>,
+    on_refusal: Option<OnRefusal>,
 }
 
 impl<A: Admission> SignedLayer<A> {
-    /// A layer admitting by `admission`, holding requests to `limits` and
-    /// spending signatures in `replays` (share one cache between routers of
-    /// one daemon so a request cannot be replayed against another).
+    /// A layer admitting by `admission`, holding requests to `limits` (its
+    /// audience included) and spending signatures in `replays` (share one
+    /// cache between routers of one daemon so a request cannot be replayed
+    /// against another).
     pub fn new(admission: A, limits: Limits, replays: Arc<ReplayCache>) -> Self {
         Self {
             admission,
             limits,
             replays,
+            on_refusal: None,
         }
+    }
+
+    /// The same layer, telling `on_refusal` of every request it refuses.
+    pub fn on_refusal(mut self, on_refusal: OnRefusal) -> Self {
+        self.on_refusal = Some(on_refusal);
+        self
     }
 
     /// Authenticates `req`: the request to pass on, with the identity attached.
     pub async fn authenticate(&self, req: Request) -> Result<Request, Rejection> {
+        let (method, path) = match &self.on_refusal {
+            Some(_) => (req.method().clone(), req.uri().path().to_owned()),
+            None => (Method::GET, String::new()),
+        };
+        let result = self.authenticate_inner(req).await;
+        if let (Err(rejection), Some(report)) = (&result, &self.on_refusal) {
+            report(rejection, &method, &path);
+        }
+        result
+    }
+
+    async fn authenticate_inner(&self, req: Request) -> Result<Request, Rejection> {
         let (mut req, identity) = match self.admission.without_signature(&req) {
             Some(identity) => (req, identity?),
             None => {
-                let verified = read_signed(req, self.limits).await?;
+                let verified = read_signed(req, &self.limits).await?;
                 let identity = self.admission.admit(verified.key, &verified.parts).await?;
                 (verified.admit(&self.replays)?, identity)
             }

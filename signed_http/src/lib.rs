@@ -1,8 +1,13 @@
 //! The signed-HTTP layer (SPEC §11): every signed request, whether it comes to
 //! the REST API, the node agent or `/mcp`, goes through [`read_signed`] and
 //! then [`Verified::admit`], so that the body limit, the signature over
-//! method, path, timestamp and body, the clock skew and the replay cache are
-//! checked in one place, with one error type ([`Rejection`]).
+//! method, path, timestamp, body, audience and agent (signing scheme v2,
+//! `orchestrator_shared_types::auth`), the clock skew and the replay cache
+//! are checked in one place, with one error type ([`Rejection`]).
+//!
+//! The audience a server expects ([`Limits::audience`]) is its cluster id, or
+//! a standalone node's own node id: the daemon computes it and hands it to
+//! every layer, so a request signed for another cluster is refused.
 //!
 //! - [`read_signed`]: buffers the body (bounded) and verifies the signature.
 //! - [`Verified::admit`]: records the signature in the [`ReplayCache`],
@@ -12,7 +17,11 @@
 //!   handlers the caller; the REST API, the node agent and `/mcp` (which
 //!   calls the REST router in process) all sit behind it.
 //! - [`Rejection`]: a refused request, answered as
-//!   `{"error": {"code", "message"}}` ([`orchestrator_api::ErrorBody`]).
+//!   `{"error": {"code", "message"}}` ([`orchestrator_api::ErrorBody`]),
+//!   with a bounded [`Rejection::reason`] for metrics.
+//! - [`RefusalLog`]: a warn line per refused request, at most one a second,
+//!   saying how many were suppressed (a flood of bad requests cannot flood
+//!   the log); [`SignedLayer::on_refusal`] reports each refusal.
 //!
 //! Who may sign is the caller's decision and stays with it: the REST API
 //! checks its trusted and admin keys, the node agent checks that the signer is
@@ -20,6 +29,7 @@
 //! wire types; nothing of the orchestrator itself.
 
 mod layer;
+mod refusal_log;
 mod replay;
 
 use axum::body::{Body, Bytes};
@@ -30,13 +40,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use orchestrator_api::ErrorBody;
+use orchestrator_shared_types::agent::HEADER_AGENT;
 use orchestrator_shared_types::auth::{
-    verify_request, AuthError, ReceivedHeaders, HEADER_PUBLIC_KEY, HEADER_SIGNATURE,
-    HEADER_TIMESTAMP,
+    verify_request, AuthError, Payload, ReceivedHeaders, HEADER_AUDIENCE, HEADER_PUBLIC_KEY,
+    HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use orchestrator_shared_types::PublicKey;
+use std::sync::Arc;
 
-pub use layer::{Admission, SignedLayer, SignedService, Signer};
+pub use layer::{Admission, OnRefusal, SignedLayer, SignedService, Signer};
+pub use refusal_log::RefusalLog;
 pub use replay::ReplayCache;
 
 /// A refused request: its status, a machine-readable code and a message.
@@ -48,6 +61,9 @@ pub struct Rejection {
     pub code: &'static str,
     /// What was wrong, for the caller.
     pub message: String,
+    /// Why, as a bounded label for metrics (`bad_signature`, `replay`, …);
+    /// the code unless set otherwise with [`Rejection::because`].
+    pub reason: &'static str,
 }
 
 impl Rejection {
@@ -57,7 +73,13 @@ impl Rejection {
             status,
             code,
             message: message.into(),
+            reason: code,
         }
+    }
+    /// The same rejection, labelled `reason` for metrics.
+    pub fn because(mut self, reason: &'static str) -> Self {
+        self.reason = reason;
+        self
     }
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -96,7 +118,21 @@ impl Rejection {
 
 impl From<AuthError> for Rejection {
     fn from(e: AuthError) -> Self {
-        Rejection::unauthorized(e.to_string())
+        let reason = match &e {
+            AuthError::MissingHeader(_) => "missing_header",
+            AuthError::Malformed { .. } => "malformed_header",
+            AuthError::Skew { .. } => "skew",
+            AuthError::AudienceMismatch { .. } => "audience_mismatch",
+            AuthError::BadSignature { .. } => "bad_signature",
+        };
+        let rejection = Rejection::unauthorized(e.to_string()).because(reason);
+        match e {
+            AuthError::AudienceMismatch { .. } => Rejection {
+                code: "audience_mismatch",
+                ..rejection
+            },
+            _ => rejection,
+        }
     }
 }
 
@@ -111,19 +147,24 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
     headers
         .get(name)
         .map(|v| {
-            v.to_str()
-                .map_err(|_| Rejection::unauthorized(format!("malformed header {name}: not ASCII")))
+            v.to_str().map_err(|_| {
+                Rejection::unauthorized(format!("malformed header {name}: not ASCII"))
+                    .because("malformed_header")
+            })
         })
         .transpose()
 }
 
 /// What the signature checks are held to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest body read, in bytes.
     pub body_limit: usize,
     /// Largest allowed distance between the signed timestamp and the clock, in seconds.
     pub max_skew_seconds: i64,
+    /// The audience requests must be signed for: the cluster id, or a
+    /// standalone node's own node id (what `GET /api/v1/info` reports).
+    pub audience: Arc<str>,
 }
 
 /// A request whose signature verified, not yet admitted: the signer must be
@@ -143,12 +184,14 @@ pub struct Verified {
 }
 
 /// Buffers `req`'s body (at most `limits.body_limit` bytes) and verifies its
-/// signature headers over method, path and query, timestamp and body.
-pub async fn read_signed(req: Request, limits: Limits) -> Result<Verified, Rejection> {
+/// signature headers over method, path and query, timestamp, body, this
+/// server's audience and the `X-Univrs-Agent` header (empty when absent).
+pub async fn read_signed(req: Request, limits: &Limits) -> Result<Verified, Rejection> {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, limits.body_limit)
         .await
         .map_err(|_| Rejection::payload_too_large(limits.body_limit))?;
+
     let path = parts
         .uri
         .path_and_query()
@@ -157,16 +200,20 @@ pub async fn read_signed(req: Request, limits: Limits) -> Result<Verified, Rejec
         public_key: header(&parts.headers, HEADER_PUBLIC_KEY)?,
         timestamp: header(&parts.headers, HEADER_TIMESTAMP)?,
         signature: header(&parts.headers, HEADER_SIGNATURE)?,
+        audience: header(&parts.headers, HEADER_AUDIENCE)?,
+    };
+    // The agent's name is signed as the header value sent (HTTP strips the
+    // surrounding whitespace); no header signs the empty string.
+    let agent = header(&parts.headers, HEADER_AGENT)?.unwrap_or_default();
+    let payload = Payload {
+        method: parts.method.as_str(),
+        path,
+        body: &body,
+        audience: &limits.audience,
+        agent,
     };
     let now = Utc::now();
-    let verified = verify_request(
-        received,
-        parts.method.as_str(),
-        path,
-        &body,
-        now,
-        limits.max_skew_seconds,
-    )?;
+    let verified = verify_request(received, &payload, now, limits.max_skew_seconds)?;
     Ok(Verified {
         parts,
         body,
@@ -184,9 +231,10 @@ impl Verified {
     pub fn admit(self, replays: &ReplayCache) -> Result<Request, Rejection> {
         let expires = self.signed_at.timestamp() + self.max_skew_seconds;
         if !replays.check_and_insert(&self.signature, expires, self.now.timestamp()) {
-            return Err(Rejection::unauthorized(
-                "this signed request was already used (replay)",
-            ));
+            return Err(
+                Rejection::unauthorized("this signed request was already used (replay)")
+                    .because("replay"),
+            );
         }
         Ok(Request::from_parts(self.parts, Body::from(self.body)))
     }

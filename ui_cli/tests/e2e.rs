@@ -135,6 +135,46 @@ fn deploy_scale_logs_delete_against_a_real_daemon() {
 }
 
 #[test]
+fn the_servers_audience_is_kept_and_a_changed_one_is_explained() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config_dir = tmp.path().join("config");
+    let daemon = start_daemon(&tmp.path().join("data"));
+    let server = daemon.url.as_str();
+    ui_ok(&config_dir, server, &["init"]);
+    ui_ok(&config_dir, server, &["status"]);
+    // Learned from GET /api/v1/info and kept: a standalone node's id.
+    let file = config_dir.join("config.toml");
+    let text = std::fs::read_to_string(&file).expect("config.toml");
+    let config: toml::Table = text.parse().expect("config.toml parses");
+    let audience = config["audiences"][server]
+        .as_str()
+        .expect("kept")
+        .to_owned();
+    assert!(
+        audience.len() == 64 && audience.chars().all(|c| c.is_ascii_hexdigit()),
+        "{text}"
+    );
+    ui_ok(&config_dir, server, &["status"]);
+    // The server now answers for another audience than the one kept (as if
+    // the URL led to another cluster): refused, and ui says what to do.
+    std::fs::write(&file, text.replace(&audience, "another-cluster")).expect("writing");
+    let out = ui(&config_dir, server, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("audience does not match") && stderr.contains(&audience),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint:") && stderr.contains("[audiences]"),
+        "{stderr}"
+    );
+    // Nothing was replaced silently.
+    let kept = std::fs::read_to_string(&file).expect("config.toml");
+    assert!(kept.contains("another-cluster"), "{kept}");
+}
+
+#[test]
 fn an_unreachable_server_fails_clearly() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let config_dir = tmp.path().join("config");

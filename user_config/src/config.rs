@@ -5,9 +5,18 @@
 //!
 //! [ai]
 //! enabled = false
+//!
+//! [audiences]
+//! "http://127.0.0.1:9090" = "6b1f…"
 //! ```
 //!
 //! Every key is optional; a missing file means all defaults. Unknown keys are errors.
+//!
+//! `[audiences]` keeps, for each server `ui` has signed requests to, the
+//! audience it signs them for (SPEC §11: the server's cluster id, or a
+//! standalone node's own id), learned from the server's `GET /api/v1/info`
+//! on first use and kept, so a server that later answers for another
+//! cluster is noticed rather than followed.
 //!
 //! Retired keys: `bootstrap`, `state_backend` and `[observability] telemetry`
 //! were read and never used (the daemon takes its seeds and store from its own
@@ -16,6 +25,8 @@
 //! that `ui init` used to write (`bootstrap = []`, `telemetry = false`) are
 //! accepted, so older files keep working, and are dropped when the file is
 //! next saved.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +48,10 @@ pub struct UserConfig {
     /// `[ai]`.
     #[serde(default)]
     pub ai: AiConfig,
+    /// `[audiences]`: server URL (without a trailing `/`) → the audience
+    /// requests to it are signed for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub audiences: BTreeMap<String, String>,
     /// Retired `bootstrap` (read only to refuse it; never written).
     #[serde(default, skip_serializing)]
     bootstrap: Option<Vec<toml::Value>>,
@@ -89,6 +104,14 @@ impl Validate for UserConfig {
                 return Err(Problem::new(
                     FieldPath::key("server"),
                     format!("{server:?} is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        for (server, audience) in &self.audiences {
+            if audience.trim().is_empty() || audience.chars().any(char::is_control) {
+                return Err(Problem::new(
+                    FieldPath::key("audiences").child(server),
+                    format!("{audience:?} is not an audience (a cluster id or node id)"),
                 ));
             }
         }
@@ -207,6 +230,19 @@ mod tests {
         assert!(msg.contains("model"), "{msg}");
         let err = UserConfig::parse("[observability]\nexporter = \"otlp\"\n").unwrap_err();
         assert!(err.to_string().starts_with("config.toml:2: "), "{err}");
+    }
+
+    #[test]
+    fn audiences_round_trip_and_an_empty_one_is_refused() {
+        let text = "server = \"http://x\"\n\n[audiences]\n\"http://x\" = \"c1\"\n";
+        let c = UserConfig::parse(text).unwrap();
+        assert_eq!(c.audiences.get("http://x").map(String::as_str), Some("c1"));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::new(tmp.path());
+        c.save(&dir).unwrap();
+        assert_eq!(UserConfig::load(&dir).unwrap(), c);
+        let err = UserConfig::parse("[audiences]\n\"http://x\" = \" \"\n").unwrap_err();
+        assert!(err.to_string().contains("audiences"), "{err}");
     }
 
     #[test]

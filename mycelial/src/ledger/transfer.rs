@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use orchestrator_shared_types::auth::signing_message;
+use orchestrator_shared_types::auth::{signing_message, Payload};
 use orchestrator_shared_types::PublicKey;
 use serde::{Deserialize, Serialize};
 
@@ -79,9 +79,12 @@ pub enum Proof {
         signature: SignatureBytes,
     },
     /// The payer's signed REST request, kept verbatim: its signature covers
-    /// `METHOD\nPATH\nTIMESTAMP\nhex(SHA256(body))` (SPEC §11), and the body
-    /// must be the [`TransferRequest`] of this transfer. The body itself is
-    /// kept, not only its hash, so anyone can check it against the transfer.
+    /// `METHOD\nPATH\nTIMESTAMP\nhex(SHA256(body))\nAUDIENCE\n` (SPEC §11,
+    /// signing scheme v2, made by the payer in person: no agent), and the
+    /// body must be the [`TransferRequest`] of this transfer. The body itself
+    /// is kept, not only its hash, so anyone can check it against the
+    /// transfer. A proof without `audience` was recorded under scheme v1
+    /// (no audience, no agent line) and is checked as such.
     Request {
         /// `POST`.
         method: String,
@@ -93,6 +96,10 @@ pub enum Proof {
         body: String,
         /// The `X-Auth-Signature` header, decoded.
         signature: SignatureBytes,
+        /// The audience the request was signed for (the cluster id, or the
+        /// standalone node's id); absent in proofs of signing scheme v1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
     },
 }
 
@@ -119,14 +126,21 @@ impl Proof {
                 timestamp,
                 body,
                 signature,
-            } => Obj::new()
-                .str("kind", "request")
-                .str("method", method)
-                .str("path", path)
-                .str("timestamp", timestamp)
-                .str("body", body)
-                .str("signature", &signature.to_hex())
-                .end(),
+                audience,
+            } => {
+                let obj = Obj::new()
+                    .str("kind", "request")
+                    .str("method", method)
+                    .str("path", path)
+                    .str("timestamp", timestamp)
+                    .str("body", body)
+                    .str("signature", &signature.to_hex());
+                // Absent in v1 proofs, whose canonical form stays as it was.
+                match audience {
+                    Some(a) => obj.str("audience", a).end(),
+                    None => obj.end(),
+                }
+            }
         }
     }
 }
@@ -162,6 +176,20 @@ pub struct TransferRequest {
     pub ledger: Option<String>,
 }
 
+/// What signing scheme v1 signed (`METHOD\nPATH\nTIMESTAMP\nhex(SHA256(body))`),
+/// to check the request proofs recorded before v2.
+fn v1_signing_message(method: &str, path: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    format!(
+        "{}\n{}\n{}\n{}",
+        method.to_ascii_uppercase(),
+        path,
+        timestamp,
+        hex::encode(Sha256::digest(body))
+    )
+    .into_bytes()
+}
+
 /// A signed REST request as the daemon received it.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedRequest<'a> {
@@ -175,6 +203,8 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
     /// The `X-Auth-Signature` header, decoded (`VerifiedRequest::signature`).
     pub signature: [u8; 64],
+    /// The audience it was signed for (the server's, which verified it).
+    pub audience: &'a str,
 }
 
 fn parse_body(body: &str) -> Result<TransferRequest, LedgerError> {
@@ -232,6 +262,7 @@ impl SignedTransfer {
                 timestamp: req.timestamp.to_owned(),
                 body: body.to_owned(),
                 signature: SignatureBytes(req.signature),
+                audience: Some(req.audience.to_owned()),
             },
         })
     }
@@ -265,12 +296,17 @@ impl SignedTransfer {
                 timestamp,
                 body,
                 signature,
+                audience,
             } => {
                 self.request_matches(method, path, timestamp, body)?;
-                (
-                    signing_message(method, path, timestamp, body.as_bytes()),
-                    signature,
-                )
+                let message = match audience {
+                    Some(audience) => signing_message(
+                        &Payload::new(method, path, body.as_bytes(), audience),
+                        timestamp,
+                    ),
+                    None => v1_signing_message(method, path, timestamp, body.as_bytes()),
+                };
+                (message, signature)
             }
         };
         verify(&t.payer, &message, signature)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::{Signer, SigningKey};
 use mycelial::ledger::*;
-use orchestrator_shared_types::auth::{signing_message, timestamp};
+use orchestrator_shared_types::auth::{signing_message, timestamp, Payload};
 use orchestrator_shared_types::PublicKey;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -102,10 +102,8 @@ impl World {
         let ts = timestamp(now - Duration::seconds(ago));
         let signature = self.keys[from]
             .sign(&signing_message(
-                "POST",
-                TRANSFER_PATH,
+                &Payload::new("POST", TRANSFER_PATH, body.as_bytes(), ID),
                 &ts,
-                body.as_bytes(),
             ))
             .to_bytes();
         let req = SignedRequest {
@@ -114,6 +112,7 @@ impl World {
             timestamp: &ts,
             body: body.as_bytes(),
             signature,
+            audience: ID,
         };
         Entry::Transfer(SignedTransfer::from_request(ID, self.pk(from), req).unwrap())
     }

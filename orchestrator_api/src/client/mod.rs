@@ -6,25 +6,30 @@
 //! compiles far less than `reqwest` (no tokio/hyper), and its body reader hands
 //! over bytes as they arrive, so `ui logs -f` streams line by line.
 //!
-//! Every request except `/health` carries the three `X-Auth-*` headers of
-//! `orchestrator_shared_types::auth::sign_request`, computed over the request
-//! target exactly as sent (path prefix of the server URL and query included).
+//! Every request except `/health` and `/api/v1/info` carries the `X-Auth-*`
+//! headers of `orchestrator_shared_types::auth::sign_request` (signing scheme
+//! v2), computed over the request target exactly as sent (path prefix of the
+//! server URL and query included), the server's audience and the acting
+//! agent's name. The audience is the one given to
+//! [`ApiClient::with_audience`] (a caller that keeps it, like `ui`), or else
+//! learned from the server's unsigned `GET /api/v1/info` on first use.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 use orchestrator_shared_types::agent::HEADER_AGENT;
 use orchestrator_shared_types::auth::{
-    sign_request, SignedHeaders, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    sign_request, Payload, SignedHeaders, HEADER_AUDIENCE, HEADER_PUBLIC_KEY, HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{ErrorBody, Page};
+use crate::{routes, ErrorBody, NodeInfo, Page};
 
 pub use crate::routes::segment;
 
@@ -149,14 +154,8 @@ pub fn split_server_url(url: &str) -> Result<(String, String), ClientError> {
 /// (`orchestrator_shared_types::auth::sign_request`), whose sub-second
 /// timestamps keep two identical requests apart: Ed25519 signatures are
 /// deterministic and the server refuses a signature it has seen before.
-pub fn sign(
-    key: &SigningKey,
-    method: &str,
-    target: &str,
-    body: &[u8],
-    now: DateTime<Utc>,
-) -> SignedHeaders {
-    sign_request(key, method, target, body, now)
+pub fn sign(key: &SigningKey, payload: &Payload<'_>, now: DateTime<Utc>) -> SignedHeaders {
+    sign_request(key, payload, now)
 }
 
 /// A client of one daemon, signing with one key.
@@ -167,8 +166,11 @@ pub struct ApiClient {
     key: Option<SigningKey>,
     /// The millisecond each distinct request was last signed in.
     signed: Mutex<HashMap<RequestKey, i64>>,
-    /// Sent as `X-Univrs-Agent` (for the audit log) when set.
+    /// Sent as `X-Univrs-Agent` (and signed) when set.
     acting_agent: Option<String>,
+    /// The audience requests are signed for: given, or learned from
+    /// `GET /api/v1/info` on the first signed request.
+    audience: OnceLock<String>,
 }
 
 /// Method, request target and body of a request.
@@ -247,14 +249,39 @@ impl ApiClient {
             key,
             signed: Mutex::new(HashMap::new()),
             acting_agent: None,
+            audience: OnceLock::new(),
         })
     }
 
     /// Names the agent acting for the user in every request (`X-Univrs-Agent`,
-    /// recorded in the daemon's audit log).
+    /// signed, and recorded in the daemon's audit log).
     pub fn with_agent(mut self, name: impl Into<String>) -> Self {
         self.acting_agent = Some(name.into());
         self
+    }
+
+    /// Signs every request for `audience` (the server's cluster id, or a
+    /// standalone node's id) instead of asking the server for it.
+    pub fn with_audience(self, audience: impl Into<String>) -> Self {
+        // A fresh OnceLock: set cannot fail; a client built with an
+        // audience already keeps the first one.
+        let _already_set = self.audience.set(audience.into());
+        self
+    }
+
+    /// The server's own account of itself (`GET /api/v1/info`, unsigned).
+    pub fn info(&self) -> Result<NodeInfo, ClientError> {
+        self.send_as("GET", routes::INFO, None, false)?.json()
+    }
+
+    /// The audience requests are signed for: the one given, or else the
+    /// server's, learned from `GET /api/v1/info` (once per client).
+    pub fn audience(&self) -> Result<String, ClientError> {
+        if let Some(a) = self.audience.get() {
+            return Ok(a.clone());
+        }
+        let learned = self.info()?.audience;
+        Ok(self.audience.get_or_init(|| learned).clone())
     }
 
     /// The time to sign a request with: now, but never the same millisecond as
@@ -287,12 +314,23 @@ impl ApiClient {
     }
 
     /// Sends a request; `path` starts with `/` and may carry a query.
-    /// A body is sent with `content_type`.
+    /// A body is sent with `content_type`. The request is signed when the
+    /// client has a key.
     pub fn send(
         &self,
         method: &str,
         path: &str,
         body: Option<(&str, &[u8])>,
+    ) -> Result<Answer, ClientError> {
+        self.send_as(method, path, body, true)
+    }
+
+    fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        signed: bool,
     ) -> Result<Answer, ClientError> {
         let url = format!("{}{}", self.base, path);
         let target = format!("{}{}", self.prefix, path);
@@ -304,14 +342,18 @@ impl ApiClient {
         if let Some(agent) = &self.acting_agent {
             req = req.header(HEADER_AGENT, agent.as_str());
         }
-        if let Some(key) = &self.key {
+        if let (Some(key), true) = (&self.key, signed) {
+            let audience = self.audience()?;
             let bytes = body.map(|(_, b)| b).unwrap_or_default();
+            let payload = Payload::new(method, &target, bytes, &audience)
+                .by_agent(self.acting_agent.as_deref().unwrap_or_default());
             let now = self.sign_time(method, &target, bytes);
-            let signed = sign(key, method, &target, bytes, now);
+            let signed = sign(key, &payload, now);
             req = req
                 .header(HEADER_PUBLIC_KEY, signed.public_key)
                 .header(HEADER_TIMESTAMP, signed.timestamp)
-                .header(HEADER_SIGNATURE, signed.signature);
+                .header(HEADER_SIGNATURE, signed.signature)
+                .header(HEADER_AUDIENCE, audience.as_str());
         }
         let transport = |source| ClientError::Transport {
             server: self.base.clone(),

@@ -8,7 +8,9 @@ fn requests_are_signed_and_error_bodies_surface() {
         r#"{"error":{"code":"conflict","message":"name taken"}}"#,
     );
     let key = SigningKey::from_bytes(&[9; 32]);
-    let client = ApiClient::new(&url, Some(key)).expect("client");
+    let client = ApiClient::new(&url, Some(key))
+        .expect("client")
+        .with_audience("cluster-a");
     let err = client
         .post_json(
             "/api/v1/workloads/x/scale",
@@ -21,6 +23,7 @@ fn requests_are_signed_and_error_bodies_surface() {
         head.starts_with("post /api/v1/workloads/x/scale http/1.1"),
         "{head}"
     );
+    assert!(head.contains("x-auth-audience: cluster-a"), "{head}");
     for header in [HEADER_PUBLIC_KEY, HEADER_TIMESTAMP, HEADER_SIGNATURE] {
         assert!(
             head.contains(&format!("{header}:")),
@@ -85,30 +88,18 @@ fn signatures_verify_with_the_shared_scheme() {
     use orchestrator_shared_types::auth::{verify_request, ReceivedHeaders};
     let key = SigningKey::from_bytes(&[7; 32]);
     let now = Utc::now();
-    let h = sign(&key, "POST", "/api/v1/workloads?limit=1", b"name: x", now);
+    let p = Payload::new("POST", "/api/v1/workloads?limit=1", b"name: x", "cluster-a");
+    let h = sign(&key, &p, now);
     assert!(h.timestamp.ends_with('Z') && h.timestamp.contains('.'));
     let received = ReceivedHeaders {
         public_key: Some(&h.public_key),
         timestamp: Some(&h.timestamp),
         signature: Some(&h.signature),
+        audience: None,
     };
-    let ok = verify_request(
-        received,
-        "POST",
-        "/api/v1/workloads?limit=1",
-        b"name: x",
-        now,
-        60,
-    )
-    .expect("verifies");
+    let ok = verify_request(received, &p, now, 60).expect("verifies");
     assert_eq!(ok.key.0, key.verifying_key().to_bytes());
-    let later = sign(
-        &key,
-        "POST",
-        "/api/v1/workloads?limit=1",
-        b"name: x",
-        now + chrono::Duration::milliseconds(1),
-    );
+    let later = sign(&key, &p, now + chrono::Duration::milliseconds(1));
     assert_ne!(later.signature, h.signature);
 }
 
@@ -121,4 +112,53 @@ fn unreachable_server_is_a_transport_error() {
     assert!(err
         .to_string()
         .starts_with("cannot reach the server at http://127.0.0.1:9"));
+}
+
+#[test]
+fn the_audience_is_learned_from_info_once_and_the_agent_is_signed() {
+    let info = r#"{"audience":"c1","cluster_id":"c1","node_id":"ab","version":"0"}"#;
+    let (url, server) = test_server::serve_sequence(&[
+        ("200 OK", info),
+        ("200 OK", r#"{"items":[]}"#),
+        ("200 OK", r#"{"items":[]}"#),
+    ]);
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let client = ApiClient::new(&url, Some(key))
+        .expect("client")
+        .with_agent("bot");
+    client.get_json("/api/v1/workloads").expect("first");
+    client.get_json("/api/v1/workloads").expect("second");
+    assert_eq!(client.audience().expect("kept"), "c1");
+    let seen = server.join().expect("server thread");
+    assert_eq!(seen.len(), 3, "one /api/v1/info, then two signed calls");
+    assert!(
+        seen[0].0.starts_with("get /api/v1/info http/1.1"),
+        "{}",
+        seen[0].0
+    );
+    assert!(!seen[0].0.contains("x-auth-signature"), "info is unsigned");
+    let head = &seen[1].0;
+    let value = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("{name} missing in {head}"))
+    };
+    // The test server lowercases the head: rebuild the timestamp (RFC 3339
+    // has only `T` and `Z` as letters) and compare the signature lowercased.
+    let ts = value(HEADER_TIMESTAMP).to_ascii_uppercase();
+    let at = chrono::DateTime::parse_from_rfc3339(&ts)
+        .expect("timestamp")
+        .with_timezone(&Utc);
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let p = Payload::new("GET", "/api/v1/workloads", b"", "c1").by_agent("bot");
+    let want = sign(&key, &p, at);
+    assert_eq!(want.timestamp, ts);
+    assert_eq!(value(HEADER_SIGNATURE), want.signature.to_ascii_lowercase());
+    let unbound = sign(&key, &p.by_agent(""), at);
+    assert_ne!(
+        value(HEADER_SIGNATURE),
+        unbound.signature.to_ascii_lowercase()
+    );
+    assert_eq!(value(HEADER_AUDIENCE), "c1");
 }

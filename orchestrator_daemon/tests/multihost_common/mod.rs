@@ -28,7 +28,7 @@ use base64::Engine;
 use chrono::Utc;
 use ed25519_dalek::SigningKey;
 use orchestrator_shared_types::auth::{
-    sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    sign_request, Payload, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use serde_json::Value;
 
@@ -358,8 +358,15 @@ impl Lab {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// A signed request to host `i`'s API; `(status, json)` or `None` if it
-    /// cannot be reached.
+    /// Host `i`'s audience, from its unsigned `GET /api/v1/info`.
+    pub async fn audience(&self, i: usize) -> Option<String> {
+        let url = format!("{}/api/v1/info", self.hosts[i].api());
+        let info: Value = self.http.get(&url).send().await.ok()?.json().await.ok()?;
+        info["audience"].as_str().map(str::to_owned)
+    }
+
+    /// A signed request to host `i`'s API, for the audience it reports;
+    /// `(status, json)` or `None` if it cannot be reached.
     pub async fn call(
         &self,
         i: usize,
@@ -370,7 +377,12 @@ impl Lab {
         let bytes = body
             .map(|b| serde_json::to_vec(b).unwrap())
             .unwrap_or_default();
-        let s = sign_request(&self.key, method, path, &bytes, Utc::now());
+        let audience = self.audience(i).await?;
+        let s = sign_request(
+            &self.key,
+            &Payload::new(method, path, &bytes, &audience),
+            Utc::now(),
+        );
         let url = format!("{}{path}", self.hosts[i].api());
         let mut req = self
             .http

@@ -15,9 +15,10 @@ use observability::events::EventHub;
 use observability::health::Health;
 use observability::metrics::Metrics;
 use orchestrator_core::{Deps, Orchestrator, ReconcilerConfig};
-use orchestrator_rest::{self as rest, AppState, AuthConfig};
+use orchestrator_rest::info::{self, NodeInfo};
+use orchestrator_rest::{self as rest, AppState, AuthConfig, AuthGate};
 use orchestrator_shared_types::auth::{
-    sign_request, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    sign_request, Payload, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use orchestrator_shared_types::PublicKey;
 use scheduler_interface::simple::{SimpleScheduler, SimpleSchedulerConfig};
@@ -27,6 +28,31 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 pub const HELLO_YAML: &str = include_str!("../../../examples/hello.yaml");
+
+/// The audience the test APIs expect (as a cluster's id would be).
+pub const AUDIENCE: &str = "test-cluster";
+
+/// The gate of a test API: `auth`, [`AUDIENCE`], refusals counted in `metrics`.
+pub fn gate(auth: AuthConfig, metrics: &Arc<Metrics>) -> AuthGate {
+    AuthGate::new(auth, AUDIENCE).counting(Arc::clone(metrics))
+}
+
+/// The state of a test API over `orch`: `auth`, [`AUDIENCE`], refusals
+/// counted in the orchestrator's metrics.
+pub fn app_state(orch: &Arc<Orchestrator>, auth: AuthConfig) -> AppState {
+    let health = Arc::new(Health::new());
+    AppState::with_gate(Arc::clone(orch), gate(auth, &orch.deps().metrics), health)
+}
+
+/// `GET /api/v1/info` of a test API on `node`.
+pub fn info_router(node: &orchestrator_shared_types::Node) -> Router {
+    info::router(NodeInfo {
+        audience: AUDIENCE.to_owned(),
+        cluster_id: Some(AUDIENCE.to_owned()),
+        node_id: node.id.to_string(),
+        version: "test".to_owned(),
+    })
+}
 
 /// The test registry's address (`./scripts/test-registry start`), from
 /// `UNIVRS_TEST_REGISTRY`, default 127.0.0.1:5000.
@@ -110,6 +136,7 @@ pub async fn api_on_with(
     config: ReconcilerConfig,
 ) -> ApiOn {
     runtime.init_node(node.id).await.unwrap();
+    let info = info_router(&node);
     let store: Arc<dyn StateStore> = Arc::new(InMemoryStore::new());
     let events = EventHub::new(1024);
     let metrics = Arc::new(Metrics::new().unwrap());
@@ -130,7 +157,12 @@ pub async fn api_on_with(
     let health = Arc::new(Health::new());
     health.set_ok("store");
     health.set_ready(true);
-    let router = rest::router(AppState::new(Arc::clone(&orch), auth, health));
+    let router = rest::router(AppState::with_gate(
+        Arc::clone(&orch),
+        gate(auth, &metrics),
+        health,
+    ))
+    .merge(info);
     ApiOn {
         router,
         orch,
@@ -141,9 +173,49 @@ pub async fn api_on_with(
     }
 }
 
-/// A request signed by `key` over exactly these method, path and body.
+/// The headers `key` signs `method path body` with at `now`, for [`AUDIENCE`].
+pub fn sign(
+    key: &SigningKey,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    now: chrono::DateTime<Utc>,
+) -> orchestrator_shared_types::auth::SignedHeaders {
+    sign_request(key, &Payload::new(method, path, body, AUDIENCE), now)
+}
+
+/// A request signed by `key` over exactly these method, path and body, for
+/// [`AUDIENCE`].
 pub fn signed(key: &SigningKey, method: &str, path: &str, body: &[u8]) -> Request<Body> {
     signed_with(key, method, path, body, "application/json")
+}
+
+/// A request signed by `key` as made by agent `agent` (`X-Univrs-Agent`,
+/// signed too), for [`AUDIENCE`].
+pub fn signed_as_agent(
+    key: &SigningKey,
+    agent: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Request<Body> {
+    let p = Payload::new(method, path, body, AUDIENCE).by_agent(agent);
+    let h = sign_request(key, &p, Utc::now());
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header(HEADER_PUBLIC_KEY, h.public_key)
+        .header(HEADER_TIMESTAMP, h.timestamp)
+        .header(HEADER_SIGNATURE, h.signature)
+        .header(orchestrator_shared_types::agent::HEADER_AGENT, agent)
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+/// The value of `orchestrator_api_auth_refused_total{reason}` in `metrics`.
+pub fn refused_count(metrics: &Metrics, reason: &str) -> u64 {
+    metrics.auth_refused.with_label_values(&[reason]).get()
 }
 
 pub fn signed_with(
@@ -153,7 +225,7 @@ pub fn signed_with(
     body: &[u8],
     content_type: &str,
 ) -> Request<Body> {
-    let h = sign_request(key, method, path, body, Utc::now());
+    let h = sign_request(key, &Payload::new(method, path, body, AUDIENCE), Utc::now());
     Request::builder()
         .method(method)
         .uri(path)

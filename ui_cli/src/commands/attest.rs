@@ -201,7 +201,9 @@ mod tests {
             "expires_at": "2026-12-30T10:00:00Z"
         });
         let (url, server) = serve_once("201 Created", &answer.to_string());
-        let client = ApiClient::new(&url, Some(key.clone())).expect("client");
+        let client = ApiClient::new(&url, Some(key.clone()))
+            .expect("client")
+            .with_audience("test-audience");
         let got = attest(OutputFormat::Json, &client, &key, &vouch(0.75), now()).expect("posted");
         assert_eq!(got, answer);
         let (head, body) = server.join().expect("server thread");
@@ -234,7 +236,9 @@ mod tests {
             "400 Bad Request",
             r#"{"error":{"code":"bad_request","message":"the attestation does not verify"}}"#,
         );
-        let client = ApiClient::new(&url, Some(key.clone())).expect("client");
+        let client = ApiClient::new(&url, Some(key.clone()))
+            .expect("client")
+            .with_audience("test-audience");
         let err =
             attest(OutputFormat::Table, &client, &key, &vouch(1.0), now()).expect_err("refused");
         assert_eq!(

@@ -103,11 +103,10 @@ impl Context {
     }
 
     /// A client that signs with the user's identity (asks for its passphrase
-    /// unless `UNIVRS_PASSPHRASE` is set).
+    /// unless `UNIVRS_PASSPHRASE` is set), for the server's kept audience.
     pub fn client(&self) -> anyhow::Result<ApiClient> {
-        let server = self.server()?;
         let key = self.signing_key()?;
-        Ok(ApiClient::new(&server, Some(key))?)
+        self.client_with_key(key)
     }
 
     /// The user's signing key (asks for its passphrase unless
@@ -116,15 +115,68 @@ impl Context {
         crate::profile::signing_key(&self.config_dir()?)
     }
 
-    /// A client that signs with `key`.
+    /// A client that signs with `key`, for the audience `config.toml` keeps
+    /// for the server (learned from its `GET /api/v1/info` and kept on first
+    /// use; see [`kept_audience`]).
     pub fn client_with_key(&self, key: SigningKey) -> anyhow::Result<ApiClient> {
-        Ok(ApiClient::new(&self.server()?, Some(key))?)
+        let client = ApiClient::new(&self.server()?, Some(key))?;
+        kept_audience(&self.config_dir()?, client)
     }
 
     /// A client that does not sign (for `/health`).
     pub fn unsigned_client(&self) -> anyhow::Result<ApiClient> {
         Ok(ApiClient::new(&self.server()?, None)?)
     }
+}
+
+/// `client` signing for the audience `config.toml` keeps for its server in
+/// `[audiences]`; when there is none yet, the server's own (`GET
+/// /api/v1/info`), which is then kept. A kept audience is never replaced
+/// silently: a server that later answers for another cluster refuses the
+/// requests (`audience_mismatch`), and `ui` says how to accept the change.
+pub fn kept_audience(dir: &ConfigDir, client: ApiClient) -> anyhow::Result<ApiClient> {
+    let mut config = crate::profile::load_config(dir)?;
+    let server = client.server().to_owned();
+    if let Some(audience) = config.audiences.get(&server) {
+        return Ok(client.with_audience(audience.clone()));
+    }
+    let audience = match client.audience() {
+        Ok(audience) => audience,
+        // An unreachable server says so as for any other call.
+        Err(e @ crate::client::ClientError::Transport { .. }) => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "learning the audience to sign for from {server}{} (a daemon older than \
+                 signing scheme v2 does not answer it)",
+                orchestrator_api::routes::INFO
+            )))
+        }
+    };
+    config.audiences.insert(server.clone(), audience);
+    if let Err(e) = config.save(dir) {
+        eprintln!(
+            "warning: could not keep the audience of {server} in {}: {e}",
+            dir.config_file().display()
+        );
+    }
+    Ok(client)
+}
+
+/// What to do about an `audience_mismatch` refusal, for the error message.
+pub fn audience_hint(err: &anyhow::Error) -> Option<String> {
+    let mismatch = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<crate::client::ClientError>(),
+            Some(crate::client::ClientError::Api { code: Some(code), .. }) if code == "audience_mismatch"
+        )
+    });
+    mismatch.then(|| {
+        "the server now answers for another cluster or node than the audience ui keeps \
+         for it in config.toml [audiences]. If that is expected (the node was re-created \
+         or joined a cluster), delete the server's line under [audiences] and run the \
+         command again; otherwise check that --server names the daemon you meant"
+            .to_owned()
+    })
 }
 
 /// Runs the command line.

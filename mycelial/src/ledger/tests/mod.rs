@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::Signer;
 use ed25519_dalek::SigningKey;
-use orchestrator_shared_types::auth::{signing_message, timestamp};
+use orchestrator_shared_types::auth::{signing_message, timestamp, Payload};
 use orchestrator_shared_types::PublicKey;
 
 use super::*;

@@ -5,7 +5,10 @@ use super::*;
 fn request(payer: &SigningKey, body: &str, path: &str) -> (Entry, SignedTransfer) {
     let ts = timestamp(t0());
     let sig = payer
-        .sign(&signing_message("POST", path, &ts, body.as_bytes()))
+        .sign(&signing_message(
+            &Payload::new("POST", path, body.as_bytes(), ID),
+            &ts,
+        ))
         .to_bytes();
     let st = SignedTransfer::from_request(
         ID,
@@ -16,6 +19,7 @@ fn request(payer: &SigningKey, body: &str, path: &str) -> (Entry, SignedTransfer
             timestamp: &ts,
             body: body.as_bytes(),
             signature: sig,
+            audience: ID,
         },
     )
     .unwrap();
@@ -111,6 +115,7 @@ fn malformed_request_bodies_say_what_is_wrong() {
                 timestamp: ts,
                 body,
                 signature: [0; 64],
+                audience: ID,
             },
         )
     };
@@ -124,4 +129,35 @@ fn malformed_request_bodies_say_what_is_wrong() {
     let ok = format!(r#"{{"to":"{}","amount":1,"nonce":1}}"#, pk(&key(2)));
     let e = mk(ok.as_bytes(), "yesterday").unwrap_err();
     assert!(e.to_string().contains("timestamp"), "{e}");
+}
+
+#[test]
+fn a_request_proof_is_bound_to_its_audience_and_v1_proofs_still_verify() {
+    let (mut l, a, b) = funded();
+    let body = format!(r#"{{"to":"{}","amount":10,"nonce":2}}"#, pk(&b));
+    let (_, mut st) = request(&a, &body, TRANSFER_PATH);
+    if let Proof::Request { audience, .. } = &mut st.proof {
+        *audience = Some("cluster-b".into());
+    }
+    let sig = LedgerError::BadSignature { signer: pk(&a) };
+    refused(&mut l, &Entry::Transfer(st), t0(), sig);
+    // A proof recorded under scheme v1 (no audience) is checked as v1.
+    let ts = timestamp(t0());
+    let v1 = format!(
+        "POST\n{TRANSFER_PATH}\n{ts}\n{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes()))
+    );
+    let (_, mut st) = request(&a, &body, TRANSFER_PATH);
+    if let Proof::Request {
+        audience,
+        signature,
+        ..
+    } = &mut st.proof
+    {
+        *audience = None;
+        *signature = canonical::SignatureBytes(a.sign(v1.as_bytes()).to_bytes());
+    }
+    assert!(!st.proof.canonical_json().contains("audience"));
+    l.apply(&Entry::Transfer(st), t0()).unwrap();
+    assert_eq!(l.balance(&acct(&b)), 110);
 }

@@ -11,7 +11,9 @@ fn other() -> PublicKey {
 }
 
 fn signed_client(url: &str) -> ApiClient {
-    ApiClient::new(url, Some(SigningKey::from_bytes(&[3; 32]))).expect("client")
+    ApiClient::new(url, Some(SigningKey::from_bytes(&[3; 32])))
+        .expect("client")
+        .with_audience("test-audience")
 }
 
 #[test]
@@ -172,7 +174,9 @@ fn sending_to_yourself_is_refused_before_any_request() {
     let key = SigningKey::from_bytes(&[3; 32]);
     let me = PublicKey(key.verifying_key().to_bytes());
     // Nothing listens on port 9: a request would fail differently.
-    let client = ApiClient::new("http://127.0.0.1:9", Some(key)).expect("client");
+    let client = ApiClient::new("http://127.0.0.1:9", Some(key))
+        .expect("client")
+        .with_audience("test-audience");
     let transfer = Transfer {
         to: me,
         amount: 1,

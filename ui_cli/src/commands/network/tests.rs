@@ -7,7 +7,9 @@ use ed25519_dalek::SigningKey;
 const NOT_FOUND: &str = r#"{"error":{"code":"not_found","message":"no such route"}}"#;
 
 fn signed_client(url: &str) -> ApiClient {
-    ApiClient::new(url, Some(SigningKey::from_bytes(&[9; 32]))).expect("client")
+    ApiClient::new(url, Some(SigningKey::from_bytes(&[9; 32])))
+        .expect("client")
+        .with_audience("test-audience")
 }
 
 fn peer(id: &str, role: &str, status: &str, live: bool, is_self: bool) -> Value {
