@@ -3,6 +3,7 @@
 //! OpenAPI document generated from the code.
 //!
 //! - [`auth`]: the signed-request middleware (and agent tokens) and the replay cache.
+//! - [`admission`]: join tokens, joining, the cluster's members.
 //! - [`agent_gate`]: agent calls held to the user's automation policy.
 //! - [`audit`]: the audit-log middleware and routes.
 //! - [`error`]: JSON errors.
@@ -15,6 +16,7 @@
 //! crates, the signed-HTTP layer and the API's wire types; never on a concrete
 //! runtime, store or cluster manager (the daemon hands it `Arc<dyn Trait>`s).
 
+pub mod admission;
 pub mod agent_gate;
 pub mod agents;
 pub mod audit;
@@ -64,6 +66,8 @@ pub struct AppState {
     pub mcp: Option<CancellationToken>,
     /// Reputation and credit, on a control plane.
     pub trust: Option<Arc<orchestrator_trust::TrustService>>,
+    /// Join tokens and members, on a control plane that created its cluster.
+    pub admission: Option<Arc<orchestrator_admission::Admission>>,
 }
 
 impl AppState {
@@ -83,12 +87,19 @@ impl AppState {
             agents,
             mcp: None,
             trust: None,
+            admission: None,
         }
     }
 
     /// The same state answering reputation, attestation and credit calls from `trust`.
     pub fn with_trust(mut self, trust: Arc<orchestrator_trust::TrustService>) -> Self {
         self.trust = Some(trust);
+        self
+    }
+
+    /// The same state issuing join tokens and admitting nodes with `admission`.
+    pub fn with_admission(mut self, admission: Arc<orchestrator_admission::Admission>) -> Self {
+        self.admission = Some(admission);
         self
     }
 
@@ -192,6 +203,12 @@ pub fn api_routes(state: &AppState) -> Router {
         .route(routes::CREDITS_HISTORY, get(credits::history))
         .route(routes::CREDITS_TRANSFER, post(credits::transfer))
         .route(routes::CLUSTER_STATUS, get(nodes::cluster_status))
+        .route(routes::CLUSTER_JOIN_TOKENS, post(admission::issue))
+        .route(routes::CLUSTER_MEMBERS, get(admission::members))
+        .route(
+            pattern::CLUSTER_MEMBER,
+            axum::routing::delete(admission::remove),
+        )
         .route(routes::EVENTS, get(events))
         .route(routes::EVENTS_RECENT, get(agents::recent_events))
         .route(routes::AUDIT, get(audit::list))
@@ -244,6 +261,9 @@ pub fn router(state: AppState) -> Router {
     });
     let mut router = Router::new()
         .route(routes::OPENAPI, get(openapi::document))
+        // Signed in its body (the token's secret and the node's key), not
+        // with the API's headers: the joiner is nobody's user yet.
+        .route(routes::CLUSTER_JOIN, post(admission::join))
         .fallback(not_found)
         .with_state(state)
         .merge(signed)

@@ -98,6 +98,9 @@ pub(crate) struct State {
     members: BTreeMap<NodeId, Member>,
     /// Cordon flags set through this manager, which win over the records.
     cordons: BTreeMap<NodeId, bool>,
+    /// With pinned control planes, the nodes admitted (the pinned ones and
+    /// those on the newest signed member list); `None`: no admission gate.
+    pub admitted: Option<std::collections::BTreeSet<NodeId>>,
 }
 
 impl State {
@@ -111,6 +114,7 @@ impl State {
             local_seq: 0,
             members: BTreeMap::new(),
             cordons: BTreeMap::new(),
+            admitted: None,
         }
     }
 

@@ -57,7 +57,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-pub use config::GossipConfig;
+pub use config::{GossipConfig, DEFAULT_CLUSTER_ID};
 pub use keyring::{GossipKey, KeyId, Keyring, KeyringChange, KeyringError};
 pub use transport::{DropReason, DroppedPackets, GossipStats};
 
@@ -401,6 +401,7 @@ impl ClusterManager for ChitchatClusterManager {
     /// Every other node's live keys under `prefix`; node states whose
     /// chitchat id is not a node id are skipped.
     async fn gossiped(&self, prefix: &str) -> Result<Vec<Gossiped>> {
+        let admitted = self.shared.lock().admitted.clone();
         let chitchat = self.chitchat.lock().await;
         let mut out = Vec::new();
         for (id, state) in chitchat.node_states() {
@@ -410,6 +411,10 @@ impl ClusterManager for ChitchatClusterManager {
             let Ok(node) = id.node_id.parse::<NodeId>() else {
                 continue;
             };
+            if admitted.as_ref().is_some_and(|set| !set.contains(&node)) {
+                // Not a member: what it publishes is nobody's business.
+                continue;
+            }
             out.extend(state.iter_prefix(prefix).map(|(key, v)| Gossiped {
                 node,
                 key: key.to_owned(),
