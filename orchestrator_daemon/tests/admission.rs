@@ -312,3 +312,154 @@ async fn only_admitted_nodes_are_members_and_a_removed_one_is_dropped_everywhere
             .unwrap();
     }
 }
+
+/// A TCP listener that counts the requests for `/api/v1` or `/mcp` it
+/// receives, i.e. forwarded ones (and answers none; the control plane's
+/// calls to a member's agent, `/agent/v1`, are not counted).
+async fn counting_listener() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let seen = std::sync::Arc::clone(&seen);
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut buf = vec![0u8; 1024];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split(' ').nth(1).unwrap_or_default();
+                if path.starts_with("/api/v1") || path.starts_with("/mcp") {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_claiming_the_control_plane_role_is_obeyed_by_nobody() {
+    use cluster_manager::{ChitchatClusterManager, GossipConfig, Keyring};
+    use cluster_manager_interface::{ClusterManager, ROLE_CONTROL_PLANE, ROLE_LABEL};
+    use orchestrator_shared_types::admission::JoinRequest;
+    use orchestrator_shared_types::PublicKey;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cp_dir = tmp.path().join("cp");
+    let cp_settings = settings(&cp_dir, None);
+    let cp_gossip = cp_settings.gossip_addr.clone().unwrap();
+    let cp = Daemon::start(&DaemonConfig::resolve(cp_settings, Settings::default()).unwrap())
+        .await
+        .unwrap();
+    let w_dir = tmp.path().join("w");
+    let w = start(&w_dir, Some(&issue(&cp, 3600).await)).await.unwrap();
+    let (cp_id, w_id) = (node_id(&cp_dir), node_id(&w_dir));
+
+    // An admitted member whose key sorts first and whose record claims the
+    // control-plane role; its API address counts whoever calls it.
+    let att_key = (0u64..)
+        .map(|i| {
+            let mut seed = [9u8; 32];
+            seed[..8].copy_from_slice(&i.to_le_bytes());
+            SigningKey::from_bytes(&seed)
+        })
+        .find(|k| k.verifying_key().to_bytes()[0] == 0)
+        .unwrap();
+    let att_id = NodeId(att_key.verifying_key().to_bytes());
+    assert!(att_id < cp_id && att_id < w_id);
+    let token = JoinToken::parse(&issue(&cp, 3600).await).unwrap();
+    let join = JoinRequest::new(&att_key, &token, PublicKey(att_id.0), None);
+    let url = format!("http://{}/api/v1/cluster/join", cp.api_addr);
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&join).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
+    let (att_api, called) = counting_listener().await;
+    let gossip_port = free_udp_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{gossip_port}").parse().unwrap();
+    let mut cfg = GossipConfig::new(addr, addr);
+    cfg.cluster_id = token.cluster_id.clone();
+    cfg.seeds = vec![cp_gossip];
+    cfg.control_planes = vec![cp_id];
+    let keys = orchestrator_daemon::gossip_keys::load(&cp_dir.join("gossip.keys")).unwrap();
+    cfg.keyring = Some(std::sync::Arc::new(Keyring::new(&keys).unwrap()));
+    let mut record = cluster_manager::test_node(77, 4000, 8 << 30);
+    record.id = att_id;
+    record.operator = PublicKey(att_id.0);
+    record.address = att_api.to_string();
+    record
+        .labels
+        .insert(ROLE_LABEL.into(), ROLE_CONTROL_PLANE.into());
+    let attacker = ChitchatClusterManager::start(cfg, att_key.clone(), record)
+        .await
+        .unwrap();
+    let wait = Duration::from_secs(10);
+    eventually(
+        "the worker lists the claimant as a member",
+        wait,
+        || async { peers_of(&w).await.contains(&att_id) },
+    )
+    .await;
+    eventually("the claimant hears the worker", wait, || async {
+        attacker
+            .list_nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.id == w_id)
+    })
+    .await;
+
+    // Its signed agent call to the worker is refused.
+    let w_node = attacker.get_node(&w_id).await.unwrap().unwrap();
+    let agent = node_agent::client::AgentClient::new(att_key).unwrap();
+    let create: node_agent::wire::CreateContainer = serde_json::from_value(serde_json::json!({
+        "instance_id": uuid_like(1),
+        "workload_id": uuid_like(2),
+        "config": {"name": "evil", "image": "busybox"},
+    }))
+    .unwrap();
+    let err = agent.create(&w_node, &create).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("403") || text.contains("not a live control-plane"),
+        "{text}"
+    );
+
+    // The worker still forwards to the real control plane, never to it.
+    let c = client(&w);
+    let status = tokio::task::spawn_blocking(move || c.cluster_status().unwrap().data)
+        .await
+        .unwrap();
+    assert_eq!(status.control_plane, Some(cp_id));
+    let c = client(&w);
+    let own = tokio::task::spawn_blocking(move || c.network_status().unwrap().data)
+        .await
+        .unwrap();
+    assert_eq!(own.control_plane, Some(cp_id), "the worker's own view");
+    assert_eq!(
+        called.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was forwarded to the claimant"
+    );
+
+    attacker.shutdown().await;
+    for d in [w, cp] {
+        tokio::time::timeout(Duration::from_secs(20), d.stop())
+            .await
+            .unwrap();
+    }
+}
+
+fn uuid_like(n: u8) -> String {
+    format!("00000000-0000-4000-8000-0000000000{n:02}")
+}

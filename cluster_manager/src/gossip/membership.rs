@@ -101,6 +101,9 @@ pub(crate) struct State {
     /// With pinned control planes, the nodes admitted (the pinned ones and
     /// those on the newest signed member list); `None`: no admission gate.
     pub admitted: Option<std::collections::BTreeSet<NodeId>>,
+    /// The control planes this node obeys: the pinned keys and the
+    /// control planes on the followed member list (empty: none pinned).
+    pub control_planes: Vec<NodeId>,
 }
 
 impl State {
@@ -115,6 +118,7 @@ impl State {
             members: BTreeMap::new(),
             cordons: BTreeMap::new(),
             admitted: None,
+            control_planes: Vec::new(),
         }
     }
 

@@ -376,6 +376,17 @@ impl ClusterManager for ChitchatClusterManager {
         self.shared.events.subscribe()
     }
 
+    /// The pinned keys (the configuration's) and the control planes on the
+    /// member list they signed.
+    fn pinned_control_planes(&self) -> Vec<NodeId> {
+        let listed = self.shared.lock().control_planes.clone();
+        if listed.is_empty() {
+            self.config.control_planes.clone()
+        } else {
+            listed
+        }
+    }
+
     /// Every member with its gossip address, generation and liveness.
     async fn peers(&self) -> Result<Vec<Peer>> {
         Ok(self.shared.lock().peers())

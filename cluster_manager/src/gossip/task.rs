@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chitchat::{Chitchat, ChitchatId, Version};
-use orchestrator_shared_types::admission::{MemberList, MEMBER_LIST_KEY};
+use orchestrator_shared_types::admission::{JoinRole, MemberList, MEMBER_LIST_KEY};
 use orchestrator_shared_types::NodeId;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -237,6 +237,7 @@ impl MembershipTask {
             return;
         }
         state.admitted = admitted;
+        state.control_planes = self.control_planes();
         let events = state.replace_members(members);
         // Counted before the events go out, so that whoever sees an event
         // sees the counts that go with it.
@@ -298,6 +299,26 @@ impl MembershipTask {
             .iter()
             .flat_map(|l| l.members.iter().map(|m| m.node_id));
         Some(self.pinned.iter().copied().chain(listed).collect())
+    }
+
+    /// The pinned keys and the control planes a pinned key listed since.
+    fn control_planes(&self) -> Vec<NodeId> {
+        let mut out = self.pinned.clone();
+        if out.is_empty() {
+            return out;
+        }
+        let listed = self.list.iter().flat_map(|l| {
+            l.members
+                .iter()
+                .filter(|m| m.role == JoinRole::ControlPlane)
+                .map(|m| m.node_id)
+        });
+        for id in listed {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
     }
 
     /// Verifies the member lists not looked at yet and keeps the newest
