@@ -299,3 +299,60 @@ async fn join(
     save(data_dir, &identity)?;
     Ok(identity)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DaemonConfig;
+    use crate::settings::Settings;
+
+    fn cluster(dir: &Path, cluster_id: Option<&str>) -> ClusterSettings {
+        let s = Settings {
+            runtime: Some(crate::config::RuntimeKind::Mock),
+            data_dir: Some(dir.to_owned()),
+            gossip_addr: Some("127.0.0.1:7946".into()),
+            cluster_id: cluster_id.map(str::to_owned),
+            ..Settings::default()
+        };
+        DaemonConfig::resolve(s, Settings::default())
+            .unwrap()
+            .cluster
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_control_plane_creates_its_cluster_once_and_reuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let me = NodeId(key.verifying_key().to_bytes());
+        let mut first = cluster(dir.path(), None);
+        let settled = settle(&mut first, dir.path(), &key, None).await.unwrap();
+        assert!(settled.admission);
+        assert_eq!(settled.control_planes, vec![me]);
+        assert!(first.gossip.cluster_id.starts_with("c-"));
+        assert_eq!(first.gossip.control_planes, vec![me]);
+        assert!(first.gossip.keyring.is_some(), "gossip is sealed");
+        let key_file = default_key_file(dir.path());
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let key_before = std::fs::read(&key_file).unwrap();
+
+        let mut again = cluster(dir.path(), None);
+        settle(&mut again, dir.path(), &key, None).await.unwrap();
+        assert_eq!(again.gossip.cluster_id, first.gossip.cluster_id);
+        assert_eq!(std::fs::read(&key_file).unwrap(), key_before);
+    }
+
+    #[tokio::test]
+    async fn an_explicit_cluster_id_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let mut cs = cluster(dir.path(), Some("prod"));
+        let settled = settle(&mut cs, dir.path(), &key, None).await.unwrap();
+        assert!(!settled.admission && settled.control_planes.is_empty());
+        assert_eq!(cs.gossip.cluster_id, "prod");
+        assert!(cs.gossip.control_planes.is_empty());
+        assert!(load(dir.path()).unwrap().is_none());
+        assert!(!default_key_file(dir.path()).exists());
+    }
+}
