@@ -9,6 +9,10 @@
 //! - [`Error`]: its failures; a refused token is [`Error::Refused`] with the
 //!   [`AdmissionError`] that names what is wrong.
 //!
+//! The signed list travels as one gossiped value, at most 32 KiB
+//! (`cluster_manager_interface::MAX_GOSSIP_VALUE`): about 250 members. A
+//! larger cluster needs the list split or summarised (not done yet).
+//!
 //! One writer: every change (issue, admit, remove) runs under one lock of
 //! the service, so checking a token and marking it used is atomic — a replay,
 //! or a second node with the same token, finds it used. The daemon's

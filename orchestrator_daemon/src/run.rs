@@ -180,7 +180,6 @@ impl Daemon {
         let mut auth = config.auth.clone();
         if let Some(trusted) = auth.trusted_keys.as_mut() {
             // `orchestrator_daemon join-token` signs with the node key.
-            trusted.insert(local.operator);
             trusted.insert(PublicKey(key.verifying_key().to_bytes()));
         }
         let gate = AuthGate::new(auth);
