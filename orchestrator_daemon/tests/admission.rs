@@ -276,6 +276,35 @@ async fn only_admitted_nodes_are_members_and_a_removed_one_is_dropped_everywhere
     assert!(!listed_by_control_plane(&cp, s_id).await, "not a member");
     assert!(!peers_of(&w2).await.contains(&s_id), "not a peer of w2");
 
+    // No work is placed on it: 6 replicas spread over the three members.
+    let manifest =
+        "name: spread\nreplicas: 6\ncontainers:\n  - name: main\n    image: busybox\n    \
+                    resources:\n      requests: {cpu: 100m, memory: 32Mi}\n";
+    let c = client(&cp);
+    tokio::task::spawn_blocking(move || {
+        c.create_workload("application/yaml", manifest.as_bytes())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let store = std::sync::Arc::clone(&cp.orchestrator.as_ref().unwrap().deps().store);
+    eventually("6 instances placed", wait, || async {
+        store.list_instances().await.unwrap().len() == 6
+    })
+    .await;
+    let placed: Vec<NodeId> = store
+        .list_instances()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.node_id)
+        .collect();
+    assert_eq!(placed.len(), 6, "every instance is placed");
+    assert!(
+        !placed.contains(&s_id),
+        "nothing on the stranger: {placed:?}"
+    );
+
     // Removing w1 drops it from every node's view within 2 s.
     let c = client(&cp);
     let removed = tokio::task::spawn_blocking(move || c.remove_member(&w1_id.to_hex()))
