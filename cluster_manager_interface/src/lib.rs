@@ -19,17 +19,29 @@ pub const ROLE_CONTROL_PLANE: &str = "control-plane";
 /// A node that runs what the control plane assigns to it.
 pub const ROLE_WORKER: &str = "worker";
 
-/// Whether `node` says it is the control plane.
+/// Whether `node` says it is the control plane (its label: believed only
+/// where no control-plane key is pinned, see [`is_control_plane_of`]).
 pub fn is_control_plane(node: &Node) -> bool {
     node.labels.get(ROLE_LABEL).map(String::as_str) == Some(ROLE_CONTROL_PLANE)
 }
 
-/// The live control plane among `nodes`: the one with the smallest id if
-/// several claim it (a misconfiguration, logged by the caller).
-pub fn find_control_plane(nodes: &[Node]) -> Option<&Node> {
+/// Whether `node` is a control plane for a node that pins `pinned`
+/// ([`ClusterManager::pinned_control_planes`]): one of those keys, whatever
+/// its label says; with none pinned (no admission), its label decides.
+pub fn is_control_plane_of(node: &Node, pinned: &[NodeId]) -> bool {
+    if pinned.is_empty() {
+        is_control_plane(node)
+    } else {
+        pinned.contains(&node.id)
+    }
+}
+
+/// The live control plane among `nodes` for a node that pins `pinned` (see
+/// [`is_control_plane_of`]): the one with the smallest id if several qualify.
+pub fn find_control_plane<'a>(nodes: &'a [Node], pinned: &[NodeId]) -> Option<&'a Node> {
     nodes
         .iter()
-        .filter(|n| is_control_plane(n) && n.status != NodeStatus::Down)
+        .filter(|n| is_control_plane_of(n, pinned) && n.status != NodeStatus::Down)
         .min_by_key(|n| n.id)
 }
 
@@ -211,6 +223,13 @@ pub trait ClusterManager: Send + Sync + 'static {
     async fn gossiped(&self, prefix: &str) -> Result<Vec<Gossiped>> {
         let _ = prefix;
         Ok(Vec::new())
+    }
+    /// The control-plane keys this node obeys: those pinned when it joined
+    /// with a token, and those a pinned key added since in a signed member
+    /// list. Empty where nothing is pinned (no admission): then the role
+    /// label of a member's record decides, as before.
+    fn pinned_control_planes(&self) -> Vec<NodeId> {
+        Vec::new()
     }
     /// Every member this node knows of, live or dead, as its membership
     /// protocol sees it. The default derives them from [`Self::list_nodes`].

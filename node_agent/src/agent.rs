@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use crate::wire::{CreateContainer, Created, Stop, WireError};
-use cluster_manager_interface::is_control_plane;
+use cluster_manager_interface::is_control_plane_of;
 use signed_http::{Admission, Limits, Rejection, ReplayCache, SignedLayer};
 
 /// Largest agent request body.
@@ -66,8 +66,9 @@ fn denied(status: StatusCode, code: &str, message: impl Into<String>) -> AgentEr
 
 type AgentResult<T> = Result<T, AgentError>;
 
-/// Admits only the key of a live member whose signed gossip record says it
-/// is the control plane.
+/// Admits only the key of a live member that is a control plane for this
+/// node: a pinned control-plane key when keys are pinned (a label claiming
+/// the role changes nothing), else one whose signed record says so.
 #[derive(Clone)]
 struct ControlPlaneOnly {
     cluster: Arc<dyn ClusterManager>,
@@ -79,9 +80,10 @@ impl Admission for ControlPlaneOnly {
     async fn admit(&self, key: PublicKey, _: &Parts) -> Result<NodeId, Rejection> {
         let caller = NodeId(key.0);
         let member = self.cluster.get_node(&caller).await.ok().flatten();
-        let allowed = member
-            .as_ref()
-            .is_some_and(|n| n.status != NodeStatus::Down && is_control_plane(n));
+        let allowed = member.as_ref().is_some_and(|n| {
+            n.status != NodeStatus::Down
+                && is_control_plane_of(n, &self.cluster.pinned_control_planes())
+        });
         if !allowed {
             warn!(caller = %caller.short(), member = member.is_some(), "agent call refused: not the live control plane");
             return Err(Rejection::forbidden(format!(

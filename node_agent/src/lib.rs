@@ -13,10 +13,14 @@
 //!   ([`agent`], under `/agent/v1`): the control plane calls it through
 //!   [`RoutingRuntime`], a `ContainerRuntime` that routes each call by node id
 //!   (container ids carry their node, see [`routed_id`]). The agent accepts
-//!   only requests signed by the key of a live member whose signed gossip
-//!   record says it is the control plane.
+//!   only requests signed by the key of a live control plane: on a node that
+//!   joined with a token, a control-plane key it pinned (or one a pinned key
+//!   added to the signed member list), whatever any record's role label
+//!   says; without pinned keys (an explicit `--cluster-id`), a member whose
+//!   signed gossip record says it is the control plane.
 //! - **Any node answers.** A worker forwards every `/api/v1` request, with the
-//!   caller's signature untouched, to the control plane ([`proxy`]), so the
+//!   caller's signature untouched, to the control plane, chosen the same way
+//!   ([`proxy`]), so the
 //!   answer is the same whichever node is asked; `/api/v1/network` is answered
 //!   locally ([`network`]).
 //! - **Failure.** Gossip (`cluster_manager::ChitchatClusterManager`) declares a
@@ -42,7 +46,7 @@ pub mod proxy;
 pub mod routing;
 pub mod wire;
 
-pub use cluster_manager_interface::{find_control_plane, is_control_plane};
+pub use cluster_manager_interface::{find_control_plane, is_control_plane, is_control_plane_of};
 use orchestrator_shared_types::{ContainerId, NodeId};
 
 pub use routing::RoutingRuntime;

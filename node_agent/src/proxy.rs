@@ -99,7 +99,10 @@ async fn try_forward(state: &ProxyState, req: Request) -> Result<Response, Rejec
         .list_nodes()
         .await
         .map_err(|e| Rejection::unavailable(format!("reading the membership: {e}")))?;
-    let Some(cp) = find_control_plane(&nodes) else {
+    // Only a pinned control plane, when keys are pinned: a member's label
+    // never makes it one.
+    let pinned = state.cluster.pinned_control_planes();
+    let Some(cp) = find_control_plane(&nodes, &pinned) else {
         return Err(Rejection::unavailable(
             "no control plane is reachable from this node; the request was not forwarded \
              (it changes nothing) — retry, or ask the control plane directly",

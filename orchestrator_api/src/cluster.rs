@@ -128,3 +128,61 @@ pub struct Reachability {
     #[serde(default)]
     pub error: Option<String>,
 }
+
+pub use orchestrator_shared_types::admission::{JoinRequest, JoinRole};
+
+/// `POST /api/v1/cluster/join-tokens`: what token to issue (admin keys only).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "jsonschema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JoinTokenRequest {
+    /// Lifetime in seconds, 1 to 604800 (default 3600).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+    /// `worker` (default) or `control-plane`.
+    #[serde(default)]
+    #[cfg_attr(feature = "jsonschema", schemars(with = "Option<String>"))]
+    pub role: Option<JoinRole>,
+}
+
+/// A join token just issued. The token is a secret: it admits one node and
+/// carries the cluster's gossip key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JoinTokenIssued {
+    /// The token, for `orchestrator_daemon --join`.
+    pub token: String,
+    /// Its public id (recorded with the member it admits).
+    pub id: String,
+    /// The role it admits.
+    pub role: JoinRole,
+    /// When it stops being accepted.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// An admitted member of the cluster (`GET /api/v1/cluster/members`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterMember {
+    /// Its node id.
+    pub node_id: NodeId,
+    /// Its operator.
+    pub operator: orchestrator_shared_types::PublicKey,
+    /// What it was admitted as.
+    pub role: JoinRole,
+    /// When.
+    pub admitted_at: chrono::DateTime<chrono::Utc>,
+    /// The id of the token it used.
+    pub token_id: String,
+}
+
+/// The answer to a join request (`POST /api/v1/cluster/join`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JoinAdmitted {
+    /// The cluster joined.
+    pub cluster_id: String,
+    /// The member as recorded.
+    pub member: ClusterMember,
+}

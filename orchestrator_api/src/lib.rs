@@ -36,7 +36,8 @@ pub mod workloads;
 pub use agents::{Approval, ApprovalFilter, ApprovalResult, ApprovalState, Revocation};
 pub use audit::{AuditEntry, Verification};
 pub use cluster::{
-    ClusterStatus, GossipInfo, NetworkHealthView, NetworkStatus, Peer, Reachability,
+    ClusterMember, ClusterStatus, GossipInfo, JoinAdmitted, JoinRequest, JoinRole, JoinTokenIssued,
+    JoinTokenRequest, NetworkHealthView, NetworkStatus, Peer, Reachability,
 };
 pub use health::{ComponentReport, ComponentState, HealthReport, OverallStatus};
 pub use info::NodeInfo;

@@ -45,6 +45,13 @@ pub const CREDITS_HISTORY: &str = "/api/v1/credits/history";
 pub const CREDITS_TRANSFER: &str = "/api/v1/credits/transfer";
 /// `GET` this node's view of the cluster (cluster mode only).
 pub const NETWORK: &str = "/api/v1/network";
+/// `POST` a new join token (admin keys only).
+pub const CLUSTER_JOIN_TOKENS: &str = "/api/v1/cluster/join-tokens";
+/// `POST` a join request (unsigned headers: the body carries the token's
+/// secret and the joining node's signature).
+pub const CLUSTER_JOIN: &str = "/api/v1/cluster/join";
+/// `GET` the admitted members.
+pub const CLUSTER_MEMBERS: &str = "/api/v1/cluster/members";
 /// `GET` a page of the peers this node knows.
 pub const NETWORK_PEERS: &str = "/api/v1/network/peers";
 /// `GET` every peer probed for reachability.
@@ -80,6 +87,11 @@ pub fn workload_logs(reference: &str, tail: Option<usize>, follow: bool) -> Stri
         query.push("follow", "true");
     }
     query.after(&format!("{}/logs", workload(reference)))
+}
+
+/// `/api/v1/cluster/members/{id}` (`DELETE` removes the member).
+pub fn cluster_member(id: &str) -> String {
+    format!("{CLUSTER_MEMBERS}/{}", segment(id))
 }
 
 /// `/api/v1/nodes/{id}`.
@@ -227,6 +239,8 @@ pub mod pattern {
     pub const WORKLOAD_LOGS: &str = "/api/v1/workloads/{ref}/logs";
     /// One node.
     pub const NODE: &str = "/api/v1/nodes/{id}";
+    /// A member of the cluster.
+    pub const CLUSTER_MEMBER: &str = "/api/v1/cluster/members/{id}";
     /// Cordon a node.
     pub const NODE_CORDON: &str = "/api/v1/nodes/{id}/cordon";
     /// Uncordon a node.
@@ -306,6 +320,7 @@ mod tests {
         );
         assert_eq!(filled(pattern::NODE_REPUTATION), node_reputation("i", &[]));
         assert_eq!(filled(pattern::AGENT_TOKEN_REVOKE), agent_token_revoke("i"));
+        assert_eq!(filled(pattern::CLUSTER_MEMBER), cluster_member("i"));
         assert_eq!(
             filled(pattern::APPROVAL_APPROVE),
             approval_decision("i", Verdict::Approve)

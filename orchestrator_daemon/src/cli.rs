@@ -28,4 +28,20 @@ pub enum Command {
     /// Print this node's id (creating its key in the data directory if
     /// needed), for its operator to prove with `ui operator prove NODE_ID`.
     NodeId,
+    /// Print a join token for a new node, from this control plane (the
+    /// daemon must run: the CLI asks it over its API, signing with the node
+    /// key of the data directory, so the token is recorded by the one
+    /// process that keeps the state). The token is a secret.
+    JoinToken {
+        /// How long it is valid, e.g. `30m`, `1h`, `2d` or seconds [default: 1h].
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The role it admits.
+        #[arg(long, default_value = "worker")]
+        role: String,
+        /// The daemon's API address [default: --api-addr of the configuration,
+        /// else 127.0.0.1:9090].
+        #[arg(long = "api-addr")]
+        api_addr: Option<String>,
+    },
 }

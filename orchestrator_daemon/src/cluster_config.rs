@@ -8,6 +8,8 @@ use std::time::Duration;
 use cluster_manager::gossip::GossipConfig;
 use serde::Deserialize;
 
+use orchestrator_shared_types::admission::{JoinRole, JoinToken};
+
 use super::config::valid_host_port;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -52,8 +54,14 @@ pub struct ClusterSettings {
     /// the listen address until the daemon resolves `advertise_host` at start.
     /// Its keyring, if any, was read from `gossip_key_file`.
     pub gossip: GossipConfig,
-    /// The gossip key file, re-read on SIGHUP; `None`: gossip is not sealed.
+    /// The gossip key file, re-read on SIGHUP; `None`: gossip is not sealed
+    /// (or, with a cluster identity, `gossip.keys` in the data directory).
     pub gossip_key_file: Option<PathBuf>,
+    /// The join token (`--join`), parsed and unexpired at resolution.
+    pub join: Option<JoinToken>,
+    /// Whether the cluster id was set explicitly (`--cluster-id`): then no
+    /// cluster identity is created or followed (the behaviour before admission).
+    pub cluster_id_explicit: bool,
 }
 
 /// Default time between gossip rounds: fast failover (a killed node is
@@ -67,7 +75,31 @@ pub const DEFAULT_DEAD_NODE_GRACE: Duration = Duration::from_secs(3600);
 /// The cluster settings of `s`, validated; `None` without a gossip address
 /// (a standalone node).
 pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
-    let seeds = s.seeds.clone();
+    let join = match s.join_token.as_deref() {
+        Some(text) => {
+            let token =
+                JoinToken::parse(text).map_err(|e| Error::Config(format!("--join: {e}")))?;
+            token
+                .check_expiry(chrono::Utc::now())
+                .map_err(|e| Error::Config(format!("--join: {e}: ask for a new one")))?;
+            Some(token)
+        }
+        None => None,
+    };
+    let mut seeds = s.seeds.clone();
+    if let Some(token) = &join {
+        if let Some(id) = s.cluster_id.as_ref().filter(|id| **id != token.cluster_id) {
+            return Err(Error::Config(format!(
+                "--cluster-id {id:?} differs from the join token's cluster {}",
+                token.cluster_id
+            )));
+        }
+        for cp in &token.control_planes {
+            if !seeds.contains(&cp.gossip_addr) {
+                seeds.push(cp.gossip_addr.clone());
+            }
+        }
+    }
     for seed in &seeds {
         if !valid_host_port(seed) {
             return Err(Error::Config(format!(
@@ -79,7 +111,8 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
     let Some(text) = s.gossip_addr.as_ref() else {
         if !seeds.is_empty() || role != Role::Auto || s.gossip_key_file.is_some() {
             return Err(Error::Config(
-                "--seed, --role and --gossip-key-file need --gossip-addr HOST:PORT (cluster mode)"
+                "--seed, --join, --role and --gossip-key-file need --gossip-addr HOST:PORT \
+                 (cluster mode)"
                     .into(),
             ));
         }
@@ -97,6 +130,18 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
              reach this node at with --advertise-addr HOST"
         )));
     }
+    let role = match (role, &join) {
+        (Role::Auto, Some(t)) if t.role == JoinRole::ControlPlane => Role::ControlPlane,
+        (Role::Auto, Some(_)) => Role::Worker,
+        (r, Some(t)) if r.as_str() != t.role.as_str() => {
+            return Err(Error::Config(format!(
+                "--role {} differs from the join token's role {}",
+                r.as_str(),
+                t.role.as_str()
+            )))
+        }
+        (r, _) => r,
+    };
     let role = match role {
         Role::Auto if seeds.is_empty() => Role::ControlPlane,
         Role::Auto => Role::Worker,
@@ -104,7 +149,9 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
     };
     if role == Role::Worker && seeds.is_empty() {
         return Err(Error::Config(
-            "a worker needs at least one --seed HOST:PORT to find the cluster".into(),
+            "a worker needs --join TOKEN (from `orchestrator_daemon join-token` on the control \
+             plane) or at least one --seed HOST:PORT to find the cluster"
+                .into(),
         ));
     }
     let interval_ms = s
@@ -129,7 +176,14 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
             "dead node grace must be at least 1 second".into(),
         ));
     }
-    let cluster_id = s.cluster_id.clone().unwrap_or_else(|| "univrs".into());
+    let cluster_id_explicit = s.cluster_id.is_some() && join.is_none();
+    let cluster_id = match &join {
+        Some(t) => t.cluster_id.clone(),
+        None => s
+            .cluster_id
+            .clone()
+            .unwrap_or_else(|| cluster_manager::gossip::DEFAULT_CLUSTER_ID.into()),
+    };
     if cluster_id.is_empty() {
         return Err(Error::Config("cluster id must not be empty".into()));
     }
@@ -148,5 +202,7 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
         advertise_host,
         gossip,
         gossip_key_file: s.gossip_key_file.clone(),
+        join,
+        cluster_id_explicit,
     }))
 }

@@ -14,6 +14,7 @@ use container_runtime_interface::{ContainerRuntime, ContainerState};
 use ed25519_dalek::SigningKey;
 use observability::health::Health;
 use observability::metrics::Metrics;
+use orchestrator_shared_types::admission::ControlPlaneRef;
 use orchestrator_shared_types::{Node, NodeId};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -184,4 +185,41 @@ fn gossip_info(g: &ChitchatClusterManager) -> GossipInfo {
 pub(super) fn gossip_info_source(gossip: &Arc<ChitchatClusterManager>) -> GossipInfoSource {
     let gossip = Arc::clone(gossip);
     Arc::new(move || gossip_info(&gossip))
+}
+
+/// What this control plane's join tokens carry: its key and addresses, and
+/// the primary key of its gossip key file, read at every issue so a rotated
+/// key is handed out. `None` (with a warning) without a key file.
+pub(super) async fn admission_config(
+    cs: &ClusterSettings,
+    gossip: &Arc<ChitchatClusterManager>,
+) -> Result<Option<orchestrator_admission::AdmissionConfig>> {
+    let Some(path) = cs.gossip_key_file.clone() else {
+        warn!("no gossip key file: join tokens cannot be issued");
+        return Ok(None);
+    };
+    let local = gossip.local_node().await.map_err(|source| Error::Gossip {
+        addr: cs.gossip.listen_addr.to_string(),
+        source,
+    })?;
+    let control_plane = ControlPlaneRef {
+        node_id: local.id,
+        gossip_addr: gossip.config().advertise_addr.to_string(),
+        api_addr: local.address,
+    };
+    let key_source = move || match crate::gossip_keys::load(&path) {
+        Ok(keys) => keys
+            .first()
+            .map(|k| k.to_base64().to_string())
+            .unwrap_or_default(),
+        Err(e) => {
+            warn!(error = %e, "reading the gossip key file for a join token");
+            String::new()
+        }
+    };
+    Ok(Some(orchestrator_admission::AdmissionConfig {
+        cluster_id: cs.gossip.cluster_id.clone(),
+        control_planes: vec![control_plane],
+        gossip_key: Arc::new(key_source),
+    }))
 }

@@ -358,3 +358,85 @@ fn the_gossip_key_file_is_read_at_start_and_refused_when_shared() {
     let err = DaemonConfig::resolve(f, Settings::default()).unwrap_err();
     assert!(err.to_string().contains("--gossip-addr"), "{err}");
 }
+
+#[test]
+fn a_join_token_gives_the_cluster_the_seeds_and_the_role() {
+    use base64::Engine as _;
+    use orchestrator_shared_types::admission::{new_secret, ControlPlaneRef, JoinRole, JoinToken};
+    let token = |role, expires_at| JoinToken {
+        cluster_id: "c-0123456789abcdef".into(),
+        control_planes: vec![ControlPlaneRef {
+            node_id: orchestrator_shared_types::NodeId([3; 32]),
+            gossip_addr: "10.0.0.1:7946".into(),
+            api_addr: "10.0.0.1:9090".into(),
+        }],
+        gossip_key: base64::engine::general_purpose::STANDARD.encode([5u8; 32]),
+        role,
+        expires_at,
+        secret: new_secret(),
+    };
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let with = |t: &JoinToken| Settings {
+        gossip_addr: Some("127.0.0.1:7946".into()),
+        join_token: Some(t.encode()),
+        ..flags()
+    };
+    // From the file key too.
+    let file: Settings = toml::from_str(&format!(
+        "join_token = \"{}\"",
+        token(JoinRole::Worker, later).encode()
+    ))
+    .unwrap();
+    assert!(file.join_token.is_some());
+
+    let c =
+        DaemonConfig::resolve(with(&token(JoinRole::Worker, later)), Settings::default()).unwrap();
+    let cs = c.cluster.unwrap();
+    assert_eq!(cs.role, Role::Worker, "a worker without any --seed");
+    assert_eq!(cs.gossip.seeds, vec!["10.0.0.1:7946".to_owned()]);
+    assert_eq!(cs.gossip.cluster_id, "c-0123456789abcdef");
+    assert!(!cs.cluster_id_explicit);
+    let c = DaemonConfig::resolve(
+        with(&token(JoinRole::ControlPlane, later)),
+        Settings::default(),
+    )
+    .unwrap();
+    assert_eq!(c.cluster.unwrap().role, Role::ControlPlane);
+
+    let expired = token(
+        JoinRole::Worker,
+        chrono::Utc::now() - chrono::Duration::seconds(1),
+    );
+    let err = DaemonConfig::resolve(with(&expired), Settings::default()).unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    let mut bad = with(&token(JoinRole::Worker, later));
+    bad.join_token = Some("univrs-join-1.xyz".into());
+    let err = DaemonConfig::resolve(bad, Settings::default()).unwrap_err();
+    assert!(err.to_string().contains("malformed join token"), "{err}");
+    let mut other = with(&token(JoinRole::Worker, later));
+    other.cluster_id = Some("univrs".into());
+    let err = DaemonConfig::resolve(other, Settings::default()).unwrap_err();
+    assert!(err.to_string().contains("differs"), "{err}");
+    let mut role = with(&token(JoinRole::Worker, later));
+    role.role = Some(Role::ControlPlane);
+    let err = DaemonConfig::resolve(role, Settings::default()).unwrap_err();
+    assert!(err.to_string().contains("role"), "{err}");
+    let mut standalone = with(&token(JoinRole::Worker, later));
+    standalone.gossip_addr = None;
+    assert!(DaemonConfig::resolve(standalone, Settings::default()).is_err());
+}
+
+#[test]
+fn an_explicit_cluster_id_is_kept() {
+    let f = Settings {
+        gossip_addr: Some("127.0.0.1:7946".into()),
+        cluster_id: Some("prod".into()),
+        ..flags()
+    };
+    let cs = DaemonConfig::resolve(f, Settings::default())
+        .unwrap()
+        .cluster
+        .unwrap();
+    assert!(cs.cluster_id_explicit);
+    assert_eq!(cs.gossip.cluster_id, "prod");
+}

@@ -62,6 +62,16 @@ pub enum Error {
     /// An HTTP client (agent calls, forwarding, probes) could not be built.
     #[error("creating the HTTP client")]
     HttpClient(#[source] reqwest::Error),
+    /// The cluster identity in the data directory could not be read or written.
+    #[error("cluster identity: {0}")]
+    ClusterIdentity(String),
+    /// The admission service could not start.
+    #[error("starting cluster admission")]
+    Admission(#[source] orchestrator_admission::Error),
+    /// Joining with `--join` failed: the token was refused or the control
+    /// plane could not be reached. Nothing was joined.
+    #[error("joining the cluster: {0}")]
+    Join(String),
     /// The youki runtime cannot start on this host.
     #[error(
         "the youki container runtime cannot start: {0}. Run the daemon as root on a host \

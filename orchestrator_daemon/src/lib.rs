@@ -13,12 +13,15 @@
 //! scheduler and the reputation it reads in [`scheduler`]), and the gossip
 //! series of `/metrics` in cluster mode ([`gossip_metrics`]), and the gossip
 //! key file, re-read on SIGHUP ([`gossip_keys`]). Cluster mode
-//! has its settings in `cluster_config` and its wiring (gossip, a worker's
-//! router) in `cluster_run`.
+//! has its settings in `cluster_config`, the cluster identity it creates or
+//! joins with a token in [`cluster_identity`], and its wiring (gossip, a
+//! worker's router, what join tokens carry) in `cluster_run`.
 
 mod cluster_config;
+pub mod cluster_identity;
 mod cluster_run;
 pub mod config;
+pub mod duration;
 pub mod error;
 pub mod gossip_keys;
 pub mod gossip_metrics;

@@ -39,8 +39,18 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         Some(path) => Settings::load(path)?,
         None => Settings::default(),
     };
-    if let Some(cli::Command::NodeId) = cli.command {
-        return print_node_id(cli.settings.data_dir, file);
+    match cli.command {
+        Some(cli::Command::NodeId) => return print_node_id(cli.settings.data_dir, file),
+        Some(cli::Command::JoinToken {
+            ttl,
+            role,
+            api_addr,
+        }) => {
+            let mut settings = cli.settings.over(file);
+            settings.api_addr = api_addr.or(settings.api_addr);
+            return print_join_token(settings, &ttl, &role);
+        }
+        None => {}
     }
     // The whole configuration is checked before anything is opened or bound.
     let config = DaemonConfig::resolve(cli.settings, file)?;
@@ -70,5 +80,59 @@ fn print_node_id(data_dir: Option<std::path::PathBuf>, file: Settings) -> anyhow
         .context("no data directory: pass --data-dir (HOME is not set)")?;
     let key = node_key::open(&dir)?;
     println!("{}", node_key::node_id(&key));
+    Ok(())
+}
+
+/// `orchestrator_daemon join-token`: asks the control plane running on this
+/// machine (its API address from the same settings) for a join token,
+/// signing with the node key of its data directory.
+fn print_join_token(settings: Settings, ttl: &str, role: &str) -> anyhow::Result<()> {
+    let ttl = orchestrator_daemon::duration::parse(ttl).context("--ttl")?;
+    let role = role
+        .parse::<orchestrator_shared_types::admission::JoinRole>()
+        .map_err(anyhow::Error::msg)
+        .context("--role")?;
+    let dir = settings
+        .data_dir
+        .clone()
+        .or_else(default_data_dir)
+        .context("no data directory: pass --data-dir (HOME is not set)")?;
+    if !dir.join(node_key::NODE_KEY_FILE).exists() {
+        anyhow::bail!(
+            "no node key in {}: run join-token on the control plane's machine, with its --data-dir",
+            dir.display()
+        );
+    }
+    let key = node_key::open(&dir)?;
+    let api = settings
+        .api_addr
+        .clone()
+        .unwrap_or_else(|| orchestrator_daemon::config::DEFAULT_API_ADDR.to_owned());
+    let addr: std::net::SocketAddr = api
+        .parse()
+        .with_context(|| format!("api address {api:?}"))?;
+    // A daemon listening everywhere is reached on loopback.
+    let host = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new([127, 0, 0, 1].into(), addr.port())
+    } else {
+        addr
+    };
+    let client = orchestrator_api::client::ApiClient::new(&format!("http://{host}"), Some(key))
+        .context("building the API client")?;
+    let issued = client
+        .issue_join_token(&orchestrator_api::JoinTokenRequest {
+            ttl_seconds: Some(ttl.as_secs()),
+            role: Some(role),
+        })
+        .with_context(|| format!("asking the daemon at {host} for a join token (is it running?)"))?
+        .data;
+    eprintln!(
+        "join token {} for a {}, valid until {} (keep it secret: it admits a node and carries \
+         the gossip key)",
+        issued.id,
+        issued.role.as_str(),
+        issued.expires_at
+    );
+    println!("{}", issued.token);
     Ok(())
 }

@@ -27,11 +27,13 @@ use ed25519_dalek::SigningKey;
 use node_agent::agent::{self, AgentState};
 use node_agent::client::AgentClient;
 use node_agent::RoutingRuntime;
+use orchestrator_admission::{Admission, AdmissionConfig};
 use orchestrator_core::Deps;
 use orchestrator_core::Orchestrator;
 use orchestrator_rest::info::{self, NodeInfo};
 use orchestrator_rest::network::{self, NetworkState};
 use orchestrator_rest::{self as rest, AppState, AuthGate};
+use orchestrator_shared_types::PublicKey;
 use orchestrator_trust::TrustService;
 use signed_http::ReplayCache;
 
@@ -78,15 +80,38 @@ struct Parts {
 
 /// Who this node is, for `GET /api/v1/info`, with the audience every signed
 /// request to it must name (SPEC §11): the cluster id when the node is in a
-/// cluster, else its own node id.
-fn node_info(config: &DaemonConfig, local: &orchestrator_shared_types::Node) -> NodeInfo {
-    let cluster_id = config.cluster.as_ref().map(|c| c.gossip.cluster_id.clone());
+/// cluster (as settled: created, joined or configured), else its own node id.
+fn node_info(cluster_id: Option<String>, local: &orchestrator_shared_types::Node) -> NodeInfo {
     NodeInfo {
         audience: cluster_id.clone().unwrap_or_else(|| local.id.to_string()),
         cluster_id,
         node_id: local.id.to_string(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     }
+}
+
+/// The gate of the signed routes, for `audience`.
+fn auth_gate(
+    config: &DaemonConfig,
+    key: &SigningKey,
+    audience: &str,
+    metrics: &Arc<Metrics>,
+) -> AuthGate {
+    let mut auth = config.auth.clone();
+    if let Some(trusted) = auth.trusted_keys.as_mut() {
+        // `orchestrator_daemon join-token` signs with the node key.
+        trusted.insert(PublicKey(key.verifying_key().to_bytes()));
+    }
+    AuthGate::new(auth, Arc::from(audience)).counting(Arc::clone(metrics))
+}
+
+/// What a control plane has that a standalone node has not.
+#[derive(Default)]
+struct ControlCluster {
+    /// The cluster id (as settled: created, joined or configured).
+    cluster_id: Option<String>,
+    /// Admission, on a control plane that created its cluster.
+    admission: Option<AdmissionConfig>,
 }
 
 /// Starts the orchestrator of a standalone node or a control plane over
@@ -97,20 +122,25 @@ async fn start_control(
     parts: Parts,
     runtime: Arc<dyn ContainerRuntime>,
     cluster: Arc<dyn ClusterManager>,
-    extra: Router,
+    (extra, cc): (Router, ControlCluster),
     cancel: &CancellationToken,
 ) -> Result<(Arc<Orchestrator>, Router)> {
     let store = open_store(config)?;
     // One ledger per cluster (a standalone node's is its own).
-    let ledger_id = config.cluster.as_ref().map_or_else(
-        || {
-            format!(
-                "standalone-{}",
-                hex::encode(parts.key.verifying_key().to_bytes())
-            )
-        },
-        |c| c.gossip.cluster_id.clone(),
-    );
+    let ledger_id = cc.cluster_id.clone().unwrap_or_else(|| {
+        format!(
+            "standalone-{}",
+            hex::encode(parts.key.verifying_key().to_bytes())
+        )
+    });
+    let admission = cc.admission.map(|ac| {
+        Arc::new(Admission::new(
+            Arc::clone(&store),
+            parts.key.clone(),
+            Arc::clone(&cluster),
+            ac,
+        ))
+    });
     let trust = Arc::new(
         TrustService::new(Arc::clone(&store), parts.key.clone(), ledger_id)
             .with_pledges(config.pledges)
@@ -135,10 +165,15 @@ async fn start_control(
         OBSERVATION_PERIOD,
         cancel.child_token(),
     ));
-    let state = AppState::with_gate(Arc::clone(&orch), parts.gate, parts.health)
+    let mut state = AppState::with_gate(Arc::clone(&orch), parts.gate, parts.health)
         .with_audit(open_audit(config)?)
         .with_mcp(cancel.child_token())
         .with_trust(trust);
+    if let Some(admission) = admission {
+        admission.start().await.map_err(Error::Admission)?;
+        tokio::spawn(Arc::clone(&admission).run(cancel.child_token()));
+        state = state.with_admission(admission);
+    }
     let failed = state.agents.recover().await.map_err(Error::Agents)?;
     if failed > 0 {
         tracing::warn!(
@@ -170,22 +205,19 @@ impl Daemon {
         let metrics = open_metrics()?;
         let events = EventHub::new(EVENT_HUB_CAPACITY);
         let local_runtime = open_runtime(config).await?;
-        let info = node_info(config, &local);
-        info!(audience = %info.audience, "requests must be signed for this audience (GET /api/v1/info)");
-        let audience: Arc<str> = Arc::from(info.audience.as_str());
-        let gate = AuthGate::new(config.auth.clone(), Arc::clone(&audience))
-            .counting(Arc::clone(&metrics));
-        let info = info::router(info);
 
         let http = network::LazyHttp::default();
-        let parts = Parts {
-            key: key.clone(),
-            gate,
-            health: Arc::clone(&health),
-            metrics,
-            events,
-        };
         let Some(cs) = &config.cluster else {
+            let info = node_info(None, &local);
+            info!(audience = %info.audience, "requests must be signed for this audience (GET /api/v1/info)");
+            let parts = Parts {
+                key: key.clone(),
+                gate: auth_gate(config, &key, &info.audience, &metrics),
+                health: Arc::clone(&health),
+                metrics,
+                events,
+            };
+            let info = info::router(info);
             local.address = api_addr.to_string();
             let cluster: Arc<dyn ClusterManager> = Arc::new(MockClusterManager::new(local));
             let network = network::router(
@@ -198,8 +230,15 @@ impl Daemon {
                 parts.gate.clone(),
             )
             .merge(info);
-            let (orch, router) =
-                start_control(config, parts, local_runtime, cluster, network, &cancel).await?;
+            let (orch, router) = start_control(
+                config,
+                parts,
+                local_runtime,
+                cluster,
+                (network, ControlCluster::default()),
+                &cancel,
+            )
+            .await?;
             spawn_control_tasks(&tasks, &orch, &health, &cancel);
             spawn_api(&tasks, listener, router, &cancel);
             return Ok(Self::finish(
@@ -214,6 +253,22 @@ impl Daemon {
         };
 
         let node_id = local.id;
+        let mut cs = cs.clone();
+        let operator = Some((local.operator, config.operator_proof.clone()));
+        let settled =
+            crate::cluster_identity::settle(&mut cs, &config.data_dir, &key, operator).await?;
+        let cs = &cs;
+        let info = node_info(Some(cs.gossip.cluster_id.clone()), &local);
+        info!(audience = %info.audience, "requests must be signed for this audience (GET /api/v1/info)");
+        let audience: Arc<str> = Arc::from(info.audience.as_str());
+        let parts = Parts {
+            key: key.clone(),
+            gate: auth_gate(config, &key, &info.audience, &metrics),
+            health: Arc::clone(&health),
+            metrics,
+            events,
+        };
+        let info = info::router(info);
         let gossip = cluster_run::start_gossip(cs, &key, local, api_addr).await?;
         let cluster: Arc<dyn ClusterManager> = Arc::clone(&gossip) as Arc<dyn ClusterManager>;
         if let (Some(path), Some(keyring)) = (&cs.gossip_key_file, &cs.gossip.keyring) {
@@ -282,12 +337,20 @@ impl Daemon {
             REMOTE_STATUS_POLL,
         ));
         let runtime = Arc::clone(&routing) as Arc<dyn ContainerRuntime>;
+        let cc = ControlCluster {
+            cluster_id: Some(cs.gossip.cluster_id.clone()),
+            admission: if settled.admission {
+                cluster_run::admission_config(cs, &gossip).await?
+            } else {
+                None
+            },
+        };
         let (orch, router) = start_control(
             config,
             parts,
             runtime,
             cluster,
-            agent.merge(network),
+            (agent.merge(network), cc),
             &cancel,
         )
         .await?;

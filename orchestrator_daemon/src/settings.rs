@@ -180,13 +180,25 @@ pub struct Settings {
     #[arg(long = "seed", env = "UNIVRS_SEEDS", value_delimiter = ',')]
     #[serde(default)]
     pub seeds: Vec<String>,
+    /// Join a cluster with a token from `orchestrator_daemon join-token` (or
+    /// `ui cluster join-token`) on its control plane, in place of --seed: it
+    /// gives the cluster id, the gossip key, the seeds and the control-plane
+    /// keys to pin. Used once; later starts reuse what the join recorded in
+    /// the data directory. Keep it secret.
+    #[arg(long = "join", env = "UNIVRS_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
     /// File of the cluster's gossip keys: one base64 32-byte key per line
     /// (`head -c 32 /dev/urandom | base64`), the first seals, every one
-    /// opens; mode 600. Re-read on SIGHUP, so keys rotate without a restart.
-    /// Without it gossip is neither authenticated nor encrypted.
+    /// opens; mode 600. Re-read on SIGHUP, so keys rotate without a restart
+    /// [default: `gossip.keys` in the data directory when it exists, as a
+    /// control plane that creates its cluster or a node that joins with a
+    /// token writes it]. Without it gossip is neither authenticated nor
+    /// encrypted.
     #[arg(long, env = "UNIVRS_GOSSIP_KEY_FILE")]
     pub gossip_key_file: Option<PathBuf>,
-    /// Cluster name; gossip from other clusters is ignored [default: univrs].
+    /// Cluster id; gossip from other clusters is ignored [default: the id a
+    /// control plane creates at its first start, or the join token's]. An id
+    /// set here is public knowledge: it admits nobody by itself.
     #[arg(long, env = "UNIVRS_CLUSTER_ID")]
     pub cluster_id: Option<String>,
     /// Milliseconds between gossip rounds [default: 100].

@@ -4,6 +4,7 @@
 //!
 //! - [`auth`]: the signed-request middleware (and agent tokens), the replay
 //!   cache, and the counting of refused requests.
+//! - [`admission`]: join tokens, joining, the cluster's members.
 //! - [`agent_gate`]: revoked agent tokens refused, and agent calls held to
 //!   the user's automation policy.
 //! - [`audit`]: the audit-log middleware (after authentication: only
@@ -19,6 +20,7 @@
 //! crates, the signed-HTTP layer and the API's wire types; never on a concrete
 //! runtime, store or cluster manager (the daemon hands it `Arc<dyn Trait>`s).
 
+pub mod admission;
 pub mod agent_gate;
 pub mod agents;
 pub mod audit;
@@ -69,6 +71,8 @@ pub struct AppState {
     pub mcp: Option<CancellationToken>,
     /// Reputation and credit, on a control plane.
     pub trust: Option<Arc<orchestrator_trust::TrustService>>,
+    /// Join tokens and members, on a control plane that created its cluster.
+    pub admission: Option<Arc<orchestrator_admission::Admission>>,
 }
 
 impl AppState {
@@ -84,12 +88,19 @@ impl AppState {
             agents,
             mcp: None,
             trust: None,
+            admission: None,
         }
     }
 
     /// The same state answering reputation, attestation and credit calls from `trust`.
     pub fn with_trust(mut self, trust: Arc<orchestrator_trust::TrustService>) -> Self {
         self.trust = Some(trust);
+        self
+    }
+
+    /// The same state issuing join tokens and admitting nodes with `admission`.
+    pub fn with_admission(mut self, admission: Arc<orchestrator_admission::Admission>) -> Self {
+        self.admission = Some(admission);
         self
     }
 
@@ -193,6 +204,12 @@ pub fn api_routes(state: &AppState) -> Router {
         .route(routes::CREDITS_HISTORY, get(credits::history))
         .route(routes::CREDITS_TRANSFER, post(credits::transfer))
         .route(routes::CLUSTER_STATUS, get(nodes::cluster_status))
+        .route(routes::CLUSTER_JOIN_TOKENS, post(admission::issue))
+        .route(routes::CLUSTER_MEMBERS, get(admission::members))
+        .route(
+            pattern::CLUSTER_MEMBER,
+            axum::routing::delete(admission::remove),
+        )
         .route(routes::EVENTS, get(events))
         .route(routes::EVENTS_RECENT, get(agents::recent_events))
         .route(routes::AUDIT, get(audit::list))
@@ -251,6 +268,9 @@ pub fn router(state: AppState) -> Router {
     });
     let mut router = Router::new()
         .route(routes::OPENAPI, get(openapi::document))
+        // Signed in its body (the token's secret and the node's key), not
+        // with the API's headers: the joiner is nobody's user yet.
+        .route(routes::CLUSTER_JOIN, post(admission::join))
         .fallback(not_found)
         .with_state(state)
         .merge(signed)

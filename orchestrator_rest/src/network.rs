@@ -73,7 +73,7 @@ pub async fn status(State(s): State<NetworkState>) -> ApiResult<Json<NetworkStat
     let local = s.cluster.local_node().await.map_err(to_api)?;
     let nodes = s.cluster.list_nodes().await.map_err(to_api)?;
     let peers = s.cluster.peers().await.map_err(to_api)?;
-    let cp = find_control_plane(&nodes);
+    let cp = find_control_plane(&nodes, &s.cluster.pinned_control_planes());
     let live = peers.iter().filter(|p| p.live).count() as u64;
     Ok(Json(NetworkStatus {
         node_id: local.id,

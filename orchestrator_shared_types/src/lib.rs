@@ -1,5 +1,6 @@
 //! The domain model every other crate speaks (SPEC §4).
 //!
+//! - [`admission`]: join tokens, join requests and the signed member list.
 //! - [`auth`]: the signed-request scheme of the REST API (SPEC §11), both sides.
 //! - [`agent`]: AI agents (docs/AGENTS.md): agent tokens, the automation policy
 //!   the daemon enforces, and the MCP tool each REST request amounts to.
@@ -22,6 +23,7 @@
 //! `serde_yaml` with the same API; `serde_path_to_error` gives deserialisation
 //! errors the path of the offending field.
 
+pub mod admission;
 pub mod agent;
 pub mod auth;
 pub mod error;

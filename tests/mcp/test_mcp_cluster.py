@@ -34,13 +34,30 @@ def start(data, api, gossip, *extra):
     return proc, log
 
 
+def join_token(data, api):
+    """A join token from the control plane (which created its cluster)."""
+    token = []
+
+    def issued():
+        out = subprocess.run(
+            [str(BIN / "orchestrator_daemon"), "join-token", "--data-dir",
+             str(Path(data) / "state"), "--api-addr", f"127.0.0.1:{api}"],
+            capture_output=True, text=True)
+        if out.returncode == 0:
+            token.append(out.stdout.strip())
+        return out.returncode == 0
+    wait_for("a join token from the control plane", issued, timeout=60)
+    return token[0]
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """(control plane URL, worker URL)."""
     cp_api, cp_gossip = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
     w_api, w_gossip = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
-    cp = start(tempfile.mkdtemp(), cp_api, cp_gossip)
-    worker = start(tempfile.mkdtemp(), w_api, w_gossip, "--seed", f"127.0.0.1:{cp_gossip}")
+    cp_data = tempfile.mkdtemp()
+    cp = start(cp_data, cp_api, cp_gossip)
+    worker = start(tempfile.mkdtemp(), w_api, w_gossip, "--join", join_token(cp_data, cp_api))
     cp_url, w_url = f"http://127.0.0.1:{cp_api}", f"http://127.0.0.1:{w_api}"
     try:
         # Both nodes Ready, as the control plane sees them through the worker.

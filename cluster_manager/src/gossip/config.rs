@@ -62,6 +62,12 @@ pub struct GossipConfig {
     /// are dropped; without one gossip is plain and anyone who reaches the
     /// port can take part. Shared with whoever rotates the keys.
     pub keyring: Option<Arc<Keyring>>,
+    /// The pinned control-plane keys (default: none). When some are given,
+    /// only they and the nodes on the newest member list one of them signed
+    /// (gossiped under `admission:members`) are members: every other record
+    /// is ignored, and so is what those nodes publish. Without any, every
+    /// node that gossips the cluster's id (and key) is a member.
+    pub control_planes: Vec<orchestrator_shared_types::NodeId>,
 }
 
 impl GossipConfig {
@@ -78,6 +84,7 @@ impl GossipConfig {
             dead_node_grace: DEFAULT_DEAD_NODE_GRACE,
             generation: unix_millis(),
             keyring: None,
+            control_planes: Vec::new(),
         }
     }
 

@@ -98,6 +98,12 @@ pub(crate) struct State {
     members: BTreeMap<NodeId, Member>,
     /// Cordon flags set through this manager, which win over the records.
     cordons: BTreeMap<NodeId, bool>,
+    /// With pinned control planes, the nodes admitted (the pinned ones and
+    /// those on the newest signed member list); `None`: no admission gate.
+    pub admitted: Option<std::collections::BTreeSet<NodeId>>,
+    /// The control planes this node obeys: the pinned keys and the
+    /// control planes on the followed member list (empty: none pinned).
+    pub control_planes: Vec<NodeId>,
 }
 
 impl State {
@@ -111,6 +117,8 @@ impl State {
             local_seq: 0,
             members: BTreeMap::new(),
             cordons: BTreeMap::new(),
+            admitted: None,
+            control_planes: Vec::new(),
         }
     }
 

@@ -60,7 +60,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-pub use config::GossipConfig;
+pub use config::{GossipConfig, DEFAULT_CLUSTER_ID};
 pub use keyring::{GossipKey, KeyId, Keyring, KeyringChange, KeyringError};
 pub use transport::{DropReason, DroppedPackets, GossipStats};
 
@@ -379,6 +379,17 @@ impl ClusterManager for ChitchatClusterManager {
         self.shared.events.subscribe()
     }
 
+    /// The pinned keys (the configuration's) and the control planes on the
+    /// member list they signed.
+    fn pinned_control_planes(&self) -> Vec<NodeId> {
+        let listed = self.shared.lock().control_planes.clone();
+        if listed.is_empty() {
+            self.config.control_planes.clone()
+        } else {
+            listed
+        }
+    }
+
     /// Every member with its gossip address, generation and liveness.
     async fn peers(&self) -> Result<Vec<Peer>> {
         Ok(self.shared.lock().peers())
@@ -404,6 +415,7 @@ impl ClusterManager for ChitchatClusterManager {
     /// Every other node's live keys under `prefix`; node states whose
     /// chitchat id is not a node id are skipped.
     async fn gossiped(&self, prefix: &str) -> Result<Vec<Gossiped>> {
+        let admitted = self.shared.lock().admitted.clone();
         let chitchat = self.chitchat.lock().await;
         let mut out = Vec::new();
         for (id, state) in chitchat.node_states() {
@@ -413,6 +425,10 @@ impl ClusterManager for ChitchatClusterManager {
             let Ok(node) = id.node_id.parse::<NodeId>() else {
                 continue;
             };
+            if admitted.as_ref().is_some_and(|set| !set.contains(&node)) {
+                // Not a member: what it publishes is nobody's business.
+                continue;
+            }
             out.extend(state.iter_prefix(prefix).map(|(key, v)| Gossiped {
                 node,
                 key: key.to_owned(),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chitchat::{Chitchat, ChitchatId, Version};
+use orchestrator_shared_types::admission::{JoinRole, MemberList, MEMBER_LIST_KEY};
 use orchestrator_shared_types::NodeId;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -69,6 +70,19 @@ pub(super) struct MembershipTask {
     seen: HashMap<ChitchatId, Seen>,
     probe_tx: mpsc::UnboundedSender<(ChitchatId, Outcome)>,
     probe_rx: mpsc::UnboundedReceiver<(ChitchatId, Outcome)>,
+    /// Pinned control-plane keys; empty: no admission gate.
+    pinned: Vec<NodeId>,
+    /// The newest member list that verified under a pinned key.
+    list: Option<MemberList>,
+    /// Version of the member-list key last looked at, per chitchat id.
+    lists_seen: HashMap<ChitchatId, Version>,
+}
+
+/// A member list as read under chitchat's lock, not yet verified.
+struct ListSnapshot {
+    id: ChitchatId,
+    version: Version,
+    value: String,
 }
 
 impl MembershipTask {
@@ -91,6 +105,9 @@ impl MembershipTask {
             interval: config.gossip_interval,
             join_grace: MIN_JOIN_GRACE.max(config.gossip_interval * JOIN_GRACE_ROUNDS),
             seen: HashMap::new(),
+            pinned: config.control_planes.clone(),
+            list: None,
+            lists_seen: HashMap::new(),
         }
     }
 
@@ -140,7 +157,8 @@ impl MembershipTask {
     /// Reads chitchat, verifies new records and publishes the difference.
     async fn refresh(&mut self) {
         let now = Instant::now();
-        let snapshot = self.snapshot().await;
+        let (snapshot, lists) = self.snapshot().await;
+        self.follow_lists(lists);
         let present: BTreeSet<ChitchatId> = snapshot.iter().map(|s| s.id.clone()).collect();
         let mut looked = Vec::with_capacity(snapshot.len());
         for snap in snapshot {
@@ -207,12 +225,19 @@ impl MembershipTask {
         }
         // Ids chitchat forgot (dead for the grace period) are forgotten here too.
         self.seen.retain(|id, _| present.contains(id));
+        self.lists_seen.retain(|id, _| present.contains(id));
 
+        let admitted = self.admitted();
+        if let Some(set) = &admitted {
+            candidates.retain(|c| set.contains(&c.body.node.id));
+        }
         let members = select(candidates, &self.local_id);
         let mut state = self.shared.lock();
         if state.shut_down {
             return;
         }
+        state.admitted = admitted;
+        state.control_planes = self.control_planes();
         let events = state.replace_members(members);
         // Counted before the events go out, so that whoever sees an event
         // sees the counts that go with it.
@@ -263,12 +288,109 @@ fn suspect(
 }
 
 impl MembershipTask {
+    /// With pinned control planes, the nodes that may be members: the
+    /// pinned ones and those on the newest verified list.
+    fn admitted(&self) -> Option<BTreeSet<NodeId>> {
+        if self.pinned.is_empty() {
+            return None;
+        }
+        let listed = self
+            .list
+            .iter()
+            .flat_map(|l| l.members.iter().map(|m| m.node_id));
+        Some(self.pinned.iter().copied().chain(listed).collect())
+    }
+
+    /// The pinned keys and the control planes a pinned key listed since.
+    fn control_planes(&self) -> Vec<NodeId> {
+        let mut out = self.pinned.clone();
+        if out.is_empty() {
+            return out;
+        }
+        let listed = self.list.iter().flat_map(|l| {
+            l.members
+                .iter()
+                .filter(|m| m.role == JoinRole::ControlPlane)
+                .map(|m| m.node_id)
+        });
+        for id in listed {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// Verifies the member lists not looked at yet and keeps the newest
+    /// that a pinned key signed; a forged or older list changes nothing.
+    fn follow_lists(&mut self, lists: Vec<ListSnapshot>) {
+        for l in lists {
+            self.lists_seen.insert(l.id.clone(), l.version);
+            match MemberList::verify(&l.value, &self.cluster_id, &self.pinned) {
+                Ok(list)
+                    if self
+                        .list
+                        .as_ref()
+                        .is_none_or(|cur| list.version > cur.version) =>
+                {
+                    debug!(
+                        version = list.version,
+                        members = list.members.len(),
+                        "following a newer member list"
+                    );
+                    self.shared
+                        .counters
+                        .member_list_version
+                        .store(list.version, Ordering::Relaxed);
+                    self.list = Some(list);
+                }
+                Ok(list) => {
+                    self.shared
+                        .counters
+                        .stale_member_lists
+                        .fetch_add(1, Ordering::Relaxed);
+                    debug!(version = list.version, "ignoring an older member list");
+                }
+                Err(reason) => {
+                    self.shared
+                        .counters
+                        .rejected_records
+                        .fetch_add(1, Ordering::Relaxed);
+                    warn!(chitchat_node_id = %l.id.node_id, reason = %reason,
+                        "rejected a gossiped member list");
+                }
+            }
+        }
+    }
+
     /// Every other chitchat id with its liveness and, if not looked at yet,
-    /// its record, read under chitchat's lock (no verification there).
-    async fn snapshot(&self) -> Vec<Snapshot> {
+    /// its record, and the member lists not looked at yet (this node's own
+    /// included), read under chitchat's lock (no verification there).
+    async fn snapshot(&self) -> (Vec<Snapshot>, Vec<ListSnapshot>) {
         let chitchat = self.chitchat.lock().await;
+        let lists = if self.pinned.is_empty() {
+            Vec::new()
+        } else {
+            chitchat
+                .node_states()
+                .iter()
+                .filter_map(|(id, state)| {
+                    let value = state
+                        .get_versioned(MEMBER_LIST_KEY)
+                        .filter(|v| !v.is_deleted())?;
+                    if self.lists_seen.get(id) == Some(&value.version) {
+                        return None;
+                    }
+                    Some(ListSnapshot {
+                        id: id.clone(),
+                        version: value.version,
+                        value: value.value.clone(),
+                    })
+                })
+                .collect()
+        };
         let live: BTreeSet<&ChitchatId> = chitchat.live_nodes().collect();
-        chitchat
+        let nodes = chitchat
             .node_states()
             .iter()
             .filter(|(id, _)| **id != self.self_id)
@@ -289,6 +411,7 @@ impl MembershipTask {
                     value: record.filter(|_| !known).map(|value| value.value.clone()),
                 }
             })
-            .collect()
+            .collect();
+        (nodes, lists)
     }
 }

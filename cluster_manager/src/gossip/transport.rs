@@ -20,6 +20,12 @@ pub struct GossipStats {
     /// Gossiped node records rejected (bad signature, format or identity),
     /// each (chitchat id, record version) counted once.
     pub rejected_records: u64,
+    /// Gossiped member lists ignored because a newer one is followed (a
+    /// replay, or a late copy), each (chitchat id, version) counted once.
+    /// Forged lists count as rejected records.
+    pub stale_member_lists: u64,
+    /// Version of the member list followed (0: none, or no pinned key).
+    pub member_list_version: u64,
     /// Bytes of gossip messages sent.
     pub bytes_sent: u64,
     /// Bytes of gossip messages received.
@@ -130,6 +136,8 @@ impl DroppedPackets {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub rejected_records: AtomicU64,
+    pub stale_member_lists: AtomicU64,
+    pub member_list_version: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub bytes_received: AtomicU64,
     pub messages_sent: AtomicU64,
@@ -146,6 +154,8 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         GossipStats {
             rejected_records: get(&self.rejected_records),
+            stale_member_lists: get(&self.stale_member_lists),
+            member_list_version: get(&self.member_list_version),
             bytes_sent: get(&self.bytes_sent),
             bytes_received: get(&self.bytes_received),
             messages_sent: get(&self.messages_sent),

@@ -108,6 +108,24 @@ impl ApiClient {
         }
     }
 
+    /// Issues a join token (admin keys, or the control plane's own node key).
+    pub fn issue_join_token(
+        &self,
+        request: &crate::JoinTokenRequest,
+    ) -> Result<Reply<crate::JoinTokenIssued>, ClientError> {
+        self.call_with("POST", routes::CLUSTER_JOIN_TOKENS, request)
+    }
+
+    /// Every admitted member of the cluster.
+    pub fn cluster_members(&self) -> Result<Reply<Vec<crate::ClusterMember>>, ClientError> {
+        self.call("GET", routes::CLUSTER_MEMBERS, None)
+    }
+
+    /// Removes a member from the cluster (admin keys only).
+    pub fn remove_member(&self, id: &str) -> Result<Reply<crate::ClusterMember>, ClientError> {
+        self.call("DELETE", &routes::cluster_member(id), None)
+    }
+
     /// Every workload of the caller (every workload for an admin key).
     pub fn list_workloads(&self) -> Result<Reply<Vec<Workload>>, ClientError> {
         self.list(routes::WORKLOADS, &Query::new())

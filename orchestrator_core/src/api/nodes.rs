@@ -63,7 +63,11 @@ impl Orchestrator {
                 .iter()
                 .filter(|n| n.status == NodeStatus::Down)
                 .count() as u64,
-            control_plane: cluster_manager_interface::find_control_plane(&nodes).map(|n| n.id),
+            control_plane: cluster_manager_interface::find_control_plane(
+                &nodes,
+                &deps.cluster.pinned_control_planes(),
+            )
+            .map(|n| n.id),
             members,
             nodes_total: nodes.len() as u64,
             nodes_ready: nodes

@@ -246,7 +246,10 @@ impl Lab {
     /// Starts the daemon of host `i` (again, after a kill: same data dir).
     pub fn start(&mut self, i: usize) {
         assert!(self.hosts[i].child.is_none(), "host {i} already runs");
-        let seed = self.hosts[0].gossip();
+        // Every start of a joining host presents a fresh token; a host that
+        // joined before finds its identity in its data directory and does
+        // not use it.
+        let token = (i > 0).then(|| self.join_token());
         let h = &mut self.hosts[i];
         let log = File::options()
             .create(true)
@@ -268,8 +271,8 @@ impl Lab {
                 "--admin-key",
                 &B64.encode(self.key.verifying_key().to_bytes()),
             ]);
-        if i > 0 {
-            cmd.args(["--seed", &seed]);
+        if let Some(token) = &token {
+            cmd.args(["--join", token]);
         }
         cmd.args(&h.extra_args)
             .env("RUST_LOG", "info,chitchat=warn")
@@ -280,6 +283,33 @@ impl Lab {
             cmd.spawn()
                 .expect("starting orchestrator_daemon in a namespace"),
         );
+    }
+
+    /// A join token from host 0 (`orchestrator_daemon join-token` in its
+    /// namespace), retried until its daemon answers.
+    pub fn join_token(&self) -> String {
+        let h0 = &self.hosts[0];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &h0.ns])
+                .arg(&self.daemon)
+                .arg("join-token")
+                .arg("--data-dir")
+                .arg(&h0.data_dir)
+                .args(["--api-addr", &format!("{}:{API_PORT}", h0.ip)])
+                .output()
+                .expect("running orchestrator_daemon join-token");
+            if out.status.success() {
+                return String::from_utf8(out.stdout).unwrap().trim().to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no join token from host 0: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// Kills host `i`'s daemon at once (SIGKILL) and reaps it.

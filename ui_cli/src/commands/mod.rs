@@ -22,6 +22,7 @@ pub mod approvals;
 pub mod attest;
 pub mod audit;
 pub mod automation;
+pub mod cluster;
 pub mod config;
 pub mod credits;
 pub mod deploy;
@@ -194,6 +195,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => workload::delete(&ctx, &args),
         Command::Node(cmd) => node::run(&ctx, &cmd),
         Command::Network(cmd) => network::run(&ctx, &cmd),
+        Command::Cluster(cmd) => cluster::run(&ctx, &cmd),
         Command::Credits(cmd) => credits::run(&ctx, &cmd),
         Command::Attest(args) => attest::run(&ctx, &args),
         Command::Operator(cmd) => operator::run(&ctx, &cmd),

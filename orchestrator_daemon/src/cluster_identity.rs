@@ -1,0 +1,358 @@
+//! The cluster identity a node keeps in its data directory: `cluster.json`
+//! (the cluster id and the control-plane keys it pins) and `gossip.keys`
+//! (the gossip key file's default place, mode 0600).
+//!
+//! - A control plane without `--cluster-id` and without `--join` creates the
+//!   cluster at its first start: a random cluster id and a gossip key; later
+//!   starts reuse them, and it pins its own key.
+//! - A node started with `--join TOKEN` asks the token's control plane to
+//!   admit it (a join request signed with its node key), then records the
+//!   token's cluster id and control-plane keys and writes the gossip key. A
+//!   later start finds them and does not ask again, so the token (used once)
+//!   may stay in its configuration.
+//! - A node with an explicit `--cluster-id` and no token keeps the behaviour
+//!   before admission (no identity, no member list), with a warning that the
+//!   id is public.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cluster_manager::GossipKey;
+use ed25519_dalek::SigningKey;
+use orchestrator_api::JoinAdmitted;
+use orchestrator_shared_types::admission::{JoinRequest, JoinToken};
+use orchestrator_shared_types::{NodeId, PublicKey};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::config::{ClusterSettings, Role};
+use crate::error::{Error, Result};
+
+/// File of the cluster identity in the data directory.
+pub const IDENTITY_FILE: &str = "cluster.json";
+/// Default gossip key file in the data directory.
+pub const GOSSIP_KEY_FILE: &str = "gossip.keys";
+
+/// What `cluster.json` holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The cluster id.
+    pub cluster_id: String,
+    /// The control-plane keys this node obeys and whose member lists it follows.
+    pub control_planes: Vec<NodeId>,
+}
+
+/// The default gossip key file of `data_dir`.
+pub fn default_key_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(GOSSIP_KEY_FILE)
+}
+
+/// Reads `cluster.json` of `data_dir`, if there is one.
+pub fn load(data_dir: &Path) -> Result<Option<Identity>> {
+    let path = data_dir.join(IDENTITY_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::ClusterIdentity(format!(
+                "reading {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        Error::ClusterIdentity(format!("{} is not a cluster identity: {e}", path.display()))
+    })
+}
+
+fn save(data_dir: &Path, identity: &Identity) -> Result<()> {
+    let path = data_dir.join(IDENTITY_FILE);
+    let text = serde_json::to_string_pretty(identity)
+        .map_err(|e| Error::ClusterIdentity(format!("encoding the cluster identity: {e}")))?;
+    write_private(&path, text.as_bytes())
+}
+
+/// Writes `bytes` to a new file `path` (mode 0600) through a temporary file.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |e: std::io::Error| Error::ClusterIdentity(format!("writing {}: {e}", path.display()));
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Writes `key` as the key file `path` unless it exists; an existing file
+/// must already hold it.
+fn ensure_key_file(path: &Path, key: &GossipKey) -> Result<()> {
+    if path.exists() {
+        let keys = crate::gossip_keys::load(path).map_err(|e| Error::ClusterIdentity(chain(&e)))?;
+        if !keys.iter().any(|k| k.id() == key.id()) {
+            return Err(Error::ClusterIdentity(format!(
+                "the gossip key file {} lacks the cluster's key {}: remove it or add the key",
+                path.display(),
+                key.id()
+            )));
+        }
+        return Ok(());
+    }
+    let mut line = key.to_base64();
+    line.push('\n');
+    write_private(path, line.as_bytes())
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// What the daemon runs with once the identity is settled.
+#[derive(Clone, Debug, Default)]
+pub struct Settled {
+    /// The pinned control-plane keys; empty without an identity (legacy).
+    pub control_planes: Vec<NodeId>,
+    /// Whether this node keeps the member list (a control plane that
+    /// created its cluster).
+    pub admission: bool,
+}
+
+/// A random cluster id: `c-` and 16 hex digits.
+fn new_cluster_id() -> String {
+    use rand::RngCore as _;
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("c-{}", hex::encode(b))
+}
+
+/// Settles the identity of a cluster node: creates, reuses or joins (see
+/// the module doc), and points `cs` at its cluster id and key file.
+pub async fn settle(
+    cs: &mut ClusterSettings,
+    data_dir: &Path,
+    key: &SigningKey,
+    operator: Option<(PublicKey, Option<String>)>,
+) -> Result<Settled> {
+    let me = NodeId(key.verifying_key().to_bytes());
+    if cs.cluster_id_explicit {
+        warn!(cluster_id = %cs.gossip.cluster_id,
+            "the cluster id was set with --cluster-id: it is public and admits nobody by itself; \
+             nodes join without tokens and no member list is kept");
+        return Ok(Settled::default());
+    }
+    let existing = load(data_dir)?;
+    let identity = match (&cs.join, existing) {
+        (Some(token), Some(id)) if id.cluster_id == token.cluster_id => {
+            info!(cluster_id = %id.cluster_id, "already joined this cluster; the token is not used again");
+            id
+        }
+        (Some(token), _) => {
+            let key_file = cs
+                .gossip_key_file
+                .clone()
+                .unwrap_or_else(|| default_key_file(data_dir));
+            let id = join(token, data_dir, &key_file, key, operator).await?;
+            if cs.gossip_key_file.is_some() {
+                // Read at resolution, before the key was written.
+                let ring = crate::gossip_keys::keyring(&key_file)
+                    .map_err(|e| Error::ClusterIdentity(chain(&e)))?;
+                cs.gossip.keyring = Some(Arc::new(ring));
+            }
+            info!(cluster_id = %id.cluster_id, control_planes = id.control_planes.len(),
+                "joined the cluster");
+            id
+        }
+        (None, Some(id)) => id,
+        (None, None) if cs.role == Role::ControlPlane => {
+            let id = Identity {
+                cluster_id: new_cluster_id(),
+                control_planes: vec![me],
+            };
+            let key_file = cs
+                .gossip_key_file
+                .clone()
+                .unwrap_or_else(|| default_key_file(data_dir));
+            if !key_file.exists() {
+                ensure_key_file(&key_file, &GossipKey::generate())?;
+            }
+            save(data_dir, &id)?;
+            info!(cluster_id = %id.cluster_id, gossip_key_file = %key_file.display(),
+                "created a new cluster");
+            id
+        }
+        (None, None) => {
+            warn!(
+                "this worker joins with --seed and no token: it is admitted by no one and \
+                   follows no member list (use --join TOKEN)"
+            );
+            return Ok(Settled::default());
+        }
+    };
+    cs.gossip.cluster_id = identity.cluster_id.clone();
+    // Only the pinned control planes and the nodes on their signed member
+    // list are members.
+    cs.gossip.control_planes = identity.control_planes.clone();
+    if cs.gossip_key_file.is_none() {
+        let path = default_key_file(data_dir);
+        if path.exists() {
+            let ring = crate::gossip_keys::keyring(&path)
+                .map_err(|e| Error::ClusterIdentity(chain(&e)))?;
+            cs.gossip.keyring = Some(Arc::new(ring));
+            cs.gossip_key_file = Some(path);
+        }
+    }
+    Ok(Settled {
+        admission: identity.control_planes.contains(&me) && cs.role == Role::ControlPlane,
+        control_planes: identity.control_planes,
+    })
+}
+
+/// Asks the token's control planes to admit this node, then records the
+/// identity and the gossip key.
+async fn join(
+    token: &JoinToken,
+    data_dir: &Path,
+    key_file: &Path,
+    key: &SigningKey,
+    operator: Option<(PublicKey, Option<String>)>,
+) -> Result<Identity> {
+    let (operator, proof) =
+        operator.unwrap_or_else(|| (PublicKey(key.verifying_key().to_bytes()), None));
+    let gossip_key = GossipKey::from_base64(&token.gossip_key, 1)
+        .map_err(|e| Error::Join(format!("the token's gossip key: {e}")))?;
+    let request = JoinRequest::new(key, token, operator, proof);
+    let body = serde_json::to_vec(&request)
+        .map_err(|e| Error::Join(format!("encoding the join request: {e}")))?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(Error::HttpClient)?;
+    let mut last = String::from("the token names no control plane");
+    let mut admitted = false;
+    for cp in &token.control_planes {
+        let url = format!(
+            "http://{}{}",
+            cp.api_addr,
+            orchestrator_api::routes::CLUSTER_JOIN
+        );
+        let answer = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        match answer {
+            Err(e) => last = format!("reaching the control plane at {}: {e}", cp.api_addr),
+            Ok(r) if r.status().is_success() => {
+                let bytes = r
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::Join(format!("reading the admission: {e}")))?;
+                let got: JoinAdmitted = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Join(format!("the admission is not one: {e}")))?;
+                if got.cluster_id != token.cluster_id {
+                    return Err(Error::Join(format!(
+                        "admitted to cluster {}, not the token's {}",
+                        got.cluster_id, token.cluster_id
+                    )));
+                }
+                admitted = true;
+                break;
+            }
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                let message = serde_json::from_str::<orchestrator_api::ErrorBody>(&text)
+                    .map(|b| b.error.message)
+                    .unwrap_or(text);
+                // A refusal is final: another control plane keeps the same tokens.
+                return Err(Error::Join(format!(
+                    "the control plane at {} refused to admit this node ({status}): {message}",
+                    cp.api_addr
+                )));
+            }
+        }
+    }
+    if !admitted {
+        return Err(Error::Join(last));
+    }
+    ensure_key_file(key_file, &gossip_key)?;
+    let identity = Identity {
+        cluster_id: token.cluster_id.clone(),
+        control_planes: token.control_planes.iter().map(|c| c.node_id).collect(),
+    };
+    save(data_dir, &identity)?;
+    Ok(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DaemonConfig;
+    use crate::settings::Settings;
+
+    fn cluster(dir: &Path, cluster_id: Option<&str>) -> ClusterSettings {
+        let s = Settings {
+            runtime: Some(crate::config::RuntimeKind::Mock),
+            data_dir: Some(dir.to_owned()),
+            gossip_addr: Some("127.0.0.1:7946".into()),
+            cluster_id: cluster_id.map(str::to_owned),
+            ..Settings::default()
+        };
+        DaemonConfig::resolve(s, Settings::default())
+            .unwrap()
+            .cluster
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_control_plane_creates_its_cluster_once_and_reuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let me = NodeId(key.verifying_key().to_bytes());
+        let mut first = cluster(dir.path(), None);
+        let settled = settle(&mut first, dir.path(), &key, None).await.unwrap();
+        assert!(settled.admission);
+        assert_eq!(settled.control_planes, vec![me]);
+        assert!(first.gossip.cluster_id.starts_with("c-"));
+        assert_eq!(first.gossip.control_planes, vec![me]);
+        assert!(first.gossip.keyring.is_some(), "gossip is sealed");
+        let key_file = default_key_file(dir.path());
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let key_before = std::fs::read(&key_file).unwrap();
+
+        let mut again = cluster(dir.path(), None);
+        settle(&mut again, dir.path(), &key, None).await.unwrap();
+        assert_eq!(again.gossip.cluster_id, first.gossip.cluster_id);
+        assert_eq!(std::fs::read(&key_file).unwrap(), key_before);
+    }
+
+    #[tokio::test]
+    async fn an_explicit_cluster_id_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let mut cs = cluster(dir.path(), Some("prod"));
+        let settled = settle(&mut cs, dir.path(), &key, None).await.unwrap();
+        assert!(!settled.admission && settled.control_planes.is_empty());
+        assert_eq!(cs.gossip.cluster_id, "prod");
+        assert!(cs.gossip.control_planes.is_empty());
+        assert!(load(dir.path()).unwrap().is_none());
+        assert!(!default_key_file(dir.path()).exists());
+    }
+}

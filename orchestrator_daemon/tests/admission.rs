@@ -1,0 +1,497 @@
+//! Cluster admission with whole daemons on loopback: a control plane that
+//! creates its cluster, nodes joining with tokens, and tokens that must not
+//! work (used, forged secret, forged cluster, expired, malformed).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use ed25519_dalek::SigningKey;
+use orchestrator_api::client::ApiClient;
+use orchestrator_api::{ClusterMember, JoinTokenRequest};
+use orchestrator_daemon::{Daemon, DaemonConfig, Settings};
+use orchestrator_shared_types::admission::{new_secret, JoinRole, JoinToken};
+use orchestrator_shared_types::NodeId;
+
+fn admin() -> SigningKey {
+    SigningKey::from_bytes(&[42; 32])
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn settings(dir: &Path, join: Option<&str>) -> Settings {
+    Settings {
+        data_dir: Some(dir.to_owned()),
+        runtime: Some(orchestrator_daemon::RuntimeKind::Mock),
+        store: Some(orchestrator_daemon::StoreKind::Memory),
+        api_addr: Some("127.0.0.1:0".into()),
+        gossip_addr: Some(format!("127.0.0.1:{}", free_udp_port())),
+        admin_keys: vec![
+            base64::engine::general_purpose::STANDARD.encode(admin().verifying_key().to_bytes())
+        ],
+        node_cpu: Some("2".into()),
+        node_memory: Some("4Gi".into()),
+        join_token: join.map(str::to_owned),
+        ..Settings::default()
+    }
+}
+
+async fn start(dir: &Path, join: Option<&str>) -> orchestrator_daemon::Result<Daemon> {
+    let config = DaemonConfig::resolve(settings(dir, join), Settings::default())?;
+    Daemon::start(&config).await
+}
+
+fn client(d: &Daemon) -> ApiClient {
+    ApiClient::new(&format!("http://{}", d.api_addr), Some(admin())).unwrap()
+}
+
+async fn issue(d: &Daemon, ttl: u64) -> String {
+    let c = client(d);
+    tokio::task::spawn_blocking(move || {
+        c.issue_join_token(&JoinTokenRequest {
+            ttl_seconds: Some(ttl),
+            role: Some(JoinRole::Worker),
+        })
+        .unwrap()
+        .data
+        .token
+    })
+    .await
+    .unwrap()
+}
+
+async fn members(d: &Daemon) -> Vec<NodeId> {
+    let c = client(d);
+    tokio::task::spawn_blocking(move || c.cluster_members().unwrap().data)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m: ClusterMember| m.node_id)
+        .collect()
+}
+
+fn node_id(dir: &Path) -> NodeId {
+    let key = orchestrator_daemon::node_key::open(dir).unwrap();
+    orchestrator_daemon::node_key::node_id(&key)
+}
+
+/// The error of a start expected to fail, as text with its causes.
+async fn refused(dir: &Path, token: &str) -> String {
+    match start(dir, Some(token)).await {
+        Ok(d) => {
+            d.stop().await;
+            panic!("a node joined with a token that must be refused");
+        }
+        Err(e) => format!("{:#}", anyhow::Error::from(e)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_admits_one_node_and_bad_tokens_admit_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp_dir = tmp.path().join("cp");
+    let cp = start(&cp_dir, None).await.unwrap();
+    // The cluster was created: a random id, a private gossip key file.
+    let identity = orchestrator_daemon::cluster_identity::load(&cp_dir)
+        .unwrap()
+        .unwrap();
+    assert!(identity.cluster_id.starts_with("c-"), "{identity:?}");
+    assert_ne!(identity.cluster_id, "univrs");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(cp_dir.join("gossip.keys"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(members(&cp).await, vec![node_id(&cp_dir)]);
+
+    let token = issue(&cp, 3600).await;
+    let parsed = JoinToken::parse(&token).unwrap();
+    assert_eq!(parsed.cluster_id, identity.cluster_id);
+    assert_eq!(parsed.control_planes[0].node_id, node_id(&cp_dir));
+
+    let w1_dir = tmp.path().join("w1");
+    let w1 = start(&w1_dir, Some(&token)).await.unwrap();
+    let joined = orchestrator_daemon::cluster_identity::load(&w1_dir)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        joined, identity,
+        "same cluster id, the control plane pinned"
+    );
+
+    // The same token again, by another node: refused, nothing recorded.
+    let w2_dir = tmp.path().join("w2");
+    let err = refused(&w2_dir, &token).await;
+    assert!(err.contains("already used"), "{err}");
+
+    // A forged secret (never issued), and a forged cluster id.
+    let good = JoinToken::parse(&issue(&cp, 3600).await).unwrap();
+    let mut forged = good.clone();
+    forged.secret = new_secret();
+    let err = refused(&w2_dir, &forged.encode()).await;
+    assert!(err.contains("unknown join token"), "{err}");
+    let mut other = good.clone();
+    other.cluster_id = "c-someoneelse".into();
+    let err = refused(&w2_dir, &other.encode()).await;
+    assert!(
+        err.contains("not") && err.contains("c-someoneelse"),
+        "{err}"
+    );
+
+    // Expired (refused before anything is asked), and garbage.
+    let mut expired = good.clone();
+    expired.expires_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let err = refused(&w2_dir, &expired.encode()).await;
+    assert!(err.contains("expired"), "{err}");
+    let err = refused(&w2_dir, "univrs-join-1.bm9wZQ").await;
+    assert!(err.contains("malformed"), "{err}");
+
+    let listed = members(&cp).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.contains(&node_id(&w1_dir)));
+    assert!(!listed.contains(&node_id(&w2_dir)));
+    assert!(
+        orchestrator_daemon::cluster_identity::load(&w2_dir)
+            .unwrap()
+            .is_none(),
+        "a refused node records no identity"
+    );
+
+    // The good token still works (refusals spent nothing).
+    let w2 = start(&w2_dir, Some(&good.encode())).await.unwrap();
+    assert_eq!(members(&cp).await.len(), 3);
+
+    // A restart of a joined node with its used token reuses its identity.
+    w1.stop().await;
+    let w1 = start(&w1_dir, Some(&token)).await.unwrap();
+
+    // Issuing needs an admin key (or the control plane's own).
+    let stranger = ApiClient::new(
+        &format!("http://{}", cp.api_addr),
+        Some(SigningKey::from_bytes(&[7; 32])),
+    )
+    .unwrap();
+    let err = tokio::task::spawn_blocking(move || {
+        stranger.issue_join_token(&JoinTokenRequest::default())
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+
+    for d in [w1, w2, cp] {
+        tokio::time::timeout(Duration::from_secs(20), d.stop())
+            .await
+            .unwrap();
+    }
+}
+
+async fn listed_by_control_plane(cp: &Daemon, id: NodeId) -> bool {
+    let orch = cp.orchestrator.as_ref().unwrap();
+    orch.list_nodes().await.unwrap().iter().any(|n| n.id == id)
+}
+
+async fn peers_of(d: &Daemon) -> Vec<NodeId> {
+    let c = client(d);
+    tokio::task::spawn_blocking(move || c.network_peers().unwrap().data)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.node_id)
+        .collect()
+}
+
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admitted_nodes_are_members_and_a_removed_one_is_dropped_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cp_dir = tmp.path().join("cp");
+    let cp_settings = settings(&cp_dir, None);
+    let cp_gossip = cp_settings.gossip_addr.clone().unwrap();
+    let cp = Daemon::start(&DaemonConfig::resolve(cp_settings, Settings::default()).unwrap())
+        .await
+        .unwrap();
+    let (w1_dir, w2_dir) = (tmp.path().join("w1"), tmp.path().join("w2"));
+    let w1 = start(&w1_dir, Some(&issue(&cp, 3600).await)).await.unwrap();
+    let w2 = start(&w2_dir, Some(&issue(&cp, 3600).await)).await.unwrap();
+    let (w1_id, w2_id) = (node_id(&w1_dir), node_id(&w2_dir));
+    let wait = Duration::from_secs(10);
+    for id in [w1_id, w2_id] {
+        eventually("the control plane lists a joined node", wait, || {
+            listed_by_control_plane(&cp, id)
+        })
+        .await;
+    }
+    eventually("w2 sees w1", wait, || async {
+        peers_of(&w2).await.contains(&w1_id)
+    })
+    .await;
+
+    // A stranger with the cluster id and a leaked gossip key, but no token.
+    let s_dir = tmp.path().join("stranger");
+    std::fs::create_dir_all(&s_dir).unwrap();
+    let leaked = s_dir.join("leaked.keys");
+    std::fs::copy(cp_dir.join("gossip.keys"), &leaked).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&leaked, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let identity = orchestrator_daemon::cluster_identity::load(&cp_dir)
+        .unwrap()
+        .unwrap();
+    let mut s = settings(&s_dir, None);
+    s.seeds = vec![cp_gossip];
+    s.cluster_id = Some(identity.cluster_id.clone());
+    s.gossip_key_file = Some(leaked);
+    let stranger = Daemon::start(&DaemonConfig::resolve(s, Settings::default()).unwrap())
+        .await
+        .unwrap();
+    let s_id = node_id(&s_dir);
+    let cp_id = node_id(&cp_dir);
+    eventually("the stranger hears the cluster", wait, || async {
+        let p = peers_of(&stranger).await;
+        p.contains(&cp_id) && p.contains(&w1_id) && p.contains(&w2_id)
+    })
+    .await;
+    assert!(!listed_by_control_plane(&cp, s_id).await, "not a member");
+    assert!(!peers_of(&w2).await.contains(&s_id), "not a peer of w2");
+
+    // No work is placed on it: 6 replicas spread over the three members.
+    let manifest =
+        "name: spread\nreplicas: 6\ncontainers:\n  - name: main\n    image: busybox\n    \
+                    resources:\n      requests: {cpu: 100m, memory: 32Mi}\n";
+    let c = client(&cp);
+    tokio::task::spawn_blocking(move || {
+        c.create_workload("application/yaml", manifest.as_bytes())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let store = std::sync::Arc::clone(&cp.orchestrator.as_ref().unwrap().deps().store);
+    eventually("6 instances placed", wait, || async {
+        store.list_instances().await.unwrap().len() == 6
+    })
+    .await;
+    let placed: Vec<NodeId> = store
+        .list_instances()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.node_id)
+        .collect();
+    assert_eq!(placed.len(), 6, "every instance is placed");
+    assert!(
+        !placed.contains(&s_id),
+        "nothing on the stranger: {placed:?}"
+    );
+
+    // Removing w1 drops it from every node's view within 2 s.
+    let c = client(&cp);
+    let removed = tokio::task::spawn_blocking(move || c.remove_member(&w1_id.to_hex()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed.data.node_id, w1_id);
+    let two = Duration::from_secs(2);
+    eventually("the control plane drops w1", two, || async {
+        !listed_by_control_plane(&cp, w1_id).await
+    })
+    .await;
+    eventually("w2 drops w1", two, || async {
+        !peers_of(&w2).await.contains(&w1_id)
+    })
+    .await;
+    assert!(listed_by_control_plane(&cp, w2_id).await, "w2 stays");
+
+    // Only an admin removes.
+    let c = ApiClient::new(
+        &format!("http://{}", cp.api_addr),
+        Some(SigningKey::from_bytes(&[7; 32])),
+    )
+    .unwrap();
+    let err = tokio::task::spawn_blocking(move || c.remove_member(&w2_id.to_hex()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+
+    for d in [stranger, w1, w2, cp] {
+        tokio::time::timeout(Duration::from_secs(20), d.stop())
+            .await
+            .unwrap();
+    }
+}
+
+/// A TCP listener that counts the requests for `/api/v1` or `/mcp` it
+/// receives, i.e. forwarded ones (and answers none; the control plane's
+/// calls to a member's agent, `/agent/v1`, are not counted).
+async fn counting_listener() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let seen = std::sync::Arc::clone(&seen);
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut buf = vec![0u8; 1024];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split(' ').nth(1).unwrap_or_default();
+                if path.starts_with("/api/v1") || path.starts_with("/mcp") {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_claiming_the_control_plane_role_is_obeyed_by_nobody() {
+    use cluster_manager::{ChitchatClusterManager, GossipConfig, Keyring};
+    use cluster_manager_interface::{ClusterManager, ROLE_CONTROL_PLANE, ROLE_LABEL};
+    use orchestrator_shared_types::admission::JoinRequest;
+    use orchestrator_shared_types::PublicKey;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let cp_dir = tmp.path().join("cp");
+    let cp_settings = settings(&cp_dir, None);
+    let cp_gossip = cp_settings.gossip_addr.clone().unwrap();
+    let cp = Daemon::start(&DaemonConfig::resolve(cp_settings, Settings::default()).unwrap())
+        .await
+        .unwrap();
+    let w_dir = tmp.path().join("w");
+    let w = start(&w_dir, Some(&issue(&cp, 3600).await)).await.unwrap();
+    let (cp_id, w_id) = (node_id(&cp_dir), node_id(&w_dir));
+
+    // An admitted member whose key sorts first and whose record claims the
+    // control-plane role; its API address counts whoever calls it.
+    let att_key = (0u64..)
+        .map(|i| {
+            let mut seed = [9u8; 32];
+            seed[..8].copy_from_slice(&i.to_le_bytes());
+            SigningKey::from_bytes(&seed)
+        })
+        .find(|k| k.verifying_key().to_bytes()[0] == 0)
+        .unwrap();
+    let att_id = NodeId(att_key.verifying_key().to_bytes());
+    assert!(att_id < cp_id && att_id < w_id);
+    let token = JoinToken::parse(&issue(&cp, 3600).await).unwrap();
+    let join = JoinRequest::new(&att_key, &token, PublicKey(att_id.0), None);
+    let url = format!("http://{}/api/v1/cluster/join", cp.api_addr);
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&join).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
+    let (att_api, called) = counting_listener().await;
+    let gossip_port = free_udp_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{gossip_port}").parse().unwrap();
+    let mut cfg = GossipConfig::new(addr, addr);
+    cfg.cluster_id = token.cluster_id.clone();
+    cfg.seeds = vec![cp_gossip];
+    cfg.control_planes = vec![cp_id];
+    let keys = orchestrator_daemon::gossip_keys::load(&cp_dir.join("gossip.keys")).unwrap();
+    cfg.keyring = Some(std::sync::Arc::new(Keyring::new(&keys).unwrap()));
+    let mut record = cluster_manager::test_node(77, 4000, 8 << 30);
+    record.id = att_id;
+    record.operator = PublicKey(att_id.0);
+    record.address = att_api.to_string();
+    record
+        .labels
+        .insert(ROLE_LABEL.into(), ROLE_CONTROL_PLANE.into());
+    let attacker = ChitchatClusterManager::start(cfg, att_key.clone(), record)
+        .await
+        .unwrap();
+    let wait = Duration::from_secs(10);
+    eventually(
+        "the worker lists the claimant as a member",
+        wait,
+        || async { peers_of(&w).await.contains(&att_id) },
+    )
+    .await;
+    eventually("the claimant hears the worker", wait, || async {
+        attacker
+            .list_nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.id == w_id)
+    })
+    .await;
+
+    // Its signed agent call to the worker is refused.
+    let w_node = attacker.get_node(&w_id).await.unwrap().unwrap();
+    // Signed for the cluster's own audience, which the attacker knows: the
+    // refusal below is the pinning's, not the audience's.
+    let audience: std::sync::Arc<str> = std::sync::Arc::from(token.cluster_id.as_str());
+    let agent = node_agent::client::AgentClient::new(att_key, audience).unwrap();
+    let create: node_agent::wire::CreateContainer = serde_json::from_value(serde_json::json!({
+        "instance_id": uuid_like(1),
+        "workload_id": uuid_like(2),
+        "config": {"name": "evil", "image": "busybox"},
+    }))
+    .unwrap();
+    let err = agent.create(&w_node, &create).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("403") || text.contains("not a live control-plane"),
+        "{text}"
+    );
+
+    // The worker still forwards to the real control plane, never to it.
+    let c = client(&w);
+    let status = tokio::task::spawn_blocking(move || c.cluster_status().unwrap().data)
+        .await
+        .unwrap();
+    assert_eq!(status.control_plane, Some(cp_id));
+    let c = client(&w);
+    let own = tokio::task::spawn_blocking(move || c.network_status().unwrap().data)
+        .await
+        .unwrap();
+    assert_eq!(own.control_plane, Some(cp_id), "the worker's own view");
+    assert_eq!(
+        called.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was forwarded to the claimant"
+    );
+
+    attacker.shutdown().await;
+    for d in [w, cp] {
+        tokio::time::timeout(Duration::from_secs(20), d.stop())
+            .await
+            .unwrap();
+    }
+}
+
+fn uuid_like(n: u8) -> String {
+    format!("00000000-0000-4000-8000-0000000000{n:02}")
+}
