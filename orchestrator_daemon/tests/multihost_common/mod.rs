@@ -94,6 +94,8 @@ pub struct Host {
     extra_args: Vec<String>,
     /// Its `--gossip-key-file`.
     key_file: PathBuf,
+    /// Started without a join token (a stranger, or host 0).
+    no_token: bool,
 }
 
 impl Host {
@@ -202,6 +204,7 @@ impl Lab {
                 child: None,
                 extra_args: Vec::new(),
                 key_file: lab.key_file.clone(),
+                no_token: false,
             });
         }
         lab
@@ -223,6 +226,12 @@ impl Lab {
     /// Extra daemon flags for host `i` (before it starts).
     pub fn set_args(&mut self, i: usize, args: &[&str]) {
         self.hosts[i].extra_args = args.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// Host `i` starts without a join token, as a stranger would (give it
+    /// `--seed` and `--cluster-id` with [`Lab::set_args`]).
+    pub fn set_no_token(&mut self, i: usize) {
+        self.hosts[i].no_token = true;
     }
 
     /// Host `i` reads its gossip keys from `path` (before it starts).
@@ -249,7 +258,7 @@ impl Lab {
         // Every start of a joining host presents a fresh token; a host that
         // joined before finds its identity in its data directory and does
         // not use it.
-        let token = (i > 0).then(|| self.join_token());
+        let token = (i > 0 && !self.hosts[i].no_token).then(|| self.join_token());
         let h = &mut self.hosts[i];
         let log = File::options()
             .create(true)
