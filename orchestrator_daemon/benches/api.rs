@@ -26,9 +26,18 @@ const RUN_FOR: Duration = Duration::from_secs(5);
 struct Daemon {
     child: Child,
     addr: String,
-    /// What requests are signed for (`GET /api/v1/info`).
-    audience: String,
+    /// What requests are signed for (`GET /api/v1/info`), asked on first
+    /// use: the idle figures are read before the daemon serves any request.
+    audience: std::sync::OnceLock<String>,
     _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn audience(&self) -> String {
+        self.audience
+            .get_or_init(|| fetch_audience(&self.addr).expect("GET /api/v1/info"))
+            .clone()
+    }
 }
 
 /// The audience of the daemon at `addr`, from its unsigned `GET /api/v1/info`.
@@ -95,11 +104,10 @@ fn spawn_daemon(mut cmd: Command, dir: tempfile::TempDir) -> Result<Daemon, Stri
         said.push(line);
     };
     std::thread::spawn(move || for _ in lines {});
-    let audience = fetch_audience(&addr)?;
     Ok(Daemon {
         child,
         addr,
-        audience,
+        audience: std::sync::OnceLock::new(),
         _dir: dir,
     })
 }
@@ -207,7 +215,7 @@ async fn load(
     connections: usize,
 ) -> (f64, Vec<Duration>) {
     let addr = Arc::new(d.addr.clone());
-    let audience = Arc::new(d.audience.clone());
+    let audience = Arc::new(d.audience());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..connections {
@@ -251,7 +259,8 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 
 async fn fill(d: &Daemon, workloads: usize, replicas: usize) {
     let key = SigningKey::from_bytes(&[200; 32]);
-    let signer = Some((&key, d.audience.as_str()));
+    let audience = d.audience();
+    let signer = Some((&key, audience.as_str()));
     let mut conn = TcpStream::connect(d.addr.as_str()).await.unwrap();
     let mut buf = Vec::new();
     for i in 0..workloads {
