@@ -14,6 +14,7 @@
 //!   before admission (no identity, no member list), with a warning that the
 //!   id is public.
 
+use orchestrator_shared_types::error::chain;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -109,17 +110,6 @@ fn ensure_key_file(path: &Path, key: &GossipKey) -> Result<()> {
     let mut line = key.to_base64();
     line.push('\n');
     write_private(path, line.as_bytes())
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// What the daemon runs with once the identity is settled.

@@ -6,6 +6,7 @@
 //! is refused. Key material never reaches logs or errors: only key ids
 //! (`KeyId`, 4 bytes of a hash) do.
 
+use orchestrator_shared_types::error::chain;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -99,20 +100,9 @@ pub fn reload(path: &Path, keyring: &Keyring) {
         Ok(c) => info!(file = %path.display(),
             added = ?c.added, removed = ?c.removed, new_primary = ?c.new_primary,
             primary = %keyring.primary(), "gossip keyring reloaded"),
-        Err(e) => warn!(error = %error_chain(&e),
+        Err(e) => warn!(error = %chain(&e),
             "gossip key file not reloaded; the current keys stay in use"),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Re-reads `path` into `keyring` on every SIGHUP until `cancel`.
@@ -174,7 +164,7 @@ mod tests {
         let secret = "c2VjcmV0c2VjcmV0c2VjcmV0";
         let path = write(dir.path(), &format!("{secret}\n"), 0o600);
         let err = keyring(&path).unwrap_err();
-        let chain = error_chain(&err);
+        let chain = chain(&err);
         assert!(chain.contains("line 1"), "{chain}");
         assert!(!chain.contains(secret), "{chain}");
         assert!(matches!(

@@ -56,19 +56,8 @@ fn api_error(e: Error) -> ApiError {
             }
         }
         Error::Ttl(_) => ApiError::bad_request(e.to_string()),
-        other => ApiError::internal(format!("{:#}", anyhow_like(&other))),
+        other => ApiError::internal(orchestrator_shared_types::error::chain(&other)),
     }
-}
-
-fn anyhow_like(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Issues a join token.

@@ -53,3 +53,29 @@ pub enum OrchestrationError {
 
 /// Result with [`OrchestrationError`].
 pub type Result<T, E = OrchestrationError> = std::result::Result<T, E>;
+
+/// `e` and its sources, outer to inner, joined by `": "` (what anyhow's
+/// `{:#}` prints), for errors that travel as text: logs, API messages.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod chain_tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chain_reads_outer_to_inner() {
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(super::chain(&e), "outer: inner");
+    }
+}
