@@ -1,14 +1,16 @@
 //! The node agent (`/agent/v1`): the control plane's hands on this node. It
 //! runs containers on the local runtime, and accepts only requests signed by
 //! the key of a live member whose signed gossip record says it is the
-//! control plane, for this node's cluster (the audience, SPEC §11); replays
-//! within the skew window are refused.
+//! control plane, for this node's cluster (the audience, SPEC §11), over a
+//! mutual-TLS connection whose certificate is that same key ([`peer_tls`]):
+//! a signature without the connection (captured, or sent in clear) is
+//! refused. Replays within the skew window are refused.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -23,6 +25,7 @@ use tracing::{info, warn};
 
 use crate::wire::{CreateContainer, Created, Stop, WireError};
 use cluster_manager_interface::is_control_plane_of;
+use peer_tls::PeerInfo;
 use signed_http::{Admission, Limits, Rejection, ReplayCache, SignedLayer};
 
 /// Largest agent request body.
@@ -77,8 +80,21 @@ struct ControlPlaneOnly {
 impl Admission for ControlPlaneOnly {
     type Identity = NodeId;
 
-    async fn admit(&self, key: PublicKey, _: &Parts) -> Result<NodeId, Rejection> {
+    async fn admit(&self, key: PublicKey, parts: &Parts) -> Result<NodeId, Rejection> {
         let caller = NodeId(key.0);
+        let connection = parts
+            .extensions
+            .get::<ConnectInfo<PeerInfo>>()
+            .and_then(|ConnectInfo(info)| info.node);
+        if connection != Some(caller) {
+            warn!(caller = %caller.short(), connection = ?connection.map(|n| n.short()),
+                "agent call refused: not over the caller's own mutual-TLS connection");
+            return Err(Rejection::forbidden(format!(
+                "agent calls must come over mutual TLS from the calling node itself \
+                 ({caller} signed, the connection is {})",
+                connection.map_or_else(|| "not a node's".to_owned(), |n| n.to_string())
+            )));
+        }
         let member = self.cluster.get_node(&caller).await.ok().flatten();
         let allowed = member.as_ref().is_some_and(|n| {
             n.status != NodeStatus::Down

@@ -20,6 +20,7 @@ use orchestrator_shared_types::auth::{
     HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use orchestrator_shared_types::{ContainerId, Node, NodeId};
+use peer_tls::{NodeTls, PeerClients};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use tracing::debug;
@@ -39,7 +40,7 @@ type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 /// Calls node agents, signing as this node.
 #[derive(Clone)]
 pub struct AgentClient {
-    http: reqwest::Client,
+    peers: Arc<PeerClients>,
     key: Arc<SigningKey>,
     audience: Arc<str>,
 }
@@ -51,20 +52,29 @@ impl std::fmt::Debug for AgentClient {
 }
 
 impl AgentClient {
-    /// A client signing with `key` for `audience` (the cluster id).
-    pub fn new(
+    /// A client signing with `key` for `audience` (the cluster id), with a
+    /// TLS identity of its own made from `key`.
+    pub fn new(key: SigningKey, audience: impl Into<Arc<str>>) -> Result<Self, peer_tls::Error> {
+        let tls = Arc::new(NodeTls::new(&key)?);
+        Ok(Self::with_peers(
+            key,
+            audience,
+            Arc::new(PeerClients::new(tls, CONNECT_TIMEOUT)),
+        ))
+    }
+
+    /// A client signing with `key` for `audience`, connecting through
+    /// `peers` (made from the same key).
+    pub fn with_peers(
         key: SigningKey,
         audience: impl Into<Arc<str>>,
-    ) -> std::result::Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self {
-            http,
+        peers: Arc<PeerClients>,
+    ) -> Self {
+        Self {
+            peers,
             key: Arc::new(key),
             audience: audience.into(),
-        })
+        }
     }
 
     /// The id of the node this client signs as.
@@ -82,9 +92,12 @@ impl AgentClient {
     ) -> Result<reqwest::Response> {
         let payload = Payload::new(method.as_str(), path, &body, &self.audience);
         let signed = sign_request(&self.key, &payload, Utc::now());
-        let url = format!("http://{}{path}", node.address);
-        let mut req = self
-            .http
+        let url = peer_tls::url(&node.address, path);
+        let http = self.peers.client(node.id).map_err(|e| {
+            debug!(node = %node.id.short(), error = %e, "no TLS client for the agent");
+            RuntimeError::NodeUnreachable(node.id)
+        })?;
+        let mut req = http
             .request(method, &url)
             .header(HEADER_PUBLIC_KEY, signed.public_key)
             .header(HEADER_TIMESTAMP, signed.timestamp)

@@ -51,6 +51,18 @@ use orchestrator_shared_types::{ContainerId, NodeId};
 
 pub use routing::RoutingRuntime;
 
+/// Whether a node is a member `cluster` lists, for [`peer_tls::serve`]: a
+/// node that is not (a stranger, or a member since removed) gets no
+/// mutual-TLS connection and no answer on one it holds.
+pub fn members(
+    cluster: std::sync::Arc<dyn cluster_manager_interface::ClusterManager>,
+) -> peer_tls::Members {
+    std::sync::Arc::new(move |id| {
+        let cluster = std::sync::Arc::clone(&cluster);
+        Box::pin(async move { cluster.get_node(&id).await.ok().flatten().is_some() })
+    })
+}
+
 /// Separates the node from the node-local id in a routed container id.
 const ID_SEPARATOR: char = ':';
 

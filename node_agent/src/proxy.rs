@@ -3,11 +3,14 @@
 //! its signature headers — or its agent token, and the agent's name — and
 //! body untouched, so the control plane authenticates the caller itself,
 //! holds an agent's call to its user's automation policy, and answers exactly
-//! as if asked directly. The answer streams back as it comes
+//! as if asked directly. It travels over mutual TLS ([`peer_tls`]) to the
+//! pinned control plane only: the connection is made only if the node at
+//! the control plane's address proves it holds that control plane's key, so
+//! a member advertising that address receives nothing, and signatures and
+//! agent tokens never cross the network in clear. The answer streams back as it comes
 //! (`logs?follow=true` and MCP event streams work through a worker).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -18,12 +21,11 @@ use futures::TryStreamExt;
 use tracing::{debug, warn};
 
 use cluster_manager_interface::find_control_plane;
+use peer_tls::PeerClients;
 use signed_http::Rejection;
 
 /// Largest request body forwarded.
 const BODY_LIMIT: usize = 8 << 20;
-/// Longest wait to connect to the control plane.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Headers passed on to the control plane, besides every `mcp-*` header of
 /// the MCP transport (session, protocol version, and in 2026-07-28 the
@@ -70,18 +72,14 @@ fn forwarded_response_header(name: &str) -> bool {
 pub struct ProxyState {
     /// Membership, to find the control plane.
     pub cluster: Arc<dyn ClusterManager>,
-    /// HTTP client to it.
-    pub http: reqwest::Client,
+    /// Clients to peer nodes over mutual TLS, as this node.
+    pub peers: Arc<PeerClients>,
 }
 
 impl ProxyState {
-    /// Forwarding through `cluster`'s control plane.
-    pub fn new(cluster: Arc<dyn ClusterManager>) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self { cluster, http })
+    /// Forwarding through `cluster`'s control plane, connecting as `peers`.
+    pub fn new(cluster: Arc<dyn ClusterManager>, peers: Arc<PeerClients>) -> Self {
+        Self { cluster, peers }
     }
 }
 
@@ -116,10 +114,11 @@ async fn try_forward(state: &ProxyState, req: Request) -> Result<Response, Rejec
     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|_| Rejection::payload_too_large(BODY_LIMIT))?;
-    let url = format!("http://{}{path}", cp.address);
+    let url = peer_tls::url(&cp.address, &path);
+    let http = state.peers.client(cp.id).map_err(Rejection::internal)?;
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
         .map_err(|_| Rejection::bad_request(format!("method {} is not supported", parts.method)))?;
-    let mut out = state.http.request(method, &url);
+    let mut out = http.request(method, &url);
     for (name, value) in &parts.headers {
         if forwarded_request_header(name.as_str()) {
             out = out.header(name.as_str(), value.as_bytes());

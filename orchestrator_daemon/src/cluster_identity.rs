@@ -228,18 +228,22 @@ async fn join(
     let request = JoinRequest::new(key, token, operator, proof);
     let body = serde_json::to_vec(&request)
         .map_err(|e| Error::Join(format!("encoding the join request: {e}")))?;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(Error::HttpClient)?;
     let mut last = String::from("the token names no control plane");
     let mut admitted = false;
     for cp in &token.control_planes {
-        let url = format!(
-            "http://{}{}",
-            cp.api_addr,
-            orchestrator_api::routes::CLUSTER_JOIN
-        );
+        // Over TLS to the control plane the token pins, and no other: the
+        // token's secret and the gossip key in the answer never cross the
+        // network in clear, and a node at that address that is not this
+        // control plane gets nothing. No client certificate: this node is no
+        // member yet.
+        let tls = peer_tls::NodeTls::anonymous_client_config(cp.node_id)
+            .map_err(|e| Error::Join(format!("setting up TLS: {e}")))?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(Error::HttpClient)?;
+        let url = peer_tls::url(&cp.api_addr, orchestrator_api::routes::CLUSTER_JOIN);
         let answer = client
             .post(&url)
             .header("content-type", "application/json")

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use node_agent::proxy::{self, ProxyState};
 use orchestrator_rest::error::ApiError;
 use orchestrator_rest::network::{GossipInfo, GossipInfoSource};
+use peer_tls::PeerClients;
 
 /// Resolves where peers reach this node: (gossip address, API address).
 async fn advertised(
@@ -139,18 +140,17 @@ pub(super) async fn start_gossip(
 /// metrics.
 pub(super) fn worker_router(
     own: Router,
-    cluster: Arc<dyn ClusterManager>,
+    (cluster, peers): (Arc<dyn ClusterManager>, Arc<PeerClients>),
     health: &Arc<Health>,
     metrics: &Arc<Metrics>,
-) -> Result<Router> {
-    let proxy = ProxyState::new(cluster).map_err(Error::HttpClient)?;
+) -> Router {
+    let proxy = ProxyState::new(cluster, peers);
     let forwarded = Router::new()
         .route("/api/v1/events", any(events_elsewhere))
         .route("/api/v1/{*rest}", any(proxy::forward))
         .route("/mcp", any(proxy::forward))
         .with_state(proxy);
-    Ok(own
-        .merge(forwarded)
+    own.merge(forwarded)
         .merge(observability::health::health_routes(
             Arc::clone(health),
             Arc::clone(metrics),
@@ -159,7 +159,7 @@ pub(super) fn worker_router(
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(metrics),
             observability::http::track_http,
-        )))
+        ))
 }
 
 /// The gossip part of `/api/v1/network`: `g`'s settings and counters.

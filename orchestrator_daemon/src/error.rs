@@ -62,6 +62,9 @@ pub enum Error {
     /// An HTTP client (agent calls, forwarding, probes) could not be built.
     #[error("creating the HTTP client")]
     HttpClient(#[source] reqwest::Error),
+    /// The node's TLS identity (certificate from its key) could not be made.
+    #[error("setting up mutual TLS between nodes")]
+    Tls(#[source] peer_tls::Error),
     /// The cluster identity in the data directory could not be read or written.
     #[error("cluster identity: {0}")]
     ClusterIdentity(String),

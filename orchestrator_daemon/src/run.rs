@@ -35,6 +35,7 @@ use orchestrator_rest::network::{self, NetworkState};
 use orchestrator_rest::{self as rest, AppState, AuthGate};
 use orchestrator_shared_types::PublicKey;
 use orchestrator_trust::TrustService;
+use peer_tls::{NodeTls, PeerClients};
 use signed_http::ReplayCache;
 
 /// Events buffered per subscriber before it is told it lagged.
@@ -44,6 +45,8 @@ pub(super) const EVENT_HUB_CAPACITY: usize = 1024;
 const OBSERVATION_PERIOD: Duration = Duration::from_secs(5);
 /// How often a worker observes the other members for reputation (gossiped).
 const PEER_PROBE_PERIOD: Duration = Duration::from_secs(60);
+/// Longest wait to connect to another node (agent calls, forwarding, probes).
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "state.db";
@@ -206,7 +209,6 @@ impl Daemon {
         let events = EventHub::new(EVENT_HUB_CAPACITY);
         let local_runtime = open_runtime(config).await?;
 
-        let http = network::LazyHttp::default();
         let Some(cs) = &config.cluster else {
             let info = node_info(None, &local);
             info!(audience = %info.audience, "requests must be signed for this audience (GET /api/v1/info)");
@@ -225,7 +227,7 @@ impl Daemon {
                     cluster: Arc::clone(&cluster),
                     gossip: None,
                     role: STANDALONE.to_owned(),
-                    http,
+                    peers: None,
                 },
                 parts.gate.clone(),
             )
@@ -240,7 +242,7 @@ impl Daemon {
             )
             .await?;
             spawn_control_tasks(&tasks, &orch, &health, &cancel);
-            spawn_api(&tasks, listener, router, &cancel);
+            spawn_api(&tasks, (listener, None), router, &cancel);
             return Ok(Self::finish(
                 Some(orch),
                 api_addr,
@@ -271,6 +273,10 @@ impl Daemon {
         let info = info::router(info);
         let gossip = cluster_run::start_gossip(cs, &key, local, api_addr).await?;
         let cluster: Arc<dyn ClusterManager> = Arc::clone(&gossip) as Arc<dyn ClusterManager>;
+        // Node-to-node traffic is mutual TLS with this node's key (peer_tls).
+        let tls = Arc::new(NodeTls::new(&key).map_err(Error::Tls)?);
+        let peers = Arc::new(PeerClients::new(Arc::clone(&tls), PEER_CONNECT_TIMEOUT));
+        let serving = Some((tls, node_agent::members(Arc::clone(&cluster))));
         if let (Some(path), Some(keyring)) = (&cs.gossip_key_file, &cs.gossip.keyring) {
             tasks.spawn(crate::gossip_keys::reload_on_sighup(
                 path.clone(),
@@ -297,7 +303,7 @@ impl Daemon {
                 cluster: Arc::clone(&cluster),
                 gossip: Some(cluster_run::gossip_info_source(&gossip)),
                 role: cs.role.as_str().to_owned(),
-                http,
+                peers: Some(Arc::clone(&peers)),
             },
             parts.gate.clone(),
         )
@@ -311,13 +317,17 @@ impl Daemon {
                 PEER_PROBE_PERIOD,
                 cancel.child_token(),
             ));
-            let router =
-                cluster_run::worker_router(agent.merge(network), cluster, &health, &parts.metrics)?;
+            let router = cluster_run::worker_router(
+                agent.merge(network),
+                (cluster, peers),
+                &health,
+                &parts.metrics,
+            );
             for c in COMPONENTS {
                 health.set_ok(c);
             }
             health.set_ready(true);
-            spawn_api(&tasks, listener, router, &cancel);
+            spawn_api(&tasks, (listener, serving), router, &cancel);
             return Ok(Self::finish(
                 None,
                 api_addr,
@@ -329,7 +339,7 @@ impl Daemon {
             ));
         }
 
-        let client = AgentClient::new(key, audience).map_err(Error::HttpClient)?;
+        let client = AgentClient::with_peers(key, audience, peers);
         let routing = Arc::new(RoutingRuntime::new(
             local_runtime,
             Arc::clone(&cluster),
@@ -355,7 +365,7 @@ impl Daemon {
         )
         .await?;
         spawn_control_tasks(&tasks, &orch, &health, &cancel);
-        spawn_api(&tasks, listener, router, &cancel);
+        spawn_api(&tasks, (listener, serving), router, &cancel);
         Ok(Self::finish(
             Some(orch),
             api_addr,
@@ -412,15 +422,24 @@ impl Daemon {
     }
 }
 
+/// Serves the API on `listener`; in a cluster, with mutual TLS for the
+/// member nodes `tls.1` admits on the same port.
 fn spawn_api(
     tasks: &TaskTracker,
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<(Arc<NodeTls>, peer_tls::Members)>),
     router: Router,
     cancel: &CancellationToken,
 ) {
     let api_cancel = cancel.child_token();
     tasks.spawn(async move {
-        if let Err(e) = rest::serve(listener, router, api_cancel).await {
+        let served = match tls {
+            None => rest::serve(listener, router, api_cancel).await,
+            Some((tls, members)) => {
+                let stop = async move { api_cancel.cancelled().await };
+                peer_tls::serve(listener, router, &tls, members, stop).await
+            }
+        };
+        if let Err(e) = served {
             error!(error = %e, "the REST API stopped");
         }
     });

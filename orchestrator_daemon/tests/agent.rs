@@ -75,7 +75,13 @@ async fn worker(
         audience: Arc::from(AUDIENCE),
     });
     let served = router.clone();
-    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+    let tls = peer_tls::NodeTls::new(worker_key).unwrap();
+    let members = node_agent::members(Arc::clone(&cluster) as Arc<dyn ClusterManager>);
+    tokio::spawn(async move {
+        peer_tls::serve(listener, served, &tls, members, std::future::pending())
+            .await
+            .unwrap()
+    });
     (runtime, cluster, addr, router)
 }
 
@@ -151,7 +157,7 @@ async fn the_agent_obeys_only_the_live_control_plane() {
         .unwrap();
     let list = "/agent/v1/containers";
 
-    let (status, body) = send_to(&router, signed(&cp_key, "GET", list, b"")).await;
+    let (status, body) = send_to(&router, via(&cp_key, signed(&cp_key, "GET", list, b""))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, serde_json::json!([]));
 
@@ -161,7 +167,7 @@ async fn the_agent_obeys_only_the_live_control_plane() {
     }))
     .unwrap();
     for (who, k) in [("a stranger", &stranger), ("another worker", &other_worker)] {
-        let (status, body) = send_to(&router, signed(k, "POST", list, &create)).await;
+        let (status, body) = send_to(&router, via(k, signed(k, "POST", list, &create))).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{who}: {body}");
         assert_eq!(body["error"]["code"], "forbidden");
     }
@@ -172,7 +178,7 @@ async fn the_agent_obeys_only_the_live_control_plane() {
         HEADER_PUBLIC_KEY,
         cp_pub.headers()[HEADER_PUBLIC_KEY].clone(),
     );
-    let (status, _) = send_to(&router, forged).await;
+    let (status, _) = send_to(&router, via(&cp_key, forged)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // The control plane's key, but signed for another cluster: refused.
     let other = sign_request(
@@ -189,7 +195,7 @@ async fn the_agent_obeys_only_the_live_control_plane() {
         .header(HEADER_SIGNATURE, other.signature)
         .body(Body::from(create.clone()))
         .unwrap();
-    let (status, body) = send_to(&router, foreign).await;
+    let (status, body) = send_to(&router, via(&cp_key, foreign)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(
         body["error"]["message"]
@@ -197,8 +203,31 @@ async fn the_agent_obeys_only_the_live_control_plane() {
             .is_some_and(|m| m.contains(AUDIENCE)),
         "the refusal names the expected audience: {body}"
     );
+    // The control plane's own signature, but not over its own mutual-TLS
+    // connection (sent in clear, or relayed by another member): refused.
+    // (Another body, so that no signature here is the one sent below.)
+    let other_create = serde_json::to_vec(&serde_json::json!({
+        "instance_id": uuid_v4(), "workload_id": uuid_v4(),
+        "config": {"name": "main", "image": "web:2"}
+    }))
+    .unwrap();
+    let (status, body) = send_to(&router, signed(&cp_key, "POST", list, &other_create)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "in clear: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("mutual TLS")),
+        "{body}"
+    );
+    let relayed = via(&other_worker, signed(&cp_key, "POST", list, &other_create));
+    let (status, body) = send_to(&router, relayed).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "relayed: {body}");
     // Malformed body from the control plane: refused, nothing created.
-    let (status, body) = send_to(&router, signed(&cp_key, "POST", list, b"{\"nope\":1}")).await;
+    let (status, body) = send_to(
+        &router,
+        via(&cp_key, signed(&cp_key, "POST", list, b"{\"nope\":1}")),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(
         runtime.container_count(),
@@ -207,8 +236,8 @@ async fn the_agent_obeys_only_the_live_control_plane() {
     );
 
     // The control plane creates; a replay of the same request is refused.
-    let req = signed(&cp_key, "POST", list, &create);
-    let replay = clone_request(&req, &create);
+    let req = via(&cp_key, signed(&cp_key, "POST", list, &create));
+    let replay = via(&cp_key, clone_request(&req, &create));
     let (status, body) = send_to(&router, req).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, _) = send_to(&router, replay).await;
@@ -219,8 +248,19 @@ async fn the_agent_obeys_only_the_live_control_plane() {
     cluster
         .set_status(&NodeId(cp_key.verifying_key().to_bytes()), NodeStatus::Down)
         .unwrap();
-    let (status, _) = send_to(&router, signed(&cp_key, "GET", list, b"")).await;
+    let (status, _) = send_to(&router, via(&cp_key, signed(&cp_key, "GET", list, b""))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// `req` as if it came over `key`'s node's mutual-TLS connection.
+fn via(key: &SigningKey, mut req: Request<Body>) -> Request<Body> {
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer_tls::PeerInfo {
+            remote: ([127, 0, 0, 1], 1).into(),
+            tls: true,
+            node: Some(NodeId(key.verifying_key().to_bytes())),
+        }));
+    req
 }
 
 fn uuid_v4() -> String {

@@ -24,7 +24,7 @@ use node_agent::proxy::{self, ProxyState};
 use orchestrator_audit::AuditLog;
 use orchestrator_daemon::run::Daemon;
 use orchestrator_daemon::DaemonConfig;
-use orchestrator_rest::network::{self, LazyHttp, NetworkState};
+use orchestrator_rest::network::{self, NetworkState};
 use orchestrator_rest::{self as rest, AuthConfig};
 use orchestrator_shared_types::agent::{issue_token, TokenClaims, HEADER_AGENT};
 use orchestrator_shared_types::auth::{
@@ -207,10 +207,18 @@ fn member(key: &SigningKey, role: &str, address: String) -> orchestrator_shared_
 async fn forwarded_calls_verify_on_the_control_plane_and_a_stripped_agent_still_fails() {
     // The control plane's API on a real socket.
     let api = with_agents_allowed().await;
+    // It takes the worker's mutual-TLS connection (the worker is a member).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let cp_addr = listener.local_addr().unwrap().to_string();
     let served = api.router.clone();
-    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+    let worker_id = NodeId(key(20).verifying_key().to_bytes());
+    let members: peer_tls::Members = Arc::new(move |id| Box::pin(async move { id == worker_id }));
+    let cp_tls = peer_tls::NodeTls::new(&key(21)).unwrap();
+    tokio::spawn(async move {
+        peer_tls::serve(listener, served, &cp_tls, members, std::future::pending())
+            .await
+            .unwrap()
+    });
     // A worker whose proxy knows it as the control plane.
     let cluster = Arc::new(MockClusterManager::new(member(
         &key(20),
@@ -220,7 +228,11 @@ async fn forwarded_calls_verify_on_the_control_plane_and_a_stripped_agent_still_
     cluster
         .add_node(member(&key(21), ROLE_CONTROL_PLANE, cp_addr))
         .unwrap();
-    let proxy_state = ProxyState::new(cluster as Arc<dyn ClusterManager>).unwrap();
+    let peers = peer_tls::PeerClients::new(
+        Arc::new(peer_tls::NodeTls::new(&key(20)).unwrap()),
+        std::time::Duration::from_secs(2),
+    );
+    let proxy_state = ProxyState::new(cluster as Arc<dyn ClusterManager>, Arc::new(peers));
     let worker = Router::new()
         .route("/api/v1/{*rest}", any(proxy::forward))
         .with_state(proxy_state);
@@ -369,7 +381,7 @@ async fn agents_are_refused_on_the_network_routes_whatever_their_token() {
             cluster: Arc::new(MockClusterManager::new(node)),
             gossip: None,
             role: "standalone".into(),
-            http: LazyHttp::default(),
+            peers: None,
         },
         state.gate.clone(),
     );

@@ -6,7 +6,7 @@
 //! call (token or `X-Univrs-Agent`) is refused here as on every route
 //! outside its tools, whatever its token's scope or state.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
@@ -16,6 +16,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use cluster_manager_interface::{ClusterManager, Peer};
+use peer_tls::PeerClients;
 
 use crate::auth::{self, AgentCall, AuthGate};
 use crate::error::{ApiError, ApiResult};
@@ -34,26 +35,9 @@ pub struct NetworkState {
     pub gossip: Option<GossipInfoSource>,
     /// This node's role (`control-plane`, `worker`, or `standalone`).
     pub role: String,
-    /// Client for reachability probes.
-    pub http: LazyHttp,
-}
-
-/// An HTTP client made on first use. Making one sets up TLS (the crypto
-/// provider and certificate verifier), code and memory a daemon that is never
-/// asked to probe its peers does not need (BENCHMARKS.md, "Daemon resident
-/// memory"); clones share the client once made.
-#[derive(Clone, Default)]
-pub struct LazyHttp(Arc<OnceLock<reqwest::Client>>);
-
-impl LazyHttp {
-    /// The client, made now if this is the first call.
-    pub fn client(&self) -> reqwest::Result<reqwest::Client> {
-        if let Some(c) = self.0.get() {
-            return Ok(c.clone());
-        }
-        let made = reqwest::Client::builder().build()?;
-        Ok(self.0.get_or_init(|| made).clone())
-    }
+    /// Clients to the peers over mutual TLS, for reachability probes (none
+    /// on a standalone node, which has no peers).
+    pub peers: Option<Arc<PeerClients>>,
 }
 
 /// Reads this node's gossip settings and counters (the daemon builds it from
@@ -106,18 +90,26 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 #[utoipa::path(get, path = "/api/v1/network/discover", tag = "network",
     responses((status = 200, body = Page<Reachability>), CommonErrors))]
 pub async fn discover(State(s): State<NetworkState>) -> ApiResult<Json<Page<Reachability>>> {
-    let http = s
-        .http
-        .client()
-        .map_err(|e| ApiError::internal(format_args!("making the probes' HTTP client: {e}")))?;
     let mut peers = s.cluster.peers().await.map_err(to_api)?;
     peers.sort_by_key(|p| p.node_id.to_string());
+    let clients = s.peers.clone();
     let probes = peers.into_iter().map(|peer| {
-        let http = http.clone();
+        let clients = clients.clone();
         async move {
             let started = Instant::now();
-            let url = format!("http://{}/health", peer.api_addr);
-            let result = http.get(&url).timeout(PROBE_TIMEOUT).send().await;
+            // Over mutual TLS: reachable means the node at that address
+            // proved it is this peer.
+            let url = peer_tls::url(&peer.api_addr, "/health");
+            let result = match clients.as_deref().map(|c| c.client(peer.node_id)) {
+                Some(Ok(http)) => http
+                    .get(&url)
+                    .timeout(PROBE_TIMEOUT)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string()),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("this node has no peer clients".to_owned()),
+            };
             let (reachable, latency_ms, error) = match result {
                 Ok(r) if r.status().is_success() => {
                     (true, Some(started.elapsed().as_secs_f64() * 1e3), None)
@@ -127,7 +119,7 @@ pub async fn discover(State(s): State<NetworkState>) -> ApiResult<Json<Page<Reac
                     None,
                     Some(format!("/health answered {}", r.status())),
                 ),
-                Err(e) => (false, None, Some(e.to_string())),
+                Err(e) => (false, None, Some(e)),
             };
             Reachability {
                 peer,
