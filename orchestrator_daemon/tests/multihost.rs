@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster_manager::GossipKey;
-use multihost_common::{eventually, write_key_file, Lab};
+use multihost_common::capture::{contains_ignoring_case, Capture};
+use multihost_common::{eventually, write_key_file, Lab, API_PORT, GOSSIP_PORT};
 use serde_json::{json, Value};
 
 fn daemon() -> PathBuf {
@@ -196,6 +197,30 @@ async fn wait_status(lab: &Lab, node: &str, status: &str) {
     .unwrap_or_else(|e| panic!("{e}\n--- control plane log:\n{}", lab.log_tail(0, 60)));
 }
 
+/// The capture holds node-to-node API traffic and gossip, and none of it is
+/// readable: no HTTP, no request signature, no node record.
+fn no_plaintext_between_hosts(lab: &Lab, capture: &mut Capture) {
+    let pcap = capture.finish();
+    let api = capture.count(&format!("tcp port {API_PORT}"));
+    let gossip = capture.count(&format!("udp port {GOSSIP_PORT}"));
+    assert!(
+        api > 20 && gossip > 20,
+        "the capture saw the hosts talk: {api} API packets, {gossip} gossip packets"
+    );
+    let mut readable: Vec<String> = ["HTTP/1.1", "x-auth-signature", "\"labels\"", "univrs.io/"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    readable.extend(lab.hosts.iter().map(|h| format!("{}:{API_PORT}", h.ip)));
+    for needle in readable {
+        assert!(
+            !contains_ignoring_case(&pcap, needle.as_bytes()),
+            "{needle:?} crossed the network in clear ({} bytes captured)",
+            pcap.len()
+        );
+    }
+}
+
 async fn start_cluster(lab: &mut Lab) -> Vec<String> {
     for i in 0..lab.hosts.len() {
         lab.start(i);
@@ -262,6 +287,9 @@ async fn deploy_spread(lab: &Lab, ids: &[String], name: &str) {
 async fn three_hosts_spread_fail_over_come_back_and_heal_to_exactly_the_replicas() {
     let mut lab = Lab::new("ua", 1, 3, &daemon());
     let ids = start_cluster(&mut lab).await;
+    // Everything between the hosts during a deploy (forwarded by worker 1)
+    // and a failover is captured on the bridge.
+    let mut capture = lab.capture(&lab.path("deploy-failover.pcap"));
     deploy_spread(&lab, &ids, "web").await;
 
     // A host dies: its replicas run on the other two.
@@ -276,6 +304,7 @@ async fn three_hosts_spread_fail_over_come_back_and_heal_to_exactly_the_replicas
         "6 replicas run on hosts 0 and 1",
     )
     .await;
+    no_plaintext_between_hosts(&lab, &mut capture);
 
     // It comes back (same key, new generation): still exactly 6.
     lab.start(2);

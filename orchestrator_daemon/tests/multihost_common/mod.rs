@@ -18,6 +18,8 @@
 //! Needs root and `ip`/`iptables` (Debian: iproute2, iptables); CI runs as root.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+pub mod capture;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
