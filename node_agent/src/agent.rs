@@ -96,9 +96,12 @@ impl Admission for ControlPlaneOnly {
             )));
         }
         let member = self.cluster.get_node(&caller).await.ok().flatten();
-        let allowed = member.as_ref().is_some_and(|n| {
-            n.status != NodeStatus::Down
-                && is_control_plane_of(n, &self.cluster.pinned_control_planes())
+        let pinned = self.cluster.pinned_control_planes();
+        // A pinned key is the control plane even before its gossip record
+        // arrives here (a node that just joined); once it is heard, it must
+        // be live.
+        let allowed = member.as_ref().map_or(pinned.contains(&caller), |n| {
+            n.status != NodeStatus::Down && is_control_plane_of(n, &pinned)
         });
         if !allowed {
             warn!(caller = %caller.short(), member = member.is_some(), "agent call refused: not the live control plane");

@@ -51,7 +51,8 @@ use orchestrator_shared_types::{ContainerId, NodeId};
 
 pub use routing::RoutingRuntime;
 
-/// Whether a node is a member `cluster` lists, for [`peer_tls::serve`]: a
+/// Whether a node is a member `cluster` lists or a pinned control plane, for
+/// [`peer_tls::serve`]: a
 /// node that is not (a stranger, or a member since removed) gets no
 /// mutual-TLS connection and no answer on one it holds.
 pub fn members(
@@ -59,7 +60,10 @@ pub fn members(
 ) -> peer_tls::Members {
     std::sync::Arc::new(move |id| {
         let cluster = std::sync::Arc::clone(&cluster);
-        Box::pin(async move { cluster.get_node(&id).await.ok().flatten().is_some() })
+        // A pinned control plane is one from the start (its key came with
+        // the join token), before its gossip record arrives.
+        let pinned = cluster.pinned_control_planes().contains(&id);
+        Box::pin(async move { pinned || cluster.get_node(&id).await.ok().flatten().is_some() })
     })
 }
 

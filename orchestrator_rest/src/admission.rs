@@ -102,9 +102,20 @@ pub async fn issue(
     responses((status = 200, description = "Admitted", body = JoinAdmitted), CommonErrors))]
 pub async fn join(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     body: Result<Json<JoinRequest>, JsonRejection>,
 ) -> ApiResult<Json<JoinAdmitted>> {
     let admission = service(&state)?;
+    // The answer carries the gossip key: never in clear.
+    let tls = extensions
+        .get::<axum::extract::ConnectInfo<peer_tls::PeerInfo>>()
+        .is_some_and(|c| c.0.tls);
+    if !tls {
+        return Err(ApiError::bad_request(
+            "join over TLS (https://, as `orchestrator_daemon --join` does): the answer \
+             carries the cluster's gossip key, which must not cross the network in clear",
+        ));
+    }
     let Json(req) =
         body.map_err(|e| ApiError::bad_request(format!("not a join request: {}", e.body_text())))?;
     let member = admission.admit(&req).await.map_err(api_error)?;
