@@ -2,9 +2,15 @@
 //! namespace) to all replicas running again on the others, over 5 trials,
 //! with the default gossip settings (100 ms rounds, phi 8). The baseline in
 //! the same run is detection alone: from the kill to the control plane
-//! reporting the node Down. Needs root.
+//! reporting the node Down. Node-to-node traffic is as in production:
+//! sealed gossip, mutual TLS for agent calls and forwarding.
 //!
-//! `cargo bench -p orchestrator_core --bench failover`
+//! Then, with all three hosts up, signed `GET /api/v1/workloads` per second
+//! from 16 concurrent clients through worker 1 (forwarded to the control
+//! plane over mutual TLS) against the control plane asked directly, in
+//! alternating 5 s rounds. Needs root.
+//!
+//! `cargo bench -p orchestrator_daemon --bench failover`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/multihost_common/mod.rs"]
@@ -13,10 +19,59 @@ mod multihost_common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use multihost_common::{eventually, Lab};
+use orchestrator_shared_types::auth::{
+    sign_request, Payload, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
 use serde_json::json;
 
 const TRIALS: usize = 5;
+/// Concurrent clients of the throughput rounds.
+const CLIENTS: usize = 16;
+/// Length of one throughput round.
+const ROUND: Duration = Duration::from_secs(5);
+
+/// Signed `GET /api/v1/workloads` to host `via` from [`CLIENTS`] clients
+/// for one [`ROUND`]: requests per second and the p99 latency in ms.
+async fn signed_rate(lab: &Lab, via: usize) -> (f64, f64) {
+    let audience = lab.audience(via).await.unwrap();
+    let path = "/api/v1/workloads";
+    let url = format!("{}{path}", lab.hosts[via].api());
+    let started = Instant::now();
+    let end = started + ROUND;
+    let clients = (0..CLIENTS).map(|_| {
+        let (url, audience) = (url.clone(), audience.clone());
+        async move {
+            let http = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            while Instant::now() < end {
+                let s = sign_request(
+                    &lab.key,
+                    &Payload::new("GET", path, b"", &audience),
+                    Utc::now(),
+                );
+                let sent = Instant::now();
+                let r = http
+                    .get(&url)
+                    .header(HEADER_PUBLIC_KEY, s.public_key)
+                    .header(HEADER_TIMESTAMP, s.timestamp)
+                    .header(HEADER_SIGNATURE, s.signature)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.status());
+                r.bytes().await.unwrap();
+                latencies.push(sent.elapsed().as_secs_f64());
+            }
+            latencies
+        }
+    });
+    let mut all: Vec<f64> = futures::future::join_all(clients).await.concat();
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    (rate, pct(&all, 0.99) * 1e3)
+}
 const REPLICAS: usize = 6;
 
 async fn running_off(lab: &Lab, dead: &str) -> Option<usize> {
@@ -146,5 +201,30 @@ async fn main() {
         "baseline detection_p50_ms={:.0} detection_max_ms={:.0} (kill -> control plane reports Down)",
         pct(&detection, 0.5) * 1e3,
         detection[detection.len() - 1] * 1e3
+    );
+
+    // Throughput through a worker's forwarding (mutual TLS) against the
+    // control plane directly, alternating.
+    for id in &ids {
+        eventually(Duration::from_secs(30), "every node is Ready", || async {
+            status_of(&lab, id).await.as_deref() == Some("Ready")
+        })
+        .await
+        .unwrap();
+    }
+    let (mut direct, mut forwarded) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        direct.push(signed_rate(&lab, 0).await);
+        forwarded.push(signed_rate(&lab, 1).await);
+    }
+    for (name, rounds) in [("direct", &direct), ("via_worker_mtls", &forwarded)] {
+        for (rate, p99) in rounds.iter() {
+            println!("signed_get_{name}: {rate:.0} req/s, p99 {p99:.2} ms ({CLIENTS} clients)");
+        }
+    }
+    let best = |r: &[(f64, f64)]| r.iter().map(|x| x.0).fold(0.0, f64::max);
+    println!(
+        "forwarded / direct req/s = {:.2} (best round of each)",
+        best(&forwarded) / best(&direct)
     );
 }
