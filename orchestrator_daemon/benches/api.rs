@@ -253,6 +253,83 @@ async fn load(
     (all.len() as f64 / secs, all)
 }
 
+/// Bad POSTs sent while a user's signed requests are measured.
+const BAD_POSTS: usize = 1000;
+
+/// One unauthenticated POST of 64 KiB on a connection of its own (half
+/// unsigned, half with a signature that does not verify), answered 401.
+async fn bad_post(addr: &str, i: usize) {
+    let body = vec![b'x'; 64 << 10];
+    let mut head = format!(
+        "POST /api/v1/workloads HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if i % 2 == 1 {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let h = sign_request(
+            &key,
+            &Payload::new("POST", "/elsewhere", b"", "x"),
+            Utc::now(),
+        );
+        head.push_str(&format!(
+            "x-auth-publickey: {}\r\nx-auth-timestamp: {}\r\nx-auth-signature: {}\r\n",
+            h.public_key, h.timestamp, h.signature
+        ));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    let Ok(mut conn) = TcpStream::connect(addr).await else {
+        return;
+    };
+    let _ = conn.write_all(head.as_bytes()).await;
+    let _ = conn.write_all(&body).await;
+    let mut answer = [0_u8; 12];
+    if conn.read_exact(&mut answer).await.is_ok() {
+        assert_eq!(&answer[9..12], b"401", "a bad POST must be refused");
+    }
+}
+
+/// The signed-GET row again, quiet and then while [`BAD_POSTS`] bad POSTs
+/// arrive spread over the run (the audit log records none of them).
+async fn under_bad_posts(d: &Daemon) {
+    let (quiet_rps, quiet) = load(d, "/api/v1/workloads", true, 16).await;
+    let addr = d.addr.clone();
+    let flood = tokio::spawn(async move {
+        let gap = RUN_FOR / BAD_POSTS as u32;
+        let mut tick = tokio::time::interval(gap);
+        let mut sent = Vec::new();
+        for i in 0..BAD_POSTS {
+            tick.tick().await;
+            let addr = addr.clone();
+            sent.push(tokio::spawn(async move { bad_post(&addr, i).await }));
+        }
+        for s in sent {
+            s.await.unwrap();
+        }
+    });
+    let (busy_rps, busy) = load(d, "/api/v1/workloads", true, 16).await;
+    flood.await.unwrap();
+    println!();
+    println!(
+        "signed GET /api/v1/workloads, 16 connections, quiet and while {BAD_POSTS} unsigned or badly signed 64 KiB POSTs arrive"
+    );
+    println!("| while | req/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    for (label, rps, lat) in [
+        ("quiet", quiet_rps, &quiet),
+        ("bad POSTs arriving", busy_rps, &busy),
+    ] {
+        println!(
+            "| {label} | {rps:.0} | {:.2} | {:.2} |",
+            pct(lat, 0.5),
+            pct(lat, 0.99)
+        );
+    }
+    println!(
+        "p99 under bad POSTs / quiet = {:.2}",
+        pct(&busy, 0.99) / pct(&quiet, 0.99)
+    );
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
@@ -333,6 +410,7 @@ fn main() {
                 );
             }
         }
+        under_bad_posts(&d).await;
     });
     drop(d);
 
