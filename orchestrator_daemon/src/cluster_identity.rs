@@ -75,8 +75,9 @@ fn save(data_dir: &Path, identity: &Identity) -> Result<()> {
     write_private(&path, text.as_bytes())
 }
 
-/// Writes `bytes` to a new file `path` (mode 0600) through a temporary file.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to a new file `path` (mode 0600) through a temporary file
+/// (synced, then renamed over `path`: a reader sees the old or the new file).
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |e: std::io::Error| Error::ClusterIdentity(format!("writing {}: {e}", path.display()));
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -223,7 +224,7 @@ async fn join(
 ) -> Result<Identity> {
     let (operator, proof) =
         operator.unwrap_or_else(|| (PublicKey(key.verifying_key().to_bytes()), None));
-    let gossip_key = GossipKey::from_base64(&token.gossip_key, 1)
+    let mut gossip_key = GossipKey::from_base64(&token.gossip_key, 1)
         .map_err(|e| Error::Join(format!("the token's gossip key: {e}")))?;
     let request = JoinRequest::new(key, token, operator, proof);
     let body = serde_json::to_vec(&request)
@@ -260,6 +261,11 @@ async fn join(
                         "admitted to cluster {}, not the token's {}",
                         got.cluster_id, token.cluster_id
                     )));
+                }
+                // The current key: the token's may have been rotated away.
+                if let Some(current) = got.gossip_key.as_deref() {
+                    gossip_key = GossipKey::from_base64(current, 1)
+                        .map_err(|e| Error::Join(format!("the admission's gossip key: {e}")))?;
                 }
                 admitted = true;
                 break;
