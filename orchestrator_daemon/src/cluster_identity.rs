@@ -13,6 +13,8 @@
 //! - A node with an explicit `--cluster-id` and no token keeps the behaviour
 //!   before admission (no identity, no member list), with a warning that the
 //!   id is public.
+//! - A worker with neither is refused (already at configuration: `--seed`
+//!   alone is not a way in).
 
 use orchestrator_shared_types::error::chain;
 use std::io::Write as _;
@@ -186,12 +188,12 @@ pub async fn settle(
                 "created a new cluster");
             id
         }
+        // Refused at resolution already (a worker needs seeds, and seeds
+        // need --join or --cluster-id); kept so no path admits it.
         (None, None) => {
-            warn!(
-                "this worker joins with --seed and no token: it is admitted by no one and \
-                   follows no member list (use --join TOKEN)"
-            );
-            return Ok(Settled::default());
+            return Err(Error::Config(
+                crate::cluster_config::SEED_WITHOUT_JOIN.into(),
+            ));
         }
     };
     cs.gossip.cluster_id = identity.cluster_id.clone();
