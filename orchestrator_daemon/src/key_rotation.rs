@@ -5,7 +5,8 @@
 //! 1. generate a key; install it here and on every remaining live member
 //!    (each writes it to its key file before it answers);
 //! 2. make it primary here and on every member that installed it;
-//! 3. drop the old key here and on every member that switched.
+//! 3. drop the old keys (all this control plane held) here and on every
+//!    member that switched.
 //!
 //! Each step waits for the previous one on every member, so no member ever
 //! receives a packet sealed with a key it does not hold. Each call is tried
@@ -41,6 +42,9 @@ use crate::key_store::KeyFileStore;
 pub const ATTEMPTS: u32 = 3;
 /// Longest wait for one try.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// What a member that failed to drop an old key is left with.
+const STILL_OPENS_OLD: &str =
+    "seals with the new key but still opens an old one (and so the removed node's packets)";
 /// Wait before the first retry (doubled before each next one).
 const RETRY_DELAY: Duration = Duration::from_millis(200);
 
@@ -130,6 +134,8 @@ impl AgentKeyRotation {
 impl GossipKeyRotation for AgentKeyRotation {
     async fn rotate(&self, members: &[NodeId]) -> Result<RotationReport, RotationError> {
         let me = self.client.node_id();
+        // Every key this control plane holds now is dropped at the end, not
+        // only the primary: the removed node may hold any of them.
         let old = self
             .local
             .current()
@@ -137,7 +143,7 @@ impl GossipKeyRotation for AgentKeyRotation {
             .map_err(|e| RotationError {
                 reason: e.to_string(),
             })?
-            .primary;
+            .keys;
         let new = GossipKey::generate();
         let key_id = new.id().to_string();
         let mut left = Vec::new();
@@ -155,7 +161,7 @@ impl GossipKeyRotation for AgentKeyRotation {
                 }),
             }
         }
-        info!(old = %old, new = %key_id, members = nodes.len(), "rotating the gossip key");
+        info!(old = ?old, new = %key_id, members = nodes.len(), "rotating the gossip key");
 
         let install = GossipKeyChange::Install {
             key: new.to_base64().to_string(),
@@ -173,7 +179,7 @@ impl GossipKeyRotation for AgentKeyRotation {
             key_id: key_id.clone(),
         };
         self.local(&use_new).await?;
-        let nodes = self
+        let mut nodes = self
             .step(
                 nodes,
                 &use_new,
@@ -181,11 +187,13 @@ impl GossipKeyRotation for AgentKeyRotation {
                 &mut left,
             )
             .await;
-        let drop_old = GossipKeyChange::Remove { key_id: old };
-        self.local(&drop_old).await?;
-        let nodes = self
-            .step(nodes, &drop_old, "seals with the new key but still opens the old one (and so the removed node's packets)", &mut left)
-            .await;
+        for key_id in old {
+            let drop_old = GossipKeyChange::Remove { key_id };
+            self.local(&drop_old).await?;
+            nodes = self
+                .step(nodes, &drop_old, STILL_OPENS_OLD, &mut left)
+                .await;
+        }
         let mut rotated = vec![me];
         rotated.extend(nodes.iter().map(|n| n.id));
         Ok(RotationReport {
