@@ -46,6 +46,9 @@ pub struct AgentState {
     pub max_skew_seconds: i64,
     /// The audience calls must be signed for: this node's cluster id.
     pub audience: Arc<str>,
+    /// This node's gossip keys, changed by the control plane
+    /// ([`crate::gossip_keys`]); `None` when gossip is not sealed.
+    pub gossip_keys: Option<Arc<dyn crate::gossip_keys::GossipKeyStore>>,
 }
 
 struct AgentError(StatusCode, WireError);
@@ -214,6 +217,10 @@ pub fn router(state: AgentState) -> Router {
         .route("/agent/v1/containers/{id}/logs/follow", get(follow))
         .route("/agent/v1/containers/{id}/usage", get(container_usage))
         .route("/agent/v1/usage", get(usage))
+        .route(
+            crate::gossip_keys::GOSSIP_KEYS_PATH,
+            post(crate::gossip_keys::change),
+        )
         .route_layer(SignedLayer::new(
             ControlPlaneOnly {
                 cluster: Arc::clone(&state.cluster),

@@ -309,4 +309,26 @@ impl AgentClient {
         )
         .await
     }
+
+    /// Changes the gossip keys of `node` (the change may carry a key: it is
+    /// never logged); the node's keys after it.
+    pub async fn change_gossip_keys(
+        &self,
+        node: &Node,
+        change: &crate::gossip_keys::GossipKeyChange,
+    ) -> Result<crate::gossip_keys::GossipKeyIds> {
+        let body = serde_json::to_vec(change).map_err(|e| RuntimeError::Operation {
+            operation: "encoding a gossip key change for",
+            id: ContainerId(node.id.short()),
+            reason: e.to_string(),
+        })?;
+        self.call(
+            node,
+            Method::POST,
+            crate::gossip_keys::GOSSIP_KEYS_PATH,
+            body,
+            CALL_TIMEOUT,
+        )
+        .await
+    }
 }

@@ -33,6 +33,7 @@
 //!
 //! Modules: [`wire`] (the agent protocol's bodies and error codes),
 //! [`client`] (signed calls to one agent), [`agent`] (its routes),
+//! [`gossip_keys`] (the control plane changing a node's gossip keys),
 //! [`routing`] ([`RoutingRuntime`]), [`proxy`]. `/api/v1/network` is a REST
 //! route (`orchestrator_rest::network`).
 //!
@@ -42,6 +43,7 @@
 
 pub mod agent;
 pub mod client;
+pub mod gossip_keys;
 pub mod proxy;
 pub mod routing;
 pub mod wire;

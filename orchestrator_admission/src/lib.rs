@@ -6,6 +6,8 @@
 //!   plane's node key; [`AdmissionConfig`] says what a token carries.
 //! - [`records`]: what it keeps in the store (`join-token`, `cluster-member`
 //!   and the list version), and why only a hash of each secret.
+//! - [`rotation`]: the gossip key rotation that follows a removal
+//!   ([`GossipKeyRotation`], implemented by the daemon).
 //! - [`Error`]: its failures; a refused token is [`Error::Refused`] with the
 //!   [`AdmissionError`] that names what is wrong.
 //!
@@ -17,9 +19,13 @@
 //! the service, so checking a token and marking it used is atomic — a replay,
 //! or a second node with the same token, finds it used. The daemon's
 //! `join-token` subcommand therefore asks the running daemon over its API
-//! rather than writing the store itself.
+//! rather than writing the store itself. A second lock serialises
+//! admissions with removals and their key rotation (network calls, so not
+//! under the first lock): a node admitted while a key rotates would be given
+//! a key about to be dropped.
 
 pub mod records;
+pub mod rotation;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use records::{Member, TokenRecord};
+pub use rotation::{GossipKeyRotation, LeftBehind, Rotation, RotationError, RotationReport};
 
 pub use orchestrator_shared_types::admission::MEMBER_LIST_KEY;
 /// Default lifetime of a token.
@@ -117,14 +124,26 @@ pub struct Issued {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What [`Admission::remove`] did.
+#[derive(Debug)]
+pub struct Removal {
+    /// Whether the node was a member (nothing else happened if not).
+    pub removed: bool,
+    /// The key rotation that followed; `None` when nothing was removed.
+    pub rotation: Option<Rotation>,
+}
+
 /// The admission service; see the crate doc.
 pub struct Admission {
     store: Arc<dyn StateStore>,
     key: SigningKey,
     cluster: Arc<dyn ClusterManager>,
     config: AdmissionConfig,
+    rotation: Option<Arc<dyn GossipKeyRotation>>,
     /// Serialises every change: see the crate doc.
     lock: Mutex<()>,
+    /// Serialises admissions with removals and their key rotation.
+    membership: Mutex<()>,
 }
 
 impl Admission {
@@ -140,8 +159,23 @@ impl Admission {
             key,
             cluster,
             config,
+            rotation: None,
             lock: Mutex::new(()),
+            membership: Mutex::new(()),
         }
+    }
+
+    /// Rotates the gossip key with `rotation` after every removal.
+    #[must_use]
+    pub fn with_rotation(mut self, rotation: Arc<dyn GossipKeyRotation>) -> Self {
+        self.rotation = Some(rotation);
+        self
+    }
+
+    /// The gossip key (standard base64; a secret) that tokens issued now
+    /// carry: the current primary key.
+    pub fn gossip_key(&self) -> String {
+        (self.config.gossip_key)()
     }
 
     /// The cluster id.
@@ -222,11 +256,19 @@ impl Admission {
     /// Admits the node of `req` if its token is known, unexpired and unused,
     /// marking the token used and recording the member in one step.
     pub async fn admit(&self, req: &JoinRequest) -> Result<Member> {
+        self.admit_with_key(req).await.map(|(member, _)| member)
+    }
+
+    /// [`admit`](Self::admit), also giving the gossip key the new member
+    /// must use (a secret): the current one, which differs from its token's
+    /// when the key rotated since the token was issued.
+    pub async fn admit_with_key(&self, req: &JoinRequest) -> Result<(Member, String)> {
+        let _membership = self.membership.lock().await;
         let member = self.admit_locked(req).await?;
         if let Err(e) = self.publish().await {
             warn!(error = %e, "admitted, but the member list is not published yet");
         }
-        Ok(member)
+        Ok((member, self.gossip_key()))
     }
 
     async fn admit_locked(&self, req: &JoinRequest) -> Result<Member> {
@@ -281,12 +323,20 @@ impl Admission {
         Ok(member)
     }
 
-    /// Removes `node` from the members and publishes the shorter list;
-    /// whether it was a member. This control plane cannot be removed.
-    pub async fn remove(&self, node: &NodeId) -> Result<bool> {
+    /// Removes `node` from the members, publishes the shorter list, then
+    /// rotates the gossip key to the remaining members (see [`rotation`]) and
+    /// answers once that finished. This control plane cannot be removed.
+    /// A failed or partial rotation is in the answer (and logged), not an
+    /// error: the member is removed either way.
+    pub async fn remove(&self, node: &NodeId) -> Result<Removal> {
+        let nothing = Removal {
+            removed: false,
+            rotation: None,
+        };
         if *node == self.node_id() {
-            return Ok(false);
+            return Ok(nothing);
         }
+        let _membership = self.membership.lock().await;
         let removed = {
             let _guard = self.lock.lock().await;
             let removed = records::delete_member(self.store.as_ref(), node).await?;
@@ -295,11 +345,44 @@ impl Admission {
             }
             removed
         };
-        if removed {
-            info!(node = %node, "member removed");
-            self.publish().await?;
+        if !removed {
+            return Ok(nothing);
         }
-        Ok(removed)
+        info!(node = %node, "member removed");
+        self.publish().await?;
+        let rotation = match &self.rotation {
+            None => Rotation::NotConfigured,
+            Some(r) => {
+                let members: Vec<NodeId> =
+                    self.members().await?.iter().map(|m| m.node_id).collect();
+                match r.rotate(&members).await {
+                    Ok(report) if report.is_complete() => {
+                        info!(node = %node, key = %report.key_id, members = report.rotated.len(),
+                            "gossip key rotated after a removal");
+                        Rotation::Rotated(report)
+                    }
+                    Ok(report) => {
+                        for lb in &report.left_behind {
+                            warn!(removed = %node, member = %lb.node_id, reason = %lb.reason,
+                                "gossip key rotation: member left behind");
+                        }
+                        warn!(node = %node, key = %report.key_id, rotated = report.rotated.len(),
+                            left_behind = report.left_behind.len(),
+                            "gossip key rotated after a removal, but not on every member");
+                        Rotation::Rotated(report)
+                    }
+                    Err(e) => {
+                        warn!(node = %node, error = %e,
+                            "gossip key NOT rotated after a removal: the removed node can still gossip");
+                        Rotation::Failed(e)
+                    }
+                }
+            }
+        };
+        Ok(Removal {
+            removed: true,
+            rotation: Some(rotation),
+        })
     }
 
     /// Every member, by node id.

@@ -183,9 +183,14 @@ async fn removing_a_member_bumps_the_signed_list() {
     let pinned = [id(&key(1))];
     let list = MemberList::verify(&a.signed_list().await.unwrap(), "c-1", &pinned).unwrap();
     assert!(list.contains(&id(&key(2))) && list.contains(&id(&key(1))));
-    assert!(a.remove(&id(&key(2))).await.unwrap());
-    assert!(!a.remove(&id(&key(2))).await.unwrap(), "already gone");
-    assert!(!a.remove(&id(&key(1))).await.unwrap(), "not itself");
+    let first = a.remove(&id(&key(2))).await.unwrap();
+    assert!(first.removed);
+    assert!(matches!(first.rotation, Some(Rotation::NotConfigured)));
+    assert!(
+        !a.remove(&id(&key(2))).await.unwrap().removed,
+        "already gone"
+    );
+    assert!(!a.remove(&id(&key(1))).await.unwrap().removed, "not itself");
     let after = MemberList::verify(&a.signed_list().await.unwrap(), "c-1", &pinned).unwrap();
     assert!(after.version > list.version);
     assert!(!after.contains(&id(&key(2))));
@@ -203,4 +208,67 @@ async fn lifetimes_are_bounded() {
             Err(Error::Ttl(_))
         ));
     }
+}
+
+/// Records the members it was asked to rotate to; leaves `behind` out.
+struct FakeRotation {
+    asked: std::sync::Mutex<Vec<Vec<NodeId>>>,
+    behind: Option<NodeId>,
+}
+
+#[async_trait::async_trait]
+impl GossipKeyRotation for FakeRotation {
+    async fn rotate(&self, members: &[NodeId]) -> Result<RotationReport, RotationError> {
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(members.to_vec());
+        let (left, rotated): (Vec<NodeId>, Vec<NodeId>) =
+            members.iter().partition(|m| Some(**m) == self.behind);
+        Ok(RotationReport {
+            key_id: "0badcafe".into(),
+            rotated,
+            left_behind: left
+                .into_iter()
+                .map(|node_id| LeftBehind {
+                    node_id,
+                    reason: "unreachable".into(),
+                })
+                .collect(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_removal_rotates_the_key_to_the_remaining_members_only() {
+    let (a, _) = service().await;
+    let fake = Arc::new(FakeRotation {
+        asked: std::sync::Mutex::new(Vec::new()),
+        behind: Some(id(&key(3))),
+    });
+    let a = a.with_rotation(Arc::clone(&fake) as Arc<dyn GossipKeyRotation>);
+    for n in [2, 3, 4] {
+        let token = issue(&a, DEFAULT_TOKEN_TTL).await;
+        a.admit(&request(&key(n), &token)).await.unwrap();
+    }
+    let removal = a.remove(&id(&key(2))).await.unwrap();
+    assert!(removal.removed);
+    let Some(Rotation::Rotated(report)) = removal.rotation else {
+        panic!("rotated: {:?}", removal.rotation);
+    };
+    assert!(!report.is_complete(), "node 3 was left behind");
+    assert_eq!(report.left_behind[0].node_id, id(&key(3)));
+    let asked = fake.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "one rotation per removal");
+    let mut expected = vec![id(&key(1)), id(&key(3)), id(&key(4))];
+    expected.sort();
+    let mut got = asked[0].clone();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "the remaining members, never the removed one"
+    );
+    // Removing a non-member rotates nothing.
+    assert!(!a.remove(&id(&key(2))).await.unwrap().removed);
+    assert_eq!(fake.asked.lock().unwrap().len(), 1);
 }

@@ -185,4 +185,58 @@ pub struct JoinAdmitted {
     pub cluster_id: String,
     /// The member as recorded.
     pub member: ClusterMember,
+    /// The cluster's current gossip key (standard base64, a secret): the
+    /// token's may have been rotated away since it was issued. Absent from
+    /// control planes older than key rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gossip_key: Option<String>,
+}
+
+/// The answer to `DELETE /api/v1/cluster/members/{id}`: the removed member
+/// and the gossip key rotation that followed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberRemoved {
+    /// The removed member (its fields at the top level, as before rotation).
+    #[serde(flatten)]
+    pub member: ClusterMember,
+    /// The key rotation; absent when the control plane rotates no key
+    /// (gossip not sealed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_rotation: Option<KeyRotation>,
+}
+
+/// How the gossip key rotation after a removal went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyRotation {
+    /// Whether every remaining member seals with the new key and dropped
+    /// the old one.
+    pub complete: bool,
+    /// The new key's id (8 hex digits; never the key); absent when the
+    /// rotation failed on the control plane itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The members that completed it (the control plane included).
+    #[serde(default)]
+    pub rotated: Vec<NodeId>,
+    /// The members that did not: cut off from gossip until they get the
+    /// current key (copy the control plane's key file and send SIGHUP) or
+    /// are removed and join again with a new token.
+    #[serde(default)]
+    pub left_behind: Vec<KeyRotationLeftBehind>,
+    /// Why the rotation failed on the control plane itself (the old key is
+    /// then still in use everywhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A member left behind by a key rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyRotationLeftBehind {
+    /// The member.
+    pub node_id: NodeId,
+    /// Why.
+    pub reason: String,
 }

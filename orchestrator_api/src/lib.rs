@@ -37,7 +37,8 @@ pub use agents::{Approval, ApprovalFilter, ApprovalResult, ApprovalState, Revoca
 pub use audit::{AuditEntry, Verification};
 pub use cluster::{
     ClusterMember, ClusterStatus, GossipInfo, JoinAdmitted, JoinRequest, JoinRole, JoinTokenIssued,
-    JoinTokenRequest, NetworkHealthView, NetworkStatus, Peer, Reachability,
+    JoinTokenRequest, KeyRotation, KeyRotationLeftBehind, MemberRemoved, NetworkHealthView,
+    NetworkStatus, Peer, Reachability,
 };
 pub use health::{ComponentReport, ComponentState, HealthReport, OverallStatus};
 pub use info::NodeInfo;

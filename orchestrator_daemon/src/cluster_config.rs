@@ -72,6 +72,16 @@ pub const DEFAULT_PHI_THRESHOLD: f64 = 8.0;
 /// Default time a dead peer stays listed as Down.
 pub const DEFAULT_DEAD_NODE_GRACE: Duration = Duration::from_secs(3600);
 
+/// Why `--seed` alone is refused: a node of a created cluster is admitted
+/// only with a token, and a node that gossips without one would sit outside
+/// the member list, ignored by everyone, without saying why.
+pub(crate) const SEED_WITHOUT_JOIN: &str =
+    "--seed without --join: nodes join a cluster with a join \
+     token. Get one from the control plane (`orchestrator_daemon join-token` on its machine, \
+     or `ui cluster join-token` with an admin key) and start this node with --join TOKEN (it \
+     brings the seeds). To keep the unauthenticated behaviour before admission instead, give \
+     the cluster id explicitly with --cluster-id";
+
 /// The cluster settings of `s`, validated; `None` without a gossip address
 /// (a standalone node).
 pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
@@ -118,6 +128,9 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
         }
         return Ok(None);
     };
+    if !s.seeds.is_empty() && join.is_none() && s.cluster_id.is_none() {
+        return Err(Error::Config(SEED_WITHOUT_JOIN.into()));
+    }
     let gossip_addr: std::net::SocketAddr = text.parse().map_err(|e| {
         Error::Config(format!(
             "gossip address {text:?}: {e} (want IP:PORT, e.g. 0.0.0.0:{DEFAULT_GOSSIP_PORT})"

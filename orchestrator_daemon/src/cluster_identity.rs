@@ -13,6 +13,8 @@
 //! - A node with an explicit `--cluster-id` and no token keeps the behaviour
 //!   before admission (no identity, no member list), with a warning that the
 //!   id is public.
+//! - A worker with neither is refused (already at configuration: `--seed`
+//!   alone is not a way in).
 
 use orchestrator_shared_types::error::chain;
 use std::io::Write as _;
@@ -75,8 +77,9 @@ fn save(data_dir: &Path, identity: &Identity) -> Result<()> {
     write_private(&path, text.as_bytes())
 }
 
-/// Writes `bytes` to a new file `path` (mode 0600) through a temporary file.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to a new file `path` (mode 0600) through a temporary file
+/// (synced, then renamed over `path`: a reader sees the old or the new file).
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |e: std::io::Error| Error::ClusterIdentity(format!("writing {}: {e}", path.display()));
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -185,12 +188,12 @@ pub async fn settle(
                 "created a new cluster");
             id
         }
+        // Refused at resolution already (a worker needs seeds, and seeds
+        // need --join or --cluster-id); kept so no path admits it.
         (None, None) => {
-            warn!(
-                "this worker joins with --seed and no token: it is admitted by no one and \
-                   follows no member list (use --join TOKEN)"
-            );
-            return Ok(Settled::default());
+            return Err(Error::Config(
+                crate::cluster_config::SEED_WITHOUT_JOIN.into(),
+            ));
         }
     };
     cs.gossip.cluster_id = identity.cluster_id.clone();
@@ -223,7 +226,7 @@ async fn join(
 ) -> Result<Identity> {
     let (operator, proof) =
         operator.unwrap_or_else(|| (PublicKey(key.verifying_key().to_bytes()), None));
-    let gossip_key = GossipKey::from_base64(&token.gossip_key, 1)
+    let mut gossip_key = GossipKey::from_base64(&token.gossip_key, 1)
         .map_err(|e| Error::Join(format!("the token's gossip key: {e}")))?;
     let request = JoinRequest::new(key, token, operator, proof);
     let body = serde_json::to_vec(&request)
@@ -264,6 +267,11 @@ async fn join(
                         "admitted to cluster {}, not the token's {}",
                         got.cluster_id, token.cluster_id
                     )));
+                }
+                // The current key: the token's may have been rotated away.
+                if let Some(current) = got.gossip_key.as_deref() {
+                    gossip_key = GossipKey::from_base64(current, 1)
+                        .map_err(|e| Error::Join(format!("the admission's gossip key: {e}")))?;
                 }
                 admitted = true;
                 break;

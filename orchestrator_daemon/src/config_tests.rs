@@ -204,11 +204,47 @@ fn cluster_mode_needs_a_gossip_address_and_resolves_the_role() {
     assert_eq!(c.gossip.gossip_interval, DEFAULT_GOSSIP_INTERVAL);
 
     f.seeds = vec!["10.0.0.1:7946".into()];
+    f.cluster_id = Some("prod".into());
     let c = DaemonConfig::resolve(f, Settings::default())
         .unwrap()
         .cluster
         .unwrap();
     assert_eq!(c.role, Role::Worker, "a seed: a worker");
+    assert!(c.cluster_id_explicit);
+}
+
+#[test]
+fn a_seed_without_a_join_token_or_an_explicit_cluster_id_is_refused() {
+    for role in [None, Some(Role::Worker), Some(Role::ControlPlane)] {
+        let mut f = flags();
+        f.gossip_addr = Some("10.0.0.2:7946".into());
+        f.seeds = vec!["10.0.0.1:7946".into()];
+        f.role = role;
+        let err = DaemonConfig::resolve(f.clone(), Settings::default()).unwrap_err();
+        let msg = err.to_string();
+        for hint in [
+            "--join",
+            "join-token",
+            "ui cluster join-token",
+            "--cluster-id",
+        ] {
+            assert!(msg.contains(hint), "{msg} should mention {hint}");
+        }
+        // From the configuration file, too.
+        let file: Settings = toml::from_str("seeds = [\"10.0.0.1:7946\"]").unwrap();
+        f.seeds = Vec::new();
+        let err = DaemonConfig::resolve(f.clone(), file).unwrap_err();
+        assert!(err.to_string().contains("--join"), "{err}");
+        // The legacy form, with the cluster id given explicitly, still works.
+        f.seeds = vec!["10.0.0.1:7946".into()];
+        f.cluster_id = Some("prod".into());
+        let c = DaemonConfig::resolve(f, Settings::default())
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(c.gossip.seeds, vec!["10.0.0.1:7946".to_owned()]);
+        assert_eq!(c.gossip.cluster_id, "prod");
+    }
 }
 
 #[test]

@@ -12,7 +12,9 @@
 //! operator (`operator`), building and running the components ([`run`]; the
 //! scheduler and the reputation it reads in [`scheduler`]), and the gossip
 //! series of `/metrics` in cluster mode ([`gossip_metrics`]), and the gossip
-//! key file, re-read on SIGHUP ([`gossip_keys`]). Cluster mode
+//! key file, re-read on SIGHUP ([`gossip_keys`]), changed by the control
+//! plane ([`key_store`]) when it rotates the key after a removal
+//! ([`key_rotation`]). Cluster mode
 //! has its settings in `cluster_config`, the cluster identity it creates or
 //! joins with a token in [`cluster_identity`], and its wiring (gossip, a
 //! worker's router, what join tokens carry) in `cluster_run`.
@@ -25,6 +27,8 @@ pub mod duration;
 pub mod error;
 pub mod gossip_keys;
 pub mod gossip_metrics;
+pub mod key_rotation;
+pub mod key_store;
 pub mod node_key;
 mod open;
 mod operator;

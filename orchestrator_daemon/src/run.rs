@@ -20,6 +20,8 @@ use super::config::{DaemonConfig, Role};
 use super::open::{open_audit, open_metrics, open_node, open_runtime, open_store};
 use super::scheduler::{open_scheduler, trust_source};
 use crate::error::{Error, Result};
+use crate::key_rotation::AgentKeyRotation;
+use crate::key_store::KeyFileStore;
 use axum::Router;
 use cluster_manager::ChitchatClusterManager;
 use cluster_manager_interface::ClusterManager;
@@ -27,7 +29,7 @@ use ed25519_dalek::SigningKey;
 use node_agent::agent::{self, AgentState};
 use node_agent::client::AgentClient;
 use node_agent::RoutingRuntime;
-use orchestrator_admission::{Admission, AdmissionConfig};
+use orchestrator_admission::{Admission, AdmissionConfig, GossipKeyRotation};
 use orchestrator_core::Deps;
 use orchestrator_core::Orchestrator;
 use orchestrator_rest::info::{self, NodeInfo};
@@ -115,6 +117,8 @@ struct ControlCluster {
     cluster_id: Option<String>,
     /// Admission, on a control plane that created its cluster.
     admission: Option<AdmissionConfig>,
+    /// The gossip key rotation after a removal (sealed gossip only).
+    rotation: Option<Arc<dyn GossipKeyRotation>>,
 }
 
 /// Starts the orchestrator of a standalone node or a control plane over
@@ -137,12 +141,16 @@ async fn start_control(
         )
     });
     let admission = cc.admission.map(|ac| {
-        Arc::new(Admission::new(
+        let a = Admission::new(
             Arc::clone(&store),
             parts.key.clone(),
             Arc::clone(&cluster),
             ac,
-        ))
+        );
+        Arc::new(match cc.rotation {
+            Some(r) => a.with_rotation(r),
+            None => a,
+        })
     });
     let trust = Arc::new(
         TrustService::new(Arc::clone(&store), parts.key.clone(), ledger_id)
@@ -277,12 +285,14 @@ impl Daemon {
         let tls = Arc::new(NodeTls::new(&key).map_err(Error::Tls)?);
         let peers = Arc::new(PeerClients::new(Arc::clone(&tls), PEER_CONNECT_TIMEOUT));
         let serving = Some((tls, node_agent::members(Arc::clone(&cluster))));
+        let mut key_store = None;
         if let (Some(path), Some(keyring)) = (&cs.gossip_key_file, &cs.gossip.keyring) {
             tasks.spawn(crate::gossip_keys::reload_on_sighup(
                 path.clone(),
                 Arc::clone(keyring),
                 cancel.child_token(),
             ));
+            key_store = Some(KeyFileStore::new(path.clone(), Arc::clone(keyring)));
         }
         tasks.spawn(cluster_run::export_gossip_metrics(
             Arc::clone(&gossip),
@@ -297,6 +307,9 @@ impl Daemon {
             replays: Arc::new(ReplayCache::new(config.auth.replay_capacity)),
             max_skew_seconds: config.auth.max_skew_seconds,
             audience: Arc::clone(&audience),
+            gossip_keys: key_store
+                .clone()
+                .map(|s| Arc::new(s) as Arc<dyn node_agent::gossip_keys::GossipKeyStore>),
         });
         let network = network::router(
             NetworkState {
@@ -340,6 +353,13 @@ impl Daemon {
         }
 
         let client = AgentClient::with_peers(key, audience, peers);
+        let rotation = key_store.map(|local| {
+            Arc::new(AgentKeyRotation::new(
+                local,
+                client.clone(),
+                Arc::clone(&cluster),
+            )) as Arc<dyn GossipKeyRotation>
+        });
         let routing = Arc::new(RoutingRuntime::new(
             local_runtime,
             Arc::clone(&cluster),
@@ -354,6 +374,7 @@ impl Daemon {
             } else {
                 None
             },
+            rotation,
         };
         let (orch, router) = start_control(
             config,

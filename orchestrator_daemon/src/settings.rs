@@ -176,7 +176,10 @@ pub struct Settings {
     /// [default: the gossip address's IP].
     #[arg(long, env = "UNIVRS_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
-    /// A node to join through, HOST:PORT of its gossip (repeatable; env: comma-separated).
+    /// A node to join through, HOST:PORT of its gossip (repeatable; env:
+    /// comma-separated). Only with --join (which adds its control planes) or
+    /// an explicit --cluster-id (the unauthenticated behaviour before
+    /// admission); alone it is refused.
     #[arg(long = "seed", env = "UNIVRS_SEEDS", value_delimiter = ',')]
     #[serde(default)]
     pub seeds: Vec<String>,

@@ -311,7 +311,7 @@ async fn only_admitted_nodes_are_members_and_a_removed_one_is_dropped_everywhere
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(removed.data.node_id, w1_id);
+    assert_eq!(removed.data.member.node_id, w1_id);
     let two = Duration::from_secs(2);
     eventually("the control plane drops w1", two, || async {
         !listed_by_control_plane(&cp, w1_id).await

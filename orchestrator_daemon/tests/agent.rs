@@ -73,6 +73,7 @@ async fn worker(
         replays: Arc::new(ReplayCache::new(1000)),
         max_skew_seconds: 60,
         audience: Arc::from(AUDIENCE),
+        gossip_keys: None,
     });
     let served = router.clone();
     let tls = peer_tls::NodeTls::new(worker_key).unwrap();

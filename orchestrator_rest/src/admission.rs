@@ -11,8 +11,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use orchestrator_admission::{Admission, Error, Member, DEFAULT_TOKEN_TTL};
-use orchestrator_api::{ClusterMember, JoinAdmitted, JoinTokenIssued, JoinTokenRequest};
+use orchestrator_admission::{Admission, Error, Member, Rotation, DEFAULT_TOKEN_TTL};
+use orchestrator_api::{
+    ClusterMember, JoinAdmitted, JoinTokenIssued, JoinTokenRequest, KeyRotation,
+    KeyRotationLeftBehind, MemberRemoved,
+};
 use orchestrator_shared_types::admission::{AdmissionError, JoinRequest};
 use orchestrator_shared_types::{NodeId, PublicKey};
 
@@ -118,10 +121,11 @@ pub async fn join(
     }
     let Json(req) =
         body.map_err(|e| ApiError::bad_request(format!("not a join request: {}", e.body_text())))?;
-    let member = admission.admit(&req).await.map_err(api_error)?;
+    let (member, gossip_key) = admission.admit_with_key(&req).await.map_err(api_error)?;
     Ok(Json(JoinAdmitted {
         cluster_id: admission.cluster_id().to_owned(),
         member: view(member),
+        gossip_key: (!gossip_key.is_empty()).then_some(gossip_key),
     }))
 }
 
@@ -134,16 +138,45 @@ pub async fn members(State(state): State<AppState>) -> ApiResult<Json<Vec<Cluste
     Ok(Json(members.into_iter().map(view).collect()))
 }
 
-/// Removes a member: it is dropped from the signed member list.
+fn rotation_view(r: Rotation) -> Option<KeyRotation> {
+    match r {
+        Rotation::NotConfigured => None,
+        Rotation::Rotated(report) => Some(KeyRotation {
+            complete: report.is_complete(),
+            key_id: Some(report.key_id),
+            rotated: report.rotated,
+            left_behind: report
+                .left_behind
+                .into_iter()
+                .map(|l| KeyRotationLeftBehind {
+                    node_id: l.node_id,
+                    reason: l.reason,
+                })
+                .collect(),
+            error: None,
+        }),
+        Rotation::Failed(e) => Some(KeyRotation {
+            complete: false,
+            key_id: None,
+            rotated: Vec::new(),
+            left_behind: Vec::new(),
+            error: Some(e.to_string()),
+        }),
+    }
+}
+
+/// Removes a member: it is dropped from the signed member list, then the
+/// gossip key is rotated to the remaining members; the answer comes once the
+/// rotation finished and says whether it was complete.
 #[utoipa::path(delete, path = "/api/v1/cluster/members/{id}", tag = "cluster",
     params(("id" = String, Path, description = "Node id (hex)")),
-    responses((status = 200, description = "The removed member", body = ClusterMember), CommonErrors),
+    responses((status = 200, description = "The removed member and the key rotation", body = MemberRemoved), CommonErrors),
     security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult<Json<ClusterMember>> {
+) -> ApiResult<Json<MemberRemoved>> {
     let admission = service(&state)?;
     if !caller.admin {
         return Err(ApiError::forbidden("only an admin key may remove a member"));
@@ -161,6 +194,9 @@ pub async fn remove(
         .into_iter()
         .find(|m| m.node_id == id)
         .ok_or_else(|| ApiError::not_found(format!("node {id} is not a member")))?;
-    admission.remove(&id).await.map_err(api_error)?;
-    Ok(Json(view(member)))
+    let removal = admission.remove(&id).await.map_err(api_error)?;
+    Ok(Json(MemberRemoved {
+        member: view(member),
+        key_rotation: removal.rotation.and_then(rotation_view),
+    }))
 }

@@ -121,8 +121,9 @@ impl ApiClient {
         self.call("GET", routes::CLUSTER_MEMBERS, None)
     }
 
-    /// Removes a member from the cluster (admin keys only).
-    pub fn remove_member(&self, id: &str) -> Result<Reply<crate::ClusterMember>, ClientError> {
+    /// Removes a member from the cluster (admin keys only); the answer says
+    /// how the gossip key rotation that follows went.
+    pub fn remove_member(&self, id: &str) -> Result<Reply<crate::MemberRemoved>, ClientError> {
         self.call("DELETE", &routes::cluster_member(id), None)
     }
 

@@ -54,10 +54,30 @@ pub fn run(ctx: &Context, cmd: &ClusterCommand) -> anyhow::Result<()> {
         }
         ClusterCommand::Remove { node } => {
             let removed = client.remove_member(node)?;
-            let text = format!(
+            let mut text = format!(
                 "removed {} from the cluster: every node drops it from its members",
-                removed.data.node_id
+                removed.data.member.node_id
             );
+            match &removed.data.key_rotation {
+                None => text.push_str("\n(gossip is not sealed: no key was rotated)"),
+                Some(r) if r.complete => text.push_str(&format!(
+                    "\ngossip key rotated to {} on all {} remaining members",
+                    r.key_id.as_deref().unwrap_or("?"),
+                    r.rotated.len()
+                )),
+                Some(r) => {
+                    if let Some(e) = &r.error {
+                        text.push_str(&format!("\nWARNING: the gossip key was NOT rotated: {e}"));
+                    }
+                    for lb in &r.left_behind {
+                        text.push_str(&format!(
+                            "\nWARNING: {} did not take the new gossip key ({}): it is cut off \
+                             from gossip until it gets the key file or joins again",
+                            lb.node_id, lb.reason
+                        ));
+                    }
+                }
+            }
             emit(ctx.output(), &removed.raw, &text);
         }
     }
