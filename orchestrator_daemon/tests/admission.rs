@@ -3,69 +3,19 @@
 //! work (used, forged secret, forged cluster, expired, malformed).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admission_common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use orchestrator_api::client::ApiClient;
 use orchestrator_api::{ClusterMember, JoinTokenRequest};
 use orchestrator_daemon::{Daemon, DaemonConfig, Settings};
-use orchestrator_shared_types::admission::{new_secret, JoinRole, JoinToken};
+use orchestrator_shared_types::admission::{new_secret, JoinToken};
 use orchestrator_shared_types::NodeId;
 
-fn admin() -> SigningKey {
-    SigningKey::from_bytes(&[42; 32])
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn settings(dir: &Path, join: Option<&str>) -> Settings {
-    Settings {
-        data_dir: Some(dir.to_owned()),
-        runtime: Some(orchestrator_daemon::RuntimeKind::Mock),
-        store: Some(orchestrator_daemon::StoreKind::Memory),
-        api_addr: Some("127.0.0.1:0".into()),
-        gossip_addr: Some(format!("127.0.0.1:{}", free_udp_port())),
-        admin_keys: vec![
-            base64::engine::general_purpose::STANDARD.encode(admin().verifying_key().to_bytes())
-        ],
-        node_cpu: Some("2".into()),
-        node_memory: Some("4Gi".into()),
-        join_token: join.map(str::to_owned),
-        ..Settings::default()
-    }
-}
-
-async fn start(dir: &Path, join: Option<&str>) -> orchestrator_daemon::Result<Daemon> {
-    let config = DaemonConfig::resolve(settings(dir, join), Settings::default())?;
-    Daemon::start(&config).await
-}
-
-fn client(d: &Daemon) -> ApiClient {
-    ApiClient::new(&format!("http://{}", d.api_addr), Some(admin())).unwrap()
-}
-
-async fn issue(d: &Daemon, ttl: u64) -> String {
-    let c = client(d);
-    tokio::task::spawn_blocking(move || {
-        c.issue_join_token(&JoinTokenRequest {
-            ttl_seconds: Some(ttl),
-            role: Some(JoinRole::Worker),
-        })
-        .unwrap()
-        .data
-        .token
-    })
-    .await
-    .unwrap()
-}
+use admission_common::*;
 
 async fn members(d: &Daemon) -> Vec<NodeId> {
     let c = client(d);
@@ -75,11 +25,6 @@ async fn members(d: &Daemon) -> Vec<NodeId> {
         .into_iter()
         .map(|m: ClusterMember| m.node_id)
         .collect()
-}
-
-fn node_id(dir: &Path) -> NodeId {
-    let key = orchestrator_daemon::node_key::open(dir).unwrap();
-    orchestrator_daemon::node_key::node_id(&key)
 }
 
 /// The error of a start expected to fail, as text with its causes.
@@ -191,36 +136,6 @@ async fn a_token_admits_one_node_and_bad_tokens_admit_none() {
         tokio::time::timeout(Duration::from_secs(20), d.stop())
             .await
             .unwrap();
-    }
-}
-
-async fn listed_by_control_plane(cp: &Daemon, id: NodeId) -> bool {
-    let orch = cp.orchestrator.as_ref().unwrap();
-    orch.list_nodes().await.unwrap().iter().any(|n| n.id == id)
-}
-
-async fn peers_of(d: &Daemon) -> Vec<NodeId> {
-    let c = client(d);
-    tokio::task::spawn_blocking(move || c.network_peers().unwrap().data)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.node_id)
-        .collect()
-}
-
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -5,71 +5,21 @@
 //! dropped.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admission_common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use ed25519_dalek::SigningKey;
-use orchestrator_api::client::ApiClient;
-use orchestrator_api::{JoinTokenRequest, Peer};
-use orchestrator_daemon::{Daemon, DaemonConfig, Settings};
-use orchestrator_shared_types::admission::JoinRole;
+use orchestrator_api::Peer;
+use orchestrator_daemon::Daemon;
 use orchestrator_shared_types::NodeId;
 
-fn admin() -> SigningKey {
-    SigningKey::from_bytes(&[42; 32])
-}
+use admission_common::{client, eventually, issue, node_id, start};
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(dir: &Path, join: Option<&str>) -> Daemon {
-    let s = Settings {
-        data_dir: Some(dir.to_owned()),
-        runtime: Some(orchestrator_daemon::RuntimeKind::Mock),
-        store: Some(orchestrator_daemon::StoreKind::Memory),
-        api_addr: Some("127.0.0.1:0".into()),
-        gossip_addr: Some(format!("127.0.0.1:{}", free_udp_port())),
-        admin_keys: vec![
-            base64::engine::general_purpose::STANDARD.encode(admin().verifying_key().to_bytes())
-        ],
-        node_cpu: Some("2".into()),
-        node_memory: Some("4Gi".into()),
-        join_token: join.map(str::to_owned),
-        ..Settings::default()
-    };
-    let config = DaemonConfig::resolve(s, Settings::default()).unwrap();
-    Daemon::start(&config).await.unwrap()
-}
-
-fn client(d: &Daemon) -> ApiClient {
-    ApiClient::new(&format!("http://{}", d.api_addr), Some(admin())).unwrap()
-}
-
-async fn issue(d: &Daemon) -> String {
-    let c = client(d);
-    tokio::task::spawn_blocking(move || {
-        c.issue_join_token(&JoinTokenRequest {
-            ttl_seconds: Some(3600),
-            role: Some(JoinRole::Worker),
-        })
-        .unwrap()
-        .data
-        .token
-    })
-    .await
-    .unwrap()
-}
-
-fn node_id(dir: &Path) -> NodeId {
-    let key = orchestrator_daemon::node_key::open(dir).unwrap();
-    orchestrator_daemon::node_key::node_id(&key)
+/// A daemon that must start.
+async fn started(dir: &Path, join: Option<&str>) -> Daemon {
+    start(dir, join).await.unwrap()
 }
 
 /// The key ids of a node's key file, the primary first.
@@ -109,29 +59,14 @@ async fn dropped_unknown_key(d: &Daemon) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_member_rotates_the_gossip_key_and_the_rest_gossip_on() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = |n: &str| tmp.path().join(n);
-    let cp = start(&dir("cp"), None).await;
-    let w1 = start(&dir("w1"), Some(&issue(&cp).await)).await;
-    let w2_token = issue(&cp).await;
-    let w2 = start(&dir("w2"), Some(&w2_token)).await;
+    let cp = started(&dir("cp"), None).await;
+    let w1 = started(&dir("w1"), Some(&issue(&cp, 3600).await)).await;
+    let w2_token = issue(&cp, 3600).await;
+    let w2 = started(&dir("w2"), Some(&w2_token)).await;
     let (cp_id, w1_id, w2_id) = (
         node_id(&dir("cp")),
         node_id(&dir("w1")),
@@ -166,7 +101,7 @@ async fn removing_a_member_rotates_the_gossip_key_and_the_rest_gossip_on() {
     }
     assert_eq!(key_ids(&dir("cp")).len(), 2);
     // Issued before the rotation: it carries the old key.
-    let stale_token = issue(&cp).await;
+    let stale_token = issue(&cp, 3600).await;
 
     // w1's own mutual-TLS connection to the control plane is answered while
     // it is a member (one held open, one made afresh after the removal).
@@ -260,7 +195,7 @@ async fn removing_a_member_rotates_the_gossip_key_and_the_rest_gossip_on() {
 
     // Gossip goes on under the new key: a node joining with a token issued
     // before the rotation is handed the new key and is seen by everyone ...
-    let w3 = start(&dir("w3"), Some(&stale_token)).await;
+    let w3 = started(&dir("w3"), Some(&stale_token)).await;
     let w3_id = node_id(&dir("w3"));
     assert_eq!(key_ids(&dir("w3")), vec![new.clone()], "the current key");
     eventually(
@@ -277,7 +212,7 @@ async fn removing_a_member_rotates_the_gossip_key_and_the_rest_gossip_on() {
     // key from its file: the others see its new generation alive.
     let w2_generation = live_peer(&cp, w2_id).await.unwrap().generation;
     w2.stop().await;
-    let w2 = start(&dir("w2"), Some(&w2_token)).await;
+    let w2 = started(&dir("w2"), Some(&w2_token)).await;
     eventually("the restarted w2 is seen again", wait, || async {
         let seen = |p: Option<Peer>| p.is_some_and(|p| p.generation != w2_generation);
         seen(live_peer(&cp, w2_id).await) && seen(live_peer(&w3, w2_id).await)
@@ -303,10 +238,10 @@ async fn removing_a_member_rotates_the_gossip_key_and_the_rest_gossip_on() {
 async fn a_member_away_during_the_rotation_is_reported_and_catches_up_with_the_key_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = |n: &str| tmp.path().join(n);
-    let cp = start(&dir("cp"), None).await;
-    let w1 = start(&dir("w1"), Some(&issue(&cp).await)).await;
-    let w2_token = issue(&cp).await;
-    let w2 = start(&dir("w2"), Some(&w2_token)).await;
+    let cp = started(&dir("cp"), None).await;
+    let w1 = started(&dir("w1"), Some(&issue(&cp, 3600).await)).await;
+    let w2_token = issue(&cp, 3600).await;
+    let w2 = started(&dir("w2"), Some(&w2_token)).await;
     let (cp_id, w1_id, w2_id) = (
         node_id(&dir("cp")),
         node_id(&dir("w1")),
@@ -343,7 +278,7 @@ async fn a_member_away_during_the_rotation_is_reported_and_catches_up_with_the_k
 
     // Back with the old key only, w2 is cut off: its packets are dropped.
     let before = dropped_unknown_key(&cp).await;
-    let w2 = start(&dir("w2"), Some(&w2_token)).await;
+    let w2 = started(&dir("w2"), Some(&w2_token)).await;
     eventually("the control plane drops w2's packets", wait, || async {
         dropped_unknown_key(&cp).await > before
     })
@@ -352,7 +287,7 @@ async fn a_member_away_during_the_rotation_is_reported_and_catches_up_with_the_k
 
     // Given the control plane's key file, it is back.
     std::fs::copy(dir("cp").join("gossip.keys"), dir("w2").join("gossip.keys")).unwrap();
-    let w2 = start(&dir("w2"), Some(&w2_token)).await;
+    let w2 = started(&dir("w2"), Some(&w2_token)).await;
     assert_eq!(key_ids(&dir("w2")), vec![new]);
     eventually("the control plane sees w2 again", wait, || async {
         live_peer(&cp, w2_id)
