@@ -29,6 +29,7 @@ pub mod gossip_keys;
 pub mod gossip_metrics;
 pub mod key_rotation;
 pub mod key_store;
+mod lifecycle;
 pub mod node_key;
 mod open;
 mod operator;

@@ -244,7 +244,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     let peer = PeerListener::new(listener, tls.server_config(), Arc::clone(&members))?;
-    info!("listening on http://{addr}, and with mutual TLS for nodes on the same port");
+    info!("listening on http://{addr} (and with mutual TLS for nodes, on the same port)");
     let router = router.layer(axum::middleware::from_fn_with_state(members, member_gate));
     axum::serve(
         peer,

@@ -282,6 +282,13 @@ pub enum NodeCommand {
         /// Node id (hex).
         id: String,
     },
+    /// Remove a member from the cluster (admin): every node drops it, its
+    /// requests and gossip are refused, and the gossip key is rotated to the
+    /// others (same as `ui cluster remove`).
+    Remove {
+        /// Node id (hex).
+        id: String,
+    },
 }
 
 /// How `ui node status --sort` orders the list.

@@ -1,4 +1,4 @@
-//! `ui cluster join-token | members | remove`: admission, for an admin (the
+//! `ui cluster join-token | members | remove` (and `ui node remove`): admission, for an admin (the
 //! control plane answers; a worker forwards).
 
 use chrono::TimeDelta;
@@ -52,34 +52,43 @@ pub fn run(ctx: &Context, cmd: &ClusterCommand) -> anyhow::Result<()> {
             let value = json!({ "items": reply.raw, "next_cursor": null });
             emit(ctx.output(), &value, &table.render());
         }
-        ClusterCommand::Remove { node } => {
-            let removed = client.remove_member(node)?;
-            let mut text = format!(
-                "removed {} from the cluster: every node drops it from its members",
-                removed.data.member.node_id
-            );
-            match &removed.data.key_rotation {
-                None => text.push_str("\n(gossip is not sealed: no key was rotated)"),
-                Some(r) if r.complete => text.push_str(&format!(
-                    "\ngossip key rotated to {} on all {} remaining members",
-                    r.key_id.as_deref().unwrap_or("?"),
-                    r.rotated.len()
-                )),
-                Some(r) => {
-                    if let Some(e) = &r.error {
-                        text.push_str(&format!("\nWARNING: the gossip key was NOT rotated: {e}"));
-                    }
-                    for lb in &r.left_behind {
-                        text.push_str(&format!(
-                            "\nWARNING: {} did not take the new gossip key ({}): it is cut off \
-                             from gossip until it gets the key file or joins again",
-                            lb.node_id, lb.reason
-                        ));
-                    }
-                }
+        ClusterCommand::Remove { node } => remove(ctx, &client, node)?,
+    }
+    Ok(())
+}
+
+/// Removes member `node` (`ui cluster remove`, `ui node remove`) and says
+/// how the gossip key rotation went.
+pub fn remove(
+    ctx: &Context,
+    client: &orchestrator_api::client::ApiClient,
+    node: &str,
+) -> anyhow::Result<()> {
+    let removed = client.remove_member(node)?;
+    let mut text = format!(
+        "removed {} from the cluster: every node drops it from its members",
+        removed.data.member.node_id
+    );
+    match &removed.data.key_rotation {
+        None => text.push_str("\n(gossip is not sealed: no key was rotated)"),
+        Some(r) if r.complete => text.push_str(&format!(
+            "\ngossip key rotated to {} on all {} remaining members",
+            r.key_id.as_deref().unwrap_or("?"),
+            r.rotated.len()
+        )),
+        Some(r) => {
+            if let Some(e) = &r.error {
+                text.push_str(&format!("\nWARNING: the gossip key was NOT rotated: {e}"));
             }
-            emit(ctx.output(), &removed.raw, &text);
+            for lb in &r.left_behind {
+                text.push_str(&format!(
+                    "\nWARNING: {} did not take the new gossip key ({}): it is cut off \
+                     from gossip until it gets the key file or joins again",
+                    lb.node_id, lb.reason
+                ));
+            }
         }
     }
+    emit(ctx.output(), &removed.raw, &text);
     Ok(())
 }

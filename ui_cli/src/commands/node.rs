@@ -1,5 +1,5 @@
 //! `ui node status [id] [--sort reputation] | cordon <id> | uncordon <id> |
-//! drain <id>`.
+//! drain <id> | remove <id>`.
 
 mod reputation;
 
@@ -24,6 +24,7 @@ pub fn run(ctx: &Context, cmd: &NodeCommand) -> anyhow::Result<()> {
     }
     let client = ctx.client()?;
     let (id, action) = match cmd {
+        NodeCommand::Remove { id } => return super::cluster::remove(ctx, &client, id),
         NodeCommand::Status { id: None, .. } => {
             let nodes = client.list_nodes()?;
             match ctx.output() {
