@@ -255,6 +255,11 @@ impl WorkloadSpec {
             check_container(&mut p, &path, c);
         }
         check_labels(&mut p, "labels", &self.labels);
+        let mut port_problems = Vec::new();
+        crate::ports::check(self, &mut port_problems);
+        for (field, msg) in port_problems {
+            p.push(field, msg);
+        }
         check_labels(
             &mut p,
             "placement.node_selector",

@@ -179,6 +179,12 @@ pub struct PortSpec {
     /// Optional name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The node's port it is published on. On the host's network (the
+    /// default) the container's port is the node's port: leave it out or
+    /// give the same number. The schedulers never put two instances that
+    /// take the same port on one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u32>,
 }
 
 fn default_protocol() -> String {

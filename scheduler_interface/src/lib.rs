@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orchestrator_shared_types::{
-    InstanceId, Node, NodeId, OrchestrationError, Resources, WorkloadDefinition,
+    HostPort, InstanceId, Node, NodeId, OrchestrationError, Resources, WorkloadDefinition,
 };
 
 #[cfg(feature = "mycelial")]
@@ -55,7 +55,7 @@ pub enum ScheduleDecision {
 }
 
 /// A placement made outside [`Scheduler::schedule`] that must count as reserved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
     /// The instance.
     pub instance: InstanceId,
@@ -63,6 +63,8 @@ pub struct Placement {
     pub node: NodeId,
     /// What it reserves.
     pub resources: Resources,
+    /// The ports it takes on its node (`WorkloadSpec::host_ports`).
+    pub host_ports: Vec<HostPort>,
 }
 
 /// Failures of a scheduler as a whole (per-instance failures are decisions).

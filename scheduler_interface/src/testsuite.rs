@@ -169,6 +169,7 @@ pub async fn run_all<F: Fn() -> Arc<dyn Scheduler>>(make: F) {
     respects_node_selector(make()).await;
     respects_taints_and_tolerations(make()).await;
     respects_max_per_node(make()).await;
+    never_gives_a_host_port_twice_on_a_node(make()).await;
     one_decision_per_instance_in_order(make()).await;
     no_placement_says_why(make()).await;
     concurrent_schedules_never_overcommit(make()).await;
@@ -272,9 +273,10 @@ pub async fn record_placements_counts(s: Arc<dyn Scheduler>) {
         instance: InstanceId::new(),
         node: nodes[0].id,
         resources: Resources::new(800, 100 * MIB),
+        host_ports: Vec::new(),
     };
-    s.record_placements(&[held]);
-    s.record_placements(&[held]);
+    s.record_placements(std::slice::from_ref(&held));
+    s.record_placements(std::slice::from_ref(&held));
     assert_eq!(
         s.reserved(&nodes[0].id),
         held.resources,
@@ -289,7 +291,7 @@ pub async fn record_placements_counts(s: Arc<dyn Scheduler>) {
     // Recording the same instance on another node moves it.
     s.record_placements(&[Placement {
         node: nodes[1].id,
-        ..held
+        ..held.clone()
     }]);
     assert_eq!(s.reserved(&nodes[0].id), Resources::ZERO);
     assert_eq!(s.reserved(&nodes[1].id), held.resources);
@@ -367,6 +369,70 @@ pub async fn respects_taints_and_tolerations(s: Arc<dyn Scheduler>) {
     );
 }
 
+/// A workload with `port` declared (on the host's network, the default).
+pub fn publishing(name: &str, port: u32, protocol: &str) -> WorkloadDefinition {
+    let mut w = workload(name, small());
+    w.spec.containers[0].ports = vec![orchestrator_shared_types::PortSpec {
+        container_port: port,
+        protocol: protocol.to_owned(),
+        name: None,
+        host_port: None,
+    }];
+    w
+}
+
+/// Two instances taking the same port never share a node, whichever
+/// workloads they belong to and however they were placed (in one call, in
+/// another, or recorded); the reason names the port; another protocol or a
+/// workload off the host's network does not conflict; a release frees it.
+pub async fn never_gives_a_host_port_twice_on_a_node(s: Arc<dyn Scheduler>) {
+    let nodes: Vec<Node> = (0..2).map(|_| ready_node(8000, 8192)).collect();
+    let web = Arc::new(publishing("web", 8088, "TCP"));
+    let d = schedule_ok(&*s, &request(&web, 3), &nodes, "three on two nodes").await;
+    let placed: Vec<NodeId> = d.iter().filter_map(assigned).collect();
+    assert_eq!(placed.len(), 2, "one per node: {d:?}");
+    assert_ne!(placed[0], placed[1], "not on the same node: {d:?}");
+    let ScheduleDecision::NoPlacement(reason) = &d[2] else {
+        panic!("a third instance has no node left: {d:?}")
+    };
+    assert!(reason.contains("host port in use"), "{reason}");
+    // Another workload on the same port: no room either.
+    let other = Arc::new(publishing("other", 8088, "TCP"));
+    let d = schedule_ok(&*s, &request(&other, 1), &nodes, "taken by another").await;
+    assert!(matches!(d[0], ScheduleDecision::NoPlacement(_)), "{d:?}");
+    // The same number over UDP, and a workload with no network: placed.
+    let udp = Arc::new(publishing("dns", 8088, "UDP"));
+    let d = schedule_ok(&*s, &request(&udp, 2), &nodes, "udp").await;
+    assert!(d.iter().all(|d| assigned(d).is_some()), "{d:?}");
+    let mut isolated = publishing("isolated", 8088, "TCP");
+    isolated.spec.labels.insert(
+        orchestrator_shared_types::ports::NETWORK_LABEL.into(),
+        "none".into(),
+    );
+    let d = schedule_ok(&*s, &request(&Arc::new(isolated), 1), &nodes, "none").await;
+    assert!(assigned(&d[0]).is_some(), "{d:?}");
+    // A recorded placement holds its port; releasing it frees the node.
+    let third = ready_node(8000, 8192);
+    let held = Placement {
+        instance: InstanceId::new(),
+        node: third.id,
+        resources: small(),
+        host_ports: web.spec.host_ports(),
+    };
+    s.record_placements(std::slice::from_ref(&held));
+    let d = schedule_ok(
+        &*s,
+        &request(&other, 1),
+        std::slice::from_ref(&third),
+        "recorded",
+    )
+    .await;
+    assert!(matches!(d[0], ScheduleDecision::NoPlacement(_)), "{d:?}");
+    s.release(held.instance);
+    let d = schedule_ok(&*s, &request(&other, 1), &[third], "released").await;
+    assert!(assigned(&d[0]).is_some(), "the port is free again: {d:?}");
+}
+
 /// `max_per_node` counts existing instances and those placed in the same call.
 pub async fn respects_max_per_node(s: Arc<dyn Scheduler>) {
     let nodes: Vec<Node> = (0..3).map(|_| ready_node(8000, 8192)).collect();
@@ -380,6 +446,7 @@ pub async fn respects_max_per_node(s: Arc<dyn Scheduler>) {
         instance: old,
         node: nodes[0].id,
         resources: small(),
+        host_ports: Vec::new(),
     }]);
     let d = schedule_ok(&*s, &req, &nodes, "capped").await;
     let mut per_node: HashMap<NodeId, u32> = HashMap::from([(nodes[0].id, 1)]);

@@ -257,6 +257,7 @@ async fn fit_prefers_the_emptier_node() {
         instance: orchestrator_shared_types::InstanceId::new(),
         node: nodes[0].id,
         resources: Resources::new(2900, 2900 * MIB),
+        host_ports: Vec::new(),
     };
     s.record_placements(&[held]);
     let w = with_rules(

@@ -70,7 +70,7 @@ use recover::housekeeping;
 
 /// The workload label that asks for a network namespace without interfaces
 /// (`univrs.io/network: none`); the default is the host's network.
-pub const NETWORK_LABEL: &str = "univrs.io/network";
+pub use orchestrator_shared_types::ports::NETWORK_LABEL;
 
 /// Capacity of the status broadcast channel.
 const STATUS_CHANNEL_CAPACITY: usize = 1024;

@@ -204,6 +204,7 @@ pub async fn actuate(
     }
     if let Some(w) = w {
         let request = w.spec.instance_request();
+        let host_ports = w.spec.host_ports();
         let placements: Vec<Placement> = plan
             .re_reserve
             .iter()
@@ -211,6 +212,7 @@ pub async fn actuate(
                 instance: i.id,
                 node: i.node_id,
                 resources: request,
+                host_ports: host_ports.clone(),
             })
             .collect();
         scheduler.record_placements(&placements);

@@ -168,17 +168,18 @@ async fn load_snapshot(ctx: &Ctx) -> Result<HashSet<WorkloadId>> {
     let (workloads, instances) = tokio::try_join!(store.list_workloads(), store.list_instances())?;
     let requests: std::collections::HashMap<WorkloadId, _> = workloads
         .iter()
-        .map(|w| (w.id, w.spec.instance_request()))
+        .map(|w| (w.id, (w.spec.instance_request(), w.spec.host_ports())))
         .collect();
     let placements: Vec<Placement> = instances
         .iter()
         .filter(|i| matches!(i.status, InstanceStatus::Pending | InstanceStatus::Running))
         .filter(|i| !ctx.nodes.is_lost(&i.node_id))
         .filter_map(|i| {
-            requests.get(&i.workload_id).map(|r| Placement {
+            requests.get(&i.workload_id).map(|(r, ports)| Placement {
                 instance: i.id,
                 node: i.node_id,
                 resources: *r,
+                host_ports: ports.clone(),
             })
         })
         .collect();

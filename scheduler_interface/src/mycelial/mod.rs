@@ -158,7 +158,8 @@ impl MycelialScheduler {
         let spec = &workload.spec;
         let rules = &spec.trust;
         let request = spec.instance_request();
-        let filter = Filter::new(&spec.placement, request);
+        let host_ports = spec.host_ports();
+        let filter = Filter::new(&spec.placement, request, &host_ports);
         let candidates = Candidates::gather(
             nodes,
             &filter,
@@ -206,7 +207,7 @@ impl MycelialScheduler {
             match room.draw(rng, explore) {
                 Some(k) => {
                     let node = nodes[candidates.eligible[k].node].id;
-                    ledger.bind(instance, node, request);
+                    ledger.bind(instance, node, request, &host_ports);
                     *counts.entry(node).or_insert(0) += 1;
                     let ctx = Ctx {
                         nodes,
@@ -254,7 +255,9 @@ impl Scheduler for MycelialScheduler {
     fn record_placements(&self, placements: &[Placement]) {
         let mut state = lock(&self.state);
         for p in placements {
-            state.ledger.bind(p.instance, p.node, p.resources);
+            state
+                .ledger
+                .bind(p.instance, p.node, p.resources, &p.host_ports);
         }
     }
 

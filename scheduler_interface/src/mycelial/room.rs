@@ -195,10 +195,13 @@ fn assess(c: &Candidate, ctx: &Ctx<'_>, budget: Option<i64>) -> (f64, Result<(),
             ctx.counts.get(&node.id).copied().unwrap_or(0)
         }
     };
-    match ctx
-        .filter
-        .check_room(node, c.soft_taints, || ctx.ledger.reserved(&node.id), count)
-    {
+    match ctx.filter.check_room(
+        node,
+        c.soft_taints,
+        || ctx.ledger.reserved(&node.id),
+        count,
+        |ports| ctx.ledger.ports_in_use(&node.id, ports),
+    ) {
         Ok(f) => {
             let fit = fit(
                 node.resources_allocatable,

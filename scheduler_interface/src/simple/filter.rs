@@ -4,7 +4,7 @@
 //! resource fit, which needs a ledger lookup), and the first failing one names
 //! the [`Exclusion`] that a `NoPlacement` reason counts.
 
-use orchestrator_shared_types::{Node, NodeStatus, Placement, Resources, TaintEffect};
+use orchestrator_shared_types::{HostPort, Node, NodeStatus, Placement, Resources, TaintEffect};
 
 /// Why a node was excluded for an instance (the first filter that failed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub(crate) enum Exclusion {
     NodeAffinity,
     /// The node already holds `max_per_node` instances of the workload.
     MaxPerNode,
+    /// Another instance takes a port this one takes on the node.
+    HostPort,
     /// Not enough unreserved cpu.
     InsufficientCpu,
     /// Enough cpu, but not enough unreserved memory.
@@ -33,7 +35,7 @@ pub(crate) enum Exclusion {
 
 impl Exclusion {
     /// Every exclusion, in the order a reason lists them.
-    pub(crate) const ALL: [Exclusion; 10] = [
+    pub(crate) const ALL: [Exclusion; 11] = [
         Exclusion::NotReady,
         Exclusion::Unknown,
         Exclusion::Down,
@@ -42,6 +44,7 @@ impl Exclusion {
         Exclusion::NodeSelector,
         Exclusion::NodeAffinity,
         Exclusion::MaxPerNode,
+        Exclusion::HostPort,
         Exclusion::InsufficientCpu,
         Exclusion::InsufficientMemory,
     ];
@@ -57,6 +60,7 @@ impl Exclusion {
             Exclusion::NodeSelector => "node selector mismatch",
             Exclusion::NodeAffinity => "node affinity mismatch",
             Exclusion::MaxPerNode => "max per node reached",
+            Exclusion::HostPort => "host port in use",
             Exclusion::InsufficientCpu => "insufficient cpu",
             Exclusion::InsufficientMemory => "insufficient memory",
         }
@@ -120,12 +124,22 @@ pub(crate) struct Feasible {
 pub(crate) struct Filter<'a> {
     placement: &'a Placement,
     request: Resources,
+    host_ports: &'a [HostPort],
 }
 
 impl<'a> Filter<'a> {
-    /// Filters for instances that each need `request`.
-    pub(crate) fn new(placement: &'a Placement, request: Resources) -> Self {
-        Self { placement, request }
+    /// Filters for instances that each need `request` and take `host_ports`
+    /// on their node.
+    pub(crate) fn new(
+        placement: &'a Placement,
+        request: Resources,
+        host_ports: &'a [HostPort],
+    ) -> Self {
+        Self {
+            placement,
+            request,
+            host_ports,
+        }
     }
 
     /// Whether `node` passes every filter. The lookups are called only for
@@ -137,9 +151,10 @@ impl<'a> Filter<'a> {
         node: &Node,
         reserved: impl FnOnce() -> Resources,
         same_workload: impl FnOnce() -> u32,
+        ports_in_use: impl FnOnce(&[HostPort]) -> bool,
     ) -> Result<Feasible, Exclusion> {
         let soft_taints = self.check_node(node)?;
-        self.check_room(node, soft_taints, reserved, same_workload)
+        self.check_room(node, soft_taints, reserved, same_workload, ports_in_use)
     }
 
     /// The filters that depend only on the node and the workload (status,
@@ -171,6 +186,7 @@ impl<'a> Filter<'a> {
         soft_taints: u32,
         reserved: impl FnOnce() -> Resources,
         same_workload: impl FnOnce() -> u32,
+        ports_in_use: impl FnOnce(&[HostPort]) -> bool,
     ) -> Result<Feasible, Exclusion> {
         let same_workload = same_workload();
         if self
@@ -179,6 +195,9 @@ impl<'a> Filter<'a> {
             .is_some_and(|max| same_workload >= max)
         {
             return Err(Exclusion::MaxPerNode);
+        }
+        if !self.host_ports.is_empty() && ports_in_use(self.host_ports) {
+            return Err(Exclusion::HostPort);
         }
         let reserved = reserved();
         fit(node.resources_allocatable, reserved, self.request)?;
@@ -277,7 +296,7 @@ mod tests {
         reserved: Resources,
         count: u32,
     ) -> Result<Feasible, Exclusion> {
-        Filter::new(p, Resources::new(100, 100)).check(n, || reserved, || count)
+        Filter::new(p, Resources::new(100, 100), &[]).check(n, || reserved, || count, |_| false)
     }
 
     fn taint(key: &str, effect: TaintEffect) -> Taint {

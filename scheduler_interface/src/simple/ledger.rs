@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use orchestrator_shared_types::{InstanceId, NodeId, Resources};
+use orchestrator_shared_types::{HostPort, InstanceId, NodeId, Resources};
 
 /// A fast hasher for keys that are already random bytes (node keys, UUIDs).
 ///
@@ -65,10 +65,16 @@ pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 ///
 /// Invariant: `nodes[n]` is the sum of the resources of the instances in
 /// `instances` bound to `n`; nodes with nothing reserved have no entry.
+///
+/// Host ports: `ports` holds every port an instance takes on its node
+/// (`WorkloadSpec::host_ports`), so that no two instances take one port on
+/// one node; `instance_ports` what each instance holds, to free it.
 #[derive(Default, Debug)]
 pub(crate) struct Ledger {
     nodes: IdMap<NodeId, Resources>,
     instances: IdMap<InstanceId, (NodeId, Resources)>,
+    ports: IdMap<(NodeId, HostPort), InstanceId>,
+    instance_ports: IdMap<InstanceId, Vec<HostPort>>,
 }
 
 impl Ledger {
@@ -78,13 +84,32 @@ impl Ledger {
         self.nodes.get(node).copied().unwrap_or(Resources::ZERO)
     }
 
-    /// Reserves `resources` on `node` for `instance`, moving an earlier
-    /// reservation of the same instance (so binding twice counts once).
-    pub(crate) fn bind(&mut self, instance: InstanceId, node: NodeId, resources: Resources) {
+    /// Whether another instance already takes one of `ports` on `node`.
+    #[inline]
+    pub(crate) fn ports_in_use(&self, node: &NodeId, ports: &[HostPort]) -> bool {
+        !self.ports.is_empty() && ports.iter().any(|p| self.ports.contains_key(&(*node, *p)))
+    }
+
+    /// Reserves `resources` and `ports` on `node` for `instance`, moving an
+    /// earlier reservation of the same instance (so binding twice counts
+    /// once).
+    pub(crate) fn bind(
+        &mut self,
+        instance: InstanceId,
+        node: NodeId,
+        resources: Resources,
+        ports: &[HostPort],
+    ) {
         self.release(instance);
         self.instances.insert(instance, (node, resources));
         let r = self.nodes.entry(node).or_insert(Resources::ZERO);
         *r = r.saturating_add(resources);
+        if !ports.is_empty() {
+            for p in ports {
+                self.ports.insert((node, *p), instance);
+            }
+            self.instance_ports.insert(instance, ports.to_vec());
+        }
     }
 
     /// Frees what `instance` reserved; unknown instances are ignored.
@@ -92,6 +117,13 @@ impl Ledger {
         let Some((node, resources)) = self.instances.remove(&instance) else {
             return;
         };
+        for p in self.instance_ports.remove(&instance).unwrap_or_default() {
+            // Only its own: a port is never held by two instances, but a
+            // stale entry must not free another's.
+            if self.ports.get(&(node, p)) == Some(&instance) {
+                self.ports.remove(&(node, p));
+            }
+        }
         if let Some(r) = self.nodes.get_mut(&node) {
             *r = r.saturating_sub(resources);
             if *r == Resources::ZERO {
@@ -120,20 +152,50 @@ mod tests {
     fn bind_release_and_rebind_keep_sums_exact() {
         let mut l = Ledger::default();
         let (a, b) = (InstanceId::new(), InstanceId::new());
-        l.bind(a, node(1), Resources::new(100, 10));
-        l.bind(b, node(1), Resources::new(200, 20));
+        l.bind(a, node(1), Resources::new(100, 10), &[]);
+        l.bind(b, node(1), Resources::new(200, 20), &[]);
         assert_eq!(l.reserved(&node(1)), Resources::new(300, 30));
         // Re-binding the same instance elsewhere moves it.
-        l.bind(a, node(2), Resources::new(100, 10));
+        l.bind(a, node(2), Resources::new(100, 10), &[]);
         assert_eq!(l.reserved(&node(1)), Resources::new(200, 20));
         assert_eq!(l.reserved(&node(2)), Resources::new(100, 10));
-        l.bind(a, node(2), Resources::new(100, 10));
+        l.bind(a, node(2), Resources::new(100, 10), &[]);
         assert_eq!(l.reserved(&node(2)), Resources::new(100, 10));
         l.release(a);
         l.release(a);
         l.release(b);
         assert_eq!(l.reserved(&node(1)), Resources::ZERO);
         assert!(l.nodes.is_empty() && l.instances.is_empty());
+    }
+
+    #[test]
+    fn a_port_is_held_once_per_node_and_freed_with_its_instance() {
+        let mut l = Ledger::default();
+        let web = [HostPort {
+            port: 8088,
+            udp: false,
+        }];
+        let (a, b) = (InstanceId::new(), InstanceId::new());
+        l.bind(a, node(1), Resources::new(1, 1), &web);
+        assert!(l.ports_in_use(&node(1), &web));
+        assert!(!l.ports_in_use(&node(2), &web), "another node");
+        assert!(
+            !l.ports_in_use(
+                &node(1),
+                &[HostPort {
+                    port: 8088,
+                    udp: true
+                }]
+            ),
+            "the same number over UDP"
+        );
+        l.bind(b, node(2), Resources::new(1, 1), &web);
+        // Moving `a` frees its port on node 1.
+        l.bind(a, node(3), Resources::new(1, 1), &web);
+        assert!(!l.ports_in_use(&node(1), &web));
+        l.release(a);
+        l.release(b);
+        assert!(l.ports.is_empty() && l.instance_ports.is_empty());
     }
 
     #[test]

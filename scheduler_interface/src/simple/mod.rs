@@ -159,7 +159,8 @@ impl SimpleScheduler {
         check_distinct_instances(req)?;
         let spec = &req.workload.spec;
         let request = spec.instance_request();
-        let filter = Filter::new(&spec.placement, request);
+        let host_ports = spec.host_ports();
+        let filter = Filter::new(&spec.placement, request, &host_ports);
         // Instances of this workload per node: existing, then placed here.
         let mut counts: IdMap<NodeId, u32> = IdMap::default();
         for (_, node) in &req.existing {
@@ -183,7 +184,7 @@ impl SimpleScheduler {
             match self.pick(nodes, &filter, request, &ledger, &counts) {
                 Ok(i) => {
                     let node = nodes[i].id;
-                    ledger.bind(instance, node, request);
+                    ledger.bind(instance, node, request, &host_ports);
                     *counts.entry(node).or_insert(0) += 1;
                     decisions.push(ScheduleDecision::AssignNode(node));
                 }
@@ -228,7 +229,8 @@ impl SimpleScheduler {
                     counts.get(&node.id).copied().unwrap_or(0)
                 }
             };
-            match filter.check(node, || ledger.reserved(&node.id), count) {
+            let in_use = |ports: &[_]| ledger.ports_in_use(&node.id, ports);
+            match filter.check(node, || ledger.reserved(&node.id), count, in_use) {
                 Ok(f) => {
                     let s = self.scorer.score(node.resources_allocatable, request, &f);
                     if best.is_none_or(|(_, b)| s > b) {
@@ -296,7 +298,7 @@ impl Scheduler for SimpleScheduler {
     fn record_placements(&self, placements: &[Placement]) {
         let mut ledger = self.ledger();
         for p in placements {
-            ledger.bind(p.instance, p.node, p.resources);
+            ledger.bind(p.instance, p.node, p.resources, &p.host_ports);
         }
     }
 
