@@ -30,8 +30,11 @@
 //! - **Stop**: SIGTERM to the init, SIGKILL after the grace period (a pid
 //!   namespace's init ignores signals it has no handler for, as in Docker).
 //! - **Probes**: `probe` runs liveness and readiness probes per container.
+//! - **Bridge networking** (`cni`): the CNI plugin chain and named network
+//!   namespaces; not yet wired into container creation.
 
 mod cgroup;
+pub mod cni;
 mod entry;
 pub mod image;
 mod lifecycle;

@@ -1,0 +1,333 @@
+//! [`CniNetwork`]: ADD, CHECK and DEL of an instance's attachment, chaining
+//! the plugins of the configuration list as the CNI specification says.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tracing::{instrument, warn};
+
+use super::config::check_id;
+use super::exec::{invoke, plugin_type, Invocation};
+use super::plugins::check_plugins;
+use super::result::{parse_result, Attachment, PortMapping};
+use super::{CniConfig, CniError, Command, Result};
+
+/// One instance's attachment, as the caller names it.
+#[derive(Clone, Debug)]
+pub struct AttachRequest {
+    /// `CNI_CONTAINERID`: letters, digits, `_`, `.`, `-`.
+    pub container_id: String,
+    /// The instance's network namespace (a bind-mounted file, see [`super::NetNs`]).
+    pub netns: PathBuf,
+    /// The interface made inside it (e.g. `eth0`).
+    pub ifname: String,
+    /// Ports to publish on the node (given to `portmap`).
+    pub port_mappings: Vec<PortMapping>,
+}
+
+/// What ADD made, kept on disk for CHECK and DEL (as libcni's cache does):
+/// `firewall` removes its rules only for the addresses of the previous
+/// result, and `portmap` its DNAT only for the mappings it is given.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    container_id: String,
+    ifname: String,
+    netns: PathBuf,
+    port_mappings: Vec<PortMapping>,
+    result: Value,
+}
+
+/// A node's bridge network: runs the plugin chain for its instances.
+#[derive(Debug)]
+pub struct CniNetwork {
+    cfg: CniConfig,
+    list: Value,
+    loopback: Value,
+}
+
+impl CniNetwork {
+    /// Checks the settings and that every required plugin is in
+    /// `cfg.bin_dir`, and creates the lease and result directories.
+    pub fn new(cfg: CniConfig) -> Result<Self> {
+        cfg.validate()?;
+        check_plugins(&cfg.bin_dir)?;
+        Self::with_list(cfg.config_list(), cfg)
+    }
+
+    /// A network running `list` (a configuration list of the CNI
+    /// specification) instead of the one [`CniConfig::config_list`] makes:
+    /// for tests, and for operators' own chains. Creates the lease and
+    /// result directories; no plugin is checked here, a missing one is named
+    /// by the command that needs it.
+    pub fn with_list(list: Value, cfg: CniConfig) -> Result<Self> {
+        for dir in [cfg.lease_dir(), cfg.results_dir()] {
+            std::fs::create_dir_all(&dir).map_err(|source| CniError::Cache {
+                action: "creating",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let loopback = cfg.loopback_config();
+        Ok(Self {
+            cfg,
+            list,
+            loopback,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CniConfig {
+        &self.cfg
+    }
+
+    /// The configuration list the plugins are run from.
+    pub fn config_list(&self) -> &Value {
+        &self.list
+    }
+
+    fn plugins(&self) -> Result<&Vec<Value>> {
+        self.list["plugins"]
+            .as_array()
+            .ok_or_else(|| CniError::InvalidSetting {
+                field: "plugins",
+                reason: "the configuration list has no \"plugins\" array".into(),
+            })
+    }
+
+    /// A plugin's execution configuration: its own object with the list's
+    /// `cniVersion` and `name`, the previous result, and the runtime
+    /// configuration of the capabilities it declares.
+    fn plugin_config(&self, plugin: &Value, prev: Option<&Value>, ports: &[PortMapping]) -> Value {
+        let mut conf = plugin.clone();
+        if let Some(obj) = conf.as_object_mut() {
+            obj.insert("cniVersion".into(), self.list["cniVersion"].clone());
+            obj.insert("name".into(), self.list["name"].clone());
+            if let Some(prev) = prev {
+                obj.insert("prevResult".into(), prev.clone());
+            }
+            if plugin["capabilities"]["portMappings"] == json!(true) {
+                obj.insert("runtimeConfig".into(), json!({ "portMappings": ports }));
+            }
+        }
+        conf
+    }
+
+    fn invocation<'a>(
+        &'a self,
+        req: &'a AttachRequest,
+        command: Command,
+        lo: bool,
+    ) -> Invocation<'a> {
+        Invocation {
+            bin_dir: &self.cfg.bin_dir,
+            command,
+            container_id: &req.container_id,
+            netns: &req.netns,
+            ifname: if lo { "lo" } else { &req.ifname },
+            timeout: self.cfg.plugin_timeout,
+        }
+    }
+
+    /// ADD: brings `lo` up, then runs the chain, each plugin given the
+    /// previous one's result. On failure, what was made is removed (DEL of the
+    /// whole chain, as the specification asks) and the error names the plugin.
+    #[instrument(skip(self, req), fields(container = %req.container_id, network = %self.cfg.name))]
+    pub async fn add(&self, req: &AttachRequest) -> Result<Attachment> {
+        check_request(req)?;
+        let plugins = self.plugins()?;
+        let mut prev: Option<Value> = None;
+        let mut last = "loopback";
+        let outcome: Result<Value> = async {
+            invoke(&self.invocation(req, Command::Add, true), &self.loopback).await?;
+            for plugin in plugins {
+                last = plugin_type(plugin)?;
+                let conf = self.plugin_config(plugin, prev.as_ref(), &req.port_mappings);
+                let out = invoke(&self.invocation(req, Command::Add, false), &conf).await?;
+                if out.is_null() {
+                    return Err(CniError::BadResult {
+                        plugin: last.to_owned(),
+                        command: Command::Add,
+                        reason: "it printed no result".into(),
+                    });
+                }
+                prev = Some(out);
+            }
+            prev.clone().ok_or_else(|| CniError::InvalidSetting {
+                field: "plugins",
+                reason: "the configuration list has no plugin".into(),
+            })
+        }
+        .await;
+        let kept = outcome.and_then(|result| {
+            let att = parse_result(last, result)?;
+            self.keep(&Kept {
+                container_id: req.container_id.clone(),
+                ifname: req.ifname.clone(),
+                netns: req.netns.clone(),
+                port_mappings: req.port_mappings.clone(),
+                result: att.raw.clone(),
+            })?;
+            Ok(att)
+        });
+        match kept {
+            Ok(att) => Ok(att),
+            Err(e) => {
+                if let Err(undo) = self.teardown(req, prev.as_ref(), &req.port_mappings).await {
+                    warn!(error = %undo, "removing a failed CNI attachment");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// CHECK: runs the chain with the result ADD returned; an error says which
+    /// plugin found the attachment changed.
+    #[instrument(skip(self, req), fields(container = %req.container_id, network = %self.cfg.name))]
+    pub async fn check(&self, req: &AttachRequest) -> Result<()> {
+        check_request(req)?;
+        let kept = self.kept(req)?.ok_or_else(|| CniError::NotAttached {
+            container_id: req.container_id.clone(),
+            ifname: req.ifname.clone(),
+        })?;
+        let has_ipv6 = parse_result("CHECK", kept.result.clone())
+            .is_ok_and(|a| a.ips.iter().any(|ip| ip.address.is_ipv6()));
+        for plugin in self.plugins()? {
+            let conf = self.plugin_config(plugin, Some(&kept.result), &kept.port_mappings);
+            match invoke(&self.invocation(req, Command::Check, false), &conf).await {
+                // portmap 1.1.1 checks its ip6tables DNAT chain even for an
+                // IPv4-only attachment, where it never made one; its IPv4
+                // check ran (and passed) before.
+                Err(CniError::Plugin { plugin, msg, .. })
+                    if plugin == "portmap"
+                        && !has_ipv6
+                        && msg.starts_with("could not check ipv6 dnat") =>
+                {
+                    tracing::debug!(%msg, "portmap's IPv6 CHECK of an IPv4-only attachment");
+                }
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// DEL: runs the chain in reverse with the result ADD returned (when it is
+    /// still kept), then `loopback`. Idempotent: a second DEL, or one after
+    /// the namespace is gone, succeeds. Every plugin is run even when one
+    /// fails; the first failure is returned and the result is kept for a retry.
+    #[instrument(skip(self, req), fields(container = %req.container_id, network = %self.cfg.name))]
+    pub async fn del(&self, req: &AttachRequest) -> Result<()> {
+        check_request(req)?;
+        let kept = self.kept(req)?;
+        let (prev, ports) = match &kept {
+            Some(k) => (Some(&k.result), k.port_mappings.as_slice()),
+            None => (None, req.port_mappings.as_slice()),
+        };
+        self.teardown(req, prev, ports).await?;
+        let path = self.kept_path(req);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CniError::Cache {
+                action: "removing",
+                path,
+                source,
+            }),
+        }
+    }
+
+    async fn teardown(
+        &self,
+        req: &AttachRequest,
+        prev: Option<&Value>,
+        ports: &[PortMapping],
+    ) -> Result<()> {
+        let mut first: Option<CniError> = None;
+        let mut note = |r: Result<Value>| {
+            if let Err(e) = r {
+                warn!(error = %e, "CNI DEL");
+                first.get_or_insert(e);
+            }
+        };
+        for plugin in self.plugins()?.iter().rev() {
+            let conf = self.plugin_config(plugin, prev, ports);
+            note(invoke(&self.invocation(req, Command::Del, false), &conf).await);
+        }
+        note(invoke(&self.invocation(req, Command::Del, true), &self.loopback).await);
+        first.map_or(Ok(()), Err)
+    }
+
+    fn kept_path(&self, req: &AttachRequest) -> PathBuf {
+        self.cfg.results_dir().join(format!(
+            "{}-{}-{}.json",
+            self.cfg.name, req.container_id, req.ifname
+        ))
+    }
+
+    fn keep(&self, kept: &Kept) -> Result<()> {
+        let path = self.cfg.results_dir().join(format!(
+            "{}-{}-{}.json",
+            self.cfg.name, kept.container_id, kept.ifname
+        ));
+        let tmp = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(kept).map_err(|e| CniError::Cache {
+            action: "serialising",
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        write_then_rename(&tmp, &path, &bytes).map_err(|source| CniError::Cache {
+            action: "writing",
+            path,
+            source,
+        })
+    }
+
+    fn kept(&self, req: &AttachRequest) -> Result<Option<Kept>> {
+        let path = self.kept_path(req);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CniError::Cache {
+                    action: "reading",
+                    path,
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| CniError::Cache {
+                action: "parsing",
+                path,
+                source: e.into(),
+            })
+    }
+}
+
+fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+/// Checks the container id and interface name the plugins are given.
+fn check_request(req: &AttachRequest) -> Result<()> {
+    check_id("container_id", &req.container_id)?;
+    let ok = !req.ifname.is_empty()
+        && req.ifname.len() <= 15
+        && req.ifname != "."
+        && req.ifname != ".."
+        && !req
+            .ifname
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace());
+    if !ok {
+        return Err(CniError::InvalidSetting {
+            field: "ifname",
+            reason: format!("{:?} is not a Linux interface name", req.ifname),
+        });
+    }
+    Ok(())
+}
