@@ -1,7 +1,6 @@
 //! Scaffolding of the CNI tests: a network of its own per test (subnet
 //! 10.89.N.0/24, bridge and network `ucniN`), namespaces under /run/netns,
 //! and looks at the host (veths, leases, iptables) to assert cleanup.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -148,3 +148,134 @@ pub async fn invoke(inv: &Invocation<'_>, config: &Value) -> Result<Value> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A fake plugin `name` in `dir` running `script` (sh).
+    fn fake(dir: &Path, name: &str, script: &str) {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    fn inv<'a>(dir: &'a Path, netns: &'a Path, timeout: Duration) -> Invocation<'a> {
+        Invocation {
+            bin_dir: dir,
+            command: Command::Add,
+            container_id: "c1",
+            netns,
+            ifname: "eth0",
+            timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_plugin_gets_its_config_on_stdin_and_the_cni_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seen = dir.path().join("seen");
+        fake(
+            dir.path(),
+            "echo",
+            &format!(
+                "env | grep ^CNI_ | sort > {0}; cat >> {0}; echo '{{\"ips\": []}}'",
+                seen.display()
+            ),
+        );
+        let netns = Path::new("/run/netns/x");
+        let out = invoke(
+            &inv(dir.path(), netns, Duration::from_secs(10)),
+            &json!({"type": "echo", "k": 1}),
+        )
+        .await
+        .expect("runs");
+        assert_eq!(out, json!({"ips": []}));
+        let seen = std::fs::read_to_string(&seen).expect("seen");
+        let expected = format!(
+            "CNI_COMMAND=ADD\nCNI_CONTAINERID=c1\nCNI_IFNAME=eth0\nCNI_NETNS=/run/netns/x\nCNI_PATH={}\n{{\"k\":1,\"type\":\"echo\"}}",
+            dir.path().display()
+        );
+        assert_eq!(seen, expected);
+    }
+
+    #[tokio::test]
+    async fn the_error_json_becomes_a_named_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fake(
+            dir.path(),
+            "bad",
+            r#"echo '{"cniVersion":"1.0.0","code":7,"msg":"invalid network config","details":"no bridge"}'; exit 1"#,
+        );
+        let err = invoke(
+            &inv(dir.path(), Path::new("/x"), Duration::from_secs(10)),
+            &json!({"type": "bad"}),
+        )
+        .await
+        .expect_err("fails");
+        assert_eq!(
+            err.to_string(),
+            "CNI plugin bad failed ADD (code 7): invalid network config (no bridge)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_without_error_json_keeps_what_it_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fake(dir.path(), "crash", "echo panic: oops >&2; exit 2");
+        match invoke(
+            &inv(dir.path(), Path::new("/x"), Duration::from_secs(10)),
+            &json!({"type": "crash"}),
+        )
+        .await
+        {
+            Err(CniError::PluginFailed {
+                plugin,
+                output,
+                status,
+                ..
+            }) => {
+                assert_eq!(plugin, "crash");
+                assert_eq!(output, "panic: oops");
+                assert_eq!(status.code(), Some(2));
+            }
+            other => panic!("expected PluginFailed, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_plugin_is_killed_at_the_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The plugin hangs; the timeout, not the sleep, ends the call.
+        fake(dir.path(), "hang", "exec sleep 600");
+        let started = std::time::Instant::now();
+        match invoke(
+            &inv(dir.path(), Path::new("/x"), Duration::from_millis(200)),
+            &json!({"type": "hang"}),
+        )
+        .await
+        {
+            Err(CniError::Timeout { plugin, .. }) => assert_eq!(plugin, "hang"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn a_missing_plugin_or_type_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let i = inv(dir.path(), Path::new("/x"), Duration::from_secs(1));
+        let err = invoke(&i, &json!({"type": "bridge"}))
+            .await
+            .expect_err("missing");
+        assert!(err.to_string().contains("bridge"), "{err}");
+        let err = invoke(&i, &json!({"name": "x"}))
+            .await
+            .expect_err("no type");
+        assert!(err.to_string().contains("type"), "{err}");
+    }
+}
