@@ -13,7 +13,7 @@ use std::os::unix::fs::symlink;
 
 use cni_common::*;
 use container_runtime::youki::cni::{
-    CniConfig, CniError, CniNetwork, NetNs, PortMapping, REQUIRED_PLUGINS,
+    CniConfig, CniError, CniNetwork, NetNs, PortMapping, INSTANCE_IFNAME, REQUIRED_PLUGINS,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,22 +182,54 @@ async fn a_missing_plugin_is_named_and_leaves_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_refusing_its_config_is_named_with_its_message_and_nothing_is_left() {
     require_root_and_plugins!();
-    let mut t = TestNet::new(5);
+    let t = TestNet::new(5);
     // portmap runs after bridge has made the veth, the lease and the
     // masquerade rules: all of them must be undone.
     let mut list = t.cfg.config_list();
     list["plugins"][1]["snat"] = "yes".into();
     let net = CniNetwork::with_list(list, t.cfg.clone()).expect("directories");
-    let ns = t.netns("a");
-    let req = t.request("a", &ns);
-    match net.add(&req).await {
+    let ns = NetNs::at(&t.cfg.netns_dir, "ucni5-a").expect("name");
+    match net.attach("ucni5-a", Vec::new()).await {
         Err(CniError::Plugin { plugin, msg, .. }) => {
             assert_eq!(plugin, "portmap");
             assert!(msg.contains("snat"), "{msg}");
         }
         other => panic!("expected portmap's error JSON, got {other:?}"),
     }
-    assert_nothing_left(&t, &ns, &req.container_id);
+    assert!(
+        !ns.exists() && !ns.path().exists(),
+        "the namespace is removed"
+    );
+    assert_nothing_left(&t, &ns, "ucni5-a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_and_detach_make_and_remove_the_namespace_with_the_attachment() {
+    require_root_and_plugins!();
+    let t = TestNet::new(6);
+    let net = CniNetwork::new(t.cfg.clone()).expect("the plugins are here");
+    let ports = vec![PortMapping {
+        host_port: 18606,
+        container_port: 8080,
+        protocol: "tcp".into(),
+    }];
+    let inst = net.attach("ucni6-a", ports).await.expect("attach");
+    let ip = inst.attachment.ipv4().expect("an address");
+    assert!(inst.netns.exists());
+    assert_eq!(inst.netns.path(), t.cfg.netns_dir.join("ucni6-a"));
+    assert_eq!(addresses_in(&inst.netns, INSTANCE_IFNAME), [ip]);
+    assert!(!iptables_lines("--dport 18606").is_empty());
+    net.check_instance("ucni6-a").await.expect("CHECK");
+    // The same name cannot be attached twice, and the first is untouched.
+    net.attach("ucni6-a", Vec::new()).await.expect_err("taken");
+    assert_eq!(addresses_in(&inst.netns, INSTANCE_IFNAME), [ip]);
+
+    net.detach("ucni6-a").await.expect("detach");
+    assert!(!inst.netns.exists() && !inst.netns.path().exists());
+    assert_nothing_left(&t, &inst.netns, "ucni6-a");
+    assert_eq!(iptables_lines("--dport 18606"), Vec::<String>::new());
+    assert_eq!(iptables_lines(&format!("{ip}/32")), Vec::<String>::new());
+    net.detach("ucni6-a").await.expect("detach twice");
 }
 
 fn assert_nothing_left(t: &TestNet, ns: &NetNs, container_id: &str) {

@@ -120,6 +120,15 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
+        // Those `attach` made, named after their container ids.
+        for which in ["a", "b"] {
+            if let Ok(ns) = NetNs::at(
+                Path::new(DEFAULT_NETNS_DIR),
+                &format!("ucni{}-{which}", self.n),
+            ) {
+                self.namespaces.push(ns);
+            }
+        }
         for ns in &self.namespaces {
             if let Err(e) = ns.remove() {
                 eprintln!("cleanup: {e}");

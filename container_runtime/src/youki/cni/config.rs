@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::netns::DEFAULT_NETNS_DIR;
 use super::plugins::DEFAULT_BIN_DIR;
 use super::{CniError, Result, CNI_VERSION};
 
@@ -81,6 +82,9 @@ pub struct CniConfig {
     /// `dataDir`, instead of `/var/lib/cni`) and `results/` (each
     /// attachment's ADD result, handed to CHECK and DEL).
     pub data_dir: PathBuf,
+    /// Where instances' network namespaces are made (default `/run/netns`,
+    /// where `ip netns` finds them).
+    pub netns_dir: PathBuf,
     /// The MTU of the bridge and the veths (none: the plugins' default).
     pub mtu: Option<u32>,
     /// How long one plugin may run before it is killed.
@@ -89,7 +93,8 @@ pub struct CniConfig {
 
 impl CniConfig {
     /// The node's network `univrs` on bridge `univrs0` over `subnet`, plugins
-    /// from `/usr/lib/cni`, state under `data_dir`, 30 s per plugin.
+    /// from `/usr/lib/cni`, state under `data_dir`, namespaces in
+    /// `/run/netns`, 30 s per plugin.
     pub fn new(data_dir: impl Into<PathBuf>, subnet: Ipv4Subnet) -> Self {
         Self {
             bin_dir: PathBuf::from(DEFAULT_BIN_DIR),
@@ -97,6 +102,7 @@ impl CniConfig {
             bridge: "univrs0".into(),
             subnet,
             data_dir: data_dir.into(),
+            netns_dir: PathBuf::from(DEFAULT_NETNS_DIR),
             mtu: None,
             plugin_timeout: Duration::from_secs(30),
         }

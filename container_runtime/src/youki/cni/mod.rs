@@ -17,6 +17,9 @@
 //!   daemon restart) hands the plugins what they need to remove exactly what
 //!   ADD made.
 //! - [`netns`]: named network namespaces, made the way `ip netns add` does.
+//! - [`instance`]: [`CniNetwork::attach`] and [`CniNetwork::detach`], an
+//!   instance's namespace and attachment made and removed as one step, in
+//!   the order exact cleanup needs.
 //!
 //! Order matters on teardown: DEL must run while the namespace still exists,
 //! then the namespace is removed. The `bridge` plugin (1.1.1) learns the
@@ -26,6 +29,7 @@
 
 pub mod config;
 pub mod exec;
+pub mod instance;
 pub mod netns;
 pub mod network;
 pub mod plugins;
@@ -35,6 +39,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use config::{CniConfig, Ipv4Subnet};
+pub use instance::{InstanceNetwork, INSTANCE_IFNAME};
 pub use netns::NetNs;
 pub use network::{AttachRequest, CniNetwork};
 pub use plugins::{check_plugins, REQUIRED_PLUGINS};
