@@ -83,3 +83,36 @@ impl CniNetwork {
         NetNs::at(&self.config().netns_dir, container_id)?.remove()
     }
 }
+
+impl CniNetwork {
+    /// Detaches every kept attachment whose container `keep` rejects — those
+    /// a daemon that died left behind, also halfway through ADD — and removes
+    /// their namespaces when they are this network's (named after the
+    /// container id in [`CniConfig::netns_dir`](super::CniConfig::netns_dir)).
+    /// Goes on past a failure; returns the ids detached, or the first failure.
+    #[instrument(skip(self, keep), fields(network = %self.config().name))]
+    pub async fn gc(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+        let mut detached = Vec::new();
+        let mut first: Option<CniError> = None;
+        for req in self.attachments()? {
+            if keep(&req.container_id) {
+                continue;
+            }
+            let ours = NetNs::at(&self.config().netns_dir, &req.container_id)
+                .ok()
+                .filter(|ns| ns.path() == req.netns);
+            let done = match self.del(&req).await {
+                Ok(()) => ours.map_or(Ok(()), |ns| ns.remove()),
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(()) => detached.push(req.container_id),
+                Err(e) => {
+                    warn!(container = %req.container_id, error = %e, "detaching a left-over attachment");
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(detached), Err)
+    }
+}

@@ -163,6 +163,14 @@ pub enum CniError {
         /// Its interface.
         ifname: String,
     },
+    /// ADD of an attachment that exists (DEL it first).
+    #[error("container {container_id} is already attached on {ifname}")]
+    AlreadyAttached {
+        /// The container.
+        container_id: String,
+        /// Its interface.
+        ifname: String,
+    },
     /// Reading or writing the kept attachment results failed.
     #[error("{action} {}: {source}", path.display())]
     Cache {

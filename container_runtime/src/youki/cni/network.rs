@@ -28,14 +28,29 @@ pub struct AttachRequest {
 
 /// What ADD made, kept on disk for CHECK and DEL (as libcni's cache does):
 /// `firewall` removes its rules only for the addresses of the previous
-/// result, and `portmap` its DNAT only for the mappings it is given.
+/// result, and `portmap` its DNAT only for the mappings it is given. It is
+/// written before ADD starts, without a result, so that a daemon that dies
+/// during ADD leaves a record [`CniNetwork::attachments`] lists.
 #[derive(Serialize, Deserialize)]
 struct Kept {
     container_id: String,
     ifname: String,
     netns: PathBuf,
     port_mappings: Vec<PortMapping>,
-    result: Value,
+    /// The chain's ADD result; none while ADD runs.
+    #[serde(default)]
+    result: Option<Value>,
+}
+
+impl Kept {
+    fn request(&self) -> AttachRequest {
+        AttachRequest {
+            container_id: self.container_id.clone(),
+            netns: self.netns.clone(),
+            ifname: self.ifname.clone(),
+            port_mappings: self.port_mappings.clone(),
+        }
+    }
 }
 
 /// A node's bridge network: runs the plugin chain for its instances.
@@ -132,12 +147,31 @@ impl CniNetwork {
     /// ADD: brings `lo` up, then runs the chain, each plugin given the
     /// previous one's result. On failure, what was made is removed (DEL of the
     /// whole chain, as the specification asks) and the error names the plugin.
+    /// Refused while an attachment of the same container and interface is kept.
     #[instrument(skip(self, req), fields(container = %req.container_id, network = %self.cfg.name))]
     pub async fn add(&self, req: &AttachRequest) -> Result<Attachment> {
         check_request(req)?;
         let plugins = self.plugins()?;
+        // A second ADD would fail on the existing interface, and undoing it
+        // would tear down the first.
+        if self.kept(req)?.is_some() {
+            return Err(CniError::AlreadyAttached {
+                container_id: req.container_id.clone(),
+                ifname: req.ifname.clone(),
+            });
+        }
+        let mut kept = Kept {
+            container_id: req.container_id.clone(),
+            ifname: req.ifname.clone(),
+            netns: req.netns.clone(),
+            port_mappings: req.port_mappings.clone(),
+            result: None,
+        };
+        self.keep(&kept)?;
         let mut prev: Option<Value> = None;
         let mut last = "loopback";
+        // Plugins whose ADD succeeded, and whether the one that failed ran.
+        let mut ran = 0;
         let outcome: Result<Value> = async {
             invoke(&self.invocation(req, Command::Add, true), &self.loopback).await?;
             for plugin in plugins {
@@ -152,6 +186,7 @@ impl CniNetwork {
                     });
                 }
                 prev = Some(out);
+                ran += 1;
             }
             prev.clone().ok_or_else(|| CniError::InvalidSetting {
                 field: "plugins",
@@ -159,22 +194,29 @@ impl CniNetwork {
             })
         }
         .await;
-        let kept = outcome.and_then(|result| {
+        let done = outcome.and_then(|result| {
             let att = parse_result(last, result)?;
-            self.keep(&Kept {
-                container_id: req.container_id.clone(),
-                ifname: req.ifname.clone(),
-                netns: req.netns.clone(),
-                port_mappings: req.port_mappings.clone(),
-                result: att.raw.clone(),
-            })?;
+            kept.result = Some(att.raw.clone());
+            self.keep(&kept)?;
             Ok(att)
         });
-        match kept {
+        match done {
             Ok(att) => Ok(att),
             Err(e) => {
-                if let Err(undo) = self.teardown(req, prev.as_ref(), &req.port_mappings).await {
-                    warn!(error = %undo, "removing a failed CNI attachment");
+                let failed_ran = !matches!(
+                    e,
+                    CniError::PluginsMissing { .. }
+                        | CniError::Spawn { .. }
+                        | CniError::InvalidSetting { .. }
+                );
+                match self.undo(req, prev.as_ref(), ran, failed_ran).await {
+                    Ok(()) => {
+                        if let Err(rm) = self.forget(req) {
+                            warn!(error = %rm, "forgetting a failed CNI attachment");
+                        }
+                    }
+                    // The record stays, so that a later DEL finishes the job.
+                    Err(undo) => warn!(error = %undo, "removing a failed CNI attachment"),
                 }
                 Err(e)
             }
@@ -186,14 +228,18 @@ impl CniNetwork {
     #[instrument(skip(self, req), fields(container = %req.container_id, network = %self.cfg.name))]
     pub async fn check(&self, req: &AttachRequest) -> Result<()> {
         check_request(req)?;
-        let kept = self.kept(req)?.ok_or_else(|| CniError::NotAttached {
-            container_id: req.container_id.clone(),
-            ifname: req.ifname.clone(),
-        })?;
-        let has_ipv6 = parse_result("CHECK", kept.result.clone())
+        let kept = self.kept(req)?;
+        let (Some(kept), Some(result)) = (&kept, kept.as_ref().and_then(|k| k.result.as_ref()))
+        else {
+            return Err(CniError::NotAttached {
+                container_id: req.container_id.clone(),
+                ifname: req.ifname.clone(),
+            });
+        };
+        let has_ipv6 = parse_result("CHECK", result.clone())
             .is_ok_and(|a| a.ips.iter().any(|ip| ip.address.is_ipv6()));
         for plugin in self.plugins()? {
-            let conf = self.plugin_config(plugin, Some(&kept.result), &kept.port_mappings);
+            let conf = self.plugin_config(plugin, Some(result), &kept.port_mappings);
             match invoke(&self.invocation(req, Command::Check, false), &conf).await {
                 // portmap 1.1.1 checks its ip6tables DNAT chain even for an
                 // IPv4-only attachment, where it never made one; its IPv4
@@ -222,10 +268,46 @@ impl CniNetwork {
         check_request(req)?;
         let kept = self.kept(req)?;
         let (prev, ports) = match &kept {
-            Some(k) => (Some(&k.result), k.port_mappings.as_slice()),
+            Some(k) => (k.result.as_ref(), k.port_mappings.as_slice()),
             None => (None, req.port_mappings.as_slice()),
         };
         self.teardown(req, prev, ports).await?;
+        self.forget(req)
+    }
+
+    /// The attachments this network keeps a record of (made, or being made
+    /// when a daemon died): for a restarted daemon to DEL those whose
+    /// instance is gone.
+    pub fn attachments(&self) -> Result<Vec<AttachRequest>> {
+        let dir = self.cfg.results_dir();
+        let entries = std::fs::read_dir(&dir).map_err(|source| CniError::Cache {
+            action: "listing",
+            path: dir.clone(),
+            source,
+        })?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| CniError::Cache {
+                action: "listing",
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            match read_kept(&path) {
+                Ok(Some(kept)) => found.push(kept.request()),
+                Ok(None) => {}
+                // One unreadable record must not hide the others.
+                Err(e) => warn!(error = %e, "a kept CNI attachment"),
+            }
+        }
+        found.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+        Ok(found)
+    }
+
+    fn forget(&self, req: &AttachRequest) -> Result<()> {
         let path = self.kept_path(req);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -259,6 +341,42 @@ impl CniNetwork {
         first.map_or(Ok(()), Err)
     }
 
+    /// Undoes a failed ADD: DEL, in reverse, of the plugin that failed (if
+    /// it ran; its own DEL may fail the same way, which is only logged: its
+    /// ADD made nothing it reported) and of the `ran` plugins before it,
+    /// whose DEL must succeed, then `loopback`. The plugins after the failed
+    /// one never ran: a DEL of theirs (which the specification allows) could
+    /// only fail on what failed ADD, a missing plugin or a bad configuration.
+    async fn undo(
+        &self,
+        req: &AttachRequest,
+        prev: Option<&Value>,
+        ran: usize,
+        failed_ran: bool,
+    ) -> Result<()> {
+        let plugins = self.plugins()?;
+        let ports = req.port_mappings.as_slice();
+        if failed_ran {
+            if let Some(plugin) = plugins.get(ran) {
+                let conf = self.plugin_config(plugin, prev, ports);
+                if let Err(e) = invoke(&self.invocation(req, Command::Del, false), &conf).await {
+                    warn!(error = %e, "CNI DEL of the plugin whose ADD failed");
+                }
+            }
+        }
+        let mut first: Option<CniError> = None;
+        for plugin in plugins.iter().take(ran).rev() {
+            let conf = self.plugin_config(plugin, prev, ports);
+            if let Err(e) = invoke(&self.invocation(req, Command::Del, false), &conf).await {
+                first.get_or_insert(e);
+            }
+        }
+        if let Err(e) = invoke(&self.invocation(req, Command::Del, true), &self.loopback).await {
+            first.get_or_insert(e);
+        }
+        first.map_or(Ok(()), Err)
+    }
+
     fn kept_path(&self, req: &AttachRequest) -> PathBuf {
         self.cfg.results_dir().join(format!(
             "{}-{}-{}.json",
@@ -285,26 +403,29 @@ impl CniNetwork {
     }
 
     fn kept(&self, req: &AttachRequest) -> Result<Option<Kept>> {
-        let path = self.kept_path(req);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(CniError::Cache {
-                    action: "reading",
-                    path,
-                    source,
-                })
-            }
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| CniError::Cache {
-                action: "parsing",
-                path,
-                source: e.into(),
-            })
+        read_kept(&self.kept_path(req))
     }
+}
+
+fn read_kept(path: &Path) -> Result<Option<Kept>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(CniError::Cache {
+                action: "reading",
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| CniError::Cache {
+            action: "parsing",
+            path: path.to_owned(),
+            source: e.into(),
+        })
 }
 
 fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
