@@ -12,14 +12,16 @@
 //!   the plugins are given.
 //! - [`exec`]: running one plugin with a timeout, and reading its result or
 //!   its error JSON.
-//! - [`network`]: [`CniNetwork`], chaining the plugins for ADD, CHECK and DEL,
-//!   with each attachment's result kept on disk so that DEL (also after a
-//!   daemon restart) hands the plugins what they need to remove exactly what
-//!   ADD made.
+//! - [`network`]: [`CniNetwork`], chaining the plugins for ADD, CHECK and DEL.
+//! - `kept`: each attachment's record on disk (written before ADD, with the
+//!   result after), so that DEL, also after a daemon restart or a crash
+//!   halfway through ADD, hands the plugins what they need to remove exactly
+//!   what ADD made; [`CniNetwork::attachments`] lists the records.
 //! - [`netns`]: named network namespaces, made the way `ip netns add` does.
 //! - [`instance`]: [`CniNetwork::attach`] and [`CniNetwork::detach`], an
 //!   instance's namespace and attachment made and removed as one step, in
-//!   the order exact cleanup needs.
+//!   the order exact cleanup needs, and [`CniNetwork::gc`] for what a dead
+//!   daemon left.
 //!
 //! Order matters on teardown: DEL must run while the namespace still exists,
 //! then the namespace is removed. The `bridge` plugin (1.1.1) learns the
@@ -30,6 +32,7 @@
 pub mod config;
 pub mod exec;
 pub mod instance;
+mod kept;
 pub mod netns;
 pub mod network;
 pub mod plugins;
