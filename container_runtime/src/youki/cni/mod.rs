@@ -23,11 +23,12 @@
 //!   the order exact cleanup needs, and [`CniNetwork::gc`] for what a dead
 //!   daemon left.
 //!
-//! Order matters on teardown: DEL must run while the namespace still exists,
+//! Order matters on teardown: DEL runs while the namespace still exists,
 //! then the namespace is removed. The `bridge` plugin (1.1.1) learns the
 //! addresses whose masquerade rules it removes from the interface inside the
-//! namespace; with the namespace gone, it releases the lease but cannot find
-//! those rules.
+//! namespace; with the namespace gone (or the address removed inside it) it
+//! releases the lease but leaves those rules, so `sweep` removes exactly the
+//! rules commented with the network and container after DEL.
 
 pub mod config;
 pub mod exec;
@@ -37,6 +38,7 @@ pub mod netns;
 pub mod network;
 pub mod plugins;
 pub mod result;
+mod sweep;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -11,6 +11,7 @@ use super::exec::{invoke, plugin_type, Invocation};
 use super::kept::Kept;
 use super::plugins::check_plugins;
 use super::result::{parse_result, Attachment, PortMapping};
+use super::sweep::sweep_masquerade;
 use super::{CniConfig, CniError, Command, Result};
 
 /// One instance's attachment, as the caller names it.
@@ -236,6 +237,7 @@ impl CniNetwork {
     /// still kept), then `loopback`. Idempotent: a second DEL, or one after
     /// the namespace is gone, succeeds. Every plugin is run even when one
     /// fails; the first failure is returned and the result is kept for a retry.
+    /// Then the masquerade rules `bridge` could not find are removed (see `sweep`).
     #[instrument(skip(self, req), fields(container = %req.container_id, network = %self.cfg.name))]
     pub async fn del(&self, req: &AttachRequest) -> Result<()> {
         check_request(req)?;
@@ -245,6 +247,13 @@ impl CniNetwork {
             None => (None, req.port_mappings.as_slice()),
         };
         self.teardown(req, prev, ports).await?;
+        let masquerades = self
+            .plugins()?
+            .iter()
+            .any(|p| p["type"] == "bridge" && p["ipMasq"] == json!(true));
+        if masquerades {
+            sweep_masquerade(&self.cfg.name, &req.container_id, self.cfg.plugin_timeout).await;
+        }
         self.forget(req)
     }
 
@@ -324,4 +333,58 @@ fn check_request(req: &AttachRequest) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_plugin_gets_the_list_name_version_prev_result_and_only_its_capabilities() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = CniConfig::new(dir.path(), "10.89.9.0/24".parse().expect("subnet"));
+        let net = CniNetwork::with_list(cfg.config_list(), cfg).expect("dirs");
+        let plugins = net.plugins().expect("plugins");
+        let prev = json!({"ips": [{"address": "10.89.9.2/24"}]});
+        let ports = [PortMapping {
+            host_port: 8080,
+            container_port: 80,
+            protocol: "tcp".into(),
+        }];
+        let bridge = net.plugin_config(&plugins[0], None, &ports);
+        assert_eq!(bridge["name"], "univrs");
+        assert_eq!(bridge["cniVersion"], "1.0.0");
+        assert!(bridge.get("prevResult").is_none() && bridge.get("runtimeConfig").is_none());
+        let portmap = net.plugin_config(&plugins[1], Some(&prev), &ports);
+        assert_eq!(portmap["prevResult"], prev);
+        assert_eq!(
+            portmap["runtimeConfig"],
+            json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]})
+        );
+        let firewall = net.plugin_config(&plugins[2], Some(&prev), &ports);
+        assert!(firewall.get("runtimeConfig").is_none());
+    }
+
+    #[test]
+    fn requests_with_unsafe_ids_or_interface_names_are_refused() {
+        let req = |id: &str, ifname: &str| AttachRequest {
+            container_id: id.into(),
+            netns: "/run/netns/x".into(),
+            ifname: ifname.into(),
+            port_mappings: Vec::new(),
+        };
+        assert!(check_request(&req("c-1.a_b", "eth0")).is_ok());
+        for (id, ifname) in [
+            ("../x", "eth0"),
+            ("", "eth0"),
+            ("c", "a/b"),
+            ("c", "much-too-long-if0"),
+            ("c", ""),
+        ] {
+            assert!(
+                check_request(&req(id, ifname)).is_err(),
+                "{id:?} {ifname:?}"
+            );
+        }
+    }
 }
