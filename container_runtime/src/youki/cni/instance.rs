@@ -65,6 +65,14 @@ impl CniNetwork {
         }
     }
 
+    /// Whether a record of the instance's attachment is kept (made, or being
+    /// made when a daemon died).
+    pub fn is_attached(&self, container_id: &str) -> bool {
+        self.instance_request(container_id, Vec::new())
+            .and_then(|req| self.kept(&req))
+            .is_ok_and(|k| k.is_some())
+    }
+
     /// CHECK of an attached instance.
     pub async fn check_instance(&self, container_id: &str) -> Result<()> {
         self.check(&self.instance_request(container_id, Vec::new())?)
