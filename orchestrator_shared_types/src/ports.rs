@@ -5,13 +5,16 @@
 //! `host`), a container listening on a port takes that port on the node, so
 //! every declared `container_port` is a host port; `host_port`, when given,
 //! must be the same number (the host's network cannot remap). With
-//! `univrs.io/network: none` an instance takes none.
+//! `univrs.io/network: none` or `bridge` (an address of its own on the
+//! node's CNI bridge) an instance takes none: publishing a port of a bridged
+//! instance on the node comes with the port mappings.
 
 use std::collections::BTreeSet;
 
 use crate::workload::WorkloadSpec;
 
-/// The workload label naming its network: `host` (the default) or `none`.
+/// The workload label naming its network: `host` (the default), `none` or
+/// `bridge`.
 pub const NETWORK_LABEL: &str = "univrs.io/network";
 
 /// One port on a node, with its protocol.

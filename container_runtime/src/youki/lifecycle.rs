@@ -116,6 +116,17 @@ impl YoukiRuntime {
         if let Err(e) = worker::run_forked(move || libcontainer_delete(&cid, &state_root)).await {
             warn!(container = %id, error = %e, "deleting libcontainer state");
         }
+        // With its processes gone: DEL, then the namespace.
+        if let Some(cni) = self
+            .inner
+            .cni
+            .as_ref()
+            .filter(|c| c.is_attached(id.as_str()))
+        {
+            if let Err(e) = cni.detach(id.as_str()).await {
+                warn!(container = %id, error = %e, "detaching the container's network");
+            }
+        }
         let d = dir.to_path_buf();
         match tokio::task::spawn_blocking(move || rootfs::teardown(&d)).await {
             Ok(Ok(())) => {}
@@ -268,10 +279,26 @@ impl YoukiRuntime {
         let network = match spec.labels.get(NETWORK_LABEL).map(String::as_str) {
             None | Some("host") => NetworkMode::Host,
             Some("none") => NetworkMode::None,
+            Some("bridge") => {
+                let Some(cni) = &self.inner.cni else {
+                    return Err(create_error(
+                        spec,
+                        "bridge networking is not set up on this node (no CNI network configured)",
+                    ));
+                };
+                // Detached by `destroy`, on every path from here on.
+                let attached = cni
+                    .attach(id.as_str(), Vec::new())
+                    .await
+                    .map_err(|e| create_error(spec, e))?;
+                NetworkMode::Join(attached.netns.path().to_owned())
+            }
             Some(other) => {
                 return Err(create_error(
                     spec,
-                    format!("label {NETWORK_LABEL}: '{other}' is not a network mode (host, none)"),
+                    format!(
+                    "label {NETWORK_LABEL}: '{other}' is not a network mode (host, none, bridge)"
+                ),
                 ))
             }
         };

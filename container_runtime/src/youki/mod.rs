@@ -30,8 +30,13 @@
 //! - **Stop**: SIGTERM to the init, SIGKILL after the grace period (a pid
 //!   namespace's init ignores signals it has no handler for, as in Docker).
 //! - **Probes**: `probe` runs liveness and readiness probes per container.
+//! - **Bridge networking** (`cni`, `univrs.io/network: bridge` when
+//!   `YoukiConfig::cni` is set): a namespace per container attached by the
+//!   CNI plugins before it is created, detached when it is destroyed, and
+//!   attachments of containers that are gone detached at start-up.
 
 mod cgroup;
+pub mod cni;
 mod entry;
 pub mod image;
 mod lifecycle;
@@ -68,8 +73,9 @@ use entry::{lock, Entry};
 use lifecycle::op_error;
 use recover::housekeeping;
 
-/// The workload label that asks for a network namespace without interfaces
-/// (`univrs.io/network: none`); the default is the host's network.
+/// The workload label that chooses the network: `none` (a namespace with
+/// only loopback), `bridge` (the node's CNI bridge network) or `host`, the
+/// default for now.
 pub use orchestrator_shared_types::ports::NETWORK_LABEL;
 
 /// Capacity of the status broadcast channel.
@@ -98,6 +104,9 @@ pub struct YoukiConfig {
     pub cgroup_root: String,
     /// Size cap of each of a container's two log files.
     pub log_max_bytes: u64,
+    /// The node's bridge network (`univrs.io/network: bridge`); none: bridge
+    /// mode is refused. The runtime fails to start when its plugins are missing.
+    pub cni: Option<cni::CniConfig>,
 }
 
 impl YoukiConfig {
@@ -113,6 +122,7 @@ impl YoukiConfig {
             image_limits: ImageLimits::default(),
             cgroup_root: "univrs".into(),
             log_max_bytes: 10 << 20,
+            cni: None,
         }
     }
 }
@@ -143,6 +153,7 @@ struct Inner {
     layer_mode: LayerMode,
     state_root: PathBuf,
     containers_root: PathBuf,
+    cni: Option<Arc<cni::CniNetwork>>,
     node: Mutex<Option<NodeId>>,
     containers: Mutex<HashMap<ContainerId, Arc<Entry>>>,
     by_key: Mutex<HashMap<(InstanceId, String), ContainerId>>,
@@ -193,6 +204,12 @@ impl YoukiRuntime {
             limits: cfg.image_limits.clone(),
         })
         .map_err(|e| format!("opening the image store: {e}"))?;
+        let cni = match &cfg.cni {
+            Some(c) => Some(Arc::new(
+                cni::CniNetwork::new(c.clone()).map_err(|e| format!("bridge networking: {e}"))?,
+            )),
+            None => None,
+        };
         let layer_mode = rootfs::probe(&data);
         info!(
             data_dir = %data.display(),
@@ -209,6 +226,7 @@ impl YoukiRuntime {
                 layer_mode,
                 state_root,
                 containers_root,
+                cni,
                 node: Mutex::new(None),
                 containers: Mutex::new(HashMap::new()),
                 by_key: Mutex::new(HashMap::new()),
@@ -219,6 +237,7 @@ impl YoukiRuntime {
             }),
         };
         rt.recover().await;
+        rt.detach_left_networks().await;
         tokio::spawn(housekeeping(Arc::downgrade(&rt.inner)));
         Ok(rt)
     }

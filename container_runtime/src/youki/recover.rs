@@ -13,6 +13,29 @@ use super::entry::{lock, Entry, Live, Record};
 use super::{cgroup, logs, probe, process, rootfs, Inner, YoukiRuntime, HOUSEKEEPING};
 
 impl YoukiRuntime {
+    /// Detaches the bridge attachments of containers that no longer exist
+    /// (a daemon that died between attaching and recording a container, or
+    /// halfway through removing one).
+    pub(super) async fn detach_left_networks(&self) {
+        let Some(cni) = &self.inner.cni else {
+            return;
+        };
+        let known: std::collections::HashSet<String> = lock(&self.inner.containers)
+            .keys()
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        match cni.gc(|id| known.contains(id)).await {
+            Ok(detached) if !detached.is_empty() => {
+                info!(
+                    ?detached,
+                    "detached the networks of containers that are gone"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "detaching the networks of containers that are gone"),
+        }
+    }
+
     /// Adopts what `containers/` holds from a previous daemon.
     pub(super) async fn recover(&self) {
         let Ok(dirs) = std::fs::read_dir(&self.inner.containers_root) else {

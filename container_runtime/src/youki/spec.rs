@@ -8,8 +8,10 @@
 //! - the process from the image config merged with the manifest
 //!   ([`super::image::plan_process`]), with `noNewPrivileges` and Docker's
 //!   default capability set (everything else dropped);
-//! - the network: the host's (no network namespace) by default, or a fresh,
-//!   empty network namespace for `univrs.io/network: none`;
+//! - the network: the host's (no network namespace) by default, a fresh,
+//!   empty network namespace for `univrs.io/network: none`, or, for
+//!   `bridge`, the namespace the CNI plugins attached (`super::cni`), joined
+//!   by its path;
 //! - cgroup limits: cpu quota/period from the cpu limit, cpu shares (weight on
 //!   cgroup v2) from the cpu request, the memory limit, the pids limit, and a
 //!   device allow-list (deny all, then libcgroups' defaults);
@@ -56,12 +58,15 @@ pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
 ];
 
 /// The container's network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetworkMode {
     /// The host's network namespace.
     Host,
     /// A network namespace of its own with only loopback.
     None,
+    /// The network namespace at this path (bridge mode: made and attached
+    /// by the CNI plugins before the container is created).
+    Join(std::path::PathBuf),
 }
 
 /// Everything the spec is made from.
@@ -180,7 +185,15 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|ns| input.network == NetworkMode::None || ns.typ() != LinuxNamespaceType::Network)
+        .filter(|ns| input.network != NetworkMode::Host || ns.typ() != LinuxNamespaceType::Network)
+        .map(|mut ns| {
+            if let (NetworkMode::Join(path), LinuxNamespaceType::Network) =
+                (&input.network, ns.typ())
+            {
+                ns.set_path(Some(path.clone()));
+            }
+            ns
+        })
         .collect();
     linux.set_namespaces(Some(namespaces));
     linux.set_cgroups_path(Some(input.cgroups_path.clone().into()));
