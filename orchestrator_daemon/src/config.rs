@@ -110,8 +110,10 @@ pub struct DaemonConfig {
     pub api_addr: std::net::SocketAddr,
     /// Authentication of the REST API.
     pub auth: orchestrator_rest::AuthConfig,
-    /// The youki runtime: images, registries, its state directory.
+    /// The youki runtime: images, registries, its state directory, the bridge network.
     pub youki: YoukiConfig,
+    /// Why bridge networking is off (the CNI plugins missing), said at start.
+    pub bridge_off: Option<String>,
     /// Cluster mode; `None` runs a standalone node.
     pub cluster: Option<ClusterSettings>,
 }
@@ -218,7 +220,7 @@ impl DaemonConfig {
             })?;
         let quotas = owner_quotas(&s)?;
         let runtime = s.runtime.unwrap_or(RuntimeKind::Youki);
-        let youki = super::runtime_config::resolve(&s, data_dir.join("runtime"))?;
+        let (youki, bridge_off) = super::runtime_config::resolve(&s, data_dir.join("runtime"))?;
 
         let capacity = machine_capacity();
         let cpu = match s.node_cpu {
@@ -317,6 +319,7 @@ impl DaemonConfig {
             probes,
             reconciler,
             youki,
+            bridge_off,
             cluster,
         })
     }
@@ -325,6 +328,7 @@ impl DaemonConfig {
     pub fn for_test(data_dir: PathBuf) -> Self {
         Self {
             youki: YoukiConfig::new(data_dir.join("runtime")),
+            bridge_off: None,
             data_dir,
             runtime: RuntimeKind::Mock,
             store: StoreKind::Memory,

@@ -476,3 +476,28 @@ fn an_explicit_cluster_id_is_kept() {
     assert!(cs.cluster_id_explicit);
     assert_eq!(cs.gossip.cluster_id, "prod");
 }
+
+#[test]
+fn the_bridge_network_takes_its_subnet_and_plugins_or_says_why_it_is_off() {
+    let mut f = flags();
+    f.node_subnet = Some("10.88.0.0/33".into());
+    let e = DaemonConfig::resolve(f, Settings::default()).unwrap_err();
+    assert!(e.to_string().contains("node subnet"), "{e}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let mut f = flags();
+    f.cni_bin_dir = Some(empty.path().to_owned());
+    f.node_subnet = Some("10.77.1.0/24".into());
+    let c = DaemonConfig::resolve(f, Settings::default()).unwrap();
+    assert!(c.youki.cni.is_none(), "no plugins there: off");
+    let why = c.bridge_off.unwrap();
+    assert!(why.contains("bridge") && why.contains("containernetworking-plugins"), "{why}");
+
+    // With the plugins (CI installs Debian's containernetworking-plugins).
+    if container_runtime::youki::cni::check_plugins(std::path::Path::new("/usr/lib/cni")).is_ok() {
+        let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
+        let cni = c.youki.cni.expect("on with the plugins");
+        assert_eq!(cni.subnet.to_string(), "10.88.0.0/24");
+        assert!(cni.data_dir.starts_with(&c.data_dir), "leases under the data directory");
+    }
+}

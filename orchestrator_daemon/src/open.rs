@@ -109,5 +109,14 @@ async fn youki_runtime(config: &DaemonConfig) -> Result<YoukiRuntime> {
         cgroups = ?runtime.cgroup_layout(),
         "container runtime: youki"
     );
+    match (&config.youki.cni, &config.bridge_off) {
+        (Some(cni), _) => info!(subnet = %cni.subnet, plugins = %cni.bin_dir.display(),
+            "bridge networking (univrs.io/network: bridge) is on"),
+        (None, why) => tracing::warn!(
+            error = why.as_deref().unwrap_or("not configured"),
+            "bridge networking (univrs.io/network: bridge) is off: such workloads fail to \
+             start; the host's network (the default) and `none` work"
+        ),
+    }
     Ok(runtime)
 }

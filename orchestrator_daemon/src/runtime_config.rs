@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use container_runtime::youki::cni::{check_plugins, CniConfig, Ipv4Subnet};
 use container_runtime::youki::image::limit_names;
 use container_runtime::youki::{ImageLimits, RegistryCredentials, YoukiConfig};
 use orchestrator_shared_types::MemoryQuantity;
@@ -105,9 +106,11 @@ fn image_limits(s: &Settings) -> Result<ImageLimits> {
     Ok(limits)
 }
 
-/// The youki runtime's configuration from `s`, validated; its state lives
-/// under `root`.
-pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<YoukiConfig> {
+/// The youki runtime's configuration from `s`, validated, its state under
+/// `root`; and why bridge networking is off, when it is.
+pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<(YoukiConfig, Option<String>)> {
+    let root_dir = root.clone();
+    let root = &root_dir;
     for r in &s.insecure_registries {
         if !valid_host_port(r) || r.contains('/') {
             return Err(Error::Config(format!(
@@ -115,7 +118,7 @@ pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<YoukiConfig> {
             )));
         }
     }
-    let mut cfg = YoukiConfig::new(root);
+    let mut cfg = YoukiConfig::new(root.clone());
     cfg.insecure_registries = s.insecure_registries.clone();
     if let Some(p) = &s.image_pull_policy {
         cfg.pull_policy = p
@@ -138,6 +141,8 @@ pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<YoukiConfig> {
             cfg.image_limits.store_quota_bytes
         )));
     }
+    let (cni, bridge_off) = bridge_network(s, root)?;
+    cfg.cni = cni;
     cfg.credentials = s
         .registry_auth
         .iter()
@@ -151,5 +156,31 @@ pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<YoukiConfig> {
             )
         })
         .collect();
-    Ok(cfg)
+    Ok((cfg, bridge_off))
+}
+
+/// The default subnet of a node's bridge network.
+pub const DEFAULT_NODE_SUBNET: &str = "10.88.0.0/24";
+
+/// The node's bridge network (`univrs.io/network: bridge`): its subnet from
+/// `--node-subnet`, its plugins from `--cni-bin-dir`, its leases and records
+/// under `root`. Plugins missing leave it off, and the second value says
+/// why (logged at start): the host's network (the default) and `none` work
+/// without them.
+fn bridge_network(
+    s: &Settings,
+    root: &std::path::Path,
+) -> Result<(Option<CniConfig>, Option<String>)> {
+    let subnet = s.node_subnet.as_deref().unwrap_or(DEFAULT_NODE_SUBNET);
+    let subnet: Ipv4Subnet = subnet
+        .parse()
+        .map_err(|e| Error::Config(format!("node subnet {subnet:?}: {e}")))?;
+    let mut cni = CniConfig::new(root.join("cni"), subnet);
+    if let Some(dir) = &s.cni_bin_dir {
+        cni.bin_dir = dir.clone();
+    }
+    Ok(match check_plugins(&cni.bin_dir) {
+        Ok(()) => (Some(cni), None),
+        Err(e) => (None, Some(e.to_string())),
+    })
 }

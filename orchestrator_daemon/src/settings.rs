@@ -213,6 +213,16 @@ pub struct Settings {
     /// Seconds a dead peer stays listed as Down before it is forgotten [default: 3600].
     #[arg(long, env = "UNIVRS_DEAD_NODE_GRACE_SECONDS")]
     pub dead_node_grace_seconds: Option<u64>,
+    /// Where the standard CNI plugins are (Debian: containernetworking-plugins),
+    /// for instances on `univrs.io/network: bridge` [default: /usr/lib/cni].
+    /// Without them the daemon says so at start and bridge networking is off.
+    #[arg(long, env = "UNIVRS_CNI_BIN_DIR")]
+    pub cni_bin_dir: Option<PathBuf>,
+    /// This node's subnet for instances on `univrs.io/network: bridge`, e.g.
+    /// `10.88.0.0/24`; the node's bridge `univrs0` takes its first address
+    /// [default: 10.88.0.0/24].
+    #[arg(long, env = "UNIVRS_NODE_SUBNET")]
+    pub node_subnet: Option<String>,
     /// Credentials per registry host (configuration file only:
     /// `[registry_auth."host:port"]` with `username` and `password`).
     #[arg(skip)]
