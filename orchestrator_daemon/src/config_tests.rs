@@ -491,13 +491,19 @@ fn the_bridge_network_takes_its_subnet_and_plugins_or_says_why_it_is_off() {
     let c = DaemonConfig::resolve(f, Settings::default()).unwrap();
     assert!(c.youki.cni.is_none(), "no plugins there: off");
     let why = c.bridge_off.unwrap();
-    assert!(why.contains("bridge") && why.contains("containernetworking-plugins"), "{why}");
+    assert!(
+        why.contains("bridge") && why.contains("containernetworking-plugins"),
+        "{why}"
+    );
 
     // With the plugins (CI installs Debian's containernetworking-plugins).
     if container_runtime::youki::cni::check_plugins(std::path::Path::new("/usr/lib/cni")).is_ok() {
         let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
         let cni = c.youki.cni.expect("on with the plugins");
         assert_eq!(cni.subnet.to_string(), "10.88.0.0/24");
-        assert!(cni.data_dir.starts_with(&c.data_dir), "leases under the data directory");
+        assert!(
+            cni.data_dir.starts_with(&c.data_dir),
+            "leases under the data directory"
+        );
     }
 }
