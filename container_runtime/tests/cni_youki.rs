@@ -141,3 +141,213 @@ async fn a_restarted_runtime_keeps_its_containers_networks_and_detaches_orphans(
     assert!(t.leases().is_empty(), "leases left: {:?}", t.leases());
     assert_eq!(iptables_lines(running.as_str()), Vec::<String>::new());
 }
+
+/// A reply to `GET /` on `addr`, within 20 s.
+async fn http_reply(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = async {
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+            let mut reply = Vec::new();
+            s.read_to_end(&mut reply).await?;
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
+        };
+        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            Ok(Ok(reply)) if reply.starts_with("HTTP/") => return reply,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "{addr} does not answer: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn port(container_port: u32, host_port: Option<u32>) -> orchestrator_shared_types::PortSpec {
+    orchestrator_shared_types::PortSpec {
+        container_port,
+        protocol: "TCP".into(),
+        name: None,
+        host_port,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_ports_answer_on_the_node_and_probes_reach_the_instance() {
+    use container_runtime_interface::ContainerState;
+    use orchestrator_shared_types::{Probe, ProbeAction};
+    require_root_and_plugins!();
+    let mut t = TestNet::new(10);
+    t.cfg.host_port_range = 41170..=41179;
+    let mut cfg = YoukiConfig::new(t.dir.path().join("runtime"));
+    cfg.insecure_registries = vec![registry()];
+    cfg.cni = Some(t.cfg.clone());
+    let rt = YoukiRuntime::new(cfg).await.expect("the runtime starts");
+    rt.init_node(NODE).await.expect("init node");
+
+    let server = |ports| {
+        let mut c = config("busybox", &["busybox", "httpd", "-f", "-p", "8088"]);
+        c.ports = ports;
+        // Nothing listens on the node's 127.0.0.1:8088: ready only if the
+        // probe reaches the instance's own address.
+        c.readiness_probe = Some(Probe {
+            action: ProbeAction::TcpSocket { port: 8088 },
+            initial_delay_seconds: 0,
+            period_seconds: 1,
+            timeout_seconds: 1,
+            failure_threshold: 1,
+        });
+        let mut s = spec(c);
+        s.labels = BTreeMap::from([(NETWORK_LABEL.to_owned(), "bridge".to_owned())]);
+        s
+    };
+    let auto = create(&rt, &server(vec![port(8088, None)])).await;
+    let fixed = create(&rt, &server(vec![port(8088, Some(41190))])).await;
+    let mut seen = Vec::new();
+    for id in [&auto, &fixed] {
+        let s = wait_status(&rt, id, "ready", |s| s.ready).await;
+        assert_eq!(s.state, ContainerState::Running);
+        let address = s.address.clone().expect("an address on the bridge");
+        assert!(address.starts_with("10.89.10."), "{address}");
+        assert_eq!(s.ports.len(), 1, "{s:?}");
+        assert_eq!(s.ports[0].container_port, 8088);
+        // The instance answers at its address, and on its node port.
+        http_reply(&format!("{address}:8088")).await;
+        http_reply(&format!("127.0.0.1:{}", s.ports[0].host_port)).await;
+        seen.push(s);
+    }
+    assert!((41170..=41179).contains(&seen[0].ports[0].host_port));
+    assert_eq!(seen[1].ports[0].host_port, 41190);
+    assert_ne!(seen[0].address, seen[1].address);
+
+    // The fixed port is the node's once.
+    let err = rt
+        .create_container(NODE, &server(vec![port(80, Some(41190))]))
+        .await
+        .expect_err("41190 is published already");
+    assert!(err.to_string().contains("already published"), "{err}");
+    assert_eq!(t.leases().len(), 2, "the refused one took no lease");
+
+    for id in [&auto, &fixed] {
+        rt.stop_container(id, Duration::from_secs(1))
+            .await
+            .expect("stop");
+        exited(&rt, id).await;
+        rt.remove_container(id).await.expect("remove");
+        assert_eq!(iptables_lines(id.as_str()), Vec::<String>::new());
+    }
+    assert!(t.leases().is_empty(), "leases left: {:?}", t.leases());
+    assert_eq!(iptables_lines("41190"), Vec::<String>::new());
+    // Given back: the fixed port can be published again.
+    let again = create(&rt, &server(vec![port(8088, Some(41190))])).await;
+    rt.stop_container(&again, Duration::from_secs(1))
+        .await
+        .expect("stop");
+    exited(&rt, &again).await;
+    rt.remove_container(&again).await.expect("remove");
+}
+
+/// A server on every address of the host answering `200 ok` to each
+/// connection; counts the connections it accepted.
+fn host_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut conn = conn;
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    (port, accepted)
+}
+
+/// The host's source address towards the internet, if it has a route there.
+fn host_address() -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "route", "get", "1.1.1.1"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "src")?;
+    words.next().map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_cannot_open_connections_to_the_node_unless_the_operator_allows_it() {
+    use std::sync::atomic::Ordering;
+    require_root_and_plugins!();
+    let t = TestNet::new(11);
+    let (port, accepted) = host_server();
+    let gateway = "10.89.11.1".to_owned();
+    let targets: Vec<String> = std::iter::once(gateway)
+        .chain(host_address())
+        .map(|ip| format!("http://{ip}:{port}/"))
+        .collect();
+    let script = targets
+        .iter()
+        .map(|u| {
+            format!(
+                "if wget -q -O /dev/null {u}; then echo REACHED {u}; else echo KEPT OFF {u}; fi"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let run = |guard: bool| {
+        let t = &t;
+        let script = script.clone();
+        async move {
+            let mut net = t.cfg.clone();
+            net.guard_node = guard;
+            let mut cfg = YoukiConfig::new(t.dir.path().join(format!("runtime-{guard}")));
+            cfg.insecure_registries = vec![registry()];
+            cfg.cni = Some(net);
+            let rt = YoukiRuntime::new(cfg).await.expect("the runtime starts");
+            rt.init_node(NODE).await.expect("init node");
+            let mut s = spec(config("busybox", &["sh", "-c", &script]));
+            s.labels = BTreeMap::from([(NETWORK_LABEL.to_owned(), "bridge".to_owned())]);
+            let id = create(&rt, &s).await;
+            exited(&rt, &id).await;
+            let out: Vec<String> = rt
+                .get_container_logs(&id, LogOptions::default())
+                .await
+                .expect("logs")
+                .into_iter()
+                .map(|l| l.line)
+                .collect();
+            rt.remove_container(&id).await.expect("remove");
+            rt.shutdown();
+            out
+        }
+    };
+
+    let kept = run(true).await;
+    for u in &targets {
+        assert!(kept.contains(&format!("KEPT OFF {u}")), "{u}: {kept:?}");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "the node's port was reached"
+    );
+    let chain = container_runtime::youki::cni::guard::chain(&t.cfg.bridge);
+    assert!(!iptables_lines(&chain).is_empty(), "the guard is in place");
+
+    // The operator relaxes it: the same requests now reach the node, which
+    // shows the refusal above was the guard's.
+    let reached = run(false).await;
+    for u in &targets {
+        assert!(
+            reached.contains(&format!("REACHED {u}")),
+            "{u}: {reached:?}"
+        );
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= targets.len());
+    assert_eq!(iptables_lines(&chain), Vec::<String>::new(), "removed");
+}

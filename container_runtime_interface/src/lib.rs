@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use orchestrator_shared_types::{
-    ContainerConfig, ContainerId, InstanceId, NodeId, OrchestrationError, WorkloadId,
+    ContainerConfig, ContainerId, InstanceId, NodeId, OrchestrationError, PublishedPort, WorkloadId,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -75,6 +75,13 @@ pub struct ContainerStatus {
     /// if it has one.
     #[serde(default)]
     pub ready: bool,
+    /// Its address on the node's bridge network (none on the host's network
+    /// or without a network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Its ports published on the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PublishedPort>,
 }
 
 /// Which lines of a log to read.

@@ -90,6 +90,8 @@ mod tests {
             finished_at: ran_ms
                 .and_then(|ms| started.map(|s| s + chrono::Duration::milliseconds(ms))),
             ready: false,
+            address: None,
+            ports: Vec::new(),
         }
     }
 

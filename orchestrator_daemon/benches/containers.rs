@@ -4,7 +4,9 @@
 //! - image pull and unpack of `test/busybox:1` into an empty store;
 //! - API call → container process running: a signed `POST /api/v1/workloads`
 //!   (one replica of `sleep`) until the runtime reports the process running,
-//!   p50 and p99 over 50 workloads, SQLite store;
+//!   p50 and p99 over 50 workloads, SQLite store; on the host's network, and
+//!   (with the CNI plugins installed) on the node's bridge with one published
+//!   port, the two alternating so that drift of the machine hits both;
 //! - the baseline, in the same run: raw in-process libcontainer create+start
 //!   of the same bundle (`config.json` of one of those containers, on the
 //!   image's rootfs), 50 times;
@@ -22,6 +24,7 @@ use axum::body::Body;
 use axum::http::Request;
 use chrono::Utc;
 use cluster_manager::mock::{test_node, MockClusterManager};
+use container_runtime::youki::cni::{check_plugins, CniConfig};
 use container_runtime::youki::{
     ImageStore, ImageStoreConfig, PullPolicy, YoukiConfig, YoukiRuntime,
 };
@@ -95,6 +98,38 @@ fn manifest(name: &str, replicas: u32) -> String {
         "name: {name}\nreplicas: {replicas}\ncontainers:\n  - name: main\n    image: {}/test/busybox:1\n    command: [sleep, '3600']\n",
         registry()
     )
+}
+
+/// One replica of `sleep` on the node's bridge, publishing one port.
+fn bridged(name: &str) -> String {
+    format!(
+        "name: {name}\nlabels: {{univrs.io/network: bridge}}\ncontainers:\n  - name: main\n    image: {}/test/busybox:1\n    command: [sleep, '3600']\n    ports: [{{container_port: 8080}}]\n",
+        registry()
+    )
+}
+
+/// The bench's own bridge network (its bridge is removed at the end).
+fn bench_network(dir: &Path) -> Option<CniConfig> {
+    check_plugins(Path::new("/usr/lib/cni")).ok()?;
+    let mut c = CniConfig::new(dir.join("cni"), "10.87.0.0/24".parse().ok()?);
+    c.name = "ubench".into();
+    c.bridge = "ubench0".into();
+    Some(c)
+}
+
+fn remove_bench_network(c: &CniConfig) {
+    let chain = container_runtime::youki::cni::guard::chain(&c.bridge);
+    for (cmd, args) in [
+        ("ip", vec!["link", "del", c.bridge.as_str()]),
+        (
+            "iptables",
+            vec!["-w", "-D", "INPUT", "-i", &c.bridge, "-j", &chain],
+        ),
+        ("iptables", vec!["-w", "-F", &chain]),
+        ("iptables", vec!["-w", "-X", &chain]),
+    ] {
+        let _ = std::process::Command::new(cmd).args(args).output();
+    }
 }
 
 async fn pull_figure(dir: &Path) -> (Duration, u64) {
@@ -173,6 +208,8 @@ async fn run() {
 
     let mut cfg = YoukiConfig::new(dir.path().join("runtime"));
     cfg.insecure_registries = vec![registry()];
+    let network = bench_network(dir.path());
+    cfg.cni = network.clone();
     let runtime = Arc::new(YoukiRuntime::new(cfg).await.unwrap());
     let node = test_node(1, 64_000, 256 << 30);
     runtime.init_node(node.id).await.unwrap();
@@ -217,10 +254,17 @@ async fn run() {
     }
 
     let mut api = Vec::new();
+    let mut on_bridge = Vec::new();
     let mut first_container = None;
-    for i in 0..SAMPLES {
+    let kinds = if network.is_some() { 2 } else { 1 };
+    for j in 0..SAMPLES * kinds {
+        let (i, bridge) = (j / kinds, j % kinds == 1);
         let mut status = runtime.subscribe_status();
-        let body = manifest(&format!("b{i}"), 1);
+        let body = if bridge {
+            bridged(&format!("n{i}"))
+        } else {
+            manifest(&format!("b{i}"), 1)
+        };
         let started = Instant::now();
         let w = call(
             &router,
@@ -231,13 +275,18 @@ async fn run() {
         loop {
             let s = status.recv().await.unwrap();
             if s.workload_id == id && s.state == ContainerState::Running {
-                api.push(started.elapsed());
-                first_container.get_or_insert(s.id);
+                if bridge {
+                    on_bridge.push(started.elapsed());
+                } else {
+                    api.push(started.elapsed());
+                    first_container.get_or_insert(s.id);
+                }
                 break;
             }
         }
     }
     api.sort();
+    on_bridge.sort();
 
     let template_id = first_container.unwrap();
     let data = dir.path().join("runtime");
@@ -273,6 +322,13 @@ async fn run() {
             signed(&key, "DELETE", &format!("/api/v1/workloads/b{i}"), b""),
         )
         .await;
+        if network.is_some() {
+            call(
+                &router,
+                signed(&key, "DELETE", &format!("/api/v1/workloads/n{i}"), b""),
+            )
+            .await;
+        }
     }
     call(
         &router,
@@ -317,6 +373,10 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     cancel.cancel();
+    if let Some(c) = &network {
+        runtime.shutdown();
+        remove_bench_network(c);
+    }
 
     let (api50, api99) = (percentile(&api, 0.5), percentile(&api, 0.99));
     let (raw50, raw99) = (percentile(&raw, 0.5), percentile(&raw, 0.99));
@@ -337,6 +397,17 @@ async fn run() {
         ms(raw99)
     );
     println!("ratio p50: {:.2}x (target <= 3x)", ms(api50) / ms(raw50));
+    if on_bridge.is_empty() {
+        println!("bridge networking: not measured (CNI plugins missing from /usr/lib/cni)");
+    } else {
+        let (b50, b99) = (percentile(&on_bridge, 0.5), percentile(&on_bridge, 0.99));
+        println!(
+            "API call -> process running on the bridge (address + 1 published port), {SAMPLES} containers: p50 {:.1} ms, p99 {:.1} ms; {:.2}x the host network's p50 (target <= 1.5x)",
+            ms(b50),
+            ms(b99),
+            ms(b50) / ms(api50)
+        );
+    }
     println!(
         "{AT_ONCE} containers at once (one workload of {AT_ONCE} replicas): all running in {:.0} ms",
         ms(many)

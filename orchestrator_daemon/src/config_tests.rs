@@ -483,6 +483,12 @@ fn the_bridge_network_takes_its_subnet_and_plugins_or_says_why_it_is_off() {
     f.node_subnet = Some("10.88.0.0/33".into());
     let e = DaemonConfig::resolve(f, Settings::default()).unwrap_err();
     assert!(e.to_string().contains("node subnet"), "{e}");
+    for bad in ["40000-30000", "0-10", "30000", "a-b", "1-70000"] {
+        let mut f = flags();
+        f.host_port_range = Some(bad.into());
+        let e = DaemonConfig::resolve(f, Settings::default()).unwrap_err();
+        assert!(e.to_string().contains("host port range"), "{bad}: {e}");
+    }
 
     let empty = tempfile::tempdir().unwrap();
     let mut f = flags();
@@ -501,6 +507,16 @@ fn the_bridge_network_takes_its_subnet_and_plugins_or_says_why_it_is_off() {
         let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
         let cni = c.youki.cni.expect("on with the plugins");
         assert_eq!(cni.subnet.to_string(), "10.88.0.0/24");
+        assert_eq!(cni.host_port_range, 30000..=32767);
+        let mut f = flags();
+        f.host_port_range = Some("41000-41099".into());
+        let c = DaemonConfig::resolve(f, Settings::default()).unwrap();
+        assert_eq!(c.youki.cni.unwrap().host_port_range, 41000..=41099);
+        assert!(cni.guard_node, "instances are kept off the node by default");
+        let mut f = flags();
+        f.allow_instances_to_node = Some(true);
+        let c = DaemonConfig::resolve(f, Settings::default()).unwrap();
+        assert!(!c.youki.cni.unwrap().guard_node);
         assert!(
             cni.data_dir.starts_with(&c.data_dir),
             "leases under the data directory"

@@ -159,6 +159,13 @@ pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<(YoukiConfig, Optio
     Ok((cfg, bridge_off))
 }
 
+/// `FIRST-LAST` as a range of ports, or none when it is not one.
+fn port_range(s: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let (first, last) = s.split_once('-')?;
+    let (first, last): (u16, u16) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    (first >= 1 && first <= last).then_some(first..=last)
+}
+
 /// The default subnet of a node's bridge network.
 pub const DEFAULT_NODE_SUBNET: &str = "10.88.0.0/24";
 
@@ -178,6 +185,14 @@ fn bridge_network(
     let mut cni = CniConfig::new(root.join("cni"), subnet);
     if let Some(dir) = &s.cni_bin_dir {
         cni.bin_dir = dir.clone();
+    }
+    cni.guard_node = !s.allow_instances_to_node.unwrap_or(false);
+    if let Some(range) = &s.host_port_range {
+        cni.host_port_range = port_range(range).ok_or_else(|| {
+            Error::Config(format!(
+                "host port range {range:?} is not FIRST-LAST with 1 <= FIRST <= LAST <= 65535"
+            ))
+        })?;
     }
     Ok(match check_plugins(&cni.bin_dir) {
         Ok(()) => (Some(cni), None),

@@ -223,6 +223,20 @@ pub struct Settings {
     /// [default: 10.88.0.0/24].
     #[arg(long, env = "UNIVRS_NODE_SUBNET")]
     pub node_subnet: Option<String>,
+    /// Node ports given to published ports without a fixed `host_port`, as
+    /// `FIRST-LAST` [default: 30000-32767].
+    #[arg(long, env = "UNIVRS_HOST_PORT_RANGE")]
+    pub host_port_range: Option<String>,
+    /// Let bridged instances open connections to the node itself (its
+    /// gossip, API and agent ports, anything listening on it) [default:
+    /// false: refused].
+    #[arg(
+        long,
+        env = "UNIVRS_ALLOW_INSTANCES_TO_NODE",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub allow_instances_to_node: Option<bool>,
     /// Credentials per registry host (configuration file only:
     /// `[registry_auth."host:port"]` with `username` and `password`).
     #[arg(skip)]

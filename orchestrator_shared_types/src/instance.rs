@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ContainerId, InstanceId, NodeId, WorkloadId};
+use crate::ports::PublishedPort;
 
 /// Lifecycle of an instance (state machine in `ontology/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -71,6 +72,13 @@ pub struct WorkloadInstance {
     /// Running, and every container passes its readiness probe (or has none).
     #[serde(default)]
     pub ready: bool,
+    /// The address it is reached at on the node's bridge (none on the
+    /// host's network, or with no network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Its ports published on the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PublishedPort>,
 }
 
 impl WorkloadInstance {
@@ -93,6 +101,8 @@ impl WorkloadInstance {
             finished_at: None,
             restart_after: None,
             ready: false,
+            address: None,
+            ports: Vec::new(),
         }
     }
 }

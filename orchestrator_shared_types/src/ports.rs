@@ -4,12 +4,17 @@
 //! On the host's network (the default, `univrs.io/network` absent or
 //! `host`), a container listening on a port takes that port on the node, so
 //! every declared `container_port` is a host port; `host_port`, when given,
-//! must be the same number (the host's network cannot remap). With
-//! `univrs.io/network: none` or `bridge` (an address of its own on the
-//! node's CNI bridge) an instance takes none: publishing a port of a bridged
-//! instance on the node comes with the port mappings.
+//! must be the same number (the host's network cannot remap). On the node's
+//! bridge (`univrs.io/network: bridge`, an address of its own) every declared
+//! port is published on the node ([`PublishedPort`]): on its `host_port`
+//! when the manifest fixes one — the only ports the schedulers count — or
+//! else on a free port the node takes from its range. With
+//! `univrs.io/network: none` an instance takes none.
 
 use std::collections::BTreeSet;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::workload::WorkloadSpec;
 
@@ -32,6 +37,33 @@ impl std::fmt::Display for HostPort {
     }
 }
 
+/// A port of an instance published on its node: connections to the node's
+/// `host_port` reach the instance's `container_port`.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PublishedPort {
+    /// The port inside the instance.
+    pub container_port: u16,
+    /// The node's port.
+    pub host_port: u16,
+    /// `TCP` or `UDP`.
+    pub protocol: String,
+}
+
+impl std::fmt::Display for PublishedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}->{}/{}",
+            self.host_port,
+            self.container_port,
+            self.protocol.to_ascii_lowercase()
+        )
+    }
+}
+
 impl WorkloadSpec {
     /// Whether instances run on the node's own network (no namespace of
     /// their own).
@@ -41,10 +73,20 @@ impl WorkloadSpec {
             .is_none_or(|mode| mode == "host")
     }
 
-    /// The ports one instance takes on its node, sorted, each once. Ports out
-    /// of range (refused by validation) are left out.
+    /// Whether instances are attached to the node's bridge.
+    pub fn on_bridge_network(&self) -> bool {
+        self.labels
+            .get(NETWORK_LABEL)
+            .is_some_and(|mode| mode == "bridge")
+    }
+
+    /// The ports one instance takes on its node whatever the node: every
+    /// declared port on the host's network, the fixed `host_port`s on the
+    /// bridge. Sorted, each once; ports out of range (refused by validation)
+    /// are left out.
     pub fn host_ports(&self) -> Vec<HostPort> {
-        if !self.on_host_network() {
+        let host = self.on_host_network();
+        if !host && !self.on_bridge_network() {
             return Vec::new();
         }
         let ports: BTreeSet<HostPort> = self
@@ -52,7 +94,12 @@ impl WorkloadSpec {
             .iter()
             .flat_map(|c| &c.ports)
             .filter_map(|p| {
-                let port = u16::try_from(p.host_port.unwrap_or(p.container_port)).ok()?;
+                let fixed = if host {
+                    Some(p.host_port.unwrap_or(p.container_port))
+                } else {
+                    p.host_port
+                };
+                let port = u16::try_from(fixed?).ok()?;
                 (port != 0).then_some(HostPort {
                     port,
                     udp: p.protocol == "UDP",
@@ -68,6 +115,7 @@ impl WorkloadSpec {
 /// containers of one instance would both take.
 pub(crate) fn check(spec: &WorkloadSpec, problems: &mut Vec<(String, String)>) {
     let host = spec.on_host_network();
+    let bridge = spec.on_bridge_network();
     let mut taken = BTreeSet::new();
     for (ci, c) in spec.containers.iter().enumerate() {
         for (pi, p) in c.ports.iter().enumerate() {
@@ -87,15 +135,21 @@ pub(crate) fn check(spec: &WorkloadSpec, problems: &mut Vec<(String, String)>) {
                     ));
                 }
             }
-            let port = p.host_port.unwrap_or(p.container_port);
-            if host && !taken.insert((port, p.protocol.as_str())) {
-                problems.push((
-                    path,
-                    format!(
-                        "port {port}/{} is taken twice by one instance",
-                        p.protocol.to_ascii_lowercase()
-                    ),
-                ));
+            let port = if host {
+                Some(p.host_port.unwrap_or(p.container_port))
+            } else {
+                p.host_port.filter(|_| bridge)
+            };
+            if let Some(port) = port {
+                if !taken.insert((port, p.protocol.as_str())) {
+                    problems.push((
+                        path,
+                        format!(
+                            "port {port}/{} is taken twice by one instance",
+                            p.protocol.to_ascii_lowercase()
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -135,6 +189,30 @@ mod tests {
              ports: [{container_port: 80}]}]\n",
         );
         assert!(s.host_ports().is_empty());
+    }
+
+    #[test]
+    fn on_the_bridge_only_fixed_host_ports_count_and_may_differ() {
+        let s = spec(
+            "name: web\nlabels: {univrs.io/network: bridge}\ncontainers: [{name: a, image: x, \
+             ports: [{container_port: 80, host_port: 8080}, {container_port: 8088}]}]\n",
+        );
+        assert_eq!(s.validate(), Ok(()));
+        let shown: Vec<String> = s.host_ports().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["8080/tcp"],
+            "8088 gets a port from the node's range"
+        );
+        assert_eq!(
+            problems(
+                "name: w\nlabels: {univrs.io/network: bridge}\ncontainers:\n\
+                 - {name: a, image: x, ports: [{container_port: 80, host_port: 9000}]}\n\
+                 - {name: b, image: x, ports: [{container_port: 81, host_port: 9000}]}\n"
+            ),
+            ["containers[1].ports[0].host_port"],
+            "one node port published twice by one instance"
+        );
     }
 
     #[test]

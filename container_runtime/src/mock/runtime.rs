@@ -76,6 +76,9 @@ impl ContainerRuntime for MockRuntime {
             finished_at: None,
             // The mock runs no probes: a running container is ready.
             ready: true,
+            // Nor networks.
+            address: None,
+            ports: Vec::new(),
         };
         let mut container = MockContainer::started(status.clone(), &spec.config);
         if let Some((after, exit_code)) = exit_after {

@@ -9,7 +9,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use container_runtime_interface::{ContainerState, ContainerStatus};
-use orchestrator_shared_types::{ContainerConfig, ContainerId, InstanceId, NodeId, WorkloadId};
+use orchestrator_shared_types::{
+    ContainerConfig, ContainerId, InstanceId, NodeId, PublishedPort, WorkloadId,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +39,12 @@ pub(super) struct Record {
     pub(super) finished_at: Option<DateTime<Utc>>,
     pub(super) exit_code: Option<i32>,
     pub(super) reason: Option<String>,
+    /// Its address on the node's bridge (bridge mode).
+    #[serde(default)]
+    pub(super) address: Option<String>,
+    /// Its ports published on the node (bridge mode).
+    #[serde(default)]
+    pub(super) ports: Vec<PublishedPort>,
 }
 
 impl Record {
@@ -104,6 +112,8 @@ impl Entry {
             started_at: l.started_at,
             finished_at: l.finished_at,
             ready: l.ready,
+            address: r.address.clone(),
+            ports: r.ports.clone(),
         }
     }
 

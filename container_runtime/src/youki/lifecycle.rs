@@ -18,7 +18,8 @@ use tracing::{info, warn};
 use super::entry::{lock, save_record, Entry, Live, Record};
 use super::image::{self, ImageError};
 use super::{
-    cgroup, logs, probe, process, rootfs, spec, worker, NetworkMode, YoukiRuntime, NETWORK_LABEL,
+    cgroup, logs, probe, process, publish, rootfs, spec, worker, NetworkMode, YoukiRuntime,
+    NETWORK_LABEL,
 };
 
 pub(super) fn create_error(spec: &ContainerSpec, reason: impl std::fmt::Display) -> RuntimeError {
@@ -127,6 +128,7 @@ impl YoukiRuntime {
                 warn!(container = %id, error = %e, "detaching the container's network");
             }
         }
+        self.inner.ports.release(id);
         let d = dir.to_path_buf();
         match tokio::task::spawn_blocking(move || rootfs::teardown(&d)).await {
             Ok(Ok(())) => {}
@@ -276,6 +278,8 @@ impl YoukiRuntime {
             .map_err(|e| pull_error(&config.image, e))?;
         let plan = image::plan_process(&image, &config.command, &config.args, &config.env)
             .map_err(|e| create_error(spec, e))?;
+        let mut address = None;
+        let mut published = Vec::new();
         let network = match spec.labels.get(NETWORK_LABEL).map(String::as_str) {
             None | Some("host") => NetworkMode::Host,
             Some("none") => NetworkMode::None,
@@ -286,11 +290,21 @@ impl YoukiRuntime {
                         "bridge networking is not set up on this node (no CNI network configured)",
                     ));
                 };
-                // Detached by `destroy`, on every path from here on.
-                let attached = cni
-                    .attach(id.as_str(), Vec::new())
-                    .await
+                published = self
+                    .inner
+                    .ports
+                    .take(id, &config.ports)
                     .map_err(|e| create_error(spec, e))?;
+                // Detached (and its ports given back) by `destroy`, on every
+                // path from here on.
+                let attached = match cni.attach(id.as_str(), publish::mappings(&published)).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        self.inner.ports.release(id);
+                        return Err(create_error(spec, e));
+                    }
+                };
+                address = attached.attachment.ipv4().map(|a| a.to_string());
                 NetworkMode::Join(attached.netns.path().to_owned())
             }
             Some(other) => {
@@ -323,6 +337,8 @@ impl YoukiRuntime {
             finished_at: None,
             exit_code: None,
             reason: None,
+            address,
+            ports: published,
         };
         self.inner.images.acquire(&image);
 

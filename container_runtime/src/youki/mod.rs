@@ -33,7 +33,9 @@
 //! - **Bridge networking** (`cni`, `univrs.io/network: bridge` when
 //!   `YoukiConfig::cni` is set): a namespace per container attached by the
 //!   CNI plugins before it is created, detached when it is destroyed, and
-//!   attachments of containers that are gone detached at start-up.
+//!   attachments of containers that are gone detached at start-up; its
+//!   `ports` published on the node through `portmap` (`publish`: fixed host
+//!   ports, or free ones from the node's range).
 
 mod cgroup;
 pub mod cni;
@@ -43,6 +45,7 @@ mod lifecycle;
 mod logs;
 mod probe;
 mod process;
+mod publish;
 mod recover;
 mod rootfs;
 mod spec;
@@ -154,6 +157,8 @@ struct Inner {
     state_root: PathBuf,
     containers_root: PathBuf,
     cni: Option<Arc<cni::CniNetwork>>,
+    /// The node ports bridged containers publish.
+    ports: publish::PortBook,
     node: Mutex<Option<NodeId>>,
     containers: Mutex<HashMap<ContainerId, Arc<Entry>>>,
     by_key: Mutex<HashMap<(InstanceId, String), ContainerId>>,
@@ -205,11 +210,21 @@ impl YoukiRuntime {
         })
         .map_err(|e| format!("opening the image store: {e}"))?;
         let cni = match &cfg.cni {
-            Some(c) => Some(Arc::new(
-                cni::CniNetwork::new(c.clone()).map_err(|e| format!("bridge networking: {e}"))?,
-            )),
+            Some(c) => {
+                let network = cni::CniNetwork::new(c.clone())
+                    .map_err(|e| format!("bridge networking: {e}"))?;
+                cni::guard::apply(c)
+                    .await
+                    .map_err(|e| format!("bridge networking: {e}"))?;
+                Some(Arc::new(network))
+            }
             None => None,
         };
+        let ports = publish::PortBook::new(
+            cfg.cni
+                .as_ref()
+                .map_or(cni::DEFAULT_HOST_PORT_RANGE, |c| c.host_port_range.clone()),
+        );
         let layer_mode = rootfs::probe(&data);
         info!(
             data_dir = %data.display(),
@@ -227,6 +242,7 @@ impl YoukiRuntime {
                 state_root,
                 containers_root,
                 cni,
+                ports,
                 node: Mutex::new(None),
                 containers: Mutex::new(HashMap::new()),
                 by_key: Mutex::new(HashMap::new()),

@@ -10,9 +10,10 @@
 //!
 //! `exec` probes run the command inside the container's namespaces and cgroup
 //! through libcontainer's tenant builder; `http_get` and `tcp_socket` connect
-//! to `127.0.0.1:PORT`, which is the container's own address on the host
-//! network. A container with `univrs.io/network: none` has no address the
-//! daemon can reach, so there its HTTP and TCP probes fail: use `exec`.
+//! to the container's own address: its address on the node's bridge, or
+//! `127.0.0.1` on the host's network. A container with
+//! `univrs.io/network: none` has no address the daemon can reach, so there
+//! its HTTP and TCP probes fail: use `exec`.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -49,7 +50,13 @@ enum Kind {
 
 async fn run(weak: Weak<Inner>, entry: Arc<Entry>, probe: Probe, kind: Kind) {
     let token = entry.probes.clone();
-    let id = lock(&entry.record).id.to_string();
+    let (id, host) = {
+        let r = lock(&entry.record);
+        (
+            r.id.to_string(),
+            r.address.clone().unwrap_or_else(|| "127.0.0.1".to_owned()),
+        )
+    };
     let delay = Duration::from_secs(u64::from(probe.initial_delay_seconds));
     let period = Duration::from_secs(u64::from(probe.period_seconds.max(1)));
     let timeout = Duration::from_secs(u64::from(probe.timeout_seconds.max(1)));
@@ -65,7 +72,7 @@ async fn run(weak: Weak<Inner>, entry: Arc<Entry>, probe: Probe, kind: Kind) {
         };
         let outcome = tokio::select! {
             () = token.cancelled() => return,
-            r = attempt(&probe.action, &id, state_root, timeout) => r,
+            r = attempt(&probe.action, &id, &host, state_root, timeout) => r,
         };
         let Some(inner) = weak.upgrade() else { return };
         let rt = YoukiRuntime { inner };
@@ -102,12 +109,13 @@ async fn run(weak: Weak<Inner>, entry: Arc<Entry>, probe: Probe, kind: Kind) {
 async fn attempt(
     action: &ProbeAction,
     id: &str,
+    host: &str,
     state_root: PathBuf,
     timeout: Duration,
 ) -> Result<(), String> {
     match action {
         ProbeAction::TcpSocket { port } => {
-            let addr = format!("127.0.0.1:{port}");
+            let addr = format!("{host}:{port}");
             match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(format!("connecting to {addr}: {e}")),
@@ -115,7 +123,7 @@ async fn attempt(
             }
         }
         ProbeAction::HttpGet { path, port } => {
-            match tokio::time::timeout(timeout, http_get(*port, path)).await {
+            match tokio::time::timeout(timeout, http_get(host, *port, path)).await {
                 Ok(Ok(code)) if (200..400).contains(&code) => Ok(()),
                 Ok(Ok(code)) => Err(format!("GET {path} on port {port}: status {code}")),
                 Ok(Err(e)) => Err(format!("GET {path} on port {port}: {e}")),
@@ -126,12 +134,11 @@ async fn attempt(
     }
 }
 
-/// The status code of `GET path` on `127.0.0.1:port` (HTTP/1.0, no body read).
-async fn http_get(port: u32, path: &str) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).await?;
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: univrs-probe\r\n\r\n"
-    );
+/// The status code of `GET path` on `host:port` (HTTP/1.0, no body read).
+async fn http_get(host: &str, port: u32, path: &str) -> std::io::Result<u16> {
+    let mut stream = TcpStream::connect(format!("{host}:{port}")).await?;
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: univrs-probe\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut buf = Vec::with_capacity(64);
     let mut chunk = [0u8; 64];

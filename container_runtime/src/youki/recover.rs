@@ -86,6 +86,7 @@ impl YoukiRuntime {
             };
             info!(container = %id, ?state, "adopted a container from before the restart");
             self.inner.images.acquire(&record.image());
+            self.inner.ports.hold(&id, &record.ports);
             let (exited, _) = watch::channel(state == ContainerState::Exited);
             let entry = Arc::new(Entry {
                 dir: dir.clone(),

@@ -135,6 +135,16 @@ impl Drop for TestNet {
             }
         }
         delete_bridge(&self.cfg.bridge);
+        // The node guard a runtime on this network set up.
+        let chain = format!("UNIVRS-IN-{}", self.cfg.bridge);
+        let bridge = self.cfg.bridge.clone();
+        for args in [
+            vec!["-w", "-D", "INPUT", "-i", &bridge, "-j", &chain],
+            vec!["-w", "-F", &chain],
+            vec!["-w", "-X", &chain],
+        ] {
+            let _ = Command::new("iptables").args(&args).output();
+        }
         // Rules a failed test (or bridge's masquerade, when the namespace
         // went before DEL) left; the tests assert on them before this.
         purge_rules(&format!("name: \\\"{}\\\"", self.cfg.name));

@@ -28,7 +28,8 @@ impl OrchestratorMcp {
         self.get_page(&caller, routes::WORKLOADS, &page).await
     }
 
-    /// One workload: its manifest, generation and instance counts.
+    /// One workload: its manifest, generation and instance counts, and its
+    /// instances (node, status, address, published ports, restarts, reason).
     #[tool(annotations(read_only_hint = true))]
     async fn get_workload(
         &self,
@@ -39,14 +40,33 @@ impl OrchestratorMcp {
             Ok(w) => w,
             Err(e) => return failed(e),
         };
-        self.call_at(
-            &caller,
-            "GET",
-            ("workload", &w.workload),
-            routes::workload,
-            None,
-        )
-        .await
+        if let Err(e) = checked_segment("workload", &w.workload) {
+            return failed(e);
+        }
+        let record = match self
+            .api
+            .request(&caller, "GET", &routes::workload(&w.workload), None)
+            .await
+        {
+            Ok(text) => text,
+            Err(e) => return refused(e),
+        };
+        let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(&record) else {
+            return answered(&Value::String(record));
+        };
+        if let Some(approval) = pending_approval(&Value::Object(record.clone())) {
+            return answered(&held(approval));
+        }
+        let path = format!("{}?limit=100", routes::workload_instances(&w.workload));
+        match self.api.request(&caller, "GET", &path, None).await {
+            Ok(text) => {
+                let page: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let instances = page.get("data").cloned().unwrap_or(json!([]));
+                record.insert("instances".into(), instances);
+                answered(&Value::Object(record))
+            }
+            Err(e) => refused(e),
+        }
     }
 
     /// Creates a workload from a manifest (or updates yours of the same name).

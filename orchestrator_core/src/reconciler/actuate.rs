@@ -103,6 +103,8 @@ async fn start_instance(
                 }
                 inst.container_ids.clear();
                 inst.ready = false;
+                inst.address = None;
+                inst.ports.clear();
                 inst.finished_at = Some(now);
                 inst.restart_after = restart_wanted(w.spec.restart_policy).then(|| {
                     now + chrono::Duration::from_std(ctx.config.restart_delay(inst.restarts))
@@ -122,6 +124,17 @@ async fn start_instance(
             warn!(instance = %inst.id, error = %cleanup, "removing containers of a refused start");
         }
         return inst;
+    }
+    // Where it is reached (bridge networking): known once its containers
+    // are made, shown from the start rather than at the next resync.
+    inst.address = None;
+    inst.ports.clear();
+    let bridged = w.spec.on_bridge_network();
+    for id in ids.iter().filter(|_| bridged) {
+        if let Ok(s) = ctx.deps.runtime.get_container_status(id).await {
+            inst.address = inst.address.take().or(s.address);
+            inst.ports.extend(s.ports);
+        }
     }
     inst.container_ids = ids;
     // Containers without a readiness probe are ready once they run; the
@@ -283,6 +296,8 @@ pub async fn actuate(
                     inst.restarts = inst.restarts.saturating_add(1);
                     inst.container_ids.clear();
                     inst.ready = false;
+                    inst.address = None;
+                    inst.ports.clear();
                     inst.restart_after = None;
                     intents.push(inst);
                 }

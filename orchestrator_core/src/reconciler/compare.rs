@@ -162,7 +162,12 @@ fn compare_instance(
                     }
                 }
             },
-            Containers::Running { started_at, ready } => {
+            Containers::Running {
+                started_at,
+                ready,
+                address,
+                ports,
+            } => {
                 if r.status != InstanceStatus::Running && set(&mut r, InstanceStatus::Running, None)
                 {
                     r.started_at = started_at.or(Some(now));
@@ -175,6 +180,11 @@ fn compare_instance(
                 } else {
                     if r.ready != *ready {
                         r.ready = *ready;
+                        r.updated_at = now;
+                    }
+                    if r.address != *address || r.ports != *ports {
+                        r.address.clone_from(address);
+                        r.ports.clone_from(ports);
                         r.updated_at = now;
                     }
                     Verdict::Healthy
@@ -218,6 +228,8 @@ fn compare_instance(
     };
     if r.status != InstanceStatus::Running {
         r.ready = false;
+        r.address = None;
+        r.ports.clear();
     }
     let changed = r != o.record;
     Compared {

@@ -35,6 +35,8 @@ fn running() -> Containers {
     Containers::Running {
         started_at: None,
         ready: true,
+        address: None,
+        ports: Vec::new(),
     }
 }
 
@@ -93,6 +95,8 @@ fn rows(cfg: &ReconcilerConfig) -> Vec<Row> {
                 Containers::Running {
                     started_at: None,
                     ready: false,
+                    address: None,
+                    ports: Vec::new(),
                 },
                 Verdict::Healthy,
             )

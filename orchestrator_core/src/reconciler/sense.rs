@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use container_runtime_interface::{ContainerState, RuntimeError};
 use futures::future::join_all;
-use orchestrator_shared_types::{WorkloadDefinition, WorkloadId, WorkloadInstance};
+use orchestrator_shared_types::{PublishedPort, WorkloadDefinition, WorkloadId, WorkloadInstance};
 
 use super::context::Ctx;
 use crate::error::Result;
@@ -20,6 +20,10 @@ pub enum Containers {
         started_at: Option<DateTime<Utc>>,
         /// Every one passes its readiness probe (or has none).
         ready: bool,
+        /// The first container's address on the node's bridge.
+        address: Option<String>,
+        /// The ports all of them publish on the node.
+        ports: Vec<PublishedPort>,
     },
     /// At least one exited.
     Exited {
@@ -72,12 +76,16 @@ async fn observe_containers(ctx: &Ctx, record: &WorkloadInstance) -> Containers 
     let mut exited: Option<(i32, String)> = None;
     let mut started_at = None;
     let mut ready = true;
+    let mut address = None;
+    let mut ports = Vec::new();
     for status in statuses {
         match status {
             Ok(s) => match s.state {
                 ContainerState::Running => {
                     started_at = started_at.max(s.started_at);
                     ready &= s.ready;
+                    address = address.or(s.address);
+                    ports.extend(s.ports);
                 }
                 ContainerState::Exited => {
                     let code = s.exit_code.unwrap_or(-1);
@@ -96,7 +104,12 @@ async fn observe_containers(ctx: &Ctx, record: &WorkloadInstance) -> Containers 
     }
     match exited {
         Some((code, reason)) => Containers::Exited { code, reason },
-        None => Containers::Running { started_at, ready },
+        None => Containers::Running {
+            started_at,
+            ready,
+            address,
+            ports,
+        },
     }
 }
 

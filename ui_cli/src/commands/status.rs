@@ -79,14 +79,24 @@ pub fn workload_table(items: &[Workload], now: DateTime<Utc>) -> Table {
     table
 }
 
-/// ID (short), NODE (short), STATUS, RESTARTS, REASON.
+/// ID (short), NODE (short), STATUS, ADDRESS (on the node's bridge), PORTS
+/// (published on the node, `HOST->CONTAINER/PROTO`), RESTARTS, REASON.
 pub fn instance_table(items: &[WorkloadInstance]) -> Table {
-    let mut table = Table::new(["ID", "NODE", "STATUS", "RESTARTS", "REASON"]);
+    let mut table = Table::new([
+        "ID", "NODE", "STATUS", "ADDRESS", "PORTS", "RESTARTS", "REASON",
+    ]);
     for i in items {
+        let ports: Vec<String> = i.ports.iter().map(ToString::to_string).collect();
         table.row([
             short(&i.id.to_string()),
             i.node_id.short(),
             word(&i.status),
+            i.address.clone().unwrap_or_else(|| "-".into()),
+            if ports.is_empty() {
+                "-".into()
+            } else {
+                ports.join(",")
+            },
             i.restarts.to_string(),
             i.reason.clone().unwrap_or_default(),
         ]);
@@ -211,11 +221,22 @@ mod tests {
             "instance",
         )
         .expect("parses");
-        let t = instance_table(&[i]);
+        let running: WorkloadInstance = view(
+            &fixtures::instance(json!({
+                "id": "0a1c2d3e-4b5a-4c6d-8e7f-001122334455",
+                "node_id": "cd".repeat(32), "status": "Running", "address": "10.88.0.7",
+                "ports": [{"container_port": 8088, "host_port": 30001, "protocol": "TCP"},
+                          {"container_port": 53, "host_port": 30002, "protocol": "UDP"}]
+            })),
+            "instance",
+        )
+        .expect("parses");
+        let t = instance_table(&[i, running]);
         assert_eq!(
             t.render(),
-            "ID             NODE           STATUS   RESTARTS   REASON\n\
-             9f1c2d3e4b5a   abababababab   Failed   4          CrashLoop\n"
+            "ID             NODE           STATUS    ADDRESS     PORTS                           RESTARTS   REASON\n\
+             9f1c2d3e4b5a   abababababab   Failed    -           -                               4          CrashLoop\n\
+             0a1c2d3e4b5a   cdcdcdcdcdcd   Running   10.88.0.7   30001->8088/tcp,30002->53/udp   0\n"
         );
     }
 

@@ -1,6 +1,7 @@
 //! The node's bridge network, and the configuration list the plugins get.
 
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -89,7 +90,16 @@ pub struct CniConfig {
     pub mtu: Option<u32>,
     /// How long one plugin may run before it is killed.
     pub plugin_timeout: Duration,
+    /// Where a published port without a fixed `host_port` gets its node
+    /// port (default 30000–32767, below Linux's ephemeral ports).
+    pub host_port_range: RangeInclusive<u16>,
+    /// Whether instances are kept from opening connections to the node
+    /// itself (default true; see [`super::guard`]).
+    pub guard_node: bool,
 }
+
+/// The default [`CniConfig::host_port_range`].
+pub const DEFAULT_HOST_PORT_RANGE: RangeInclusive<u16> = 30000..=32767;
 
 impl CniConfig {
     /// The node's network `univrs` on bridge `univrs0` over `subnet`, plugins
@@ -105,6 +115,8 @@ impl CniConfig {
             netns_dir: PathBuf::from(DEFAULT_NETNS_DIR),
             mtu: None,
             plugin_timeout: Duration::from_secs(30),
+            host_port_range: DEFAULT_HOST_PORT_RANGE,
+            guard_node: true,
         }
     }
 
@@ -112,6 +124,16 @@ impl CniConfig {
     /// the kernel accept.
     pub fn validate(&self) -> Result<()> {
         check_id("name", &self.name)?;
+        if self.host_port_range.is_empty() || *self.host_port_range.start() == 0 {
+            return Err(CniError::InvalidSetting {
+                field: "host port range",
+                reason: format!(
+                    "{}-{} holds no port",
+                    self.host_port_range.start(),
+                    self.host_port_range.end()
+                ),
+            });
+        }
         if self.bridge.is_empty()
             || self.bridge.len() > 15
             || !self

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command as Process;
 
 use super::plugins::find_plugin;
@@ -53,6 +52,29 @@ pub fn plugin_type(config: &Value) -> Result<&str> {
         })
 }
 
+/// Most of a plugin's output we read (a result or an error is a few KiB).
+const MAX_OUTPUT: u64 = 4 << 20;
+
+/// A memory file (close-on-exec) holding `bytes`, positioned at its start.
+pub(super) fn memfd(name: &std::ffi::CStr, bytes: &[u8]) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek, Write};
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+        .map_err(std::io::Error::from)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file)
+}
+
+/// What a plugin wrote to `file`, up to [`MAX_OUTPUT`].
+fn read_back(mut file: std::fs::File) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    file.rewind()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_OUTPUT).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Runs the plugin named by `config["type"]` with `config` on stdin. Returns
 /// its result (`Value::Null` when it printed nothing, as DEL and CHECK do).
 pub async fn invoke(inv: &Invocation<'_>, config: &Value) -> Result<Value> {
@@ -67,6 +89,19 @@ pub async fn invoke(inv: &Invocation<'_>, config: &Value) -> Result<Value> {
         reason: format!("serialising the configuration of {plugin}: {e}"),
     })?;
     let command = inv.command;
+    let spawn_error = |source| CniError::Spawn {
+        plugin: plugin.clone(),
+        command,
+        source,
+    };
+    // The plugin's stdin, stdout and stderr are memory files, not pipes: a
+    // pipe ends only when every copy of its writing end is closed, and the
+    // daemon forks for libcontainer (see `worker`) while plugins run, so a
+    // fork taken while we held a pipe's end would keep the plugin waiting
+    // for the end of its configuration, or us for the end of its answer.
+    let stdin = memfd(c"cni-stdin", &stdin_bytes).map_err(spawn_error)?;
+    let stdout = memfd(c"cni-stdout", &[]).map_err(spawn_error)?;
+    let stderr = memfd(c"cni-stderr", &[]).map_err(spawn_error)?;
     let mut child = Process::new(&path)
         .env_clear()
         .env(
@@ -78,34 +113,15 @@ pub async fn invoke(inv: &Invocation<'_>, config: &Value) -> Result<Value> {
         .env("CNI_NETNS", inv.netns)
         .env("CNI_IFNAME", inv.ifname)
         .env("CNI_PATH", inv.bin_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(stdout.try_clone().map_err(spawn_error)?))
+        .stderr(Stdio::from(stderr.try_clone().map_err(spawn_error)?))
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| CniError::Spawn {
-            plugin: plugin.clone(),
-            command,
-            source,
-        })?;
-    let mut stdin = child.stdin.take();
-    let run = async move {
-        if let Some(mut stdin) = stdin.take() {
-            // A plugin that exits without reading its stdin breaks the pipe;
-            // its exit status and output then say why.
-            if let Err(e) = stdin.write_all(&stdin_bytes).await {
-                tracing::debug!(%e, "writing a CNI plugin's configuration");
-            }
-        }
-        child.wait_with_output().await
-    };
-    let output = match tokio::time::timeout(inv.timeout, run).await {
-        Ok(out) => out.map_err(|source| CniError::Spawn {
-            plugin: plugin.clone(),
-            command,
-            source,
-        })?,
-        // Dropping the future drops the child, which kills it.
+        .map_err(spawn_error)?;
+    let status = match tokio::time::timeout(inv.timeout, child.wait()).await {
+        Ok(status) => status.map_err(spawn_error)?,
+        // Dropping the child kills it.
         Err(_) => {
             return Err(CniError::Timeout {
                 plugin,
@@ -113,6 +129,11 @@ pub async fn invoke(inv: &Invocation<'_>, config: &Value) -> Result<Value> {
                 after: inv.timeout,
             })
         }
+    };
+    let output = std::process::Output {
+        status,
+        stdout: read_back(stdout).map_err(spawn_error)?,
+        stderr: read_back(stderr).map_err(spawn_error)?,
     };
     if !output.status.success() {
         if let Ok(err) = serde_json::from_slice::<PluginErrorJson>(&output.stdout) {

@@ -18,6 +18,8 @@
 //!   halfway through ADD, hands the plugins what they need to remove exactly
 //!   what ADD made; [`CniNetwork::attachments`] lists the records.
 //! - [`netns`]: named network namespaces, made the way `ip netns add` does.
+//! - [`guard`]: instances kept off the node itself (its gossip, API and
+//!   agent ports), by one `INPUT` rule for the bridge.
 //! - [`instance`]: [`CniNetwork::attach`] and [`CniNetwork::detach`], an
 //!   instance's namespace and attachment made and removed as one step, in
 //!   the order exact cleanup needs, and [`CniNetwork::gc`] for what a dead
@@ -32,7 +34,9 @@
 
 pub mod config;
 pub mod exec;
+pub mod guard;
 pub mod instance;
+mod iptables;
 mod kept;
 pub mod netns;
 pub mod network;
@@ -43,7 +47,7 @@ mod sweep;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use config::{CniConfig, Ipv4Subnet};
+pub use config::{CniConfig, Ipv4Subnet, DEFAULT_HOST_PORT_RANGE};
 pub use instance::{InstanceNetwork, INSTANCE_IFNAME};
 pub use netns::NetNs;
 pub use network::{AttachRequest, CniNetwork};

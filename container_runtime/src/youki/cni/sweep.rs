@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use tokio::process::Command as Process;
 use tracing::{info, warn};
 
 /// Deletes the `POSTROUTING` jumps commented for `network`/`container_id`,
@@ -83,25 +82,8 @@ pub(super) async fn sweep_masquerade(
 
 /// Runs iptables; its stdout, or none (logged) when it fails.
 async fn iptables(args: &[&str], timeout: Duration) -> Option<String> {
-    let run = Process::new("iptables")
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(timeout, run).await {
-        Ok(Ok(out)) if out.status.success() => {
-            Some(String::from_utf8_lossy(&out.stdout).into_owned())
-        }
-        Ok(Ok(out)) => {
-            warn!(?args, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "iptables failed");
-            None
-        }
-        Ok(Err(e)) => {
-            warn!(?args, error = %e, "running iptables");
-            None
-        }
-        Err(_) => {
-            warn!(?args, ?timeout, "iptables did not finish");
-            None
-        }
-    }
+    super::iptables::iptables(args, timeout)
+        .await
+        .map_err(|e| warn!(error = %e, "iptables failed"))
+        .ok()
 }
