@@ -12,6 +12,10 @@
 # RUST_IMAGE: another Rust 1.95+ image on Debian bookworm (a mirror, say).
 ARG RUST_IMAGE=rust:1.95-bookworm
 FROM ${RUST_IMAGE} AS build
+# libseccomp-dev: libcontainer's seccomp support links libseccomp.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libseccomp-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p orchestrator_daemon -p ui_cli \
@@ -21,9 +25,9 @@ RUN cargo build --release --locked -p orchestrator_daemon -p ui_cli \
 
 FROM debian:bookworm-slim
 # ca-certificates: the daemon pulls images from registries over HTTPS and
-# trusts the system's roots.
+# trusts the system's roots. libseccomp2: the containers' seccomp filter.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libseccomp2 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/orchestrator_daemon /out/ui /usr/local/bin/
 LABEL org.univrs.image=orchestrator \

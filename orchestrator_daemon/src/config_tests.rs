@@ -523,3 +523,39 @@ fn the_bridge_network_takes_its_subnet_and_plugins_or_says_why_it_is_off() {
         );
     }
 }
+
+#[test]
+fn containers_are_confined_unless_the_operator_relaxes_it() {
+    let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
+    assert!(c.youki.seccomp, "Docker's seccomp profile by default");
+    assert!(!c.youki.allow_net_raw, "no CAP_NET_RAW by default");
+
+    /// The daemon's settings as its command line reads them.
+    #[derive(clap::Parser)]
+    struct Line {
+        #[command(flatten)]
+        settings: Settings,
+    }
+    use clap::Parser;
+    let parse = |args: &[&str]| {
+        let mut f = Line::try_parse_from(std::iter::once("d").chain(args.iter().copied()))
+            .unwrap()
+            .settings;
+        f.runtime = Some(RuntimeKind::Mock);
+        f.data_dir = Some("/tmp/x".into());
+        f
+    };
+    let c = DaemonConfig::resolve(
+        parse(&["--no-seccomp", "--allow-net-raw"]),
+        Settings::default(),
+    )
+    .unwrap();
+    assert!(!c.youki.seccomp && c.youki.allow_net_raw);
+    // An explicit value, and the flag's value over the file's.
+    let file: Settings = toml::from_str("no_seccomp = true\nallow_net_raw = true").unwrap();
+    let c = DaemonConfig::resolve(parse(&["--no-seccomp=false"]), file.clone()).unwrap();
+    assert!(c.youki.seccomp && c.youki.allow_net_raw);
+    let c = DaemonConfig::resolve(flags(), file).unwrap();
+    assert!(!c.youki.seccomp && c.youki.allow_net_raw);
+    assert!(Line::try_parse_from(["d", "--allow-net-raw=maybe"]).is_err());
+}

@@ -1,7 +1,8 @@
 //! The youki part of the daemon's configuration: registries reached over
 //! plain HTTP, the image pull policy, the image cache size, the limits on
-//! image pulls, the image store quota and registry credentials, resolved
-//! straight into the runtime's own `YoukiConfig`.
+//! image pulls, the image store quota, registry credentials, the bridge
+//! network and the containers' confinement (seccomp, `CAP_NET_RAW`),
+//! resolved straight into the runtime's own `YoukiConfig`.
 
 use std::path::PathBuf;
 
@@ -143,6 +144,8 @@ pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<(YoukiConfig, Optio
     }
     let (cni, bridge_off) = bridge_network(s, root)?;
     cfg.cni = cni;
+    cfg.seccomp = !s.no_seccomp.unwrap_or(false);
+    cfg.allow_net_raw = s.allow_net_raw.unwrap_or(false);
     cfg.credentials = s
         .registry_auth
         .iter()

@@ -230,13 +230,22 @@ pub struct Settings {
     /// Let bridged instances open connections to the node itself (its
     /// gossip, API and agent ports, anything listening on it) [default:
     /// false: refused].
-    #[arg(
-        long,
-        env = "UNIVRS_ALLOW_INSTANCES_TO_NODE",
-        num_args = 0..=1,
-        default_missing_value = "true"
-    )]
+    #[arg(long, env = "UNIVRS_ALLOW_INSTANCES_TO_NODE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_instances_to_node: Option<bool>,
+    /// Turn off the seccomp filter of this node's containers (Docker's
+    /// default profile, which refuses `unshare`, `mount`, `bpf`, `ptrace`,
+    /// `keyctl`, … with EPERM): for workloads that need those syscalls
+    /// [default: false, filtered]. `--no-seccomp` alone means true.
+    #[arg(long, env = "UNIVRS_NO_SECCOMP", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_seccomp: Option<bool>,
+    /// Let this node's containers keep CAP_NET_RAW (raw sockets: `ping`,
+    /// packet capture, and forging packets to other instances on the node)
+    /// [default: false, dropped]. `--allow-net-raw` alone means true.
+    #[arg(long, env = "UNIVRS_ALLOW_NET_RAW", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_net_raw: Option<bool>,
     /// Credentials per registry host (configuration file only:
     /// `[registry_auth."host:port"]` with `username` and `password`).
     #[arg(skip)]

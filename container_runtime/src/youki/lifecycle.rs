@@ -350,6 +350,8 @@ impl YoukiRuntime {
             let spec_input_id = id.to_string();
             let config = config.clone();
             let plan = plan.clone();
+            let seccomp = self.inner.seccomp.clone();
+            let allow_net_raw = self.inner.cfg.allow_net_raw;
             tokio::task::spawn_blocking(move || -> std::result::Result<(File, File), String> {
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -363,6 +365,8 @@ impl YoukiRuntime {
                     rootfs: &dir.join("rootfs"),
                     cgroups_path: record.cgroups_path.clone(),
                     network,
+                    seccomp,
+                    allow_net_raw,
                 });
                 oci.save(dir.join("config.json"))
                     .map_err(|e| format!("writing config.json: {e}"))?;

@@ -36,6 +36,11 @@
 //!   attachments of containers that are gone detached at start-up; its
 //!   `ports` published on the node through `portmap` (`publish`: fixed host
 //!   ports, or free ones from the node's range).
+//! - **Confinement** (`spec`, `seccomp`): Docker's default capability set
+//!   without `CAP_NET_RAW`, `noNewPrivileges`, and Docker's default seccomp
+//!   profile; per node, the operator can turn the profile off
+//!   (`YoukiConfig::seccomp`) and let containers keep `CAP_NET_RAW`
+//!   (`YoukiConfig::allow_net_raw`).
 
 mod cgroup;
 pub mod cni;
@@ -48,6 +53,7 @@ mod process;
 mod publish;
 mod recover;
 mod rootfs;
+mod seccomp;
 mod spec;
 mod worker;
 
@@ -65,7 +71,7 @@ use futures::stream::BoxStream;
 use orchestrator_shared_types::{ContainerId, InstanceId, NodeId};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 pub use cgroup::{Layout as CgroupLayout, Usage};
 pub use image::{ImageLimits, ImageStore, ImageStoreConfig, PullPolicy, RegistryCredentials};
@@ -110,11 +116,19 @@ pub struct YoukiConfig {
     /// The node's bridge network (`univrs.io/network: bridge`); none: bridge
     /// mode is refused. The runtime fails to start when its plugins are missing.
     pub cni: Option<cni::CniConfig>,
+    /// Load Docker's default seccomp profile into every container (default
+    /// true). Off: containers may make any syscall their capabilities allow
+    /// (`--no-seccomp` on the daemon).
+    pub seccomp: bool,
+    /// Let containers keep `CAP_NET_RAW` (raw sockets: `ping`, packet
+    /// capture, forged packets); default false (`--allow-net-raw`).
+    pub allow_net_raw: bool,
 }
 
 impl YoukiConfig {
     /// Defaults under `data_dir`: pull if not present, 10 GiB image cache,
-    /// the default [`ImageLimits`], cgroups under `/univrs`, 10 MiB log files.
+    /// the default [`ImageLimits`], cgroups under `/univrs`, 10 MiB log files,
+    /// Docker's default seccomp profile, no `CAP_NET_RAW`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -126,6 +140,8 @@ impl YoukiConfig {
             cgroup_root: "univrs".into(),
             log_max_bytes: 10 << 20,
             cni: None,
+            seccomp: true,
+            allow_net_raw: false,
         }
     }
 }
@@ -159,6 +175,8 @@ struct Inner {
     cni: Option<Arc<cni::CniNetwork>>,
     /// The node ports bridged containers publish.
     ports: publish::PortBook,
+    /// The filter of every container ([`YoukiConfig::seccomp`]).
+    seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     node: Mutex<Option<NodeId>>,
     containers: Mutex<HashMap<ContainerId, Arc<Entry>>>,
     by_key: Mutex<HashMap<(InstanceId, String), ContainerId>>,
@@ -225,11 +243,25 @@ impl YoukiRuntime {
                 .as_ref()
                 .map_or(cni::DEFAULT_HOST_PORT_RANGE, |c| c.host_port_range.clone()),
         );
+        let seccomp = if cfg.seccomp {
+            Some(
+                seccomp::default_profile()
+                    .map_err(|e| format!("building the default seccomp profile: {e}"))?,
+            )
+        } else {
+            warn!("containers run without a seccomp filter: the operator turned it off");
+            None
+        };
+        if cfg.allow_net_raw {
+            warn!("containers keep CAP_NET_RAW: the operator allowed raw sockets");
+        }
         let layer_mode = rootfs::probe(&data);
         info!(
             data_dir = %data.display(),
             writable_layers = %layer_mode,
             cgroups = ?layout,
+            seccomp = cfg.seccomp,
+            allow_net_raw = cfg.allow_net_raw,
             "youki runtime ready (containers get their writable layer by {layer_mode})"
         );
         let (status_tx, _) = broadcast::channel(STATUS_CHANNEL_CAPACITY);
@@ -243,6 +275,7 @@ impl YoukiRuntime {
                 containers_root,
                 cni,
                 ports,
+                seccomp,
                 node: Mutex::new(None),
                 containers: Mutex::new(HashMap::new()),
                 by_key: Mutex::new(HashMap::new()),

@@ -7,7 +7,11 @@
 //!
 //! - the process from the image config merged with the manifest
 //!   ([`super::image::plan_process`]), with `noNewPrivileges` and Docker's
-//!   default capability set (everything else dropped);
+//!   default capability set without `CAP_NET_RAW` (everything else dropped;
+//!   `CAP_NET_RAW` is kept only where the operator allows it,
+//!   `YoukiConfig::allow_net_raw`);
+//! - Docker's default seccomp profile ([`super::seccomp`]), unless the
+//!   operator turned it off (`YoukiConfig::seccomp`);
 //! - the network: the host's (no network namespace) by default, a fresh,
 //!   empty network namespace for `univrs.io/network: none`, or, for
 //!   `bridge`, the namespace the CNI plugins attached (`super::cni`), joined
@@ -16,17 +20,14 @@
 //!   cgroup v2) from the cpu request, the memory limit, the pids limit, and a
 //!   device allow-list (deny all, then libcgroups' defaults);
 //! - `linux.cgroupsPath` `/<cgroup_root>/<container id>`: every container its own.
-//!
-//! No seccomp profile: libcontainer's `libseccomp` feature needs Debian's
-//! `libseccomp-dev` and is left for a later change (README, "Security").
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use oci_spec::runtime::{
     Capability, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxNamespace,
-    LinuxNamespaceType, LinuxPids, LinuxResources, PosixRlimitBuilder, PosixRlimitType, Root, Spec,
-    User,
+    LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, PosixRlimitBuilder,
+    PosixRlimitType, Root, Spec, User,
 };
 use orchestrator_shared_types::ContainerConfig;
 
@@ -39,14 +40,18 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 /// daemon's own hard limit.
 pub const NOFILE_LIMIT: u64 = 65_536;
 
-/// The capabilities a container keeps: Docker's default set.
-pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
+/// The capabilities a container keeps: Docker's default set without
+/// `CAP_NET_RAW` (raw and packet sockets: forged packets, ARP and DNS
+/// spoofing of the other containers on the bridge), which Kubernetes'
+/// restricted profile drops too. busybox's `ping` needs it (other pings may
+/// use ICMP datagram sockets, which the node's `net.ipv4.ping_group_range`
+/// allows).
+pub const DEFAULT_CAPABILITIES: [Capability; 13] = [
     Capability::Chown,
     Capability::DacOverride,
     Capability::Fsetid,
     Capability::Fowner,
     Capability::Mknod,
-    Capability::NetRaw,
     Capability::Setgid,
     Capability::Setuid,
     Capability::Setfcap,
@@ -83,6 +88,11 @@ pub struct SpecInput<'a> {
     pub cgroups_path: String,
     /// Host or none.
     pub network: NetworkMode,
+    /// The seccomp filter (Docker's default profile, [`super::seccomp`]),
+    /// or none.
+    pub seccomp: Option<LinuxSeccomp>,
+    /// Keep `CAP_NET_RAW` as well as [`DEFAULT_CAPABILITIES`].
+    pub allow_net_raw: bool,
 }
 
 /// CPU shares for a request of `millis` millicores, as Kubernetes computes them.
@@ -154,7 +164,10 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
     }
     process.set_user(user);
     process.set_no_new_privileges(Some(true));
-    let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+    let mut caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+    if input.allow_net_raw {
+        caps.insert(Capability::NetRaw);
+    }
     let mut capabilities = LinuxCapabilities::default();
     capabilities.set_bounding(Some(caps.clone()));
     capabilities.set_effective(Some(caps.clone()));
@@ -198,6 +211,7 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
     linux.set_namespaces(Some(namespaces));
     linux.set_cgroups_path(Some(input.cgroups_path.clone().into()));
     linux.set_resources(Some(resources(input.config)));
+    linux.set_seccomp(input.seccomp.clone());
     spec.set_linux(Some(linux));
     spec
 }
@@ -205,4 +219,76 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
 /// A hostname from the container id: at most 63 characters.
 fn hostname(id: &str) -> String {
     id.chars().take(63).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(seccomp: Option<LinuxSeccomp>, allow_net_raw: bool) -> Spec {
+        let config = ContainerConfig {
+            name: "main".into(),
+            image: "busybox".into(),
+            command: Vec::new(),
+            args: Vec::new(),
+            env: Default::default(),
+            secret_env: Vec::new(),
+            ports: Vec::new(),
+            resources: Default::default(),
+            liveness_probe: None,
+            readiness_probe: None,
+        };
+        let process = ProcessPlan {
+            args: vec!["sh".into()],
+            env: Vec::new(),
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: Vec::new(),
+        };
+        build(&SpecInput {
+            id: "c1",
+            config: &config,
+            process: &process,
+            rootfs: Path::new("/nonexistent"),
+            cgroups_path: "/univrs/c1".into(),
+            network: NetworkMode::Host,
+            seccomp,
+            allow_net_raw,
+        })
+    }
+
+    fn caps(spec: &Spec) -> LinuxCapabilities {
+        spec.process()
+            .as_ref()
+            .and_then(|p| p.capabilities().clone())
+            .expect("capabilities")
+    }
+
+    #[test]
+    fn containers_get_the_seccomp_profile_and_no_cap_net_raw() {
+        let profile = super::super::seccomp::default_profile().expect("the profile");
+        let spec = spec_with(Some(profile.clone()), false);
+        let linux = spec.linux().clone().expect("linux");
+        assert_eq!(linux.seccomp(), &Some(profile));
+        let caps = caps(&spec);
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            let set = set.clone().expect("a capability set");
+            assert!(!set.contains(&Capability::NetRaw));
+            assert_eq!(set.len(), DEFAULT_CAPABILITIES.len());
+        }
+    }
+
+    #[test]
+    fn the_operator_can_relax_both() {
+        let spec = spec_with(None, true);
+        assert_eq!(spec.linux().clone().expect("linux").seccomp(), &None);
+        let caps = caps(&spec);
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            assert!(set
+                .clone()
+                .expect("a capability set")
+                .contains(&Capability::NetRaw));
+        }
+    }
 }

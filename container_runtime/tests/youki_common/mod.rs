@@ -54,8 +54,14 @@ pub struct Rt {
 }
 
 pub async fn open(dir: Arc<TempDir>) -> Rt {
+    open_with(dir, |_| {}).await
+}
+
+/// A runtime in `dir` whose config `tweak` changes first.
+pub async fn open_with(dir: Arc<TempDir>, tweak: impl FnOnce(&mut YoukiConfig)) -> Rt {
     let mut cfg = YoukiConfig::new(dir.path().join("runtime"));
     cfg.insecure_registries = vec![registry()];
+    tweak(&mut cfg);
     let rt = YoukiRuntime::new(cfg)
         .await
         .unwrap_or_else(|e| panic!("the youki runtime must start here (root, cgroups): {e}"));
