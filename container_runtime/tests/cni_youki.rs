@@ -222,6 +222,81 @@ async fn published_ports_answer_on_the_node_and_probes_reach_the_instance() {
     assert_eq!(seen[1].ports[0].host_port, 41190);
     assert_ne!(seen[0].address, seen[1].address);
 
+    // From another host: a namespace joined to the node by a veth pair; its
+    // connections to the node's port cross FORWARD, whose policy here (as
+    // Docker leaves it) is DROP.
+    let remote = t.netns("remote");
+    let remote_name = remote
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .expect("a name");
+    for args in [
+        vec![
+            "link",
+            "add",
+            "ucni10-r",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &remote_name,
+        ],
+        vec!["addr", "add", "192.168.241.1/30", "dev", "ucni10-r"],
+        vec!["link", "set", "ucni10-r", "up"],
+        vec![
+            "-n",
+            &remote_name,
+            "addr",
+            "add",
+            "192.168.241.2/30",
+            "dev",
+            "eth0",
+        ],
+        vec!["-n", &remote_name, "link", "set", "eth0", "up"],
+        vec![
+            "-n",
+            &remote_name,
+            "route",
+            "add",
+            "default",
+            "via",
+            "192.168.241.1",
+        ],
+    ] {
+        let out = std::process::Command::new("ip")
+            .args(&args)
+            .output()
+            .expect("ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for s in &seen {
+        let to = std::net::SocketAddr::from(([192, 168, 241, 1], s.ports[0].host_port));
+        let reply = in_netns(remote.path(), move || {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
+                .map_err(|e| format!("connecting to {to}: {e}"))?;
+            c.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            c.write_all(b"GET / HTTP/1.0\r\n\r\n")
+                .map_err(|e| e.to_string())?;
+            let mut reply = String::new();
+            c.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+            Ok::<_, String>(reply)
+        })
+        .join()
+        .expect("the remote client");
+        assert!(
+            reply.as_deref().is_ok_and(|r| r.starts_with("HTTP/")),
+            "from another host to {to}: {reply:?}"
+        );
+    }
+
     // The fixed port is the node's once.
     let err = rt
         .create_container(NODE, &server(vec![port(80, Some(41190))]))

@@ -118,17 +118,21 @@ fn bench_network(dir: &Path) -> Option<CniConfig> {
 }
 
 fn remove_bench_network(c: &CniConfig) {
-    let chain = container_runtime::youki::cni::guard::chain(&c.bridge);
-    for (cmd, args) in [
-        ("ip", vec!["link", "del", c.bridge.as_str()]),
-        (
-            "iptables",
-            vec!["-w", "-D", "INPUT", "-i", &c.bridge, "-j", &chain],
-        ),
-        ("iptables", vec!["-w", "-F", &chain]),
-        ("iptables", vec!["-w", "-X", &chain]),
+    use container_runtime::youki::cni::guard;
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", c.bridge.as_str()])
+        .output();
+    for (from, dir, chain) in [
+        ("INPUT", "-i", guard::chain(&c.bridge)),
+        ("FORWARD", "-o", guard::forward_chain(&c.bridge)),
     ] {
-        let _ = std::process::Command::new(cmd).args(args).output();
+        for args in [
+            vec!["-w", "-D", from, dir, &c.bridge, "-j", &chain],
+            vec!["-w", "-F", &chain],
+            vec!["-w", "-X", &chain],
+        ] {
+            let _ = std::process::Command::new("iptables").args(args).output();
+        }
     }
 }
 

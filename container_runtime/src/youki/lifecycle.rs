@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::entry::{lock, save_record, Entry, Live, Record};
+use super::executor::ForkSafeExecutor;
 use super::image::{self, ImageError};
 use super::{
     cgroup, logs, probe, process, publish, rootfs, spec, worker, NetworkMode, YoukiRuntime,
@@ -64,6 +65,7 @@ pub(super) fn libcontainer_create(
         .with_stdin(stdin)
         .with_stdout(stdout)
         .with_stderr(stderr)
+        .with_executor(ForkSafeExecutor)
         .validate_id()
         .map_err(|e| e.to_string())?
         .as_init(dir)

@@ -45,6 +45,7 @@
 mod cgroup;
 pub mod cni;
 mod entry;
+mod executor;
 pub mod image;
 mod lifecycle;
 mod logs;

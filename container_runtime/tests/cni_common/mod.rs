@@ -136,14 +136,18 @@ impl Drop for TestNet {
         }
         delete_bridge(&self.cfg.bridge);
         // The node guard a runtime on this network set up.
-        let chain = format!("UNIVRS-IN-{}", self.cfg.bridge);
         let bridge = self.cfg.bridge.clone();
-        for args in [
-            vec!["-w", "-D", "INPUT", "-i", &bridge, "-j", &chain],
-            vec!["-w", "-F", &chain],
-            vec!["-w", "-X", &chain],
+        for (from, dir, chain) in [
+            ("INPUT", "-i", format!("UNIVRS-IN-{bridge}")),
+            ("FORWARD", "-o", format!("UNIVRS-FWD-{bridge}")),
         ] {
-            let _ = Command::new("iptables").args(&args).output();
+            for args in [
+                vec!["-w", "-D", from, dir, &bridge, "-j", &chain],
+                vec!["-w", "-F", &chain],
+                vec!["-w", "-X", &chain],
+            ] {
+                let _ = Command::new("iptables").args(&args).output();
+            }
         }
         // Rules a failed test (or bridge's masquerade, when the namespace
         // went before DEL) left; the tests assert on them before this.

@@ -17,6 +17,14 @@
 //!
 //! An operator can let instances reach the node (`CniConfig::guard_node`
 //! false): the jump and chain are then removed at start.
+//!
+//! Published ports from other hosts: a connection to a node port that
+//! `portmap` sends on to an instance crosses the host's `FORWARD` chain,
+//! whose policy Docker sets to DROP, and the `firewall` plugin accepts only
+//! what an instance sends and the replies it gets. A jump at the head of
+//! `FORWARD` for traffic out to the bridge goes to `UNIVRS-FWD-<bridge>`,
+//! which accepts connections whose destination was rewritten (conntrack
+//! state `DNAT`): those to published ports, and nothing else.
 
 use std::time::Duration;
 
@@ -29,6 +37,11 @@ pub fn chain(bridge: &str) -> String {
     format!("UNIVRS-IN-{bridge}")
 }
 
+/// The chain accepting connections to `bridge`'s published ports.
+pub fn forward_chain(bridge: &str) -> String {
+    format!("UNIVRS-FWD-{bridge}")
+}
+
 fn failed(step: &str, why: String) -> CniError {
     CniError::InvalidSetting {
         field: "node guard",
@@ -36,46 +49,87 @@ fn failed(step: &str, why: String) -> CniError {
     }
 }
 
-/// Sets up (or, when `cfg.guard_node` is false, removes) the guard of
-/// `cfg.bridge`. Idempotent; run at every start.
-pub async fn apply(cfg: &CniConfig) -> Result<()> {
-    let chain = chain(&cfg.bridge);
-    let t = cfg.plugin_timeout.min(Duration::from_secs(30));
-    let jump = ["-i", cfg.bridge.as_str(), "-j", chain.as_str()];
-    let has_jump = {
-        let mut args = vec!["-w", "-C", "INPUT"];
-        args.extend(jump);
-        iptables(&args, t).await.is_ok()
-    };
-    if !cfg.guard_node {
-        if has_jump {
-            let mut args = vec!["-w", "-D", "INPUT"];
-            args.extend(jump);
-            iptables(&args, t)
-                .await
-                .map_err(|e| failed("removing the jump", e))?;
+/// A chain of the filter table and the jump to it from a built-in chain.
+struct Hook<'a> {
+    from: &'a str,
+    /// `-i BRIDGE` or `-o BRIDGE`.
+    direction: &'a str,
+    bridge: &'a str,
+    chain: String,
+    /// The chain's rules, after `-A CHAIN`.
+    rules: &'a [&'a str],
+}
+
+impl Hook<'_> {
+    fn jump<'s>(&'s self, op: &'s str) -> Vec<&'s str> {
+        let mut args = vec!["-w", op, self.from];
+        if op == "-I" {
+            args.push("1");
         }
-        // Absent already is fine.
-        let _ = iptables(&["-w", "-F", &chain], t).await;
-        let _ = iptables(&["-w", "-X", &chain], t).await;
-        return Ok(());
+        args.extend([self.direction, self.bridge, "-j", self.chain.as_str()]);
+        args
     }
-    // Made, or emptied and refilled when a daemon made it before, in one
-    // transaction: daemons starting together never leave it half filled.
-    let rules = format!(
-        "*filter\n:{chain} - [0:0]\n\
-         -A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n\
-         -A {chain} -j REJECT\nCOMMIT\n"
-    );
-    iptables_restore(&rules, t)
-        .await
-        .map_err(|e| failed("making the chain", e))?;
-    if !has_jump {
-        let mut args = vec!["-w", "-I", "INPUT", "1"];
-        args.extend(jump);
-        iptables(&args, t)
+
+    /// Makes (or remakes) the chain, then jumps to it if nothing does yet.
+    /// The chain is filled in one transaction: daemons starting together
+    /// never leave it half filled.
+    async fn ensure(&self, t: Duration) -> Result<()> {
+        let mut rules = format!("*filter\n:{} - [0:0]\n", self.chain);
+        for r in self.rules {
+            rules.push_str(&format!("-A {} {r}\n", self.chain));
+        }
+        rules.push_str("COMMIT\n");
+        iptables_restore(&rules, t)
             .await
-            .map_err(|e| failed("jumping to the chain from INPUT", e))?;
+            .map_err(|e| failed(&format!("making {}", self.chain), e))?;
+        if iptables(&self.jump("-C"), t).await.is_err() {
+            iptables(&self.jump("-I"), t)
+                .await
+                .map_err(|e| failed(&format!("jumping to {} from {}", self.chain, self.from), e))?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Removes the jump and the chain; absent already is fine.
+    async fn remove(&self, t: Duration) -> Result<()> {
+        if iptables(&self.jump("-C"), t).await.is_ok() {
+            iptables(&self.jump("-D"), t)
+                .await
+                .map_err(|e| failed(&format!("removing the jump to {}", self.chain), e))?;
+        }
+        let _ = iptables(&["-w", "-F", &self.chain], t).await;
+        let _ = iptables(&["-w", "-X", &self.chain], t).await;
+        Ok(())
+    }
+}
+
+/// Sets up the forwarding of `cfg.bridge`'s published ports and its guard
+/// (or, when `cfg.guard_node` is false, removes the guard). Idempotent; run
+/// at every start.
+pub async fn apply(cfg: &CniConfig) -> Result<()> {
+    let t = cfg.plugin_timeout.min(Duration::from_secs(30));
+    Hook {
+        from: "FORWARD",
+        direction: "-o",
+        bridge: &cfg.bridge,
+        chain: forward_chain(&cfg.bridge),
+        rules: &["-m conntrack --ctstate DNAT -j ACCEPT"],
+    }
+    .ensure(t)
+    .await?;
+    let guard = Hook {
+        from: "INPUT",
+        direction: "-i",
+        bridge: &cfg.bridge,
+        chain: chain(&cfg.bridge),
+        rules: &[
+            "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+            "-j REJECT",
+        ],
+    };
+    if cfg.guard_node {
+        guard.ensure(t).await
+    } else {
+        guard.remove(t).await
+    }
 }
