@@ -200,6 +200,8 @@ def test_the_audit_log_records_the_agent_calls_and_detects_an_edit(user, daemon)
         ("POST /api/v1/workloads", "allowed", "audited-agent"),
         ("POST /api/v1/workloads/audited/scale", "allowed", "audited-agent"),
         ("GET /api/v1/workloads/audited", "allowed", "audited-agent"),
+        # get_workload reads the workload, then its instances.
+        ("GET /api/v1/workloads/audited/instances?limit=100", "allowed", "audited-agent"),
         ("GET /api/v1/workloads?limit=5", "allowed", "audited-agent"),
         ("GET /api/v1/workloads/not-there", "refused", "audited-agent"),
     ], actions
