@@ -228,9 +228,20 @@ async fn run() {
     };
     let cancel = CancellationToken::new();
     let orch = Arc::new(
-        Orchestrator::start(ReconcilerConfig::default(), deps, cancel.clone())
-            .await
-            .unwrap(),
+        Orchestrator::start(
+            ReconcilerConfig {
+                // The bridge series doubles the workloads of one owner.
+                quotas: orchestrator_core::OwnerQuotas {
+                    max_workloads: 1_000,
+                    ..Default::default()
+                },
+                ..ReconcilerConfig::default()
+            },
+            deps,
+            cancel.clone(),
+        )
+        .await
+        .unwrap(),
     );
     let health = Arc::new(Health::new());
     health.set_ready(true);
