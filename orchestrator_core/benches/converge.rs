@@ -54,6 +54,7 @@ fn spec(i: usize) -> WorkloadSpec {
         restart_policy: Default::default(),
         update_strategy: Default::default(),
         trust: Default::default(),
+        network: None,
     }
 }
 

@@ -86,7 +86,7 @@ async fn three_replicas_on_one_port_each_get_their_own_network_and_leave_nothing
     let tmp = tempfile::tempdir().unwrap();
     let d = daemon(tmp.path()).await;
     let manifest = format!(
-        "name: web\nreplicas: 3\nlabels: {{univrs.io/network: bridge}}\ncontainers:\n\
+        "name: web\nreplicas: 3\nnetwork: bridge\ncontainers:\n\
          - name: main\n  image: {}/test/busybox:1\n  command: [busybox, httpd, -f, -p, '8088']\n\
          \x20 ports: [{{container_port: 8088}}]\n  resources: {{requests: {{cpu: 100m, memory: 32Mi}}}}\n\
          restart_policy: Always\n",

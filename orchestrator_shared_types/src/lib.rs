@@ -46,7 +46,7 @@ pub use ids::{ContainerId, InstanceId, NodeId, PublicKey, WorkloadId};
 pub use instance::{InstanceStatus, WorkloadInstance};
 pub use manifest::ManifestError;
 pub use node::{Node, NodeStatus, Taint, TaintEffect};
-pub use ports::{HostPort, PublishedPort};
+pub use ports::{HostPort, NetworkMode, PublishedPort};
 pub use quantity::{CpuQuantity, MemoryQuantity};
 pub use resources::{QosClass, ResourceList, ResourceRequirements, Resources};
 pub use trust::TrustRules;

@@ -19,8 +19,42 @@ use serde::{Deserialize, Serialize};
 use crate::workload::WorkloadSpec;
 
 /// The workload label naming its network: `host` (the default), `none` or
-/// `bridge`.
+/// `bridge`. The manifest's `network` field says the same and wins; the
+/// runtime is told through this label.
 pub const NETWORK_LABEL: &str = "univrs.io/network";
+
+/// The network of a workload's instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A namespace of its own on the node's bridge, ports published on the node.
+    Bridge,
+    /// The node's own network.
+    Host,
+    /// A namespace with only loopback.
+    None,
+}
+
+impl NetworkMode {
+    /// The word the manifest and the label use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bridge => "bridge",
+            Self::Host => "host",
+            Self::None => "none",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Self> {
+        match word {
+            "bridge" => Some(Self::Bridge),
+            "host" => Some(Self::Host),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
 
 /// One port on a node, with its protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,19 +99,28 @@ impl std::fmt::Display for PublishedPort {
 }
 
 impl WorkloadSpec {
+    /// The network of its instances: the `network` field, else the label
+    /// [`NETWORK_LABEL`], else `host`. A label that names no mode (refused
+    /// by validation) counts as `host`.
+    pub fn network_mode(&self) -> NetworkMode {
+        self.network
+            .or_else(|| {
+                self.labels
+                    .get(NETWORK_LABEL)
+                    .and_then(|w| NetworkMode::parse(w))
+            })
+            .unwrap_or(NetworkMode::Host)
+    }
+
     /// Whether instances run on the node's own network (no namespace of
     /// their own).
     pub fn on_host_network(&self) -> bool {
-        self.labels
-            .get(NETWORK_LABEL)
-            .is_none_or(|mode| mode == "host")
+        self.network_mode() == NetworkMode::Host
     }
 
     /// Whether instances are attached to the node's bridge.
     pub fn on_bridge_network(&self) -> bool {
-        self.labels
-            .get(NETWORK_LABEL)
-            .is_some_and(|mode| mode == "bridge")
+        self.network_mode() == NetworkMode::Bridge
     }
 
     /// The ports one instance takes on its node whatever the node: every
@@ -114,6 +157,22 @@ impl WorkloadSpec {
 /// differs from its container port on the host's network, and a port two
 /// containers of one instance would both take.
 pub(crate) fn check(spec: &WorkloadSpec, problems: &mut Vec<(String, String)>) {
+    if let Some(word) = spec.labels.get(NETWORK_LABEL) {
+        match (NetworkMode::parse(word), spec.network) {
+            (None, _) => problems.push((
+                format!("labels.{NETWORK_LABEL}"),
+                format!("{word:?} is not a network (bridge, host or none)"),
+            )),
+            (Some(label), Some(field)) if label != field => problems.push((
+                "network".to_owned(),
+                format!(
+                    "{} contradicts the label {NETWORK_LABEL}: {word} (give one of them)",
+                    field.as_str()
+                ),
+            )),
+            _ => {}
+        }
+    }
     let host = spec.on_host_network();
     let bridge = spec.on_bridge_network();
     let mut taken = BTreeSet::new();
@@ -213,6 +272,35 @@ mod tests {
             ["containers[1].ports[0].host_port"],
             "one node port published twice by one instance"
         );
+    }
+
+    #[test]
+    fn the_network_field_wins_and_a_contradicting_or_unknown_label_is_refused() {
+        let s = spec(
+            "name: web\nnetwork: bridge\ncontainers: [{name: a, image: x, ports: \
+             [{container_port: 80, host_port: 8080}]}]\n",
+        );
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.network_mode(), NetworkMode::Bridge);
+        assert_eq!(s.host_ports().len(), 1);
+        assert_eq!(
+            spec("name: web\ncontainers: [{name: a, image: x}]\n").network_mode(),
+            NetworkMode::Host
+        );
+        assert_eq!(
+            problems(
+                "name: w\nnetwork: none\nlabels: {univrs.io/network: bridge}\n\
+                 containers: [{name: a, image: x}]\n"
+            ),
+            ["network"]
+        );
+        assert_eq!(
+            problems(
+                "name: w\nlabels: {univrs.io/network: bridged}\ncontainers: [{name: a, image: x}]\n"
+            ),
+            ["labels.univrs.io/network"]
+        );
+        assert!(WorkloadSpec::from_yaml("name: w\nnetwork: overlay\ncontainers: []\n").is_err());
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct WorkloadSpec {
     /// (`ui deploy` fills them from `policy/trust.toml`).
     #[serde(default, skip_serializing_if = "TrustRules::is_empty")]
     pub trust: TrustRules,
+    /// The network of each instance (`bridge`, `host` or `none`); absent:
+    /// the label `univrs.io/network`, else `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::ports::NetworkMode>,
 }
 
 fn default_replicas() -> u32 {
@@ -64,6 +68,7 @@ impl WorkloadSpec {
         self.containers != other.containers
             || self.placement != other.placement
             || self.restart_policy != other.restart_policy
+            || self.network_mode() != other.network_mode()
     }
 }
 

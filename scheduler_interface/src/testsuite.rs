@@ -100,6 +100,7 @@ pub fn workload(name: &str, request: Resources) -> WorkloadDefinition {
         restart_policy: Default::default(),
         update_strategy: Default::default(),
         trust: Default::default(),
+        network: None,
     };
     WorkloadDefinition::new(PublicKey([9; 32]), spec)
 }

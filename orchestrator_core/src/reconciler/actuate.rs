@@ -7,9 +7,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use container_runtime_interface::{ContainerSpec, RuntimeError};
 use futures::future::join_all;
+use orchestrator_shared_types::ports::NETWORK_LABEL;
 use orchestrator_shared_types::{
-    ContainerId, InstanceId, InstanceStatus, NodeId, RestartPolicy, WorkloadDefinition,
-    WorkloadInstance,
+    ContainerId, InstanceId, InstanceStatus, NetworkMode, NodeId, RestartPolicy,
+    WorkloadDefinition, WorkloadInstance,
 };
 use scheduler_interface::{Placement, ScheduleDecision, ScheduleRequest};
 use tracing::{info, warn};
@@ -65,6 +66,12 @@ async fn start_instance(
     let mut ids = Vec::with_capacity(w.spec.containers.len());
     // The workload's labels (e.g. `univrs.io/network: none`) plus ours.
     let mut labels = w.spec.labels.clone();
+    // The network the runtime gives it, whether the manifest's `network`
+    // field or the label chose it (the runtime's default is the host's).
+    let network = w.spec.network_mode();
+    if network != NetworkMode::Host {
+        labels.insert(NETWORK_LABEL.to_owned(), network.as_str().to_owned());
+    }
     labels.insert(LABEL_INSTANCE.to_owned(), inst.id.to_string());
     labels.insert(LABEL_WORKLOAD.to_owned(), w.id.to_string());
     for config in &w.spec.containers {

@@ -122,6 +122,7 @@ pub fn spec_with_image(name: &str, replicas: u32, image: &str) -> WorkloadSpec {
         restart_policy: Default::default(),
         update_strategy: Default::default(),
         trust: Default::default(),
+        network: None,
     }
 }
 
