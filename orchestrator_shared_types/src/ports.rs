@@ -46,7 +46,8 @@ impl NetworkMode {
         }
     }
 
-    fn parse(word: &str) -> Option<Self> {
+    /// The mode `word` names (as [`Self::as_str`] spells it), if any.
+    pub fn parse(word: &str) -> Option<Self> {
         match word {
             "bridge" => Some(Self::Bridge),
             "host" => Some(Self::Host),

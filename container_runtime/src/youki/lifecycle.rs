@@ -11,7 +11,9 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::signal::Signal;
-use orchestrator_shared_types::{ContainerId, NodeId};
+use orchestrator_shared_types::{
+    ContainerId, NetworkMode as SharedNetworkMode, NodeId, PublishedPort,
+};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -265,6 +267,38 @@ impl YoukiRuntime {
         }
     }
 
+    /// Takes the node ports the container publishes and attaches it to the
+    /// node's bridge: its namespace, address and ports. Detached (and its
+    /// ports given back) by `destroy`, on every path after this succeeds.
+    async fn attach_bridge(
+        &self,
+        spec: &ContainerSpec,
+        id: &ContainerId,
+    ) -> Result<(std::path::PathBuf, Option<String>, Vec<PublishedPort>)> {
+        let Some(cni) = &self.inner.cni else {
+            return Err(create_error(
+                spec,
+                "bridge networking is not set up on this node (no CNI network configured)",
+            ));
+        };
+        let published = self
+            .inner
+            .ports
+            .take(id, &spec.config.ports)
+            .map_err(|e| create_error(spec, e))?;
+        match cni.attach(id.as_str(), publish::mappings(&published)).await {
+            Ok(a) => Ok((
+                a.netns.path().to_owned(),
+                a.attachment.ipv4().map(|ip| ip.to_string()),
+                published,
+            )),
+            Err(e) => {
+                self.inner.ports.release(id);
+                Err(create_error(spec, e))
+            }
+        }
+    }
+
     pub(super) async fn create_inner(
         &self,
         node: NodeId,
@@ -280,41 +314,21 @@ impl YoukiRuntime {
             .map_err(|e| pull_error(&config.image, e))?;
         let plan = image::plan_process(&image, &config.command, &config.args, &config.env)
             .map_err(|e| create_error(spec, e))?;
-        let mut address = None;
-        let mut published = Vec::new();
-        let network = match spec.labels.get(NETWORK_LABEL).map(String::as_str) {
-            None | Some("host") => NetworkMode::Host,
-            Some("none") => NetworkMode::None,
-            Some("bridge") => {
-                let Some(cni) = &self.inner.cni else {
-                    return Err(create_error(
-                        spec,
-                        "bridge networking is not set up on this node (no CNI network configured)",
-                    ));
-                };
-                published = self
-                    .inner
-                    .ports
-                    .take(id, &config.ports)
-                    .map_err(|e| create_error(spec, e))?;
-                // Detached (and its ports given back) by `destroy`, on every
-                // path from here on.
-                let attached = match cni.attach(id.as_str(), publish::mappings(&published)).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        self.inner.ports.release(id);
-                        return Err(create_error(spec, e));
-                    }
-                };
-                address = attached.attachment.ipv4().map(|a| a.to_string());
-                NetworkMode::Join(attached.netns.path().to_owned())
+        let label = spec.labels.get(NETWORK_LABEL).map(String::as_str);
+        let (network, address, published) = match label.map(SharedNetworkMode::parse) {
+            None | Some(Some(SharedNetworkMode::Host)) => (NetworkMode::Host, None, Vec::new()),
+            Some(Some(SharedNetworkMode::None)) => (NetworkMode::None, None, Vec::new()),
+            Some(Some(SharedNetworkMode::Bridge)) => {
+                let (netns, address, ports) = self.attach_bridge(spec, id).await?;
+                (NetworkMode::Join(netns), address, ports)
             }
-            Some(other) => {
+            Some(None) => {
                 return Err(create_error(
                     spec,
                     format!(
-                    "label {NETWORK_LABEL}: '{other}' is not a network mode (host, none, bridge)"
-                ),
+                        "label {NETWORK_LABEL}: {:?} is not a network mode (host, none, bridge)",
+                        label.unwrap_or_default()
+                    ),
                 ))
             }
         };
