@@ -94,6 +94,34 @@ async fn network_none_gives_a_namespace_of_its_own() {
     t.rt.remove_container(&id).await.expect("remove");
 }
 
+/// Where the operator has not allowed the host's network, a container that
+/// asks for it (the label, or no label) is refused with the flag named, and
+/// nothing is left behind; `none` still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_network_is_refused_unless_the_operator_allows_it() {
+    let t = open_with(Arc::new(TempDir::new().expect("tempdir")), |c| {
+        c.allow_host_network = false
+    })
+    .await;
+    for label in [Some("host"), None] {
+        let mut s = spec(config("busybox", &["sleep", "3600"]));
+        if let Some(l) = label {
+            s.labels.insert("univrs.io/network".into(), l.into());
+        }
+        match t.rt.create_container(NODE, &s).await {
+            Err(RuntimeError::Create { reason, .. }) => {
+                assert!(reason.contains("--allow-host-network"), "{reason}")
+            }
+            other => panic!("label {label:?}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(t.rt.list_containers(NODE).await.expect("list").is_empty());
+    let mut s = spec(config("busybox", &["sleep", "3600"]));
+    s.labels.insert("univrs.io/network".into(), "none".into());
+    let id = create(&t.rt, &s).await;
+    t.rt.remove_container(&id).await.expect("remove");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_and_exit_codes_are_reported() {
     let t = runtime().await;

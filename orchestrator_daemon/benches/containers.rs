@@ -95,7 +95,7 @@ async fn call(router: &axum::Router, req: Request<Body>) -> serde_json::Value {
 
 fn manifest(name: &str, replicas: u32) -> String {
     format!(
-        "name: {name}\nreplicas: {replicas}\ncontainers:\n  - name: main\n    image: {}/test/busybox:1\n    command: [sleep, '3600']\n",
+        "name: {name}\nreplicas: {replicas}\nnetwork: host\ncontainers:\n  - name: main\n    image: {}/test/busybox:1\n    command: [sleep, '3600']\n",
         registry()
     )
 }
@@ -212,6 +212,9 @@ async fn run() {
 
     let mut cfg = YoukiConfig::new(dir.path().join("runtime"));
     cfg.insecure_registries = vec![registry()];
+    // The baseline runs on the host's network, which a node refuses unless
+    // its operator allows it.
+    cfg.allow_host_network = true;
     let network = bench_network(dir.path());
     cfg.cni = network.clone();
     let runtime = Arc::new(YoukiRuntime::new(cfg).await.unwrap());

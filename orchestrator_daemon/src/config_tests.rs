@@ -529,6 +529,7 @@ fn containers_are_confined_unless_the_operator_relaxes_it() {
     let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
     assert!(c.youki.seccomp, "Docker's seccomp profile by default");
     assert!(!c.youki.allow_net_raw, "no CAP_NET_RAW by default");
+    assert!(!c.youki.allow_host_network, "no host network by default");
 
     /// The daemon's settings as its command line reads them.
     #[derive(clap::Parser)]
@@ -558,4 +559,15 @@ fn containers_are_confined_unless_the_operator_relaxes_it() {
     let c = DaemonConfig::resolve(flags(), file).unwrap();
     assert!(!c.youki.seccomp && c.youki.allow_net_raw);
     assert!(Line::try_parse_from(["d", "--allow-net-raw=maybe"]).is_err());
+    let c = DaemonConfig::resolve(parse(&["--allow-host-network"]), Settings::default()).unwrap();
+    assert!(c.youki.allow_host_network);
+    let file: Settings = toml::from_str("allow_host_network = true").unwrap();
+    let c = DaemonConfig::resolve(parse(&["--allow-host-network=false"]), file.clone()).unwrap();
+    assert!(!c.youki.allow_host_network, "the flag over the file");
+    assert!(
+        DaemonConfig::resolve(flags(), file)
+            .unwrap()
+            .youki
+            .allow_host_network
+    );
 }

@@ -23,6 +23,7 @@ mod cluster_config;
 pub mod cluster_identity;
 mod cluster_run;
 pub mod config;
+mod dns;
 pub mod duration;
 pub mod error;
 pub mod gossip_keys;

@@ -12,7 +12,8 @@ use container_runtime_interface::ContainerRuntime;
 use ed25519_dalek::SigningKey;
 use observability::events::EventHub;
 use observability::metrics::Metrics;
-use orchestrator_shared_types::{Node, NodeStatus, PublicKey};
+use orchestrator_shared_types::ports::NODE_NETWORKS_LABEL;
+use orchestrator_shared_types::{NetworkMode, Node, NodeStatus, PublicKey};
 use state_store_interface::memory::InMemoryStore;
 use state_store_interface::sqlite::SqliteStore;
 use state_store_interface::StateStore;
@@ -46,9 +47,34 @@ pub(super) fn open_node(config: &DaemonConfig) -> Result<(SigningKey, Node)> {
         operator: PublicKey(id.0),
         joined_at: Utc::now(),
     };
+    local
+        .labels
+        .insert(NODE_NETWORKS_LABEL.to_owned(), offered_networks(config));
     // Refuses an operator other than the node's own key without its proof.
     operator::claim(config, &mut local)?;
     Ok((key, local))
+}
+
+/// The networks this node offers its instances, for the schedulers
+/// ([`NODE_NETWORKS_LABEL`]): the bridge when its plugins are there (the
+/// mock runtime simulates it), the host's only when the operator allows it,
+/// and `none` always.
+fn offered_networks(config: &DaemonConfig) -> String {
+    let bridge = match config.runtime {
+        RuntimeKind::Mock => true,
+        RuntimeKind::Youki => config.youki.cni.is_some(),
+    };
+    let offered = [
+        (bridge, NetworkMode::Bridge),
+        (config.youki.allow_host_network, NetworkMode::Host),
+        (true, NetworkMode::None),
+    ];
+    let words: Vec<&str> = offered
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, m)| m.as_str())
+        .collect();
+    words.join(",")
 }
 
 pub(super) fn open_store(config: &DaemonConfig) -> Result<Arc<dyn StateStore>> {
@@ -111,11 +137,17 @@ async fn youki_runtime(config: &DaemonConfig) -> Result<YoukiRuntime> {
     );
     match (&config.youki.cni, &config.bridge_off) {
         (Some(cni), _) => info!(subnet = %cni.subnet, plugins = %cni.bin_dir.display(),
-            "bridge networking (univrs.io/network: bridge) is on"),
+            "bridge networking (network: bridge, the default) is on"),
         (None, why) => tracing::warn!(
             error = why.as_deref().unwrap_or("not configured"),
-            "bridge networking (univrs.io/network: bridge) is off: such workloads fail to \
-             start; the host's network (the default) and `none` work"
+            "bridge networking (network: bridge, the default) is OFF: this node offers only \
+             `none`{} and such workloads go to other nodes; install the CNI plugins \
+             (Debian: containernetworking-plugins) or point --cni-bin-dir at them",
+            if config.youki.allow_host_network {
+                " and `host`"
+            } else {
+                ""
+            }
         ),
     }
     Ok(runtime)

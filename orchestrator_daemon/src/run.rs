@@ -219,6 +219,9 @@ impl Daemon {
         let metrics = open_metrics()?;
         let events = EventHub::new(EVENT_HUB_CAPACITY);
         let local_runtime = open_runtime(config).await?;
+        // The DNS server asks the node's own runtime about new instances.
+        let dns_runtime = Arc::clone(&local_runtime);
+        let node_id = local.id;
 
         let Some(cs) = &config.cluster else {
             let info = node_info(None, &local);
@@ -252,6 +255,8 @@ impl Daemon {
                 &cancel,
             )
             .await?;
+            let store = Arc::clone(&orch.deps().store);
+            crate::dns::start(config, (Some(store), dns_runtime, node_id), &tasks, &cancel).await;
             spawn_control_tasks(&tasks, &orch, &health, &cancel);
             spawn_api(&tasks, (listener, None), router, &cancel);
             return Ok(Self::finish(
@@ -265,7 +270,6 @@ impl Daemon {
             ));
         };
 
-        let node_id = local.id;
         let mut cs = cs.clone();
         let operator = Some((local.operator, config.operator_proof.clone()));
         let settled =
@@ -327,6 +331,13 @@ impl Daemon {
 
         if cs.role == Role::Worker {
             local_runtime.init_node(node_id).await?;
+            crate::dns::start(
+                config,
+                (None, Arc::clone(&local_runtime), node_id),
+                &tasks,
+                &cancel,
+            )
+            .await;
             tasks.spawn(orchestrator_trust::gossip::run_prober(
                 key.clone(),
                 Arc::clone(&cluster),
@@ -388,6 +399,8 @@ impl Daemon {
             &cancel,
         )
         .await?;
+        let store = Arc::clone(&orch.deps().store);
+        crate::dns::start(config, (Some(store), dns_runtime, node_id), &tasks, &cancel).await;
         spawn_control_tasks(&tasks, &orch, &health, &cancel);
         spawn_api(&tasks, (listener, serving), router, &cancel);
         Ok(Self::finish(

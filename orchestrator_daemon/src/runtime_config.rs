@@ -146,6 +146,7 @@ pub(super) fn resolve(s: &Settings, root: PathBuf) -> Result<(YoukiConfig, Optio
     cfg.cni = cni;
     cfg.seccomp = !s.no_seccomp.unwrap_or(false);
     cfg.allow_net_raw = s.allow_net_raw.unwrap_or(false);
+    cfg.allow_host_network = s.allow_host_network.unwrap_or(false);
     cfg.credentials = s
         .registry_auth
         .iter()
@@ -172,11 +173,11 @@ fn port_range(s: &str) -> Option<std::ops::RangeInclusive<u16>> {
 /// The default subnet of a node's bridge network.
 pub const DEFAULT_NODE_SUBNET: &str = "10.88.0.0/24";
 
-/// The node's bridge network (`univrs.io/network: bridge`): its subnet from
+/// The node's bridge network (`network: bridge`, the default): its subnet from
 /// `--node-subnet`, its plugins from `--cni-bin-dir`, its leases and records
 /// under `root`. Plugins missing leave it off, and the second value says
-/// why (logged at start): the host's network (the default) and `none` work
-/// without them.
+/// why (logged at start): the node then offers only `none` (and `host` if
+/// its operator allows it).
 fn bridge_network(
     s: &Settings,
     root: &std::path::Path,

@@ -246,6 +246,13 @@ pub struct Settings {
     #[arg(long, env = "UNIVRS_ALLOW_NET_RAW", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_net_raw: Option<bool>,
+    /// Let workloads run on this node's own network (`network: host`):
+    /// such an instance can bind any port of the node and see its traffic
+    /// [default: false, refused; workloads get the bridge].
+    /// `--allow-host-network` alone means true.
+    #[arg(long, env = "UNIVRS_ALLOW_HOST_NETWORK", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_host_network: Option<bool>,
     /// Credentials per registry host (configuration file only:
     /// `[registry_auth."host:port"]` with `username` and `password`).
     #[arg(skip)]

@@ -3,7 +3,8 @@
 //! port, each in a network namespace of its own with an address from the
 //! node's subnet, all running and all answering, at their address and on the
 //! node port each publishes, as the instances API shows them; deleting the
-//! workload leaves none of their namespaces behind.
+//! workload leaves none of their namespaces behind. The bridge is the
+//! default; the host's network waits for a node whose operator allows it.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -86,7 +87,7 @@ async fn three_replicas_on_one_port_each_get_their_own_network_and_leave_nothing
     let tmp = tempfile::tempdir().unwrap();
     let d = daemon(tmp.path()).await;
     let manifest = format!(
-        "name: web\nreplicas: 3\nnetwork: bridge\ncontainers:\n\
+        "name: web\nreplicas: 3\ncontainers:\n\
          - name: main\n  image: {}/test/busybox:1\n  command: [busybox, httpd, -f, -p, '8088']\n\
          \x20 ports: [{{container_port: 8088}}]\n  resources: {{requests: {{cpu: 100m, memory: 32Mi}}}}\n\
          restart_policy: Always\n",
@@ -163,6 +164,7 @@ async fn three_replicas_on_one_port_each_get_their_own_network_and_leave_nothing
         running.iter().all(|i| i.restarts == 0),
         "nobody fought over the port: {running:?}"
     );
+    names_resolve_for_their_owner_only(&d, &addresses).await;
 
     let c = client(&d);
     tokio::task::spawn_blocking(move || c.delete_workload("web").unwrap())
@@ -178,7 +180,140 @@ async fn three_replicas_on_one_port_each_get_their_own_network_and_leave_nothing
         },
     )
     .await;
+    host_network_waits_for_a_node_whose_operator_allows_it(&d).await;
     tokio::time::timeout(Duration::from_secs(30), d.stop())
         .await
         .unwrap();
+}
+
+/// The output of a one-shot workload `name` running `script` in busybox,
+/// deployed by `key`, once it printed `END`.
+async fn run_once(d: &Daemon, key: &ed25519_dalek::SigningKey, name: &str, script: &str) -> String {
+    let manifest = format!(
+        "name: {name}\nrestart_policy: Never\ncontainers:\n- name: main\n  image: {}/test/busybox:1\n\
+         \x20 command: [sh, -c, {script:?}]\n",
+        registry()
+    );
+    let url = format!("http://{}", d.api_addr);
+    let key = key.clone();
+    let c = move || orchestrator_api::client::ApiClient::new(&url, Some(key.clone())).unwrap();
+    let create = c();
+    tokio::task::spawn_blocking(move || {
+        create
+            .create_workload("application/yaml", manifest.as_bytes())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let logs = c();
+        let workload = name.to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            logs.workload_log_lines(&workload, None, false)
+                .map(|lines| lines.filter_map(Result::ok).collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap();
+        if out.contains("END") {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "{name} did not finish: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// From inside an instance, the workload `web` of the same owner resolves
+/// to its Ready instances (the node's DNS server on the bridge's gateway)
+/// and answers by name; another owner's instance cannot resolve it.
+async fn names_resolve_for_their_owner_only(d: &Daemon, addresses: &[String]) {
+    let owner = admission_common::admin();
+    let out = run_once(
+        d,
+        &owner,
+        "client",
+        "cat /etc/resolv.conf; nslookup web.univrs.internal; wget -O - http://web:8088/ 2>&1; echo END",
+    )
+    .await;
+    assert!(out.contains("nameserver 10.88.0.1"), "{out}");
+    for a in addresses {
+        assert!(out.contains(a.as_str()), "{a} in the answer: {out}");
+    }
+    assert!(
+        out.contains("HTTP/1.1 404"),
+        "the server answered a request sent by name: {out}"
+    );
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+    let out = run_once(
+        d,
+        &stranger,
+        "intruder",
+        "nslookup web.univrs.internal; echo END",
+    )
+    .await;
+    assert!(out.contains("NXDOMAIN"), "another owner's name: {out}");
+    assert!(
+        addresses.iter().all(|a| !out.contains(a.as_str())),
+        "no address leaks: {out}"
+    );
+    for (key, name) in [(owner, "client"), (stranger, "intruder")] {
+        let url = format!("http://{}", d.api_addr);
+        tokio::task::spawn_blocking(move || {
+            orchestrator_api::client::ApiClient::new(&url, Some(key))
+                .unwrap()
+                .delete_workload(name)
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// A node whose operator has not allowed the host's network says so in its
+/// record, and a workload asking for it waits for a node with the reason
+/// given; nothing runs on the host's network. (In the same test as the
+/// bridge: two daemons on one bridge would share its guard chains.)
+async fn host_network_waits_for_a_node_whose_operator_allows_it(d: &Daemon) {
+    let c = client(d);
+    let nodes = tokio::task::spawn_blocking(move || c.list_nodes().unwrap().data)
+        .await
+        .unwrap();
+    assert_eq!(
+        nodes[0]
+            .labels
+            .get("univrs.io/networks")
+            .map(String::as_str),
+        Some("bridge,none"),
+        "{nodes:?}"
+    );
+    let manifest = format!(
+        "name: hosted\nnetwork: host\ncontainers:\n- name: main\n  image: {}/test/busybox:1\n\
+         \x20 command: [sleep, '3600']\n",
+        registry()
+    );
+    let c = client(d);
+    tokio::task::spawn_blocking(move || {
+        c.create_workload("application/yaml", manifest.as_bytes())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    eventually(
+        "the replica waits, saying why",
+        Duration::from_secs(30),
+        || async {
+            let c = client(d);
+            let w = tokio::task::spawn_blocking(move || c.get_workload("hosted").unwrap().data)
+                .await
+                .unwrap();
+            w.status.unscheduled == 1
+                && w.status
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("1 network mode not offered"))
+        },
+    )
+    .await;
+    assert!(instances(d, "hosted").await.is_empty());
 }

@@ -161,8 +161,11 @@ fn ns(pid: &str, kind: &str) -> String {
         .unwrap()
 }
 
+/// A manifest named `name`. Its instances get only loopback: these tests
+/// are about the containers' lifecycle, and this runtime has no bridge
+/// network (`bridge_network.rs` tests the default, the bridge).
 fn manifest(name: &str, body: &str) -> String {
-    format!("name: {name}\n{body}")
+    format!("name: {name}\nnetwork: none\n{body}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

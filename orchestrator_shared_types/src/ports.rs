@@ -1,11 +1,11 @@
 //! Ports an instance takes on its node ([`HostPort`]), which the schedulers
 //! never give twice on one node (SPEC §9).
 //!
-//! On the host's network (the default, `univrs.io/network` absent or
-//! `host`), a container listening on a port takes that port on the node, so
+//! On the host's network (`network: host`, which a node refuses unless its
+//! operator allows it), a container listening on a port takes that port on the node, so
 //! every declared `container_port` is a host port; `host_port`, when given,
 //! must be the same number (the host's network cannot remap). On the node's
-//! bridge (`univrs.io/network: bridge`, an address of its own) every declared
+//! bridge (the default, an address of its own) every declared
 //! port is published on the node ([`PublishedPort`]): on its `host_port`
 //! when the manifest fixes one — the only ports the schedulers count — or
 //! else on a free port the node takes from its range. With
@@ -18,10 +18,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::workload::WorkloadSpec;
 
-/// The workload label naming its network: `host` (the default), `none` or
-/// `bridge`. The manifest's `network` field says the same and wins; the
+/// The workload label naming its network: `bridge` (the default), `host` or
+/// `none`. The manifest's `network` field says the same and wins; the
 /// runtime is told through this label.
 pub const NETWORK_LABEL: &str = "univrs.io/network";
+
+/// The DNS zone of workload names: from inside a bridged instance, `web`
+/// and `web.univrs.internal` are the workload `web` of the same owner (the
+/// node's DNS server answers them; `.internal` is the top-level domain
+/// ICANN keeps for private use).
+pub const CLUSTER_DNS_ZONE: &str = "univrs.internal";
+
+/// The node label listing the networks a node offers, comma-separated
+/// (`bridge,none`, `bridge,host,none`): `host` only when its operator allows
+/// it, `bridge` only with the CNI plugins. Schedulers place an instance only
+/// on a node that offers its network; a node without the label is not
+/// filtered (it enforces its own rules when it starts the instance).
+pub const NODE_NETWORKS_LABEL: &str = "univrs.io/networks";
+
+/// Whether a node with `labels` offers `mode` ([`NODE_NETWORKS_LABEL`]).
+pub fn node_offers_network(
+    labels: &std::collections::BTreeMap<String, String>,
+    mode: NetworkMode,
+) -> bool {
+    labels
+        .get(NODE_NETWORKS_LABEL)
+        .is_none_or(|list| list.split(',').any(|w| w.trim() == mode.as_str()))
+}
 
 /// The network of a workload's instances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -101,8 +124,8 @@ impl std::fmt::Display for PublishedPort {
 
 impl WorkloadSpec {
     /// The network of its instances: the `network` field, else the label
-    /// [`NETWORK_LABEL`], else `host`. A label that names no mode (refused
-    /// by validation) counts as `host`.
+    /// [`NETWORK_LABEL`], else `bridge`. A label that names no mode (refused
+    /// by validation) counts as `bridge`.
     pub fn network_mode(&self) -> NetworkMode {
         self.network
             .or_else(|| {
@@ -110,7 +133,7 @@ impl WorkloadSpec {
                     .get(NETWORK_LABEL)
                     .and_then(|w| NetworkMode::parse(w))
             })
-            .unwrap_or(NetworkMode::Host)
+            .unwrap_or(NetworkMode::Bridge)
     }
 
     /// Whether instances run on the node's own network (no namespace of
@@ -233,9 +256,9 @@ mod tests {
     #[test]
     fn on_the_host_network_every_declared_port_is_taken_once() {
         let s = spec(
-            "name: web\ncontainers:\n- {name: a, image: x, ports: [{container_port: 80}, \
-             {container_port: 53, protocol: UDP}]}\n- {name: b, image: x, ports: \
-             [{container_port: 8080, host_port: 8080}]}\n",
+            "name: web\nnetwork: host\ncontainers:\n- {name: a, image: x, ports: \
+             [{container_port: 80}, {container_port: 53, protocol: UDP}]}\n- {name: b, \
+             image: x, ports: [{container_port: 8080, host_port: 8080}]}\n",
         );
         assert_eq!(s.validate(), Ok(()));
         let shown: Vec<String> = s.host_ports().iter().map(ToString::to_string).collect();
@@ -286,7 +309,8 @@ mod tests {
         assert_eq!(s.host_ports().len(), 1);
         assert_eq!(
             spec("name: web\ncontainers: [{name: a, image: x}]\n").network_mode(),
-            NetworkMode::Host
+            NetworkMode::Bridge,
+            "the bridge is the default"
         );
         assert_eq!(
             problems(
@@ -308,16 +332,16 @@ mod tests {
     fn remapping_reusing_or_out_of_range_host_ports_are_refused() {
         assert_eq!(
             problems(
-                "name: w\ncontainers: [{name: a, image: x, ports: [{container_port: 80, \
-                 host_port: 8080}]}]\n"
+                "name: w\nnetwork: host\ncontainers: [{name: a, image: x, ports: \
+                 [{container_port: 80, host_port: 8080}]}]\n"
             ),
             ["containers[0].ports[0].host_port"],
             "the host's network cannot remap"
         );
         assert_eq!(
             problems(
-                "name: w\ncontainers:\n- {name: a, image: x, ports: [{container_port: 80}]}\n\
-                 - {name: b, image: x, ports: [{container_port: 80}]}\n"
+                "name: w\nnetwork: host\ncontainers:\n- {name: a, image: x, ports: \
+                 [{container_port: 80}]}\n- {name: b, image: x, ports: [{container_port: 80}]}\n"
             ),
             ["containers[1].ports[0].host_port"],
             "two containers of one instance on one port"

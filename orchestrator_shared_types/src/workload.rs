@@ -40,7 +40,7 @@ pub struct WorkloadSpec {
     #[serde(default, skip_serializing_if = "TrustRules::is_empty")]
     pub trust: TrustRules,
     /// The network of each instance (`bridge`, `host` or `none`); absent:
-    /// the label `univrs.io/network`, else `host`.
+    /// the label `univrs.io/network`, else `bridge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::ports::NetworkMode>,
 }

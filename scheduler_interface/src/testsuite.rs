@@ -171,6 +171,7 @@ pub async fn run_all<F: Fn() -> Arc<dyn Scheduler>>(make: F) {
     respects_taints_and_tolerations(make()).await;
     respects_max_per_node(make()).await;
     never_gives_a_host_port_twice_on_a_node(make()).await;
+    places_only_where_the_network_is_offered(make()).await;
     one_decision_per_instance_in_order(make()).await;
     no_placement_says_why(make()).await;
     concurrent_schedules_never_overcommit(make()).await;
@@ -370,9 +371,11 @@ pub async fn respects_taints_and_tolerations(s: Arc<dyn Scheduler>) {
     );
 }
 
-/// A workload with `port` declared (on the host's network, the default).
+/// A workload with `port` declared, on the host's network (so the port is
+/// the node's).
 pub fn publishing(name: &str, port: u32, protocol: &str) -> WorkloadDefinition {
     let mut w = workload(name, small());
+    w.spec.network = Some(orchestrator_shared_types::NetworkMode::Host);
     w.spec.containers[0].ports = vec![orchestrator_shared_types::PortSpec {
         container_port: port,
         protocol: protocol.to_owned(),
@@ -406,10 +409,7 @@ pub async fn never_gives_a_host_port_twice_on_a_node(s: Arc<dyn Scheduler>) {
     let d = schedule_ok(&*s, &request(&udp, 2), &nodes, "udp").await;
     assert!(d.iter().all(|d| assigned(d).is_some()), "{d:?}");
     let mut isolated = publishing("isolated", 8088, "TCP");
-    isolated.spec.labels.insert(
-        orchestrator_shared_types::ports::NETWORK_LABEL.into(),
-        "none".into(),
-    );
+    isolated.spec.network = Some(orchestrator_shared_types::NetworkMode::None);
     let d = schedule_ok(&*s, &request(&Arc::new(isolated), 1), &nodes, "none").await;
     assert!(assigned(&d[0]).is_some(), "{d:?}");
     // A recorded placement holds its port; releasing it frees the node.
@@ -432,6 +432,45 @@ pub async fn never_gives_a_host_port_twice_on_a_node(s: Arc<dyn Scheduler>) {
     s.release(held.instance);
     let d = schedule_ok(&*s, &request(&other, 1), &[third], "released").await;
     assert!(assigned(&d[0]).is_some(), "the port is free again: {d:?}");
+}
+
+/// A node that says which networks it offers (`univrs.io/networks`) gets
+/// only workloads on one of them: a host-network workload skips nodes whose
+/// operator has not allowed it, and the reason says so; a node that says
+/// nothing is not filtered.
+pub async fn places_only_where_the_network_is_offered(s: Arc<dyn Scheduler>) {
+    use orchestrator_shared_types::{ports::NODE_NETWORKS_LABEL, NetworkMode};
+    let mut guarded = ready_node(8000, 8192);
+    guarded
+        .labels
+        .insert(NODE_NETWORKS_LABEL.into(), "bridge,none".into());
+    let mut host = workload("host", small());
+    host.spec.network = Some(NetworkMode::Host);
+    let host = Arc::new(host);
+    let d = schedule_ok(
+        &*s,
+        &request(&host, 1),
+        std::slice::from_ref(&guarded),
+        "host refused",
+    )
+    .await;
+    let ScheduleDecision::NoPlacement(reason) = &d[0] else {
+        panic!("a host-network instance on a node that refuses it: {d:?}")
+    };
+    assert!(reason.contains("1 network mode not offered"), "{reason}");
+    let bridged = Arc::new(workload("bridged", small()));
+    let d = schedule_ok(
+        &*s,
+        &request(&bridged, 1),
+        std::slice::from_ref(&guarded),
+        "bridge offered",
+    )
+    .await;
+    assert_eq!(assigned(&d[0]), Some(guarded.id), "{d:?}");
+    let open = ready_node(8000, 8192);
+    let nodes = [guarded.clone(), open.clone()];
+    let d = schedule_ok(&*s, &request(&host, 1), &nodes, "unlabelled node").await;
+    assert_eq!(assigned(&d[0]), Some(open.id), "{d:?}");
 }
 
 /// `max_per_node` counts existing instances and those placed in the same call.

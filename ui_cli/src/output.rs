@@ -136,7 +136,7 @@ pub fn human_memory(bytes: u64) -> String {
     ];
     for (unit, size) in UNITS {
         if bytes >= size {
-            if bytes % size == 0 {
+            if bytes.is_multiple_of(size) {
                 return format!("{}{unit}", bytes / size);
             }
             // Display only: f64 is precise enough for one decimal.

@@ -11,6 +11,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::signal::Signal;
+use orchestrator_shared_types::ports::CLUSTER_DNS_ZONE;
 use orchestrator_shared_types::{
     ContainerId, NetworkMode as SharedNetworkMode, NodeId, PublishedPort,
 };
@@ -22,8 +23,21 @@ use super::executor::ForkSafeExecutor;
 use super::image::{self, ImageError};
 use super::{
     cgroup, logs, probe, process, publish, rootfs, spec, worker, NetworkMode, YoukiRuntime,
-    NETWORK_LABEL,
+    HOST_NETWORK_REFUSED, NETWORK_LABEL,
 };
+
+/// The file in a container's directory mounted at its `/etc/resolv.conf`.
+const RESOLV_CONF: &str = "resolv.conf";
+
+/// A bridged container's `/etc/resolv.conf`: the node's DNS server on the
+/// bridge's gateway, workload names searched in the cluster's zone (`web`
+/// is `web.univrs.internal`), names with a dot tried as they are first.
+fn resolv_conf(gateway: std::net::Ipv4Addr) -> String {
+    format!(
+        "# Written by the univrs orchestrator: the node's DNS server.\n\
+         nameserver {gateway}\nsearch {CLUSTER_DNS_ZONE}\noptions ndots:1\n"
+    )
+}
 
 pub(super) fn create_error(spec: &ContainerSpec, reason: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Create {
@@ -299,6 +313,8 @@ impl YoukiRuntime {
         }
     }
 
+    /// Creates container `id` of `spec` on `node`: image, bundle, network
+    /// (the label [`NETWORK_LABEL`]; absent, the host's), then the process.
     pub(super) async fn create_inner(
         &self,
         node: NodeId,
@@ -316,7 +332,12 @@ impl YoukiRuntime {
             .map_err(|e| create_error(spec, e))?;
         let label = spec.labels.get(NETWORK_LABEL).map(String::as_str);
         let (network, address, published) = match label.map(SharedNetworkMode::parse) {
-            None | Some(Some(SharedNetworkMode::Host)) => (NetworkMode::Host, None, Vec::new()),
+            None | Some(Some(SharedNetworkMode::Host)) => {
+                if !self.inner.cfg.allow_host_network {
+                    return Err(create_error(spec, HOST_NETWORK_REFUSED));
+                }
+                (NetworkMode::Host, None, Vec::new())
+            }
             Some(Some(SharedNetworkMode::None)) => (NetworkMode::None, None, Vec::new()),
             Some(Some(SharedNetworkMode::Bridge)) => {
                 let (netns, address, ports) = self.attach_bridge(spec, id).await?;
@@ -333,6 +354,11 @@ impl YoukiRuntime {
             }
         };
 
+        // A bridged instance asks the node's DNS server, on its gateway.
+        let resolv_conf = match (&network, &self.inner.cni) {
+            (NetworkMode::Join(_), Some(cni)) => Some(resolv_conf(cni.config().subnet.gateway())),
+            _ => None,
+        };
         let dir = self.inner.containers_root.join(id.as_str());
         let cgroups_path = format!("/{}/{}", self.inner.cfg.cgroup_root, id);
         let mut record = Record {
@@ -374,6 +400,15 @@ impl YoukiRuntime {
                 save_record(&dir, &record).map_err(|e| format!("saving the record: {e}"))?;
                 rootfs::prepare(mode, &rootfs_src, &dir)
                     .map_err(|e| format!("preparing the {mode} rootfs: {e}"))?;
+                let resolv_conf = match resolv_conf {
+                    Some(text) => {
+                        let path = dir.join(RESOLV_CONF);
+                        std::fs::write(&path, text)
+                            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                        Some(path)
+                    }
+                    None => None,
+                };
                 let oci = spec::build(&spec::SpecInput {
                     id: &spec_input_id,
                     config: &config,
@@ -383,6 +418,7 @@ impl YoukiRuntime {
                     network,
                     seccomp,
                     allow_net_raw,
+                    resolv_conf,
                 });
                 oci.save(dir.join("config.json"))
                     .map_err(|e| format!("writing config.json: {e}"))?;

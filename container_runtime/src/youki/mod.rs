@@ -124,12 +124,22 @@ pub struct YoukiConfig {
     /// Let containers keep `CAP_NET_RAW` (raw sockets: `ping`, packet
     /// capture, forged packets); default false (`--allow-net-raw`).
     pub allow_net_raw: bool,
+    /// Run containers on the host's network when asked (label
+    /// `univrs.io/network: host`, or no label); default false, and such a
+    /// container is refused ([`HOST_NETWORK_REFUSED`]): it could bind any
+    /// port of the node and read its traffic (`--allow-host-network`).
+    pub allow_host_network: bool,
 }
+
+/// Why a container on the host's network is refused where
+/// [`YoukiConfig::allow_host_network`] is off.
+pub const HOST_NETWORK_REFUSED: &str = "the host's network is not allowed on this node \
+     (its operator allows it with --allow-host-network); use network: bridge";
 
 impl YoukiConfig {
     /// Defaults under `data_dir`: pull if not present, 10 GiB image cache,
     /// the default [`ImageLimits`], cgroups under `/univrs`, 10 MiB log files,
-    /// Docker's default seccomp profile, no `CAP_NET_RAW`.
+    /// Docker's default seccomp profile, no `CAP_NET_RAW`, no host network.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -143,6 +153,7 @@ impl YoukiConfig {
             cni: None,
             seccomp: true,
             allow_net_raw: false,
+            allow_host_network: false,
         }
     }
 }

@@ -15,7 +15,8 @@
 //! - the network: the host's (no network namespace) by default, a fresh,
 //!   empty network namespace for `univrs.io/network: none`, or, for
 //!   `bridge`, the namespace the CNI plugins attached (`super::cni`), joined
-//!   by its path;
+//!   by its path, with a `resolv.conf` naming the node's DNS server bound
+//!   read-only at `/etc/resolv.conf`;
 //! - cgroup limits: cpu quota/period from the cpu limit, cpu shares (weight on
 //!   cgroup v2) from the cpu request, the memory limit, the pids limit, and a
 //!   device allow-list (deny all, then libcgroups' defaults);
@@ -26,7 +27,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{
     Capability, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, LinuxNamespace,
-    LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, PosixRlimitBuilder,
+    LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, Mount, PosixRlimitBuilder,
     PosixRlimitType, Root, Spec, User,
 };
 use orchestrator_shared_types::ContainerConfig;
@@ -93,6 +94,9 @@ pub struct SpecInput<'a> {
     pub seccomp: Option<LinuxSeccomp>,
     /// Keep `CAP_NET_RAW` as well as [`DEFAULT_CAPABILITIES`].
     pub allow_net_raw: bool,
+    /// A file bound read-only at `/etc/resolv.conf` (bridge mode: the
+    /// node's DNS server), or the image's own.
+    pub resolv_conf: Option<std::path::PathBuf>,
 }
 
 /// CPU shares for a request of `millis` millicores, as Kubernetes computes them.
@@ -213,6 +217,20 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
     linux.set_resources(Some(resources(input.config)));
     linux.set_seccomp(input.seccomp.clone());
     spec.set_linux(Some(linux));
+    if let Some(path) = &input.resolv_conf {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        let mut resolv = Mount::default();
+        resolv.set_destination("/etc/resolv.conf".into());
+        resolv.set_typ(Some("bind".into()));
+        resolv.set_source(Some(path.clone()));
+        resolv.set_options(Some(
+            ["rbind", "ro", "nosuid", "nodev", "noexec"]
+                .map(String::from)
+                .to_vec(),
+        ));
+        mounts.push(resolv);
+        spec.set_mounts(Some(mounts));
+    }
     spec
 }
 
@@ -255,6 +273,7 @@ mod tests {
             network: NetworkMode::Host,
             seccomp,
             allow_net_raw,
+            resolv_conf: None,
         })
     }
 

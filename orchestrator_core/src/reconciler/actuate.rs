@@ -9,8 +9,8 @@ use container_runtime_interface::{ContainerSpec, RuntimeError};
 use futures::future::join_all;
 use orchestrator_shared_types::ports::NETWORK_LABEL;
 use orchestrator_shared_types::{
-    ContainerId, InstanceId, InstanceStatus, NetworkMode, NodeId, RestartPolicy,
-    WorkloadDefinition, WorkloadInstance,
+    ContainerId, InstanceId, InstanceStatus, NodeId, RestartPolicy, WorkloadDefinition,
+    WorkloadInstance,
 };
 use scheduler_interface::{Placement, ScheduleDecision, ScheduleRequest};
 use tracing::{info, warn};
@@ -67,11 +67,10 @@ async fn start_instance(
     // The workload's labels (e.g. `univrs.io/network: none`) plus ours.
     let mut labels = w.spec.labels.clone();
     // The network the runtime gives it, whether the manifest's `network`
-    // field or the label chose it (the runtime's default is the host's).
+    // field, the label or the default (the bridge) chose it: always said,
+    // since a runtime reads a missing label as the host's network.
     let network = w.spec.network_mode();
-    if network != NetworkMode::Host {
-        labels.insert(NETWORK_LABEL.to_owned(), network.as_str().to_owned());
-    }
+    labels.insert(NETWORK_LABEL.to_owned(), network.as_str().to_owned());
     labels.insert(LABEL_INSTANCE.to_owned(), inst.id.to_string());
     labels.insert(LABEL_WORKLOAD.to_owned(), w.id.to_string());
     for config in &w.spec.containers {

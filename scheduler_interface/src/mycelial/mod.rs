@@ -159,7 +159,7 @@ impl MycelialScheduler {
         let rules = &spec.trust;
         let request = spec.instance_request();
         let host_ports = spec.host_ports();
-        let filter = Filter::new(&spec.placement, request, &host_ports);
+        let filter = Filter::new(&spec.placement, request, &host_ports, spec.network_mode());
         let candidates = Candidates::gather(
             nodes,
             &filter,

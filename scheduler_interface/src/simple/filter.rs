@@ -4,7 +4,10 @@
 //! resource fit, which needs a ledger lookup), and the first failing one names
 //! the [`Exclusion`] that a `NoPlacement` reason counts.
 
-use orchestrator_shared_types::{HostPort, Node, NodeStatus, Placement, Resources, TaintEffect};
+use orchestrator_shared_types::{
+    ports::node_offers_network, HostPort, NetworkMode, Node, NodeStatus, Placement, Resources,
+    TaintEffect,
+};
 
 /// Why a node was excluded for an instance (the first filter that failed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +26,9 @@ pub(crate) enum Exclusion {
     NodeSelector,
     /// A required node-affinity term does not match.
     NodeAffinity,
+    /// The node does not offer the workload's network (`host` without the
+    /// operator's `--allow-host-network`, `bridge` without the CNI plugins).
+    Network,
     /// The node already holds `max_per_node` instances of the workload.
     MaxPerNode,
     /// Another instance takes a port this one takes on the node.
@@ -35,7 +41,7 @@ pub(crate) enum Exclusion {
 
 impl Exclusion {
     /// Every exclusion, in the order a reason lists them.
-    pub(crate) const ALL: [Exclusion; 11] = [
+    pub(crate) const ALL: [Exclusion; 12] = [
         Exclusion::NotReady,
         Exclusion::Unknown,
         Exclusion::Down,
@@ -43,6 +49,7 @@ impl Exclusion {
         Exclusion::Taint,
         Exclusion::NodeSelector,
         Exclusion::NodeAffinity,
+        Exclusion::Network,
         Exclusion::MaxPerNode,
         Exclusion::HostPort,
         Exclusion::InsufficientCpu,
@@ -59,6 +66,7 @@ impl Exclusion {
             Exclusion::Taint => "untolerated taint",
             Exclusion::NodeSelector => "node selector mismatch",
             Exclusion::NodeAffinity => "node affinity mismatch",
+            Exclusion::Network => "network mode not offered",
             Exclusion::MaxPerNode => "max per node reached",
             Exclusion::HostPort => "host port in use",
             Exclusion::InsufficientCpu => "insufficient cpu",
@@ -125,20 +133,23 @@ pub(crate) struct Filter<'a> {
     placement: &'a Placement,
     request: Resources,
     host_ports: &'a [HostPort],
+    network: NetworkMode,
 }
 
 impl<'a> Filter<'a> {
-    /// Filters for instances that each need `request` and take `host_ports`
-    /// on their node.
+    /// Filters for instances on `network` that each need `request` and take
+    /// `host_ports` on their node.
     pub(crate) fn new(
         placement: &'a Placement,
         request: Resources,
         host_ports: &'a [HostPort],
+        network: NetworkMode,
     ) -> Self {
         Self {
             placement,
             request,
             host_ports,
+            network,
         }
     }
 
@@ -173,6 +184,9 @@ impl<'a> Filter<'a> {
         }
         let soft_taints = self.taints(node)?;
         self.labels(node)?;
+        if !node_offers_network(&node.labels, self.network) {
+            return Err(Exclusion::Network);
+        }
         Ok(soft_taints)
     }
 
@@ -296,7 +310,12 @@ mod tests {
         reserved: Resources,
         count: u32,
     ) -> Result<Feasible, Exclusion> {
-        Filter::new(p, Resources::new(100, 100), &[]).check(n, || reserved, || count, |_| false)
+        Filter::new(p, Resources::new(100, 100), &[], NetworkMode::Bridge).check(
+            n,
+            || reserved,
+            || count,
+            |_| false,
+        )
     }
 
     fn taint(key: &str, effect: TaintEffect) -> Taint {

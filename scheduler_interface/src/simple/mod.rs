@@ -160,7 +160,7 @@ impl SimpleScheduler {
         let spec = &req.workload.spec;
         let request = spec.instance_request();
         let host_ports = spec.host_ports();
-        let filter = Filter::new(&spec.placement, request, &host_ports);
+        let filter = Filter::new(&spec.placement, request, &host_ports, spec.network_mode());
         // Instances of this workload per node: existing, then placed here.
         let mut counts: IdMap<NodeId, u32> = IdMap::default();
         for (_, node) in &req.existing {

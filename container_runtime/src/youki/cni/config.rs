@@ -29,6 +29,12 @@ impl Ipv4Subnet {
             .unwrap_or(0);
         u32::from(ip) & mask == u32::from(self.addr)
     }
+
+    /// The first address: the bridge's (the instances' gateway and the
+    /// node's DNS server).
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr).wrapping_add(1))
+    }
 }
 
 impl FromStr for Ipv4Subnet {

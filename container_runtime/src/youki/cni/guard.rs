@@ -8,8 +8,9 @@
 //! or the host's own address routed locally). One jump at the head of
 //! `INPUT` for the bridge goes to the chain `UNIVRS-IN-<bridge>`, which
 //! accepts replies to connections the node opened (probes, the node talking
-//! to its instances) and rejects everything else, so that a connect fails at
-//! once rather than hanging. Published ports are not affected: `portmap`
+//! to its instances) and queries to the node's DNS server on the gateway
+//! (port 53, UDP and TCP), and rejects everything else, so that a connect
+//! fails at once rather than hanging. Published ports are not affected: `portmap`
 //! rewrites their destination in `PREROUTING`, so those packets are
 //! forwarded, never delivered to the node. The chain and the jump stay when
 //! the daemon stops, like the plugins' shared chains: instances it leaves
@@ -117,6 +118,9 @@ pub async fn apply(cfg: &CniConfig) -> Result<()> {
     }
     .ensure(t)
     .await?;
+    let gateway = cfg.subnet.gateway();
+    let dns_udp = format!("-d {gateway}/32 -p udp --dport 53 -j ACCEPT");
+    let dns_tcp = format!("-d {gateway}/32 -p tcp --dport 53 -j ACCEPT");
     let guard = Hook {
         from: "INPUT",
         direction: "-i",
@@ -124,6 +128,8 @@ pub async fn apply(cfg: &CniConfig) -> Result<()> {
         chain: chain(&cfg.bridge),
         rules: &[
             "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+            &dns_udp,
+            &dns_tcp,
             "-j REJECT",
         ],
     };

@@ -1,0 +1,273 @@
+//! The names a node's DNS server answers: workload names per owner, and
+//! which owner each instance address belongs to.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, RwLock};
+
+use orchestrator_shared_types::{
+    InstanceStatus, PublicKey, WorkloadDefinition, WorkloadId, WorkloadInstance,
+};
+
+use crate::ZONE;
+
+/// A snapshot of the names: built whole from workloads and instances, then
+/// swapped into a [`NameTable`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names {
+    /// The owner of each instance address (any instance holding one).
+    owners: HashMap<Ipv4Addr, PublicKey>,
+    /// (owner, workload name) → addresses of its Ready instances, sorted.
+    names: HashMap<(PublicKey, String), Vec<Ipv4Addr>>,
+    /// The owner of each workload.
+    workloads: HashMap<WorkloadId, PublicKey>,
+}
+
+impl Names {
+    /// The names `workloads` and `instances` give: every instance with an
+    /// IPv4 address counts as its owner's client; only Running and Ready
+    /// instances are answers.
+    pub fn build(workloads: &[WorkloadDefinition], instances: &[WorkloadInstance]) -> Self {
+        let by_id: HashMap<WorkloadId, &WorkloadDefinition> =
+            workloads.iter().map(|w| (w.id, w)).collect();
+        let mut names: HashMap<(PublicKey, String), Vec<Ipv4Addr>> = HashMap::new();
+        let mut owners = HashMap::new();
+        for w in workloads {
+            names.entry((w.owner, w.spec.name.clone())).or_default();
+        }
+        let owner_of = workloads.iter().map(|w| (w.id, w.owner)).collect();
+        for i in instances {
+            let Some(w) = by_id.get(&i.workload_id) else {
+                continue;
+            };
+            let Some(addr) = i
+                .address
+                .as_deref()
+                .and_then(|a| a.parse::<Ipv4Addr>().ok())
+            else {
+                continue;
+            };
+            owners.insert(addr, w.owner);
+            if i.status == InstanceStatus::Running && i.ready {
+                names
+                    .entry((w.owner, w.spec.name.clone()))
+                    .or_default()
+                    .push(addr);
+            }
+        }
+        for addrs in names.values_mut() {
+            addrs.sort_unstable();
+            addrs.dedup();
+        }
+        Self {
+            owners,
+            names,
+            workloads: owner_of,
+        }
+    }
+
+    /// How many workload names it holds.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether it holds no name.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// What a query for a name gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A cluster name with these addresses.
+    Addresses(Vec<Ipv4Addr>),
+    /// A cluster name that does not exist for this client (no such
+    /// workload, another owner's, no Ready instance, or a client that is
+    /// not an instance).
+    NoSuchName,
+    /// Not a cluster name: the upstream resolvers answer it.
+    Upstream,
+}
+
+/// The workload name `query` asks for, if it is a cluster name: one label
+/// (`web`) or one label in [`ZONE`] (`web.univrs.internal`); a trailing dot
+/// and case do not matter. `Some(None)`: in the zone but no workload name
+/// (the zone itself, or more labels).
+fn cluster_name(query: &str) -> Option<Option<String>> {
+    let q = query.trim_end_matches('.').to_ascii_lowercase();
+    if q.is_empty() {
+        return None;
+    }
+    if !q.contains('.') {
+        return Some(Some(q));
+    }
+    if q == ZONE {
+        return Some(None);
+    }
+    let label = q.strip_suffix(ZONE)?.strip_suffix('.')?;
+    Some((!label.contains('.') && !label.is_empty()).then(|| label.to_owned()))
+}
+
+/// The names a DNS server answers now, swapped whole when they change.
+#[derive(Debug, Default)]
+pub struct NameTable {
+    names: RwLock<Arc<Names>>,
+}
+
+impl NameTable {
+    /// An empty table: every cluster name is unknown.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the names.
+    pub fn replace(&self, names: Names) {
+        let names = Arc::new(names);
+        match self.names.write() {
+            Ok(mut n) => *n = names,
+            Err(poisoned) => *poisoned.into_inner() = names,
+        }
+    }
+
+    /// The current names.
+    pub fn snapshot(&self) -> Arc<Names> {
+        match self.names.read() {
+            Ok(n) => Arc::clone(&n),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The owner of the instance at `client`, as the store last said.
+    pub fn owner_of(&self, client: IpAddr) -> Option<PublicKey> {
+        let v4 = match client {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(v6) => v6.to_ipv4_mapped()?,
+        };
+        self.snapshot().owners.get(&v4).copied()
+    }
+
+    /// The owner of workload `id`.
+    pub fn owner_of_workload(&self, id: &WorkloadId) -> Option<PublicKey> {
+        self.snapshot().workloads.get(id).copied()
+    }
+
+    /// What `client` gets when it asks for `query`.
+    pub fn answer(&self, client: IpAddr, query: &str) -> Answer {
+        self.answer_for(self.owner_of(client), query)
+    }
+
+    /// What an instance of `owner` (none: not an instance) gets when it
+    /// asks for `query`.
+    pub fn answer_for(&self, owner: Option<PublicKey>, query: &str) -> Answer {
+        let Some(name) = cluster_name(query) else {
+            return Answer::Upstream;
+        };
+        let names = self.snapshot();
+        let found = name
+            .zip(owner)
+            .and_then(|(name, owner)| names.names.get(&(owner, name)))
+            .filter(|addrs| !addrs.is_empty());
+        match found {
+            Some(addrs) => Answer::Addresses(addrs.clone()),
+            None => Answer::NoSuchName,
+        }
+    }
+
+    /// Whether `query` is a cluster name (answered from the table, never
+    /// sent upstream).
+    pub fn is_cluster_name(query: &str) -> bool {
+        cluster_name(query).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use orchestrator_shared_types::{NodeId, WorkloadSpec};
+
+    fn workload(owner: u8, name: &str) -> WorkloadDefinition {
+        let spec = WorkloadSpec::from_yaml(&format!(
+            "name: {name}\ncontainers: [{{name: main, image: x}}]\n"
+        ))
+        .unwrap();
+        WorkloadDefinition::new(PublicKey([owner; 32]), spec)
+    }
+
+    fn instance(w: &WorkloadDefinition, addr: &str, ready: bool) -> WorkloadInstance {
+        let mut i = WorkloadInstance::pending(w.id, w.generation, NodeId([9; 32]));
+        i.transition(InstanceStatus::Running, None, chrono::Utc::now())
+            .expect("pending to running");
+        i.ready = ready;
+        i.address = Some(addr.to_owned());
+        i
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_name_answers_its_owners_ready_instances_only() {
+        let web = workload(1, "web");
+        let client = workload(1, "client");
+        let theirs = workload(2, "db");
+        let instances = [
+            instance(&web, "10.88.0.3", true),
+            instance(&web, "10.88.0.2", true),
+            instance(&web, "10.88.0.4", false),
+            instance(&client, "10.88.0.5", true),
+            instance(&theirs, "10.88.0.6", true),
+        ];
+        let table = NameTable::new();
+        table.replace(Names::build(&[web, client, theirs], &instances));
+        let both = Answer::Addresses(vec![
+            "10.88.0.2".parse().unwrap(),
+            "10.88.0.3".parse().unwrap(),
+        ]);
+        assert_eq!(table.answer(ip("10.88.0.5"), "web"), both);
+        assert_eq!(table.answer(ip("10.88.0.5"), "WEB.univrs.internal."), both);
+        assert_eq!(
+            table.answer(ip("10.88.0.5"), "db"),
+            Answer::NoSuchName,
+            "another owner's workload"
+        );
+        assert_eq!(
+            table.answer(ip("10.88.0.6"), "web"),
+            Answer::NoSuchName,
+            "asked by another owner's instance"
+        );
+        assert_eq!(
+            table.answer(ip("10.88.0.99"), "web"),
+            Answer::NoSuchName,
+            "not an instance"
+        );
+        assert_eq!(table.answer(ip("10.88.0.5"), "nope"), Answer::NoSuchName);
+        assert_eq!(
+            table.answer(ip("10.88.0.5"), "a.b.univrs.internal"),
+            Answer::NoSuchName
+        );
+        assert_eq!(
+            table.answer(ip("10.88.0.5"), "example.com"),
+            Answer::Upstream
+        );
+        assert_eq!(
+            table.answer(ip("10.88.0.5"), "web.univrs.internal.example.com"),
+            Answer::Upstream
+        );
+    }
+
+    #[test]
+    fn a_workload_without_a_ready_instance_does_not_resolve() {
+        let web = workload(1, "web");
+        let client = workload(1, "client");
+        let instances = [
+            instance(&web, "10.88.0.2", false),
+            instance(&client, "10.88.0.5", true),
+        ];
+        let table = NameTable::new();
+        table.replace(Names::build(&[web, client], &instances));
+        assert_eq!(table.answer(ip("10.88.0.5"), "web"), Answer::NoSuchName);
+    }
+}
