@@ -513,10 +513,15 @@ fn the_bridge_network_takes_its_subnet_and_plugins_or_says_why_it_is_off() {
         let c = DaemonConfig::resolve(f, Settings::default()).unwrap();
         assert_eq!(c.youki.cni.unwrap().host_port_range, 41000..=41099);
         assert!(cni.guard_node, "instances are kept off the node by default");
+        assert!(cni.isolate_owners, "owners are kept apart by default");
         let mut f = flags();
         f.allow_instances_to_node = Some(true);
         let c = DaemonConfig::resolve(f, Settings::default()).unwrap();
         assert!(!c.youki.cni.unwrap().guard_node);
+        let mut f = flags();
+        f.allow_traffic_between_owners = Some(true);
+        let c = DaemonConfig::resolve(f, Settings::default()).unwrap();
+        assert!(!c.youki.cni.unwrap().isolate_owners);
         assert!(
             cni.data_dir.starts_with(&c.data_dir),
             "leases under the data directory"

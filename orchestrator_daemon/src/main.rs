@@ -59,8 +59,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         LogFormat::Json => observability::logging::LogFormat::Json,
     };
     observability::logging::init_tracing(format).context("setting up logging")?;
+    // Blocking threads are kept rather than ended after 10 s idle: a thread
+    // starting or ending while the container runtime forks can hang the
+    // fork's child (container_runtime's `youki::worker`).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_keep_alive(std::time::Duration::from_secs(24 * 3600))
         .build()
         .context("starting the async runtime")?;
     match runtime.block_on(orchestrator_daemon::run_until_signal(config))? {

@@ -191,6 +191,7 @@ fn bridge_network(
         cni.bin_dir = dir.clone();
     }
     cni.guard_node = !s.allow_instances_to_node.unwrap_or(false);
+    cni.isolate_owners = !s.allow_traffic_between_owners.unwrap_or(false);
     if let Some(range) = &s.host_port_range {
         cni.host_port_range = port_range(range).ok_or_else(|| {
             Error::Config(format!(

@@ -233,6 +233,12 @@ pub struct Settings {
     #[arg(long, env = "UNIVRS_ALLOW_INSTANCES_TO_NODE", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_instances_to_node: Option<bool>,
+    /// Let bridged instances of different owners connect to each other
+    /// [default: false: an instance accepts connections only from its
+    /// owner's instances, and anyone on its published ports].
+    #[arg(long, env = "UNIVRS_ALLOW_TRAFFIC_BETWEEN_OWNERS", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_traffic_between_owners: Option<bool>,
     /// Turn off the seccomp filter of this node's containers (Docker's
     /// default profile, which refuses `unshare`, `mount`, `bpf`, `ptrace`,
     /// `keyctl`, … with EPERM): for workloads that need those syscalls

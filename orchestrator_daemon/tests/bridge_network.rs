@@ -164,7 +164,7 @@ async fn three_replicas_on_one_port_each_get_their_own_network_and_leave_nothing
         running.iter().all(|i| i.restarts == 0),
         "nobody fought over the port: {running:?}"
     );
-    names_resolve_for_their_owner_only(&d, &addresses).await;
+    names_resolve_for_their_owner_only(&d, &addresses, host_ports[0]).await;
 
     let c = client(&d);
     tokio::task::spawn_blocking(move || c.delete_workload("web").unwrap())
@@ -226,36 +226,60 @@ async fn run_once(d: &Daemon, key: &ed25519_dalek::SigningKey, name: &str, scrip
 
 /// From inside an instance, the workload `web` of the same owner resolves
 /// to its Ready instances (the node's DNS server on the bridge's gateway)
-/// and answers by name; another owner's instance cannot resolve it.
-async fn names_resolve_for_their_owner_only(d: &Daemon, addresses: &[String]) {
+/// and answers by name. Another owner's instance can neither resolve it nor
+/// connect to it, but reaches its published port like anyone.
+async fn names_resolve_for_their_owner_only(d: &Daemon, addresses: &[String], published: u16) {
     let owner = admission_common::admin();
     let out = run_once(
         d,
         &owner,
         "client",
-        "cat /etc/resolv.conf; nslookup web.univrs.internal; wget -O - http://web:8088/ 2>&1; echo END",
+        &format!(
+            "cat /etc/resolv.conf; nslookup web.univrs.internal; wget -O - http://web:8088/ 2>&1; \
+             echo DIRECT; wget -O - http://{}:8088/ 2>&1; echo END",
+            addresses[0]
+        ),
     )
     .await;
     assert!(out.contains("nameserver 10.88.0.1"), "{out}");
     for a in addresses {
         assert!(out.contains(a.as_str()), "{a} in the answer: {out}");
     }
+    let (by_name, direct) = out.split_once("DIRECT").unwrap();
     assert!(
-        out.contains("HTTP/1.1 404"),
+        by_name.contains("HTTP/1.1 404"),
         "the server answered a request sent by name: {out}"
+    );
+    assert!(
+        direct.contains("HTTP/1.1 404"),
+        "same owner, by address: {out}"
     );
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
     let out = run_once(
         d,
         &stranger,
         "intruder",
-        "nslookup web.univrs.internal; echo END",
+        &format!(
+            "nslookup web.univrs.internal; echo DIRECT; wget -O - http://{}:8088/ 2>&1; \
+             echo PUBLISHED; wget -O - http://10.88.0.1:{published}/ 2>&1; echo END",
+            addresses[0]
+        ),
     )
     .await;
-    assert!(out.contains("NXDOMAIN"), "another owner's name: {out}");
+    let (lookup, rest) = out.split_once("DIRECT").unwrap();
+    let (direct, public) = rest.split_once("PUBLISHED").unwrap();
+    assert!(lookup.contains("NXDOMAIN"), "another owner's name: {out}");
     assert!(
-        addresses.iter().all(|a| !out.contains(a.as_str())),
+        addresses.iter().all(|a| !lookup.contains(a.as_str())),
         "no address leaks: {out}"
+    );
+    assert!(
+        direct.contains("Connection refused") && !direct.contains("HTTP/1.1"),
+        "another owner's instance is refused: {out}"
+    );
+    assert!(
+        public.contains("HTTP/1.1 404"),
+        "a published port answers anyone: {out}"
     );
     for (key, name) in [(owner, "client"), (stranger, "intruder")] {
         let url = format!("http://{}", d.api_addr);

@@ -12,10 +12,15 @@ use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use hickory_server::Server;
-use orchestrator_shared_types::WorkloadId;
+use orchestrator_shared_types::{PublicKey, WorkloadId};
 use tracing::{debug, warn};
 
 use crate::{Answer, NameTable, TTL_SECONDS};
+
+/// How long a query from an address nobody knows yet waits for the node to
+/// learn it (with [`DnsServerConfig::local`] only): an instance may ask in
+/// its first milliseconds.
+const NEW_CLIENT_WAIT: Duration = Duration::from_secs(1);
 
 /// A TCP client that sends no query within this is dropped.
 const TCP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -175,6 +180,19 @@ struct Handler {
 }
 
 impl Handler {
+    /// The owner of the instance at `client`: the store's records, else the
+    /// node's runtime.
+    async fn owner(&self, client: std::net::IpAddr) -> Option<PublicKey> {
+        if let Some(owner) = self.table.owner_of(client) {
+            return Some(owner);
+        }
+        let (Some(local), std::net::IpAddr::V4(v4)) = (&self.local, client) else {
+            return None;
+        };
+        let w = local.workload_at(v4).await?;
+        self.table.owner_of_workload(&w)
+    }
+
     /// The records and code for one question from `client`.
     async fn resolve(
         &self,
@@ -183,12 +201,14 @@ impl Handler {
         qtype: RecordType,
     ) -> (ResponseCode, Vec<Record>, bool) {
         let query = name.to_ascii();
-        let mut owner = self.table.owner_of(client);
-        if owner.is_none() && NameTable::is_cluster_name(&query) {
-            if let (Some(local), std::net::IpAddr::V4(v4)) = (&self.local, client) {
-                if let Some(w) = local.workload_at(v4).await {
-                    owner = self.table.owner_of_workload(&w);
-                }
+        let mut owner = self.owner(client).await;
+        if owner.is_none() && self.local.is_some() && NameTable::is_cluster_name(&query) {
+            // An instance in its first moments: its process may ask before
+            // the runtime has recorded it (or the store heard of it).
+            let deadline = tokio::time::Instant::now() + NEW_CLIENT_WAIT;
+            while owner.is_none() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                owner = self.owner(client).await;
             }
         }
         match self.table.answer_for(owner, &query) {

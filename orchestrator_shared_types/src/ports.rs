@@ -23,6 +23,12 @@ use crate::workload::WorkloadSpec;
 /// runtime is told through this label.
 pub const NETWORK_LABEL: &str = "univrs.io/network";
 
+/// The container label naming the owner of its workload (the owner's key in
+/// lowercase hex): on the bridge, only instances of the same owner may
+/// connect to it. The orchestrator sets it on every container, over any
+/// label of the same name in the manifest.
+pub const OWNER_LABEL: &str = "univrs.io/owner";
+
 /// The DNS zone of workload names: from inside a bridged instance, `web`
 /// and `web.univrs.internal` are the workload `web` of the same owner (the
 /// node's DNS server answers them; `.internal` is the top-level domain

@@ -11,13 +11,14 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::signal::Signal;
-use orchestrator_shared_types::ports::CLUSTER_DNS_ZONE;
+use orchestrator_shared_types::ports::{CLUSTER_DNS_ZONE, OWNER_LABEL};
 use orchestrator_shared_types::{
     ContainerId, NetworkMode as SharedNetworkMode, NodeId, PublishedPort,
 };
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::cni::isolation;
 use super::entry::{lock, save_record, Entry, Live, Record};
 use super::executor::ForkSafeExecutor;
 use super::image::{self, ImageError};
@@ -300,17 +301,34 @@ impl YoukiRuntime {
             .ports
             .take(id, &spec.config.ports)
             .map_err(|e| create_error(spec, e))?;
-        match cni.attach(id.as_str(), publish::mappings(&published)).await {
-            Ok(a) => Ok((
-                a.netns.path().to_owned(),
-                a.attachment.ipv4().map(|ip| ip.to_string()),
-                published,
-            )),
+        let attached = match cni.attach(id.as_str(), publish::mappings(&published)).await {
+            Ok(a) => a,
             Err(e) => {
                 self.inner.ports.release(id);
-                Err(create_error(spec, e))
+                return Err(create_error(spec, e));
+            }
+        };
+        let address = attached.attachment.ipv4();
+        // Only its owner's instances may reach it (and anyone its
+        // published ports).
+        let owner = spec
+            .labels
+            .get(OWNER_LABEL)
+            .filter(|_| cni.config().isolate_owners);
+        if let (Some(owner), Some(ip)) = (owner, address) {
+            if let Err(e) = isolation::admit(cni.config(), id.as_str(), owner, ip).await {
+                if let Err(undo) = cni.detach(id.as_str()).await {
+                    warn!(container = %id, error = %undo, "detaching after a failed isolation");
+                }
+                self.inner.ports.release(id);
+                return Err(create_error(spec, e));
             }
         }
+        Ok((
+            attached.netns.path().to_owned(),
+            address.map(|ip| ip.to_string()),
+            published,
+        ))
     }
 
     /// Creates container `id` of `spec` on `node`: image, bundle, network

@@ -246,6 +246,9 @@ impl YoukiRuntime {
                 cni::guard::apply(c)
                     .await
                     .map_err(|e| format!("bridge networking: {e}"))?;
+                cni::isolation::apply(c)
+                    .await
+                    .map_err(|e| format!("bridge networking: {e}"))?;
                 Some(Arc::new(network))
             }
             None => None,

@@ -13,6 +13,17 @@
 //!   seen here: one create in a few hundred hung in `realloc` inside the
 //!   container's init.
 //!
+//! - **A thread starting or ending while another forks.** Rust's standard
+//!   library takes a process-wide lock (its thread-info lock, kept for the
+//!   stack-overflow handler) when a thread starts and when it ends. A child
+//!   forked at that moment inherits it held, for ever; libcontainer's
+//!   intermediate process leaves through `std::process::exit`, which takes
+//!   that lock, and hung there. Seen here on the very first create, forked
+//!   by one of this pool's threads while the others were still starting. So
+//!   the pool is fully started before any call is sent, its threads never
+//!   end, and the daemon keeps its runtime's blocking threads alive rather
+//!   than ending and restarting them.
+//!
 //! So every call runs in a child made by glibc's `fork()` — which takes and
 //! releases malloc's locks around the fork — and libcontainer forks from that
 //! single-threaded child, whose `chdir` touches nobody else. The child runs
@@ -56,26 +67,42 @@ fn sender() -> &'static mpsc::Sender<Job> {
     WORKER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        // Every thread of the pool has started before the first call is
+        // sent: a thread starting while another forks leaves std's
+        // thread-info lock held in the child (see the module's doc).
+        let (started_tx, started) = mpsc::channel::<()>();
+        let mut threads = 0;
         for i in 0..POOL_SIZE {
             let rx = Arc::clone(&rx);
+            let started_tx = started_tx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("libcontainer-{i}"))
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(guard) => guard.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
-                    // A panic in one call must not take the thread down with
-                    // it; that caller sees `WorkerGone`, the next are served.
-                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                        tracing::error!("a libcontainer call panicked");
+                .spawn(move || {
+                    let _ = started_tx.send(());
+                    drop(started_tx);
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        // A panic in one call must not take the thread down
+                        // with it; that caller sees `WorkerGone`, the next
+                        // are served.
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                            tracing::error!("a libcontainer call panicked");
+                        }
                     }
                 });
-            if let Err(e) = spawned {
+            match spawned {
+                Ok(_) => threads += 1,
                 // With no thread at all, every call answers "worker gone".
-                tracing::error!(error = %e, "cannot start a libcontainer worker thread");
+                Err(e) => tracing::error!(error = %e, "cannot start a libcontainer worker thread"),
             }
+        }
+        drop(started_tx);
+        for _ in 0..threads {
+            let _ = started.recv();
         }
         tx
     })

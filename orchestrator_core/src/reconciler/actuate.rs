@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use container_runtime_interface::{ContainerSpec, RuntimeError};
 use futures::future::join_all;
-use orchestrator_shared_types::ports::NETWORK_LABEL;
+use orchestrator_shared_types::ports::{NETWORK_LABEL, OWNER_LABEL};
 use orchestrator_shared_types::{
     ContainerId, InstanceId, InstanceStatus, NodeId, RestartPolicy, WorkloadDefinition,
     WorkloadInstance,
@@ -71,6 +71,7 @@ async fn start_instance(
     // since a runtime reads a missing label as the host's network.
     let network = w.spec.network_mode();
     labels.insert(NETWORK_LABEL.to_owned(), network.as_str().to_owned());
+    labels.insert(OWNER_LABEL.to_owned(), w.owner.to_string());
     labels.insert(LABEL_INSTANCE.to_owned(), inst.id.to_string());
     labels.insert(LABEL_WORKLOAD.to_owned(), w.id.to_string());
     for config in &w.spec.containers {

@@ -102,6 +102,10 @@ pub struct CniConfig {
     /// Whether instances are kept from opening connections to the node
     /// itself (default true; see [`super::guard`]).
     pub guard_node: bool,
+    /// Whether an instance with an owner accepts connections only from
+    /// instances of the same owner, besides its published ports (default
+    /// true; see [`super::isolation`]).
+    pub isolate_owners: bool,
 }
 
 /// The default [`CniConfig::host_port_range`].
@@ -123,6 +127,7 @@ impl CniConfig {
             plugin_timeout: Duration::from_secs(30),
             host_port_range: DEFAULT_HOST_PORT_RANGE,
             guard_node: true,
+            isolate_owners: true,
         }
     }
 

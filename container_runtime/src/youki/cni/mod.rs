@@ -37,6 +37,7 @@ pub mod exec;
 pub mod guard;
 pub mod instance;
 mod iptables;
+pub mod isolation;
 mod kept;
 pub mod netns;
 pub mod network;

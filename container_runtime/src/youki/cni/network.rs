@@ -237,7 +237,8 @@ impl CniNetwork {
     /// still kept), then `loopback`. Idempotent: a second DEL, or one after
     /// the namespace is gone, succeeds. Every plugin is run even when one
     /// fails; the first failure is returned and the result is kept for a retry.
-    /// Then the masquerade rules `bridge` could not find are removed (see `sweep`).
+    /// Then the masquerade rules `bridge` could not find are removed (see
+    /// `sweep`), and the instance's owner-isolation rules (see `isolation`).
     #[instrument(skip(self, req), fields(container = %req.container_id, network = %self.cfg.name))]
     pub async fn del(&self, req: &AttachRequest) -> Result<()> {
         check_request(req)?;
@@ -254,6 +255,7 @@ impl CniNetwork {
         if masquerades {
             sweep_masquerade(&self.cfg.name, &req.container_id, self.cfg.plugin_timeout).await;
         }
+        super::isolation::release(&self.cfg, &req.container_id).await?;
         self.forget(req)
     }
 
