@@ -181,6 +181,7 @@ async fn three_replicas_on_one_port_each_get_their_own_network_and_leave_nothing
     )
     .await;
     host_network_waits_for_a_node_whose_operator_allows_it(&d).await;
+    the_two_tier_example_calls_its_server_by_name(&d).await;
     tokio::time::timeout(Duration::from_secs(30), d.stop())
         .await
         .unwrap();
@@ -340,4 +341,60 @@ async fn host_network_waits_for_a_node_whose_operator_allows_it(d: &Daemon) {
     )
     .await;
     assert!(instances(d, "hosted").await.is_empty());
+}
+
+/// `examples/two-tier` as the README runs it: the client prints the page of
+/// a `web` replica, found by name, and both go away when deleted.
+async fn the_two_tier_example_calls_its_server_by_name(d: &Daemon) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/two-tier");
+    for file in ["web.yaml", "client.yaml"] {
+        let manifest = std::fs::read_to_string(examples.join(file))
+            .unwrap()
+            .replace("127.0.0.1:5000", &registry());
+        let c = client(d);
+        tokio::task::spawn_blocking(move || {
+            c.create_workload("application/yaml", manifest.as_bytes())
+                .unwrap()
+        })
+        .await
+        .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = client(d);
+        let out = tokio::task::spawn_blocking(move || {
+            c.workload_log_lines("client", None, false)
+                .map(|lines| lines.filter_map(Result::ok).collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap();
+        if out.contains("hello from u-") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client never got the page: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for name in ["client", "web"] {
+        let c = client(d);
+        tokio::task::spawn_blocking(move || c.delete_workload(name).unwrap())
+            .await
+            .unwrap();
+    }
+    eventually("the example is gone", Duration::from_secs(60), || async {
+        let c = client(d);
+        tokio::task::spawn_blocking(move || {
+            ["web", "client"].iter().all(|w| match c.list_instances(w) {
+                Ok(page) => page.data.is_empty(),
+                Err(orchestrator_api::client::ClientError::Api { status: 404, .. }) => true,
+                Err(e) => panic!("{w}: {e}"),
+            })
+        })
+        .await
+        .unwrap()
+    })
+    .await;
 }

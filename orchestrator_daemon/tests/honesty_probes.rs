@@ -112,7 +112,7 @@ async fn a_node_that_delivers_less_cpu_than_it_promises_loses_honesty() {
             instance_id: InstanceId::new(),
             workload_id: WorkloadId::SYSTEM,
             config: hog(i % cores),
-            labels: Default::default(),
+            labels: [("univrs.io/network".to_owned(), "none".to_owned())].into(),
         };
         hogs.push(runtime.create_container(node.id, &spec).await.unwrap());
     }

@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use container_runtime_interface::{ContainerRuntime, ContainerSpec, ContainerState};
 use orchestrator_shared_types::{
-    ContainerConfig, InstanceId, Node, NodeStatus, Resources, WorkloadId,
+    ports::NETWORK_LABEL, ContainerConfig, InstanceId, NetworkMode, Node, NodeStatus, Resources,
+    WorkloadId,
 };
 use state_store_interface::StateStore;
 use tracing::{debug, info, warn};
@@ -157,7 +158,16 @@ impl TrustService {
             instance_id: InstanceId::new(),
             workload_id: WorkloadId::SYSTEM,
             config: container,
-            labels: [("univrs.io/probe".to_owned(), "honesty".to_owned())].into(),
+            // A CPU benchmark needs no network: loopback only, which every
+            // node offers (the host's is refused unless its operator allows it).
+            labels: [
+                ("univrs.io/probe".to_owned(), "honesty".to_owned()),
+                (
+                    NETWORK_LABEL.to_owned(),
+                    NetworkMode::None.as_str().to_owned(),
+                ),
+            ]
+            .into(),
         };
         let id = runtime
             .create_container(node.id, &spec)
