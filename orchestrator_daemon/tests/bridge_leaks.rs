@@ -5,8 +5,9 @@
 //! workload of 5 replicas — then is killed with SIGKILL while two instances
 //! run, and restarted on the same data directory. After every step the
 //! node's veths on the bridge, address leases, iptables rules and network
-//! namespaces are counted: each count is back to its baseline once the
-//! instances are gone, exactly what two instances need while they run, and
+//! namespaces are counted, and every iptables rule and chain listed: each
+//! count is back to its baseline once the instances are gone, with no rule
+//! or chain added, exactly what two instances need while they run, and
 //! unchanged by the kill and restart, after which the two still answer at
 //! their addresses and on their published ports.
 //!
@@ -45,12 +46,13 @@ fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// What bridge networking has made on the node, counted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What bridge networking has made on the node, counted; the iptables
+/// rules and chains as a set of lines (packet counters left out).
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Counts {
     veths: usize,
     leases: usize,
-    rules: usize,
+    rules: std::collections::BTreeSet<String>,
     namespaces: usize,
 }
 
@@ -71,12 +73,20 @@ impl Counts {
                     .count()
             })
             .unwrap_or(0);
-        // Every rule of every table (the plugins' per-instance rules and
-        // chains, the masquerade, the port mappings and the firewall's).
+        // Every rule and chain of every table (the plugins' per-instance
+        // rules and chains, the masquerade, the port mappings, the
+        // firewall's, the owners' isolation).
         let rules = run("iptables-save", &[])
             .lines()
             .filter(|l| l.starts_with("-A ") || l.starts_with(':'))
-            .count();
+            .map(|l| match l.split_once(' ') {
+                // `:CHAIN POLICY [packets:bytes]`: the chain and policy only.
+                Some((chain, rest)) if l.starts_with(':') => {
+                    format!("{chain} {}", rest.split(' ').next().unwrap_or(""))
+                }
+                _ => l.to_owned(),
+            })
+            .collect();
         let namespaces = std::fs::read_dir("/run/netns")
             .map(|d| d.flatten().count())
             .unwrap_or(0);
@@ -86,6 +96,20 @@ impl Counts {
             rules,
             namespaces,
         }
+    }
+
+    /// Whether nothing was added to `want` and nothing of ours is missing:
+    /// the same veths, leases and namespaces, and no rule or chain that
+    /// `want` did not have. (Rules of `want` may have gone: other tests'
+    /// left-overs are cleaned up by others; a leak is an addition.)
+    fn settled_at(&self, want: &Counts) -> bool {
+        (self.veths, self.leases, self.namespaces) == (want.veths, want.leases, want.namespaces)
+            && self.rules.is_subset(&want.rules)
+    }
+
+    /// The rules and chains here that `want` does not have.
+    fn added(&self, want: &Counts) -> Vec<String> {
+        self.rules.difference(&want.rules).cloned().collect()
     }
 }
 
@@ -297,13 +321,21 @@ fn manifest(name: &str, replicas: u32, server: bool) -> String {
     )
 }
 
-/// Waits (up to 60 s) for the counts to be `want`, then asserts they are.
-async fn settle(data: &Path, want: Counts, what: &str) {
+/// Waits (up to 60 s) for the counts to settle at `want`, then asserts
+/// they did, naming any rule or chain added.
+async fn settle(data: &Path, want: &Counts, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Counts::now(data) != want && Instant::now() < deadline {
+    while !Counts::now(data).settled_at(want) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(Counts::now(data), want, "{what}");
+    let now = Counts::now(data);
+    assert!(
+        now.settled_at(want),
+        "{what}: veths/leases/namespaces {:?} (want {:?}); rules or chains added: {:#?}",
+        (now.veths, now.leases, now.namespaces),
+        (want.veths, want.leases, want.namespaces),
+        now.added(want)
+    );
 }
 
 async fn answers(addr: &str) -> bool {
@@ -372,7 +404,7 @@ async fn a_hundred_instances_and_a_kill_minus_nine_leave_nothing_behind() {
             "round {round}: {up:?}"
         );
         node.delete("cycle").await;
-        settle(&data, baseline, &format!("after round {round}")).await;
+        settle(&data, &baseline, &format!("after round {round}")).await;
     }
 
     // Two servers, then the plug pulled while they run.
@@ -411,7 +443,13 @@ async fn a_hundred_instances_and_a_kill_minus_nine_leave_nothing_behind() {
         key(&before),
         "the same two instances, adopted with their addresses and ports"
     );
-    settle(&data, running, "nothing added or lost by the restart").await;
+    settle(&data, &running, "nothing added or lost by the restart").await;
+    let now = Counts::now(&data);
+    let lost = running.added(&now);
+    assert!(
+        lost.is_empty(),
+        "rules of the running instances lost by the restart: {lost:#?}"
+    );
     for i in &after {
         let address = i.address.clone().unwrap();
         assert!(answers(&format!("{address}:8088")).await, "{address}");
@@ -423,5 +461,5 @@ async fn a_hundred_instances_and_a_kill_minus_nine_leave_nothing_behind() {
     }
 
     node.delete("web").await;
-    settle(&data, baseline, "after the restart and delete").await;
+    settle(&data, &baseline, "after the restart and delete").await;
 }
