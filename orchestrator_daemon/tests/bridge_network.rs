@@ -378,12 +378,26 @@ async fn the_two_tier_example_calls_its_server_by_name(d: &Daemon) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let mut namespaces = Vec::new();
     for name in ["client", "web"] {
+        namespaces.extend(
+            instances(d, name)
+                .await
+                .into_iter()
+                .flat_map(|i| i.container_ids)
+                .map(|c| Path::new("/run/netns").join(c.0)),
+        );
         let c = client(d);
         tokio::task::spawn_blocking(move || c.delete_workload(name).unwrap())
             .await
             .unwrap();
     }
+    eventually(
+        "the example's namespaces are gone",
+        Duration::from_secs(60),
+        || async { namespaces.iter().all(|ns| !ns.exists()) },
+    )
+    .await;
     eventually("the example is gone", Duration::from_secs(60), || async {
         let c = client(d);
         tokio::task::spawn_blocking(move || {
