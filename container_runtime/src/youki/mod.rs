@@ -42,6 +42,7 @@
 //!   (`YoukiConfig::seccomp`) and let containers keep `CAP_NET_RAW`
 //!   (`YoukiConfig::allow_net_raw`).
 
+mod bridge;
 mod cgroup;
 pub mod cni;
 mod entry;
