@@ -40,6 +40,16 @@ async fn daemon(dir: &Path) -> Daemon {
         .unwrap_or_else(|e| panic!("a youki daemon must start here (root): {e}"))
 }
 
+/// Creates the workload of `manifest` (YAML) with `c`.
+async fn deploy(c: orchestrator_api::client::ApiClient, manifest: String) {
+    tokio::task::spawn_blocking(move || {
+        c.create_workload("application/yaml", manifest.as_bytes())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+}
+
 async fn instances(d: &Daemon, name: &str) -> Vec<WorkloadInstance> {
     let c = client(d);
     let name = name.to_owned();
@@ -93,13 +103,7 @@ async fn three_replicas_on_one_port_each_get_their_own_network_and_leave_nothing
          restart_policy: Always\n",
         registry()
     );
-    let c = client(&d);
-    tokio::task::spawn_blocking(move || {
-        c.create_workload("application/yaml", manifest.as_bytes())
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    deploy(client(&d), manifest).await;
     eventually(
         "3 replicas running, each with its address and port",
         Duration::from_secs(60),
@@ -198,14 +202,7 @@ async fn run_once(d: &Daemon, key: &ed25519_dalek::SigningKey, name: &str, scrip
     let url = format!("http://{}", d.api_addr);
     let key = key.clone();
     let c = move || orchestrator_api::client::ApiClient::new(&url, Some(key.clone())).unwrap();
-    let create = c();
-    tokio::task::spawn_blocking(move || {
-        create
-            .create_workload("application/yaml", manifest.as_bytes())
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    deploy(c(), manifest).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let logs = c();
@@ -317,13 +314,7 @@ async fn host_network_waits_for_a_node_whose_operator_allows_it(d: &Daemon) {
          \x20 command: [sleep, '3600']\n",
         registry()
     );
-    let c = client(d);
-    tokio::task::spawn_blocking(move || {
-        c.create_workload("application/yaml", manifest.as_bytes())
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    deploy(client(d), manifest).await;
     eventually(
         "the replica waits, saying why",
         Duration::from_secs(30),
@@ -351,13 +342,7 @@ async fn the_two_tier_example_calls_its_server_by_name(d: &Daemon) {
         let manifest = std::fs::read_to_string(examples.join(file))
             .unwrap()
             .replace("127.0.0.1:5000", &registry());
-        let c = client(d);
-        tokio::task::spawn_blocking(move || {
-            c.create_workload("application/yaml", manifest.as_bytes())
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        deploy(client(d), manifest).await;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

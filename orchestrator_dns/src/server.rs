@@ -94,29 +94,15 @@ impl DnsServer {
         let mut local = Vec::new();
         for &addr in &cfg.listen {
             let udp = bind(addr, socket2::Type::DGRAM, socket2::Protocol::UDP)?;
-            let udp = tokio::net::UdpSocket::from_std(udp.into()).map_err(|source| {
-                DnsServerError::Bind {
-                    addr,
-                    proto: "udp",
-                    source,
-                }
-            })?;
+            let udp =
+                tokio::net::UdpSocket::from_std(udp.into()).map_err(bind_failed(addr, "udp"))?;
             let bound = udp.local_addr().unwrap_or(addr);
             local.push(bound);
             // TCP on the same port as UDP (an ephemeral port is chosen once).
             let tcp = bind(bound, socket2::Type::STREAM, socket2::Protocol::TCP)?;
-            tcp.listen(128).map_err(|source| DnsServerError::Bind {
-                addr: bound,
-                proto: "tcp",
-                source,
-            })?;
-            let tcp = tokio::net::TcpListener::from_std(tcp.into()).map_err(|source| {
-                DnsServerError::Bind {
-                    addr: bound,
-                    proto: "tcp",
-                    source,
-                }
-            })?;
+            tcp.listen(128).map_err(bind_failed(bound, "tcp"))?;
+            let tcp =
+                tokio::net::TcpListener::from_std(tcp.into()).map_err(bind_failed(bound, "tcp"))?;
             server.register_socket(udp);
             server.register_listener(tcp, TCP_TIMEOUT, 64);
         }
@@ -136,30 +122,36 @@ impl DnsServer {
     }
 }
 
-/// A non-blocking socket bound to `addr`, which need not exist yet.
+/// The error of binding `addr` over `proto`.
+fn bind_failed(addr: SocketAddr, proto: &'static str) -> impl Fn(std::io::Error) -> DnsServerError {
+    move |source| DnsServerError::Bind {
+        addr,
+        proto,
+        source,
+    }
+}
+
+/// A non-blocking socket bound to `addr`, which need not exist yet. Only
+/// TCP reuses an address (its connections in TIME_WAIT): a second UDP
+/// server on the same address (another daemon on the same bridge) is
+/// refused rather than silently given half of the queries.
 fn bind(
     addr: SocketAddr,
     ty: socket2::Type,
     proto: socket2::Protocol,
 ) -> Result<socket2::Socket, DnsServerError> {
-    let name = if ty == socket2::Type::DGRAM {
-        "udp"
-    } else {
-        "tcp"
-    };
-    let failed = |source| DnsServerError::Bind {
-        addr,
-        proto: name,
-        source,
-    };
+    let tcp = ty == socket2::Type::STREAM;
+    let failed = bind_failed(addr, if tcp { "tcp" } else { "udp" });
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), ty, Some(proto))
-        .map_err(failed)?;
+        .map_err(&failed)?;
     if addr.is_ipv4() {
-        socket.set_freebind_v4(true).map_err(failed)?;
+        socket.set_freebind_v4(true).map_err(&failed)?;
     }
-    socket.set_reuse_address(true).map_err(failed)?;
-    socket.set_nonblocking(true).map_err(failed)?;
-    socket.bind(&addr.into()).map_err(failed)?;
+    if tcp {
+        socket.set_reuse_address(true).map_err(&failed)?;
+    }
+    socket.set_nonblocking(true).map_err(&failed)?;
+    socket.bind(&addr.into()).map_err(&failed)?;
     Ok(socket)
 }
 

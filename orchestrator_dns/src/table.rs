@@ -65,16 +65,6 @@ impl Names {
             workloads: owner_of,
         }
     }
-
-    /// How many workload names it holds.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// Whether it holds no name.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
 
 /// What a query for a name gets.
