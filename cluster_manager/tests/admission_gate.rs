@@ -46,6 +46,7 @@ fn list(version: u64, members: &[&SigningKey]) -> MemberList {
             .map(|k| ListedMember {
                 node_id: id_of(k),
                 role: JoinRole::Worker,
+                subnet: None,
             })
             .collect(),
     }

@@ -231,6 +231,12 @@ pub trait ClusterManager: Send + Sync + 'static {
     fn pinned_control_planes(&self) -> Vec<NodeId> {
         Vec::new()
     }
+    /// The newest member list a pinned control plane signed, as this node
+    /// verified and follows it (its own, on the control plane that signs
+    /// it); `None` without admission or before one arrived.
+    fn member_list(&self) -> Option<orchestrator_shared_types::admission::MemberList> {
+        None
+    }
     /// Every member this node knows of, live or dead, as its membership
     /// protocol sees it. The default derives them from [`Self::list_nodes`].
     async fn peers(&self) -> Result<Vec<Peer>> {

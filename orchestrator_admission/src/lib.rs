@@ -27,6 +27,7 @@
 pub mod records;
 pub mod rotation;
 
+use orchestrator_shared_types::net::Ipv4Subnet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,6 +101,20 @@ pub struct AdmissionConfig {
     pub control_planes: Vec<ControlPlaneRef>,
     /// The gossip key handed to joiners.
     pub gossip_key: GossipKeySource,
+    /// The cluster network: its range, from which every member is handed
+    /// a subnet of its own at admission, and this control plane's subnet
+    /// (taken when it created the cluster). None: a cluster made before the
+    /// cluster network; members get no subnet.
+    pub network: Option<ClusterNetwork>,
+}
+
+/// The cluster network's range and the creating control plane's subnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterNetwork {
+    /// `--cluster-cidr` when the cluster was created.
+    pub cidr: Ipv4Subnet,
+    /// The control plane's own subnet.
+    pub own: Ipv4Subnet,
 }
 
 impl std::fmt::Debug for AdmissionConfig {
@@ -107,6 +122,7 @@ impl std::fmt::Debug for AdmissionConfig {
         f.debug_struct("AdmissionConfig")
             .field("cluster_id", &self.cluster_id)
             .field("control_planes", &self.control_planes)
+            .field("network", &self.network)
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +199,11 @@ impl Admission {
         &self.config.cluster_id
     }
 
+    /// The cluster network, if the cluster has one.
+    pub fn network(&self) -> Option<ClusterNetwork> {
+        self.config.network
+    }
+
     /// This control plane's node id.
     pub fn node_id(&self) -> NodeId {
         NodeId(self.key.verifying_key().to_bytes())
@@ -203,6 +224,7 @@ impl Admission {
                     role: JoinRole::ControlPlane,
                     admitted_at: Utc::now(),
                     token_id: records::CREATOR_TOKEN.to_owned(),
+                    subnet: self.config.network.map(|n| n.own),
                 };
                 records::put_member(self.store.as_ref(), &member).await?;
                 records::bump_version(self.store.as_ref()).await?;
@@ -304,6 +326,7 @@ impl Admission {
             }
             .into());
         }
+        let subnet = self.free_subnet(&req.node_id).await?;
         token.used_by = Some(req.node_id);
         token.used_at = Some(now);
         // The token is marked used before the member is written: a crash in
@@ -315,12 +338,32 @@ impl Admission {
             role: req.role,
             admitted_at: now,
             token_id: token.id.clone(),
+            subnet,
         };
         records::put_member(self.store.as_ref(), &member).await?;
         records::bump_version(self.store.as_ref()).await?;
         info!(node = %member.node_id, token = %member.token_id, role = member.role.as_str(),
-            "node admitted");
+            subnet = ?member.subnet.map(|s| s.to_string()), "node admitted");
         Ok(member)
+    }
+
+    /// The subnet of the cluster network for a new member `node`: the lowest
+    /// one no other member holds (nor this control plane). None without a
+    /// cluster network; a full range refuses the admission.
+    async fn free_subnet(&self, node: &NodeId) -> Result<Option<Ipv4Subnet>> {
+        let Some(network) = self.config.network else {
+            return Ok(None);
+        };
+        let members = records::list_members(self.store.as_ref()).await?;
+        let mut taken: Vec<Ipv4Subnet> = members
+            .iter()
+            .filter(|m| m.node_id != *node)
+            .filter_map(|m| m.subnet)
+            .collect();
+        taken.push(network.own);
+        orchestrator_shared_types::net::free_node_subnet(&network.cidr, &taken)
+            .map(Some)
+            .ok_or_else(|| AdmissionError::NetworkFull(network.cidr.to_string()).into())
     }
 
     /// Removes `node` from the members, publishes the shorter list, then
@@ -402,6 +445,7 @@ impl Admission {
                 .map(|m| ListedMember {
                     node_id: m.node_id,
                     role: m.role,
+                    subnet: m.subnet,
                 })
                 .collect(),
         };

@@ -10,6 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use orchestrator_shared_types::admission::JoinRole;
+use orchestrator_shared_types::net::Ipv4Subnet;
 use orchestrator_shared_types::{NodeId, PublicKey};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use state_store_interface::StateStore;
@@ -57,6 +58,10 @@ pub struct Member {
     pub admitted_at: DateTime<Utc>,
     /// The id of the token it used.
     pub token_id: String,
+    /// Its subnet of the cluster network (absent in clusters made before
+    /// the cluster network, or when the range was full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<Ipv4Subnet>,
 }
 
 async fn get<T: DeserializeOwned>(

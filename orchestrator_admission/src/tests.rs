@@ -28,6 +28,11 @@ async fn service() -> (Admission, Arc<dyn StateStore>) {
             api_addr: "127.0.0.1:9090".into(),
         }],
         gossip_key: Arc::new(|| "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=".to_owned()),
+        // Room for the control plane and three more nodes.
+        network: Some(ClusterNetwork {
+            cidr: "10.88.0.0/22".parse().unwrap(),
+            own: "10.88.0.0/24".parse().unwrap(),
+        }),
     };
     let a = Admission::new(Arc::clone(&store), cp, cluster, config);
     a.start().await.unwrap();
@@ -271,4 +276,53 @@ async fn a_removal_rotates_the_key_to_the_remaining_members_only() {
     // Removing a non-member rotates nothing.
     assert!(!a.remove(&id(&key(2))).await.unwrap().removed);
     assert_eq!(fake.asked.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn members_get_subnets_of_their_own_and_a_full_range_admits_nobody() {
+    let (a, _) = service().await;
+    let subnet_of = |members: &[Member], node: &SigningKey| {
+        members
+            .iter()
+            .find(|m| m.node_id == id(node))
+            .and_then(|m| m.subnet)
+            .map(|s| s.to_string())
+    };
+    for seed in 2..5 {
+        let token = issue(&a, DEFAULT_TOKEN_TTL).await;
+        a.admit(&request(&key(seed), &token)).await.unwrap();
+    }
+    let members = a.members().await.unwrap();
+    assert_eq!(
+        subnet_of(&members, &key(1)).as_deref(),
+        Some("10.88.0.0/24")
+    );
+    for (seed, want) in [
+        (2, "10.88.1.0/24"),
+        (3, "10.88.2.0/24"),
+        (4, "10.88.3.0/24"),
+    ] {
+        assert_eq!(subnet_of(&members, &key(seed)).as_deref(), Some(want));
+    }
+    // The signed list carries them: a node cannot claim another's subnet.
+    let list = MemberList::verify(&a.signed_list().await.unwrap(), "c-1", &[id(&key(1))]).unwrap();
+    let listed: Vec<_> = list.members.iter().filter_map(|m| m.subnet).collect();
+    assert_eq!(listed.len(), 4);
+
+    // Full: refused, and the token stays unused.
+    let token = issue(&a, DEFAULT_TOKEN_TTL).await;
+    let err = a.admit(&request(&key(5), &token)).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Refused(AdmissionError::NetworkFull(_))),
+        "{err}"
+    );
+    assert!(!member_ids(&a).await.contains(&id(&key(5))));
+    // A removed member's subnet goes to the next node, with the same token.
+    a.remove(&id(&key(3))).await.unwrap();
+    a.admit(&request(&key(5), &token)).await.unwrap();
+    let members = a.members().await.unwrap();
+    assert_eq!(
+        subnet_of(&members, &key(5)).as_deref(),
+        Some("10.88.2.0/24")
+    );
 }

@@ -175,6 +175,9 @@ pub struct ClusterMember {
     pub admitted_at: chrono::DateTime<chrono::Utc>,
     /// The id of the token it used.
     pub token_id: String,
+    /// Its subnet of the cluster network (`10.88.3.0/24`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
 }
 
 /// The answer to a join request (`POST /api/v1/cluster/join`).
@@ -190,6 +193,10 @@ pub struct JoinAdmitted {
     /// control planes older than key rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gossip_key: Option<String>,
+    /// The cluster network's range (`10.88.0.0/16`); the member's own subnet
+    /// of it is in `member`. Absent in clusters made before the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_cidr: Option<String>,
 }
 
 /// The answer to `DELETE /api/v1/cluster/members/{id}`: the removed member

@@ -1,6 +1,7 @@
 //! The cluster part of the daemon's configuration: role, gossip address,
 //! advertised address, seeds and failure-detection settings.
 
+use orchestrator_shared_types::net::Ipv4Subnet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,14 @@ pub struct ClusterSettings {
     /// Whether the cluster id was set explicitly (`--cluster-id`): then no
     /// cluster identity is created or followed (the behaviour before admission).
     pub cluster_id_explicit: bool,
+    /// The cluster network's range a control plane creates its cluster with
+    /// (`--cluster-cidr`).
+    pub cluster_cidr: Ipv4Subnet,
+    /// The UDP port of the overlay (`--overlay-port`).
+    pub overlay_port: u16,
+    /// `--node-subnet` as given: a node of a cluster with a network takes the
+    /// subnet it was handed, and refuses to start if this names another.
+    pub node_subnet: Option<String>,
 }
 
 /// Default time between gossip rounds: fast failover (a killed node is
@@ -210,7 +219,26 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
         Some(path) => Some(Arc::new(crate::gossip_keys::keyring(path)?)),
         None => None,
     };
+    let cidr = s
+        .cluster_cidr
+        .as_deref()
+        .unwrap_or(orchestrator_shared_types::net::DEFAULT_CLUSTER_CIDR);
+    let cluster_cidr: Ipv4Subnet = cidr
+        .parse()
+        .map_err(|e| Error::Config(format!("cluster cidr {cidr:?}: {e}")))?;
+    if cluster_cidr.count(orchestrator_shared_types::net::NODE_SUBNET_PREFIX) < 2 {
+        return Err(Error::Config(format!(
+            "cluster cidr {cidr:?} holds fewer than two node subnets (/{}): give a wider range, \
+             e.g. 10.88.0.0/16",
+            orchestrator_shared_types::net::NODE_SUBNET_PREFIX
+        )));
+    }
     Ok(Some(ClusterSettings {
+        cluster_cidr,
+        overlay_port: s
+            .overlay_port
+            .unwrap_or(container_runtime::youki::cni::overlay::DEFAULT_OVERLAY_PORT),
+        node_subnet: s.node_subnet.clone(),
         role,
         advertise_host,
         gossip,

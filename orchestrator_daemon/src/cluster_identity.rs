@@ -26,6 +26,7 @@ use cluster_manager::GossipKey;
 use ed25519_dalek::SigningKey;
 use orchestrator_api::JoinAdmitted;
 use orchestrator_shared_types::admission::{JoinRequest, JoinToken};
+use orchestrator_shared_types::net::Ipv4Subnet;
 use orchestrator_shared_types::{NodeId, PublicKey};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -45,6 +46,55 @@ pub struct Identity {
     pub cluster_id: String,
     /// The control-plane keys this node obeys and whose member lists it follows.
     pub control_planes: Vec<NodeId>,
+    /// This node's place in the cluster network (absent in identities made
+    /// before it: the node then keeps `--node-subnet` and no overlay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NodeNetwork>,
+}
+
+/// The cluster network's range and this node's subnet of it, handed out by
+/// the control plane at admission (or taken by the control plane that
+/// created the cluster: the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeNetwork {
+    /// The cluster's range.
+    pub cidr: Ipv4Subnet,
+    /// This node's subnet.
+    pub subnet: Ipv4Subnet,
+}
+
+impl NodeNetwork {
+    /// The network of an admission answer: both present, the subnet a node
+    /// subnet inside the range. A control plane that gave neither (one made
+    /// before the cluster network) gives none; anything else is refused.
+    fn from_admission(cidr: Option<&str>, subnet: Option<&str>) -> Result<Option<Self>> {
+        let (cidr, subnet) = match (cidr, subnet) {
+            (None, None) => return Ok(None),
+            (Some(c), Some(s)) => (c, s),
+            _ => {
+                return Err(Error::Join(
+                    "the admission names a cluster network without a subnet for this node, \
+                     or the other way round"
+                        .into(),
+                ))
+            }
+        };
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            Error::Join(format!("the admission's {what} is not one: {e}"))
+        };
+        let cidr: Ipv4Subnet = cidr.parse().map_err(|e| bad("cluster range", &e))?;
+        let subnet: Ipv4Subnet = subnet.parse().map_err(|e| bad("subnet", &e))?;
+        if subnet.prefix != orchestrator_shared_types::net::NODE_SUBNET_PREFIX
+            || !cidr.covers(&subnet)
+        {
+            return Err(Error::Join(format!(
+                "the admission hands this node subnet {subnet}, which is not a /{} of the \
+                 cluster network {cidr}",
+                orchestrator_shared_types::net::NODE_SUBNET_PREFIX
+            )));
+        }
+        Ok(Some(Self { cidr, subnet }))
+    }
 }
 
 /// The default gossip key file of `data_dir`.
@@ -123,6 +173,8 @@ pub struct Settled {
     /// Whether this node keeps the member list (a control plane that
     /// created its cluster).
     pub admission: bool,
+    /// Its place in the cluster network, if the cluster has one.
+    pub network: Option<NodeNetwork>,
 }
 
 /// A random cluster id: `c-` and 16 hex digits.
@@ -172,9 +224,15 @@ pub async fn settle(
         }
         (None, Some(id)) => id,
         (None, None) if cs.role == Role::ControlPlane => {
+            // The creator takes the range's first node subnet.
+            let cidr = cs.cluster_cidr;
+            let network = cidr
+                .nth(orchestrator_shared_types::net::NODE_SUBNET_PREFIX, 0)
+                .map(|subnet| NodeNetwork { cidr, subnet });
             let id = Identity {
                 cluster_id: new_cluster_id(),
                 control_planes: vec![me],
+                network,
             };
             let key_file = cs
                 .gossip_key_file
@@ -212,6 +270,7 @@ pub async fn settle(
     Ok(Settled {
         admission: identity.control_planes.contains(&me) && cs.role == Role::ControlPlane,
         control_planes: identity.control_planes,
+        network: identity.network,
     })
 }
 
@@ -232,7 +291,7 @@ async fn join(
     let body = serde_json::to_vec(&request)
         .map_err(|e| Error::Join(format!("encoding the join request: {e}")))?;
     let mut last = String::from("the token names no control plane");
-    let mut admitted = false;
+    let mut admitted = None;
     for cp in &token.control_planes {
         // Over TLS to the control plane the token pins, and no other: the
         // token's secret and the gossip key in the answer never cross the
@@ -273,7 +332,10 @@ async fn join(
                     gossip_key = GossipKey::from_base64(current, 1)
                         .map_err(|e| Error::Join(format!("the admission's gossip key: {e}")))?;
                 }
-                admitted = true;
+                admitted = Some(NodeNetwork::from_admission(
+                    got.cluster_cidr.as_deref(),
+                    got.member.subnet.as_deref(),
+                )?);
                 break;
             }
             Ok(r) => {
@@ -290,13 +352,14 @@ async fn join(
             }
         }
     }
-    if !admitted {
+    let Some(network) = admitted else {
         return Err(Error::Join(last));
-    }
+    };
     ensure_key_file(key_file, &gossip_key)?;
     let identity = Identity {
         cluster_id: token.cluster_id.clone(),
         control_planes: token.control_planes.iter().map(|c| c.node_id).collect(),
+        network,
     };
     save(data_dir, &identity)?;
     Ok(identity)

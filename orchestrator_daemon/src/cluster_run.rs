@@ -193,6 +193,7 @@ pub(super) fn gossip_info_source(gossip: &Arc<ChitchatClusterManager>) -> Gossip
 pub(super) async fn admission_config(
     cs: &ClusterSettings,
     gossip: &Arc<ChitchatClusterManager>,
+    network: Option<crate::cluster_identity::NodeNetwork>,
 ) -> Result<Option<orchestrator_admission::AdmissionConfig>> {
     let Some(path) = cs.gossip_key_file.clone() else {
         warn!("no gossip key file: join tokens cannot be issued");
@@ -221,5 +222,9 @@ pub(super) async fn admission_config(
         cluster_id: cs.gossip.cluster_id.clone(),
         control_planes: vec![control_plane],
         gossip_key: Arc::new(key_source),
+        network: network.map(|n| orchestrator_admission::ClusterNetwork {
+            cidr: n.cidr,
+            own: n.subnet,
+        }),
     }))
 }

@@ -17,7 +17,8 @@
 //! ([`key_rotation`]). Cluster mode
 //! has its settings in `cluster_config`, the cluster identity it creates or
 //! joins with a token in [`cluster_identity`], and its wiring (gossip, a
-//! worker's router, what join tokens carry) in `cluster_run`.
+//! worker's router, what join tokens carry) in `cluster_run`, and its end of
+//! the encrypted overlay between nodes in `overlay`.
 
 mod cluster_config;
 pub mod cluster_identity;
@@ -34,6 +35,7 @@ mod lifecycle;
 pub mod node_key;
 mod open;
 mod operator;
+mod overlay;
 pub mod run;
 mod runtime_config;
 pub mod scheduler;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_manager::mock::MockClusterManager;
+use container_runtime::youki::cni::overlay::Overlay;
 use container_runtime_interface::ContainerRuntime;
 use std::net::SocketAddr;
 
@@ -67,7 +68,17 @@ pub struct Daemon {
     tasks: TaskTracker,
     gossip: Option<Arc<ChitchatClusterManager>>,
     routing: Option<Arc<RoutingRuntime>>,
+    /// This node's end of the cluster overlay (its tunnel goes with it).
+    overlay: Option<Arc<Overlay>>,
 }
+
+/// What a cluster node keeps running besides its tasks: gossip, the
+/// routing runtime (control plane) and its end of the overlay.
+type ClusterParts = (
+    Option<Arc<ChitchatClusterManager>>,
+    Option<Arc<RoutingRuntime>>,
+    Option<Arc<Overlay>>,
+);
 
 const COMPONENTS: [&str; 4] = ["store", "reconciler", "runtime", "cluster"];
 
@@ -218,12 +229,12 @@ impl Daemon {
         let tasks = TaskTracker::new();
         let metrics = open_metrics()?;
         let events = EventHub::new(EVENT_HUB_CAPACITY);
-        let local_runtime = open_runtime(config).await?;
-        // The DNS server asks the node's own runtime about new instances.
-        let dns_runtime = Arc::clone(&local_runtime);
         let node_id = local.id;
 
         let Some(cs) = &config.cluster else {
+            let local_runtime = open_runtime(config).await?;
+            // The DNS server asks the node's own runtime about new instances.
+            let dns_runtime = Arc::clone(&local_runtime);
             let info = node_info(None, &local);
             info!(audience = %info.audience, "requests must be signed for this audience (GET /api/v1/info)");
             let parts = Parts {
@@ -265,8 +276,7 @@ impl Daemon {
                 cancel,
                 tasks,
                 health,
-                None,
-                None,
+                (None, None, None),
             ));
         };
 
@@ -275,6 +285,12 @@ impl Daemon {
         let settled =
             crate::cluster_identity::settle(&mut cs, &config.data_dir, &key, operator).await?;
         let cs = &cs;
+        // The bridge takes the subnet handed out at admission, and the
+        // overlay starts before the runtime (its threads before any fork).
+        let (config, overlay) = crate::overlay::configure(config, cs, &settled, &key).await?;
+        let config = &config;
+        let local_runtime = open_runtime(config).await?;
+        let dns_runtime = Arc::clone(&local_runtime);
         let info = node_info(Some(cs.gossip.cluster_id.clone()), &local);
         info!(audience = %info.audience, "requests must be signed for this audience (GET /api/v1/info)");
         let audience: Arc<str> = Arc::from(info.audience.as_str());
@@ -288,6 +304,15 @@ impl Daemon {
         let info = info::router(info);
         let gossip = cluster_run::start_gossip(cs, &key, local, api_addr).await?;
         let cluster: Arc<dyn ClusterManager> = Arc::clone(&gossip) as Arc<dyn ClusterManager>;
+        if let Some(overlay) = &overlay {
+            tasks.spawn(crate::overlay::follow(
+                Arc::clone(overlay),
+                Arc::clone(&cluster),
+                cs.gossip.cluster_id.clone(),
+                node_id,
+                cancel.child_token(),
+            ));
+        }
         // Node-to-node traffic is mutual TLS with this node's key (peer_tls).
         let tls = Arc::new(NodeTls::new(&key).map_err(Error::Tls)?);
         let peers = Arc::new(PeerClients::new(Arc::clone(&tls), PEER_CONNECT_TIMEOUT));
@@ -361,8 +386,7 @@ impl Daemon {
                 cancel,
                 tasks,
                 health,
-                Some(gossip),
-                None,
+                (Some(gossip), None, overlay),
             ));
         }
 
@@ -384,7 +408,7 @@ impl Daemon {
         let cc = ControlCluster {
             cluster_id: Some(cs.gossip.cluster_id.clone()),
             admission: if settled.admission {
-                cluster_run::admission_config(cs, &gossip).await?
+                cluster_run::admission_config(cs, &gossip, settled.network).await?
             } else {
                 None
             },
@@ -409,8 +433,7 @@ impl Daemon {
             cancel,
             tasks,
             health,
-            Some(gossip),
-            Some(routing),
+            (Some(gossip), Some(routing), overlay),
         ))
     }
 
@@ -420,8 +443,7 @@ impl Daemon {
         cancel: CancellationToken,
         tasks: TaskTracker,
         health: Arc<Health>,
-        gossip: Option<Arc<ChitchatClusterManager>>,
-        routing: Option<Arc<RoutingRuntime>>,
+        (gossip, routing, overlay): ClusterParts,
     ) -> Self {
         if orchestrator.is_some() {
             for c in COMPONENTS {
@@ -437,6 +459,7 @@ impl Daemon {
             tasks,
             gossip,
             routing,
+            overlay,
         }
     }
 
@@ -456,6 +479,7 @@ impl Daemon {
         if let Some(gossip) = self.gossip {
             gossip.shutdown().await;
         }
+        drop(self.overlay);
     }
 }
 

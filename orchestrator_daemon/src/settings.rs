@@ -223,6 +223,16 @@ pub struct Settings {
     /// [default: 10.88.0.0/24].
     #[arg(long, env = "UNIVRS_NODE_SUBNET")]
     pub node_subnet: Option<String>,
+    /// The cluster network's range, set when a control plane creates its
+    /// cluster: every member gets a /24 of it at admission (the control
+    /// plane the first) and reaches the others' instances over the
+    /// encrypted overlay [default: 10.88.0.0/16].
+    #[arg(long, env = "UNIVRS_CLUSTER_CIDR")]
+    pub cluster_cidr: Option<String>,
+    /// The UDP port of this node's end of the encrypted cluster overlay
+    /// (WireGuard) [default: 51820].
+    #[arg(long, env = "UNIVRS_OVERLAY_PORT")]
+    pub overlay_port: Option<u16>,
     /// Node ports given to published ports without a fixed `host_port`, as
     /// `FIRST-LAST` [default: 30000-32767].
     #[arg(long, env = "UNIVRS_HOST_PORT_RANGE")]

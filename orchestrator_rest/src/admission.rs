@@ -40,6 +40,7 @@ fn view(m: Member) -> ClusterMember {
         role: m.role,
         admitted_at: m.admitted_at,
         token_id: m.token_id,
+        subnet: m.subnet.map(|s| s.to_string()),
     }
 }
 
@@ -50,6 +51,7 @@ fn api_error(e: Error) -> ApiError {
                 AdmissionError::Malformed(_) | AdmissionError::WrongCluster { .. } => {
                     StatusCode::BAD_REQUEST
                 }
+                AdmissionError::NetworkFull(_) => StatusCode::CONFLICT,
                 _ => StatusCode::FORBIDDEN,
             };
             ApiError {
@@ -126,6 +128,7 @@ pub async fn join(
         cluster_id: admission.cluster_id().to_owned(),
         member: view(member),
         gossip_key: (!gossip_key.is_empty()).then_some(gossip_key),
+        cluster_cidr: admission.network().map(|n| n.cidr.to_string()),
     }))
 }
 

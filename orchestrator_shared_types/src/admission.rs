@@ -124,6 +124,9 @@ pub enum AdmissionError {
     /// The node was removed from the cluster.
     #[error("node {0} was removed from the cluster")]
     Removed(NodeId),
+    /// Every node subnet of the cluster network is taken.
+    #[error("the cluster network {0} has no free node subnet left: remove a member first")]
+    NetworkFull(String),
 }
 
 impl AdmissionError {
@@ -138,6 +141,7 @@ impl AdmissionError {
             Self::BadSignature(_) => "bad_signature",
             Self::WrongRole { .. } => "wrong_role",
             Self::Removed(_) => "node_removed",
+            Self::NetworkFull(_) => "network_full",
         }
     }
 }
@@ -333,6 +337,11 @@ pub struct ListedMember {
     pub node_id: NodeId,
     /// What it was admitted as.
     pub role: JoinRole,
+    /// Its subnet of the cluster network, handed out at admission: the
+    /// overlay routes this subnet to it and to no other node (absent in
+    /// clusters made before the cluster network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<crate::net::Ipv4Subnet>,
 }
 
 /// The admitted members, as a control plane signs them.

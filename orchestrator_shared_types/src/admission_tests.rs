@@ -108,6 +108,7 @@ fn list(version: u64) -> MemberList {
         members: vec![ListedMember {
             node_id: id(&key(2)),
             role: JoinRole::Worker,
+            subnet: None,
         }],
     }
 }

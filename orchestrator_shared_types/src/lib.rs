@@ -32,6 +32,7 @@ pub mod ids;
 pub mod instance;
 pub mod lifecycle;
 pub mod manifest;
+pub mod net;
 pub mod node;
 pub mod operator;
 pub mod ports;

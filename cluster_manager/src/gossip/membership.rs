@@ -104,6 +104,9 @@ pub(crate) struct State {
     /// The control planes this node obeys: the pinned keys and the
     /// control planes on the followed member list (empty: none pinned).
     pub control_planes: Vec<NodeId>,
+    /// The newest member list a pinned key signed (this node's own
+    /// included), as followed.
+    pub member_list: Option<orchestrator_shared_types::admission::MemberList>,
 }
 
 impl State {
@@ -119,6 +122,7 @@ impl State {
             cordons: BTreeMap::new(),
             admitted: None,
             control_planes: Vec::new(),
+            member_list: None,
         }
     }
 

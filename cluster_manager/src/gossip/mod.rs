@@ -381,6 +381,10 @@ impl ClusterManager for ChitchatClusterManager {
 
     /// The pinned keys (the configuration's) and the control planes on the
     /// member list they signed.
+    fn member_list(&self) -> Option<orchestrator_shared_types::admission::MemberList> {
+        self.shared.lock().member_list.clone()
+    }
+
     fn pinned_control_planes(&self) -> Vec<NodeId> {
         let listed = self.shared.lock().control_planes.clone();
         if listed.is_empty() {

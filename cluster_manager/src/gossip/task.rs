@@ -238,6 +238,7 @@ impl MembershipTask {
         }
         state.admitted = admitted;
         state.control_planes = self.control_planes();
+        state.member_list.clone_from(&self.list);
         let events = state.replace_members(members);
         // Counted before the events go out, so that whoever sees an event
         // sees the counts that go with it.

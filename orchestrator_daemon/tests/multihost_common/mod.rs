@@ -121,6 +121,8 @@ pub struct Lab {
     pub key_file: PathBuf,
     pub key: SigningKey,
     pub http: reqwest::Client,
+    /// `--runtime` of every host (default `mock`).
+    pub runtime: &'static str,
 }
 
 impl Lab {
@@ -147,6 +149,7 @@ impl Lab {
                 .build()
                 .unwrap(),
             _dir: dir,
+            runtime: "mock",
         };
         lab.clean();
         sh(&["ip", "netns", "add", &switch]);
@@ -267,10 +270,19 @@ impl Lab {
             .append(true)
             .open(&h.log)
             .unwrap();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &h.ns])
-            .arg(&self.daemon)
-            .args(["--runtime", "mock", "--store", "sqlite", "--data-dir"])
+        // `ip netns exec` mounts a sysfs of the namespace, without the
+        // cgroup tree a real runtime needs; nsenter changes only the network.
+        let mut cmd = if self.runtime == "mock" {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &h.ns]);
+            c
+        } else {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{}", h.ns)).arg("--");
+            c
+        };
+        cmd.arg(&self.daemon)
+            .args(["--runtime", self.runtime, "--store", "sqlite", "--data-dir"])
             .arg(&h.data_dir)
             .args(["--api-addr", &format!("{}:{API_PORT}", h.ip)])
             .args(["--gossip-addr", &h.gossip()])

@@ -1,9 +1,7 @@
 //! The node's bridge network, and the configuration list the plugins get.
 
-use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,66 +10,7 @@ use super::netns::DEFAULT_NETNS_DIR;
 use super::plugins::DEFAULT_BIN_DIR;
 use super::{CniError, Result, CNI_VERSION};
 
-/// An IPv4 subnet such as `10.88.1.0/24` (host bits zero).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv4Subnet {
-    /// The network address.
-    pub addr: Ipv4Addr,
-    /// The prefix length (at most 30, so that it holds a gateway and a host).
-    pub prefix: u8,
-}
-
-impl Ipv4Subnet {
-    /// Whether `ip` is inside the subnet.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(self.prefix))
-            .unwrap_or(0);
-        u32::from(ip) & mask == u32::from(self.addr)
-    }
-
-    /// The first address: the bridge's (the instances' gateway and the
-    /// node's DNS server).
-    pub fn gateway(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr).wrapping_add(1))
-    }
-}
-
-impl FromStr for Ipv4Subnet {
-    type Err = CniError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = |reason: String| CniError::InvalidSetting {
-            field: "subnet",
-            reason,
-        };
-        let (addr, prefix) = s
-            .split_once('/')
-            .ok_or_else(|| bad(format!("{s:?} is not ADDRESS/PREFIX")))?;
-        let addr: Ipv4Addr = addr
-            .parse()
-            .map_err(|e| bad(format!("{s:?}: address {addr:?}: {e}")))?;
-        let prefix: u8 = prefix
-            .parse()
-            .map_err(|e| bad(format!("{s:?}: prefix {prefix:?}: {e}")))?;
-        if prefix > 30 {
-            return Err(bad(format!(
-                "{s:?}: prefix /{prefix} leaves no room for a gateway and an instance"
-            )));
-        }
-        let subnet = Self { addr, prefix };
-        if !subnet.contains(addr) {
-            return Err(bad(format!("{s:?}: address has host bits set")));
-        }
-        Ok(subnet)
-    }
-}
-
-impl std::fmt::Display for Ipv4Subnet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
+pub use orchestrator_shared_types::net::Ipv4Subnet;
 
 /// Settings of a node's bridge network.
 #[derive(Clone, Debug)]
@@ -232,24 +171,6 @@ pub(crate) fn check_id(field: &'static str, id: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subnets_parse_and_bad_ones_say_why() {
-        let s: Ipv4Subnet = "10.89.3.0/24".parse().expect("valid");
-        assert_eq!(s.to_string(), "10.89.3.0/24");
-        assert!(s.contains("10.89.3.77".parse().expect("ip")));
-        assert!(!s.contains("10.89.4.1".parse().expect("ip")));
-        for bad in [
-            "10.89.3.1/24",
-            "10.89.3.0",
-            "10.89.3.0/31",
-            "10.89.3.0/x",
-            "nope/24",
-        ] {
-            let err = bad.parse::<Ipv4Subnet>().expect_err(bad).to_string();
-            assert!(err.contains("subnet"), "{err}");
-        }
-    }
 
     #[test]
     fn the_config_list_chains_bridge_portmap_firewall_with_our_lease_dir() {

@@ -25,7 +25,11 @@
 //! what an instance sends and the replies it gets. A jump at the head of
 //! `FORWARD` for traffic out to the bridge goes to `UNIVRS-FWD-<bridge>`,
 //! which accepts connections whose destination was rewritten (conntrack
-//! state `DNAT`): those to published ports, and nothing else.
+//! state `DNAT`): those to published ports, and replies; traffic between
+//! the bridge's own instances and from the cluster overlay goes on to their
+//! own rules (owner isolation, `super::overlay`), and anything else is
+//! dropped: a host that routes the instances' subnet through the node
+//! reaches no instance directly.
 
 use std::time::Duration;
 
@@ -51,14 +55,15 @@ fn failed(step: &str, why: String) -> CniError {
 }
 
 /// A chain of the filter table and the jump to it from a built-in chain.
-struct Hook<'a> {
-    from: &'a str,
+pub(super) struct Hook<'a> {
+    pub(super) from: &'a str,
     /// `-i BRIDGE` or `-o BRIDGE`.
-    direction: &'a str,
-    bridge: &'a str,
-    chain: String,
+    pub(super) direction: &'a str,
+    /// The interface matched (a bridge, or the overlay's tunnel).
+    pub(super) bridge: &'a str,
+    pub(super) chain: String,
     /// The chain's rules, after `-A CHAIN`.
-    rules: &'a [&'a str],
+    pub(super) rules: &'a [&'a str],
 }
 
 impl Hook<'_> {
@@ -74,7 +79,7 @@ impl Hook<'_> {
     /// Makes (or remakes) the chain, then jumps to it if nothing does yet.
     /// The chain is filled in one transaction: daemons starting together
     /// never leave it half filled.
-    async fn ensure(&self, t: Duration) -> Result<()> {
+    pub(super) async fn ensure(&self, t: Duration) -> Result<()> {
         let mut rules = format!("*filter\n:{} - [0:0]\n", self.chain);
         for r in self.rules {
             rules.push_str(&format!("-A {} {r}\n", self.chain));
@@ -109,12 +114,24 @@ impl Hook<'_> {
 /// at every start.
 pub async fn apply(cfg: &CniConfig) -> Result<()> {
     let t = cfg.plugin_timeout.min(Duration::from_secs(30));
+    // Between instances of this node: owner isolation and the plugins'
+    // rules decide. From the overlay: its own chain decides. From anywhere
+    // else (a host on the node's network that routes the instances' subnet
+    // through the node): nothing but published ports and replies.
+    let from_bridge = format!("-i {} -j RETURN", cfg.bridge);
+    let from_overlay = format!("-i {}+ -j RETURN", super::overlay::DEVICE_PREFIX);
     Hook {
         from: "FORWARD",
         direction: "-o",
         bridge: &cfg.bridge,
         chain: forward_chain(&cfg.bridge),
-        rules: &["-m conntrack --ctstate DNAT -j ACCEPT"],
+        rules: &[
+            "-m conntrack --ctstate DNAT -j ACCEPT",
+            "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            &from_bridge,
+            &from_overlay,
+            "-j DROP",
+        ],
     }
     .ensure(t)
     .await?;

@@ -41,6 +41,7 @@ pub mod isolation;
 mod kept;
 pub mod netns;
 pub mod network;
+pub mod overlay;
 pub mod plugins;
 pub mod result;
 mod sweep;

@@ -1,0 +1,379 @@
+//! The cluster network between nodes (issue 16 §4, SPEC §9): instances on
+//! different nodes reach each other by address, encrypted.
+//!
+//! **Choice.** Every node holds a subnet of the cluster range (handed out at
+//! admission and listed in the control plane's signed member list). The
+//! overlay is a WireGuard tunnel, one interface per node, routed at layer 3:
+//! a route sends each other member's subnet into the tunnel, and the
+//! member's WireGuard peer entry (its key, its address, `allowed_ip` = its
+//! subnet) sends it on to that node. VXLAN from the kernel was the other
+//! candidate, but its frames would still need encrypting, and this kernel has
+//! neither a WireGuard module nor ESP (`ip xfrm state add … proto esp`
+//! answers "Requested type not found"): a userspace WireGuard, boringtun's
+//! device over a TUN interface, gives the tunnel, the encryption, the
+//! handshake with forward secrecy, replay protection and the check that a
+//! packet's inner source lies in its sender's subnet, all in one
+//! well-reviewed implementation. What it costs is measured by the `network`
+//! bench (`cargo bench -p container_runtime --bench network`).
+//!
+//! **Keys.** A node's WireGuard key is its Ed25519 node key in its X25519
+//! form (the daemon converts; see `orchestrator_daemon::overlay`): the key
+//! the member list names is the key the tunnel authenticates, so no other
+//! key has to be handed around, and a removed member's key is dropped from
+//! every peer list.
+//!
+//! **Forwarding entries follow membership.** [`Overlay::apply`] takes the
+//! wanted peers and changes only what differs: a peer gone is removed (its
+//! route with it), a new one added, a changed one removed and added again.
+//!
+//! **Filtering.** A packet from the tunnel can only come from a member, with
+//! a source inside that member's subnet. On top:
+//! - instances are kept off this node through the tunnel too
+//!   (`UNIVRS-OVL-IN`: replies only, like the bridge's guard);
+//! - connections from another node's instances to this node's instances
+//!   (`UNIVRS-OVL-FWD`) are accepted only when owner isolation is off
+//!   (`--allow-traffic-between-owners`): until every node knows which owner
+//!   each remote address belongs to, a connection across nodes cannot be
+//!   told apart from one by a stranger, so by default it is refused;
+//!   replies to connections this node's instances opened always pass;
+//! - traffic from the cluster range to the cluster range is not
+//!   masqueraded (a `RETURN` at the head of `nat POSTROUTING`), so that an
+//!   instance sees the real address of another node's instance.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::IntoRawFd;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command as Process;
+use tracing::{info, warn};
+
+use super::guard::Hook;
+use super::iptables::iptables;
+use super::{CniError, Ipv4Subnet, Result};
+
+/// The X25519 keys the tunnel takes.
+pub use boringtun::x25519;
+
+/// The tunnel's default UDP port (WireGuard's own).
+pub const DEFAULT_OVERLAY_PORT: u16 = 51820;
+
+/// The tunnel's MTU: a 1500-byte underlay minus WireGuard's 80 bytes. The
+/// bridge and the instances' interfaces take it too, so that no packet
+/// needs fragmenting on its way.
+pub const OVERLAY_MTU: u32 = 1420;
+
+/// Seconds between keepalives, so that a peer behind a NAT stays reachable.
+const KEEPALIVE_SECONDS: u16 = 25;
+
+/// Settings of a node's end of the overlay.
+#[derive(Clone, Debug)]
+pub struct OverlaySettings {
+    /// The tunnel interface (at most 15 bytes, unique per host).
+    pub device: String,
+    /// The node's bridge (whose instances the tunnel carries).
+    pub bridge: String,
+    /// This node's subnet.
+    pub subnet: Ipv4Subnet,
+    /// The cluster range.
+    pub cidr: Ipv4Subnet,
+    /// The UDP port the tunnel listens on.
+    pub port: u16,
+    /// Whether connections from other nodes' instances are refused (owner
+    /// isolation on; see the module doc).
+    pub isolate_owners: bool,
+}
+
+/// One other member, as the tunnel must know it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OverlayPeer {
+    /// Its WireGuard (X25519) public key.
+    pub public_key: [u8; 32],
+    /// Where its tunnel listens.
+    pub endpoint: SocketAddr,
+    /// Its subnet: the only sources accepted from it, the only
+    /// destinations sent to it.
+    pub subnet: Ipv4Subnet,
+}
+
+impl std::fmt::Debug for OverlayPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverlayPeer")
+            .field("public_key", &hex::encode(self.public_key))
+            .field("endpoint", &self.endpoint)
+            .field("subnet", &self.subnet)
+            .finish()
+    }
+}
+
+fn failed(step: &str, why: impl std::fmt::Display) -> CniError {
+    CniError::InvalidSetting {
+        field: "cluster overlay",
+        reason: format!("{step}: {why}"),
+    }
+}
+
+/// Runs `ip` with `args`; its stdout, or why it failed.
+async fn ip(args: &[&str]) -> std::result::Result<String, String> {
+    let run = Process::new("ip").args(args).kill_on_drop(true).output();
+    match tokio::time::timeout(Duration::from_secs(10), run).await {
+        Ok(Ok(out)) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into()),
+        Ok(Ok(out)) => Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(Err(e)) => Err(format!("running ip: {e}")),
+        Err(_) => Err(format!("ip {} did not finish within 10 s", args.join(" "))),
+    }
+}
+
+/// A node's end of the overlay: the WireGuard device and what it routes.
+pub struct Overlay {
+    settings: OverlaySettings,
+    /// The device's threads; dropped (they stop) with the overlay.
+    _device: boringtun::device::DeviceHandle,
+    /// Our end of the device's configuration socket (WireGuard's UAPI).
+    control: tokio::sync::Mutex<tokio::net::UnixStream>,
+    /// The peers as configured, by public key.
+    peers: tokio::sync::Mutex<BTreeMap<[u8; 32], OverlayPeer>>,
+}
+
+impl std::fmt::Debug for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overlay")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Overlay {
+    /// Makes the tunnel with the node's WireGuard `private_key` (X25519), no
+    /// peers yet, and its filtering. A device of the same name left by an
+    /// earlier run is replaced. Call before anything forks (its threads
+    /// start here).
+    pub async fn start(settings: OverlaySettings, private_key: [u8; 32]) -> Result<Self> {
+        let dev = settings.device.clone();
+        let _ = ip(&["link", "del", &dev]).await;
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| failed("control socket", e))?;
+        let config = boringtun::device::DeviceConfig {
+            n_threads: 2,
+            use_connected_socket: true,
+            use_multi_queue: true,
+            // The device owns this end from now on.
+            uapi_fd: theirs.into_raw_fd(),
+        };
+        let device = boringtun::device::DeviceHandle::new(&dev, config)
+            .map_err(|e| failed(&format!("making the WireGuard device {dev}"), e))?;
+        ours.set_nonblocking(true)
+            .map_err(|e| failed("control socket", e))?;
+        let control =
+            tokio::net::UnixStream::from_std(ours).map_err(|e| failed("control socket", e))?;
+        let overlay = Self {
+            settings,
+            _device: device,
+            control: tokio::sync::Mutex::new(control),
+            peers: tokio::sync::Mutex::new(BTreeMap::new()),
+        };
+        overlay
+            .set(&format!(
+                "private_key={}\nlisten_port={}\n",
+                hex::encode(private_key),
+                overlay.settings.port
+            ))
+            .await?;
+        // Its own address: the subnet's first (network) address, which no
+        // instance takes, is the source of what the node itself sends.
+        let own = format!("{}/32", overlay.settings.subnet.addr);
+        ip(&["addr", "replace", &own, "dev", &dev])
+            .await
+            .map_err(|e| failed("addressing the tunnel", e))?;
+        let mtu = OVERLAY_MTU.to_string();
+        ip(&["link", "set", &dev, "mtu", &mtu, "up"])
+            .await
+            .map_err(|e| failed("bringing the tunnel up", e))?;
+        overlay.filter().await?;
+        info!(device = %dev, subnet = %overlay.settings.subnet, cidr = %overlay.settings.cidr,
+            port = overlay.settings.port, "cluster overlay (WireGuard) is up");
+        Ok(overlay)
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &OverlaySettings {
+        &self.settings
+    }
+
+    /// Sends one `set=1` transaction to the device; its `errno` must be 0.
+    async fn set(&self, body: &str) -> Result<()> {
+        let mut control = self.control.lock().await;
+        let request = format!("set=1\n{body}\n");
+        let exchange = async {
+            control.write_all(request.as_bytes()).await?;
+            let mut reader = BufReader::new(&mut *control);
+            let mut answer = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).await? == 0 || line == "\n" {
+                    break;
+                }
+                answer.push_str(&line);
+            }
+            Ok::<_, std::io::Error>(answer)
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .map_err(|_| failed("configuring the tunnel", "no answer within 5 s"))?
+            .map_err(|e| failed("configuring the tunnel", e))?;
+        if answer.trim() == "errno=0" {
+            Ok(())
+        } else {
+            Err(failed("configuring the tunnel", answer.trim()))
+        }
+    }
+
+    /// The chains and rules of the module doc; idempotent.
+    async fn filter(&self) -> Result<()> {
+        let s = &self.settings;
+        let t = Duration::from_secs(10);
+        Hook {
+            from: "INPUT",
+            direction: "-i",
+            bridge: &s.device,
+            chain: format!("UNIVRS-OVL-IN-{}", short(&s.device)),
+            rules: &[
+                "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+                "-j REJECT",
+            ],
+        }
+        .ensure(t)
+        .await?;
+        let open = format!("-s {} -d {} -j ACCEPT", s.cidr, s.subnet);
+        let mut rules = vec!["-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"];
+        if !s.isolate_owners {
+            rules.push(&open);
+        }
+        rules.push("-j REJECT");
+        Hook {
+            from: "FORWARD",
+            direction: "-i",
+            bridge: &s.device,
+            chain: format!("UNIVRS-OVL-FWD-{}", short(&s.device)),
+            rules: &rules,
+        }
+        .ensure(t)
+        .await?;
+        let cidr = s.cidr.to_string();
+        let keep = [
+            "-w",
+            "-t",
+            "nat",
+            "POSTROUTING",
+            "-s",
+            &cidr,
+            "-d",
+            &cidr,
+            "-m",
+            "comment",
+            "--comment",
+            "univrs-overlay",
+            "-j",
+            "RETURN",
+        ];
+        let mut check = keep.to_vec();
+        check.insert(3, "-C");
+        if iptables(&check, t).await.is_err() {
+            let mut insert = keep.to_vec();
+            insert.insert(3, "-I");
+            insert.insert(5, "1");
+            iptables(&insert, t)
+                .await
+                .map_err(|e| failed("keeping cluster traffic unmasqueraded", e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the tunnel's peers and routes `wanted` (other members only),
+    /// changing only what differs. Returns how many peers changed.
+    pub async fn apply(&self, wanted: &[OverlayPeer]) -> Result<usize> {
+        let mut peers = self.peers.lock().await;
+        let wanted: BTreeMap<[u8; 32], OverlayPeer> = wanted
+            .iter()
+            .filter(|p| p.subnet != self.settings.subnet)
+            .map(|p| (p.public_key, p.clone()))
+            .collect();
+        let gone: Vec<OverlayPeer> = peers
+            .iter()
+            .filter(|(k, p)| wanted.get(*k) != Some(*p))
+            .map(|(_, p)| p.clone())
+            .collect();
+        let new: Vec<OverlayPeer> = wanted
+            .iter()
+            .filter(|(k, p)| peers.get(*k) != Some(*p))
+            .map(|(_, p)| p.clone())
+            .collect();
+        if gone.is_empty() && new.is_empty() {
+            return Ok(0);
+        }
+        // Removed first: boringtun changes a peer only by removing it and
+        // adding it again.
+        if !gone.is_empty() {
+            let body: String = gone
+                .iter()
+                .map(|p| format!("public_key={}\nremove=true\n", hex::encode(p.public_key)))
+                .collect();
+            self.set(&body).await?;
+            for p in &gone {
+                peers.remove(&p.public_key);
+                let subnet = p.subnet.to_string();
+                if !wanted.values().any(|w| w.subnet == p.subnet) {
+                    let _ = ip(&["route", "del", &subnet, "dev", &self.settings.device]).await;
+                }
+                info!(subnet = %p.subnet, endpoint = %p.endpoint, "overlay peer removed");
+            }
+        }
+        for p in &new {
+            self.set(&format!(
+                "public_key={}\nendpoint={}\npersistent_keepalive_interval={KEEPALIVE_SECONDS}\n\
+                 replace_allowed_ips=true\nallowed_ip={}\n",
+                hex::encode(p.public_key),
+                p.endpoint,
+                p.subnet
+            ))
+            .await?;
+            peers.insert(p.public_key, p.clone());
+            let subnet = p.subnet.to_string();
+            if let Err(e) = ip(&["route", "replace", &subnet, "dev", &self.settings.device]).await {
+                warn!(subnet = %p.subnet, error = %e, "routing a member's subnet into the overlay");
+            }
+            info!(subnet = %p.subnet, endpoint = %p.endpoint, "overlay peer added");
+        }
+        Ok(gone.len() + new.len())
+    }
+
+    /// The peers as configured now.
+    pub async fn peers(&self) -> Vec<OverlayPeer> {
+        self.peers.lock().await.values().cloned().collect()
+    }
+}
+
+/// `device` within a chain name's 28 bytes (with `UNIVRS-OVL-FWD-`).
+fn short(device: &str) -> &str {
+    device.get(..13).unwrap_or(device)
+}
+
+/// The tunnel's interface on the node whose id (hex) starts with `node`:
+/// `uwg-` and 11 hex digits, unique per host even when several nodes share
+/// one machine in network namespaces.
+pub fn device_name(node_hex: &str) -> String {
+    format!("{DEVICE_PREFIX}{}", node_hex.get(..11).unwrap_or(node_hex))
+}
+
+/// What every tunnel interface's name starts with.
+pub const DEVICE_PREFIX: &str = "uwg-";
+
+/// An address on `ip` for the tunnel's port.
+pub fn endpoint(ip: Ipv4Addr, port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port))
+}

@@ -1,0 +1,272 @@
+//! The cluster network across nodes (issue 16 §4), on two hosts of a lab
+//! (network namespaces joined by a switch) running real daemons on the youki
+//! runtime, images from the test registry through a forwarder on the lab's
+//! network; root, as CI has.
+//!
+//! - each member is handed its own subnet of the cluster range at
+//!   admission, listed in the signed member list, and its bridge takes it;
+//! - an instance on one host fetches a page from an instance on the other
+//!   by address, through the WireGuard overlay, and nothing of the page
+//!   crosses the wire in clear (a capture on the switch sees only WireGuard);
+//! - through the overlay, an instance reaches no port of the other node;
+//! - a host on the nodes' network that routes the instances' subnet through
+//!   a node reaches no instance.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod multihost_common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use multihost_common::capture::contains_ignoring_case;
+use multihost_common::{eventually, sh, Lab, API_PORT};
+use serde_json::{json, Value};
+
+/// The lab's network: 10.250.`NET`.0/24 (unique among the lab tests).
+const NET: u8 = 6;
+const DEADLINE: Duration = Duration::from_secs(60);
+/// What the server's page says.
+const PAGE: &str = "overlay-page-4242";
+
+fn registry() -> String {
+    std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// Forwards the lab's `listen` to the test registry on loopback, which the
+/// hosts cannot reach themselves.
+async fn registry_forwarder(listen: &str) {
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(registry()).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+}
+
+fn manifest(name: &str, host: &str, image: &str, script: &str) -> Value {
+    json!({
+        "name": name,
+        "replicas": 1,
+        "placement": {"node_selector": {"host": host}},
+        "containers": [{
+            "name": "main",
+            "image": image,
+            "command": ["sh", "-c", script],
+            "resources": {"requests": {"cpu": "50m", "memory": "16Mi"}}
+        }],
+        "restart_policy": "Always"
+    })
+}
+
+/// The running instance of `name` with its address, as host 0 lists it.
+async fn address_of(lab: &Lab, name: &str) -> Option<String> {
+    let v = lab
+        .get(0, &format!("/api/v1/workloads/{name}/instances"))
+        .await?;
+    v["items"].as_array()?.iter().find_map(|i| {
+        (i["status"] == "Running")
+            .then(|| i["address"].as_str().map(str::to_owned))
+            .flatten()
+    })
+}
+
+/// The network namespaces of instances (`/run/netns`).
+fn namespaces() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("u-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The last lines `name`'s containers printed, as host 0 serves them.
+async fn logs(lab: &Lab, name: &str) -> String {
+    let path = orchestrator_api::routes::workload_logs(name, Some(12), false);
+    match lab.call(0, "GET", &path, None).await {
+        Some((200, Value::String(text))) => text,
+        Some((200, v)) => v.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_on_two_nodes_reach_each_other_over_the_encrypted_overlay_only() {
+    let daemon = PathBuf::from(env!("CARGO_BIN_EXE_orchestrator_daemon"));
+    let mut lab = Lab::new("uo", NET, 2, &daemon);
+    lab.runtime = "youki";
+    let forwarder = format!("10.250.{NET}.1:5000");
+    registry_forwarder(&forwarder).await;
+    let image = format!("{forwarder}/test/busybox:1");
+    for i in 0..2 {
+        lab.set_args(
+            i,
+            &[
+                "--insecure-registry",
+                &forwarder,
+                "--allow-traffic-between-owners",
+            ],
+        );
+    }
+    lab.start(0);
+    lab.wait_up(0, DEADLINE).await;
+    lab.start(1);
+    lab.wait_up(1, DEADLINE).await;
+
+    // Subnets handed out at admission, in the signed member list.
+    eventually(
+        DEADLINE,
+        "both members are listed with their subnets",
+        || async {
+            let v = lab
+                .get(0, "/api/v1/cluster/members")
+                .await
+                .unwrap_or_default();
+            let text = v.to_string();
+            text.contains("10.88.0.0/24") && text.contains("10.88.1.0/24")
+        },
+    )
+    .await
+    .unwrap();
+
+    let namespaces_before = namespaces();
+    let mut capture = lab.capture(&lab.path("overlay.pcap"));
+    let server = format!(
+        "trap 'exit 0' TERM; mkdir -p /www && echo {PAGE} > /www/index.html \
+         && httpd -f -p 8088 -h /www & wait"
+    );
+    let (status, body) = lab
+        .call(
+            0,
+            "POST",
+            "/api/v1/workloads",
+            Some(&manifest("web", "h1", &image, &server)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let started = std::time::Instant::now();
+    let web = loop {
+        if let Some(a) = address_of(&lab, "web").await {
+            break a;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the server never ran on host 1 with an address: {}\n--- host 0 log:\n{}\n--- host 1 log:\n{}",
+            lab.get(0, "/api/v1/workloads/web/instances").await.unwrap_or_default(),
+            lab.log_tail(0, 30),
+            lab.log_tail(1, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(web.starts_with("10.88.1."), "host 1's subnet: {web}");
+
+    // The client on host 0 fetches the page by address, and tries host 1's
+    // API port through the overlay (host 1's bridge gateway).
+    let client = format!(
+        "trap 'exit 0' TERM; while true; do timeout 3 wget -q -O - http://{web}:8088/; \
+         timeout 3 wget -q -O /dev/null http://10.88.1.1:{API_PORT}/health \
+         && echo NODE-REACHED || echo node-refused; sleep 0.5; done"
+    );
+    let (status, body) = lab
+        .call(
+            0,
+            "POST",
+            "/api/v1/workloads",
+            Some(&manifest("client", "h0", &image, &client)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let got = eventually(
+        DEADLINE,
+        "the client on host 0 got the page from host 1",
+        || async {
+            let l = logs(&lab, "client").await;
+            l.contains(PAGE) && l.contains("node-refused")
+        },
+    )
+    .await;
+    if let Err(e) = got {
+        panic!(
+            "{e}\n--- client logs:\n{}\n--- host 0 log:\n{}\n--- host 1 log:\n{}",
+            logs(&lab, "client").await,
+            lab.log_tail(0, 30),
+            lab.log_tail(1, 30)
+        );
+    }
+    let seen = logs(&lab, "client").await;
+    assert!(!seen.contains("NODE-REACHED"), "{seen}");
+
+    // On the wire between the hosts: WireGuard, and the page never in clear.
+    let seen = eventually(
+        Duration::from_secs(10),
+        "the capture holds tunnel packets",
+        || async { capture.count("udp port 51820") > 0 },
+    )
+    .await;
+    let pcap = capture.finish();
+    assert!(
+        seen.is_ok(),
+        "the instances' traffic crossed in the tunnel: {} packets captured, {} of the tunnel",
+        capture.count(""),
+        capture.count("udp port 51820")
+    );
+    assert!(
+        !contains_ignoring_case(&pcap, PAGE.as_bytes()),
+        "the page crossed in clear"
+    );
+    assert_eq!(
+        capture.count("tcp port 8088"),
+        0,
+        "no plain TCP to the server"
+    );
+
+    // A host on the nodes' network (the test process, not a member) that
+    // routes the instances' subnet through host 1 reaches no instance.
+    let h1 = lab.hosts[1].ip.clone();
+    sh(&["ip", "route", "replace", "10.88.1.0/24", "via", &h1]);
+    let direct = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect(format!("{web}:8088")),
+    )
+    .await;
+    sh(&["ip", "route", "del", "10.88.1.0/24"]);
+    assert!(
+        !matches!(direct, Ok(Ok(_))),
+        "a stranger on the network connected to an instance"
+    );
+
+    // Gone again: the workloads and their containers.
+    for name in ["client", "web"] {
+        let (status, body) = lab
+            .call(0, "DELETE", &format!("/api/v1/workloads/{name}"), None)
+            .await
+            .unwrap();
+        assert!(status < 300, "{body}");
+    }
+    eventually(
+        DEADLINE,
+        "the workloads and their instances are gone",
+        || async {
+            let mut left = 0;
+            for name in ["client", "web"] {
+                let path = format!("/api/v1/workloads/{name}/instances");
+                left += match lab.call(0, "GET", &path, None).await {
+                    Some((404, _)) => 0,
+                    Some((200, v)) => v["items"].as_array().map_or(1, Vec::len),
+                    _ => 1,
+                };
+            }
+            left == 0 && namespaces() == namespaces_before
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: namespaces left {:?}", namespaces()));
+}
