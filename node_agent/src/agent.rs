@@ -49,6 +49,9 @@ pub struct AgentState {
     /// This node's gossip keys, changed by the control plane
     /// ([`crate::gossip_keys`]); `None` when gossip is not sealed.
     pub gossip_keys: Option<Arc<dyn crate::gossip_keys::GossipKeyStore>>,
+    /// Where the control plane's directory of names and owners goes
+    /// ([`crate::directory`]); `None` on a node without a bridge network.
+    pub directory: Option<Arc<dyn crate::directory::DirectorySink>>,
 }
 
 struct AgentError(StatusCode, WireError);
@@ -220,6 +223,10 @@ pub fn router(state: AgentState) -> Router {
         .route(
             crate::gossip_keys::GOSSIP_KEYS_PATH,
             post(crate::gossip_keys::change),
+        )
+        .route(
+            crate::directory::DIRECTORY_PATH,
+            axum::routing::put(crate::directory::put),
         )
         .route_layer(SignedLayer::new(
             ControlPlaneOnly {

@@ -310,6 +310,30 @@ impl AgentClient {
         .await
     }
 
+    /// Hands `node` the cluster's directory of names and owners; the
+    /// version it holds after.
+    pub async fn put_directory(
+        &self,
+        node: &Node,
+        directory: &orchestrator_shared_types::net::Directory,
+    ) -> Result<u64> {
+        let body = serde_json::to_vec(directory).map_err(|e| RuntimeError::Operation {
+            operation: "encoding the directory for",
+            id: ContainerId(node.id.short()),
+            reason: e.to_string(),
+        })?;
+        let held: crate::directory::DirectoryHeld = self
+            .call(
+                node,
+                Method::PUT,
+                crate::directory::DIRECTORY_PATH,
+                body,
+                CALL_TIMEOUT,
+            )
+            .await?;
+        Ok(held.version)
+    }
+
     /// Changes the gossip keys of `node` (the change may carry a key: it is
     /// never logged); the node's keys after it.
     pub async fn change_gossip_keys(

@@ -43,6 +43,7 @@
 
 pub mod agent;
 pub mod client;
+pub mod directory;
 pub mod gossip_keys;
 pub mod proxy;
 pub mod routing;

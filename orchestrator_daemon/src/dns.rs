@@ -1,9 +1,9 @@
 //! The node's DNS server (`orchestrator_dns`) for its bridged instances, on
 //! the bridge's gateway, port 53: the address every bridged instance's
 //! `/etc/resolv.conf` names. Names of workloads come from the state store
-//! where this node holds it (a standalone node, a control plane); a worker
-//! answers other names from the host's resolvers, and cluster names not yet
-//! (SPEC §9: the names of a cluster on every node).
+//! where this node holds it (a standalone node, a control plane), and from
+//! the control plane's directory on a worker (`crate::directory`); other
+//! names go to the host's resolvers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,16 +24,14 @@ use crate::config::{DaemonConfig, RuntimeKind};
 const DNS_PORT: u16 = 53;
 
 /// Starts the DNS server when this node has a bridge (youki runtime with its
-/// CNI plugins), answering from `store`'s workloads when given; it stops
+/// CNI plugins), answering from `table`, which `store`'s workloads keep
+/// when given (else someone else fills it: a worker's directory); it stops
 /// with `cancel`. A server that cannot bind is logged, not fatal: the
 /// node's instances then resolve nothing, and the log says why.
 pub(crate) async fn start(
     config: &DaemonConfig,
-    (store, runtime, node): (
-        Option<Arc<dyn StateStore>>,
-        Arc<dyn ContainerRuntime>,
-        NodeId,
-    ),
+    (table, store): (Arc<NameTable>, Option<Arc<dyn StateStore>>),
+    (runtime, node): (Arc<dyn ContainerRuntime>, NodeId),
     tasks: &TaskTracker,
     cancel: &CancellationToken,
 ) {
@@ -41,7 +39,6 @@ pub(crate) async fn start(
         return;
     };
     let addr = SocketAddr::new(cni.subnet.gateway().into(), DNS_PORT);
-    let table = Arc::new(NameTable::new());
     if let Some(store) = store {
         tasks.spawn(follow_store(
             store,

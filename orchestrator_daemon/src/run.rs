@@ -23,6 +23,7 @@ use super::cluster_run;
 use super::config::{DaemonConfig, Role};
 use super::open::{open_audit, open_metrics, open_node, open_runtime, open_store};
 use super::scheduler::{open_scheduler, trust_source};
+use crate::directory::DirectoryReceiver;
 use crate::error::{Error, Result};
 use crate::key_rotation::AgentKeyRotation;
 use crate::key_store::KeyFileStore;
@@ -36,6 +37,7 @@ use node_agent::RoutingRuntime;
 use orchestrator_admission::{Admission, AdmissionConfig, GossipKeyRotation};
 use orchestrator_core::Deps;
 use orchestrator_core::Orchestrator;
+use orchestrator_dns::{follow_store, NameTable};
 use orchestrator_rest::info::{self, NodeInfo};
 use orchestrator_rest::network::{self, NetworkState};
 use orchestrator_rest::{self as rest, AppState, AuthGate};
@@ -267,7 +269,15 @@ impl Daemon {
             )
             .await?;
             let store = Arc::clone(&orch.deps().store);
-            crate::dns::start(config, (Some(store), dns_runtime, node_id), &tasks, &cancel).await;
+            let names = Arc::new(NameTable::new());
+            crate::dns::start(
+                config,
+                (names, Some(store)),
+                (dns_runtime, node_id),
+                &tasks,
+                &cancel,
+            )
+            .await;
             spawn_control_tasks(&tasks, &orch, &health, &cancel);
             spawn_api(&tasks, (listener, None), router, &cancel);
             return Ok(Self::finish(
@@ -332,6 +342,13 @@ impl Daemon {
             Arc::clone(&parts.metrics),
             cancel.child_token(),
         ));
+        // The names and owners of the cluster's instances: kept from the
+        // store on a control plane, handed over by it on a worker.
+        let names = Arc::new(NameTable::new());
+        let receiver = Arc::new(DirectoryReceiver::new(
+            (cs.role == Role::Worker).then(|| Arc::clone(&names)),
+            overlay.clone(),
+        ));
         let agent = agent::router(AgentState {
             runtime: Arc::clone(&local_runtime),
             node: node_id,
@@ -339,6 +356,7 @@ impl Daemon {
             replays: Arc::new(ReplayCache::new(config.auth.replay_capacity)),
             max_skew_seconds: config.auth.max_skew_seconds,
             audience: Arc::clone(&audience),
+            directory: Some(Arc::clone(&receiver) as Arc<dyn node_agent::directory::DirectorySink>),
             gossip_keys: key_store
                 .clone()
                 .map(|s| Arc::new(s) as Arc<dyn node_agent::gossip_keys::GossipKeyStore>),
@@ -358,7 +376,8 @@ impl Daemon {
             local_runtime.init_node(node_id).await?;
             crate::dns::start(
                 config,
-                (None, Arc::clone(&local_runtime), node_id),
+                (names, None),
+                (Arc::clone(&local_runtime), node_id),
                 &tasks,
                 &cancel,
             )
@@ -391,6 +410,7 @@ impl Daemon {
         }
 
         let client = AgentClient::with_peers(key, audience, peers);
+        let directory_client = client.clone();
         let rotation = key_store.map(|local| {
             Arc::new(AgentKeyRotation::new(
                 local,
@@ -424,7 +444,25 @@ impl Daemon {
         )
         .await?;
         let store = Arc::clone(&orch.deps().store);
-        crate::dns::start(config, (Some(store), dns_runtime, node_id), &tasks, &cancel).await;
+        tasks.spawn(follow_store(
+            store,
+            Arc::clone(&names),
+            cancel.child_token(),
+        ));
+        tasks.spawn(crate::directory::push(
+            Arc::clone(&names),
+            (Arc::clone(&orch.deps().cluster), directory_client, node_id),
+            receiver,
+            cancel.child_token(),
+        ));
+        crate::dns::start(
+            config,
+            (names, None),
+            (dns_runtime, node_id),
+            &tasks,
+            &cancel,
+        )
+        .await;
         spawn_control_tasks(&tasks, &orch, &health, &cancel);
         spawn_api(&tasks, (listener, serving), router, &cancel);
         Ok(Self::finish(

@@ -68,9 +68,15 @@ async fn a_token_admits_one_node_and_bad_tokens_admit_none() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        joined, identity,
+        (&joined.cluster_id, &joined.control_planes),
+        (&identity.cluster_id, &identity.control_planes),
         "same cluster id, the control plane pinned"
     );
+    // Each has a subnet of its own in the cluster's range.
+    let (cp_net, w1_net) = (identity.network.unwrap(), joined.network.unwrap());
+    assert_eq!(cp_net.cidr, w1_net.cidr);
+    assert_eq!(cp_net.subnet.to_string(), "10.88.0.0/24");
+    assert_eq!(w1_net.subnet.to_string(), "10.88.1.0/24");
 
     // The same token again, by another node: refused, nothing recorded.
     let w2_dir = tmp.path().join("w2");

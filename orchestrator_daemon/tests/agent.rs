@@ -74,6 +74,7 @@ async fn worker(
         max_skew_seconds: 60,
         audience: Arc::from(AUDIENCE),
         gossip_keys: None,
+        directory: None,
     });
     let served = router.clone();
     let tls = peer_tls::NodeTls::new(worker_key).unwrap();

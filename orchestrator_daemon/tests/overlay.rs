@@ -5,9 +5,13 @@
 //!
 //! - each member is handed its own subnet of the cluster range at
 //!   admission, listed in the signed member list, and its bridge takes it;
-//! - an instance on one host fetches a page from an instance on the other
-//!   by address, through the WireGuard overlay, and nothing of the page
-//!   crosses the wire in clear (a capture on the switch sees only WireGuard);
+//! - an instance on a worker finds the server on the control plane's host by
+//!   name (the worker's DNS server, fed by the control plane's directory)
+//!   and fetches its page through the WireGuard overlay, by name and by
+//!   address; nothing of the page crosses the wire in clear (a capture on
+//!   the switch sees only WireGuard);
+//! - another owner's instance on the worker neither resolves the name nor
+//!   connects to the server's address;
 //! - through the overlay, an instance reaches no port of the other node;
 //! - a host on the nodes' network that routes the instances' subnet through
 //!   a node reaches no instance.
@@ -86,18 +90,44 @@ fn namespaces() -> std::collections::BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// The last lines `name`'s containers printed, as host 0 serves them.
-async fn logs(lab: &Lab, name: &str) -> String {
-    let path = orchestrator_api::routes::workload_logs(name, Some(12), false);
-    match lab.call(0, "GET", &path, None).await {
-        Some((200, Value::String(text))) => text,
-        Some((200, v)) => v.to_string(),
-        _ => String::new(),
+/// Runs `script` once as workload `name` of `key` on `host` and returns
+/// what it printed, up to its `END`.
+async fn run_once(
+    lab: &Lab,
+    key: &ed25519_dalek::SigningKey,
+    (name, host): (&str, &str),
+    image: &str,
+    script: &str,
+) -> String {
+    let mut m = manifest(name, host, image, script);
+    m["restart_policy"] = json!("Never");
+    let (status, body) = lab
+        .call_as(key, 0, "POST", "/api/v1/workloads", Some(&m))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let path = orchestrator_api::routes::workload_logs(name, None, false);
+    let started = std::time::Instant::now();
+    loop {
+        let out = match lab.call_as(key, 0, "GET", &path, None).await {
+            Some((200, Value::String(text))) => text,
+            _ => String::new(),
+        };
+        if out.contains("END") {
+            return out;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{name} did not finish: {out}\n--- host 1 log:\n{}",
+            lab.log_tail(1, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn instances_on_two_nodes_reach_each_other_over_the_encrypted_overlay_only() {
+async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_encrypted_overlay_only(
+) {
     let daemon = PathBuf::from(env!("CARGO_BIN_EXE_orchestrator_daemon"));
     let mut lab = Lab::new("uo", NET, 2, &daemon);
     lab.runtime = "youki";
@@ -105,14 +135,7 @@ async fn instances_on_two_nodes_reach_each_other_over_the_encrypted_overlay_only
     registry_forwarder(&forwarder).await;
     let image = format!("{forwarder}/test/busybox:1");
     for i in 0..2 {
-        lab.set_args(
-            i,
-            &[
-                "--insecure-registry",
-                &forwarder,
-                "--allow-traffic-between-owners",
-            ],
-        );
+        lab.set_args(i, &["--insecure-registry", &forwarder]);
     }
     lab.start(0);
     lab.wait_up(0, DEADLINE).await;
@@ -137,17 +160,16 @@ async fn instances_on_two_nodes_reach_each_other_over_the_encrypted_overlay_only
 
     let namespaces_before = namespaces();
     let mut capture = lab.capture(&lab.path("overlay.pcap"));
+    // The server on host 0 (the control plane), ready once it listens.
     let server = format!(
         "trap 'exit 0' TERM; mkdir -p /www && echo {PAGE} > /www/index.html \
          && httpd -f -p 8088 -h /www & wait"
     );
+    let mut web = manifest("web", "h0", &image, &server);
+    web["containers"][0]["readiness_probe"] =
+        json!({"tcp_socket": {"port": 8088}, "period_seconds": 1});
     let (status, body) = lab
-        .call(
-            0,
-            "POST",
-            "/api/v1/workloads",
-            Some(&manifest("web", "h1", &image, &server)),
-        )
+        .call(0, "POST", "/api/v1/workloads", Some(&web))
         .await
         .unwrap();
     assert_eq!(status, 201, "{body}");
@@ -158,54 +180,85 @@ async fn instances_on_two_nodes_reach_each_other_over_the_encrypted_overlay_only
         }
         assert!(
             started.elapsed() < DEADLINE,
-            "the server never ran on host 1 with an address: {}\n--- host 0 log:\n{}\n--- host 1 log:\n{}",
-            lab.get(0, "/api/v1/workloads/web/instances").await.unwrap_or_default(),
+            "the server never ran on host 0 with an address: {}\n--- host 0 log:\n{}",
+            lab.get(0, "/api/v1/workloads/web/instances")
+                .await
+                .unwrap_or_default(),
             lab.log_tail(0, 30),
-            lab.log_tail(1, 30)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(web.starts_with("10.88.1."), "host 1's subnet: {web}");
+    assert!(web.starts_with("10.88.0."), "host 0's subnet: {web}");
 
-    // The client on host 0 fetches the page by address, and tries host 1's
-    // API port through the overlay (host 1's bridge gateway).
-    let client = format!(
-        "trap 'exit 0' TERM; while true; do timeout 3 wget -q -O - http://{web}:8088/; \
-         timeout 3 wget -q -O /dev/null http://10.88.1.1:{API_PORT}/health \
-         && echo NODE-REACHED || echo node-refused; sleep 0.5; done"
-    );
-    let (status, body) = lab
-        .call(
-            0,
-            "POST",
-            "/api/v1/workloads",
-            Some(&manifest("client", "h0", &image, &client)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let got = eventually(
-        DEADLINE,
-        "the client on host 0 got the page from host 1",
-        || async {
-            let l = logs(&lab, "client").await;
-            l.contains(PAGE) && l.contains("node-refused")
-        },
+    let took = eventually(DEADLINE, "the server is Ready", || async {
+        lab.get(0, "/api/v1/workloads/web/instances")
+            .await
+            .is_some_and(|v| v["items"][0]["ready"] == true)
+    })
+    .await
+    .unwrap();
+    assert!(took < Duration::from_secs(5), "readiness took {took:?}");
+
+    // The same owner's client on host 1 (a worker): the name resolves there
+    // (the control plane's directory), the page comes through the tunnel,
+    // and host 0's own ports stay out of reach through it.
+    let owner = lab.key.clone();
+    let out = run_once(
+        &lab,
+        &owner,
+        ("client", "h1"),
+        &image,
+        &format!(
+            "for i in 1 2 3 4 5 6 7 8 9 10; do nslookup web >/dev/null 2>&1 && break; sleep 0.5; done; \
+             nslookup web; \
+             for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - http://web:8088/ && break; sleep 0.5; done; \
+             echo DIRECT; \
+             wget -q -O - http://{web}:8088/; echo NODE; \
+             timeout 3 wget -q -O /dev/null http://10.88.0.1:{API_PORT}/health \
+             && echo NODE-REACHED || echo node-refused; echo END"
+        ),
     )
     .await;
-    if let Err(e) = got {
-        panic!(
-            "{e}\n--- client logs:\n{}\n--- host 0 log:\n{}\n--- host 1 log:\n{}",
-            logs(&lab, "client").await,
-            lab.log_tail(0, 30),
-            lab.log_tail(1, 30)
-        );
-    }
-    let seen = logs(&lab, "client").await;
-    assert!(!seen.contains("NODE-REACHED"), "{seen}");
+    let (by_name, rest) = out.split_once("DIRECT").unwrap();
+    let (direct, node) = rest.split_once("NODE").unwrap();
+    assert!(
+        by_name.contains(&web),
+        "the name resolves on the worker: {out}"
+    );
+    assert!(
+        by_name.contains(PAGE),
+        "the page, by name, across nodes: {out}"
+    );
+    assert!(direct.contains(PAGE), "the page, by address: {out}");
+    assert!(
+        node.contains("node-refused") && !node.contains("NODE-REACHED"),
+        "another node's API through the tunnel: {out}"
+    );
+
+    // Another owner's instance on host 1: no name, no connection.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+    let out = run_once(
+        &lab,
+        &stranger,
+        ("intruder", "h1"),
+        &image,
+        &format!(
+            "nslookup web; echo DIRECT; timeout 3 wget -O - http://{web}:8088/ 2>&1; echo END"
+        ),
+    )
+    .await;
+    let (lookup, direct) = out.split_once("DIRECT").unwrap();
+    assert!(
+        lookup.contains("NXDOMAIN") && !lookup.contains(&web),
+        "another owner's name: {out}"
+    );
+    assert!(
+        !direct.contains(PAGE) && !direct.contains("HTTP/1.1"),
+        "another owner's instance is refused across nodes: {out}"
+    );
 
     // On the wire between the hosts: WireGuard, and the page never in clear.
-    let seen = eventually(
+    let tunnelled = eventually(
         Duration::from_secs(10),
         "the capture holds tunnel packets",
         || async { capture.count("udp port 51820") > 0 },
@@ -213,7 +266,7 @@ async fn instances_on_two_nodes_reach_each_other_over_the_encrypted_overlay_only
     .await;
     let pcap = capture.finish();
     assert!(
-        seen.is_ok(),
+        tunnelled.is_ok(),
         "the instances' traffic crossed in the tunnel: {} packets captured, {} of the tunnel",
         capture.count(""),
         capture.count("udp port 51820")
@@ -229,24 +282,24 @@ async fn instances_on_two_nodes_reach_each_other_over_the_encrypted_overlay_only
     );
 
     // A host on the nodes' network (the test process, not a member) that
-    // routes the instances' subnet through host 1 reaches no instance.
-    let h1 = lab.hosts[1].ip.clone();
-    sh(&["ip", "route", "replace", "10.88.1.0/24", "via", &h1]);
+    // routes the instances' subnet through host 0 reaches no instance.
+    let h0 = lab.hosts[0].ip.clone();
+    sh(&["ip", "route", "replace", "10.88.0.0/24", "via", &h0]);
     let direct = tokio::time::timeout(
         Duration::from_secs(3),
         tokio::net::TcpStream::connect(format!("{web}:8088")),
     )
     .await;
-    sh(&["ip", "route", "del", "10.88.1.0/24"]);
+    sh(&["ip", "route", "del", "10.88.0.0/24"]);
     assert!(
         !matches!(direct, Ok(Ok(_))),
         "a stranger on the network connected to an instance"
     );
 
-    // Gone again: the workloads and their containers.
-    for name in ["client", "web"] {
+    // Gone again: the workloads, their containers and namespaces.
+    for (key, name) in [(&owner, "client"), (&stranger, "intruder"), (&owner, "web")] {
         let (status, body) = lab
-            .call(0, "DELETE", &format!("/api/v1/workloads/{name}"), None)
+            .call_as(key, 0, "DELETE", &format!("/api/v1/workloads/{name}"), None)
             .await
             .unwrap();
         assert!(status < 300, "{body}");
@@ -256,9 +309,9 @@ async fn instances_on_two_nodes_reach_each_other_over_the_encrypted_overlay_only
         "the workloads and their instances are gone",
         || async {
             let mut left = 0;
-            for name in ["client", "web"] {
+            for (key, name) in [(&owner, "client"), (&stranger, "intruder"), (&owner, "web")] {
                 let path = format!("/api/v1/workloads/{name}/instances");
-                left += match lab.call(0, "GET", &path, None).await {
+                left += match lab.call_as(key, 0, "GET", &path, None).await {
                     Some((404, _)) => 0,
                     Some((200, v)) => v["items"].as_array().map_or(1, Vec::len),
                     _ => 1,

@@ -30,7 +30,7 @@ mod table;
 
 pub use feed::follow_store;
 pub use server::{DnsServer, DnsServerConfig, DnsServerError, LocalInstances};
-pub use table::{Answer, NameTable, Names};
+pub use table::{Answer, Directory, NameTable, Names};
 
 /// The cluster's zone: `web.univrs.internal` is the workload `web` (of the
 /// asking instance's owner).

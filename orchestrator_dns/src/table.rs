@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, RwLock};
 
+pub use orchestrator_shared_types::net::Directory;
 use orchestrator_shared_types::{
     InstanceStatus, PublicKey, WorkloadDefinition, WorkloadId, WorkloadInstance,
 };
@@ -67,6 +68,48 @@ impl Names {
     }
 }
 
+impl Names {
+    /// These names as a [`Directory`] of `version` (in a stable order).
+    pub fn to_directory(&self, version: u64) -> Directory {
+        let mut owners: Vec<_> = self.owners.iter().map(|(a, o)| (*a, *o)).collect();
+        owners.sort_unstable();
+        let mut names: Vec<_> = self
+            .names
+            .iter()
+            .map(|((o, n), a)| (*o, n.clone(), a.clone()))
+            .collect();
+        names.sort_unstable();
+        let mut workloads: Vec<_> = self.workloads.iter().map(|(w, o)| (*w, *o)).collect();
+        workloads.sort_unstable_by_key(|(w, _)| w.to_string());
+        Directory {
+            version,
+            owners,
+            names,
+            workloads,
+        }
+    }
+
+    /// The names a [`Directory`] holds.
+    pub fn from_directory(d: Directory) -> Self {
+        let mut names: HashMap<(PublicKey, String), Vec<Ipv4Addr>> = HashMap::new();
+        for (owner, name, mut addrs) in d.names {
+            addrs.sort_unstable();
+            addrs.dedup();
+            names.insert((owner, name), addrs);
+        }
+        Self {
+            owners: d.owners.into_iter().collect(),
+            names,
+            workloads: d.workloads.into_iter().collect(),
+        }
+    }
+
+    /// Every instance address with its owner.
+    pub fn owners(&self) -> impl Iterator<Item = (Ipv4Addr, PublicKey)> + '_ {
+        self.owners.iter().map(|(a, o)| (*a, *o))
+    }
+}
+
 /// What a query for a name gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -99,10 +142,21 @@ fn cluster_name(query: &str) -> Option<Option<String>> {
     Some((!label.contains('.') && !label.is_empty()).then(|| label.to_owned()))
 }
 
-/// The names a DNS server answers now, swapped whole when they change.
-#[derive(Debug, Default)]
+/// The names a DNS server answers now, swapped whole when they change,
+/// with a version that grows at each change (and can be waited on).
+#[derive(Debug)]
 pub struct NameTable {
     names: RwLock<Arc<Names>>,
+    version: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for NameTable {
+    fn default() -> Self {
+        Self {
+            names: RwLock::default(),
+            version: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl NameTable {
@@ -111,13 +165,33 @@ impl NameTable {
         Self::default()
     }
 
-    /// Replaces the names.
+    /// Replaces the names; the version grows if they differ.
     pub fn replace(&self, names: Names) {
+        let changed = *self.snapshot() != names;
         let names = Arc::new(names);
         match self.names.write() {
             Ok(mut n) => *n = names,
             Err(poisoned) => *poisoned.into_inner() = names,
         }
+        if changed {
+            self.version.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// The version of the names now.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    /// Follows the version.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    /// The names now as a [`Directory`], with their version.
+    pub fn directory(&self) -> Directory {
+        let version = self.version();
+        self.snapshot().to_directory(version)
     }
 
     /// The current names.
@@ -196,6 +270,43 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_directory_carries_the_same_answers_to_another_node() {
+        let web = workload(1, "web");
+        let other = workload(2, "web");
+        let names = Names::build(
+            &[web.clone(), other.clone()],
+            &[
+                instance(&web, "10.88.0.2", true),
+                instance(&web, "10.88.1.3", true),
+                instance(&other, "10.88.1.4", true),
+            ],
+        );
+        let table = NameTable::new();
+        assert_eq!(table.version(), 0);
+        table.replace(names.clone());
+        assert_eq!(table.version(), 1);
+        // The same names again change nothing.
+        table.replace(names);
+        assert_eq!(table.version(), 1);
+        let wire = serde_json::to_string(&table.directory()).unwrap();
+        let there = NameTable::new();
+        there.replace(Names::from_directory(serde_json::from_str(&wire).unwrap()));
+        for (client, query) in [
+            ("10.88.1.3", "web"),
+            ("10.88.1.4", "web"),
+            ("10.88.0.2", "db"),
+            ("10.88.9.9", "web"),
+        ] {
+            assert_eq!(
+                there.answer(ip(client), query),
+                table.answer(ip(client), query),
+                "{client} asking {query}"
+            );
+        }
+        assert_eq!(*there.snapshot(), *table.snapshot());
     }
 
     #[test]

@@ -117,6 +117,23 @@ impl<'de> Deserialize<'de> for Ipv4Subnet {
     }
 }
 
+/// The names and owners of a cluster's instances as the control plane
+/// hands them to the other nodes (for their DNS servers and for keeping
+/// owners apart across nodes), with the version of the control plane's
+/// table they come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    /// Grows with every change of the control plane's table.
+    pub version: u64,
+    /// Every instance address with its owner.
+    pub owners: Vec<(Ipv4Addr, crate::PublicKey)>,
+    /// Each owner's workload names with the addresses of their Ready
+    /// instances.
+    pub names: Vec<(crate::PublicKey, String, Vec<Ipv4Addr>)>,
+    /// The owner of each workload.
+    pub workloads: Vec<(crate::WorkloadId, crate::PublicKey)>,
+}
+
 /// The first subnet of length [`NODE_SUBNET_PREFIX`] in `cluster` that none
 /// of `taken` overlaps, or none when the range is full.
 pub fn free_node_subnet<'a>(

@@ -29,6 +29,10 @@ use crate::error::{Error, Result};
 use crate::nodes::NodeChange;
 use crate::queue::{Backoff, WorkQueue};
 
+/// How long after a running container's status change its workload is
+/// reconciled.
+const RUNNING_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// What the loop is asked to do through its handle.
 /// Where the outcome of a requested pass goes.
 pub(super) type PassReply = oneshot::Sender<Result<PassOutcome>>;
@@ -343,8 +347,20 @@ impl Loop {
         }
     }
 
+    /// A container's status changed: its workload is reconciled now when
+    /// the container stopped running, and soon ([`RUNNING_SETTLE`]) when a
+    /// running container's readiness or address changed, so that a name
+    /// follows an instance's readiness within a second (SPEC §9). The delay
+    /// leaves a container that fails at once the time to say so before a
+    /// rollout counts it as started.
     fn on_runtime_status(&mut self, status: ContainerStatus) {
-        if status.state != ContainerState::Running && status.workload_id != WorkloadId::SYSTEM {
+        if status.workload_id == WorkloadId::SYSTEM {
+            return;
+        }
+        if status.state == ContainerState::Running {
+            let at = tokio::time::Instant::now() + RUNNING_SETTLE;
+            self.queue.schedule(status.workload_id, at);
+        } else {
             self.queue.schedule_now(status.workload_id);
         }
     }

@@ -427,12 +427,24 @@ impl Lab {
         path: &str,
         body: Option<&Value>,
     ) -> Option<(u16, Value)> {
+        self.call_as(&self.key, i, method, path, body).await
+    }
+
+    /// [`Lab::call`], signed by `key`.
+    pub async fn call_as(
+        &self,
+        key: &SigningKey,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Option<(u16, Value)> {
         let bytes = body
             .map(|b| serde_json::to_vec(b).unwrap())
             .unwrap_or_default();
         let audience = self.audience(i).await?;
         let s = sign_request(
-            &self.key,
+            key,
             &Payload::new(method, path, &bytes, &audience),
             Utc::now(),
         );

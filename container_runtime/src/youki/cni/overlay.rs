@@ -30,12 +30,11 @@
 //! a source inside that member's subnet. On top:
 //! - instances are kept off this node through the tunnel too
 //!   (`UNIVRS-OVL-IN`: replies only, like the bridge's guard);
-//! - connections from another node's instances to this node's instances
-//!   (`UNIVRS-OVL-FWD`) are accepted only when owner isolation is off
-//!   (`--allow-traffic-between-owners`): until every node knows which owner
-//!   each remote address belongs to, a connection across nodes cannot be
-//!   told apart from one by a stranger, so by default it is refused;
-//!   replies to connections this node's instances opened always pass;
+//! - a connection from another node's instance to this node's instance
+//!   (`UNIVRS-OVL-FWD`) is accepted only when both have the same owner, as
+//!   the control plane's directory says ([`Overlay::allow_owners`]), or when
+//!   owner isolation is off (`--allow-traffic-between-owners`); replies to
+//!   connections this node's instances opened always pass;
 //! - traffic from the cluster range to the cluster range is not
 //!   masqueraded (a `RETURN` at the head of `nat POSTROUTING`), so that an
 //!   instance sees the real address of another node's instance.
@@ -50,7 +49,7 @@ use tokio::process::Command as Process;
 use tracing::{info, warn};
 
 use super::guard::Hook;
-use super::iptables::iptables;
+use super::iptables::{iptables, iptables_restore};
 use super::{CniError, Ipv4Subnet, Result};
 
 /// The X25519 keys the tunnel takes.
@@ -250,8 +249,17 @@ impl Overlay {
         .ensure(t)
         .await?;
         let open = format!("-s {} -d {} -j ACCEPT", s.cidr, s.subnet);
+        let owners = format!("-j {}", self.dispatch_chain());
         let mut rules = vec!["-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"];
-        if !s.isolate_owners {
+        if s.isolate_owners {
+            // Emptied and filled by `allow_owners`; made here so that the
+            // jump to it has a target from the start.
+            let empty = format!("*filter\n:{} - [0:0]\nCOMMIT\n", self.dispatch_chain());
+            iptables_restore(&empty, t)
+                .await
+                .map_err(|e| failed("making the owners' dispatch chain", e))?;
+            rules.push(&owners);
+        } else {
             rules.push(&open);
         }
         rules.push("-j REJECT");
@@ -350,6 +358,83 @@ impl Overlay {
             info!(subnet = %p.subnet, endpoint = %p.endpoint, "overlay peer added");
         }
         Ok(gone.len() + new.len())
+    }
+
+    /// The chain that sends a connection from the tunnel to the chain of
+    /// its destination instance's owner.
+    fn dispatch_chain(&self) -> String {
+        format!("UNIVRS-XD-{}", short(&self.settings.device))
+    }
+
+    /// Keeps owners apart across nodes (with owner isolation on): a
+    /// connection from another node's instance reaches an instance of this
+    /// node only when both have the same owner, as `owners` (every instance
+    /// address of the cluster with its owner, from the control plane's
+    /// directory) says. Rebuilt whole in one `iptables-restore`
+    /// transaction:
+    ///
+    /// ```text
+    /// -A UNIVRS-XD-<dev> -d 10.88.1.2/32 -j UNIVRS-XO-<owner>
+    /// -A UNIVRS-XO-<owner> -s 10.88.0.5/32 -j ACCEPT
+    /// -A UNIVRS-XO-<owner> -j REJECT
+    /// ```
+    ///
+    /// An owner's chain is named after the first 72 bits of its key, as on
+    /// the bridge (`super::isolation`); chains of owners gone are removed.
+    pub async fn allow_owners(
+        &self,
+        owners: &[(Ipv4Addr, orchestrator_shared_types::PublicKey)],
+    ) -> Result<()> {
+        let s = &self.settings;
+        if !s.isolate_owners {
+            return Ok(());
+        }
+        let t = Duration::from_secs(10);
+        let chain_of = |o: &orchestrator_shared_types::PublicKey| {
+            let hex = o.to_hex();
+            format!("UNIVRS-XO-{}", hex.get(..18).unwrap_or(&hex))
+        };
+        let mut local: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
+        let mut remote: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
+        for (addr, owner) in owners {
+            if s.subnet.contains(*addr) {
+                local.entry(chain_of(owner)).or_default().push(*addr);
+            } else if s.cidr.contains(*addr) {
+                remote.entry(chain_of(owner)).or_default().push(*addr);
+            }
+        }
+        let dispatch = self.dispatch_chain();
+        let mut rules = format!("*filter\n:{dispatch} - [0:0]\n");
+        for chain in local.keys() {
+            rules.push_str(&format!(":{chain} - [0:0]\n"));
+        }
+        for (chain, addrs) in &local {
+            for a in addrs {
+                rules.push_str(&format!("-A {dispatch} -d {a}/32 -j {chain}\n"));
+            }
+            for a in remote.get(chain).into_iter().flatten() {
+                rules.push_str(&format!("-A {chain} -s {a}/32 -j ACCEPT\n"));
+            }
+            rules.push_str(&format!("-A {chain} -j REJECT\n"));
+        }
+        rules.push_str("COMMIT\n");
+        iptables_restore(&rules, t)
+            .await
+            .map_err(|e| failed("keeping owners apart across nodes", e))?;
+        // Chains of owners with no instance here any more: unreferenced now.
+        let listed = iptables(&["-w", "-S"], t)
+            .await
+            .map_err(|e| failed("listing the owners' chains", e))?;
+        for line in listed.lines() {
+            let Some(chain) = line.strip_prefix("-N ") else {
+                continue;
+            };
+            if chain.starts_with("UNIVRS-XO-") && !local.contains_key(chain) {
+                let _ = iptables(&["-w", "-F", chain], t).await;
+                let _ = iptables(&["-w", "-X", chain], t).await;
+            }
+        }
+        Ok(())
     }
 
     /// The peers as configured now.
