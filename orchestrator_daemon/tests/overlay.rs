@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use multihost_common::capture::contains_ignoring_case;
+use multihost_common::youki::{manifest, namespaces, registry_forwarder, running};
 use multihost_common::{eventually, sh, Lab, API_PORT};
 use serde_json::{json, Value};
 
@@ -33,61 +34,23 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// What the server's page says.
 const PAGE: &str = "overlay-page-4242";
 
-fn registry() -> String {
-    std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+/// A route of the test machine, removed when dropped (a failed assertion
+/// included).
+struct Route(String);
+
+impl Route {
+    fn add(dest: &str, via: &str) -> Self {
+        sh(&["ip", "route", "add", dest, "via", via]);
+        Self(dest.to_owned())
+    }
 }
 
-/// Forwards the lab's `listen` to the test registry on loopback, which the
-/// hosts cannot reach themselves.
-async fn registry_forwarder(listen: &str) {
-    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                if let Ok(mut out) = tokio::net::TcpStream::connect(registry()).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                }
-            });
-        }
-    });
-}
-
-fn manifest(name: &str, host: &str, image: &str, script: &str) -> Value {
-    json!({
-        "name": name,
-        "replicas": 1,
-        "placement": {"node_selector": {"host": host}},
-        "containers": [{
-            "name": "main",
-            "image": image,
-            "command": ["sh", "-c", script],
-            "resources": {"requests": {"cpu": "50m", "memory": "16Mi"}}
-        }],
-        "restart_policy": "Always"
-    })
-}
-
-/// The running instance of `name` with its address, as host 0 lists it.
-async fn address_of(lab: &Lab, name: &str) -> Option<String> {
-    let v = lab
-        .get(0, &format!("/api/v1/workloads/{name}/instances"))
-        .await?;
-    v["items"].as_array()?.iter().find_map(|i| {
-        (i["status"] == "Running")
-            .then(|| i["address"].as_str().map(str::to_owned))
-            .flatten()
-    })
-}
-
-/// The network namespaces of instances (`/run/netns`).
-fn namespaces() -> std::collections::BTreeSet<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with("u-"))
-                .collect()
-        })
-        .unwrap_or_default()
+impl Drop for Route {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["route", "del", &self.0])
+            .output();
+    }
 }
 
 /// Runs `script` once as workload `name` of `key` on `host` and returns
@@ -99,7 +62,7 @@ async fn run_once(
     image: &str,
     script: &str,
 ) -> String {
-    let mut m = manifest(name, host, image, script);
+    let mut m = manifest(name, ("host", host), image, script);
     m["restart_policy"] = json!("Never");
     let (status, body) = lab
         .call_as(key, 0, "POST", "/api/v1/workloads", Some(&m))
@@ -132,8 +95,7 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
     let mut lab = Lab::new("uo", NET, 2, &daemon);
     lab.runtime = "youki";
     let forwarder = format!("10.250.{NET}.1:5000");
-    registry_forwarder(&forwarder).await;
-    let image = format!("{forwarder}/test/busybox:1");
+    let image = registry_forwarder(&forwarder).await;
     for i in 0..2 {
         lab.set_args(i, &["--insecure-registry", &forwarder]);
     }
@@ -165,7 +127,7 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
         "trap 'exit 0' TERM; mkdir -p /www && echo {PAGE} > /www/index.html \
          && httpd -f -p 8088 -h /www & wait"
     );
-    let mut web = manifest("web", "h0", &image, &server);
+    let mut web = manifest("web", ("host", "h0"), &image, &server);
     web["containers"][0]["readiness_probe"] =
         json!({"tcp_socket": {"port": 8088}, "period_seconds": 1});
     let (status, body) = lab
@@ -175,7 +137,7 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
     assert_eq!(status, 201, "{body}");
     let started = std::time::Instant::now();
     let web = loop {
-        if let Some(a) = address_of(&lab, "web").await {
+        if let Some((a, _, _)) = running(&lab, "web").await {
             break a;
         }
         assert!(
@@ -283,14 +245,17 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
 
     // A host on the nodes' network (the test process, not a member) that
     // routes the instances' subnet through host 0 reaches no instance.
+    // Only the server's own address: the test machine's route to its own
+    // bridge (the same subnet, for other tests) stays as it is.
     let h0 = lab.hosts[0].ip.clone();
-    sh(&["ip", "route", "replace", "10.88.0.0/24", "via", &h0]);
-    let direct = tokio::time::timeout(
-        Duration::from_secs(3),
-        tokio::net::TcpStream::connect(format!("{web}:8088")),
-    )
-    .await;
-    sh(&["ip", "route", "del", "10.88.0.0/24"]);
+    let direct = {
+        let _route = Route::add(&format!("{web}/32"), &h0);
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::net::TcpStream::connect(format!("{web}:8088")),
+        )
+        .await
+    };
     assert!(
         !matches!(direct, Ok(Ok(_))),
         "a stranger on the network connected to an instance"
