@@ -24,6 +24,7 @@ mod cluster_config;
 pub mod cluster_identity;
 mod cluster_run;
 pub mod config;
+mod control;
 mod directory;
 mod dns;
 pub mod duration;

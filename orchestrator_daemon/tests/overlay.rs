@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use multihost_common::capture::contains_ignoring_case;
-use multihost_common::youki::{manifest, namespaces, registry_forwarder, running};
+use multihost_common::youki::{deploy_web, manifest, namespaces, registry_forwarder, running};
 use multihost_common::{eventually, sh, Lab, API_PORT};
 use serde_json::{json, Value};
 
@@ -123,18 +123,7 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
     let namespaces_before = namespaces();
     let mut capture = lab.capture(&lab.path("overlay.pcap"));
     // The server on host 0 (the control plane), ready once it listens.
-    let server = format!(
-        "trap 'exit 0' TERM; mkdir -p /www && echo {PAGE} > /www/index.html \
-         && httpd -f -p 8088 -h /www & wait"
-    );
-    let mut web = manifest("web", ("host", "h0"), &image, &server);
-    web["containers"][0]["readiness_probe"] =
-        json!({"tcp_socket": {"port": 8088}, "period_seconds": 1});
-    let (status, body) = lab
-        .call(0, "POST", "/api/v1/workloads", Some(&web))
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{body}");
+    deploy_web(&lab, ("host", "h0"), &image, PAGE).await;
     let started = std::time::Instant::now();
     let web = loop {
         if let Some((a, _, _)) = running(&lab, "web").await {

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use multihost_common::youki::{manifest, namespaces, registry_forwarder, running};
+use multihost_common::youki::{deploy_web, manifest, namespaces, registry_forwarder, running};
 use multihost_common::{eventually, Lab};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The lab's network: 10.250.`NET`.0/24 (unique among the lab tests).
 const NET: u8 = 7;
@@ -80,16 +80,7 @@ async fn a_name_follows_its_server_to_another_node_within_two_seconds() {
     let namespaces_before = namespaces();
 
     // Each start of the server serves a page of its own.
-    let server = "trap 'exit 0' TERM; mkdir -p /www && echo page-$RANDOM$RANDOM > /www/index.html \
-                  && httpd -f -p 8088 -h /www & wait";
-    let mut web = manifest("web", ("tier", "server"), &image, server);
-    web["containers"][0]["readiness_probe"] =
-        json!({"tcp_socket": {"port": 8088}, "period_seconds": 1});
-    let (status, body) = lab
-        .call(0, "POST", "/api/v1/workloads", Some(&web))
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{body}");
+    deploy_web(&lab, ("tier", "server"), &image, "page-$RANDOM$RANDOM").await;
     let client =
         "trap 'exit 0' TERM; while true; do timeout 1 wget -q -O - http://web:8088/ 2>/dev/null; \
                   sleep 0.1; done";

@@ -46,6 +46,24 @@ pub fn manifest(name: &str, selector: (&str, &str), image: &str, script: &str) -
     })
 }
 
+/// The workload `web`: busybox httpd on port 8088 serving `page` (shell
+/// words: `page-$RANDOM` gives each start a page of its own), Ready once
+/// it listens, placed by `selector`; created through host 0.
+pub async fn deploy_web(lab: &Lab, selector: (&str, &str), image: &str, page: &str) {
+    let server = format!(
+        "trap 'exit 0' TERM; mkdir -p /www && echo {page} > /www/index.html \
+         && httpd -f -p 8088 -h /www & wait"
+    );
+    let mut web = manifest("web", selector, image, &server);
+    web["containers"][0]["readiness_probe"] =
+        json!({"tcp_socket": {"port": 8088}, "period_seconds": 1});
+    let (status, body) = lab
+        .call(0, "POST", "/api/v1/workloads", Some(&web))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+}
+
 /// The running instance of `name` (address, node id, ready), as host 0
 /// lists it.
 pub async fn running(lab: &Lab, name: &str) -> Option<(String, String, bool)> {
