@@ -7,6 +7,10 @@
 //! isolation — so that an instance accepts connections from another node's
 //! instances of its own owner only.
 //!
+//! Each node gets the part it needs: the names and addresses of the owners
+//! with an instance on it, so that a stranger's node learns nothing of
+//! other tenants' workloads.
+//!
 //! The control plane sends a directory to each node whenever its table
 //! changes, and again to a node that has not confirmed the newest within a
 //! second (a node that just joined, or was unreachable). Each run of a
@@ -122,9 +126,12 @@ pub async fn push(
             .filter(|n| n.id != me && n.status != NodeStatus::Down)
             .filter(|n| delivered.get(&n.id) != Some(&directory.version))
             .collect();
+        // Each node gets only the owners it runs something for.
         let sends = behind.iter().map(|node| {
-            let (client, directory) = (&client, &directory);
-            async move { (node.id, client.put_directory(node, directory).await) }
+            let mut cut = names.directory_for(&node.id);
+            cut.version = directory.version;
+            let client = &client;
+            async move { (node.id, client.put_directory(node, &cut).await) }
         });
         for (node, result) in futures::future::join_all(sends).await {
             match result {

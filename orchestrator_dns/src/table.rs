@@ -1,13 +1,13 @@
 //! The names a node's DNS server answers: workload names per owner, and
 //! which owner each instance address belongs to.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, RwLock};
 
 pub use orchestrator_shared_types::net::Directory;
 use orchestrator_shared_types::{
-    InstanceStatus, PublicKey, WorkloadDefinition, WorkloadId, WorkloadInstance,
+    InstanceStatus, NodeId, PublicKey, WorkloadDefinition, WorkloadId, WorkloadInstance,
 };
 
 use crate::ZONE;
@@ -22,6 +22,9 @@ pub struct Names {
     names: HashMap<(PublicKey, String), Vec<Ipv4Addr>>,
     /// The owner of each workload.
     workloads: HashMap<WorkloadId, PublicKey>,
+    /// The owners with an instance (in any state) on each node: what a
+    /// node's directory is cut down to ([`Names::to_directory_for`]).
+    placed: HashMap<NodeId, HashSet<PublicKey>>,
 }
 
 impl Names {
@@ -37,10 +40,12 @@ impl Names {
             names.entry((w.owner, w.spec.name.clone())).or_default();
         }
         let owner_of = workloads.iter().map(|w| (w.id, w.owner)).collect();
+        let mut placed: HashMap<NodeId, HashSet<PublicKey>> = HashMap::new();
         for i in instances {
             let Some(w) = by_id.get(&i.workload_id) else {
                 continue;
             };
+            placed.entry(i.node_id).or_default().insert(w.owner);
             let Some(addr) = i
                 .address
                 .as_deref()
@@ -64,6 +69,7 @@ impl Names {
             owners,
             names,
             workloads: owner_of,
+            placed,
         }
     }
 }
@@ -89,6 +95,20 @@ impl Names {
         }
     }
 
+    /// The part of these names `node` needs, as a [`Directory`] of
+    /// `version`: only the owners with an instance on it (their names for
+    /// its DNS server, their addresses for its owner isolation), so that a
+    /// node learns nothing of the workloads of owners it runs nothing for.
+    pub fn to_directory_for(&self, node: &NodeId, version: u64) -> Directory {
+        let empty = HashSet::new();
+        let here = self.placed.get(node).unwrap_or(&empty);
+        let mut d = self.to_directory(version);
+        d.owners.retain(|(_, o)| here.contains(o));
+        d.names.retain(|(o, _, _)| here.contains(o));
+        d.workloads.retain(|(_, o)| here.contains(o));
+        d
+    }
+
     /// The names a [`Directory`] holds.
     pub fn from_directory(d: Directory) -> Self {
         let mut names: HashMap<(PublicKey, String), Vec<Ipv4Addr>> = HashMap::new();
@@ -101,6 +121,7 @@ impl Names {
             owners: d.owners.into_iter().collect(),
             names,
             workloads: d.workloads.into_iter().collect(),
+            placed: HashMap::new(),
         }
     }
 
@@ -192,6 +213,12 @@ impl NameTable {
     pub fn directory(&self) -> Directory {
         let version = self.version();
         self.snapshot().to_directory(version)
+    }
+
+    /// The part of the names `node` needs ([`Names::to_directory_for`]).
+    pub fn directory_for(&self, node: &NodeId) -> Directory {
+        let version = self.version();
+        self.snapshot().to_directory_for(node, version)
     }
 
     /// The current names.
@@ -306,7 +333,30 @@ mod tests {
                 "{client} asking {query}"
             );
         }
-        assert_eq!(*there.snapshot(), *table.snapshot());
+        // The names went whole; the control plane's placements stay there.
+        let mut here = table.snapshot().as_ref().clone();
+        here.placed.clear();
+        assert_eq!(*there.snapshot(), here);
+    }
+
+    #[test]
+    fn a_node_gets_only_the_owners_it_runs_something_for() {
+        let mine = workload(1, "web");
+        let theirs = workload(2, "db");
+        let mut on_a = instance(&mine, "10.88.1.2", true);
+        on_a.node_id = NodeId([1; 32]);
+        let mut on_b = instance(&theirs, "10.88.2.2", true);
+        on_b.node_id = NodeId([2; 32]);
+        let names = Names::build(&[mine.clone(), theirs.clone()], &[on_a, on_b]);
+        let a = names.to_directory_for(&NodeId([1; 32]), 7);
+        assert_eq!(a.version, 7);
+        assert!(a.owners.iter().all(|(_, o)| *o == mine.owner), "{a:?}");
+        assert!(a.names.iter().all(|(o, _, _)| *o == mine.owner), "{a:?}");
+        assert!(a.workloads.iter().all(|(_, o)| *o == mine.owner), "{a:?}");
+        assert_eq!(a.names.len(), 1);
+        // A node that runs nothing learns nothing.
+        let c = names.to_directory_for(&NodeId([3; 32]), 7);
+        assert!(c.owners.is_empty() && c.names.is_empty() && c.workloads.is_empty());
     }
 
     #[test]
