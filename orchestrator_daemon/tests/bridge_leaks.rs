@@ -419,7 +419,26 @@ async fn a_hundred_instances_and_a_kill_minus_nine_leave_nothing_behind() {
         )
         .await;
     }
+    // The owners' rules across nodes follow the control plane's directory,
+    // a moment after the instances run: wait for both instances there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let in_directory = |rules: &std::collections::BTreeSet<String>| {
+        before.iter().all(|i| {
+            let to = format!(
+                "-d {}/32 -j UNIVRS-XO-",
+                i.address.clone().unwrap_or_default()
+            );
+            rules.iter().any(|r| r.contains(&to))
+        })
+    };
+    while !in_directory(&Counts::now(&data).rules) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let running = Counts::now(&data);
+    assert!(
+        in_directory(&running.rules),
+        "the owners' rules across nodes name both instances"
+    );
     assert_eq!(
         (running.veths, running.leases),
         (baseline.veths + 2, 2),
