@@ -422,13 +422,17 @@ async fn a_hundred_instances_and_a_kill_minus_nine_leave_nothing_behind() {
     // The owners' rules across nodes follow the control plane's directory,
     // a moment after the instances run: wait for both instances there.
     let deadline = Instant::now() + Duration::from_secs(20);
+    // This node's chain (earlier runs left chains of other node ids).
+    let chain = format!("-A UNIVRS-XD-uwg-{} ", &before[0].node_id.to_hex()[..9]);
     let in_directory = |rules: &std::collections::BTreeSet<String>| {
         before.iter().all(|i| {
             let to = format!(
                 "-d {}/32 -j UNIVRS-XO-",
                 i.address.clone().unwrap_or_default()
             );
-            rules.iter().any(|r| r.contains(&to))
+            rules
+                .iter()
+                .any(|r| r.starts_with(&chain) && r.contains(&to))
         })
     };
     while !in_directory(&Counts::now(&data).rules) && Instant::now() < deadline {
