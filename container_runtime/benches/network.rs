@@ -143,7 +143,6 @@ fn host_end(host: &'static str, tag: &'static str, subnet: &str, seed: u8, dir: 
             .block_on(Overlay::start(
                 OverlaySettings {
                     device: format!("uwg-bench{tag}"),
-                    bridge: cfg.bridge.clone(),
                     subnet,
                     cidr: "10.87.0.0/16".parse().unwrap(),
                     port: 51820,

@@ -63,6 +63,13 @@ impl DirectoryReceiver {
     }
 }
 
+impl DirectoryReceiver {
+    /// The version of the directory in use (0: none yet).
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Acquire)
+    }
+}
+
 #[async_trait::async_trait]
 impl DirectorySink for DirectoryReceiver {
     async fn receive(&self, directory: Directory) -> Result<u64, String> {
@@ -113,10 +120,15 @@ pub async fn push(
             _ = tick.tick() => {}
             changed = changes.changed() => if changed.is_err() { return },
         }
-        let mut directory = names.directory();
-        directory.version += epoch;
-        if let Err(e) = local.receive(directory.clone()).await {
-            warn!(error = %e, "taking the directory into use on this node");
+        // Nothing is built when this node and every other one hold the
+        // newest already (the retry tick, most of the time).
+        let version = names.version() + epoch;
+        if local.held() != version {
+            let mut directory = names.directory();
+            directory.version = version;
+            if let Err(e) = local.receive(directory).await {
+                warn!(error = %e, "taking the directory into use on this node");
+            }
         }
         let Ok(nodes) = cluster.list_nodes().await else {
             continue;
@@ -124,12 +136,12 @@ pub async fn push(
         let behind: Vec<_> = nodes
             .into_iter()
             .filter(|n| n.id != me && n.status != NodeStatus::Down)
-            .filter(|n| delivered.get(&n.id) != Some(&directory.version))
+            .filter(|n| delivered.get(&n.id) != Some(&version))
             .collect();
         // Each node gets only the owners it runs something for.
         let sends = behind.iter().map(|node| {
             let mut cut = names.directory_for(&node.id);
-            cut.version = directory.version;
+            cut.version = version;
             let client = &client;
             async move { (node.id, client.put_directory(node, &cut).await) }
         });

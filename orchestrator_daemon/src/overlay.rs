@@ -93,7 +93,6 @@ async fn start(
     let me = NodeId(key.verifying_key().to_bytes());
     let settings = OverlaySettings {
         device: device_name(&me.to_hex()),
-        bridge: cni.bridge.clone(),
         subnet: network.subnet,
         cidr: network.cidr,
         port,

@@ -71,8 +71,6 @@ const KEEPALIVE_SECONDS: u16 = 25;
 pub struct OverlaySettings {
     /// The tunnel interface (at most 15 bytes, unique per host).
     pub device: String,
-    /// The node's bridge (whose instances the tunnel carries).
-    pub bridge: String,
     /// This node's subnet.
     pub subnet: Ipv4Subnet,
     /// The cluster range.
@@ -436,11 +434,6 @@ impl Overlay {
         }
         Ok(())
     }
-
-    /// The peers as configured now.
-    pub async fn peers(&self) -> Vec<OverlayPeer> {
-        self.peers.lock().await.values().cloned().collect()
-    }
 }
 
 /// `device` within a chain name's 28 bytes (with `UNIVRS-OVL-FWD-`).
@@ -457,8 +450,3 @@ pub fn device_name(node_hex: &str) -> String {
 
 /// What every tunnel interface's name starts with.
 pub const DEVICE_PREFIX: &str = "uwg-";
-
-/// An address on `ip` for the tunnel's port.
-pub fn endpoint(ip: Ipv4Addr, port: u16) -> SocketAddr {
-    SocketAddr::from((ip, port))
-}
