@@ -13,7 +13,8 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 
 use cni_common::*;
 use container_runtime::youki::cni::{
-    CniConfig, CniError, CniNetwork, NetNs, PortMapping, INSTANCE_IFNAME, REQUIRED_PLUGINS,
+    CniConfig, CniError, CniNetwork, NetNs, PortMapping, WarmPool, INSTANCE_IFNAME,
+    REQUIRED_PLUGINS,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,4 +317,112 @@ fn assert_nothing_left(t: &TestNet, ns: &NetNs, container_id: &str) {
     assert_eq!(iptables_lines(container_id), Vec::<String>::new());
     assert_eq!(t.kept_results(), 0);
     assert!(addresses_in(ns, "eth0").is_empty());
+}
+
+fn warm_id() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "ucni12-w{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    )
+}
+
+/// Waits (up to 30 s) until the pool has `n` attachments ready.
+async fn ready(pool: &WarmPool, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ready = pool.ready();
+        if ready.len() == n || std::time::Instant::now() > deadline {
+            assert_eq!(ready.len(), n, "warm attachments ready");
+            return ready;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The kept records marked warm.
+fn warm_records(t: &TestNet) -> usize {
+    std::fs::read_dir(t.cfg.results_dir())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .filter(|v| v["warm"] == serde_json::json!(true))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_attachments_are_made_ahead_taken_once_given_ports_and_leave_nothing() {
+    require_root_and_plugins!();
+    let t = TestNet::new(12);
+    let net = std::sync::Arc::new(CniNetwork::new(t.cfg.clone()).expect("the plugins are here"));
+    let pool = WarmPool::new(net.clone(), 2, warm_id);
+    pool.fill();
+    let made = ready(&pool, 2).await;
+    assert_eq!((t.bridge_veths(), t.leases().len()), (2, 2));
+    assert_eq!(warm_records(&t), 2, "both records say warm");
+
+    // Taken: it is an ordinary attachment under its id, and the pool refills.
+    let id = pool.take().expect("one is ready");
+    assert!(made.contains(&id));
+    let inst = net.attached(&id).expect("the taken attachment");
+    let ip = inst.attachment.ipv4().expect("an address");
+    assert!(t.cfg.subnet.contains(ip));
+    assert_eq!(addresses_in(&inst.netns, INSTANCE_IFNAME), [ip]);
+    let refilled = ready(&pool, 2).await;
+    assert!(!refilled.contains(&id), "never handed out twice");
+    assert_eq!(warm_records(&t), 2);
+    assert_eq!(t.bridge_veths(), 3);
+
+    // Its ports are published by a second ADD of portmap, and CHECK passes.
+    assert!(iptables_lines("--dport 18612").is_empty());
+    let ports = vec![PortMapping {
+        host_port: 18612,
+        container_port: 8080,
+        protocol: "tcp".into(),
+    }];
+    net.publish(&id, ports).await.expect("publish");
+    assert!(!iptables_lines("--dport 18612").is_empty());
+    net.check_instance(&id).await.expect("CHECK with the ports");
+
+    // DEL removes the ports with the rest.
+    net.detach(&id).await.expect("detach");
+    assert!(!inst.netns.exists());
+    assert_eq!(iptables_lines("--dport 18612"), Vec::<String>::new());
+    assert_eq!(iptables_lines(&format!("{ip}/32")), Vec::<String>::new());
+    assert_eq!(iptables_lines(&id), Vec::<String>::new());
+
+    // A daemon that dies leaves its pool; the next one's gc removes it.
+    drop(pool);
+    let reopened = CniNetwork::new(t.cfg.clone()).expect("reopen");
+    let mut left = reopened.gc(|_| false).await.expect("gc");
+    left.sort();
+    let mut want = refilled.clone();
+    want.sort();
+    assert_eq!(left, want);
+    assert_eq!(
+        (t.bridge_veths(), t.leases().len(), t.kept_results()),
+        (0, 0, 0)
+    );
+
+    // Drained: nothing is left, and nothing is made any more.
+    let pool = WarmPool::new(std::sync::Arc::new(reopened), 2, warm_id);
+    pool.fill();
+    let made = ready(&pool, 2).await;
+    pool.drain().await;
+    pool.fill();
+    assert!(pool.take().is_none(), "a drained pool hands out nothing");
+    assert_eq!(
+        (t.bridge_veths(), t.leases().len(), t.kept_results()),
+        (0, 0, 0)
+    );
+    for id in made {
+        assert_eq!(iptables_lines(&id), Vec::<String>::new());
+        assert!(!NetNs::at(&t.cfg.netns_dir, &id)
+            .expect("name")
+            .path()
+            .exists());
+    }
 }

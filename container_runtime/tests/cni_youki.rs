@@ -426,3 +426,90 @@ async fn instances_cannot_open_connections_to_the_node_unless_the_operator_allow
     assert!(accepted.load(Ordering::SeqCst) >= targets.len());
     assert_eq!(iptables_lines(&chain), Vec::<String>::new(), "removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_takes_a_warm_attachment_with_its_owner_rules_and_ports_and_leaves_nothing() {
+    use orchestrator_shared_types::ports::OWNER_LABEL;
+    require_root_and_plugins!();
+    let mut t = TestNet::new(13);
+    t.cfg.warm = 1;
+    t.cfg.host_port_range = 41300..=41309;
+    let mut cfg = YoukiConfig::new(t.dir.path().join("runtime"));
+    cfg.insecure_registries = vec![registry()];
+    cfg.cni = Some(t.cfg.clone());
+    let rt = YoukiRuntime::new(cfg).await.expect("the runtime starts");
+    rt.init_node(NODE).await.expect("init node");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while rt.warm_ready().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let warm = rt.warm_ready();
+    assert_eq!(warm.len(), 1, "one attachment made ahead");
+
+    let mut c = config("busybox", &["busybox", "httpd", "-f", "-p", "8088"]);
+    c.ports = vec![port(8088, None)];
+    let mut s = spec(c);
+    s.labels = BTreeMap::from([
+        (NETWORK_LABEL.to_owned(), "bridge".to_owned()),
+        (OWNER_LABEL.to_owned(), "13".repeat(32)),
+    ]);
+    let id = create(&rt, &s).await;
+    assert_eq!(
+        id.as_str(),
+        warm[0],
+        "the container took the warm attachment's id"
+    );
+    let status = rt.get_container_status(&id).await.expect("status");
+    let address = status.address.clone().expect("an address");
+    assert_eq!(status.ports.len(), 1);
+    // Its owner's rule was in place before it ran, and its port answers.
+    let owner_rules = |dir: &str| {
+        iptables_lines(&format!("{dir} {address}/32"))
+            .iter()
+            .filter(|l| l.contains("UNIVRS-O-"))
+            .count()
+    };
+    assert_eq!(
+        (owner_rules("-s"), owner_rules("-d")),
+        (1, 1),
+        "its owner's rules for {address}"
+    );
+    http_reply(&format!("{address}:8088")).await;
+    http_reply(&format!("127.0.0.1:{}", status.ports[0].host_port)).await;
+
+    // Removed: nothing of it is left; the pool has made another.
+    rt.stop_container(&id, Duration::from_secs(1))
+        .await
+        .expect("stop");
+    exited(&rt, &id).await;
+    rt.remove_container(&id).await.expect("remove");
+    assert!(!NetNs::at(&t.cfg.netns_dir, id.as_str())
+        .expect("name")
+        .path()
+        .exists());
+    assert_eq!(iptables_lines(id.as_str()), Vec::<String>::new());
+    assert_eq!(
+        iptables_lines(&format!("{address}/32")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        iptables_lines(&format!("--dport {}", status.ports[0].host_port)),
+        Vec::<String>::new()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while rt.warm_ready().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let next = rt.warm_ready();
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0], id.as_str());
+    rt.drain_warm().await;
+    assert_eq!(
+        (t.bridge_veths(), t.leases().len(), t.kept_results()),
+        (0, 0, 0)
+    );
+    assert!(!NetNs::at(&t.cfg.netns_dir, &next[0])
+        .expect("name")
+        .path()
+        .exists());
+}

@@ -22,11 +22,12 @@ use container_runtime_interface::{
     RuntimeError,
 };
 use futures::stream::BoxStream;
+use orchestrator_shared_types::admission::MemberList;
 use orchestrator_shared_types::{ContainerId, Node, NodeId, NodeStatus};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::client::AgentClient;
 use crate::wire::CreateContainer;
@@ -167,6 +168,11 @@ impl RoutingRuntime {
         }
     }
 
+    /// A status `node` (another node) reported, routed and vetted.
+    fn remote(&self, s: ContainerStatus, node: NodeId) -> ContainerStatus {
+        route_remote(s, node, self.cluster.member_list().as_ref())
+    }
+
     /// Splits a routed id, or says it names no container.
     fn split(id: &ContainerId) -> Result<(NodeId, ContainerId)> {
         split_routed_id(id).ok_or_else(|| RuntimeError::NotFound(id.clone()))
@@ -176,6 +182,29 @@ impl RoutingRuntime {
 fn route_status(mut s: ContainerStatus, node: NodeId) -> ContainerStatus {
     s.id = routed_id(&node, &s.id);
     s.node_id = node;
+    s
+}
+
+/// [`route_status`] of a status another node reported, whose address is
+/// kept only if it lies in the subnet the signed member list gives that
+/// node: a node cannot claim an address of another's subnet, which would
+/// put it in its owner's names and, across nodes, among the addresses the
+/// owner's instances accept (`Overlay::allow_owners`).
+fn route_remote(s: ContainerStatus, node: NodeId, members: Option<&MemberList>) -> ContainerStatus {
+    let mut s = route_status(s, node);
+    let subnet = members
+        .and_then(|l| l.members.iter().find(|m| m.node_id == node))
+        .and_then(|m| m.subnet);
+    if let (Some(subnet), Some(address)) = (subnet, s.address.as_deref()) {
+        let inside = address
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| subnet.contains(a));
+        if !inside {
+            warn!(node = %node, container = %s.id, address, %subnet,
+                "a node reported an instance address outside its subnet; ignored");
+            s.address = None;
+        }
+    }
     s
 }
 
@@ -237,9 +266,12 @@ async fn poll_remote(
         });
         for (node, result) in futures::future::join_all(polls).await {
             if let Some(Ok(list)) = result {
+                let members = cluster.member_list();
                 publisher.publish_list(
                     node,
-                    list.into_iter().map(|s| route_status(s, node)).collect(),
+                    list.into_iter()
+                        .map(|s| route_remote(s, node, members.as_ref()))
+                        .collect(),
                 );
             }
         }
@@ -270,7 +302,7 @@ impl ContainerRuntime for RoutingRuntime {
             // The agent's AlreadyExists already carries a routed id.
             let inner = self.client.create(&member, &req).await?;
             if let Ok(s) = self.client.status(&member, &inner).await {
-                self.status.publish(route_status(s, node));
+                self.status.publish(self.remote(s, node));
             }
             return Ok(routed_id(&node, &inner));
         };
@@ -295,7 +327,7 @@ impl ContainerRuntime for RoutingRuntime {
         let member = self.member(&node).await?;
         self.client.stop(&member, &inner, grace).await?;
         if let Ok(s) = self.client.status(&member, &inner).await {
-            self.status.publish(route_status(s, node));
+            self.status.publish(self.remote(s, node));
         }
         Ok(())
     }
@@ -317,26 +349,31 @@ impl ContainerRuntime for RoutingRuntime {
 
     async fn get_container_status(&self, id: &ContainerId) -> Result<ContainerStatus> {
         let (node, inner) = Self::split(id)?;
-        let status = if node == self.local_id {
-            self.local
+        if node == self.local_id {
+            let status = self
+                .local
                 .get_container_status(&inner)
                 .await
-                .map_err(|e| reroute(e, node))?
-        } else {
-            let member = self.member(&node).await?;
-            self.client.status(&member, &inner).await?
-        };
-        Ok(route_status(status, node))
+                .map_err(|e| reroute(e, node))?;
+            return Ok(route_status(status, node));
+        }
+        let member = self.member(&node).await?;
+        let status = self.client.status(&member, &inner).await?;
+        Ok(self.remote(status, node))
     }
 
     async fn list_containers(&self, node: NodeId) -> Result<Vec<ContainerStatus>> {
-        let list = if node == self.local_id {
-            self.local.list_containers(node).await?
-        } else {
-            let member = self.member(&node).await?;
-            self.client.list(&member).await?
-        };
-        Ok(list.into_iter().map(|s| route_status(s, node)).collect())
+        if node == self.local_id {
+            let list = self.local.list_containers(node).await?;
+            return Ok(list.into_iter().map(|s| route_status(s, node)).collect());
+        }
+        let member = self.member(&node).await?;
+        let list = self.client.list(&member).await?;
+        let members = self.cluster.member_list();
+        Ok(list
+            .into_iter()
+            .map(|s| route_remote(s, node, members.as_ref()))
+            .collect())
     }
 
     async fn get_container_logs(&self, id: &ContainerId, opts: LogOptions) -> Result<Vec<LogLine>> {
@@ -404,5 +441,66 @@ fn reroute(e: RuntimeError, node: NodeId) -> RuntimeError {
         RuntimeError::NotFound(id) => RuntimeError::NotFound(routed_id(&node, &id)),
         RuntimeError::AlreadyExists(id) => RuntimeError::AlreadyExists(routed_id(&node, &id)),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use container_runtime_interface::ContainerState;
+    use orchestrator_shared_types::admission::{JoinRole, ListedMember};
+    use orchestrator_shared_types::{InstanceId, WorkloadId};
+
+    fn status(address: Option<&str>) -> ContainerStatus {
+        ContainerStatus {
+            id: ContainerId("u-1".into()),
+            node_id: NodeId([0; 32]),
+            instance_id: InstanceId::new(),
+            workload_id: WorkloadId::SYSTEM,
+            name: "main".into(),
+            state: ContainerState::Running,
+            exit_code: None,
+            reason: None,
+            started_at: None,
+            finished_at: None,
+            ready: true,
+            address: address.map(str::to_owned),
+            ports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_node_cannot_claim_an_address_outside_its_subnet() {
+        let (worker, legacy) = (NodeId([1; 32]), NodeId([2; 32]));
+        let list = MemberList {
+            cluster_id: "c".into(),
+            version: 1,
+            issued_at: chrono::Utc::now(),
+            members: vec![
+                ListedMember {
+                    node_id: worker,
+                    role: JoinRole::Worker,
+                    subnet: Some("10.88.1.0/24".parse().expect("subnet")),
+                },
+                ListedMember {
+                    node_id: legacy,
+                    role: JoinRole::Worker,
+                    subnet: None,
+                },
+            ],
+        };
+        let vetted = |node, address| route_remote(status(address), node, Some(&list)).address;
+        assert_eq!(vetted(worker, Some("10.88.1.7")), Some("10.88.1.7".into()));
+        // Another node's subnet, the control plane's, the outside, garbage.
+        for claimed in ["10.88.2.7", "10.88.0.3", "192.0.2.1", "10.88.1.7/24", "x"] {
+            assert_eq!(vetted(worker, Some(claimed)), None, "{claimed}");
+        }
+        assert_eq!(vetted(worker, None), None);
+        // A member without a subnet (a cluster made before the network):
+        // nothing to check against, as before.
+        assert_eq!(vetted(legacy, Some("10.88.2.7")), Some("10.88.2.7".into()));
+        let routed = route_remote(status(Some("10.88.2.7")), worker, Some(&list));
+        assert_eq!(routed.node_id, worker);
+        assert_eq!(routed.id, routed_id(&worker, &ContainerId("u-1".into())));
     }
 }

@@ -1,5 +1,5 @@
 //! Logs through `tracing` (SPEC §14): human-readable or JSON lines on
-//! stderr, filtered by `RUST_LOG` (default `info`). Nothing leaves the
+//! stderr, filtered by `RUST_LOG` (default [`DEFAULT_FILTER`]). Nothing leaves the
 //! machine.
 
 use std::fmt;
@@ -9,8 +9,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::error::{Error, Result};
 
-/// Filter used when `RUST_LOG` is unset or empty.
-pub const DEFAULT_FILTER: &str = "info";
+/// Filter used when `RUST_LOG` is unset or empty: `info`, but hickory-dns's
+/// server logs every query it answers at `info` (a line per lookup of every
+/// instance), so its crates say only warnings.
+pub const DEFAULT_FILTER: &str =
+    "info,hickory_server=warn,hickory_proto=warn,hickory_resolver=warn";
 
 /// How log lines look.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,8 +84,13 @@ mod tests {
 
     #[test]
     fn default_and_custom_filters() {
-        assert_eq!(filter_from(None).unwrap().to_string(), "info");
-        assert_eq!(filter_from(Some("  ")).unwrap().to_string(), "info");
+        let default = filter_from(None).unwrap().to_string();
+        assert!(
+            default.contains("hickory_server=warn") && default.split(',').any(|d| d == "info"),
+            "{default}"
+        );
+        assert_eq!(filter_from(Some("  ")).unwrap().to_string(), default);
+        assert_eq!(filter_from(Some("debug")).unwrap().to_string(), "debug");
         assert!(filter_from(Some("observability=debug,warn")).is_ok());
         assert!(matches!(
             filter_from(Some("foo=notalevel")),

@@ -6,7 +6,9 @@
 //!   (one replica of `sleep`) until the runtime reports the process running,
 //!   p50 and p99 over 50 workloads, SQLite store; on the host's network, and
 //!   (with the CNI plugins installed) on the node's bridge with one published
-//!   port, the two alternating so that drift of the machine hits both;
+//!   port, the two alternating so that drift of the machine hits both,
+//!   each on an idle node (its warm attachments made, as a daemon keeps
+//!   `--warm-networks` of them);
 //! - the baseline, in the same run: raw in-process libcontainer create+start
 //!   of the same bundle (`config.json` of one of those containers, on the
 //!   image's rootfs), 50 times;
@@ -114,6 +116,8 @@ fn bench_network(dir: &Path) -> Option<CniConfig> {
     let mut c = CniConfig::new(dir.join("cni"), "10.87.0.0/24".parse().ok()?);
     c.name = "ubench".into();
     c.bridge = "ubench0".into();
+    // As a daemon has them by default (`--warm-networks`).
+    c.warm = orchestrator_daemon::DEFAULT_WARM_NETWORKS;
     Some(c)
 }
 
@@ -277,6 +281,18 @@ async fn run() {
     let kinds = if network.is_some() { 2 } else { 1 };
     for j in 0..SAMPLES * kinds {
         let (i, bridge) = (j / kinds, j % kinds == 1);
+        // One creation on an idle node: its warm attachments made again
+        // (in the background) since the last one.
+        if let Some(c) = &network {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while runtime.warm_ready().len() < c.warm {
+                assert!(
+                    Instant::now() < deadline,
+                    "the warm attachments are not made"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         let mut status = runtime.subscribe_status();
         let body = if bridge {
             bridged(&format!("n{i}"))
@@ -392,6 +408,7 @@ async fn run() {
     }
     cancel.cancel();
     if let Some(c) = &network {
+        runtime.drain_warm().await;
         runtime.shutdown();
         remove_bench_network(c);
     }

@@ -512,6 +512,24 @@ fn the_bridge_network_takes_its_subnet_and_plugins_or_says_why_it_is_off() {
         f.host_port_range = Some("41000-41099".into());
         let c = DaemonConfig::resolve(f, Settings::default()).unwrap();
         assert_eq!(c.youki.cni.unwrap().host_port_range, 41000..=41099);
+        assert_eq!(cni.warm, 2, "two attachments made ahead of time by default");
+        let mut f = flags();
+        f.warm_networks = Some(0);
+        assert_eq!(
+            DaemonConfig::resolve(f, Settings::default())
+                .unwrap()
+                .youki
+                .cni
+                .unwrap()
+                .warm,
+            0
+        );
+        let mut f = flags();
+        f.warm_networks = Some(33);
+        let err = DaemonConfig::resolve(f, Settings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--warm-networks 33"), "{err}");
         assert!(cni.guard_node, "instances are kept off the node by default");
         assert!(cni.isolate_owners, "owners are kept apart by default");
         let mut f = flags();

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cluster_manager_interface::ClusterManager;
 use container_runtime::youki::cni::overlay::Overlay;
@@ -36,6 +36,11 @@ use tracing::{debug, warn};
 /// How often nodes that have not confirmed the newest directory are tried
 /// again.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// A node that has not taken the newest directory this long is warned of,
+/// and again every [`UNDELIVERED_REPEAT`] while it lasts.
+const UNDELIVERED_WARNING: Duration = Duration::from_secs(10);
+const UNDELIVERED_REPEAT: Duration = Duration::from_secs(60);
 
 /// Epochs are kept below this, so that `epoch + version` never overflows.
 const EPOCH_SPAN: u64 = 1 << 48;
@@ -112,6 +117,9 @@ pub async fn push(
     };
     let mut changes = names.subscribe();
     let mut delivered: HashMap<NodeId, u64> = HashMap::new();
+    // Since when each node has refused or missed the newest directory, and
+    // when that was last said.
+    let mut failing: HashMap<NodeId, (Instant, Option<Instant>)> = HashMap::new();
     let mut tick = tokio::time::interval(RETRY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -149,8 +157,23 @@ pub async fn push(
             match result {
                 Ok(version) => {
                     delivered.insert(node, version);
+                    failing.remove(&node);
                 }
-                Err(e) => debug!(node = %node.short(), error = %e, "directory not delivered yet"),
+                Err(e) => {
+                    let now = Instant::now();
+                    let (since, said) = failing.entry(node).or_insert((now, None));
+                    // Its instances resolve stale names and its owners'
+                    // rules lag: worth an operator's eye once it lasts.
+                    if now - *since >= UNDELIVERED_WARNING
+                        && said.is_none_or(|t| now - t >= UNDELIVERED_REPEAT)
+                    {
+                        *said = Some(now);
+                        warn!(node = %node.short(), error = %e, for_s = (now - *since).as_secs(),
+                            "a node has not taken the newest directory of names and owners");
+                    } else {
+                        debug!(node = %node.short(), error = %e, "directory not delivered yet");
+                    }
+                }
             }
         }
     }

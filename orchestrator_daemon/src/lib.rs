@@ -47,4 +47,5 @@ pub use config::{DaemonConfig, LogFormat, RuntimeKind, SchedulerKind, StoreKind}
 pub use error::{Error, Result};
 pub use open::build_deps;
 pub use run::{run_until_signal, Daemon, Shutdown};
+pub use runtime_config::{DEFAULT_WARM_NETWORKS, MAX_WARM_NETWORKS};
 pub use settings::Settings;

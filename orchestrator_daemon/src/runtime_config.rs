@@ -173,6 +173,11 @@ fn port_range(s: &str) -> Option<std::ops::RangeInclusive<u16>> {
 /// The default subnet of a node's bridge network.
 pub const DEFAULT_NODE_SUBNET: &str = "10.88.0.0/24";
 
+/// Bridge attachments made ahead of time by default (`--warm-networks`).
+pub const DEFAULT_WARM_NETWORKS: usize = 2;
+/// The most `--warm-networks` accepts.
+pub const MAX_WARM_NETWORKS: usize = 32;
+
 /// The node's bridge network (`network: bridge`, the default): its subnet from
 /// `--node-subnet`, its plugins from `--cni-bin-dir`, its leases and records
 /// under `root`. Plugins missing leave it off, and the second value says
@@ -198,6 +203,13 @@ fn bridge_network(
                 "host port range {range:?} is not FIRST-LAST with 1 <= FIRST <= LAST <= 65535"
             ))
         })?;
+    }
+    cni.warm = s.warm_networks.unwrap_or(DEFAULT_WARM_NETWORKS);
+    if cni.warm > MAX_WARM_NETWORKS {
+        return Err(Error::Config(format!(
+            "--warm-networks {}: at most {MAX_WARM_NETWORKS} (each holds an address of the node's subnet)",
+            cni.warm
+        )));
     }
     Ok(match check_plugins(&cni.bin_dir) {
         Ok(()) => (Some(cni), None),

@@ -237,6 +237,12 @@ pub struct Settings {
     /// `FIRST-LAST` [default: 30000-32767].
     #[arg(long, env = "UNIVRS_HOST_PORT_RANGE")]
     pub host_port_range: Option<String>,
+    /// Bridge attachments kept made ahead of time (namespace, address, the
+    /// plugins run), so that a bridged instance starts without waiting for
+    /// the CNI plugins; each holds an address of the node's subnet. 0 makes
+    /// every attachment when its instance is created [default: 2; at most 32].
+    #[arg(long, env = "UNIVRS_WARM_NETWORKS")]
+    pub warm_networks: Option<usize>,
     /// Let bridged instances open connections to the node itself (its
     /// gossip, API and agent ports, anything listening on it) [default:
     /// false: refused].

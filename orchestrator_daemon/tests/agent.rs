@@ -1,7 +1,8 @@
 //! The node agent and the routing runtime over a real socket: the control
 //! plane's `RoutingRuntime` passes the whole `ContainerRuntime` contract on a
 //! node it reaches only through that node's agent, and the agent refuses every
-//! caller but the live control plane, replays and forgeries.
+//! caller but the live control plane, replays and forgeries (of container
+//! calls and of the directory of names and owners alike).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod rest_common;
@@ -21,10 +22,12 @@ use container_runtime_interface::{ContainerRuntime, RuntimeError};
 use ed25519_dalek::SigningKey;
 use node_agent::agent::{self, AgentState};
 use node_agent::client::AgentClient;
+use node_agent::directory::{DirectorySink, DIRECTORY_PATH};
 use node_agent::RoutingRuntime;
 use orchestrator_shared_types::auth::{
     sign_request, Payload, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
+use orchestrator_shared_types::net::Directory;
 use orchestrator_shared_types::{ContainerConfig, ContainerId, Node, NodeId, NodeStatus};
 use rest_common::{send_to, signed, AUDIENCE};
 use signed_http::ReplayCache;
@@ -252,6 +255,113 @@ async fn the_agent_obeys_only_the_live_control_plane() {
         .unwrap();
     let (status, _) = send_to(&router, via(&cp_key, signed(&cp_key, "GET", list, b""))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Records the directories a node takes into use (newer ones only).
+#[derive(Default)]
+struct Sink(std::sync::Mutex<Vec<Directory>>);
+
+#[async_trait::async_trait]
+impl DirectorySink for Sink {
+    async fn receive(&self, directory: Directory) -> Result<u64, String> {
+        let mut held = self.0.lock().unwrap();
+        if held.last().is_none_or(|d| d.version < directory.version) {
+            held.push(directory);
+        }
+        Ok(held.last().map_or(0, |d| d.version))
+    }
+}
+
+#[tokio::test]
+async fn a_directory_is_taken_only_from_the_live_control_plane() {
+    let (cp_key, w_key, other_worker, stranger) = (key(1), key(2), key(4), key(5));
+    let me = member(&w_key, ROLE_WORKER, "127.0.0.1:3".into());
+    let cluster = Arc::new(MockClusterManager::new(me.clone()));
+    for (k, role) in [(&cp_key, ROLE_CONTROL_PLANE), (&other_worker, ROLE_WORKER)] {
+        cluster
+            .add_node(member(k, role, "127.0.0.1:1".into()))
+            .unwrap();
+    }
+    let sink = Arc::new(Sink::default());
+    let router = agent::router(AgentState {
+        runtime: Arc::new(MockRuntime::new()),
+        node: me.id,
+        cluster: Arc::clone(&cluster) as Arc<dyn ClusterManager>,
+        replays: Arc::new(ReplayCache::new(1000)),
+        max_skew_seconds: 60,
+        audience: Arc::from(AUDIENCE),
+        gossip_keys: None,
+        directory: Some(Arc::clone(&sink) as Arc<dyn DirectorySink>),
+    });
+    let path = DIRECTORY_PATH;
+    // A directory that would make a stranger's address one of the owner's
+    // (its instances then accept it) and point the owner's `web` at it.
+    let owner = orchestrator_shared_types::PublicKey([7; 32]);
+    let evil = serde_json::to_vec(&Directory {
+        version: u64::MAX / 2,
+        owners: vec![("10.88.9.9".parse().unwrap(), owner)],
+        names: vec![(owner, "web".into(), vec!["10.88.9.9".parse().unwrap()])],
+        workloads: Vec::new(),
+    })
+    .unwrap();
+    for (who, k) in [("a stranger", &stranger), ("another worker", &other_worker)] {
+        let (status, body) = send_to(&router, via(k, signed(k, "PUT", path, &evil))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{who}: {body}");
+    }
+    let mut forged = signed(&stranger, "PUT", path, &evil);
+    let cp_pub = signed(&cp_key, "GET", "/", b"");
+    forged.headers_mut().insert(
+        HEADER_PUBLIC_KEY,
+        cp_pub.headers()[HEADER_PUBLIC_KEY].clone(),
+    );
+    let (status, _) = send_to(&router, via(&cp_key, forged)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a forged signature");
+    let (status, _) = send_to(&router, signed(&cp_key, "PUT", path, &evil)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "in clear, not over mutual TLS"
+    );
+    let (status, body) = send_to(
+        &router,
+        via(&cp_key, signed(&cp_key, "PUT", path, b"[1,2]")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        sink.0.lock().unwrap().is_empty(),
+        "nothing refused was taken"
+    );
+
+    // The control plane's is taken; a replay of it is refused; an older
+    // one changes nothing.
+    let good = Directory {
+        version: 7,
+        owners: Vec::new(),
+        names: Vec::new(),
+        workloads: Vec::new(),
+    };
+    let bytes = serde_json::to_vec(&good).unwrap();
+    let req = via(&cp_key, signed(&cp_key, "PUT", path, &bytes));
+    let replay = via(&cp_key, clone_request(&req, &bytes));
+    let (status, body) = send_to(&router, req).await;
+    assert_eq!(
+        (status, body["version"].as_u64()),
+        (StatusCode::OK, Some(7))
+    );
+    let (status, _) = send_to(&router, replay).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a replay");
+    let older = serde_json::to_vec(&Directory {
+        version: 3,
+        ..good.clone()
+    })
+    .unwrap();
+    let (status, body) = send_to(&router, via(&cp_key, signed(&cp_key, "PUT", path, &older))).await;
+    assert_eq!(
+        (status, body["version"].as_u64()),
+        (StatusCode::OK, Some(7))
+    );
+    assert_eq!(*sink.0.lock().unwrap(), vec![good]);
 }
 
 /// `req` as if it came over `key`'s node's mutual-TLS connection.

@@ -27,6 +27,9 @@ use ed25519_dalek::SigningKey;
 use orchestrator_api::client::ApiClient;
 use orchestrator_shared_types::{InstanceStatus, WorkloadInstance};
 
+#[path = "multihost_common/warm.rs"]
+mod warm;
+
 const BRIDGE: &str = "univrs0";
 const NETWORK: &str = "univrs";
 
@@ -57,10 +60,15 @@ struct Counts {
 }
 
 impl Counts {
+    /// What the instances have made: the node's warm attachments (made
+    /// ahead of time for instances yet to come, `--warm-networks`; new ones
+    /// after each instance takes one) are left out, once all are made.
     fn now(data_dir: &Path) -> Self {
+        let warm = warm::settled(&[data_dir], orchestrator_daemon::DEFAULT_WARM_NETWORKS);
         let veths = run("ip", &["-o", "link", "show", "master", BRIDGE])
             .lines()
-            .count();
+            .count()
+            .saturating_sub(warm.ids.len());
         let leases = std::fs::read_dir(data_dir.join("runtime/cni/leases").join(NETWORK))
             .map(|d| {
                 d.flatten()
@@ -68,7 +76,7 @@ impl Counts {
                         e.file_name()
                             .to_string_lossy()
                             .parse::<std::net::Ipv4Addr>()
-                            .is_ok()
+                            .is_ok_and(|ip| !warm.ips.contains(&ip))
                     })
                     .count()
             })
@@ -76,9 +84,33 @@ impl Counts {
         // Every rule and chain of every table (the plugins' per-instance
         // rules and chains, the masquerade, the port mappings, the
         // firewall's, the owners' isolation).
-        let rules = run("iptables-save", &[])
+        let saved = run("iptables-save", &[]);
+        // The warm attachments' rules, and the chains of their own those
+        // jump to or fill (bridge's masquerade chain per attachment).
+        let theirs: Vec<&str> = saved.lines().filter(|l| warm.owns_rule(l)).collect();
+        let their_chains: std::collections::BTreeSet<&str> = theirs
+            .iter()
+            .flat_map(|l| {
+                let t: Vec<&str> = l.split(' ').collect();
+                t.windows(2)
+                    .filter(|w| w[0] == "-A" || w[0] == "-j")
+                    .map(|w| w[1])
+                    .collect::<Vec<_>>()
+            })
+            .filter(|c| {
+                c.starts_with("CNI-")
+                    && !c.starts_with("CNI-HOSTPORT")
+                    && !["CNI-FORWARD", "CNI-ADMIN"].contains(c)
+            })
+            .collect();
+        let rules = saved
             .lines()
             .filter(|l| l.starts_with("-A ") || l.starts_with(':'))
+            .filter(|l| !warm.owns_rule(l))
+            .filter(|l| {
+                let chain = l[1..].split(' ').next().unwrap_or_default();
+                !(l.starts_with(':') && their_chains.contains(chain))
+            })
             .map(|l| match l.split_once(' ') {
                 // `:CHAIN POLICY [packets:bytes]`: the chain and policy only.
                 Some((chain, rest)) if l.starts_with(':') => {
@@ -88,7 +120,11 @@ impl Counts {
             })
             .collect();
         let namespaces = std::fs::read_dir("/run/netns")
-            .map(|d| d.flatten().count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !warm.ids.contains(&*e.file_name().to_string_lossy()))
+                    .count()
+            })
             .unwrap_or(0);
         Self {
             veths,

@@ -120,7 +120,7 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
     .await
     .unwrap();
 
-    let namespaces_before = namespaces();
+    let namespaces_before = namespaces(&lab);
     let mut capture = lab.capture(&lab.path("overlay.pcap"));
     // The server on host 0 (the control plane), ready once it listens.
     deploy_web(&lab, ("host", "h0"), &image, PAGE).await;
@@ -271,9 +271,9 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
                     _ => 1,
                 };
             }
-            left == 0 && namespaces() == namespaces_before
+            left == 0 && namespaces(&lab) == namespaces_before
         },
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}: namespaces left {:?}", namespaces()));
+    .unwrap_or_else(|e| panic!("{e}: namespaces left {:?}", namespaces(&lab)));
 }

@@ -77,7 +77,7 @@ async fn a_name_follows_its_server_to_another_node_within_two_seconds() {
     })
     .await
     .unwrap();
-    let namespaces_before = namespaces();
+    let namespaces_before = namespaces(&lab);
 
     // Each start of the server serves a page of its own.
     deploy_web(&lab, ("tier", "server"), &image, "page-$RANDOM$RANDOM").await;
@@ -165,8 +165,8 @@ async fn a_name_follows_its_server_to_another_node_within_two_seconds() {
         assert!(status < 300, "{body}");
     }
     eventually(DEADLINE, "nothing is left", || async {
-        namespaces() == namespaces_before
+        namespaces(&lab) == namespaces_before
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}: namespaces left {:?}", namespaces()));
+    .unwrap_or_else(|e| panic!("{e}: namespaces left {:?}", namespaces(&lab)));
 }

@@ -2,12 +2,16 @@
 //! published ports, its owner's isolation, and the `resolv.conf` naming the
 //! node's DNS server.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use container_runtime_interface::{ContainerSpec, Result};
 use orchestrator_shared_types::ports::{CLUSTER_DNS_ZONE, OWNER_LABEL};
 use orchestrator_shared_types::{ContainerId, PublishedPort};
+use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::cni::isolation;
+use super::cni::{self, isolation};
 use super::lifecycle::create_error;
 use super::{publish, YoukiRuntime};
 
@@ -24,15 +28,70 @@ pub(super) fn resolv_conf(gateway: std::net::Ipv4Addr) -> String {
     )
 }
 
+/// A container's place on the bridge, as `attach_bridge` leaves it.
+pub(super) struct Bridged {
+    /// Its namespace's file.
+    pub(super) netns: PathBuf,
+    /// Its address.
+    pub(super) address: Option<String>,
+    /// The node ports it publishes.
+    pub(super) published: Vec<PublishedPort>,
+    /// The owner's isolation and the published ports, being made.
+    pub(super) pending: Pending,
+}
+
+/// Steps of an attachment that run beside the container's creation: the
+/// owner's isolation, which must be in place before the process starts, and
+/// a warm attachment's published ports, which must be before it is reported
+/// running. Each is awaited by the creation, also on its failure paths, so
+/// that nothing is still adding rules when a failed container is removed.
+#[derive(Default)]
+pub(super) struct Pending {
+    admit: Option<JoinHandle<cni::Result<()>>>,
+    publish: Option<JoinHandle<cni::Result<()>>>,
+}
+
+async fn outcome(step: Option<JoinHandle<cni::Result<()>>>) -> std::result::Result<(), String> {
+    match step {
+        None => Ok(()),
+        Some(task) => match task.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("a network task failed: {e}")),
+        },
+    }
+}
+
+impl Pending {
+    /// Waits for the owner's isolation.
+    pub(super) async fn admitted(&mut self) -> std::result::Result<(), String> {
+        outcome(self.admit.take()).await
+    }
+
+    /// Waits for the published ports.
+    pub(super) async fn published(&mut self) -> std::result::Result<(), String> {
+        outcome(self.publish.take()).await
+    }
+
+    /// Waits for both, whatever they end in (before removing a container
+    /// whose creation failed).
+    pub(super) async fn settle(&mut self) {
+        let _ = self.admitted().await;
+        let _ = self.published().await;
+    }
+}
+
 impl YoukiRuntime {
     /// Takes the node ports the container publishes and attaches it to the
-    /// node's bridge: its namespace, address and ports. Detached (and its
-    /// ports given back) by `destroy`, on every path after this succeeds.
+    /// node's bridge: its namespace, address and ports (or, `warm`, finds
+    /// the warm attachment whose id it took, and publishes its ports beside
+    /// the creation). Detached (and its ports given back) by `destroy`, on
+    /// every path after this succeeds.
     pub(super) async fn attach_bridge(
         &self,
         spec: &ContainerSpec,
         id: &ContainerId,
-    ) -> Result<(std::path::PathBuf, Option<String>, Vec<PublishedPort>)> {
+        warm: bool,
+    ) -> Result<Bridged> {
         let Some(cni) = &self.inner.cni else {
             return Err(create_error(
                 spec,
@@ -44,14 +103,25 @@ impl YoukiRuntime {
             .ports
             .take(id, &spec.config.ports)
             .map_err(|e| create_error(spec, e))?;
-        let attached = match cni.attach(id.as_str(), publish::mappings(&published)).await {
+        let attached = if warm {
+            cni.attached(id.as_str())
+        } else {
+            cni.attach(id.as_str(), publish::mappings(&published)).await
+        };
+        let attached = match attached {
             Ok(a) => a,
             Err(e) => {
+                if warm {
+                    if let Err(undo) = cni.detach(id.as_str()).await {
+                        warn!(container = %id, error = %undo, "detaching a warm attachment");
+                    }
+                }
                 self.inner.ports.release(id);
                 return Err(create_error(spec, e));
             }
         };
         let address = attached.attachment.ipv4();
+        let mut pending = Pending::default();
         // Only its owner's instances may reach it (and anyone its
         // published ports).
         let owner = spec
@@ -59,18 +129,24 @@ impl YoukiRuntime {
             .get(OWNER_LABEL)
             .filter(|_| cni.config().isolate_owners);
         if let (Some(owner), Some(ip)) = (owner, address) {
-            if let Err(e) = isolation::admit(cni.config(), id.as_str(), owner, ip).await {
-                if let Err(undo) = cni.detach(id.as_str()).await {
-                    warn!(container = %id, error = %undo, "detaching after a failed isolation");
-                }
-                self.inner.ports.release(id);
-                return Err(create_error(spec, e));
-            }
+            let (cni, cid, owner) = (Arc::clone(cni), id.to_string(), owner.clone());
+            pending.admit = Some(tokio::spawn(async move {
+                isolation::admit(cni.config(), &cid, &owner, ip).await
+            }));
         }
-        Ok((
-            attached.netns.path().to_owned(),
-            address.map(|ip| ip.to_string()),
+        if warm && !published.is_empty() {
+            let (cni, cid, ports) = (
+                Arc::clone(cni),
+                id.to_string(),
+                publish::mappings(&published),
+            );
+            pending.publish = Some(tokio::spawn(async move { cni.publish(&cid, ports).await }));
+        }
+        Ok(Bridged {
+            netns: attached.netns.path().to_owned(),
+            address: address.map(|ip| ip.to_string()),
             published,
-        ))
+            pending,
+        })
     }
 }

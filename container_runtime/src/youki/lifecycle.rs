@@ -15,7 +15,7 @@ use orchestrator_shared_types::{ContainerId, NetworkMode as SharedNetworkMode, N
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::bridge::{resolv_conf, RESOLV_CONF};
+use super::bridge::{resolv_conf, Pending, RESOLV_CONF};
 use super::entry::{lock, save_record, Entry, Live, Record};
 use super::executor::ForkSafeExecutor;
 use super::image::{self, ImageError};
@@ -49,6 +49,12 @@ pub(super) fn pull_error(image: &str, e: ImageError) -> RuntimeError {
         image: image.to_owned(),
         reason: e.to_string(),
     }
+}
+
+/// A new container's id (`u-` and 32 hex digits: also a network namespace's
+/// name and a CNI container id).
+pub(super) fn new_container_id() -> String {
+    format!("u-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Creates and starts container `id` from the bundle `dir` (on the worker).
@@ -238,14 +244,26 @@ impl YoukiRuntime {
     pub(super) async fn create(&self, node: NodeId, spec: &ContainerSpec) -> Result<ContainerId> {
         self.check_node(node)?;
         let key = (spec.instance_id, spec.config.name.clone());
-        let id = ContainerId(format!("u-{}", uuid::Uuid::new_v4().simple()));
-        {
+        // A bridged container takes a warm attachment when one is ready,
+        // and its id with it (see `cni::warm`).
+        let bridged = spec
+            .labels
+            .get(NETWORK_LABEL)
+            .and_then(|l| SharedNetworkMode::parse(l))
+            == Some(SharedNetworkMode::Bridge);
+        let (id, warm) = {
             let mut keys = lock(&self.inner.by_key);
             if let Some(existing) = keys.get(&key) {
                 return Err(RuntimeError::AlreadyExists(existing.clone()));
             }
+            let warm = match (bridged, self.inner.warm.get()) {
+                (true, Some(pool)) => pool.take(),
+                _ => None,
+            };
+            let id = ContainerId(warm.clone().unwrap_or_else(new_container_id));
             keys.insert(key.clone(), id.clone());
-        }
+            (id, warm.is_some())
+        };
         // On a task of its own: a caller that gives up (a cancelled
         // reconcile pass) must not leave a mounted rootfs or a started
         // process behind without its record in the map.
@@ -254,9 +272,21 @@ impl YoukiRuntime {
         let (rt, spec_owned, cid) = (self.clone(), spec.clone(), id.clone());
         let task = tokio::spawn(async move {
             let _creating = Creating(Arc::clone(&rt.inner));
-            let result = rt.create_inner(node, &spec_owned, &cid).await;
+            let result = rt.create_inner(node, &spec_owned, &cid, warm).await;
             if result.is_err() {
                 lock(&rt.inner.by_key).remove(&key);
+                // A warm attachment taken by a creation that failed before
+                // attaching (an image that cannot be pulled) goes too.
+                if let Some(cni) = rt
+                    .inner
+                    .cni
+                    .as_ref()
+                    .filter(|c| c.is_attached(cid.as_str()))
+                {
+                    if let Err(e) = cni.detach(cid.as_str()).await {
+                        warn!(container = %cid, error = %e, "detaching the network of a failed creation");
+                    }
+                }
             }
             result
         });
@@ -273,6 +303,7 @@ impl YoukiRuntime {
         node: NodeId,
         spec: &ContainerSpec,
         id: &ContainerId,
+        warm: bool,
     ) -> Result<()> {
         let config = &spec.config;
         let image = self
@@ -284,6 +315,7 @@ impl YoukiRuntime {
         let plan = image::plan_process(&image, &config.command, &config.args, &config.env)
             .map_err(|e| create_error(spec, e))?;
         let label = spec.labels.get(NETWORK_LABEL).map(String::as_str);
+        let mut pending = Pending::default();
         let (network, address, published) = match label.map(SharedNetworkMode::parse) {
             None | Some(Some(SharedNetworkMode::Host)) => {
                 if !self.inner.cfg.allow_host_network {
@@ -293,8 +325,13 @@ impl YoukiRuntime {
             }
             Some(Some(SharedNetworkMode::None)) => (NetworkMode::None, None, Vec::new()),
             Some(Some(SharedNetworkMode::Bridge)) => {
-                let (netns, address, ports) = self.attach_bridge(spec, id).await?;
-                (NetworkMode::Join(netns), address, ports)
+                let attached = self.attach_bridge(spec, id, warm).await?;
+                pending = attached.pending;
+                (
+                    NetworkMode::Join(attached.netns),
+                    attached.address,
+                    attached.published,
+                )
             }
             Some(None) => {
                 return Err(create_error(
@@ -381,9 +418,15 @@ impl YoukiRuntime {
             .map_err(|e| e.to_string())
             .and_then(|r| r)
         };
+        // The owner's isolation is in place before the process starts.
+        let prepared = match (prepared, pending.admitted().await) {
+            (Ok(files), Ok(())) => Ok(files),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
         let (stdout, stderr) = match prepared {
             Ok(files) => files,
             Err(e) => {
+                pending.settle().await;
                 self.destroy(id, &dir, &record).await;
                 return Err(create_error(spec, e));
             }
@@ -397,6 +440,12 @@ impl YoukiRuntime {
                 libcontainer_create(&cid, &state_root, &bundle, stdout, stderr)
             })
             .await
+        };
+        // A warm attachment's ports are published before it is reported
+        // running (they were being made while it started).
+        let started = match (started, pending.published().await) {
+            (Ok(p), Ok(())) => Ok(p),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         };
         let (pid, ticks) = match started {
             Ok(p) => p,

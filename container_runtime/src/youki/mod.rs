@@ -186,6 +186,9 @@ struct Inner {
     state_root: PathBuf,
     containers_root: PathBuf,
     cni: Option<Arc<cni::CniNetwork>>,
+    /// Attachments made ahead of time (`CniConfig::warm`), once the left
+    /// ones of a previous daemon are detached.
+    warm: std::sync::OnceLock<Arc<cni::WarmPool>>,
     /// The node ports bridged containers publish.
     ports: publish::PortBook,
     /// The filter of every container ([`YoukiConfig::seccomp`]).
@@ -290,6 +293,7 @@ impl YoukiRuntime {
                 state_root,
                 containers_root,
                 cni,
+                warm: std::sync::OnceLock::new(),
                 ports,
                 seccomp,
                 node: Mutex::new(None),
@@ -303,6 +307,15 @@ impl YoukiRuntime {
         };
         rt.recover().await;
         rt.detach_left_networks().await;
+        if let Some(cni) = rt.inner.cni.as_ref().filter(|c| c.config().warm > 0) {
+            let pool = cni::WarmPool::new(
+                Arc::clone(cni),
+                cni.config().warm,
+                lifecycle::new_container_id,
+            );
+            pool.fill();
+            let _ = rt.inner.warm.set(pool);
+        }
         tokio::spawn(housekeeping(Arc::downgrade(&rt.inner)));
         Ok(rt)
     }
@@ -313,6 +326,20 @@ impl YoukiRuntime {
         for e in lock(&self.inner.containers).values() {
             e.probes.cancel();
         }
+    }
+
+    /// Detaches the warm attachments (`CniConfig::warm`) and stops making
+    /// them; containers attach at creation from then on. A daemon that
+    /// stops without this leaves them to the next one, which detaches them.
+    pub async fn drain_warm(&self) {
+        if let Some(pool) = self.inner.warm.get() {
+            pool.drain().await;
+        }
+    }
+
+    /// The ids of the warm attachments ready now.
+    pub fn warm_ready(&self) -> Vec<String> {
+        self.inner.warm.get().map(|p| p.ready()).unwrap_or_default()
     }
 
     /// Waits until no creation is under way. A creation runs to its end even

@@ -88,6 +88,7 @@ impl TestNet {
             netns: ns.path().to_owned(),
             ifname: "eth0".into(),
             port_mappings: Vec::new(),
+            warm: false,
         }
     }
 

@@ -81,12 +81,16 @@ pub async fn running(lab: &Lab, name: &str) -> Option<(String, String, bool)> {
     })
 }
 
-/// The network namespaces of instances (`/run/netns/u-…`).
-pub fn namespaces() -> BTreeSet<String> {
+/// The network namespaces of instances (`/run/netns/u-…`), leaving out
+/// the lab nodes' warm attachments (made ahead of time for instances yet
+/// to come, `--warm-networks`) once each node has made its own.
+pub fn namespaces(lab: &Lab) -> BTreeSet<String> {
+    let dirs: Vec<&std::path::Path> = (0..lab.hosts.len()).map(|i| lab.data_dir(i)).collect();
+    let warm = super::warm::settled(&dirs, orchestrator_daemon::DEFAULT_WARM_NETWORKS);
     std::fs::read_dir("/run/netns")
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.starts_with("u-"))
+                .filter(|n| n.starts_with("u-") && !warm.ids.contains(n))
                 .collect()
         })
         .unwrap_or_default()

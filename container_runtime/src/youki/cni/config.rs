@@ -45,6 +45,10 @@ pub struct CniConfig {
     /// instances of the same owner, besides its published ports (default
     /// true; see [`super::isolation`]).
     pub isolate_owners: bool,
+    /// How many attachments are kept made ahead of time for containers yet
+    /// to come (default 0: each is made when its container is; see
+    /// [`super::warm`]).
+    pub warm: usize,
 }
 
 /// The default [`CniConfig::host_port_range`].
@@ -67,6 +71,7 @@ impl CniConfig {
             host_port_range: DEFAULT_HOST_PORT_RANGE,
             guard_node: true,
             isolate_owners: true,
+            warm: 0,
         }
     }
 

@@ -5,6 +5,7 @@ use tokio::task::spawn_blocking;
 use tracing::{instrument, warn};
 
 use super::network::{AttachRequest, CniNetwork};
+use super::result::parse_result;
 use super::{Attachment, CniError, NetNs, PortMapping, Result};
 
 /// The interface an instance gets in its namespace.
@@ -21,7 +22,7 @@ pub struct InstanceNetwork {
 }
 
 impl CniNetwork {
-    fn instance_request(
+    pub(super) fn instance_request(
         &self,
         container_id: &str,
         ports: Vec<PortMapping>,
@@ -32,6 +33,7 @@ impl CniNetwork {
             netns: netns.path().to_owned(),
             ifname: INSTANCE_IFNAME.to_owned(),
             port_mappings: ports,
+            warm: false,
         })
     }
 
@@ -45,16 +47,34 @@ impl CniNetwork {
         ports: Vec<PortMapping>,
     ) -> Result<InstanceNetwork> {
         let req = self.instance_request(container_id, ports)?;
+        self.attach_request(req).await
+    }
+
+    /// [`Self::attach`] of a request made by `instance_request`.
+    pub(super) async fn attach_request(&self, req: AttachRequest) -> Result<InstanceNetwork> {
+        // The record first: a daemon that dies while the namespace is made
+        // leaves a record for the next one's `gc`, not a lost namespace.
+        let kept = self.begin(&req)?;
         let dir = self.config().netns_dir.clone();
-        let name = container_id.to_owned();
-        let netns = spawn_blocking(move || NetNs::create(&dir, &name))
+        let name = req.container_id.clone();
+        let made = spawn_blocking(move || NetNs::create(&dir, &name))
             .await
             .map_err(|e| CniError::Netns {
                 action: "creating",
                 path: req.netns.clone(),
                 source: std::io::Error::other(e),
-            })??;
-        match self.add(&req).await {
+            })
+            .and_then(|r| r);
+        let netns = match made {
+            Ok(ns) => ns,
+            Err(e) => {
+                if let Err(rm) = self.forget(&req) {
+                    warn!(error = %rm, "forgetting an attachment whose namespace failed");
+                }
+                return Err(e);
+            }
+        };
+        match self.run_add(&req, kept).await {
             Ok(attachment) => Ok(InstanceNetwork { netns, attachment }),
             Err(e) => {
                 if let Err(rm) = netns.remove() {
@@ -63,6 +83,24 @@ impl CniNetwork {
                 Err(e)
             }
         }
+    }
+
+    /// The attachment of `container_id` made earlier (a warm one it took),
+    /// as [`Self::attach`] would have returned it.
+    pub fn attached(&self, container_id: &str) -> Result<InstanceNetwork> {
+        let req = self.instance_request(container_id, Vec::new())?;
+        let not_attached = || CniError::NotAttached {
+            container_id: req.container_id.clone(),
+            ifname: req.ifname.clone(),
+        };
+        let result = self
+            .kept(&req)?
+            .and_then(|k| k.result)
+            .ok_or_else(not_attached)?;
+        Ok(InstanceNetwork {
+            netns: NetNs::at(&self.config().netns_dir, container_id)?,
+            attachment: parse_result("the kept result", result)?,
+        })
     }
 
     /// Whether a record of the instance's attachment is kept (made, or being

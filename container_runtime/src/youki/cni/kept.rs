@@ -24,6 +24,10 @@ pub(super) struct Kept {
     /// The chain's ADD result; none while ADD runs.
     #[serde(default)]
     pub(super) result: Option<Value>,
+    /// Attached ahead of time and not yet given to a container (see
+    /// `warm`): no process has run in its namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) warm: bool,
 }
 
 impl Kept {
@@ -33,6 +37,7 @@ impl Kept {
             netns: self.netns.clone(),
             ifname: self.ifname.clone(),
             port_mappings: self.port_mappings.clone(),
+            warm: self.warm,
         }
     }
 }

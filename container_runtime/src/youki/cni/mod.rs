@@ -17,6 +17,9 @@
 //!   result after), so that DEL, also after a daemon restart or a crash
 //!   halfway through ADD, hands the plugins what they need to remove exactly
 //!   what ADD made; [`CniNetwork::attachments`] lists the records.
+//! - [`warm`]: [`WarmPool`], a few attachments made ahead of time for
+//!   containers yet to come, and [`CniNetwork::publish`] adding published
+//!   ports to one.
 //! - [`netns`]: named network namespaces, made the way `ip netns add` does.
 //! - [`guard`]: instances kept off the node itself (its gossip, API and
 //!   agent ports), by one `INPUT` rule for the bridge.
@@ -45,6 +48,7 @@ pub mod overlay;
 pub mod plugins;
 pub mod result;
 mod sweep;
+pub mod warm;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,6 +59,7 @@ pub use netns::NetNs;
 pub use network::{AttachRequest, CniNetwork};
 pub use plugins::{check_plugins, REQUIRED_PLUGINS};
 pub use result::{Attachment, IpConfig, PortMapping};
+pub use warm::WarmPool;
 
 /// The CNI specification version of the configurations we write.
 pub const CNI_VERSION: &str = "1.0.0";

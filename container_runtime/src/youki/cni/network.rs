@@ -25,6 +25,8 @@ pub struct AttachRequest {
     pub ifname: String,
     /// Ports to publish on the node (given to `portmap`).
     pub port_mappings: Vec<PortMapping>,
+    /// Made ahead of time for a container yet to come (see [`super::warm`]).
+    pub warm: bool,
 }
 
 /// A node's bridge network: runs the plugin chain for its instances.
@@ -75,7 +77,7 @@ impl CniNetwork {
         &self.list
     }
 
-    fn plugins(&self) -> Result<&Vec<Value>> {
+    pub(super) fn plugins(&self) -> Result<&Vec<Value>> {
         self.list["plugins"]
             .as_array()
             .ok_or_else(|| CniError::InvalidSetting {
@@ -87,7 +89,12 @@ impl CniNetwork {
     /// A plugin's execution configuration: its own object with the list's
     /// `cniVersion` and `name`, the previous result, and the runtime
     /// configuration of the capabilities it declares.
-    fn plugin_config(&self, plugin: &Value, prev: Option<&Value>, ports: &[PortMapping]) -> Value {
+    pub(super) fn plugin_config(
+        &self,
+        plugin: &Value,
+        prev: Option<&Value>,
+        ports: &[PortMapping],
+    ) -> Value {
         let mut conf = plugin.clone();
         if let Some(obj) = conf.as_object_mut() {
             obj.insert("cniVersion".into(), self.list["cniVersion"].clone());
@@ -102,7 +109,7 @@ impl CniNetwork {
         conf
     }
 
-    fn invocation<'a>(
+    pub(super) fn invocation<'a>(
         &'a self,
         req: &'a AttachRequest,
         command: Command,
@@ -124,8 +131,17 @@ impl CniNetwork {
     /// Refused while an attachment of the same container and interface is kept.
     #[instrument(skip(self, req), fields(container = %req.container_id, network = %self.cfg.name))]
     pub async fn add(&self, req: &AttachRequest) -> Result<Attachment> {
+        let kept = self.begin(req)?;
+        self.run_add(req, kept).await
+    }
+
+    /// Checks the request and writes its record (without a result), first
+    /// of all: a daemon that dies from here on leaves a record that
+    /// [`Self::attachments`] lists. Refused while a record of the same
+    /// container and interface is kept.
+    pub(super) fn begin(&self, req: &AttachRequest) -> Result<Kept> {
         check_request(req)?;
-        let plugins = self.plugins()?;
+        self.plugins()?;
         // A second ADD would fail on the existing interface, and undoing it
         // would tear down the first.
         if self.kept(req)?.is_some() {
@@ -134,14 +150,21 @@ impl CniNetwork {
                 ifname: req.ifname.clone(),
             });
         }
-        let mut kept = Kept {
+        let kept = Kept {
             container_id: req.container_id.clone(),
             ifname: req.ifname.clone(),
             netns: req.netns.clone(),
             port_mappings: req.port_mappings.clone(),
             result: None,
+            warm: req.warm,
         };
         self.keep(&kept)?;
+        Ok(kept)
+    }
+
+    /// ADD of a request whose record [`Self::begin`] wrote.
+    pub(super) async fn run_add(&self, req: &AttachRequest, mut kept: Kept) -> Result<Attachment> {
+        let plugins = self.plugins()?;
         let mut prev: Option<Value> = None;
         let mut last = "loopback";
         // Plugins whose ADD succeeded, and whether the one that failed ran.
@@ -374,6 +397,7 @@ mod tests {
             netns: "/run/netns/x".into(),
             ifname: ifname.into(),
             port_mappings: Vec::new(),
+            warm: false,
         };
         assert!(check_request(&req("c-1.a_b", "eth0")).is_ok());
         for (id, ifname) in [
