@@ -102,11 +102,16 @@ fn manifest(name: &str, replicas: u32) -> String {
     )
 }
 
-/// One replica of `sleep` on the node's bridge, publishing one port.
-fn bridged(name: &str) -> String {
+/// One replica of `sleep` on the node's bridge, publishing one port or none.
+fn bridged(name: &str, publish: bool) -> String {
     format!(
-        "name: {name}\nlabels: {{univrs.io/network: bridge}}\ncontainers:\n  - name: main\n    image: {}/test/busybox:1\n    command: [sleep, '3600']\n    ports: [{{container_port: 8080}}]\n",
-        registry()
+        "name: {name}\nlabels: {{univrs.io/network: bridge}}\ncontainers:\n  - name: main\n    image: {}/test/busybox:1\n    command: [sleep, '3600']\n{}",
+        registry(),
+        if publish {
+            "    ports: [{container_port: 8080}]\n"
+        } else {
+            ""
+        }
     )
 }
 
@@ -237,7 +242,7 @@ async fn run() {
     let orch = Arc::new(
         Orchestrator::start(
             ReconcilerConfig {
-                // The bridge series doubles the workloads of one owner.
+                // The bridge series triple the workloads of one owner.
                 quotas: orchestrator_core::OwnerQuotas {
                     max_workloads: 1_000,
                     ..Default::default()
@@ -277,10 +282,13 @@ async fn run() {
 
     let mut api = Vec::new();
     let mut on_bridge = Vec::new();
+    let mut unpublished = Vec::new();
+    let mut port_ready = Vec::new();
     let mut first_container = None;
-    let kinds = if network.is_some() { 2 } else { 1 };
+    // Host network; bridge with a published port; bridge without.
+    let kinds = if network.is_some() { 3 } else { 1 };
     for j in 0..SAMPLES * kinds {
-        let (i, bridge) = (j / kinds, j % kinds == 1);
+        let (i, kind) = (j / kinds, j % kinds);
         // One creation on an idle node: its warm attachments made again
         // (in the background) since the last one.
         if let Some(c) = &network {
@@ -294,10 +302,10 @@ async fn run() {
             }
         }
         let mut status = runtime.subscribe_status();
-        let body = if bridge {
-            bridged(&format!("n{i}"))
-        } else {
-            manifest(&format!("b{i}"), 1)
+        let body = match kind {
+            0 => manifest(&format!("b{i}"), 1),
+            1 => bridged(&format!("n{i}"), true),
+            _ => bridged(&format!("u{i}"), false),
         };
         let started = Instant::now();
         let w = call(
@@ -309,11 +317,23 @@ async fn run() {
         loop {
             let s = status.recv().await.unwrap();
             if s.workload_id == id && s.state == ContainerState::Running {
-                if bridge {
-                    on_bridge.push(started.elapsed());
-                } else {
-                    api.push(started.elapsed());
-                    first_container.get_or_insert(s.id);
+                match kind {
+                    0 => {
+                        api.push(started.elapsed());
+                        first_container.get_or_insert(s.id);
+                    }
+                    1 => on_bridge.push(started.elapsed()),
+                    _ => unpublished.push(started.elapsed()),
+                }
+                // Its port is published while it starts; Ready (it has no
+                // probe) once that is done.
+                if kind == 1 {
+                    let mut ready = s.ready;
+                    while !ready {
+                        let s = status.recv().await.unwrap();
+                        ready = s.workload_id == id && s.ready;
+                    }
+                    port_ready.push(started.elapsed());
                 }
                 break;
             }
@@ -321,6 +341,8 @@ async fn run() {
     }
     api.sort();
     on_bridge.sort();
+    unpublished.sort();
+    port_ready.sort();
 
     let template_id = first_container.unwrap();
     let data = dir.path().join("runtime");
@@ -357,11 +379,13 @@ async fn run() {
         )
         .await;
         if network.is_some() {
-            call(
-                &router,
-                signed(&key, "DELETE", &format!("/api/v1/workloads/n{i}"), b""),
-            )
-            .await;
+            for bridged in [format!("n{i}"), format!("u{i}")] {
+                call(
+                    &router,
+                    signed(&key, "DELETE", &format!("/api/v1/workloads/{bridged}"), b""),
+                )
+                .await;
+            }
         }
     }
     call(
@@ -441,6 +465,22 @@ async fn run() {
             ms(b50),
             ms(b99),
             ms(b50) / ms(api50)
+        );
+        let (r50, r99) = (percentile(&port_ready, 0.5), percentile(&port_ready, 0.99));
+        println!(
+            "API call -> Ready on the bridge, its port published (no probe), {SAMPLES} containers: p50 {:.1} ms, p99 {:.1} ms",
+            ms(r50),
+            ms(r99),
+        );
+        let (u50, u99) = (
+            percentile(&unpublished, 0.5),
+            percentile(&unpublished, 0.99),
+        );
+        println!(
+            "API call -> process running on the bridge (address, no published port), {SAMPLES} containers: p50 {:.1} ms, p99 {:.1} ms; {:.2}x the host network's p50",
+            ms(u50),
+            ms(u99),
+            ms(u50) / ms(api50)
         );
     }
     println!(

@@ -88,13 +88,43 @@ pub(super) fn open_store(config: &DaemonConfig) -> Result<Arc<dyn StateStore>> {
 }
 
 pub(super) async fn open_runtime(config: &DaemonConfig) -> Result<Arc<dyn ContainerRuntime>> {
+    Ok(open_runtime_for(config).await?.0)
+}
+
+/// [`open_runtime`], and the youki runtime itself when it is the one, for
+/// what only it does ([`release_on_stop`]).
+pub(super) async fn open_runtime_for(
+    config: &DaemonConfig,
+) -> Result<(Arc<dyn ContainerRuntime>, Option<YoukiRuntime>)> {
     Ok(match config.runtime {
         RuntimeKind::Mock => {
             warn!("container runtime: mock — containers are simulated, nothing runs");
-            Arc::new(MockRuntime::new())
+            (Arc::new(MockRuntime::new()), None)
         }
-        RuntimeKind::Youki => Arc::new(youki_runtime(config).await?),
+        RuntimeKind::Youki => {
+            let youki = youki_runtime(config).await?;
+            (Arc::new(youki.clone()), Some(youki))
+        }
     })
+}
+
+/// When the daemon stops (`cancel`), the youki runtime detaches its warm
+/// bridge attachments (`--warm-networks`): a daemon stopped for good, or
+/// whose data directory goes with it, leaves no namespace, veth or address
+/// lease of them behind. (Its containers keep running; a daemon killed
+/// leaves the attachments to the next one on the same data directory.)
+pub(super) fn release_on_stop(
+    tasks: &tokio_util::task::TaskTracker,
+    cancel: &tokio_util::sync::CancellationToken,
+    youki: Option<YoukiRuntime>,
+) {
+    if let Some(rt) = youki {
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            cancel.cancelled().await;
+            rt.drain_warm().await;
+        });
+    }
 }
 
 /// Opens the audit log in the data directory; a log whose chain does not

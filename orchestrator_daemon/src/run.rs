@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 use super::cluster_run;
 use super::config::{DaemonConfig, Role};
 use super::control::{auth_gate, node_info, start_control, ControlCluster, Parts};
-use super::open::{open_metrics, open_node, open_runtime};
+use super::open::{open_metrics, open_node, open_runtime_for, release_on_stop};
 use crate::directory::DirectoryReceiver;
 use crate::error::{Error, Result};
 use crate::key_rotation::AgentKeyRotation;
@@ -106,7 +106,8 @@ impl Daemon {
         let node_id = local.id;
 
         let Some(cs) = &config.cluster else {
-            let local_runtime = open_runtime(config).await?;
+            let (local_runtime, youki) = open_runtime_for(config).await?;
+            release_on_stop(&tasks, &cancel, youki);
             // The DNS server asks the node's own runtime about new instances.
             let dns_runtime = Arc::clone(&local_runtime);
             let info = node_info(None, &local);
@@ -171,7 +172,8 @@ impl Daemon {
         // overlay starts before the runtime (its threads before any fork).
         let (config, overlay) = crate::overlay::configure(config, cs, &settled, &key).await?;
         let config = &config;
-        let local_runtime = open_runtime(config).await?;
+        let (local_runtime, youki) = open_runtime_for(config).await?;
+        release_on_stop(&tasks, &cancel, youki);
         let dns_runtime = Arc::clone(&local_runtime);
         let info = node_info(Some(cs.gossip.cluster_id.clone()), &local);
         info!(audience = %info.audience, "requests must be signed for this audience (GET /api/v1/info)");

@@ -61,9 +61,11 @@ async fn run_once(
     (name, host): (&str, &str),
     image: &str,
     script: &str,
+    labels: Value,
 ) -> String {
     let mut m = manifest(name, ("host", host), image, script);
     m["restart_policy"] = json!("Never");
+    m["labels"] = labels;
     let (status, body) = lab
         .call_as(key, 0, "POST", "/api/v1/workloads", Some(&m))
         .await
@@ -168,6 +170,7 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
              timeout 3 wget -q -O /dev/null http://10.88.0.1:{API_PORT}/health \
              && echo NODE-REACHED || echo node-refused; echo END"
         ),
+        json!({}),
     )
     .await;
     let (by_name, rest) = out.split_once("DIRECT").unwrap();
@@ -186,8 +189,10 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
         "another node's API through the tunnel: {out}"
     );
 
-    // Another owner's instance on host 1: no name, no connection.
+    // Another owner's instance on host 1: no name, no connection — even
+    // with a manifest whose labels claim to be the owner's.
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+    let owner_hex = hex::encode(owner.verifying_key().to_bytes());
     let out = run_once(
         &lab,
         &stranger,
@@ -196,6 +201,7 @@ async fn instances_on_two_nodes_reach_their_owners_instances_by_name_over_the_en
         &format!(
             "nslookup web; echo DIRECT; timeout 3 wget -O - http://{web}:8088/ 2>&1; echo END"
         ),
+        json!({ "univrs.io/owner": owner_hex }),
     )
     .await;
     let (lookup, direct) = out.split_once("DIRECT").unwrap();

@@ -41,17 +41,23 @@ pub(super) struct Bridged {
 }
 
 /// Steps of an attachment that run beside the container's creation: the
-/// owner's isolation, which must be in place before the process starts, and
-/// a warm attachment's published ports, which must be before it is reported
-/// running. Each is awaited by the creation, also on its failure paths, so
-/// that nothing is still adding rules when a failed container is removed.
+/// owner's isolation, which must be in place before the process starts
+/// (no instance runs a moment without it), and the published ports (a
+/// `portmap` ADD, tens of milliseconds of iptables calls), which the
+/// started container follows: it is not Ready until they are in place,
+/// and is killed if they cannot be. Each is awaited on the creation's
+/// failure paths, and removal waits for the ports (`Entry::network_settled`),
+/// so nothing is still adding rules when a container is removed.
 #[derive(Default)]
 pub(super) struct Pending {
     admit: Option<JoinHandle<cni::Result<()>>>,
     publish: Option<JoinHandle<cni::Result<()>>>,
 }
 
-async fn outcome(step: Option<JoinHandle<cni::Result<()>>>) -> std::result::Result<(), String> {
+/// What a step ended in (none: nothing to do).
+pub(super) async fn outcome(
+    step: Option<JoinHandle<cni::Result<()>>>,
+) -> std::result::Result<(), String> {
     match step {
         None => Ok(()),
         Some(task) => match task.await {
@@ -70,6 +76,12 @@ impl Pending {
     /// Waits for the published ports.
     pub(super) async fn published(&mut self) -> std::result::Result<(), String> {
         outcome(self.publish.take()).await
+    }
+
+    /// The published ports being put in place, for the started container
+    /// to follow (see `YoukiRuntime::ports_published`).
+    pub(super) fn take_publish(&mut self) -> Option<JoinHandle<cni::Result<()>>> {
+        self.publish.take()
     }
 
     /// Waits for both, whatever they end in (before removing a container
@@ -103,10 +115,11 @@ impl YoukiRuntime {
             .ports
             .take(id, &spec.config.ports)
             .map_err(|e| create_error(spec, e))?;
+        // Published ports are added beside the creation (see `Pending`).
         let attached = if warm {
             cni.attached(id.as_str())
         } else {
-            cni.attach(id.as_str(), publish::mappings(&published)).await
+            cni.attach(id.as_str(), Vec::new()).await
         };
         let attached = match attached {
             Ok(a) => a,
@@ -134,7 +147,7 @@ impl YoukiRuntime {
                 isolation::admit(cni.config(), &cid, &owner, ip).await
             }));
         }
-        if warm && !published.is_empty() {
+        if !published.is_empty() {
             let (cni, cid, ports) = (
                 Arc::clone(cni),
                 id.to_string(),

@@ -78,7 +78,15 @@ pub(super) struct Live {
     pub(super) reason: Option<String>,
     pub(super) started_at: Option<DateTime<Utc>>,
     pub(super) finished_at: Option<DateTime<Utc>>,
+    /// Ready: its readiness probe passes (or it has none) and its published
+    /// ports are in place.
     pub(super) ready: bool,
+    /// What its readiness probe says (true without one).
+    pub(super) probe_ready: bool,
+    /// Its published ports are being put in place (after its start).
+    pub(super) ports_pending: bool,
+    /// Its published ports could not be put in place: it was killed.
+    pub(super) publish_failed: bool,
     pub(super) liveness_failed: bool,
     /// Started by this daemon (a child we can wait for) or adopted.
     pub(super) adopted: bool,
@@ -90,6 +98,9 @@ pub(super) struct Entry {
     pub(super) live: Mutex<Live>,
     pub(super) exited: watch::Sender<bool>,
     pub(super) probes: CancellationToken,
+    /// True once nothing is being added to its network (its published
+    /// ports put in place, or given up): removal waits for it.
+    pub(super) network_settled: watch::Sender<bool>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -165,6 +165,8 @@ impl YoukiRuntime {
                 "OOMKilled"
             } else if l.liveness_failed {
                 "LivenessProbeFailed"
+            } else if l.publish_failed {
+                "PortsNotPublished"
             } else if l.adopted && code == -1 {
                 "Unknown"
             } else if code == 0 {
@@ -230,6 +232,9 @@ impl YoukiRuntime {
     pub(super) fn set_ready(&self, entry: &Entry, ready: bool) {
         let changed = {
             let mut l = lock(&entry.live);
+            l.probe_ready = ready;
+            // Not Ready before its published ports are in place.
+            let ready = ready && !l.ports_pending;
             let changed = l.state == ContainerState::Running && l.ready != ready;
             if changed {
                 l.ready = ready;
@@ -441,15 +446,10 @@ impl YoukiRuntime {
             })
             .await
         };
-        // A warm attachment's ports are published before it is reported
-        // running (they were being made while it started).
-        let started = match (started, pending.published().await) {
-            (Ok(p), Ok(())) => Ok(p),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
         let (pid, ticks) = match started {
             Ok(p) => p,
             Err(e) => {
+                pending.settle().await;
                 self.destroy(id, &dir, &record).await;
                 return Err(create_error(spec, e));
             }
@@ -469,6 +469,11 @@ impl YoukiRuntime {
             }
         }
         let (exited, _) = watch::channel(false);
+        // Its published ports are put in place while it starts; it is not
+        // Ready before they are (see `ports_published`).
+        let publishing = pending.take_publish();
+        let ports_pending = publishing.is_some();
+        let probe_ready = config.readiness_probe.is_none();
         let entry = Arc::new(Entry {
             dir: dir.clone(),
             live: Mutex::new(Live {
@@ -477,20 +482,65 @@ impl YoukiRuntime {
                 reason: None,
                 started_at: Some(now),
                 finished_at: None,
-                ready: config.readiness_probe.is_none(),
+                ready: probe_ready && !ports_pending,
+                probe_ready,
+                ports_pending,
+                publish_failed: false,
                 liveness_failed: false,
                 adopted: false,
             }),
             record: Mutex::new(record.clone()),
             exited,
             probes: self.inner.shutdown.child_token(),
+            network_settled: watch::channel(!ports_pending).0,
         });
         lock(&self.inner.containers).insert(id.clone(), entry.clone());
         self.spawn_reaper(entry.clone(), pid);
         probe::spawn(Arc::downgrade(&self.inner), entry.clone());
         info!(container = %id, pid, image = %config.image, "container started");
         self.publish(&entry);
+        if let Some(task) = publishing {
+            let (rt, entry) = (self.clone(), entry.clone());
+            tokio::spawn(async move {
+                let done = super::bridge::outcome(Some(task)).await;
+                rt.ports_published(&entry, done);
+            });
+        }
         Ok(())
+    }
+
+    /// Its published ports are in place (it is Ready if its probe says so),
+    /// or could not be put there: it is killed, and says why when it exits.
+    pub(super) fn ports_published(&self, entry: &Entry, done: std::result::Result<(), String>) {
+        let changed = {
+            let mut l = lock(&entry.live);
+            l.ports_pending = false;
+            match &done {
+                Ok(()) => {
+                    let ready = l.probe_ready;
+                    let changed = l.state == ContainerState::Running && l.ready != ready;
+                    l.ready = ready && l.state == ContainerState::Running;
+                    changed
+                }
+                Err(_) => {
+                    l.publish_failed = true;
+                    false
+                }
+            }
+        };
+        if let Err(e) = &done {
+            let id = lock(&entry.record).id.clone();
+            warn!(container = %id, error = %e, "publishing the container's ports failed; killing it");
+            if let Some((pid, _)) = entry.pid() {
+                if let Err(e) = process::signal(pid, Signal::SIGKILL) {
+                    warn!(pid, error = %e, "killing a container whose ports could not be published");
+                }
+            }
+        }
+        entry.network_settled.send_replace(true);
+        if changed {
+            self.publish(entry);
+        }
     }
 
     pub(super) async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {

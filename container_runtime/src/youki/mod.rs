@@ -463,6 +463,14 @@ impl ContainerRuntime for YoukiRuntime {
         let entry = self.entry_or_not_found(id)?;
         self.stop(id, Duration::ZERO).await?;
         entry.probes.cancel();
+        // Its published ports still being added would outlive the DEL.
+        let mut settled = entry.network_settled.subscribe();
+        if tokio::time::timeout(Duration::from_secs(120), settled.wait_for(|s| *s))
+            .await
+            .is_err()
+        {
+            warn!(container = %id, "its published ports are still being added; removing it anyway");
+        }
         let record = lock(&entry.record).clone();
         self.destroy(id, &entry.dir, &record).await;
         lock(&self.inner.containers).remove(id);

@@ -98,12 +98,16 @@ impl YoukiRuntime {
                     finished_at,
                     ready: state == ContainerState::Running
                         && record.config.readiness_probe.is_none(),
+                    probe_ready: record.config.readiness_probe.is_none(),
+                    ports_pending: false,
+                    publish_failed: false,
                     liveness_failed: false,
                     adopted: true,
                 }),
                 record: Mutex::new(record.clone()),
                 exited,
                 probes: self.inner.shutdown.child_token(),
+                network_settled: watch::channel(true).0,
             });
             lock(&self.inner.by_key)
                 .insert((record.instance_id, record.config.name.clone()), id.clone());

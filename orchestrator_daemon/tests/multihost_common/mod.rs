@@ -218,6 +218,21 @@ impl Lab {
     }
 
     fn clean(&self) {
+        // The namespaces of attachments the killed daemons kept (their warm
+        // ones, `--warm-networks`, and any a failed test left): their veths
+        // go with the hosts' namespaces below.
+        for h in &self.hosts {
+            let results = h.data_dir.join("runtime/cni/results");
+            for entry in std::fs::read_dir(results).into_iter().flatten().flatten() {
+                let record = std::fs::read(entry.path()).unwrap_or_default();
+                if let Some(id) = serde_json::from_slice::<serde_json::Value>(&record)
+                    .ok()
+                    .and_then(|r| r["container_id"].as_str().map(str::to_owned))
+                {
+                    sh_quiet(&["ip", "netns", "del", &id]);
+                }
+            }
+        }
         for i in 0..10 {
             sh_quiet(&["ip", "netns", "del", &format!("{}h{i}", self.tag)]);
         }

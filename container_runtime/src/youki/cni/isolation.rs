@@ -30,12 +30,13 @@
 //! isolation off (`CniConfig::isolate_owners`, the daemon's
 //! `--allow-traffic-between-owners`).
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use tracing::warn;
 
-use super::iptables::iptables;
+use super::iptables::{iptables, iptables_restore};
 use super::{CniConfig, CniError, Result};
 
 /// The dispatch chain of `bridge` (at most 25 bytes: the bridge name is at
@@ -77,8 +78,12 @@ fn failed(step: &str, why: String) -> CniError {
 
 /// Held while owner chains are made, filled and removed: two instances of
 /// one owner starting, or one starting while the last one goes, would
-/// otherwise both make the chain, or fill one being removed.
-static OWNERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// otherwise both make the chain, or fill one being removed. Holds the owner
+/// chains known to exist (made or seen by this process, and not removed by
+/// it since), so that admitting an instance of a known owner is one
+/// `iptables-restore`.
+static OWNERS: tokio::sync::Mutex<BTreeSet<String>> =
+    tokio::sync::Mutex::const_new(BTreeSet::new());
 
 fn timeout(cfg: &CniConfig) -> Duration {
     cfg.plugin_timeout.min(Duration::from_secs(30))
@@ -166,59 +171,41 @@ fn br_netfilter() {
 }
 
 /// Lets instances of `owner` reach the instance `container_id` at `addr`,
-/// and refuses every other instance.
+/// and refuses every other instance: its rules (and its owner's chain, for
+/// the owner's first instance here) in one `iptables-restore`, a single
+/// transaction — on the path of every bridged instance's start.
 pub async fn admit(cfg: &CniConfig, container_id: &str, owner: &str, addr: Ipv4Addr) -> Result<()> {
     let t = timeout(cfg);
     let own = owner_chain(owner)?;
-    let _owners = OWNERS.lock().await;
-    if iptables(&["-w", "-S", &own], t).await.is_err() {
-        iptables(&["-w", "-N", &own], t)
-            .await
-            .map_err(|e| failed(&format!("making {own}"), e))?;
-        iptables(&["-w", "-A", &own, "-j", "REJECT"], t)
-            .await
-            .map_err(|e| failed(&format!("filling {own}"), e))?;
+    let mut known = OWNERS.lock().await;
+    let rules = |exists: bool| {
+        let note = comment(container_id);
+        let iso = chain(&cfg.bridge);
+        // A chain declared in `--noflush` input is made, or emptied if it
+        // exists: declared only when it does not.
+        let make = if exists {
+            String::new()
+        } else {
+            format!(":{own} - [0:0]\n-A {own} -j REJECT\n")
+        };
+        format!(
+            "*filter\n{make}\
+             -I {own} 1 -s {addr}/32 -m comment --comment {note} -j RETURN\n\
+             -A {iso} -d {addr}/32 -m comment --comment {note} -j {own}\n\
+             COMMIT\n"
+        )
+    };
+    let was_known = known.contains(&own);
+    let exists = was_known || iptables(&["-w", "-S", &own], t).await.is_ok();
+    let mut done = iptables_restore(&rules(exists), t).await;
+    if done.is_err() && was_known {
+        // Removed behind our back (an operator's flush): look again.
+        known.remove(&own);
+        let exists = iptables(&["-w", "-S", &own], t).await.is_ok();
+        done = iptables_restore(&rules(exists), t).await;
     }
-    let note = comment(container_id);
-    let addr = format!("{addr}/32");
-    iptables(
-        &[
-            "-w",
-            "-I",
-            &own,
-            "1",
-            "-s",
-            &addr,
-            "-m",
-            "comment",
-            "--comment",
-            &note,
-            "-j",
-            "RETURN",
-        ],
-        t,
-    )
-    .await
-    .map_err(|e| failed(&format!("admitting {addr} to {own}"), e))?;
-    let iso = chain(&cfg.bridge);
-    iptables(
-        &[
-            "-w",
-            "-A",
-            &iso,
-            "-d",
-            &addr,
-            "-m",
-            "comment",
-            "--comment",
-            &note,
-            "-j",
-            &own,
-        ],
-        t,
-    )
-    .await
-    .map_err(|e| failed(&format!("guarding {addr} with {own}"), e))?;
+    done.map_err(|e| failed(&format!("admitting {addr} to {own}"), e))?;
+    known.insert(own);
     Ok(())
 }
 
@@ -227,7 +214,7 @@ pub async fn admit(cfg: &CniConfig, container_id: &str, owner: &str, addr: Ipv4A
 /// Idempotent.
 pub async fn release(cfg: &CniConfig, container_id: &str) -> Result<()> {
     let t = timeout(cfg);
-    let _owners = OWNERS.lock().await;
+    let mut known = OWNERS.lock().await;
     let listing = iptables(&["-w", "-S"], t)
         .await
         .map_err(|e| failed("listing the filter table", e))?;
@@ -269,8 +256,13 @@ pub async fn release(cfg: &CniConfig, container_id: &str) -> Result<()> {
         let rules = iptables(&["-w", "-S", &own], t).await.unwrap_or_default();
         if rules.lines().filter(|l| l.starts_with("-A ")).count() == 1 {
             let _ = iptables(&["-w", "-F", &own], t).await;
-            if let Err(e) = iptables(&["-w", "-X", &own], t).await {
-                first.get_or_insert(failed(&format!("removing {own}"), e));
+            match iptables(&["-w", "-X", &own], t).await {
+                Ok(_) => {
+                    known.remove(&own);
+                }
+                Err(e) => {
+                    first.get_or_insert(failed(&format!("removing {own}"), e));
+                }
             }
         }
     }

@@ -122,6 +122,7 @@ impl CniNetwork {
             netns: &req.netns,
             ifname: if lo { "lo" } else { &req.ifname },
             timeout: self.cfg.plugin_timeout,
+            background: false,
         }
     }
 

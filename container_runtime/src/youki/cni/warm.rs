@@ -54,14 +54,18 @@ impl CniNetwork {
             .filter(|p| p["capabilities"]["portMappings"] == json!(true))
             .collect();
         let mut failed = None;
+        // Beside the container's start, which it must not slow down.
+        let mut add = self.invocation(&req, Command::Add, false);
+        add.background = true;
         for plugin in &mappers {
             let conf = self.plugin_config(plugin, Some(&result), &req.port_mappings);
-            if let Err(e) = invoke(&self.invocation(&req, Command::Add, false), &conf).await {
+            if let Err(e) = invoke(&add, &conf).await {
                 failed = Some(e);
                 break;
             }
         }
         let Some(e) = failed else {
+            debug!(container = %req.container_id, "published ports");
             return Ok(());
         };
         let mut undone = true;
