@@ -7,6 +7,7 @@
 //! run in parallel with each other and with the multi-host tests (10.250.x.x).
 #![cfg(target_os = "linux")]
 
+#[allow(dead_code)]
 mod cni_common;
 
 use std::os::unix::fs::{symlink, PermissionsExt};

@@ -5,14 +5,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use container_runtime_interface::{ContainerSpec, Result};
+use container_runtime_interface::{ContainerSpec, ContainerState, Result};
+use nix::sys::signal::Signal;
 use orchestrator_shared_types::ports::{CLUSTER_DNS_ZONE, OWNER_LABEL};
 use orchestrator_shared_types::{ContainerId, PublishedPort};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::cni::{self, isolation};
+use super::entry::{lock, Entry};
 use super::lifecycle::create_error;
+use super::process;
 use super::{publish, YoukiRuntime};
 
 /// The file in a container's directory mounted at its `/etc/resolv.conf`.
@@ -161,5 +164,82 @@ impl YoukiRuntime {
             published,
             pending,
         })
+    }
+
+    /// Its published ports are in place (it is Ready if its probe says so),
+    /// or could not be put there: it is killed, and says why when it exits.
+    pub(super) fn ports_published(&self, entry: &Entry, done: std::result::Result<(), String>) {
+        let changed = {
+            let mut l = lock(&entry.live);
+            l.ports_pending = false;
+            match &done {
+                Ok(()) => {
+                    let ready = l.probe_ready;
+                    let changed = l.state == ContainerState::Running && l.ready != ready;
+                    l.ready = ready && l.state == ContainerState::Running;
+                    changed
+                }
+                Err(_) => {
+                    l.publish_failed = true;
+                    false
+                }
+            }
+        };
+        if let Err(e) = &done {
+            let id = lock(&entry.record).id.clone();
+            warn!(container = %id, error = %e, "publishing the container's ports failed; killing it");
+            if let Some((pid, _)) = entry.pid() {
+                if let Err(e) = process::signal(pid, Signal::SIGKILL) {
+                    warn!(pid, error = %e, "killing a container whose ports could not be published");
+                }
+            }
+        }
+        entry.network_settled.send_replace(true);
+        if changed {
+            self.publish(entry);
+        }
+    }
+
+    /// Detaches the warm attachments (`CniConfig::warm`) and stops making
+    /// them; containers attach at creation from then on. A daemon that
+    /// stops without this leaves them to the next one, which detaches them.
+    pub async fn drain_warm(&self) {
+        if let Some(pool) = self.inner.warm.get() {
+            pool.drain().await;
+        }
+    }
+
+    /// The ids of the warm attachments ready now.
+    pub fn warm_ready(&self) -> Vec<String> {
+        self.inner.warm.get().map(|p| p.ready()).unwrap_or_default()
+    }
+
+    /// Starts making the warm attachments (`CniConfig::warm`), once those a
+    /// previous daemon left are detached.
+    pub(super) fn start_warm_pool(&self) {
+        if let Some(cni) = self.inner.cni.as_ref().filter(|c| c.config().warm > 0) {
+            let pool = cni::WarmPool::new(
+                Arc::clone(cni),
+                cni.config().warm,
+                super::lifecycle::new_container_id,
+            );
+            pool.fill();
+            let _ = self.inner.warm.set(pool);
+        }
+    }
+}
+
+/// Waits (up to 2 minutes) until nothing is being added to `entry`'s
+/// network any more (its published ports), before it is removed.
+pub(super) async fn network_settled(entry: &Entry, id: &ContainerId) {
+    let mut settled = entry.network_settled.subscribe();
+    if tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        settled.wait_for(|s| *s),
+    )
+    .await
+    .is_err()
+    {
+        warn!(container = %id, "its published ports are still being added; removing it anyway");
     }
 }

@@ -120,3 +120,22 @@ pub fn pids_limit(layout: Layout, cgroups_path: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Why the youki runtime cannot run on this host.
+pub fn preflight() -> std::result::Result<Layout, String> {
+    let mut missing = Vec::new();
+    if !nix::unistd::Uid::effective().is_root() {
+        missing.push("root privileges (the daemon runs as a regular user)".to_owned());
+    }
+    let layout = match layout() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            missing.push(e);
+            None
+        }
+    };
+    match (layout, missing.is_empty()) {
+        (Some(l), true) => Ok(l),
+        _ => Err(missing.join("; ")),
+    }
+}

@@ -7,9 +7,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use container_runtime_interface::{ContainerSpec, ContainerState, Result, RuntimeError};
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
-use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::signal::Signal;
 use orchestrator_shared_types::{ContainerId, NetworkMode as SharedNetworkMode, NodeId};
 use tokio::sync::watch;
@@ -17,10 +14,9 @@ use tracing::{info, warn};
 
 use super::bridge::{resolv_conf, Pending, RESOLV_CONF};
 use super::entry::{lock, save_record, Entry, Live, Record};
-use super::executor::ForkSafeExecutor;
 use super::image::{self, ImageError};
 use super::{
-    cgroup, logs, probe, process, rootfs, spec, worker, NetworkMode, YoukiRuntime,
+    calls, cgroup, logs, probe, process, rootfs, spec, worker, NetworkMode, YoukiRuntime,
     HOST_NETWORK_REFUSED, NETWORK_LABEL,
 };
 
@@ -57,54 +53,6 @@ pub(super) fn new_container_id() -> String {
     format!("u-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Creates and starts container `id` from the bundle `dir` (on the worker).
-pub(super) fn libcontainer_create(
-    id: &str,
-    state_root: &Path,
-    dir: &Path,
-    stdout: File,
-    stderr: File,
-) -> std::result::Result<(i32, Option<u64>), String> {
-    let stdin = File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
-    let mut container = ContainerBuilder::new(id.to_owned(), SyscallType::default())
-        .with_root_path(state_root)
-        .map_err(|e| e.to_string())?
-        .with_stdin(stdin)
-        .with_stdout(stdout)
-        .with_stderr(stderr)
-        .with_executor(ForkSafeExecutor)
-        .validate_id()
-        .map_err(|e| e.to_string())?
-        .as_init(dir)
-        .with_systemd(false)
-        .with_detach(true)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let pid = container
-        .pid()
-        .map(|p| p.as_raw())
-        .ok_or_else(|| "libcontainer reported no pid".to_owned())?;
-    let ticks = process::start_ticks(pid);
-    container.start().map_err(|e| e.to_string())?;
-    Ok((pid, ticks))
-}
-
-/// Deletes libcontainer's state of `id` (killing what is left, removing the
-/// cgroup), on the worker. A container libcontainer does not know is fine.
-pub(super) fn libcontainer_delete(id: &str, state_root: &Path) -> std::result::Result<(), String> {
-    let dir = state_root.join(id);
-    if !dir.exists() {
-        return Ok(());
-    }
-    match Container::load(dir.clone()) {
-        Ok(mut c) => c.delete(true).map_err(|e| e.to_string()),
-        Err(e) => {
-            warn!(container = id, error = %e, "libcontainer state unreadable; removing it");
-            std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())
-        }
-    }
-}
-
 /// Counts a creation under way until dropped (even by a panic).
 struct Creating(Arc<super::Inner>);
 
@@ -123,7 +71,9 @@ impl YoukiRuntime {
     pub(super) async fn destroy(&self, id: &ContainerId, dir: &Path, record: &Record) {
         let state_root = self.inner.state_root.clone();
         let cid = id.to_string();
-        if let Err(e) = worker::run_forked(move || libcontainer_delete(&cid, &state_root)).await {
+        if let Err(e) =
+            worker::run_forked(move || calls::libcontainer_delete(&cid, &state_root)).await
+        {
             warn!(container = %id, error = %e, "deleting libcontainer state");
         }
         // With its processes gone: DEL, then the namespace.
@@ -442,7 +392,7 @@ impl YoukiRuntime {
             let state_root = self.inner.state_root.clone();
             let bundle = dir.clone();
             worker::run_forked(move || {
-                libcontainer_create(&cid, &state_root, &bundle, stdout, stderr)
+                calls::libcontainer_create(&cid, &state_root, &bundle, stdout, stderr)
             })
             .await
         };
@@ -507,40 +457,6 @@ impl YoukiRuntime {
             });
         }
         Ok(())
-    }
-
-    /// Its published ports are in place (it is Ready if its probe says so),
-    /// or could not be put there: it is killed, and says why when it exits.
-    pub(super) fn ports_published(&self, entry: &Entry, done: std::result::Result<(), String>) {
-        let changed = {
-            let mut l = lock(&entry.live);
-            l.ports_pending = false;
-            match &done {
-                Ok(()) => {
-                    let ready = l.probe_ready;
-                    let changed = l.state == ContainerState::Running && l.ready != ready;
-                    l.ready = ready && l.state == ContainerState::Running;
-                    changed
-                }
-                Err(_) => {
-                    l.publish_failed = true;
-                    false
-                }
-            }
-        };
-        if let Err(e) = &done {
-            let id = lock(&entry.record).id.clone();
-            warn!(container = %id, error = %e, "publishing the container's ports failed; killing it");
-            if let Some((pid, _)) = entry.pid() {
-                if let Err(e) = process::signal(pid, Signal::SIGKILL) {
-                    warn!(pid, error = %e, "killing a container whose ports could not be published");
-                }
-            }
-        }
-        entry.network_settled.send_replace(true);
-        if changed {
-            self.publish(entry);
-        }
     }
 
     pub(super) async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {

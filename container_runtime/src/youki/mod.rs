@@ -43,6 +43,7 @@
 //!   (`YoukiConfig::allow_net_raw`).
 
 mod bridge;
+mod calls;
 mod cgroup;
 pub mod cni;
 mod entry;
@@ -75,7 +76,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
-pub use cgroup::{Layout as CgroupLayout, Usage};
+pub use cgroup::{preflight, Layout as CgroupLayout, Usage};
 pub use image::{ImageLimits, ImageStore, ImageStoreConfig, PullPolicy, RegistryCredentials};
 pub use rootfs::LayerMode;
 pub use spec::NetworkMode;
@@ -156,25 +157,6 @@ impl YoukiConfig {
             allow_net_raw: false,
             allow_host_network: false,
         }
-    }
-}
-
-/// Why the youki runtime cannot run on this host.
-pub fn preflight() -> std::result::Result<CgroupLayout, String> {
-    let mut missing = Vec::new();
-    if !nix::unistd::Uid::effective().is_root() {
-        missing.push("root privileges (the daemon runs as a regular user)".to_owned());
-    }
-    let layout = match cgroup::layout() {
-        Ok(l) => Some(l),
-        Err(e) => {
-            missing.push(e);
-            None
-        }
-    };
-    match (layout, missing.is_empty()) {
-        (Some(l), true) => Ok(l),
-        _ => Err(missing.join("; ")),
     }
 }
 
@@ -307,15 +289,7 @@ impl YoukiRuntime {
         };
         rt.recover().await;
         rt.detach_left_networks().await;
-        if let Some(cni) = rt.inner.cni.as_ref().filter(|c| c.config().warm > 0) {
-            let pool = cni::WarmPool::new(
-                Arc::clone(cni),
-                cni.config().warm,
-                lifecycle::new_container_id,
-            );
-            pool.fill();
-            let _ = rt.inner.warm.set(pool);
-        }
+        rt.start_warm_pool();
         tokio::spawn(housekeeping(Arc::downgrade(&rt.inner)));
         Ok(rt)
     }
@@ -326,20 +300,6 @@ impl YoukiRuntime {
         for e in lock(&self.inner.containers).values() {
             e.probes.cancel();
         }
-    }
-
-    /// Detaches the warm attachments (`CniConfig::warm`) and stops making
-    /// them; containers attach at creation from then on. A daemon that
-    /// stops without this leaves them to the next one, which detaches them.
-    pub async fn drain_warm(&self) {
-        if let Some(pool) = self.inner.warm.get() {
-            pool.drain().await;
-        }
-    }
-
-    /// The ids of the warm attachments ready now.
-    pub fn warm_ready(&self) -> Vec<String> {
-        self.inner.warm.get().map(|p| p.ready()).unwrap_or_default()
     }
 
     /// Waits until no creation is under way. A creation runs to its end even
@@ -464,13 +424,7 @@ impl ContainerRuntime for YoukiRuntime {
         self.stop(id, Duration::ZERO).await?;
         entry.probes.cancel();
         // Its published ports still being added would outlive the DEL.
-        let mut settled = entry.network_settled.subscribe();
-        if tokio::time::timeout(Duration::from_secs(120), settled.wait_for(|s| *s))
-            .await
-            .is_err()
-        {
-            warn!(container = %id, "its published ports are still being added; removing it anyway");
-        }
+        bridge::network_settled(&entry, id).await;
         let record = lock(&entry.record).clone();
         self.destroy(id, &entry.dir, &record).await;
         lock(&self.inner.containers).remove(id);

@@ -275,3 +275,35 @@ pub fn tcp_round_trip(to: &NetNs, addr: Ipv4Addr, from: &NetNs) -> String {
     server.join().expect("server thread");
     reply
 }
+
+/// A reply to `GET /` on `addr`, within 20 s.
+pub async fn http_reply(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = async {
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+            let mut reply = Vec::new();
+            s.read_to_end(&mut reply).await?;
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
+        };
+        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            Ok(Ok(reply)) if reply.starts_with("HTTP/") => return reply,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "{addr} does not answer: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn port(container_port: u32, host_port: Option<u32>) -> orchestrator_shared_types::PortSpec {
+    orchestrator_shared_types::PortSpec {
+        container_port,
+        protocol: "TCP".into(),
+        name: None,
+        host_port,
+    }
+}
