@@ -10,6 +10,9 @@
 //!   WAL mode, versioned migrations (`sqlite::schema`), reads through a
 //!   connection pool, writes through one writer thread that commits whatever is
 //!   queued in one transaction (group commit, `sqlite::writer`).
+//! - `etcd` (feature): `EtcdStore`, the state in an etcd cluster under a key
+//!   prefix: each read-modify-write one transaction guarded by the revisions
+//!   it read, the change feed an etcd watch (`etcd::watch`).
 //! - `testsuite` (feature): the contract tests every store runs
 //!   (`testsuite::run_all`).
 //!
@@ -23,6 +26,8 @@ use orchestrator_shared_types::{
 };
 use tokio::sync::broadcast;
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "sqlite")]
@@ -30,6 +35,8 @@ pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdConfig, EtcdStore};
 #[cfg(feature = "memory")]
 pub use memory::InMemoryStore;
 #[cfg(feature = "sqlite")]
@@ -98,7 +105,7 @@ pub enum StoreError {
     #[error("sqlite connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     /// A stored record could not be encoded or decoded.
-    #[cfg(feature = "sqlite")]
+    #[cfg(any(feature = "sqlite", feature = "etcd"))]
     #[error("encoding a {kind} record: {source}")]
     Codec {
         /// Kind of record.
@@ -107,6 +114,36 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// An etcd request failed (unreachable, no quorum, timed out, refused).
+    #[cfg(feature = "etcd")]
+    #[error("etcd: {0}")]
+    Etcd(String),
+    /// A read-modify-write kept finding that another writer had changed what
+    /// it read, and gave up.
+    #[cfg(feature = "etcd")]
+    #[error(
+        "etcd: {operation} gave up after {attempts} attempts, each overtaken by another writer"
+    )]
+    Contended {
+        /// What was being written.
+        operation: &'static str,
+        /// How many transactions were tried.
+        attempts: u32,
+    },
+    /// An etcd key under the store's prefix holds what this store did not
+    /// write (another program, or a corrupted value).
+    #[cfg(feature = "etcd")]
+    #[error("etcd key {key:?} is not one this store wrote: {reason}")]
+    ForeignKey {
+        /// The key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The etcd store's configuration cannot work.
+    #[cfg(feature = "etcd")]
+    #[error("etcd store configuration: {0}")]
+    InvalidConfig(String),
     /// The blocking task running the query died.
     #[error("store worker task failed: {0}")]
     Worker(String),
@@ -134,8 +171,12 @@ impl StoreError {
             StoreError::NameTaken { .. }
             | StoreError::SchemaTooNew { .. }
             | StoreError::InvalidKey { .. } => false,
-            #[cfg(feature = "sqlite")]
+            #[cfg(any(feature = "sqlite", feature = "etcd"))]
             StoreError::Codec { .. } => false,
+            #[cfg(feature = "etcd")]
+            StoreError::ForeignKey { .. } | StoreError::InvalidConfig(_) => false,
+            #[cfg(feature = "etcd")]
+            StoreError::Etcd(_) | StoreError::Contended { .. } => true,
             #[cfg(feature = "sqlite")]
             StoreError::Sqlite(_) | StoreError::Pool(_) => true,
             StoreError::Open { .. } | StoreError::Worker(_) | StoreError::NotInitialized => true,
