@@ -360,7 +360,7 @@ fn real_containers_outlive_a_killed_daemon() {
 
     let before = container_ids(&config_dir, &server, "sleeper");
     assert_eq!(before.len(), 3, "{before:?}");
-    drop(daemon); // SIGKILL: no chance to clean up
+    daemon.kill(); // SIGKILL: no chance to clean up
     for id in &before {
         assert_eq!(
             processes_of(id),

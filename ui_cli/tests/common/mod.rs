@@ -37,14 +37,44 @@ pub struct Daemon {
     pub url: String,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
+impl Daemon {
+    /// SIGKILL, as a crash: the daemon cleans nothing up.
+    #[allow(dead_code)] // Not every test binary crashes a daemon.
+    pub fn kill(mut self) {
+        self.kill_now();
+    }
+
+    fn kill_now(&mut self) {
         if let Err(e) = self.child.kill() {
             eprintln!("killing the daemon: {e}");
         }
         if let Err(e) = self.child.wait() {
             eprintln!("waiting for the daemon: {e}");
         }
+    }
+}
+
+impl Drop for Daemon {
+    /// SIGTERM, as an operator stops it, so that it releases what only a
+    /// running daemon holds (its warm bridge attachments, on a youki
+    /// daemon); SIGKILL if it is not gone within 15 s.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let pid = self.child.id().to_string();
+        let termed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while termed && std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.kill_now();
     }
 }
 
