@@ -60,9 +60,8 @@ struct Counts {
 }
 
 impl Counts {
-    /// What the instances have made: the node's warm attachments (made
-    /// ahead of time for instances yet to come, `--warm-networks`; new ones
-    /// after each instance takes one) are left out, once all are made.
+    /// What the instances made: the node's warm attachments
+    /// (`--warm-networks`) are left out, once all are made.
     fn now(data_dir: &Path) -> Self {
         let warm = warm::settled(&[data_dir], orchestrator_daemon::DEFAULT_WARM_NETWORKS);
         let veths = run("ip", &["-o", "link", "show", "master", BRIDGE])
@@ -81,36 +80,12 @@ impl Counts {
                     .count()
             })
             .unwrap_or(0);
-        // Every rule and chain of every table (the plugins' per-instance
-        // rules and chains, the masquerade, the port mappings, the
-        // firewall's, the owners' isolation).
+        // Every rule and chain of every table (the plugins', the owners').
         let saved = run("iptables-save", &[]);
-        // The warm attachments' rules, and the chains of their own those
-        // jump to or fill (bridge's masquerade chain per attachment).
-        let theirs: Vec<&str> = saved.lines().filter(|l| warm.owns_rule(l)).collect();
-        let their_chains: std::collections::BTreeSet<&str> = theirs
-            .iter()
-            .flat_map(|l| {
-                let t: Vec<&str> = l.split(' ').collect();
-                t.windows(2)
-                    .filter(|w| w[0] == "-A" || w[0] == "-j")
-                    .map(|w| w[1])
-                    .collect::<Vec<_>>()
-            })
-            .filter(|c| {
-                c.starts_with("CNI-")
-                    && !c.starts_with("CNI-HOSTPORT")
-                    && !["CNI-FORWARD", "CNI-ADMIN"].contains(c)
-            })
-            .collect();
         let rules = saved
             .lines()
             .filter(|l| l.starts_with("-A ") || l.starts_with(':'))
-            .filter(|l| !warm.owns_rule(l))
-            .filter(|l| {
-                let chain = l[1..].split(' ').next().unwrap_or_default();
-                !(l.starts_with(':') && their_chains.contains(chain))
-            })
+            .filter(|l| !warm.owns(&saved, l))
             .map(|l| match l.split_once(' ') {
                 // `:CHAIN POLICY [packets:bytes]`: the chain and policy only.
                 Some((chain, rest)) if l.starts_with(':') => {

@@ -25,6 +25,28 @@ impl Warm {
                 .iter()
                 .any(|ip| rule.contains(&format!(" {ip}/32")))
     }
+
+    /// Whether a line of `saved` (`iptables-save`) belongs to a warm
+    /// attachment: a rule naming one's id or address, or the declaration of
+    /// a chain of its own that such a rule jumps to or fills (bridge's
+    /// masquerade chain per attachment; not the plugins' shared chains).
+    pub fn owns(&self, saved: &str, line: &str) -> bool {
+        if self.owns_rule(line) {
+            return true;
+        }
+        let Some(chain) = line.strip_prefix(':').and_then(|l| l.split(' ').next()) else {
+            return false;
+        };
+        let shared = !chain.starts_with("CNI-")
+            || chain.starts_with("CNI-HOSTPORT")
+            || ["CNI-FORWARD", "CNI-ADMIN"].contains(&chain);
+        !shared
+            && saved.lines().filter(|l| self.owns_rule(l)).any(|l| {
+                let t: Vec<&str> = l.split(' ').collect();
+                t.windows(2)
+                    .any(|w| (w[0] == "-A" || w[0] == "-j") && w[1] == chain)
+            })
+    }
 }
 
 /// The records of `data_dir`'s attachments: (every record has its result,
