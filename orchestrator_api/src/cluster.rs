@@ -108,6 +108,22 @@ pub struct NetworkStatus {
     /// Gossip settings and counters (absent without gossip).
     #[serde(default)]
     pub gossip: Option<GossipInfo>,
+    /// The control plane that leads, when several share an etcd store
+    /// (`--store etcd`) and one is elected; absent with one control plane.
+    #[serde(default)]
+    pub leader: Option<Leader>,
+}
+
+/// The elected control plane (`leader` of `GET /api/v1/network`): the one
+/// that runs the reconciler, the scheduler and the trust and credit writers,
+/// and to which the others forward the API's requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Leader {
+    /// Its node id.
+    pub node_id: NodeId,
+    /// Its API address, HOST:PORT.
+    pub address: String,
 }
 
 /// One peer's reachability from the node asked (an item of

@@ -37,7 +37,7 @@ pub use agents::{Approval, ApprovalFilter, ApprovalResult, ApprovalState, Revoca
 pub use audit::{AuditEntry, Verification};
 pub use cluster::{
     ClusterMember, ClusterStatus, GossipInfo, JoinAdmitted, JoinRequest, JoinRole, JoinTokenIssued,
-    JoinTokenRequest, KeyRotation, KeyRotationLeftBehind, MemberRemoved, NetworkHealthView,
+    JoinTokenRequest, KeyRotation, KeyRotationLeftBehind, Leader, MemberRemoved, NetworkHealthView,
     NetworkStatus, Peer, Reachability,
 };
 pub use health::{ComponentReport, ComponentState, HealthReport, OverallStatus};

@@ -1,6 +1,7 @@
 //! Convergence benchmark: N workloads × 3 replicas on 100 mock nodes, from one
 //! durable batch apply until every replica runs, with SQLite and (as the
-//! baseline in the same run) the in-memory store.
+//! baseline in the same run) the in-memory store, and with etcd when
+//! `UNIVRS_TEST_ETCD` names a cluster (`scripts/test-etcd start`).
 //!
 //! Run: `cargo bench -p orchestrator_core --bench converge` (add `-- 100 1000`
 //! to choose the sizes; default 100, 1000, 10000).
@@ -20,7 +21,7 @@ use orchestrator_shared_types::{
 use scheduler_interface::simple::{SimpleScheduler, SimpleSchedulerConfig};
 use state_store_interface::memory::InMemoryStore;
 use state_store_interface::sqlite::SqliteStore;
-use state_store_interface::StateStore;
+use state_store_interface::{EtcdStore, StateStore};
 use tokio_util::sync::CancellationToken;
 
 const NODES: u64 = 100;
@@ -134,11 +135,26 @@ fn main() {
         "{:>10} {:>8} {:>12} {:>14} {:>16}",
         "store", "N", "apply ms", "converge ms", "us/workload"
     );
+    let etcd: Option<Vec<String>> = std::env::var("UNIVRS_TEST_ETCD")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| e.split(',').map(str::to_owned).collect());
+    if etcd.is_none() {
+        println!("(etcd skipped: UNIVRS_TEST_ETCD is not set; scripts/test-etcd start)");
+    }
+    let mut kinds = vec!["memory", "sqlite"];
+    if etcd.is_some() {
+        kinds.push("etcd");
+    }
     for &n in &sizes {
-        for kind in ["memory", "sqlite"] {
+        for &kind in &kinds {
             let dir = tempfile::tempdir().unwrap();
-            let store: Arc<dyn StateStore> = match kind {
-                "memory" => Arc::new(InMemoryStore::new()),
+            let store: Arc<dyn StateStore> = match (kind, &etcd) {
+                ("memory", _) => Arc::new(InMemoryStore::new()),
+                ("etcd", Some(endpoints)) => {
+                    let prefix = format!("/univrs-bench/{}", rand_suffix());
+                    Arc::new(rt.block_on(EtcdStore::connect(endpoints, &prefix)).unwrap())
+                }
                 _ => Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap()),
             };
             let (applied, converged) = rt.block_on(run(n, store));
@@ -150,4 +166,13 @@ fn main() {
             );
         }
     }
+}
+
+/// A suffix no earlier run used, so that runs share the etcd without meeting.
+fn rand_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
 }

@@ -38,7 +38,29 @@ pub enum StoreKind {
     Sqlite,
     /// In memory: everything is lost when the daemon stops.
     Memory,
+    /// An etcd cluster (`--etcd-endpoints`), shared by several control
+    /// planes of which one leads (feature `etcd`).
+    Etcd,
 }
+
+/// Where the state lives in etcd and how the control planes elect their
+/// leader (`--store etcd`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// Client URLs of the etcd cluster.
+    pub endpoints: Vec<String>,
+    /// Key prefix of this cluster's state.
+    pub prefix: String,
+    /// Time-to-live of the leader's lease.
+    pub lease_ttl: std::time::Duration,
+    /// The API address the other control planes forward requests to.
+    pub advertise_api: Option<std::net::SocketAddr>,
+}
+
+/// The default `--etcd-prefix`.
+pub const DEFAULT_ETCD_PREFIX: &str = "/univrs";
+/// The default `--lease-ttl`.
+pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How logs are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -83,6 +105,8 @@ pub struct DaemonConfig {
     pub runtime: RuntimeKind,
     /// State store.
     pub store: StoreKind,
+    /// The etcd cluster, when `store` is etcd.
+    pub etcd: Option<EtcdSettings>,
     /// Scheduler.
     pub scheduler: SchedulerKind,
     /// Scheduler scoring (simple scheduler).
@@ -196,6 +220,7 @@ impl DaemonConfig {
     pub fn resolve(flags: Settings, file: Settings) -> Result<Self> {
         let s = flags.over(file);
         let cluster = super::cluster_config::resolve(&s)?;
+        let etcd = resolve_etcd(&s, cluster.is_some())?;
         let (operator, operator_proof) = super::operator::resolve(&s)?;
         let credit_price = s.credit_price.unwrap_or(0);
         if credit_price < 0 {
@@ -307,6 +332,7 @@ impl DaemonConfig {
             data_dir,
             runtime,
             store: s.store.unwrap_or_default(),
+            etcd,
             scheduler,
             scoring: scoring.unwrap_or_default(),
             log_format: s.log_format.unwrap_or_default(),
@@ -332,6 +358,7 @@ impl DaemonConfig {
             data_dir,
             runtime: RuntimeKind::Mock,
             store: StoreKind::Memory,
+            etcd: None,
             scheduler: SchedulerKind::Simple,
             scoring: Scoring::Spread,
             log_format: LogFormat::Text,
@@ -353,3 +380,88 @@ impl DaemonConfig {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+/// The etcd settings of `--store etcd`; refuses etcd flags without it, and
+/// what this version cannot run yet.
+fn resolve_etcd(s: &Settings, in_cluster: bool) -> Result<Option<EtcdSettings>> {
+    let wants = s.store == Some(StoreKind::Etcd);
+    let flags = !s.etcd_endpoints.is_empty()
+        || s.etcd_prefix.is_some()
+        || s.lease_ttl.is_some()
+        || s.advertise_api.is_some();
+    if !wants {
+        if flags {
+            return Err(Error::Config(
+                "--etcd-endpoints, --etcd-prefix, --lease-ttl and --advertise-api apply to \
+                 --store etcd only"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if !cfg!(feature = "etcd") {
+        return Err(Error::Config(
+            "--store etcd: this orchestrator_daemon was built without etcd support; build it \
+             with `cargo build --release -p orchestrator_daemon --features etcd` (needs protoc: \
+             Debian's protobuf-compiler)"
+                .into(),
+        ));
+    }
+    if in_cluster {
+        return Err(Error::Config(
+            "--store etcd runs control planes without --role in this version (each leads in \
+             turn and runs the instances itself); workers following the leader are not there \
+             yet"
+                .into(),
+        ));
+    }
+    let endpoints: Vec<String> = s
+        .etcd_endpoints
+        .iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        return Err(Error::Config(
+            "--store etcd needs --etcd-endpoints, e.g. http://127.0.0.1:2379".into(),
+        ));
+    }
+    for e in &endpoints {
+        if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 10 {
+            return Err(Error::Config(format!(
+                "etcd endpoint {e:?} is not a client URL (http://HOST:PORT)"
+            )));
+        }
+    }
+    let prefix = s
+        .etcd_prefix
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ETCD_PREFIX.to_owned());
+    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
+        return Err(Error::Config(format!(
+            "etcd prefix {prefix:?} must start with / and not end with one, e.g. /univrs"
+        )));
+    }
+    let lease_ttl = match &s.lease_ttl {
+        None => DEFAULT_LEASE_TTL,
+        Some(t) => super::duration::parse(t).map_err(|e| Error::Config(format!("lease ttl: {e}")))?,
+    };
+    if lease_ttl < std::time::Duration::from_secs(1) || lease_ttl > std::time::Duration::from_secs(60) {
+        return Err(Error::Config(format!(
+            "lease ttl {}s is not between 1 and 60 seconds",
+            lease_ttl.as_secs()
+        )));
+    }
+    let advertise_api = match &s.advertise_api {
+        None => None,
+        Some(a) => Some(a.parse().map_err(|e| {
+            Error::Config(format!("advertise api {a:?}: {e} (want HOST:PORT)"))
+        })?),
+    };
+    Ok(Some(EtcdSettings {
+        endpoints,
+        prefix,
+        lease_ttl,
+        advertise_api,
+    }))
+}

@@ -13,11 +13,13 @@ use observability::events::EventHub;
 use observability::health::Health;
 use observability::metrics::Metrics;
 use orchestrator_admission::{Admission, AdmissionConfig, GossipKeyRotation};
+use orchestrator_audit::AuditLog;
 use orchestrator_core::{Deps, Orchestrator};
 use orchestrator_rest::info::NodeInfo;
 use orchestrator_rest::{self as rest, AppState, AuthGate};
 use orchestrator_shared_types::PublicKey;
 use orchestrator_trust::TrustService;
+use state_store_interface::StateStore;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -30,6 +32,7 @@ use crate::error::{Error, Result};
 const OBSERVATION_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What every kind of daemon shares, made before its role is known.
+#[derive(Clone)]
 pub(crate) struct Parts {
     pub(crate) key: SigningKey,
     pub(crate) gate: AuthGate,
@@ -77,6 +80,11 @@ pub(crate) struct ControlCluster {
     pub(crate) admission: Option<AdmissionConfig>,
     /// The gossip key rotation after a removal (sealed gossip only).
     pub(crate) rotation: Option<Arc<dyn GossipKeyRotation>>,
+    /// The store, when already open (a leader's fenced etcd store); else
+    /// the one the configuration names is opened.
+    pub(crate) store: Option<Arc<dyn StateStore>>,
+    /// The audit log, when already open; else the data directory's.
+    pub(crate) audit: Option<Arc<AuditLog>>,
 }
 
 /// Starts the orchestrator of a standalone node or a control plane over
@@ -90,7 +98,14 @@ pub(crate) async fn start_control(
     (extra, cc): (Router, ControlCluster),
     cancel: &CancellationToken,
 ) -> Result<(Arc<Orchestrator>, Router)> {
-    let store = open_store(config)?;
+    let store = match cc.store {
+        Some(store) => store,
+        None => open_store(config)?,
+    };
+    let audit = match cc.audit {
+        Some(audit) => audit,
+        None => open_audit(config)?,
+    };
     // One ledger per cluster (a standalone node's is its own).
     let ledger_id = cc.cluster_id.clone().unwrap_or_else(|| {
         format!(
@@ -135,7 +150,7 @@ pub(crate) async fn start_control(
         cancel.child_token(),
     ));
     let mut state = AppState::with_gate(Arc::clone(&orch), parts.gate, parts.health)
-        .with_audit(open_audit(config)?)
+        .with_audit(audit)
         .with_mcp(cancel.child_token())
         .with_trust(trust);
     if let Some(admission) = admission {

@@ -27,6 +27,10 @@ pub mod config;
 mod control;
 mod directory;
 mod dns;
+#[cfg(feature = "etcd")]
+mod forward;
+#[cfg(feature = "etcd")]
+mod ha;
 pub mod duration;
 pub mod error;
 pub mod gossip_keys;

@@ -84,6 +84,14 @@ pub(super) fn open_store(config: &DaemonConfig) -> Result<Arc<dyn StateStore>> {
             warn!("state store: memory — everything is lost when the daemon stops");
             Arc::new(InMemoryStore::new())
         }
+        // Opened by the control planes' election (`ha`), fenced by it.
+        StoreKind::Etcd => {
+            return Err(Error::Config(
+                "the etcd store is opened by a control plane's election (Daemon::start), not \
+                 here"
+                    .into(),
+            ))
+        }
     })
 }
 

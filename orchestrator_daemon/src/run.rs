@@ -105,6 +105,15 @@ impl Daemon {
         let events = EventHub::new(EVENT_HUB_CAPACITY);
         let node_id = local.id;
 
+        #[cfg(feature = "etcd")]
+        if let (Some(etcd), None) = (&config.etcd, &config.cluster) {
+            return crate::ha::start(config, etcd, (key, local), listener).await;
+        }
+        if config.etcd.is_some() {
+            return Err(Error::Config(
+                "--store etcd: this build has no etcd support, or a role was given".into(),
+            ));
+        }
         let Some(cs) = &config.cluster else {
             let (local_runtime, youki) = open_runtime_for(config).await?;
             release_on_stop(&tasks, &cancel, youki);
@@ -128,6 +137,7 @@ impl Daemon {
                     gossip: None,
                     role: STANDALONE.to_owned(),
                     peers: None,
+                    leader: None,
                 },
                 parts.gate.clone(),
             )
@@ -241,6 +251,7 @@ impl Daemon {
                 gossip: Some(cluster_run::gossip_info_source(&gossip)),
                 role: cs.role.as_str().to_owned(),
                 peers: Some(Arc::clone(&peers)),
+                leader: None,
             },
             parts.gate.clone(),
         )
@@ -307,6 +318,7 @@ impl Daemon {
                 None
             },
             rotation,
+            ..ControlCluster::default()
         };
         let (orch, router) = start_control(
             config,
@@ -349,7 +361,7 @@ impl Daemon {
         ))
     }
 
-    fn finish(
+    pub(crate) fn finish(
         orchestrator: Option<Arc<Orchestrator>>,
         api_addr: SocketAddr,
         cancel: CancellationToken,

@@ -66,9 +66,30 @@ pub struct Settings {
     /// cgroups]. `mock` simulates containers (tests, demos).
     #[arg(long, env = "UNIVRS_RUNTIME", value_enum)]
     pub runtime: Option<RuntimeKind>,
-    /// State store [default: sqlite].
+    /// State store [default: sqlite]. `etcd` keeps the state in an etcd
+    /// cluster (--etcd-endpoints) shared by several control planes, one of
+    /// which leads; it needs a daemon built with the `etcd` feature.
     #[arg(long, env = "UNIVRS_STORE", value_enum)]
     pub store: Option<StoreKind>,
+    /// Client URLs of the etcd cluster of `--store etcd`, comma-separated
+    /// or repeated, e.g. `http://10.0.0.1:2379,http://10.0.0.2:2379`.
+    #[arg(long = "etcd-endpoints", env = "UNIVRS_ETCD_ENDPOINTS", value_delimiter = ',')]
+    #[serde(default)]
+    pub etcd_endpoints: Vec<String>,
+    /// The key prefix of this cluster's state in etcd, so that clusters can
+    /// share one etcd [default: /univrs].
+    #[arg(long, env = "UNIVRS_ETCD_PREFIX")]
+    pub etcd_prefix: Option<String>,
+    /// Time-to-live of the leader's etcd lease, e.g. `1s`, `5s`: a leader
+    /// that dies is replaced about this long after [default: 1s; etcd may
+    /// grant more].
+    #[arg(long, env = "UNIVRS_LEASE_TTL")]
+    pub lease_ttl: Option<String>,
+    /// The API address other control planes forward requests to when this
+    /// one leads, HOST:PORT [default: --api-addr; required when that binds
+    /// every address, e.g. 0.0.0.0:9090].
+    #[arg(long, env = "UNIVRS_ADVERTISE_API")]
+    pub advertise_api: Option<String>,
     /// Scheduler [default: simple]. `mycelial` adds the workload owner's trust
     /// rules and weighs nodes by reputation² × free share.
     #[arg(long, env = "UNIVRS_SCHEDULER", value_enum)]

@@ -382,6 +382,7 @@ async fn agents_are_refused_on_the_network_routes_whatever_their_token() {
             gossip: None,
             role: "standalone".into(),
             peers: None,
+            leader: None,
         },
         state.gate.clone(),
     );

@@ -38,13 +38,20 @@ pub struct NetworkState {
     /// Clients to the peers over mutual TLS, for reachability probes (none
     /// on a standalone node, which has no peers).
     pub peers: Option<Arc<PeerClients>>,
+    /// The elected leader among several control planes (`--store etcd`);
+    /// `None` with one control plane.
+    pub leader: Option<LeaderSource>,
 }
+
+/// Reads the control plane elected leader, `None` while none is (the
+/// daemon builds it from its election).
+pub type LeaderSource = Arc<dyn Fn() -> Option<Leader> + Send + Sync>;
 
 /// Reads this node's gossip settings and counters (the daemon builds it from
 /// its gossip manager).
 pub type GossipInfoSource = Arc<dyn Fn() -> GossipInfo + Send + Sync>;
 
-pub use orchestrator_api::{GossipInfo, NetworkStatus, Reachability};
+pub use orchestrator_api::{GossipInfo, Leader, NetworkStatus, Reachability};
 
 fn to_api(e: cluster_manager_interface::ClusterError) -> ApiError {
     ApiError::unavailable(format!("reading the membership: {e}"))
@@ -67,6 +74,7 @@ pub async fn status(State(s): State<NetworkState>) -> ApiResult<Json<NetworkStat
         peers_live: live,
         peers_dead: peers.len() as u64 - live,
         gossip: s.gossip.as_ref().map(|read| read()),
+        leader: s.leader.as_ref().and_then(|read| read()),
     }))
 }
 

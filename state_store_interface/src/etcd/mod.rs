@@ -57,6 +57,7 @@ use crate::{check_record_key, check_record_kind, Result, StateStore, StoreChange
 
 mod config;
 mod keys;
+mod once;
 mod txn;
 mod watch;
 

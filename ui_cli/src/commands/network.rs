@@ -222,6 +222,14 @@ pub fn status_lines(n: &NetworkStatus) -> String {
             format!("{} live, {} dead", n.peers_live, n.peers_dead),
         ),
     ];
+    if let Some(l) = &n.leader {
+        let this = if l.node_id == n.node_id {
+            " (this node)"
+        } else {
+            ""
+        };
+        pairs.push(("leader", format!("{} at {}{this}", l.node_id, l.address)));
+    }
     match &n.gossip {
         None => pairs.push(("gossip", "off".to_owned())),
         Some(g) => pairs.extend([

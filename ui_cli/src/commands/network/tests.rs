@@ -276,3 +276,20 @@ fn discover_reads_every_page_and_a_404_means_standalone() {
         .is_none());
     server.join().expect("server thread");
 }
+
+#[test]
+fn status_lines_name_the_elected_leader() {
+    let (me, other) = ("ab".repeat(32), "cd".repeat(32));
+    for (leader, says) in [
+        (&other, format!("{other} at 10.0.0.2:9090")),
+        (&me, format!("{me} at 10.0.0.2:9090 (this node)")),
+    ] {
+        let (_, text) = status_report(Some(json!({
+            "node_id": me, "role": "control-plane", "control_plane": null,
+            "control_plane_address": null, "peers_live": 1, "peers_dead": 0, "gossip": null,
+            "leader": {"node_id": leader, "address": "10.0.0.2:9090"}
+        })))
+        .expect("report");
+        assert!(text.contains(&format!("leader:        {says}\n")), "{text}");
+    }
+}

@@ -1,0 +1,367 @@
+//! Several control planes sharing one etcd store (`--store etcd`), one of
+//! which leads (feature `etcd`).
+//!
+//! Every such daemon serves the API on its address from its start. While
+//! it follows, it forwards every request it does not answer itself to the
+//! leader (`forward`), and campaigns in etcd's election (a lease plus a
+//! campaign, [`EtcdStore::campaign`]). When it wins it starts the
+//! orchestrator — reconciler, scheduler, trust and credit writers, the full
+//! API — over the store *fenced* by its leadership: every write it makes is
+//! conditional on its leader key still being held at its revision, so once
+//! another leads, its late writes fail ([`EtcdStore::set_fence`]).
+//!
+//! It stops acting when its leadership is lost: the lease could not be
+//! renewed and may expire (the election's `lost` fires before it does), or
+//! the daemon stops (it resigns, so another takes over at once). Then it
+//! cancels everything it ran as the leader, serves as a follower again and
+//! campaigns anew: it rejoins as a follower without a restart.
+//!
+//! The cluster's identity — the audience every signed request names — is
+//! written once in the store by the first control plane to start, so a
+//! request signed for the cluster is good at every control plane, and one
+//! signed for another cluster at none.
+//!
+//! The instances run on the leader's own node (a control plane of this
+//! kind has no workers yet): after a failover the new leader places them on
+//! its node, as it does for any node it does not see.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::Router;
+use cluster_manager::mock::MockClusterManager;
+use cluster_manager_interface::ClusterManager;
+use container_runtime_interface::ContainerRuntime;
+use observability::health::Health;
+use orchestrator_rest::info;
+use orchestrator_rest::network::{self, Leader, NetworkState};
+use orchestrator_shared_types::{Node, NodeId};
+use state_store_interface::{EtcdConfig, EtcdStore, StateStore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use tracing::{error, info, warn};
+
+use crate::config::{DaemonConfig, EtcdSettings};
+use crate::control::{auth_gate, node_info, start_control, ControlCluster, Parts};
+use crate::error::{Error, Result};
+use crate::lifecycle::spawn_control_tasks;
+use crate::open::{open_audit, open_metrics, open_runtime_for, release_on_stop};
+use crate::run::{Daemon, EVENT_HUB_CAPACITY};
+
+/// The record kind and key of the cluster's identity in the store.
+const IDENTITY: (&str, &str) = ("cluster", "id");
+/// The role of such a daemon in `GET /api/v1/network`.
+const ROLE: &str = "control-plane";
+/// How long to wait before campaigning again after etcd failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The router served, swapped when the daemon starts or stops leading.
+type Current = Arc<RwLock<Router>>;
+
+/// What a term of leadership needs from the daemon.
+struct Term {
+    config: DaemonConfig,
+    parts: Parts,
+    store: Arc<EtcdStore>,
+    runtime: Arc<dyn ContainerRuntime>,
+    cluster: Arc<dyn ClusterManager>,
+    /// The routes this daemon always answers itself (info, network).
+    own: Router,
+    /// `/health`, `/ready`, `/metrics` (the leader's full API has its own).
+    health_routes: Router,
+    cluster_id: String,
+    current: Current,
+    health: Arc<Health>,
+    tasks: TaskTracker,
+    /// What the daemon says in the election: its id and API address.
+    candidacy: Vec<u8>,
+    leader: watch::Receiver<Option<Leader>>,
+    node: NodeId,
+}
+
+/// Starts a control plane over the etcd store `etcd` names: the API on
+/// `listener` at once, the election and, while it leads, the orchestrator.
+pub(crate) async fn start(
+    config: &DaemonConfig,
+    etcd: &EtcdSettings,
+    (key, mut local): (ed25519_dalek::SigningKey, Node),
+    listener: TcpListener,
+) -> Result<Daemon> {
+    let api_addr = listener.local_addr().map_err(Error::LocalAddr)?;
+    let advertised = advertised(etcd, api_addr)?;
+    let store = EtcdStore::connect_with(EtcdConfig::new(&etcd.endpoints, &etcd.prefix))
+        .await
+        .map_err(Error::Store)?;
+    store.initialize().await.map_err(Error::Store)?;
+    let store = Arc::new(store);
+    let fresh = format!("{:032x}", rand::random::<u128>());
+    let cluster_id = store
+        .record_once(IDENTITY.0, IDENTITY.1, &fresh)
+        .await
+        .map_err(Error::Store)?;
+    info!(cluster = %cluster_id, endpoints = %etcd.endpoints.join(","), prefix = %etcd.prefix,
+        "state store: etcd; this control plane campaigns to lead");
+
+    let health = Arc::new(Health::new());
+    for c in ["store", "reconciler", "runtime", "cluster"] {
+        health.set_starting(c);
+    }
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let metrics = open_metrics()?;
+    let (runtime, youki) = open_runtime_for(config).await?;
+    release_on_stop(&tasks, &cancel, youki);
+    let node = local.id;
+    let info = node_info(Some(cluster_id.clone()), &local);
+    info!(audience = %info.audience, "requests must be signed for this audience (GET /api/v1/info)");
+    let parts = Parts {
+        key: key.clone(),
+        gate: auth_gate(config, &key, &info.audience, &metrics),
+        health: Arc::clone(&health),
+        metrics: Arc::clone(&metrics),
+        events: observability::events::EventHub::new(EVENT_HUB_CAPACITY),
+    };
+    local.address = advertised.to_string();
+    let cluster: Arc<dyn ClusterManager> = Arc::new(MockClusterManager::new(local));
+
+    let leader = follow_leader(
+        store.observe_leader().await.map_err(Error::Store)?,
+        &tasks,
+        &cancel,
+    );
+    let source = leader.clone();
+    let own = network::router(
+        NetworkState {
+            cluster: Arc::clone(&cluster),
+            gossip: None,
+            role: ROLE.to_owned(),
+            peers: None,
+            leader: Some(Arc::new(move || source.borrow().clone())),
+        },
+        parts.gate.clone(),
+    )
+    .merge(info::router(info));
+    let health_routes = observability::health::health_routes(Arc::clone(&health), metrics);
+    let current: Current = Arc::new(RwLock::new(follower_router(
+        &own,
+        &health_routes,
+        &leader,
+        node,
+        config,
+    )));
+
+    let names = Arc::new(orchestrator_dns::NameTable::new());
+    crate::dns::start(
+        config,
+        (names, Some(Arc::clone(&store) as Arc<dyn StateStore>)),
+        (Arc::clone(&runtime), node),
+        &tasks,
+        &cancel,
+    )
+    .await;
+    let candidacy = serde_json::to_vec(&Leader {
+        node_id: node,
+        address: advertised.to_string(),
+    })
+    .map_err(|e| Error::Config(format!("encoding the candidacy: {e}")))?;
+    let term = Term {
+        config: config.clone(),
+        parts,
+        store,
+        runtime,
+        cluster,
+        own,
+        health_routes,
+        cluster_id,
+        current: Arc::clone(&current),
+        health: Arc::clone(&health),
+        tasks: tasks.clone(),
+        candidacy,
+        leader,
+        node,
+    };
+    for c in ["store", "runtime", "cluster"] {
+        health.set_ok(c);
+    }
+    // A follower serves (it forwards): ready from the start.
+    health.set_ok("reconciler");
+    health.set_ready(true);
+    tasks.spawn(campaign_forever(term, etcd.lease_ttl, cancel.child_token()));
+    serve(&tasks, listener, current, &cancel);
+    Ok(Daemon::finish(
+        None,
+        api_addr,
+        cancel,
+        tasks,
+        health,
+        (None, None, None),
+    ))
+}
+
+/// The address the other control planes reach this one's API at.
+fn advertised(etcd: &EtcdSettings, bound: SocketAddr) -> Result<SocketAddr> {
+    match etcd.advertise_api {
+        Some(a) => Ok(a),
+        None if bound.ip().is_unspecified() => Err(Error::Config(format!(
+            "the API binds {bound}, which the other control planes cannot dial: say where they \
+             reach it with --advertise-api HOST:PORT"
+        ))),
+        None => Ok(bound),
+    }
+}
+
+/// The leader as the election names it, kept current.
+fn follow_leader(
+    mut raw: watch::Receiver<Option<Vec<u8>>>,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) -> watch::Receiver<Option<Leader>> {
+    let (tx, rx) = watch::channel(None);
+    let cancel = cancel.child_token();
+    tasks.spawn(async move {
+        loop {
+            let value = raw.borrow_and_update().clone();
+            let decoded = value.and_then(|v| match serde_json::from_slice::<Leader>(&v) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    warn!(error = %e, "the elected leader's value is not one a control plane wrote");
+                    None
+                }
+            });
+            tx.send_replace(decoded);
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                changed = raw.changed() => if changed.is_err() { break },
+            }
+        }
+    });
+    rx
+}
+
+/// A follower's router: its own routes, the rest forwarded to the leader.
+fn follower_router(
+    own: &Router,
+    health: &Router,
+    leader: &watch::Receiver<Option<Leader>>,
+    node: NodeId,
+    config: &DaemonConfig,
+) -> Router {
+    own.clone().merge(health.clone()).merge(crate::forward::router(
+        leader.clone(),
+        node,
+        config.auth.body_limit,
+    ))
+}
+
+/// Serves whichever router is current.
+fn serve(tasks: &TaskTracker, listener: TcpListener, current: Current, cancel: &CancellationToken) {
+    let router = Router::new().fallback(move |req: Request| {
+        let router = current
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+        async move {
+            match router.oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        }
+    });
+    let api_cancel = cancel.child_token();
+    tasks.spawn(async move {
+        if let Err(e) = orchestrator_rest::serve(listener, router, api_cancel).await {
+            error!(error = %e, "the REST API stopped");
+        }
+    });
+}
+
+fn set(current: &Current, router: Router) {
+    match current.write() {
+        Ok(mut r) => *r = router,
+        Err(poisoned) => *poisoned.into_inner() = router,
+    }
+}
+
+/// Campaigns, leads while elected, follows again when the lead is lost;
+/// until `cancel`.
+async fn campaign_forever(t: Term, ttl: Duration, cancel: CancellationToken) {
+    loop {
+        let won = tokio::select! {
+            () = cancel.cancelled() => return,
+            won = t.store.campaign(t.candidacy.clone(), ttl) => won,
+        };
+        let leadership = match won {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "campaigning to lead failed; trying again");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(RETRY) => continue,
+                }
+            }
+        };
+        // From here every write is conditional on this leadership.
+        t.store.set_fence(Some(leadership.fence()));
+        let lost = leadership.lost();
+        let acting = cancel.child_token();
+        let led = tokio::select! {
+            () = lost.cancelled() => Err("the lease was lost while starting".to_owned()),
+            started = lead(&t, &acting) => started,
+        };
+        match led {
+            Ok(()) => {
+                info!(node = %t.node, lease_ttl_ms = leadership.ttl().as_millis() as u64,
+                    "this control plane leads");
+                tokio::select! {
+                    () = lost.cancelled() => warn!(
+                        "this control plane lost its lease and stopped acting; it follows again"
+                    ),
+                    () = cancel.cancelled() => {}
+                }
+            }
+            Err(e) => error!(error = %e, "starting to lead failed; stepping down"),
+        }
+        acting.cancel();
+        set(
+            &t.current,
+            follower_router(&t.own, &t.health_routes, &t.leader, t.node, &t.config),
+        );
+        if cancel.is_cancelled() || !lost.is_cancelled() {
+            // Stopping, or stepping down: hand over at once.
+            leadership.resign().await;
+        }
+        if cancel.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// Starts the orchestrator over the fenced store and serves its API.
+async fn lead(t: &Term, acting: &CancellationToken) -> std::result::Result<(), String> {
+    let store = Arc::clone(&t.store) as Arc<dyn StateStore>;
+    let audit = open_audit(&t.config).map_err(|e| e.to_string())?;
+    let cc = ControlCluster {
+        cluster_id: Some(t.cluster_id.clone()),
+        store: Some(store),
+        audit: Some(audit),
+        ..ControlCluster::default()
+    };
+    let (orch, router) = start_control(
+        &t.config,
+        t.parts.clone(),
+        Arc::clone(&t.runtime),
+        Arc::clone(&t.cluster),
+        (t.own.clone(), cc),
+        acting,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    spawn_control_tasks(&t.tasks, &orch, &t.health, acting);
+    set(&t.current, router);
+    Ok(())
+}
