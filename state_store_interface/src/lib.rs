@@ -12,7 +12,9 @@
 //!   queued in one transaction (group commit, `sqlite::writer`).
 //! - `etcd` (feature): `EtcdStore`, the state in an etcd cluster under a key
 //!   prefix: each read-modify-write one transaction guarded by the revisions
-//!   it read, the change feed an etcd watch (`etcd::watch`).
+//!   it read, the change feed an etcd watch (`etcd::watch`); leader election
+//!   among the control planes sharing it, and writes fenced by the leader's
+//!   key (`etcd::election`, `etcd::fence`).
 //! - `testsuite` (feature): the contract tests every store runs
 //!   (`testsuite::run_all`).
 //!
@@ -36,7 +38,7 @@ pub mod sqlite;
 pub mod testsuite;
 
 #[cfg(feature = "etcd")]
-pub use etcd::{EtcdConfig, EtcdStore};
+pub use etcd::{EtcdConfig, EtcdStore, Fence, Leadership};
 #[cfg(feature = "memory")]
 pub use memory::InMemoryStore;
 #[cfg(feature = "sqlite")]
@@ -144,6 +146,28 @@ pub enum StoreError {
     #[cfg(feature = "etcd")]
     #[error("etcd store configuration: {0}")]
     InvalidConfig(String),
+    /// The store is fenced ([`EtcdStore::set_fence`]) and its fence no longer
+    /// holds: the leadership it names ended (resigned, or its lease expired
+    /// or was revoked, so another control plane may lead), and nothing was
+    /// written. Final for this fence: not retried.
+    #[cfg(feature = "etcd")]
+    #[error(
+        "etcd: this control plane no longer leads (its leader key {key:?} is gone); the write was refused"
+    )]
+    Fenced {
+        /// The leader key of the fence.
+        key: String,
+    },
+    /// Campaigning for leadership failed because the candidate's lease could
+    /// not be kept alive.
+    #[cfg(feature = "etcd")]
+    #[error("etcd: campaigning in election {election:?}: lease {lease:x} lapsed before it led")]
+    LeaseLost {
+        /// The election's name.
+        election: String,
+        /// The lease that lapsed.
+        lease: i64,
+    },
     /// The blocking task running the query died.
     #[error("store worker task failed: {0}")]
     Worker(String),
@@ -174,9 +198,13 @@ impl StoreError {
             #[cfg(any(feature = "sqlite", feature = "etcd"))]
             StoreError::Codec { .. } => false,
             #[cfg(feature = "etcd")]
-            StoreError::ForeignKey { .. } | StoreError::InvalidConfig(_) => false,
+            StoreError::ForeignKey { .. }
+            | StoreError::InvalidConfig(_)
+            | StoreError::Fenced { .. } => false,
             #[cfg(feature = "etcd")]
-            StoreError::Etcd(_) | StoreError::Contended { .. } => true,
+            StoreError::Etcd(_) | StoreError::Contended { .. } | StoreError::LeaseLost { .. } => {
+                true
+            }
             #[cfg(feature = "sqlite")]
             StoreError::Sqlite(_) | StoreError::Pool(_) => true,
             StoreError::Open { .. } | StoreError::Worker(_) | StoreError::NotInitialized => true,

@@ -9,19 +9,19 @@
 //! random prefix, so runs and tests share the cluster without seeing each
 //! other.
 
+mod etcd_common;
+
 use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, CompactionOptions};
 use orchestrator_shared_types::{NodeId, WorkloadId};
 use state_store_interface::testsuite::{self, instance, node, owner, workload};
 use state_store_interface::{EtcdConfig, EtcdStore, StateStore, StoreChange, StoreError};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
+
+use etcd_common::{endpoints, fresh_prefix, Proxy};
 
 /// How long any awaited condition may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -30,23 +30,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// cluster: a compaction would also reach the feeds of stores that other
 /// tests are starting at that moment.
 static CLUSTER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-/// The cluster's endpoints, or `None` after saying why the test is skipped.
-fn endpoints() -> Option<Vec<String>> {
-    match std::env::var("UNIVRS_TEST_ETCD") {
-        Ok(list) if !list.trim().is_empty() => {
-            Some(list.split(',').map(|e| e.trim().to_owned()).collect())
-        }
-        _ => {
-            eprintln!("SKIPPED: UNIVRS_TEST_ETCD is not set (scripts/test-etcd start)");
-            None
-        }
-    }
-}
-
-fn fresh_prefix() -> String {
-    format!("/univrs-test/{}", uuid::Uuid::new_v4())
-}
 
 async fn store(endpoints: &[String], prefix: &str) -> EtcdStore {
     let store = EtcdStore::connect(endpoints, prefix)
@@ -92,96 +75,6 @@ async fn etcd_store_passes_the_contract() {
         }
     })
     .await;
-}
-
-/// A TCP proxy to one etcd member whose connections the test can cut.
-struct Proxy {
-    addr: SocketAddr,
-    /// Cancelled to cut the connections made since the last cut.
-    cut: Arc<Mutex<CancellationToken>>,
-    /// While set, new connections are closed at once.
-    paused: Arc<AtomicBool>,
-    /// Connections forwarded so far.
-    forwarded: Arc<AtomicUsize>,
-    stop: CancellationToken,
-}
-
-impl Proxy {
-    async fn start(upstream: &str) -> Self {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binding the proxy");
-        let proxy = Proxy {
-            addr: listener.local_addr().expect("the proxy's address"),
-            cut: Arc::new(Mutex::new(CancellationToken::new())),
-            paused: Arc::new(AtomicBool::new(false)),
-            forwarded: Arc::new(AtomicUsize::new(0)),
-            stop: CancellationToken::new(),
-        };
-        let (cut, paused, forwarded, stop) = (
-            Arc::clone(&proxy.cut),
-            Arc::clone(&proxy.paused),
-            Arc::clone(&proxy.forwarded),
-            proxy.stop.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    () = stop.cancelled() => return,
-                    accepted = listener.accept() => accepted,
-                };
-                let Ok((mut client, _)) = accepted else {
-                    continue;
-                };
-                if paused.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
-                let cut = cut.lock().expect("proxy cut token").clone();
-                forwarded.fetch_add(1, Ordering::SeqCst);
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        () = cut.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                    }
-                });
-            }
-        });
-        proxy
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Closes every connection and refuses new ones until [`Proxy::resume`].
-    fn cut_and_pause(&self) {
-        self.paused.store(true, Ordering::SeqCst);
-        let mut cut = self.cut.lock().expect("proxy cut token");
-        std::mem::take(&mut *cut).cancel();
-    }
-
-    fn resume(&self) {
-        self.paused.store(false, Ordering::SeqCst);
-    }
-
-    fn forwarded(&self) -> usize {
-        self.forwarded.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        self.cut_and_pause();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

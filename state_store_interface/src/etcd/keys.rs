@@ -8,6 +8,7 @@
 //! {p}/instances-by-workload/{workload id}/{inst id} the same WorkloadInstance (JSON)
 //! {p}/instances-by-node/{node id}/{inst id}         the same WorkloadInstance (JSON)
 //! {p}/records/{hex(kind)}/{key}                     the record's text
+//! {p}/election/leader/{lease id, hex}               a candidate's value (etcd's election API)
 //! ```
 //!
 //! Ids print as fixed-width lowercase hex (node ids, owners) or hyphenated
@@ -15,7 +16,9 @@
 //! range read comes out sorted as the contract wants. The index keys hold a
 //! copy of the instance so that an indexed list is one range read. A record
 //! kind is hex-encoded so that a kind containing `/` cannot reach into another
-//! kind's keys; the key after it is raw, keeping byte order for listing.
+//! kind's keys; the key after it is raw, keeping byte order for listing. The
+//! election's keys are etcd's: one per candidate, attached to its lease; the
+//! oldest (lowest create revision) leads.
 
 use orchestrator_shared_types::{InstanceId, NodeId, PublicKey, WorkloadId};
 
@@ -103,6 +106,12 @@ impl Keys {
         format!("{}{key}", self.records(kind))
     }
 
+    /// The name of the control planes' leader election; etcd keeps one key
+    /// per candidate under `{name}/`.
+    pub(super) fn election(&self) -> String {
+        format!("{}election/leader", self.root)
+    }
+
     /// The node, workload or instance whose primary key `key` is; `None`
     /// for indexes, records and keys outside the store.
     pub(super) fn entity(&self, key: &[u8]) -> Option<Entity> {
@@ -162,6 +171,7 @@ mod tests {
             keys.instance_on_node(&n, &i),
             keys.workload_name(&PublicKey([1; 32]), "web"),
             keys.record("nodes", "x"),
+            format!("{}/694d7d1c0b3a4b05", keys.election()),
             Keys::new("/t/b").node(&n),
             Keys::new("/t/a2").node(&n),
         ] {

@@ -8,9 +8,10 @@
 //!   hex-encoded kind and raw key ([`keys`] has the layout). Values are the
 //!   shared types as JSON. Lists are range reads; keys sort as ids do.
 //! - **Writes.** A write that does not depend on what is stored (a node, a
-//!   record, a delete of either) is one request. Every read-modify-write
-//!   (workload names, instance indexes, deletes that must count) is one
-//!   transaction guarded by the mod revision of every key it read, tried again
+//!   record, a delete of either) is a transaction of one operation (and the
+//!   fence, if any). Every read-modify-write (workload names, instance
+//!   indexes, deletes that must count) is one transaction guarded by the mod
+//!   revision of every key it read (and the fence), tried again
 //!   when another writer got there first ([`txn`]). Every read is
 //!   linearizable (etcd's default), so a write is seen by any read after it.
 //! - **Batches** are atomic within etcd's limit of operations per transaction
@@ -35,16 +36,26 @@
 //!   compacted it lists the store and publishes a put of every entity and a
 //!   delete of every entity it knew that is gone. The task stops when the
 //!   store is dropped.
+//! - **Leader election and fencing.** Control planes sharing a prefix elect
+//!   one leader with etcd's election API ([`EtcdStore::campaign`]): each
+//!   candidate's key lives on a lease it keeps alive, and the winner's
+//!   [`Leadership`] signals `lost` *before* etcd can expire that lease, so a
+//!   leader whose renewals stopped reaching etcd stops acting before anyone
+//!   else can win ([`election`] has the timing argument). Because a paused or
+//!   partitioned process may still act late, the leader also fences its store
+//!   ([`EtcdStore::set_fence`]): every write then compares the create
+//!   revision of its leader key, so once a newer leader exists the old
+//!   leader's writes all fail with `StoreError::Fenced` (`etcd::fence`).
 //!
 //! Why `etcd-client`: the maintained async (tokio, tonic) client of the etcd
-//! v3 API, with transactions, watches, compaction and the election API the
-//! leader election will use; its build compiles etcd's protobufs with `protoc`.
+//! v3 API, with transactions, watches, compaction, leases and the election
+//! API; its build compiles etcd's protobufs with `protoc`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue};
+use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue, TxnOp, TxnOpResponse};
 use orchestrator_shared_types::{
     InstanceId, Node, NodeId, PublicKey, WorkloadDefinition, WorkloadId, WorkloadInstance,
 };
@@ -56,12 +67,18 @@ use tokio_util::sync::CancellationToken;
 use crate::{check_record_key, check_record_kind, Result, StateStore, StoreChange, StoreError};
 
 mod config;
+pub mod election;
+mod fence;
 mod keys;
+mod lease;
+mod observe;
 mod once;
 mod txn;
 mod watch;
 
 pub use config::EtcdConfig;
+pub use election::Leadership;
+pub use fence::Fence;
 use keys::Keys;
 
 /// Capacity of the change feed; a watcher further behind than this lags.
@@ -77,7 +94,9 @@ pub struct EtcdStore {
     /// Held while initialising, so the feed is started once.
     starting: Mutex<()>,
     changes: broadcast::Sender<StoreChange>,
-    /// Stops the feed task.
+    /// Every write compares this leader key's create revision ([`fence`]).
+    fence: std::sync::RwLock<Option<Fence>>,
+    /// Stops the feed task, the leader observers and the leases.
     cancel: CancellationToken,
 }
 
@@ -124,6 +143,7 @@ impl EtcdStore {
             initialized: AtomicBool::new(false),
             starting: Mutex::new(()),
             changes,
+            fence: std::sync::RwLock::new(None),
             cancel: CancellationToken::new(),
         })
     }
@@ -185,23 +205,18 @@ impl EtcdStore {
 
     /// Deletes one key; whether it existed.
     async fn delete_key(&self, what: &str, key: String) -> Result<bool> {
-        self.ready()?;
         let resp = self
-            .client
-            .kv_client()
-            .delete(key, None)
-            .await
-            .map_err(etcd_failed(&format!("deleting {what}")))?;
-        Ok(resp.deleted() > 0)
+            .write_one(&format!("deleting {what}"), TxnOp::delete(key, None))
+            .await?;
+        Ok(resp
+            .op_responses()
+            .iter()
+            .any(|op| matches!(op, TxnOpResponse::Delete(deleted) if deleted.deleted() > 0)))
     }
 
     async fn put_key(&self, what: &str, key: String, value: Vec<u8>) -> Result<()> {
-        self.ready()?;
-        self.client
-            .kv_client()
-            .put(key, value, None)
-            .await
-            .map_err(etcd_failed(&format!("writing {what}")))?;
+        self.write_one(&format!("writing {what}"), TxnOp::put(key, value, None))
+            .await?;
         Ok(())
     }
 }

@@ -4,7 +4,8 @@
 //! instance's old node and workload, whether an instance exists) reads the
 //! keys it depends on, plans its writes from them ([`Plan`]), and commits them
 //! in one transaction that first compares the mod revision of every key it
-//! read (0 for a key that was absent). If another writer changed one of them
+//! read (0 for a key that was absent), and, in a fenced store, the leader
+//! key's create revision ([`super::fence`]). If another writer changed one of them
 //! in between, the transaction does nothing and the whole read-plan-commit is
 //! tried again, at most [`EtcdConfig::max_attempts`](super::EtcdConfig) times.
 //!
@@ -24,6 +25,7 @@ use orchestrator_shared_types::{
 };
 use serde::Deserialize;
 
+use super::fence::{fenced_txn, Fence};
 use super::{decode, encode, etcd_failed, EtcdStore};
 use crate::{Result, StoreError};
 
@@ -85,7 +87,9 @@ impl Plan {
         self.write(key, None);
     }
 
-    fn into_txn(self) -> Txn {
+    /// The transaction: the compares, then the writes, both fenced by
+    /// `fence` if the store is ([`super::fence`]).
+    fn into_txn(self, fence: Option<&Fence>) -> Txn {
         let compares: Vec<Compare> = self
             .compares
             .into_iter()
@@ -99,7 +103,7 @@ impl Plan {
                 None => TxnOp::delete(key, None),
             })
             .collect();
-        Txn::new().when(compares).and_then(writes)
+        fenced_txn(fence, compares, writes)
     }
 }
 
@@ -142,14 +146,19 @@ impl EtcdStore {
             if planned.writes.is_empty() {
                 return Ok(out);
             }
+            let fence = self.fence();
             let resp = self
                 .client
                 .kv_client()
-                .txn(planned.into_txn())
+                .txn(planned.into_txn(fence.as_ref()))
                 .await
                 .map_err(etcd_failed(operation))?;
             if resp.succeeded() {
                 return Ok(out);
+            }
+            if let Some(fence) = &fence {
+                // A broken fence is final: not contention, never retried.
+                fence.check(&resp)?;
             }
             tracing::debug!(
                 operation,
