@@ -412,7 +412,7 @@ fn resolve_etcd(s: &Settings, in_cluster: bool) -> Result<Option<EtcdSettings>> 
             "--store etcd runs control planes without --role in this version (each leads in \
              turn and runs the instances itself); workers following the leader are not there \
              yet"
-                .into(),
+            .into(),
         ));
     }
     let endpoints: Vec<String> = s
@@ -444,9 +444,13 @@ fn resolve_etcd(s: &Settings, in_cluster: bool) -> Result<Option<EtcdSettings>> 
     }
     let lease_ttl = match &s.lease_ttl {
         None => DEFAULT_LEASE_TTL,
-        Some(t) => super::duration::parse(t).map_err(|e| Error::Config(format!("lease ttl: {e}")))?,
+        Some(t) => {
+            super::duration::parse(t).map_err(|e| Error::Config(format!("lease ttl: {e}")))?
+        }
     };
-    if lease_ttl < std::time::Duration::from_secs(1) || lease_ttl > std::time::Duration::from_secs(60) {
+    if lease_ttl < std::time::Duration::from_secs(1)
+        || lease_ttl > std::time::Duration::from_secs(60)
+    {
         return Err(Error::Config(format!(
             "lease ttl {}s is not between 1 and 60 seconds",
             lease_ttl.as_secs()
@@ -454,9 +458,10 @@ fn resolve_etcd(s: &Settings, in_cluster: bool) -> Result<Option<EtcdSettings>> 
     }
     let advertise_api = match &s.advertise_api {
         None => None,
-        Some(a) => Some(a.parse().map_err(|e| {
-            Error::Config(format!("advertise api {a:?}: {e} (want HOST:PORT)"))
-        })?),
+        Some(a) => Some(
+            a.parse()
+                .map_err(|e| Error::Config(format!("advertise api {a:?}: {e} (want HOST:PORT)")))?,
+        ),
     };
     Ok(Some(EtcdSettings {
         endpoints,

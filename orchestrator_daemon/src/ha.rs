@@ -251,11 +251,13 @@ fn follower_router(
     node: NodeId,
     config: &DaemonConfig,
 ) -> Router {
-    own.clone().merge(health.clone()).merge(crate::forward::router(
-        leader.clone(),
-        node,
-        config.auth.body_limit,
-    ))
+    own.clone()
+        .merge(health.clone())
+        .merge(crate::forward::router(
+            leader.clone(),
+            node,
+            config.auth.body_limit,
+        ))
 }
 
 /// Serves whichever router is current.
@@ -318,19 +320,21 @@ async fn campaign_forever(t: Term, ttl: Duration, cancel: CancellationToken) {
                 info!(node = %t.node, lease_ttl_ms = leadership.ttl().as_millis() as u64,
                     "this control plane leads");
                 tokio::select! {
-                    () = lost.cancelled() => warn!(
-                        "this control plane lost its lease and stopped acting; it follows again"
-                    ),
+                    () = lost.cancelled() => {}
                     () = cancel.cancelled() => {}
                 }
             }
             Err(e) => error!(error = %e, "starting to lead failed; stepping down"),
         }
-        acting.cancel();
+        // Requests go to the leader from now on, then what led stops.
         set(
             &t.current,
             follower_router(&t.own, &t.health_routes, &t.leader, t.node, &t.config),
         );
+        acting.cancel();
+        if lost.is_cancelled() && !cancel.is_cancelled() {
+            warn!("this control plane lost its lease and stopped acting; it follows again");
+        }
         if cancel.is_cancelled() || !lost.is_cancelled() {
             // Stopping, or stepping down: hand over at once.
             leadership.resign().await;

@@ -27,14 +27,14 @@ pub mod config;
 mod control;
 mod directory;
 mod dns;
-#[cfg(feature = "etcd")]
-mod forward;
-#[cfg(feature = "etcd")]
-mod ha;
 pub mod duration;
 pub mod error;
+#[cfg(feature = "etcd")]
+mod forward;
 pub mod gossip_keys;
 pub mod gossip_metrics;
+#[cfg(feature = "etcd")]
+mod ha;
 pub mod key_rotation;
 pub mod key_store;
 mod lifecycle;

@@ -26,7 +26,10 @@ fn a_killed_leader_is_replaced_and_its_workloads_converge_on_the_new_one() {
     }
     let leader = g.agreed_leader(&[0, 1, 2]);
     let follower = (leader + 1) % 3;
-    let (laddr, faddr) = (g.planes[leader].addr.clone(), g.planes[follower].addr.clone());
+    let (laddr, faddr) = (
+        g.planes[leader].addr.clone(),
+        g.planes[follower].addr.clone(),
+    );
     assert_eq!(
         network(&faddr).expect("network status").role,
         "control-plane"
@@ -60,10 +63,13 @@ fn a_killed_leader_is_replaced_and_its_workloads_converge_on_the_new_one() {
     let naddr = g.planes[next].addr.clone();
     let nnode = g.planes[next].node_id.clone();
     for name in ["before", "just-before"] {
-        wait_for(&format!("2 instances of `{name}` on the new leader"), || {
-            let (n, nodes) = running(&naddr, name)?;
-            (n == 2 && nodes.iter().all(|x| *x == nnode)).then_some(())
-        });
+        wait_for(
+            &format!("2 instances of `{name}` on the new leader"),
+            || {
+                let (n, nodes) = running(&naddr, name)?;
+                (n == 2 && nodes.iter().all(|x| *x == nnode)).then_some(())
+            },
+        );
     }
     let converged = killed.elapsed();
     eprintln!(
@@ -76,7 +82,14 @@ fn a_killed_leader_is_replaced_and_its_workloads_converge_on_the_new_one() {
     for &i in &survivors {
         let n = network(&g.planes[i].addr).expect("network");
         assert_eq!(n.leader.expect("a leader").node_id.to_string(), nnode);
-        assert_eq!(client(&g.planes[i].addr).list_workloads().expect("list").data.len(), 2);
+        assert_eq!(
+            client(&g.planes[i].addr)
+                .list_workloads()
+                .expect("list")
+                .data
+                .len(),
+            2
+        );
     }
     assert!(g.log_of(next).contains("this control plane leads"));
 }
@@ -91,40 +104,45 @@ async fn revision(etcd: &mut Client) -> i64 {
         .revision()
 }
 
-/// Every value put under `prefix` after revision `from`, up to `to`.
-async fn puts_between(etcd: &mut Client, prefix: &str, from: i64, to: i64) -> Vec<serde_json::Value> {
-    let (_watcher, mut stream) = etcd
+/// Every value put under `prefix/` after revision `from`, up to now: the
+/// watch replays the history from `from + 1`; a sentinel key written now
+/// beside the prefix (`prefix-sentinel`, outside the store's range) marks
+/// where the replay has caught up.
+async fn puts_since(etcd: &mut Client, prefix: &str, from: i64) -> Vec<serde_json::Value> {
+    let sentinel = format!("{prefix}-sentinel");
+    etcd.put(sentinel.as_str(), "now", None)
+        .await
+        .expect("etcd put");
+    let mut stream = etcd
         .watch(
             prefix,
-            Some(WatchOptions::new().with_prefix().with_start_revision(from + 1)),
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(from + 1),
+            ),
         )
         .await
         .expect("etcd watch");
     let mut out = Vec::new();
-    let mut seen = from;
-    while seen < to {
+    loop {
         let resp = tokio::time::timeout(ha_common::DEADLINE, stream.message())
             .await
             .expect("the history within the deadline")
             .expect("etcd watch")
             .expect("a watch response");
         for e in resp.events() {
-            if let Some(kv) = e.kv() {
-                seen = seen.max(kv.mod_revision());
-                if e.event_type() == etcd_client::EventType::Put {
-                    if let Ok(v) = serde_json::from_slice(kv.value()) {
-                        out.push(v);
-                    }
+            let Some(kv) = e.kv() else { continue };
+            if kv.key() == sentinel.as_bytes() {
+                return out;
+            }
+            if e.event_type() == etcd_client::EventType::Put {
+                if let Ok(v) = serde_json::from_slice(kv.value()) {
+                    out.push(v);
                 }
             }
         }
-        if resp.events().is_empty() {
-            if let Some(h) = resp.header() {
-                seen = seen.max(h.revision());
-            }
-        }
     }
-    out
 }
 
 #[test]
@@ -141,7 +159,10 @@ fn a_leader_stopped_past_its_lease_writes_nothing_that_sticks_and_rejoins_as_a_f
     let leader = g.agreed_leader(&[0, 1]);
     let other = 1 - leader;
     let (laddr, oaddr) = (g.planes[leader].addr.clone(), g.planes[other].addr.clone());
-    let (lnode, onode) = (g.planes[leader].node_id.clone(), g.planes[other].node_id.clone());
+    let (lnode, onode) = (
+        g.planes[leader].node_id.clone(),
+        g.planes[other].node_id.clone(),
+    );
     client(&oaddr)
         .create_workload("application/json", &manifest("steady", 2))
         .expect("created");
@@ -185,9 +206,11 @@ fn a_leader_stopped_past_its_lease_writes_nothing_that_sticks_and_rejoins_as_a_f
     // From etcd's history: after the new leader took over, nothing says an
     // instance runs on the old leader's node — only the old leader, which
     // still runs them, could have written that.
-    let now = rt.block_on(revision(&mut etcd));
-    let puts = rt.block_on(puts_between(&mut etcd, &g.prefix, deposed_at, now));
-    assert!(!puts.is_empty(), "the new leader's writes are in the history");
+    let puts = rt.block_on(puts_since(&mut etcd, &g.prefix, deposed_at));
+    assert!(
+        !puts.is_empty(),
+        "the new leader's writes are in the history"
+    );
     let stuck: Vec<_> = puts
         .iter()
         .filter(|v| {
@@ -203,7 +226,12 @@ fn a_leader_stopped_past_its_lease_writes_nothing_that_sticks_and_rejoins_as_a_f
     );
     // It campaigns again, as a follower.
     assert_eq!(
-        network(&laddr).expect("network").leader.expect("a leader").node_id.to_string(),
+        network(&laddr)
+            .expect("network")
+            .leader
+            .expect("a leader")
+            .node_id
+            .to_string(),
         onode
     );
 }
@@ -235,7 +263,10 @@ fn forwarding_adds_no_authority() {
                 .header(auth::HEADER_TIMESTAMP, &h.timestamp)
                 .header(auth::HEADER_SIGNATURE, &h.signature);
         }
-        rt.block_on(req.send()).expect("an answer").status().as_u16()
+        rt.block_on(req.send())
+            .expect("an answer")
+            .status()
+            .as_u16()
     };
     let send = |addr: &str, h: &SignedHeaders| get(addr, Some(h));
     let key = user();
@@ -264,19 +295,46 @@ fn etcd_settings_that_cannot_work_are_refused_before_anything_is_created() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let data = dir.path().join("data");
     for (args, says) in [
-        (vec!["--etcd-endpoints", "http://127.0.0.1:2379"], "--store etcd only"),
-        (vec!["--store", "etcd"], "needs --etcd-endpoints"),
-        (vec!["--store", "etcd", "--etcd-endpoints", "127.0.0.1:2379"], "not a client URL"),
         (
-            vec!["--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:2379", "--etcd-prefix", "univrs"],
+            vec!["--etcd-endpoints", "http://127.0.0.1:2379"],
+            "--store etcd only",
+        ),
+        (vec!["--store", "etcd"], "needs --etcd-endpoints"),
+        (
+            vec!["--store", "etcd", "--etcd-endpoints", "127.0.0.1:2379"],
+            "not a client URL",
+        ),
+        (
+            vec![
+                "--store",
+                "etcd",
+                "--etcd-endpoints",
+                "http://127.0.0.1:2379",
+                "--etcd-prefix",
+                "univrs",
+            ],
             "must start with /",
         ),
         (
-            vec!["--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:2379", "--lease-ttl", "0s"],
+            vec![
+                "--store",
+                "etcd",
+                "--etcd-endpoints",
+                "http://127.0.0.1:2379",
+                "--lease-ttl",
+                "0s",
+            ],
             "between 1 and 60",
         ),
         (
-            vec!["--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:2379", "--gossip-addr", "127.0.0.1:17946"],
+            vec![
+                "--store",
+                "etcd",
+                "--etcd-endpoints",
+                "http://127.0.0.1:2379",
+                "--gossip-addr",
+                "127.0.0.1:17946",
+            ],
             "workers following the leader are not there",
         ),
     ] {
@@ -303,7 +361,14 @@ fn an_unreachable_etcd_is_a_clear_error() {
         .expect("a free port")
         .port();
     let out = std::process::Command::new(ha_common::BIN)
-        .args(["--runtime", "mock", "--api-addr", "127.0.0.1:0", "--store", "etcd"])
+        .args([
+            "--runtime",
+            "mock",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--store",
+            "etcd",
+        ])
         .args(["--etcd-endpoints", &format!("http://127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
@@ -312,5 +377,8 @@ fn an_unreachable_etcd_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("etcd"), "{err}");
-    assert!(err.contains(&port.to_string()), "the error names the endpoint: {err}");
+    assert!(
+        err.contains(&port.to_string()),
+        "the error names the endpoint: {err}"
+    );
 }

@@ -198,13 +198,14 @@ impl StoreError {
             #[cfg(any(feature = "sqlite", feature = "etcd"))]
             StoreError::Codec { .. } => false,
             #[cfg(feature = "etcd")]
-            StoreError::ForeignKey { .. }
-            | StoreError::InvalidConfig(_)
-            | StoreError::Fenced { .. } => false,
+            StoreError::ForeignKey { .. } | StoreError::InvalidConfig(_) => false,
+            // Fenced: this control plane no longer leads; the request, sent
+            // again, reaches the leader through the follower's forwarding.
             #[cfg(feature = "etcd")]
-            StoreError::Etcd(_) | StoreError::Contended { .. } | StoreError::LeaseLost { .. } => {
-                true
-            }
+            StoreError::Etcd(_)
+            | StoreError::Contended { .. }
+            | StoreError::LeaseLost { .. }
+            | StoreError::Fenced { .. } => true,
             #[cfg(feature = "sqlite")]
             StoreError::Sqlite(_) | StoreError::Pool(_) => true,
             StoreError::Open { .. } | StoreError::Worker(_) | StoreError::NotInitialized => true,

@@ -50,6 +50,7 @@ impl Drop for ControlPlane {
         // it runs again on some kernels' accounting of the test's wait.
         let _ = Command::new("kill")
             .args(["-CONT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -92,7 +93,8 @@ impl Group {
         i
     }
 
-    /// The leader every live control plane names, once they agree.
+    /// The leader every live control plane names, once they agree and it
+    /// is one of them.
     pub fn agreed_leader(&self, live: &[usize]) -> usize {
         wait_for("the control planes to agree on a leader", || {
             let mut named = None;
@@ -105,7 +107,9 @@ impl Group {
                 }
             }
             let named = named?;
-            self.planes.iter().position(|p| p.node_id == named)
+            // A dead leader stays named until its lease expires.
+            let at = self.planes.iter().position(|p| p.node_id == named)?;
+            live.contains(&at).then_some(at)
         })
     }
 
@@ -115,7 +119,10 @@ impl Group {
 
     pub fn signal(&self, i: usize, signal: &str) {
         let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &self.planes[i].child.id().to_string()])
+            .args([
+                &format!("-{signal}"),
+                &self.planes[i].child.id().to_string(),
+            ])
             .status()
             .expect("kill")
             .success();
