@@ -1,51 +1,63 @@
 //! The audit log: every mutating API call (and so every MCP tool call that
 //! changes something, since the tools act through the API) — who, what, with
-//! which arguments, what was decided, the result, when — appended to
-//! `audit.log` in the data directory, one JSON object per line.
+//! which arguments, what was decided, the result, when — appended as one
+//! [`AuditEntry`] per call.
 //!
 //! It is tamper-evident: each entry carries the SHA-256 of the previous
 //! entry's hash and its own contents, so editing, removing or reordering an
-//! entry breaks the chain from there on ([`AuditLog::verify`]). Each entry is
-//! written and synced before the answer leaves the daemon.
+//! entry breaks the chain from there on ([`AuditLog::verify`]). A log whose
+//! chain does not verify is not opened. Each entry is durable before
+//! [`AuditLog::append`] returns, so before the answer leaves the daemon.
 //!
-//! Depends on nothing of the orchestrator: it records what the REST layer
-//! hands it.
+//! - `chain`: sealing an entry onto the tail, and checking a chain.
+//! - `file`: [`AuditLog::open`], the default of a standalone daemon —
+//!   `audit.log` in the data directory, one JSON entry per line, synced.
+//! - `store`: [`AuditLog::in_store`], for control planes that share one state
+//!   store — one record of kind [`RECORD_KIND`] per entry, keyed by its
+//!   sequence number zero-padded to 20 digits.
+//!
+//! # One writer
+//!
+//! The chain is extended by one writer at a time: [`AuditLog`] serialises
+//! its own appends (the tail is locked from sealing an entry until it is
+//! written), but two `AuditLog`s on one store would both extend the same
+//! tail, and a store write is an upsert. The store backend therefore relies
+//! on the control plane: only the elected leader appends (followers forward
+//! API calls to it), and the leader's store is fenced, so a deposed leader's
+//! writes fail instead of landing beside the new leader's. A new leader
+//! opens the log with [`AuditLog::in_store`] when it starts leading, which
+//! re-reads and re-verifies the chain and continues from its last entry; it
+//! must not reuse an `AuditLog` opened during an earlier term.
+//!
+//! # What the chain cannot show
+//!
+//! The hashes are keyless, so whoever can write the file or the store can
+//! remove the last entries, or rewrite the end of the chain and recompute its
+//! hashes; a freshly opened log cannot tell. A running log can: it remembers
+//! the entry it last wrote, and [`AuditLog::verify`] fails if the chain no
+//! longer reaches it.
+//!
+//! Depends on nothing of the orchestrator but the API types and the
+//! `StateStore` contract: it records what the REST layer hands it.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use chrono::Utc;
-use sha2::{Digest, Sha256};
+use state_store_interface::{StateStore, StoreError};
+use tokio::sync::Mutex;
+
+mod chain;
+mod file;
+mod store;
+
+use chain::{check_reaches, verify_chain, Draft, Tail};
+use file::FileLog;
+
+pub use orchestrator_api::AuditEntry;
+pub use store::RECORD_KIND;
 
 /// File name of the log inside the data directory.
 pub const AUDIT_FILE: &str = "audit.log";
-/// Hash before the first entry.
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-/// Longest argument text kept per entry.
-const MAX_ARGS: usize = 8 * 1024;
-
-pub use orchestrator_api::AuditEntry;
-
-fn entry_hash(e: &AuditEntry) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        e.prev.as_str(),
-        &e.seq.to_string(),
-        &e.time.to_rfc3339(),
-        e.key.as_deref().unwrap_or(""),
-        e.agent.as_deref().unwrap_or(""),
-        &e.action,
-        &e.args,
-        &e.decision,
-        &e.status.to_string(),
-    ] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(h.finalize())
-}
 
 /// Why the log could not be read, written or verified.
 #[derive(Debug, thiserror::Error)]
@@ -59,33 +71,70 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
-    /// A line is not an entry, or the chain is broken there.
+    /// Reading or writing the log's records in the state store failed.
+    #[error("audit log in the state store: {doing}: {source}")]
+    Store {
+        /// What was being done.
+        doing: String,
+        /// The store's failure.
+        #[source]
+        source: StoreError,
+    },
+    /// An entry could not be encoded as JSON.
+    #[error("encoding an audit entry: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The place of an entry whose write seemed to fail holds another entry:
+    /// something else writes to this log (a second leader?), so this one
+    /// stops rather than overwrite it.
+    #[error("audit entry {seq} was written by another writer: this log no longer appends")]
+    Overtaken {
+        /// The sequence number taken.
+        seq: u64,
+    },
+    /// The task writing or reading the log died (a panic, or the runtime
+    /// shutting down).
+    #[error("the audit log's task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// An entry cannot be read, or the chain is broken there.
     #[error("audit log broken at entry {seq}: {reason}")]
     Broken {
-        /// The first entry that does not verify (its line number if unreadable).
+        /// The first sequence number at which the log is not what it should
+        /// be (the place of an unreadable entry, or of a missing one).
         seq: u64,
         /// What is wrong.
         reason: String,
     },
 }
 
-struct Tail {
-    file: File,
-    seq: u64,
-    hash: String,
+/// Result with [`AuditError`].
+pub type Result<T, E = AuditError> = std::result::Result<T, E>;
+
+/// Where the entries are kept.
+enum Backend {
+    File(Arc<FileLog>),
+    Store(Arc<dyn StateStore>),
 }
 
 /// The append-only, hash-chained log.
 pub struct AuditLog {
-    path: PathBuf,
-    tail: Mutex<Tail>,
+    backend: Backend,
+    /// The last entry written. Locked from sealing an entry until it is
+    /// durable (across the store's await: the chain is serial by nature).
+    /// An append runs in a task of its own, from waiting for this lock to
+    /// advancing the tail, so that a caller who goes away (a client that
+    /// disconnects) neither loses its entry nor leaves one written but the
+    /// tail not advanced.
+    tail: Arc<Mutex<Tail>>,
 }
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditLog")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("AuditLog");
+        match &self.backend {
+            Backend::File(file) => d.field("path", &file.path()),
+            Backend::Store(_) => d.field("store_kind", &RECORD_KIND),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -136,179 +185,96 @@ pub struct Call<'a> {
 impl AuditLog {
     /// Opens (or creates) `dir/audit.log`, checking the whole chain first: a
     /// daemon does not append to a log that was tampered with.
-    pub fn open(dir: &Path) -> Result<Self, AuditError> {
-        let path = dir.join(AUDIT_FILE);
-        let io = |source| AuditError::Io {
-            path: path.clone(),
-            source,
-        };
-        let entries = if path.exists() {
-            Self::read(&path)?
-        } else {
-            Vec::new()
-        };
-        verify_chain(&entries)?;
-        let (seq, hash) = entries
-            .last()
-            .map_or((0, GENESIS.to_owned()), |e| (e.seq, e.hash.clone()));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
+    pub fn open(dir: &Path) -> Result<Self> {
+        let (file, entries) = FileLog::open(dir.join(AUDIT_FILE))?;
+        verify_chain(entries.iter().map(|e| (e, None)))?;
         Ok(Self {
-            path,
-            tail: Mutex::new(Tail { file, seq, hash }),
+            backend: Backend::File(Arc::new(file)),
+            tail: Arc::new(Mutex::new(Tail::after(entries.last()))),
         })
     }
 
-    /// Appends one call and syncs it to disk; returns the entry.
-    pub fn append(&self, call: Call<'_>) -> Result<AuditEntry, AuditError> {
-        let mut tail = self
-            .tail
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut args = String::from_utf8_lossy(call.body).into_owned();
-        if args.len() > MAX_ARGS {
-            let mut cut = MAX_ARGS;
-            while !args.is_char_boundary(cut) {
-                cut -= 1;
+    /// Opens the log kept in `store` (records of kind [`RECORD_KIND`]),
+    /// checking the whole chain first, and continues it. The store must be
+    /// initialised. Only one `AuditLog` may append to a store at a time: see
+    /// the crate doc.
+    pub async fn in_store(store: Arc<dyn StateStore>) -> Result<Self> {
+        let records = store::read(store.as_ref()).await?;
+        verify_chain(records.iter().map(|(k, e)| (e, Some(k.as_str()))))?;
+        let tail = Tail::after(records.last().map(|(_, e)| e));
+        Ok(Self {
+            backend: Backend::Store(store),
+            tail: Arc::new(Mutex::new(tail)),
+        })
+    }
+
+    /// Appends one call; returns the entry once it is durable (synced to the
+    /// file, or written to the store). If the write fails the error is
+    /// returned and the next append takes the same sequence number.
+    pub async fn append(&self, call: Call<'_>) -> Result<AuditEntry> {
+        let draft = Draft::from(call);
+        let tail = Arc::clone(&self.tail);
+        match &self.backend {
+            Backend::File(file) => {
+                let file = Arc::clone(file);
+                tokio::task::spawn_blocking(move || file.append(tail.blocking_lock_owned(), draft))
+                    .await
+                    .map_err(AuditError::Task)?
             }
-            args.truncate(cut);
-            args.push('…');
-        }
-        let mut e = AuditEntry {
-            seq: tail.seq + 1,
-            time: Utc::now(),
-            key: call.key,
-            agent: call.agent,
-            action: format!("{} {}", call.method, call.path),
-            args,
-            decision: call.decision.as_str().into(),
-            status: call.status,
-            prev: tail.hash.clone(),
-            hash: String::new(),
-        };
-        e.hash = entry_hash(&e);
-        let mut line = serde_json::to_vec(&e).unwrap_or_default();
-        line.push(b'\n');
-        let io = |source| AuditError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        tail.file.write_all(&line).map_err(io)?;
-        tail.file.sync_data().map_err(io)?;
-        tail.seq = e.seq;
-        tail.hash = e.hash.clone();
-        Ok(e)
-    }
-
-    fn read(path: &Path) -> Result<Vec<AuditEntry>, AuditError> {
-        let file = File::open(path).map_err(|source| AuditError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut out = Vec::new();
-        for (n, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| AuditError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-            if line.trim().is_empty() {
-                continue;
+            Backend::Store(s) => {
+                let s = Arc::clone(s);
+                tokio::spawn(async move { store::append(s, tail.lock_owned().await, draft).await })
+                    .await
+                    .map_err(AuditError::Task)?
             }
-            let e = serde_json::from_str(&line).map_err(|err| AuditError::Broken {
-                seq: n as u64 + 1,
-                reason: format!("line {} is not an entry: {err}", n + 1),
-            })?;
-            out.push(e);
         }
-        Ok(out)
     }
 
-    /// Every entry, oldest first.
-    pub fn entries(&self) -> Result<Vec<AuditEntry>, AuditError> {
-        let _tail = self
-            .tail
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Self::read(&self.path)
+    /// Every entry, oldest first, as it is stored now (checked only in that
+    /// each is an entry).
+    pub async fn entries(&self) -> Result<Vec<AuditEntry>> {
+        match &self.backend {
+            Backend::File(file) => {
+                // Under the tail's lock, so that no line is half-written.
+                let tail = Arc::clone(&self.tail).lock_owned().await;
+                let file = Arc::clone(file);
+                tokio::task::spawn_blocking(move || {
+                    let entries = file.entries();
+                    drop(tail);
+                    entries
+                })
+                .await
+                .map_err(AuditError::Task)?
+            }
+            Backend::Store(s) => Ok(store::read(s.as_ref())
+                .await?
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect()),
+        }
     }
 
-    /// Checks the whole chain as it is on disk now; `Ok(n)` with the number of entries.
-    pub fn verify(&self) -> Result<u64, AuditError> {
-        let entries = self.entries()?;
-        verify_chain(&entries)?;
+    /// Checks the whole chain as it is stored now, and that it still reaches
+    /// the last entry this log wrote; `Ok(n)` with the number of entries.
+    pub async fn verify(&self) -> Result<u64> {
+        // The tail first: entries appended meanwhile only lengthen the chain.
+        let (seq, hash) = {
+            let tail = self.tail.lock().await;
+            (tail.seq, tail.hash.clone())
+        };
+        let entries = match &self.backend {
+            Backend::File(_) => {
+                let entries = self.entries().await?;
+                verify_chain(entries.iter().map(|e| (e, None)))?;
+                entries
+            }
+            Backend::Store(s) => {
+                let records = store::read(s.as_ref()).await?;
+                verify_chain(records.iter().map(|(k, e)| (e, Some(k.as_str()))))?;
+                records.into_iter().map(|(_, e)| e).collect()
+            }
+        };
+        check_reaches(&entries, seq, &hash)?;
         Ok(entries.len() as u64)
-    }
-}
-
-fn verify_chain(entries: &[AuditEntry]) -> Result<(), AuditError> {
-    let mut prev = GENESIS.to_owned();
-    for (i, e) in entries.iter().enumerate() {
-        let want_seq = i as u64 + 1;
-        let broken = |reason: &str| AuditError::Broken {
-            seq: e.seq,
-            reason: reason.to_owned(),
-        };
-        if e.seq != want_seq {
-            return Err(broken(&format!(
-                "sequence {} where {want_seq} was due",
-                e.seq
-            )));
-        }
-        if e.prev != prev {
-            return Err(broken("it does not follow the entry before it"));
-        }
-        if entry_hash(e) != e.hash {
-            return Err(broken("its contents do not match its hash (edited)"));
-        }
-        prev = e.hash.clone();
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn call(path: &str) -> Call<'_> {
-        Call {
-            key: Some("ab".into()),
-            agent: None,
-            method: "POST",
-            path,
-            body: b"{\"replicas\":3}",
-            status: 200,
-            decision: Decision::Allowed,
-        }
-    }
-
-    #[test]
-    fn entries_chain_and_an_edit_breaks_the_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path()).unwrap();
-        log.append(call("/api/v1/workloads/a/scale")).unwrap();
-        log.append(call("/api/v1/workloads/b/scale")).unwrap();
-        assert_eq!(log.verify().unwrap(), 2);
-        drop(log);
-        // Reopened, it goes on from the last entry.
-        let log = AuditLog::open(dir.path()).unwrap();
-        let e = log.append(call("/api/v1/workloads/c/scale")).unwrap();
-        assert_eq!(e.seq, 3);
-        assert_eq!(log.verify().unwrap(), 3);
-        let path = dir.path().join(AUDIT_FILE);
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(
-            &path,
-            text.replacen("\"replicas\\\":3", "\"replicas\\\":9", 1),
-        )
-        .unwrap();
-        let err = log.verify().unwrap_err();
-        assert!(matches!(err, AuditError::Broken { seq: 1, .. }), "{err}");
-        assert!(
-            AuditLog::open(dir.path()).is_err(),
-            "a tampered log is not appended to"
-        );
     }
 }

@@ -208,7 +208,7 @@ async fn the_policy_forbids_holds_and_lets_run_and_approval_runs_once() {
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
 
     // Everything is on record, the approved delete exactly once.
-    let entries = lab.log.entries().unwrap();
+    let entries = lab.log.entries().await.unwrap();
     let mine: Vec<(String, String)> = entries
         .iter()
         .filter(|e| e.agent.as_deref() == Some("helper"))
@@ -232,7 +232,7 @@ async fn the_policy_forbids_holds_and_lets_run_and_approval_runs_once() {
         .filter(|(a, d)| a == "DELETE /api/v1/workloads/web" && d == "approved")
         .count();
     assert_eq!(approved, 1, "{mine:?}");
-    assert!(lab.log.verify().is_ok());
+    assert!(lab.log.verify().await.is_ok());
 
     // An agent looping on a held call fills the user's queue up to its bound,
     // then is refused with nothing stored.
@@ -354,7 +354,7 @@ async fn bad_tokens_are_refused_and_change_nothing() {
     let (s, _) = read_with_good().await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "still revoked");
     // /mcp refuses it too, and refuses no token at all.
-    let audited = lab.log.entries().unwrap().len();
+    let audited = lab.log.entries().await.unwrap().len();
     let counted = refused_count(&lab._api.metrics, "bad_token");
     let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
     for auth in [Some(good.as_str()), None] {
@@ -371,9 +371,9 @@ async fn bad_tokens_are_refused_and_change_nothing() {
     }
     // Both refusals at /mcp were before authentication: counted as refused,
     // not written to the audit log (which records only authenticated callers).
-    assert_eq!(lab.log.entries().unwrap().len(), audited);
+    assert_eq!(lab.log.entries().await.unwrap().len(), audited);
     assert_eq!(refused_count(&lab._api.metrics, "bad_token"), counted + 2);
-    assert!(lab.log.verify().is_ok());
+    assert!(lab.log.verify().await.is_ok());
 
     // Nothing changed: still one replica.
     let (_, w) = send_to(

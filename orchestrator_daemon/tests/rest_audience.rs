@@ -265,7 +265,7 @@ async fn a_thousand_unsigned_or_forged_posts_add_no_audit_entry_while_a_user_goe
         rest::router(app_state(&api.orch, AuthConfig::default()).with_audit(Arc::clone(&log)));
     let (user, mallory) = (key(1), key(2));
     let path = "/api/v1/workloads";
-    let before = log.entries().unwrap().len();
+    let before = log.entries().await.unwrap().len();
     let refused_before: u64 = ["missing_header", "bad_signature", "audience_mismatch"]
         .iter()
         .map(|r| refused_count(&api.metrics, r))
@@ -327,7 +327,7 @@ async fn a_thousand_unsigned_or_forged_posts_add_no_audit_entry_while_a_user_goe
             user_posts += 1;
         }
     }
-    let entries = log.entries().unwrap();
+    let entries = log.entries().await.unwrap();
     assert_eq!(
         entries.len() - before,
         user_posts,
@@ -346,7 +346,7 @@ async fn a_thousand_unsigned_or_forged_posts_add_no_audit_entry_while_a_user_goe
         1000,
         "every refusal is counted"
     );
-    assert!(log.verify().is_ok());
+    assert!(log.verify().await.is_ok());
     api.cancel.cancel();
 }
 
