@@ -16,6 +16,9 @@
 //! cancels everything it ran as the leader, serves as a follower again and
 //! campaigns anew: it rejoins as a follower without a restart.
 //!
+//! The audit log lives in the store too (`AuditLog::in_store`): one
+//! hash chain for the cluster, reopened by each new leader.
+//!
 //! The cluster's identity — the audience every signed request names — is
 //! written once in the store by the first control plane to start, so a
 //! request signed for the cluster is good at every control plane, and one
@@ -35,6 +38,7 @@ use cluster_manager::mock::MockClusterManager;
 use cluster_manager_interface::ClusterManager;
 use container_runtime_interface::ContainerRuntime;
 use observability::health::Health;
+use orchestrator_audit::AuditLog;
 use orchestrator_rest::info;
 use orchestrator_rest::network::{self, Leader, NetworkState};
 use orchestrator_shared_types::{Node, NodeId};
@@ -50,7 +54,7 @@ use crate::config::{DaemonConfig, EtcdSettings};
 use crate::control::{auth_gate, node_info, start_control, ControlCluster, Parts};
 use crate::error::{Error, Result};
 use crate::lifecycle::spawn_control_tasks;
-use crate::open::{open_audit, open_metrics, open_runtime_for, release_on_stop};
+use crate::open::{open_metrics, open_runtime_for, release_on_stop};
 use crate::run::{Daemon, EVENT_HUB_CAPACITY};
 
 /// The record kind and key of the cluster's identity in the store.
@@ -348,7 +352,13 @@ async fn campaign_forever(t: Term, ttl: Duration, cancel: CancellationToken) {
 /// Starts the orchestrator over the fenced store and serves its API.
 async fn lead(t: &Term, acting: &CancellationToken) -> std::result::Result<(), String> {
     let store = Arc::clone(&t.store) as Arc<dyn StateStore>;
-    let audit = open_audit(&t.config).map_err(|e| e.to_string())?;
+    // The cluster's one audit log, in the store: each term re-reads its
+    // tail (the last leader may have appended), and the fence keeps a
+    // deposed leader from extending it.
+    let audit = AuditLog::in_store(Arc::clone(&store))
+        .await
+        .map(Arc::new)
+        .map_err(|e| format!("opening the audit log in etcd: {e}"))?;
     let cc = ControlCluster {
         cluster_id: Some(t.cluster_id.clone()),
         store: Some(store),

@@ -92,6 +92,29 @@ fn a_killed_leader_is_replaced_and_its_workloads_converge_on_the_new_one() {
         );
     }
     assert!(g.log_of(next).contains("this control plane leads"));
+    // One audit log for the cluster, in etcd: the creates acknowledged by
+    // the dead leader are in it, and its chain verifies across the change.
+    let v = client(&naddr).verify_audit().expect("audit verify").data;
+    assert!(
+        v.ok,
+        "the audit chain breaks across the failover: {:?}",
+        v.error
+    );
+    let actions: Vec<String> = client(&naddr)
+        .audit(None, None)
+        .expect("audit")
+        .data
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    let creates = actions
+        .iter()
+        .filter(|a| a.starts_with("POST /api/v1/workloads"))
+        .count();
+    assert!(
+        creates >= 2,
+        "the dead leader's audit entries are gone: {actions:?}"
+    );
 }
 
 /// The revision etcd is at now.
