@@ -85,6 +85,9 @@ pub(crate) struct ControlCluster {
     pub(crate) store: Option<Arc<dyn StateStore>>,
     /// The audit log, when already open; else the data directory's.
     pub(crate) audit: Option<Arc<AuditLog>>,
+    /// The credit ledger's authority when it is not the node key (control
+    /// planes that lead in turn share the cluster's).
+    pub(crate) ledger_key: Option<SigningKey>,
 }
 
 /// Starts the orchestrator of a standalone node or a control plane over
@@ -125,11 +128,13 @@ pub(crate) async fn start_control(
             None => a,
         })
     });
-    let trust = Arc::new(
-        TrustService::new(Arc::clone(&store), parts.key.clone(), ledger_id)
-            .with_pledges(config.pledges)
-            .with_probes(Arc::clone(&runtime), config.probes.clone()),
-    );
+    let mut trust = TrustService::new(Arc::clone(&store), parts.key.clone(), ledger_id)
+        .with_pledges(config.pledges)
+        .with_probes(Arc::clone(&runtime), config.probes.clone());
+    if let Some(key) = cc.ledger_key {
+        trust = trust.with_ledger_key(key);
+    }
+    let trust = Arc::new(trust);
     let deps = Deps {
         store: Arc::clone(&store),
         runtime,

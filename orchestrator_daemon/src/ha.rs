@@ -59,6 +59,8 @@ use crate::run::{Daemon, EVENT_HUB_CAPACITY};
 
 /// The record kind and key of the cluster's identity in the store.
 const IDENTITY: (&str, &str) = ("cluster", "id");
+/// The record kind and key of the credit ledger's authority key.
+const LEDGER_KEY: (&str, &str) = ("cluster", "ledger-key");
 /// The role of such a daemon in `GET /api/v1/network`.
 const ROLE: &str = "control-plane";
 /// How long to wait before campaigning again after etcd failed.
@@ -79,6 +81,8 @@ struct Term {
     /// `/health`, `/ready`, `/metrics` (the leader's full API has its own).
     health_routes: Router,
     cluster_id: String,
+    /// The credit ledger's authority, the same for every leader.
+    ledger_key: ed25519_dalek::SigningKey,
     current: Current,
     health: Arc<Health>,
     tasks: TaskTracker,
@@ -108,6 +112,7 @@ pub(crate) async fn start(
         .record_once(IDENTITY.0, IDENTITY.1, &fresh)
         .await
         .map_err(Error::Store)?;
+    let ledger_key = ledger_key(&store).await?;
     info!(cluster = %cluster_id, endpoints = %etcd.endpoints.join(","), prefix = %etcd.prefix,
         "state store: etcd; this control plane campaigns to lead");
 
@@ -182,6 +187,7 @@ pub(crate) async fn start(
         own,
         health_routes,
         cluster_id,
+        ledger_key,
         current: Arc::clone(&current),
         health: Arc::clone(&health),
         tasks: tasks.clone(),
@@ -205,6 +211,30 @@ pub(crate) async fn start(
         health,
         (None, None, None),
     ))
+}
+
+/// The credit ledger's authority key, made by the first control plane to
+/// start and kept in etcd, so that every leader signs the ledger's control
+/// entries (limits, holds) with the one key the ledger replays against.
+/// Whoever can read it could sign such entries, but only writing to etcd
+/// makes them count, and a writer of etcd holds the whole cluster state
+/// already: etcd must be reachable by the control planes only (README).
+async fn ledger_key(store: &EtcdStore) -> Result<ed25519_dalek::SigningKey> {
+    let fresh = hex::encode(rand::random::<[u8; 32]>());
+    let stored = store
+        .record_once(LEDGER_KEY.0, LEDGER_KEY.1, &fresh)
+        .await
+        .map_err(Error::Store)?;
+    let bytes: [u8; 32] = hex::decode(stored.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "the credit ledger key in etcd ({} {}) is not 64 hex characters",
+                LEDGER_KEY.0, LEDGER_KEY.1
+            ))
+        })?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
 }
 
 /// The address the other control planes reach this one's API at.
@@ -363,6 +393,7 @@ async fn lead(t: &Term, acting: &CancellationToken) -> std::result::Result<(), S
         cluster_id: Some(t.cluster_id.clone()),
         store: Some(store),
         audit: Some(audit),
+        ledger_key: Some(t.ledger_key.clone()),
         ..ControlCluster::default()
     };
     let (orch, router) = start_control(

@@ -405,3 +405,56 @@ fn an_unreachable_etcd_is_a_clear_error() {
         "the error names the endpoint: {err}"
     );
 }
+
+/// The credit ledger's control entries (a limit set after an attestation)
+/// are signed by the cluster's ledger key, not by the leader's node key:
+/// the next leader replays them and leads.
+#[test]
+fn the_credit_ledger_survives_a_change_of_leader() {
+    let Some(ep) = endpoints() else { return };
+    let mut g = Group::new(ep, "1s");
+    for _ in 0..2 {
+        g.start(&[]);
+    }
+    let leader = g.agreed_leader(&[0, 1]);
+    let other = 1 - leader;
+    let oaddr = g.planes[other].addr.clone();
+    let (issuer, subject) = (user(), ed25519_dalek::SigningKey::from_bytes(&[8; 32]));
+    let now = Utc::now();
+    let attestation = mycelial::evidence::sign_attestation(
+        &issuer,
+        mycelial::evidence::Attestation {
+            issuer: orchestrator_shared_types::PublicKey(issuer.verifying_key().to_bytes()),
+            subject: orchestrator_shared_types::PublicKey(subject.verifying_key().to_bytes()),
+            weight: 1.0,
+            issued_at: now,
+            expires_at: now + chrono::Duration::days(30),
+        },
+    )
+    .expect("signed");
+    client(&oaddr)
+        .attest(&attestation)
+        .expect("attested through a follower");
+    let as_subject = |addr: &str| {
+        orchestrator_api::client::ApiClient::new(&format!("http://{addr}"), Some(subject.clone()))
+            .expect("a client")
+            .credit_balance()
+            .ok()
+            .map(|b| b.data.limit)
+    };
+    let limit = wait_for("the leader to set the attested operator's limit", || {
+        as_subject(&oaddr).filter(|l| *l > 0)
+    });
+    g.kill(leader);
+    let next = g.agreed_leader(&[other]);
+    assert_eq!(next, other);
+    let after = wait_for("the new leader to answer for the ledger", || {
+        as_subject(&oaddr)
+    });
+    assert_eq!(after, limit, "the limit set by the old leader is replayed");
+    assert!(
+        !g.log_of(other).contains("starting to lead failed"),
+        "{}",
+        g.log_of(other)
+    );
+}

@@ -119,7 +119,15 @@ pub async fn attest(
         )));
     }
     let a = signed.body.clone();
-    let new = service(&state)?.append(Entry::Attestation(signed)).await?;
+    let trust = service(&state)?;
+    let new = trust.append(Entry::Attestation(signed)).await?;
+    if new {
+        // The subject's credit limit follows at once, not at the next
+        // periodic refresh.
+        if let Some(credits) = trust.credits() {
+            credits.refresh_limits(trust.engine()).await;
+        }
+    }
     Ok((
         if new {
             StatusCode::CREATED

@@ -86,6 +86,9 @@ pub struct TrustService {
     registered: std::sync::Mutex<HashSet<NodeId>>,
     last_heartbeat: std::sync::Mutex<std::collections::HashMap<NodeId, chrono::DateTime<Utc>>>,
     ledger_id: String,
+    /// The credit ledger's authority, when it is not this node's key (the
+    /// cluster's, shared by control planes that lead in turn).
+    ledger_key: Option<SigningKey>,
     credits: tokio::sync::OnceCell<credits::Credits>,
     outbox: gossip::Outbox,
     inbox: gossip::Inbox,
@@ -119,6 +122,7 @@ impl TrustService {
             registered: std::sync::Mutex::new(HashSet::new()),
             last_heartbeat: std::sync::Mutex::new(std::collections::HashMap::new()),
             ledger_id: ledger_id.into(),
+            ledger_key: None,
             credits: tokio::sync::OnceCell::new(),
             outbox: gossip::Outbox::default(),
             inbox: gossip::Inbox::default(),
@@ -126,6 +130,15 @@ impl TrustService {
             probes: None,
             probing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Signs the credit ledger's control entries (limits, holds) with
+    /// `key` instead of this node's: the authority of a ledger that several
+    /// control planes keep in turn must be the same for all of them, or the
+    /// next leader could not replay what the last one signed.
+    pub fn with_ledger_key(mut self, key: SigningKey) -> Self {
+        self.ledger_key = Some(key);
+        self
     }
 
     /// The credit ledger (once [`TrustService::load`] ran).
@@ -155,14 +168,14 @@ impl TrustService {
             *next = (*next).max(k.parse::<u64>().unwrap_or(0) + 1);
         }
         self.engine.set_now(Utc::now());
-        let ledger =
-            credits::Credits::open(Arc::clone(&self.store), self.key.clone(), &self.ledger_id)
-                .await
-                .map_err(|e| TrustError::Corrupt {
-                    kind: mycelial::ledger::RECORD_KIND,
-                    key: self.ledger_id.clone(),
-                    why: e.to_string(),
-                })?;
+        let authority = self.ledger_key.clone().unwrap_or_else(|| self.key.clone());
+        let ledger = credits::Credits::open(Arc::clone(&self.store), authority, &self.ledger_id)
+            .await
+            .map_err(|e| TrustError::Corrupt {
+                kind: mycelial::ledger::RECORD_KIND,
+                key: self.ledger_id.clone(),
+                why: e.to_string(),
+            })?;
         if self.credits.set(ledger).is_err() {
             warn!("the credit ledger was loaded twice; kept the first");
         }
