@@ -66,6 +66,22 @@ pub struct Group {
     pub lease_ttl: &'static str,
 }
 
+impl Drop for Group {
+    fn drop(&mut self) {
+        // A failed test shows what the control planes said.
+        if std::thread::panicking() {
+            for i in 0..self.planes.len() {
+                let log = self.log_of(i);
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("=== control plane {i} (last 60 lines)");
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
 impl Group {
     pub fn new(endpoints: String, lease_ttl: &'static str) -> Self {
         Self {

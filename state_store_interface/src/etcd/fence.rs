@@ -23,7 +23,7 @@ use std::sync::PoisonError;
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
-use super::{etcd_failed, EtcdStore};
+use super::EtcdStore;
 use crate::{Result, StoreError};
 
 /// The proof of one leadership that fenced writes carry: the leader key and
@@ -111,12 +111,13 @@ impl EtcdStore {
     pub(super) async fn write_one(&self, operation: &str, op: TxnOp) -> Result<TxnResponse> {
         self.ready()?;
         let fence = self.fence();
+        let txn = fenced_txn(fence.as_ref(), Vec::new(), vec![op]);
         let resp = self
-            .client
-            .kv_client()
-            .txn(fenced_txn(fence.as_ref(), Vec::new(), vec![op]))
-            .await
-            .map_err(etcd_failed(operation))?;
+            .kv(operation, |mut kv| {
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         match fence {
             // Only the fence was compared.
             Some(fence) if !resp.succeeded() => Err(fence.broken()),

@@ -73,6 +73,7 @@ mod keys;
 mod lease;
 mod observe;
 mod once;
+mod retry;
 mod txn;
 mod watch;
 
@@ -168,11 +169,11 @@ impl EtcdStore {
     ) -> Result<Option<T>> {
         self.ready()?;
         let resp = self
-            .client
-            .kv_client()
-            .get(key.as_str(), None)
-            .await
-            .map_err(etcd_failed(&format!("reading {kind}")))?;
+            .kv(&format!("reading {kind}"), |mut kv| {
+                let key = key.clone();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         resp.kvs()
             .first()
             .map(|kv| decode(kind, &key, kv.value()))
@@ -183,11 +184,11 @@ impl EtcdStore {
     async fn range(&self, what: &str, prefix: String) -> Result<Vec<KeyValue>> {
         self.ready()?;
         let mut resp = self
-            .client
-            .kv_client()
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(etcd_failed(&format!("listing {what}")))?;
+            .kv(&format!("listing {what}"), |mut kv| {
+                let prefix = prefix.clone();
+                async move { kv.get(prefix, Some(GetOptions::new().with_prefix())).await }
+            })
+            .await?;
         Ok(resp.take_kvs())
     }
 
@@ -391,11 +392,11 @@ impl StateStore for EtcdStore {
         self.ready()?;
         let key = self.keys.record(kind, key);
         let resp = self
-            .client
-            .kv_client()
-            .get(key.as_str(), None)
-            .await
-            .map_err(etcd_failed("reading a record"))?;
+            .kv("reading a record", |mut kv| {
+                let key = key.clone();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         resp.kvs()
             .first()
             .map(|kv| record_text(&key, kv.value()))

@@ -4,7 +4,7 @@
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 
-use super::{etcd_failed, EtcdStore};
+use super::EtcdStore;
 use crate::{check_record_key, Result, StoreError};
 
 impl EtcdStore {
@@ -20,11 +20,11 @@ impl EtcdStore {
             .and_then([TxnOp::put(k.as_str(), value, None)])
             .or_else([TxnOp::get(k.as_str(), None)]);
         let resp = self
-            .client
-            .kv_client()
-            .txn(txn)
-            .await
-            .map_err(etcd_failed(&format!("writing the {kind} record once")))?;
+            .kv(&format!("writing the {kind} record once"), |mut kv| {
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         if resp.succeeded() {
             return Ok(value.to_owned());
         }

@@ -26,7 +26,7 @@ use orchestrator_shared_types::{
 use serde::Deserialize;
 
 use super::fence::{fenced_txn, Fence};
-use super::{decode, encode, etcd_failed, EtcdStore};
+use super::{decode, encode, EtcdStore};
 use crate::{Result, StoreError};
 
 /// Most writes one workload of a batch needs: its key, its name key, the
@@ -113,13 +113,14 @@ impl EtcdStore {
     /// every key's revision, which makes them as good as read at commit time.
     pub(super) async fn read_keys(&self, keys: &[String]) -> Result<Read> {
         let mut read = Read::new();
-        let mut kv = self.client.kv_client();
         for chunk in keys.chunks(self.config.max_txn_ops) {
-            let gets: Vec<TxnOp> = chunk.iter().map(|k| TxnOp::get(k.as_str(), None)).collect();
-            let resp = kv
-                .txn(Txn::new().and_then(gets))
-                .await
-                .map_err(etcd_failed("reading keys"))?;
+            let resp = self
+                .kv("reading keys", |mut kv| {
+                    let gets: Vec<TxnOp> =
+                        chunk.iter().map(|k| TxnOp::get(k.as_str(), None)).collect();
+                    async move { kv.txn(Txn::new().and_then(gets)).await }
+                })
+                .await?;
             for op in resp.op_responses() {
                 if let TxnOpResponse::Get(get) = op {
                     for item in get.kvs() {
@@ -147,12 +148,13 @@ impl EtcdStore {
                 return Ok(out);
             }
             let fence = self.fence();
+            let txn = planned.into_txn(fence.as_ref());
             let resp = self
-                .client
-                .kv_client()
-                .txn(planned.into_txn(fence.as_ref()))
-                .await
-                .map_err(etcd_failed(operation))?;
+                .kv(operation, |mut kv| {
+                    let txn = txn.clone();
+                    async move { kv.txn(txn).await }
+                })
+                .await?;
             if resp.succeeded() {
                 return Ok(out);
             }

@@ -35,7 +35,8 @@ use crate::{Result, StoreChange};
 
 /// First pause after a broken watch; doubled up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// (1 s: a watch that breaks on a dead member goes to a live one on another try.)
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The entities the feed knows to exist.
 #[derive(Debug, Default, PartialEq, Eq)]
