@@ -44,4 +44,41 @@ pub enum Command {
         #[arg(long = "api-addr")]
         api_addr: Option<String>,
     },
+    /// Copy a stopped SQLite control plane's state into etcd, for a cluster
+    /// moving to several control planes (`--store etcd`), and check the copy.
+    ///
+    /// `orchestrator_daemon migrate --from sqlite:/var/lib/univrs --to
+    /// etcd:http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379
+    /// --etcd-prefix /univrs`
+    ///
+    /// Stop the daemon first. Copied: nodes, workloads, instances, every
+    /// record, the audit log (`audit.log`, its chain checked before and
+    /// after), and the cluster's identity: its id is the credit ledger's
+    /// (the cluster id, or `standalone-NODEKEY` for a standalone node), and
+    /// the ledger's authority key (the node key) goes into etcd, so the
+    /// control planes keep the ledger. The prefix must be empty: nothing is
+    /// written otherwise. Each set is checked by count and SHA-256 read back
+    /// from etcd; it prints a table and `verified`, or fails naming what
+    /// differs. After a failed copy, delete the prefix (`etcdctl del
+    /// --prefix P/`) before retrying. Then start the control planes with
+    /// `--store etcd` and the same endpoints and prefix, and do not start
+    /// the old daemon again. Needs a daemon built with `--features etcd`.
+    Migrate {
+        /// `sqlite:PATH`: the stopped daemon's data directory, or the
+        /// `state.db` in it.
+        #[arg(long)]
+        from: String,
+        /// `etcd:URL[,URL...]`: the etcd cluster's client URLs.
+        #[arg(long)]
+        to: String,
+        /// The key prefix in etcd, the control planes' `--etcd-prefix`
+        /// [default: /univrs].
+        #[arg(long = "etcd-prefix")]
+        etcd_prefix: Option<String>,
+        /// The cluster id the source ran with, if it was given by
+        /// `--cluster-id` rather than kept in its `cluster.json` [default:
+        /// cluster.json's, else the standalone node's ledger id].
+        #[arg(long = "cluster-id")]
+        cluster_id: Option<String>,
+    },
 }

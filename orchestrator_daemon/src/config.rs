@@ -415,33 +415,7 @@ fn resolve_etcd(s: &Settings, in_cluster: bool) -> Result<Option<EtcdSettings>> 
             .into(),
         ));
     }
-    let endpoints: Vec<String> = s
-        .etcd_endpoints
-        .iter()
-        .map(|e| e.trim().to_owned())
-        .filter(|e| !e.is_empty())
-        .collect();
-    if endpoints.is_empty() {
-        return Err(Error::Config(
-            "--store etcd needs --etcd-endpoints, e.g. http://127.0.0.1:2379".into(),
-        ));
-    }
-    for e in &endpoints {
-        if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 10 {
-            return Err(Error::Config(format!(
-                "etcd endpoint {e:?} is not a client URL (http://HOST:PORT)"
-            )));
-        }
-    }
-    let prefix = s
-        .etcd_prefix
-        .clone()
-        .unwrap_or_else(|| DEFAULT_ETCD_PREFIX.to_owned());
-    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
-        return Err(Error::Config(format!(
-            "etcd prefix {prefix:?} must start with / and not end with one, e.g. /univrs"
-        )));
-    }
+    let (endpoints, prefix) = etcd_target(&s.etcd_endpoints, s.etcd_prefix.as_deref())?;
     let lease_ttl = match &s.lease_ttl {
         None => DEFAULT_LEASE_TTL,
         Some(t) => {
@@ -469,4 +443,38 @@ fn resolve_etcd(s: &Settings, in_cluster: bool) -> Result<Option<EtcdSettings>> 
         lease_ttl,
         advertise_api,
     }))
+}
+
+/// The etcd cluster and key prefix of `--etcd-endpoints` and
+/// `--etcd-prefix`, checked (client URLs; a prefix that starts with `/` and
+/// does not end with one, [`DEFAULT_ETCD_PREFIX`] when none is given): what
+/// the control planes use, and where `orchestrator_daemon migrate` copies to.
+pub(crate) fn etcd_target(
+    endpoints: &[String],
+    prefix: Option<&str>,
+) -> Result<(Vec<String>, String)> {
+    let endpoints: Vec<String> = endpoints
+        .iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        return Err(Error::Config(
+            "--store etcd needs --etcd-endpoints, e.g. http://127.0.0.1:2379".into(),
+        ));
+    }
+    for e in &endpoints {
+        if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 10 {
+            return Err(Error::Config(format!(
+                "etcd endpoint {e:?} is not a client URL (http://HOST:PORT)"
+            )));
+        }
+    }
+    let prefix = prefix.unwrap_or(DEFAULT_ETCD_PREFIX).to_owned();
+    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
+        return Err(Error::Config(format!(
+            "etcd prefix {prefix:?} must start with / and not end with one, e.g. /univrs"
+        )));
+    }
+    Ok((endpoints, prefix))
 }

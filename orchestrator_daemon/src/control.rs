@@ -56,6 +56,11 @@ pub(crate) fn node_info(
     }
 }
 
+/// The credit ledger id of a node in no cluster: its own, from its key.
+pub(crate) fn standalone_ledger_id(key: &SigningKey) -> String {
+    format!("standalone-{}", hex::encode(key.verifying_key().to_bytes()))
+}
+
 /// The gate of the signed routes, for `audience`.
 pub(crate) fn auth_gate(
     config: &DaemonConfig,
@@ -110,12 +115,10 @@ pub(crate) async fn start_control(
         None => open_audit(config)?,
     };
     // One ledger per cluster (a standalone node's is its own).
-    let ledger_id = cc.cluster_id.clone().unwrap_or_else(|| {
-        format!(
-            "standalone-{}",
-            hex::encode(parts.key.verifying_key().to_bytes())
-        )
-    });
+    let ledger_id = cc
+        .cluster_id
+        .clone()
+        .unwrap_or_else(|| standalone_ledger_id(&parts.key));
     let admission = cc.admission.map(|ac| {
         let a = Admission::new(
             Arc::clone(&store),

@@ -131,6 +131,10 @@ pub enum Error {
     /// The cluster manager failed.
     #[error(transparent)]
     Cluster(#[from] cluster_manager_interface::ClusterError),
+    /// `orchestrator_daemon migrate` was refused or failed.
+    #[cfg(feature = "etcd")]
+    #[error(transparent)]
+    Migrate(#[from] crate::migrate::MigrateError),
 }
 
 /// Result with [`Error`].

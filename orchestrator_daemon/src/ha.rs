@@ -58,9 +58,9 @@ use crate::open::{open_metrics, open_runtime_for, release_on_stop};
 use crate::run::{Daemon, EVENT_HUB_CAPACITY};
 
 /// The record kind and key of the cluster's identity in the store.
-const IDENTITY: (&str, &str) = ("cluster", "id");
+pub(crate) const IDENTITY: (&str, &str) = ("cluster", "id");
 /// The record kind and key of the credit ledger's authority key.
-const LEDGER_KEY: (&str, &str) = ("cluster", "ledger-key");
+pub(crate) const LEDGER_KEY: (&str, &str) = ("cluster", "ledger-key");
 /// The role of such a daemon in `GET /api/v1/network`.
 const ROLE: &str = "control-plane";
 /// How long to wait before campaigning again after etcd failed.

@@ -18,7 +18,9 @@
 //! has its settings in `cluster_config`, the cluster identity it creates or
 //! joins with a token in [`cluster_identity`], and its wiring (gossip, a
 //! worker's router, what join tokens carry) in `cluster_run`, and its end of
-//! the encrypted overlay between nodes in `overlay`.
+//! the encrypted overlay between nodes in `overlay`. Several control planes
+//! on etcd run as `ha` says, and `migrate` (feature `etcd`) moves a SQLite
+//! control plane's state there.
 
 mod cluster_config;
 pub mod cluster_identity;
@@ -38,6 +40,8 @@ mod ha;
 pub mod key_rotation;
 pub mod key_store;
 mod lifecycle;
+#[cfg(feature = "etcd")]
+pub mod migrate;
 pub mod node_key;
 mod open;
 mod operator;

@@ -50,6 +50,12 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
             settings.api_addr = api_addr.or(settings.api_addr);
             return print_join_token(settings, &ttl, &role);
         }
+        Some(cli::Command::Migrate {
+            from,
+            to,
+            etcd_prefix,
+            cluster_id,
+        }) => return migrate(&from, &to, etcd_prefix.as_deref(), cluster_id),
         None => {}
     }
     // The whole configuration is checked before anything is opened or bound.
@@ -85,6 +91,57 @@ fn print_node_id(data_dir: Option<std::path::PathBuf>, file: Settings) -> anyhow
     let key = node_key::open(&dir)?;
     println!("{}", node_key::node_id(&key));
     Ok(())
+}
+
+/// `orchestrator_daemon migrate`: copies a stopped SQLite control plane
+/// into etcd and checks the copy (`orchestrator_daemon::migrate`).
+#[cfg(feature = "etcd")]
+fn migrate(
+    from: &str,
+    to: &str,
+    prefix: Option<&str>,
+    cluster_id: Option<String>,
+) -> anyhow::Result<()> {
+    use orchestrator_daemon::migrate::{self, MigrateConfig};
+    let config = MigrateConfig::parse(from, to, prefix, cluster_id)?;
+    eprintln!(
+        "copying {} into etcd {} under {}",
+        config.database.display(),
+        config.endpoints.join(","),
+        config.prefix
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime.block_on(migrate::run(&config))?;
+    print!("{report}");
+    report.check()?;
+    println!("verified");
+    eprintln!(
+        "the cluster id in etcd is {}, the audience requests must now be signed for (GET \
+         /api/v1/info); start the control planes with --store etcd --etcd-endpoints {} \
+         --etcd-prefix {}, and do not start the old daemon again",
+        report.ledger_id,
+        config.endpoints.join(","),
+        config.prefix
+    );
+    eprintln!(
+        "warning: the credit ledger's authority key (the old node key) is now in etcd under \
+         {}/: etcd must be reachable by the control planes only",
+        config.prefix
+    );
+    Ok(())
+}
+
+/// `orchestrator_daemon migrate` in a build without etcd.
+#[cfg(not(feature = "etcd"))]
+fn migrate(_: &str, _: &str, _: Option<&str>, _: Option<String>) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "migrate: this orchestrator_daemon was built without etcd support; build it with \
+         `cargo build --release -p orchestrator_daemon --features etcd` (needs protoc: Debian's \
+         protobuf-compiler)"
+    )
 }
 
 /// `orchestrator_daemon join-token`: asks the control plane running on this

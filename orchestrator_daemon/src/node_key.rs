@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 /// File name of the key inside the data directory.
 pub const NODE_KEY_FILE: &str = "node.key";
 
-/// Loads the key at `dir/node.key`, creating it if absent.
-pub fn load_or_create(dir: &Path) -> Result<SigningKey> {
+/// The key at `dir/node.key`; `None` if there is none (nothing is created).
+pub fn load(dir: &Path) -> Result<Option<SigningKey>> {
     let path = dir.join(NODE_KEY_FILE);
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -22,9 +22,23 @@ pub fn load_or_create(dir: &Path) -> Result<SigningKey> {
                 path: path.clone(),
                 len: b.len(),
             })?;
-            Ok(SigningKey::from_bytes(&seed))
+            Ok(Some(SigningKey::from_bytes(&seed)))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::DataDir {
+            what: "reading node key",
+            path,
+            source,
+        }),
+    }
+}
+
+/// Loads the key at `dir/node.key`, creating it if absent.
+pub fn load_or_create(dir: &Path) -> Result<SigningKey> {
+    let path = dir.join(NODE_KEY_FILE);
+    match load(dir)? {
+        Some(key) => Ok(key),
+        None => {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
             let tmp = dir.join(format!("{NODE_KEY_FILE}.tmp"));
             let write = || -> std::io::Result<()> {
@@ -47,11 +61,6 @@ pub fn load_or_create(dir: &Path) -> Result<SigningKey> {
             })?;
             Ok(key)
         }
-        Err(source) => Err(Error::DataDir {
-            what: "reading node key",
-            path,
-            source,
-        }),
     }
 }
 
@@ -86,6 +95,16 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn load_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_none());
+        assert!(!dir.path().join(NODE_KEY_FILE).exists());
+        let key = load_or_create(dir.path()).unwrap();
+        let loaded = load(dir.path()).unwrap().expect("the key made");
+        assert_eq!(node_id(&loaded), node_id(&key));
     }
 
     #[test]

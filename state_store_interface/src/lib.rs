@@ -330,6 +330,9 @@ pub trait StateStore: Send + Sync + 'static {
     async fn list_records(&self, kind: &str) -> Result<Vec<(String, String)>>;
     /// Deletes a record; whether it existed.
     async fn delete_record(&self, kind: &str, key: &str) -> Result<bool>;
+    /// Every kind that has at least one record, sorted (byte order): what a
+    /// copy of the whole store (a migration) must list.
+    async fn list_record_kinds(&self) -> Result<Vec<String>>;
 
     /// Changes from now on. A receiver that lags must re-list.
     fn watch(&self) -> broadcast::Receiver<StoreChange>;

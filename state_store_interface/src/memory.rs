@@ -400,6 +400,13 @@ impl StateStore for InMemoryStore {
         Ok(existed)
     }
 
+    async fn list_record_kinds(&self) -> Result<Vec<String>> {
+        // A kind whose last record is deleted loses its entry (delete_record).
+        let mut kinds: Vec<String> = self.read()?.records.keys().cloned().collect();
+        kinds.sort_unstable();
+        Ok(kinds)
+    }
+
     fn watch(&self) -> broadcast::Receiver<StoreChange> {
         self.changes.subscribe()
     }

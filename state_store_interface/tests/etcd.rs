@@ -78,6 +78,36 @@ async fn etcd_store_passes_the_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_keys_counts_every_key_under_the_prefix_and_no_other() {
+    let Some(endpoints) = endpoints() else {
+        return;
+    };
+    let _cluster = CLUSTER.read().await;
+    let prefix = fresh_prefix();
+    let s = store(&endpoints, &prefix).await;
+    assert_eq!(s.count_keys().await.unwrap(), 0, "a fresh prefix is empty");
+    // A sibling prefix that extends this one's name is not under it.
+    let sibling = store(&endpoints, &format!("{prefix}2")).await;
+    sibling.put_node(&node(1)).await.unwrap();
+    assert_eq!(
+        s.count_keys().await.unwrap(),
+        0,
+        "{prefix}2 is not under {prefix}"
+    );
+    // Keys this store did not write count too.
+    let mut raw = Client::connect(&endpoints, None).await.unwrap();
+    raw.put(format!("{prefix}/foreign"), "x", None)
+        .await
+        .unwrap();
+    s.put_record("policy", "a", "{}").await.unwrap();
+    assert_eq!(s.count_keys().await.unwrap(), 2);
+    assert_eq!(
+        s.list_record_kinds().await.unwrap(),
+        vec!["policy".to_owned()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_resumes_after_its_connection_breaks_without_loss_or_repeat() {
     let Some(endpoints) = endpoints() else {
         return;

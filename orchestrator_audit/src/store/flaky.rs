@@ -79,6 +79,9 @@ impl StateStore for Flaky {
     async fn delete_record(&self, kind: &str, key: &str) -> Result<bool> {
         self.inner.delete_record(kind, key).await
     }
+    async fn list_record_kinds(&self) -> Result<Vec<String>> {
+        self.inner.list_record_kinds().await
+    }
 
     async fn initialize(&self) -> Result<()> {
         self.inner.initialize().await

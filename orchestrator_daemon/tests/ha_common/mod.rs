@@ -83,10 +83,17 @@ impl Drop for Group {
 }
 
 impl Group {
+    /// A group on a fresh prefix.
     pub fn new(endpoints: String, lease_ttl: &'static str) -> Self {
+        let prefix = format!("/univrs-test-ha/{}", uuid::Uuid::new_v4());
+        Self::on_prefix(endpoints, lease_ttl, prefix)
+    }
+
+    /// A group on `prefix`, which may hold state already (a migration's).
+    pub fn on_prefix(endpoints: String, lease_ttl: &'static str, prefix: String) -> Self {
         Self {
             endpoints,
-            prefix: format!("/univrs-test-ha/{}", uuid::Uuid::new_v4()),
+            prefix,
             dir: tempfile::tempdir().expect("a temporary directory"),
             planes: Vec::new(),
             lease_ttl,

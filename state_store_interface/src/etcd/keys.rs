@@ -98,8 +98,19 @@ impl Keys {
         format!("{}instances-by-node/{node}/{id}", self.root)
     }
 
+    /// `{p}/records/`, the range of every record of every kind.
+    pub(super) fn all_records(&self) -> String {
+        format!("{}records/", self.root)
+    }
+
     pub(super) fn records(&self, kind: &str) -> String {
-        format!("{}records/{}/", self.root, hex::encode(kind))
+        format!("{}{}/", self.all_records(), hex::encode(kind))
+    }
+
+    /// The first key after every record of `kind`: `/` is followed by `0`,
+    /// and no other kind's keys start with `{p}/records/{hex(kind)}/`.
+    pub(super) fn after_records(&self, kind: &str) -> String {
+        format!("{}{}0", self.all_records(), hex::encode(kind))
     }
 
     pub(super) fn record(&self, kind: &str, key: &str) -> String {
@@ -137,6 +148,14 @@ impl Keys {
             .strip_prefix(&self.instances_by_workload())?;
         let (workload, id) = rest.split_once('/')?;
         Some((workload.parse().ok()?, id.parse().ok()?))
+    }
+
+    /// The kind of a key under [`Keys::all_records`]; `None` if it is not
+    /// `{hex(kind)}/{key}` there.
+    pub(super) fn record_kind(&self, key: &[u8]) -> Option<String> {
+        let rest = key.strip_prefix(self.all_records().as_bytes())?;
+        let end = rest.iter().position(|b| *b == b'/')?;
+        String::from_utf8(hex::decode(&rest[..end]).ok()?).ok()
     }
 
     /// The record key of a key under [`Keys::records`] of `kind`.
@@ -218,5 +237,24 @@ mod tests {
         let key = keys.record("approval", "x/y");
         assert_eq!(keys.record_key("approval", key.as_bytes()), Some("x/y"));
         assert_eq!(keys.record_key("approva", key.as_bytes()), None);
+        assert_eq!(
+            keys.record_kind(key.as_bytes()).as_deref(),
+            Some("approval")
+        );
+        assert_eq!(
+            keys.record_kind(keys.node(&NodeId([1; 32])).as_bytes()),
+            None
+        );
+        for (kind, other) in [("a", "a/b"), ("a", "ab"), ("approval", "approvals")] {
+            let after = keys.after_records(kind);
+            assert!(
+                keys.record(kind, "\u{10ffff}") < after,
+                "{kind}'s keys end before"
+            );
+            assert!(
+                keys.record(other, "") > after,
+                "{other} starts after {kind}"
+            );
+        }
     }
 }

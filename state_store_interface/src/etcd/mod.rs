@@ -6,7 +6,8 @@
 //!   clusters and tests can share one etcd: nodes, workloads and instances by
 //!   id, a name index of workloads and two instance indexes, records by
 //!   hex-encoded kind and raw key ([`keys`] has the layout). Values are the
-//!   shared types as JSON. Lists are range reads; keys sort as ids do.
+//!   shared types as JSON. Lists are range reads; keys sort as ids do
+//!   (record kinds and the count of keys: `inventory`).
 //! - **Writes.** A write that does not depend on what is stored (a node, a
 //!   record, a delete of either) is a transaction of one operation (and the
 //!   fence, if any). Every read-modify-write (workload names, instance
@@ -69,6 +70,7 @@ use crate::{check_record_key, check_record_kind, Result, StateStore, StoreChange
 mod config;
 pub mod election;
 mod fence;
+mod inventory;
 mod keys;
 mod lease;
 mod observe;
@@ -425,6 +427,10 @@ impl StateStore for EtcdStore {
         check_record_key(kind, key)?;
         self.delete_key("a record", self.keys.record(kind, key))
             .await
+    }
+
+    async fn list_record_kinds(&self) -> Result<Vec<String>> {
+        self.record_kinds().await
     }
 
     fn watch(&self) -> broadcast::Receiver<StoreChange> {

@@ -438,6 +438,17 @@ impl StateStore for SqliteStore {
         Ok(self.write(op).await?.deleted > 0)
     }
 
+    async fn list_record_kinds(&self) -> Result<Vec<String>> {
+        self.read(|conn| {
+            // The primary key (kind, key) serves it; BINARY collation is byte order.
+            let mut stmt =
+                conn.prepare_cached("SELECT DISTINCT kind FROM records ORDER BY kind")?;
+            let rows = stmt.query_map([], |row| row.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     fn watch(&self) -> broadcast::Receiver<StoreChange> {
         self.changes.subscribe()
     }

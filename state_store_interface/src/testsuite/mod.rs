@@ -41,8 +41,8 @@ pub use crud::{
     case_uninitialized_store_refuses, case_workloads_crud,
 };
 pub use records::{
-    case_records_are_listed_by_key_within_their_kind, case_records_are_not_watched,
-    case_records_delete, case_records_refuse_invalid_kinds_and_keys,
+    case_record_kinds_are_listed, case_records_are_listed_by_key_within_their_kind,
+    case_records_are_not_watched, case_records_delete, case_records_refuse_invalid_kinds_and_keys,
     case_records_refused_before_initialize, case_records_round_trip,
 };
 pub use watch::case_watch_reports_each_write_in_order;
@@ -74,6 +74,7 @@ where
     run!(case_records_refused_before_initialize);
     run!(case_records_round_trip);
     run!(case_records_are_listed_by_key_within_their_kind);
+    run!(case_record_kinds_are_listed);
     run!(case_records_delete);
     run!(case_records_refuse_invalid_kinds_and_keys);
     run!(case_records_are_not_watched);

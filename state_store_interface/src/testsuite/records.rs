@@ -207,6 +207,49 @@ pub async fn case_records_refuse_invalid_kinds_and_keys(store: &dyn StateStore) 
     assert!(store.delete_record(&longest, &longest).await.unwrap());
 }
 
+/// Every kind with a record is listed once, sorted by bytes (kinds that
+/// share a prefix, contain `/` or are not ASCII included); a kind whose
+/// last record is deleted is no longer listed; nodes are no kind.
+pub async fn case_record_kinds_are_listed(store: &dyn StateStore) {
+    init(store).await;
+    assert!(
+        store.list_record_kinds().await.unwrap().is_empty(),
+        "a fresh store has no record kind"
+    );
+    store.put_node(&node(1)).await.unwrap();
+    let kinds = [
+        "revoked",
+        "approvals",
+        "a/b",
+        "approval",
+        "é",
+        "a",
+        "approva",
+        "B",
+    ];
+    for kind in kinds {
+        store.put_record(kind, "k/1", "{}").await.unwrap();
+        store.put_record(kind, "k2", "[]").await.unwrap();
+    }
+    let mut want: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+    want.sort();
+    assert_eq!(
+        store.list_record_kinds().await.unwrap(),
+        want,
+        "each kind once, in byte order"
+    );
+    for key in ["k/1", "k2"] {
+        assert!(store.delete_record("approva", key).await.unwrap());
+    }
+    assert!(store.delete_record("revoked", "k2").await.unwrap());
+    want.retain(|k| k != "approva");
+    assert_eq!(
+        store.list_record_kinds().await.unwrap(),
+        want,
+        "a kind without records is gone; one with a record left stays"
+    );
+}
+
 /// Record writes are not published on `watch`.
 pub async fn case_records_are_not_watched(store: &dyn StateStore) {
     init(store).await;
@@ -243,6 +286,13 @@ pub async fn case_records_refused_before_initialize(store: &dyn StateStore) {
             Err(StoreError::NotInitialized)
         ),
         "a record read before initialize must fail with NotInitialized"
+    );
+    assert!(
+        matches!(
+            store.list_record_kinds().await,
+            Err(StoreError::NotInitialized)
+        ),
+        "listing the kinds before initialize must fail with NotInitialized"
     );
     init(store).await;
     assert!(
