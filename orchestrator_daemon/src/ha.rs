@@ -63,6 +63,8 @@ pub(crate) const IDENTITY: (&str, &str) = ("cluster", "id");
 pub(crate) const LEDGER_KEY: (&str, &str) = ("cluster", "ledger-key");
 /// The role of such a daemon in `GET /api/v1/network`.
 const ROLE: &str = "control-plane";
+/// Longest wait for a term's reconciler to stop before the next campaign.
+const WIND_DOWN: Duration = Duration::from_secs(5);
 /// How long to wait before campaigning again after etcd failed.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -349,23 +351,38 @@ async fn campaign_forever(t: Term, ttl: Duration, cancel: CancellationToken) {
             () = lost.cancelled() => Err("the lease was lost while starting".to_owned()),
             started = lead(&t, &acting) => started,
         };
-        match led {
-            Ok(()) => {
+        let orch = match led {
+            Ok(orch) => {
                 info!(node = %t.node, lease_ttl_ms = leadership.ttl().as_millis() as u64,
                     "this control plane leads");
                 tokio::select! {
                     () = lost.cancelled() => {}
                     () = cancel.cancelled() => {}
                 }
+                Some(orch)
             }
-            Err(e) => error!(error = %e, "starting to lead failed; stepping down"),
-        }
+            Err(e) => {
+                error!(error = %e, "starting to lead failed; stepping down");
+                None
+            }
+        };
         // Requests go to the leader from now on, then what led stops.
         set(
             &t.current,
             follower_router(&t.own, &t.health_routes, &t.leader, t.node, &t.config),
         );
         acting.cancel();
+        // The reconciler lets its passes in flight finish (their writes are
+        // fenced): wait for it, so that a next term never runs beside it.
+        if let Some(orch) = orch {
+            let until = tokio::time::Instant::now() + WIND_DOWN;
+            while !orch.is_finished() && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if !orch.is_finished() {
+                warn!("the last term's reconciler is still stopping");
+            }
+        }
         if lost.is_cancelled() && !cancel.is_cancelled() {
             warn!("this control plane lost its lease and stopped acting; it follows again");
         }
@@ -380,7 +397,10 @@ async fn campaign_forever(t: Term, ttl: Duration, cancel: CancellationToken) {
 }
 
 /// Starts the orchestrator over the fenced store and serves its API.
-async fn lead(t: &Term, acting: &CancellationToken) -> std::result::Result<(), String> {
+async fn lead(
+    t: &Term,
+    acting: &CancellationToken,
+) -> std::result::Result<Arc<orchestrator_core::Orchestrator>, String> {
     let store = Arc::clone(&t.store) as Arc<dyn StateStore>;
     // The cluster's one audit log, in the store: each term re-reads its
     // tail (the last leader may have appended), and the fence keeps a
@@ -408,5 +428,5 @@ async fn lead(t: &Term, acting: &CancellationToken) -> std::result::Result<(), S
     .map_err(|e| e.to_string())?;
     spawn_control_tasks(&t.tasks, &orch, &t.health, acting);
     set(&t.current, router);
-    Ok(())
+    Ok(orch)
 }
