@@ -2,6 +2,8 @@
 #
 #   docker build -t univrs/orchestrator:local .
 #   docker compose up -d          # three nodes, Prometheus, Grafana
+#   docker compose --profile ha up -d etcd1 etcd2 etcd3 cp1 cp2 cp3
+#                                 # three control planes on etcd
 #
 # Builds both binaries from source in a rust:1.95-bookworm stage, so it needs
 # a registry for the two base images. Without one (CI here), build the same
@@ -13,12 +15,20 @@
 ARG RUST_IMAGE=rust:1.95-bookworm
 FROM ${RUST_IMAGE} AS build
 # libseccomp-dev: libcontainer's seccomp support links libseccomp.
+# protobuf-compiler: protoc, which etcd-client's build needs.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libseccomp-dev \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        libseccomp-dev protobuf-compiler \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# --features etcd: the daemon's (ui_cli has none of that name), so that the
+# image can run control planes on etcd (--store etcd, docker-compose.yml's ha
+# profile) as well as on SQLite. Not `orchestrator_daemon/etcd`: that names
+# the feature of the daemon's dev-dependency on itself, which a build leaves
+# out.
 RUN cargo build --release --locked -p orchestrator_daemon -p ui_cli \
+        --features etcd \
         --bin orchestrator_daemon --bin ui \
  && install -D -m 0755 target/release/orchestrator_daemon /out/orchestrator_daemon \
  && install -D -m 0755 target/release/ui /out/ui
