@@ -152,7 +152,8 @@ impl EtcdStore {
         let mut backoff = MIN_BACKOFF;
         let leader = loop {
             let started = Instant::now();
-            let mut election = self.client.election_client();
+            // Never cut by a request timeout (see `campaigner`).
+            let mut election = self.campaigner.election_client();
             let attempt = tokio::select! {
                 biased;
                 () = lost.cancelled() => {

@@ -91,6 +91,11 @@ const WATCH_CAPACITY: usize = 4096;
 /// before use; dropping it stops its change feed.
 pub struct EtcdStore {
     client: Client,
+    /// The same cluster without a request timeout, for campaigns alone
+    /// (`election.rs`): a campaign waits as long as another leads, and one
+    /// cut by a timeout is cleaned up by etcd deleting the candidate's key,
+    /// which a campaign sent again with the same lease has taken up.
+    campaigner: Client,
     keys: Keys,
     config: EtcdConfig,
     initialized: AtomicBool,
@@ -128,19 +133,21 @@ impl EtcdStore {
     /// Connects as `config` says. Nothing is read until `initialize`.
     pub async fn connect_with(config: EtcdConfig) -> Result<Self> {
         config.validate()?;
-        let options = ConnectOptions::new()
+        let untimed = ConnectOptions::new()
             .with_connect_timeout(config.connect_timeout)
-            .with_timeout(config.request_timeout)
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        let options = untimed.clone().with_timeout(config.request_timeout);
+        let connecting = format!("connecting to {}", config.endpoints.join(","));
         let client = Client::connect(&config.endpoints, Some(options))
             .await
-            .map_err(etcd_failed(&format!(
-                "connecting to {}",
-                config.endpoints.join(",")
-            )))?;
+            .map_err(etcd_failed(&connecting))?;
+        let campaigner = Client::connect(&config.endpoints, Some(untimed))
+            .await
+            .map_err(etcd_failed(&connecting))?;
         let (changes, _) = broadcast::channel(WATCH_CAPACITY);
         Ok(Self {
             client,
+            campaigner,
             keys: Keys::new(&config.prefix),
             config,
             initialized: AtomicBool::new(false),
