@@ -13,8 +13,8 @@
 //! directly. A follower that forwarded a request twice would be refused the
 //! second time by the leader's replay cache.
 //!
-//! Not forwarded: WebSocket upgrades (`/api/v1/events`); they are refused
-//! with 503 naming the leader, which the client can reach directly.
+//! A WebSocket upgrade (`/api/v1/events`) is forwarded too: opened at the
+//! leader with the client's headers, then relayed both ways (`ws`).
 
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ use orchestrator_rest::network::Leader;
 use orchestrator_shared_types::NodeId;
 use tokio::sync::watch;
 use tracing::debug;
+
+mod ws;
 
 /// How long connecting to the leader may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -100,19 +102,14 @@ async fn forward(State(f): State<Forwarding>, req: Request) -> Response {
     if leader.node_id == f.node {
         return retry_later("this control plane was just elected and is taking over");
     }
-    if req.headers().contains_key(header::UPGRADE) {
-        return ApiError::unavailable(format!(
-            "this control plane does not lead and does not forward WebSockets: connect to the \
-             leader {} at {}",
-            leader.node_id, leader.address
-        ))
-        .into_response();
-    }
     let (parts, body) = req.into_parts();
     let path = parts
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    if parts.headers.contains_key(header::UPGRADE) {
+        return ws::forward(parts, &leader, &path).await;
+    }
     let body = match axum::body::to_bytes(body, f.body_limit).await {
         Ok(b) => b,
         Err(_) => return ApiError::payload_too_large(f.body_limit).into_response(),
