@@ -129,22 +129,25 @@ async fn trust_rules_are_hard_constraints_on_the_real_daemon() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", lab.log_tail(0, 40)));
 
-    // Operator 1 is denied: 6 replicas run, none on host 1.
+    // Operator 1 is denied: 12 replicas run, none on host 1.
     let denied = json!({"denied_operators": [hex_key(&operator(1))]});
     let (s, v) = lab
         .call(
             0,
             "POST",
             "/api/v1/workloads",
-            Some(&manifest("careful", 6, denied)),
+            // 12 replicas: the mycelial draw is weighted and random, and
+            // all of 6 landed on one of the two allowed nodes once in CI
+            // (about 2 × 2⁻⁶ with equal weights); with 12, about 2 × 2⁻¹².
+            Some(&manifest("careful", 12, denied)),
         )
         .await
         .unwrap();
     assert_eq!(s, 201, "{v}");
-    eventually(DEADLINE, "6 replicas of careful run", || async {
+    eventually(DEADLINE, "12 replicas of careful run", || async {
         running(&lab, "careful")
             .await
-            .is_some_and(|p| p.values().sum::<usize>() == 6)
+            .is_some_and(|p| p.values().sum::<usize>() == 12)
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", lab.log_tail(0, 60)));
