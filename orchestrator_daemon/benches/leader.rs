@@ -20,20 +20,9 @@ mod ha_common;
 
 use std::time::{Duration, Instant};
 
-use ha_common::{client, endpoints, manifest, network, running, spawn, wait_for, Group};
+use ha_common::{client, endpoints, manifest, network, running, spawn, wait_for, Group, ROOMY};
 
 const TRIALS: usize = 5;
-/// Quotas out of the way of the write benchmark.
-const ROOMY: [&str; 8] = [
-    "--quota-workloads",
-    "1000000",
-    "--quota-replicas",
-    "1000000",
-    "--quota-cpu",
-    "100000",
-    "--quota-memory",
-    "100000Gi",
-];
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

@@ -16,21 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ha_common::{client, endpoints, manifest, spawn, wait_for, Group, DEADLINE};
+use ha_common::{client, endpoints, manifest, spawn, wait_for, Group, DEADLINE, ROOMY};
 use rand::Rng;
 
 const WRITES: usize = 1000;
 const WRITERS: usize = 4;
-const ROOMY: [&str; 8] = [
-    "--quota-workloads",
-    "1000000",
-    "--quota-replicas",
-    "1000000",
-    "--quota-cpu",
-    "100000",
-    "--quota-memory",
-    "100000Gi",
-];
 
 /// What the writers saw.
 #[derive(Default)]

@@ -29,6 +29,19 @@ pub fn endpoints() -> Option<String> {
     }
 }
 
+/// Quotas out of the way of 1,000 workloads of one owner (the write tests
+/// and the leader benchmark).
+pub const ROOMY: [&str; 8] = [
+    "--quota-workloads",
+    "1000000",
+    "--quota-replicas",
+    "1000000",
+    "--quota-cpu",
+    "100000",
+    "--quota-memory",
+    "100000Gi",
+];
+
 /// The user who drives the API in the tests.
 pub fn user() -> SigningKey {
     SigningKey::from_bytes(&[7; 32])
