@@ -4,7 +4,8 @@
 //! control plane, for this node's cluster (the audience, SPEC §11), over a
 //! mutual-TLS connection whose certificate is that same key ([`peer_tls`]):
 //! a signature without the connection (captured, or sent in clear) is
-//! refused. Replays within the skew window are refused.
+//! refused. Replays within the skew window are refused. Once admitted, a
+//! call must carry the control-plane term in force, if any ([`crate::term`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,10 @@ pub struct AgentState {
     /// Where the control plane's directory of names and owners goes
     /// ([`crate::directory`]); `None` on a node without a bridge network.
     pub directory: Option<Arc<dyn crate::directory::DirectorySink>>,
+    /// The control-plane term calls must carry ([`crate::term`]): the
+    /// highest seen, which shuts out a leader whose term is over; `None`
+    /// checks no term.
+    pub terms: Option<Arc<crate::term::TermGate>>,
 }
 
 struct AgentError(StatusCode, WireError);
@@ -228,6 +233,12 @@ pub fn router(state: AgentState) -> Router {
             crate::directory::DIRECTORY_PATH,
             axum::routing::put(crate::directory::put),
         )
+        // Inside the signed layer (route layers added later wrap the
+        // earlier ones): only an admitted caller's term reaches the gate.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::term::check,
+        ))
         .route_layer(SignedLayer::new(
             ControlPlaneOnly {
                 cluster: Arc::clone(&state.cluster),

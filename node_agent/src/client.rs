@@ -3,10 +3,13 @@
 //! Every request is signed with this node's key exactly as the REST API's
 //! requests are (SPEC §11), for the cluster's audience (its cluster id), so
 //! the agent can tell which member is asking and no other cluster's agent
-//! would accept it. A
+//! would accept it. A client made [`with_term`](AgentClient::with_term) adds
+//! its control-plane term to every request target (`term=N`) before signing,
+//! so it cannot be changed in flight ([`crate::term`]). A
 //! node that cannot be reached answers [`RuntimeError::NodeUnreachable`]; an
 //! error the agent reports comes back as the runtime error it stands for.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,11 +46,15 @@ pub struct AgentClient {
     peers: Arc<PeerClients>,
     key: Arc<SigningKey>,
     audience: Arc<str>,
+    /// The control-plane term every request carries, if any.
+    term: Option<u64>,
 }
 
 impl std::fmt::Debug for AgentClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentClient").finish_non_exhaustive()
+        f.debug_struct("AgentClient")
+            .field("term", &self.term)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,6 +81,33 @@ impl AgentClient {
             peers,
             key: Arc::new(key),
             audience: audience.into(),
+            term: None,
+        }
+    }
+
+    /// The same client, carrying control-plane term `term` (the leader's
+    /// term, [`crate::term`]) in every request it signs.
+    pub fn with_term(self, term: u64) -> Self {
+        Self {
+            term: Some(term),
+            ..self
+        }
+    }
+
+    /// The control-plane term this client's requests carry, if any.
+    pub fn term(&self) -> Option<u64> {
+        self.term
+    }
+
+    /// The request target for `path`: with `term=N` appended when this
+    /// client has a term (`?` or, after a query, `&`).
+    fn target<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        match self.term {
+            None => Cow::Borrowed(path),
+            Some(term) => {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                Cow::Owned(format!("{path}{sep}{}={term}", crate::term::TERM_PARAM))
+            }
         }
     }
 
@@ -90,9 +124,12 @@ impl AgentClient {
         body: Vec<u8>,
         timeout: Option<Duration>,
     ) -> Result<reqwest::Response> {
-        let payload = Payload::new(method.as_str(), path, &body, &self.audience);
+        // The term is part of the target before it is signed: the signature
+        // covers it.
+        let target = self.target(path);
+        let payload = Payload::new(method.as_str(), &target, &body, &self.audience);
         let signed = sign_request(&self.key, &payload, Utc::now());
-        let url = peer_tls::url(&node.address, path);
+        let url = peer_tls::url(&node.address, &target);
         let http = self.peers.client(node.id).map_err(|e| {
             debug!(node = %node.id.short(), error = %e, "no TLS client for the agent");
             RuntimeError::NodeUnreachable(node.id)
@@ -354,5 +391,24 @@ impl AgentClient {
             CALL_TIMEOUT,
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_term_is_appended_to_every_target_and_nothing_without_one() {
+        let client = AgentClient::new(SigningKey::from_bytes(&[1; 32]), "c").unwrap();
+        assert_eq!(client.term(), None);
+        assert_eq!(client.target("/agent/v1/usage"), "/agent/v1/usage");
+        let client = client.with_term(7);
+        assert_eq!(client.term(), Some(7));
+        assert_eq!(client.target("/agent/v1/usage"), "/agent/v1/usage?term=7");
+        assert_eq!(
+            client.target("/agent/v1/containers/c/logs?tail=5"),
+            "/agent/v1/containers/c/logs?tail=5&term=7"
+        );
     }
 }

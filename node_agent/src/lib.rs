@@ -30,11 +30,18 @@
 //!   above the desired count are removed. If the control plane dies, workers
 //!   keep running what they run (static stability) and the API answers 503
 //!   until it returns; moving the control plane needs the etcd store.
+//! - **Terms.** With control planes on etcd, the leader's calls carry its
+//!   term (etcd's revision at which it won, [`client::AgentClient::with_term`])
+//!   inside their signature; an agent keeps the highest term it has seen and
+//!   refuses a lower one, or none once one was seen (409 `stale_term`), so
+//!   a leader that wakes up past its lease cannot start or stop anything
+//!   ([`term`]). A cluster with one control plane sends no term.
 //!
 //! Modules: [`wire`] (the agent protocol's bodies and error codes),
 //! [`client`] (signed calls to one agent), [`agent`] (its routes),
 //! [`gossip_keys`] (the control plane changing a node's gossip keys),
-//! [`routing`] ([`RoutingRuntime`]), [`proxy`]. `/api/v1/network` is a REST
+//! [`routing`] ([`RoutingRuntime`]), [`proxy`], [`term`] (the term gate),
+//! [`directory`] (the directory of names and owners a node is handed). `/api/v1/network` is a REST
 //! route (`orchestrator_rest::network`).
 //!
 //! May depend on the runtime and cluster interfaces, the shared types and the
@@ -47,6 +54,7 @@ pub mod directory;
 pub mod gossip_keys;
 pub mod proxy;
 pub mod routing;
+pub mod term;
 pub mod wire;
 
 pub use cluster_manager_interface::{find_control_plane, is_control_plane, is_control_plane_of};

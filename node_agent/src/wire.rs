@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 /// Path prefix of the agent routes.
 pub const AGENT_PREFIX: &str = "/agent/v1";
 
+/// The error code of a call refused for its control-plane term (409): a
+/// newer term is in force on the node ([`crate::term`]).
+pub const STALE_TERM: &str = "stale_term";
+
 /// `POST /agent/v1/containers`: what to create.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreateContainer {
@@ -51,7 +55,8 @@ pub struct WireError {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WireErrorDetail {
     /// `not_found`, `already_exists`, `image_pull`, `create`, `operation`,
-    /// `shut_down`, `unknown_node`, `unauthorized`, `forbidden`, `bad_request`.
+    /// `shut_down`, `unknown_node`, `unauthorized`, `forbidden`, `bad_request`,
+    /// `stale_term` ([`STALE_TERM`]).
     pub code: String,
     /// What went wrong.
     pub message: String,
@@ -121,6 +126,13 @@ impl WireError {
             },
             ("shut_down", _) => RuntimeError::ShutDown,
             ("unknown_node", _) => RuntimeError::UnknownNode(node),
+            // The node answered: not unreachable, and no retry with this
+            // term can succeed (a newer leader is in force).
+            (STALE_TERM, _) => RuntimeError::Operation {
+                operation: "refused for its stale control-plane term by the agent of",
+                id: ContainerId(node.short()),
+                reason: d.message,
+            },
             (_, id) => RuntimeError::Operation {
                 operation: "asking the agent of",
                 id: id.map_or_else(|| ContainerId(node.short()), routed),

@@ -94,6 +94,9 @@ pub enum Error {
     /// The gossip key file could not be used.
     #[error(transparent)]
     GossipKeys(#[from] crate::gossip_keys::KeyFileError),
+    /// The node agent's control-plane term file could not be read.
+    #[error("opening the node agent's control-plane term")]
+    AgentTerm(#[source] node_agent::term::TermError),
     /// The metrics registry could not be created.
     #[error("creating the metrics registry")]
     Metrics(#[source] observability::error::Error),

@@ -46,6 +46,9 @@ pub(super) const EVENT_HUB_CAPACITY: usize = 1024;
 
 /// How often a worker observes the other members for reputation (gossiped).
 const PEER_PROBE_PERIOD: Duration = Duration::from_secs(60);
+/// The file in the data directory where the node agent keeps the highest
+/// control-plane term it has seen (`node_agent::term`).
+pub(crate) const TERM_FILE: &str = "agent-term.json";
 /// Longest wait to connect to another node (agent calls, forwarding, probes).
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -244,6 +247,12 @@ impl Daemon {
             gossip_keys: key_store
                 .clone()
                 .map(|s| Arc::new(s) as Arc<dyn node_agent::gossip_keys::GossipKeyStore>),
+            // The highest control-plane term this node has obeyed, kept
+            // across restarts: a leader whose term is over is refused.
+            terms: Some(Arc::new(
+                node_agent::term::TermGate::open(&config.data_dir.join(TERM_FILE))
+                    .map_err(Error::AgentTerm)?,
+            )),
         });
         let network = network::router(
             NetworkState {

@@ -2,9 +2,11 @@
 //! plane's `RoutingRuntime` passes the whole `ContainerRuntime` contract on a
 //! node it reaches only through that node's agent, and the agent refuses every
 //! caller but the live control plane, replays and forgeries (of container
-//! calls and of the directory of names and owners alike).
+//! calls and of the directory of names and owners alike); a leader whose
+//! control-plane term is over is refused ([`agent_term`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod agent_term;
 mod rest_common;
 
 use std::collections::BTreeMap;
@@ -23,6 +25,7 @@ use ed25519_dalek::SigningKey;
 use node_agent::agent::{self, AgentState};
 use node_agent::client::AgentClient;
 use node_agent::directory::{DirectorySink, DIRECTORY_PATH};
+use node_agent::term::TermGate;
 use node_agent::RoutingRuntime;
 use orchestrator_shared_types::auth::{
     sign_request, Payload, HEADER_PUBLIC_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP,
@@ -45,17 +48,27 @@ fn member(key: &SigningKey, role: &str, address: String) -> Node {
     n
 }
 
-/// A worker: its mock runtime behind its agent on 127.0.0.1, knowing
-/// `control_plane` as the control plane.
-async fn worker(
-    worker_key: &SigningKey,
-    control_plane: &SigningKey,
-) -> (
+/// A worker with its mock runtime, its membership, its agent's address
+/// and router.
+type Worker = (
     Arc<MockRuntime>,
     Arc<MockClusterManager>,
     String,
     axum::Router,
-) {
+);
+
+/// A worker: its mock runtime behind its agent on 127.0.0.1, knowing
+/// `control_plane` as the control plane.
+async fn worker(worker_key: &SigningKey, control_plane: &SigningKey) -> Worker {
+    worker_with(worker_key, control_plane, None).await
+}
+
+/// [`worker`], its agent holding calls to the control-plane term in `terms`.
+async fn worker_with(
+    worker_key: &SigningKey,
+    control_plane: &SigningKey,
+    terms: Option<Arc<TermGate>>,
+) -> Worker {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let me = member(worker_key, ROLE_WORKER, addr.clone());
@@ -78,6 +91,7 @@ async fn worker(
         audience: Arc::from(AUDIENCE),
         gossip_keys: None,
         directory: None,
+        terms,
     });
     let served = router.clone();
     let tls = peer_tls::NodeTls::new(worker_key).unwrap();
@@ -292,6 +306,7 @@ async fn a_directory_is_taken_only_from_the_live_control_plane() {
         audience: Arc::from(AUDIENCE),
         gossip_keys: None,
         directory: Some(Arc::clone(&sink) as Arc<dyn DirectorySink>),
+        terms: None,
     });
     let path = DIRECTORY_PATH;
     // A directory that would make a stranger's address one of the owner's

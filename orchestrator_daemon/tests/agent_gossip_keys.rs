@@ -80,6 +80,7 @@ async fn only_the_control_plane_changes_a_nodes_gossip_keys() {
         audience: Arc::from(AUDIENCE),
         gossip_keys: Some(Arc::new(store) as Arc<dyn GossipKeyStore>),
         directory: None,
+        terms: None,
     });
     // Served as a node serves it: mutual TLS for members.
     let tls = peer_tls::NodeTls::new(&w_key).unwrap();
