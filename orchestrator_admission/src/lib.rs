@@ -80,6 +80,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A subnet claim in the store is not one this version wrote.
+    #[error("{0}")]
+    Claim(String),
     /// The signed list could not be gossiped.
     #[error("publishing the member list")]
     Publish(#[source] ClusterError),
@@ -246,9 +249,17 @@ impl Admission {
         }
         let now = Utc::now();
         let expires_at = now + chrono::Duration::from_std(ttl).map_err(|_| Error::Ttl(ttl))?;
+        // This control plane first, then every other one that registered
+        // in the store (control planes sharing etcd).
+        let mut control_planes = self.config.control_planes.clone();
+        for cp in records::control_planes(self.store.as_ref()).await? {
+            if !control_planes.iter().any(|c| c.node_id == cp.node_id) {
+                control_planes.push(cp);
+            }
+        }
         let token = JoinToken {
             cluster_id: self.config.cluster_id.clone(),
-            control_planes: self.config.control_planes.clone(),
+            control_planes,
             gossip_key: (self.config.gossip_key)(),
             role,
             expires_at,
@@ -361,6 +372,14 @@ impl Admission {
             .filter_map(|m| m.subnet)
             .collect();
         taken.push(network.own);
+        // Subnets other control planes on the same store took for themselves.
+        taken.extend(
+            records::claimed_subnets(self.store.as_ref())
+                .await?
+                .into_iter()
+                .filter(|(_, n)| n != node)
+                .map(|(s, _)| s),
+        );
         orchestrator_shared_types::net::free_node_subnet(&network.cidr, &taken)
             .map(Some)
             .ok_or_else(|| AdmissionError::NetworkFull(network.cidr.to_string()).into())
@@ -431,6 +450,11 @@ impl Admission {
     /// Every member, by node id.
     pub async fn members(&self) -> Result<Vec<Member>> {
         records::list_members(self.store.as_ref()).await
+    }
+
+    /// The member list's version (it grows with every change of members).
+    pub async fn version(&self) -> Result<u64> {
+        records::version(self.store.as_ref()).await
     }
 
     /// The member list as it is now, signed.

@@ -7,9 +7,17 @@
 //! - `cluster`/`member-list-version`: the list's version, which only grows,
 //!   so nodes can tell a newer list from a replayed older one across
 //!   restarts of the control plane.
+//! - `control-plane`, keyed by node id (hex): a [`ControlPlaneRef`] that a
+//!   control plane sharing an etcd store wrote about itself at its start.
+//!   Join tokens name every one of them (after the issuer), so a worker
+//!   pins them all.
+//! - `subnet-claim`, keyed by a node subnet's network address: the node id
+//!   (hex) that claimed it. Control planes sharing an etcd store claim their
+//!   own subnets this way, each with a create-if-absent write, before any of
+//!   them leads; admission hands none of those out.
 
 use chrono::{DateTime, Utc};
-use orchestrator_shared_types::admission::JoinRole;
+use orchestrator_shared_types::admission::{ControlPlaneRef, JoinRole};
 use orchestrator_shared_types::net::Ipv4Subnet;
 use orchestrator_shared_types::{NodeId, PublicKey};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -23,6 +31,10 @@ pub const TOKEN_KIND: &str = "join-token";
 pub const MEMBER_KIND: &str = "cluster-member";
 const CLUSTER_KIND: &str = "cluster";
 const VERSION_KEY: &str = "member-list-version";
+/// Record kind of the control planes that registered themselves.
+pub const CONTROL_PLANE_KIND: &str = "control-plane";
+/// Record kind of the subnets control planes claimed for themselves.
+pub const SUBNET_CLAIM_KIND: &str = "subnet-claim";
 /// The token id recorded for the control plane that created the cluster.
 pub const CREATOR_TOKEN: &str = "created-the-cluster";
 
@@ -133,6 +145,57 @@ pub async fn list_members(store: &dyn StateStore) -> Result<Vec<Member>> {
         out.push(member);
     }
     Ok(out)
+}
+
+/// The subnets claimed by control planes, with who claimed each; a claim
+/// that is not a subnet and a node id is an error (the store is not ours).
+pub async fn claimed_subnets(store: &dyn StateStore) -> Result<Vec<(Ipv4Subnet, NodeId)>> {
+    let mut out = Vec::new();
+    for (key, text) in store.list_records(SUBNET_CLAIM_KIND).await? {
+        let subnet = format!(
+            "{key}/{}",
+            orchestrator_shared_types::net::NODE_SUBNET_PREFIX
+        )
+        .parse::<Ipv4Subnet>()
+        .ok();
+        let node = text.trim().parse::<NodeId>().ok();
+        match (subnet, node) {
+            (Some(s), Some(n)) => out.push((s, n)),
+            _ => {
+                return Err(Error::Claim(format!(
+                    "the subnet claim {key:?} = {text:?} is not a node subnet and a node id"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The control planes that registered themselves, by node id; a record
+/// that names another node than its key is an error (the store is not ours).
+pub async fn control_planes(store: &dyn StateStore) -> Result<Vec<ControlPlaneRef>> {
+    let mut out = Vec::new();
+    for (key, text) in store.list_records(CONTROL_PLANE_KIND).await? {
+        let cp: ControlPlaneRef = serde_json::from_str(&text).map_err(|source| Error::Record {
+            kind: CONTROL_PLANE_KIND,
+            key: key.clone(),
+            source,
+        })?;
+        if cp.node_id.to_hex() != key {
+            return Err(Error::Claim(format!(
+                "the control plane record {key} names another node ({})",
+                cp.node_id
+            )));
+        }
+        out.push(cp);
+    }
+    Ok(out)
+}
+
+/// Registers the control plane `cp` (its own record; overwritten at each
+/// of its starts, so a changed address is followed).
+pub async fn put_control_plane(store: &dyn StateStore, cp: &ControlPlaneRef) -> Result<()> {
+    put(store, CONTROL_PLANE_KIND, &cp.node_id.to_hex(), cp).await
 }
 
 /// The list's version (0 before the first change).

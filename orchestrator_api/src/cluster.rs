@@ -124,6 +124,10 @@ pub struct Leader {
     pub node_id: NodeId,
     /// Its API address, HOST:PORT.
     pub address: String,
+    /// Its term (the fence revision its agent calls carry), as a worker
+    /// last saw it; absent on control planes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
 }
 
 /// One peer's reachability from the node asked (an item of

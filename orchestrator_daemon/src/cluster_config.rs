@@ -127,6 +127,9 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
         }
     }
     let role = s.role.unwrap_or_default();
+    // Control planes on etcd take the cluster's identity from etcd, and find
+    // each other there (their gossip addresses are their seeds).
+    let on_etcd = s.store == Some(super::config::StoreKind::Etcd);
     let Some(text) = s.gossip_addr.as_ref() else {
         if !seeds.is_empty() || role != Role::Auto || s.gossip_key_file.is_some() {
             return Err(Error::Config(
@@ -137,7 +140,20 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
         }
         return Ok(None);
     };
-    if !s.seeds.is_empty() && join.is_none() && s.cluster_id.is_none() {
+    if on_etcd {
+        if join.is_some() || s.cluster_id.is_some() {
+            return Err(Error::Config(
+                "--store etcd: a control plane on etcd takes the cluster's identity from etcd;                  drop --join and --cluster-id (workers join with a token, without etcd)"
+                    .into(),
+            ));
+        }
+        if role == Role::Worker {
+            return Err(Error::Config(
+                "--store etcd is for control planes: a worker joins with --join TOKEN and                  never reaches etcd"
+                    .into(),
+            ));
+        }
+    } else if !s.seeds.is_empty() && join.is_none() && s.cluster_id.is_none() {
         return Err(Error::Config(SEED_WITHOUT_JOIN.into()));
     }
     let gossip_addr: std::net::SocketAddr = text.parse().map_err(|e| {
@@ -165,7 +181,7 @@ pub(super) fn resolve(s: &Settings) -> Result<Option<ClusterSettings>> {
         (r, _) => r,
     };
     let role = match role {
-        Role::Auto if seeds.is_empty() => Role::ControlPlane,
+        Role::Auto if seeds.is_empty() || on_etcd => Role::ControlPlane,
         Role::Auto => Role::Worker,
         r => r,
     };

@@ -28,7 +28,7 @@ use orchestrator_rest::network::{GossipInfo, GossipInfoSource};
 use peer_tls::PeerClients;
 
 /// Resolves where peers reach this node: (gossip address, API address).
-async fn advertised(
+pub(crate) async fn advertised(
     cs: &ClusterSettings,
     api_addr: SocketAddr,
 ) -> Result<(SocketAddr, SocketAddr)> {
@@ -208,23 +208,84 @@ pub(super) async fn admission_config(
         gossip_addr: gossip.config().advertise_addr.to_string(),
         api_addr: local.address,
     };
-    let key_source = move || match crate::gossip_keys::load(&path) {
-        Ok(keys) => keys
-            .first()
-            .map(|k| k.to_base64().to_string())
-            .unwrap_or_default(),
-        Err(e) => {
-            warn!(error = %e, "reading the gossip key file for a join token");
-            String::new()
-        }
-    };
     Ok(Some(orchestrator_admission::AdmissionConfig {
         cluster_id: cs.gossip.cluster_id.clone(),
         control_planes: vec![control_plane],
-        gossip_key: Arc::new(key_source),
+        gossip_key: gossip_key_source(Some(path)),
         network: network.map(|n| orchestrator_admission::ClusterNetwork {
             cidr: n.cidr,
             own: n.subnet,
         }),
     }))
+}
+
+/// The primary key of the gossip key file `path`, read at every token
+/// issued so a rotated key is handed out; empty (with a warning) when it
+/// cannot be read or there is no file.
+pub(crate) fn gossip_key_source(
+    path: Option<std::path::PathBuf>,
+) -> orchestrator_admission::GossipKeySource {
+    Arc::new(move || {
+        let Some(path) = &path else {
+            warn!("no gossip key file: a join token carries no gossip key");
+            return String::new();
+        };
+        match crate::gossip_keys::load(path) {
+            Ok(keys) => keys
+                .first()
+                .map(|k| k.to_base64().to_string())
+                .unwrap_or_default(),
+            Err(e) => {
+                warn!(error = %e, "reading the gossip key file for a join token");
+                String::new()
+            }
+        }
+    })
+}
+
+/// How often a worker looks up the leader whose term it obeys.
+const TERM_LOOKUP: Duration = Duration::from_millis(500);
+
+/// The leader whose term `terms` holds, with its address from `cluster`,
+/// kept current for `GET /api/v1/network` until `cancel`.
+pub(super) fn follow_term(
+    terms: Arc<node_agent::term::TermGate>,
+    cluster: Arc<dyn ClusterManager>,
+    tasks: &tokio_util::task::TaskTracker,
+    cancel: &CancellationToken,
+) -> orchestrator_rest::network::LeaderSource {
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let cancel = cancel.child_token();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(TERM_LOOKUP);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let leader = match terms.current() {
+                None => None,
+                Some((term, node_id)) => {
+                    let address = cluster
+                        .get_node(&node_id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|n| n.address)
+                        .unwrap_or_default();
+                    Some(orchestrator_rest::network::Leader {
+                        node_id,
+                        address,
+                        term: Some(term),
+                    })
+                }
+            };
+            tx.send_if_modified(|old| {
+                let changed = *old != leader;
+                *old = leader;
+                changed
+            });
+        }
+    });
+    Arc::new(move || rx.borrow().clone())
 }

@@ -220,7 +220,7 @@ impl DaemonConfig {
     pub fn resolve(flags: Settings, file: Settings) -> Result<Self> {
         let s = flags.over(file);
         let cluster = super::cluster_config::resolve(&s)?;
-        let etcd = resolve_etcd(&s, cluster.is_some())?;
+        let etcd = resolve_etcd(&s)?;
         let (operator, operator_proof) = super::operator::resolve(&s)?;
         let credit_price = s.credit_price.unwrap_or(0);
         if credit_price < 0 {
@@ -381,9 +381,8 @@ impl DaemonConfig {
 #[path = "config_tests.rs"]
 mod tests;
 
-/// The etcd settings of `--store etcd`; refuses etcd flags without it, and
-/// what this version cannot run yet.
-fn resolve_etcd(s: &Settings, in_cluster: bool) -> Result<Option<EtcdSettings>> {
+/// The etcd settings of `--store etcd`; refuses etcd flags without it.
+fn resolve_etcd(s: &Settings) -> Result<Option<EtcdSettings>> {
     let wants = s.store == Some(StoreKind::Etcd);
     let flags = !s.etcd_endpoints.is_empty()
         || s.etcd_prefix.is_some()
@@ -405,14 +404,6 @@ fn resolve_etcd(s: &Settings, in_cluster: bool) -> Result<Option<EtcdSettings>> 
              with `cargo build --release -p orchestrator_daemon --features etcd` (needs protoc: \
              Debian's protobuf-compiler)"
                 .into(),
-        ));
-    }
-    if in_cluster {
-        return Err(Error::Config(
-            "--store etcd runs control planes without --role in this version (each leads in \
-             turn and runs the instances itself); workers following the leader are not there \
-             yet"
-            .into(),
         ));
     }
     let (endpoints, prefix) = etcd_target(&s.etcd_endpoints, s.etcd_prefix.as_deref())?;

@@ -15,7 +15,14 @@
 //!
 //! A WebSocket upgrade (`/api/v1/events`) is forwarded too: opened at the
 //! leader with the client's headers, then relayed both ways (`ws`).
+//!
+//! Control planes with gossip (a cluster with workers) forward over mutual
+//! TLS, each proving its node key and checking the leader's: a join request
+//! forwarded to the leader, and its answer with the gossip key, never cross
+//! the network in clear. Without gossip (and for the event stream) the
+//! forwarding is plain HTTP, as clients talk to the API.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -26,6 +33,7 @@ use axum::Router;
 use orchestrator_rest::error::ApiError;
 use orchestrator_rest::network::Leader;
 use orchestrator_shared_types::NodeId;
+use peer_tls::PeerClients;
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -41,6 +49,8 @@ struct Forwarding {
     /// This node: a request is never forwarded to itself.
     node: NodeId,
     http: reqwest::Client,
+    /// With gossip: mutual TLS to the leader, as this node.
+    peers: Option<Arc<PeerClients>>,
     /// Largest body forwarded (the API's own limit).
     body_limit: usize,
 }
@@ -48,7 +58,7 @@ struct Forwarding {
 /// The router that forwards everything it gets to the leader `leader` names.
 pub(crate) fn router(
     leader: watch::Receiver<Option<Leader>>,
-    node: NodeId,
+    (node, peers): (NodeId, Option<Arc<PeerClients>>),
     body_limit: usize,
 ) -> Router {
     let http = reqwest::Client::builder()
@@ -61,6 +71,7 @@ pub(crate) fn router(
         leader,
         node,
         http,
+        peers,
         body_limit,
     })
 }
@@ -114,10 +125,18 @@ async fn forward(State(f): State<Forwarding>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return ApiError::payload_too_large(f.body_limit).into_response(),
     };
-    let url = format!("http://{}{path}", leader.address);
+    let (http, url) = match &f.peers {
+        None => (f.http.clone(), format!("http://{}{path}", leader.address)),
+        Some(peers) => match peers.client(leader.node_id) {
+            Ok(c) => (c, peer_tls::url(&leader.address, &path)),
+            Err(e) => {
+                return ApiError::internal(format!("a TLS client for the leader: {e}"))
+                    .into_response()
+            }
+        },
+    };
     debug!(%url, method = %parts.method, "forwarding to the leader");
-    let sent = f
-        .http
+    let sent = http
         .request(parts.method, &url)
         .headers(relayed(&parts.headers))
         .body(body)

@@ -24,9 +24,14 @@
 //! request signed for the cluster is good at every control plane, and one
 //! signed for another cluster at none.
 //!
-//! The instances run on the leader's own node (a control plane of this
-//! kind has no workers yet): after a failover the new leader places them on
-//! its node, as it does for any node it does not see.
+//! Without gossip, the instances run on the leader's own node: after a
+//! failover the new leader places them on its node, as it does for any node
+//! it does not see. With gossip (`--gossip-addr`), the control planes form
+//! one cluster with workers, and only the leader drives the nodes, with
+//! calls that carry its term (`cluster`).
+
+mod cluster;
+mod plane;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -50,7 +55,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::{error, info, warn};
 
-use crate::config::{DaemonConfig, EtcdSettings};
+use crate::config::{ClusterSettings, DaemonConfig, EtcdSettings};
 use crate::control::{auth_gate, node_info, start_control, ControlCluster, Parts};
 use crate::error::{Error, Result};
 use crate::lifecycle::spawn_control_tasks;
@@ -92,18 +97,23 @@ struct Term {
     candidacy: Vec<u8>,
     leader: watch::Receiver<Option<Leader>>,
     node: NodeId,
+    /// With gossip: the peer clients followers forward through.
+    peers: Option<Arc<peer_tls::PeerClients>>,
+    /// With gossip: what the leader drives the nodes with.
+    workers: Option<cluster::Workers>,
 }
 
 /// Starts a control plane over the etcd store `etcd` names: the API on
-/// `listener` at once, the election and, while it leads, the orchestrator.
+/// `listener` at once, the election and, while it leads, the orchestrator;
+/// with `cs` (gossip), as one of the control planes of a cluster with workers.
 pub(crate) async fn start(
     config: &DaemonConfig,
     etcd: &EtcdSettings,
+    cs: Option<&ClusterSettings>,
     (key, mut local): (ed25519_dalek::SigningKey, Node),
     listener: TcpListener,
 ) -> Result<Daemon> {
     let api_addr = listener.local_addr().map_err(Error::LocalAddr)?;
-    let advertised = advertised(etcd, api_addr)?;
     let store = EtcdStore::connect_with(EtcdConfig::new(&etcd.endpoints, &etcd.prefix))
         .await
         .map_err(Error::Store)?;
@@ -117,6 +127,28 @@ pub(crate) async fn start(
     let ledger_key = ledger_key(&store).await?;
     info!(cluster = %cluster_id, endpoints = %etcd.endpoints.join(","), prefix = %etcd.prefix,
         "state store: etcd; this control plane campaigns to lead");
+    let joined = match cs {
+        Some(cs) => Some(
+            cluster::settle(
+                &store,
+                cs,
+                (&config.data_dir, &key),
+                &cluster_id,
+                (api_addr, etcd.advertise_api),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let advertised = match &joined {
+        Some(j) => j.me.api_addr.clone(),
+        None => advertised(etcd, api_addr)?.to_string(),
+    };
+    let (config, overlay) = match &joined {
+        Some(j) => crate::overlay::configure(config, &j.cs, &j.settled, &key).await?,
+        None => (config.clone(), None),
+    };
+    let config = &config;
 
     let health = Arc::new(Health::new());
     for c in ["store", "reconciler", "runtime", "cluster"] {
@@ -137,8 +169,35 @@ pub(crate) async fn start(
         metrics: Arc::clone(&metrics),
         events: observability::events::EventHub::new(EVENT_HUB_CAPACITY),
     };
-    local.address = advertised.to_string();
-    let cluster: Arc<dyn ClusterManager> = Arc::new(MockClusterManager::new(local));
+    let names = Arc::new(orchestrator_dns::NameTable::new());
+    let (plane, cluster) = match joined {
+        Some(joined) => {
+            let p = plane::Plane::start(
+                joined,
+                plane::Inputs {
+                    config,
+                    key: &key,
+                    local,
+                    api_addr,
+                    runtime: Arc::clone(&runtime),
+                    names: Arc::clone(&names),
+                    overlay: overlay.clone(),
+                    audience: Arc::from(info.audience.as_str()),
+                    metrics: Arc::clone(&metrics),
+                },
+                &tasks,
+                &cancel,
+            )
+            .await?;
+            let cluster = Arc::clone(&p.gossip) as Arc<dyn ClusterManager>;
+            (Some(p), cluster)
+        }
+        None => {
+            local.address = advertised.clone();
+            let cluster: Arc<dyn ClusterManager> = Arc::new(MockClusterManager::new(local));
+            (None, cluster)
+        }
+    };
 
     let leader = follow_leader(
         store.observe_leader().await.map_err(Error::Store)?,
@@ -146,40 +205,71 @@ pub(crate) async fn start(
         &cancel,
     );
     let source = leader.clone();
-    let own = network::router(
+    let mut own = network::router(
         NetworkState {
             cluster: Arc::clone(&cluster),
-            gossip: None,
+            gossip: plane
+                .as_ref()
+                .map(|p| crate::cluster_run::gossip_info_source(&p.gossip)),
             role: ROLE.to_owned(),
-            peers: None,
+            peers: plane.as_ref().map(|p| Arc::clone(&p.peers)),
             leader: Some(Arc::new(move || source.borrow().clone())),
         },
         parts.gate.clone(),
     )
     .merge(info::router(info));
+    if let Some(p) = &plane {
+        own = own.merge(p.agent.clone());
+    }
+    let peers = plane.as_ref().map(|p| Arc::clone(&p.peers));
     let health_routes = observability::health::health_routes(Arc::clone(&health), metrics);
     let current: Current = Arc::new(RwLock::new(follower_router(
         &own,
         &health_routes,
-        &leader,
+        (&leader, peers.clone()),
         node,
         config,
     )));
 
-    let names = Arc::new(orchestrator_dns::NameTable::new());
-    crate::dns::start(
-        config,
-        (names, Some(Arc::clone(&store) as Arc<dyn StateStore>)),
-        (Arc::clone(&runtime), node),
-        &tasks,
-        &cancel,
-    )
-    .await;
+    match &plane {
+        // The names follow the store on every control plane; the leader
+        // pushes them to the nodes.
+        Some(_) => {
+            tasks.spawn(orchestrator_dns::follow_store(
+                Arc::clone(&store) as Arc<dyn StateStore>,
+                Arc::clone(&names),
+                cancel.child_token(),
+            ));
+            crate::dns::start(
+                config,
+                (Arc::clone(&names), None),
+                (Arc::clone(&runtime), node),
+                &tasks,
+                &cancel,
+            )
+            .await;
+        }
+        None => {
+            crate::dns::start(
+                config,
+                (names, Some(Arc::clone(&store) as Arc<dyn StateStore>)),
+                (Arc::clone(&runtime), node),
+                &tasks,
+                &cancel,
+            )
+            .await;
+        }
+    }
     let candidacy = serde_json::to_vec(&Leader {
         node_id: node,
-        address: advertised.to_string(),
+        address: advertised,
+        term: None,
     })
     .map_err(|e| Error::Config(format!("encoding the candidacy: {e}")))?;
+    let (gossip, tls, workers) = match plane {
+        Some(p) => (Some(p.gossip), Some(p.tls), Some(p.workers)),
+        None => (None, None, None),
+    };
     let term = Term {
         config: config.clone(),
         parts,
@@ -196,6 +286,8 @@ pub(crate) async fn start(
         candidacy,
         leader,
         node,
+        peers,
+        workers,
     };
     for c in ["store", "runtime", "cluster"] {
         health.set_ok(c);
@@ -204,14 +296,14 @@ pub(crate) async fn start(
     health.set_ok("reconciler");
     health.set_ready(true);
     tasks.spawn(campaign_forever(term, etcd.lease_ttl, cancel.child_token()));
-    serve(&tasks, listener, current, &cancel);
+    serve(&tasks, (listener, tls), current, &cancel);
     Ok(Daemon::finish(
         None,
         api_addr,
         cancel,
         tasks,
         health,
-        (None, None, None),
+        (gossip, None, overlay),
     ))
 }
 
@@ -283,7 +375,10 @@ fn follow_leader(
 fn follower_router(
     own: &Router,
     health: &Router,
-    leader: &watch::Receiver<Option<Leader>>,
+    (leader, peers): (
+        &watch::Receiver<Option<Leader>>,
+        Option<Arc<peer_tls::PeerClients>>,
+    ),
     node: NodeId,
     config: &DaemonConfig,
 ) -> Router {
@@ -291,13 +386,22 @@ fn follower_router(
         .merge(health.clone())
         .merge(crate::forward::router(
             leader.clone(),
-            node,
+            (node, peers),
             config.auth.body_limit,
         ))
 }
 
-/// Serves whichever router is current.
-fn serve(tasks: &TaskTracker, listener: TcpListener, current: Current, cancel: &CancellationToken) {
+/// Serves whichever router is current; with `tls`, to member nodes over
+/// mutual TLS as well, on the same port.
+fn serve(
+    tasks: &TaskTracker,
+    (listener, tls): (
+        TcpListener,
+        Option<(Arc<peer_tls::NodeTls>, peer_tls::Members)>,
+    ),
+    current: Current,
+    cancel: &CancellationToken,
+) {
     let router = Router::new().fallback(move |req: Request| {
         let router = current
             .read()
@@ -312,7 +416,14 @@ fn serve(tasks: &TaskTracker, listener: TcpListener, current: Current, cancel: &
     });
     let api_cancel = cancel.child_token();
     tasks.spawn(async move {
-        if let Err(e) = orchestrator_rest::serve(listener, router, api_cancel).await {
+        let served = match tls {
+            None => orchestrator_rest::serve(listener, router, api_cancel).await,
+            Some((tls, members)) => {
+                let stop = async move { api_cancel.cancelled().await };
+                peer_tls::serve(listener, router, &tls, members, stop).await
+            }
+        };
+        if let Err(e) = served {
             error!(error = %e, "the REST API stopped");
         }
     });
@@ -349,27 +460,33 @@ async fn campaign_forever(t: Term, ttl: Duration, cancel: CancellationToken) {
         let acting = cancel.child_token();
         let led = tokio::select! {
             () = lost.cancelled() => Err("the lease was lost while starting".to_owned()),
-            started = lead(&t, &acting) => started,
+            started = lead(&t, term_of(&leadership), &acting) => started,
         };
-        let orch = match led {
-            Ok(orch) => {
+        let (orch, routing) = match led {
+            Ok((orch, routing)) => {
                 info!(node = %t.node, lease_ttl_ms = leadership.ttl().as_millis() as u64,
                     "this control plane leads");
                 tokio::select! {
                     () = lost.cancelled() => {}
                     () = cancel.cancelled() => {}
                 }
-                Some(orch)
+                (Some(orch), routing)
             }
             Err(e) => {
                 error!(error = %e, "starting to lead failed; stepping down");
-                None
+                (None, None)
             }
         };
         // Requests go to the leader from now on, then what led stops.
         set(
             &t.current,
-            follower_router(&t.own, &t.health_routes, &t.leader, t.node, &t.config),
+            follower_router(
+                &t.own,
+                &t.health_routes,
+                (&t.leader, t.peers.clone()),
+                t.node,
+                &t.config,
+            ),
         );
         acting.cancel();
         // The reconciler lets its passes in flight finish (their writes are
@@ -382,6 +499,9 @@ async fn campaign_forever(t: Term, ttl: Duration, cancel: CancellationToken) {
             if !orch.is_finished() {
                 warn!("the last term's reconciler is still stopping");
             }
+        }
+        if let Some(routing) = routing {
+            routing.shutdown().await;
         }
         if lost.is_cancelled() && !cancel.is_cancelled() {
             warn!("this control plane lost its lease and stopped acting; it follows again");
@@ -396,11 +516,20 @@ async fn campaign_forever(t: Term, ttl: Duration, cancel: CancellationToken) {
     }
 }
 
-/// Starts the orchestrator over the fenced store and serves its API.
-async fn lead(
-    t: &Term,
-    acting: &CancellationToken,
-) -> std::result::Result<Arc<orchestrator_core::Orchestrator>, String> {
+/// The term of `leadership` that agent calls carry: its fence revision.
+fn term_of(leadership: &state_store_interface::Leadership) -> u64 {
+    u64::try_from(leadership.fence().revision).unwrap_or(0)
+}
+
+/// What a term runs: the orchestrator, and with workers the routing runtime.
+type Led = (
+    Arc<orchestrator_core::Orchestrator>,
+    Option<Arc<node_agent::RoutingRuntime>>,
+);
+
+/// Starts the orchestrator over the fenced store and serves its API; with
+/// workers, drives the nodes with calls that carry `term`.
+async fn lead(t: &Term, term: u64, acting: &CancellationToken) -> std::result::Result<Led, String> {
     let store = Arc::clone(&t.store) as Arc<dyn StateStore>;
     // The cluster's one audit log, in the store: each term re-reads its
     // tail (the last leader may have appended), and the fence keeps a
@@ -409,24 +538,41 @@ async fn lead(
         .await
         .map(Arc::new)
         .map_err(|e| format!("opening the audit log in etcd: {e}"))?;
+    let driving = match &t.workers {
+        Some(w) => Some(
+            w.drive(store.as_ref(), &t.parts.key, &t.cluster_id, term)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let runtime = driving.as_ref().map_or_else(
+        || Arc::clone(&t.runtime),
+        |d| Arc::clone(&d.routing) as Arc<dyn ContainerRuntime>,
+    );
     let cc = ControlCluster {
         cluster_id: Some(t.cluster_id.clone()),
-        store: Some(store),
+        store: Some(Arc::clone(&store)),
         audit: Some(audit),
         ledger_key: Some(t.ledger_key.clone()),
-        ..ControlCluster::default()
+        admission: driving.as_ref().map(|d| d.admission.clone()),
+        rotation: driving.as_ref().and_then(|d| d.rotation.clone()),
     };
     let (orch, router) = start_control(
         &t.config,
         t.parts.clone(),
-        Arc::clone(&t.runtime),
+        runtime,
         Arc::clone(&t.cluster),
         (t.own.clone(), cc),
         acting,
     )
     .await
     .map_err(|e| e.to_string())?;
+    if let (Some(w), Some(d)) = (&t.workers, &driving) {
+        w.spawn(d, (store, &t.parts.key), &t.tasks, acting);
+        info!(term, "this leader drives the nodes with its term");
+    }
     spawn_control_tasks(&t.tasks, &orch, &t.health, acting);
     set(&t.current, router);
-    Ok(orch)
+    Ok((orch, driving.map(|d| d.routing)))
 }

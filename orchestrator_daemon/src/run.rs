@@ -50,7 +50,7 @@ const PEER_PROBE_PERIOD: Duration = Duration::from_secs(60);
 /// control-plane term it has seen (`node_agent::term`).
 pub(crate) const TERM_FILE: &str = "agent-term.json";
 /// Longest wait to connect to another node (agent calls, forwarding, probes).
-const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// File name of the SQLite database inside the data directory.
 pub const DATABASE_FILE: &str = "state.db";
@@ -109,12 +109,19 @@ impl Daemon {
         let node_id = local.id;
 
         #[cfg(feature = "etcd")]
-        if let (Some(etcd), None) = (&config.etcd, &config.cluster) {
-            return crate::ha::start(config, etcd, (key, local), listener).await;
+        if let Some(etcd) = &config.etcd {
+            return crate::ha::start(
+                config,
+                etcd,
+                config.cluster.as_ref(),
+                (key, local),
+                listener,
+            )
+            .await;
         }
         if config.etcd.is_some() {
             return Err(Error::Config(
-                "--store etcd: this build has no etcd support, or a role was given".into(),
+                "--store etcd: this build has no etcd support".into(),
             ));
         }
         let Some(cs) = &config.cluster else {
@@ -236,6 +243,12 @@ impl Daemon {
             (cs.role == Role::Worker).then(|| Arc::clone(&names)),
             overlay.clone(),
         ));
+        // The highest control-plane term this node has obeyed, kept across
+        // restarts: a leader whose term is over is refused.
+        let terms = Arc::new(
+            node_agent::term::TermGate::open(&config.data_dir.join(TERM_FILE))
+                .map_err(Error::AgentTerm)?,
+        );
         let agent = agent::router(AgentState {
             runtime: Arc::clone(&local_runtime),
             node: node_id,
@@ -247,20 +260,19 @@ impl Daemon {
             gossip_keys: key_store
                 .clone()
                 .map(|s| Arc::new(s) as Arc<dyn node_agent::gossip_keys::GossipKeyStore>),
-            // The highest control-plane term this node has obeyed, kept
-            // across restarts: a leader whose term is over is refused.
-            terms: Some(Arc::new(
-                node_agent::term::TermGate::open(&config.data_dir.join(TERM_FILE))
-                    .map_err(Error::AgentTerm)?,
-            )),
+            terms: Some(Arc::clone(&terms)),
         });
+        // A worker names the leader whose term it obeys (control planes on
+        // etcd); a SQLite cluster's control plane sends no term: none.
+        let leader = (cs.role == Role::Worker)
+            .then(|| cluster_run::follow_term(terms, Arc::clone(&cluster), &tasks, &cancel));
         let network = network::router(
             NetworkState {
                 cluster: Arc::clone(&cluster),
                 gossip: Some(cluster_run::gossip_info_source(&gossip)),
                 role: cs.role.as_str().to_owned(),
                 peers: Some(Arc::clone(&peers)),
-                leader: None,
+                leader,
             },
             parts.gate.clone(),
         )

@@ -13,7 +13,7 @@ mod ha_common;
 use std::time::Instant;
 
 use chrono::Utc;
-use etcd_client::{Client, GetOptions, WatchOptions};
+use etcd_client::Client;
 use ha_common::{client, endpoints, manifest, network, running, user, wait_for, Group};
 
 #[test]
@@ -116,57 +116,6 @@ fn a_killed_leader_is_replaced_and_its_workloads_converge_on_the_new_one() {
     );
 }
 
-/// The revision etcd is at now.
-async fn revision(etcd: &mut Client) -> i64 {
-    etcd.get("/", Some(GetOptions::new().with_keys_only().with_limit(1)))
-        .await
-        .expect("etcd get")
-        .header()
-        .expect("a header")
-        .revision()
-}
-
-/// Every value put under `prefix/` after revision `from`, up to now: the
-/// watch replays the history from `from + 1`; a sentinel key written now
-/// beside the prefix (`prefix-sentinel`, outside the store's range) marks
-/// where the replay has caught up.
-async fn puts_since(etcd: &mut Client, prefix: &str, from: i64) -> Vec<serde_json::Value> {
-    let sentinel = format!("{prefix}-sentinel");
-    etcd.put(sentinel.as_str(), "now", None)
-        .await
-        .expect("etcd put");
-    let mut stream = etcd
-        .watch(
-            prefix,
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(from + 1),
-            ),
-        )
-        .await
-        .expect("etcd watch");
-    let mut out = Vec::new();
-    loop {
-        let resp = tokio::time::timeout(ha_common::DEADLINE, stream.message())
-            .await
-            .expect("the history within the deadline")
-            .expect("etcd watch")
-            .expect("a watch response");
-        for e in resp.events() {
-            let Some(kv) = e.kv() else { continue };
-            if kv.key() == sentinel.as_bytes() {
-                return out;
-            }
-            if e.event_type() == etcd_client::EventType::Put {
-                if let Ok(v) = serde_json::from_slice(kv.value()) {
-                    out.push(v);
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn a_leader_stopped_past_its_lease_writes_nothing_that_sticks_and_rejoins_as_a_follower() {
     let Some(ep) = endpoints() else { return };
@@ -199,7 +148,7 @@ fn a_leader_stopped_past_its_lease_writes_nothing_that_sticks_and_rejoins_as_a_f
         let l = network(&oaddr).ok()?.leader?;
         (l.node_id.to_string() == onode).then_some(())
     });
-    let deposed_at = rt.block_on(revision(&mut etcd));
+    let deposed_at = rt.block_on(ha_common::revision(&mut etcd));
     wait_for("the workload to run on the new leader", || {
         let (n, nodes) = running(&oaddr, "steady")?;
         (n == 2 && nodes.iter().all(|x| *x == onode)).then_some(())
@@ -228,7 +177,7 @@ fn a_leader_stopped_past_its_lease_writes_nothing_that_sticks_and_rejoins_as_a_f
     // From etcd's history: after the new leader took over, nothing says an
     // instance runs on the old leader's node — only the old leader, which
     // still runs them, could have written that.
-    let puts = rt.block_on(puts_since(&mut etcd, &g.prefix, deposed_at));
+    let puts = rt.block_on(ha_common::puts_since(&mut etcd, &g.prefix, deposed_at));
     assert!(
         !puts.is_empty(),
         "the new leader's writes are in the history"
@@ -302,8 +251,23 @@ fn etcd_settings_that_cannot_work_are_refused_before_anything_is_created() {
                 "http://127.0.0.1:2379",
                 "--gossip-addr",
                 "127.0.0.1:17946",
+                "--role",
+                "worker",
             ],
-            "workers following the leader are not there",
+            "--store etcd is for control planes",
+        ),
+        (
+            vec![
+                "--store",
+                "etcd",
+                "--etcd-endpoints",
+                "http://127.0.0.1:2379",
+                "--gossip-addr",
+                "127.0.0.1:17946",
+                "--cluster-id",
+                "mine",
+            ],
+            "takes the cluster's identity from etcd",
         ),
     ] {
         let out = std::process::Command::new(ha_common::BIN)

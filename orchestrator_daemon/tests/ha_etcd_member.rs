@@ -9,74 +9,10 @@
 
 mod ha_common;
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use etcd_client::Client;
-use ha_common::{client, endpoints, manifest, running, wait_for, Group};
-
-/// One etcd member process, killed when dropped.
-struct Member {
-    child: Child,
-    client_url: String,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A three-member etcd on loopback under `dir`, as scripts/test-etcd runs
-/// it (election timeout 600 ms).
-fn etcd_cluster(dir: &Path) -> Vec<Member> {
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let initial: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
-        .collect();
-    let members: Vec<Member> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (client, peer))| {
-            let client_url = format!("http://127.0.0.1:{client}");
-            let log = std::fs::File::create(dir.join(format!("etcd-m{i}.log"))).expect("log");
-            let child = Command::new("etcd")
-                .args(["--name", &format!("m{i}")])
-                .arg("--data-dir")
-                .arg(dir.join(format!("m{i}")))
-                .args(["--listen-client-urls", &client_url])
-                .args(["--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                .args([
-                    "--initial-advertise-peer-urls",
-                    &format!("http://127.0.0.1:{peer}"),
-                ])
-                .args(["--initial-cluster", &initial.join(",")])
-                .args(["--initial-cluster-token", "univrs-ha-etcd-member"])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--heartbeat-interval", "100", "--election-timeout", "600"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("starting etcd");
-            Member { child, client_url }
-        })
-        .collect();
-    members
-}
+use ha_common::{client, endpoints, etcd_cluster, manifest, running, wait_for, Group};
 
 #[test]
 fn losing_one_etcd_member_stops_nothing() {
@@ -86,7 +22,7 @@ fn losing_one_etcd_member_stops_nothing() {
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
     let began = Instant::now();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut members = etcd_cluster(dir.path());
+    let mut members = etcd_cluster(dir.path(), "127.0.0.1");
     let urls: Vec<String> = members.iter().map(|m| m.client_url.clone()).collect();
     // Which member leads etcd's raft, once the cluster has a leader.
     let raft_leader = wait_for("the test etcd to elect a leader", || {

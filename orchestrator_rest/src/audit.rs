@@ -103,11 +103,19 @@ async fn run_and_record(log: Arc<AuditLog>, req: Request, next: Next) -> Respons
         .await;
     match appended {
         Ok(_) => response,
+        // A refused call changed nothing: its own answer says why, better
+        // than the audit log's failure (a deposed leader's fenced write is
+        // refused, and so is its audit entry).
+        Err(e) if !response.status().is_success() => {
+            error!(error = %e, status, "writing the audit log failed (the call was refused)");
+            response
+        }
         Err(e) => {
             error!(error = %e, "writing the audit log failed");
-            ApiError::unavailable(
-                "the call was made but could not be written to the audit log; see the daemon's log",
-            )
+            ApiError::unavailable(format!(
+                "the call was made (it answered {status}) but could not be written to the audit \
+                 log; see the daemon's log"
+            ))
             .into_response()
         }
     }

@@ -256,3 +256,153 @@ pub fn running(addr: &str, name: &str) -> Option<(usize, Vec<String>)> {
         .collect();
     Some((running.len(), running))
 }
+
+/// One etcd member process, killed when dropped.
+pub struct Member {
+    pub child: Child,
+    pub client_url: String,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A three-member etcd of a test's own under `dir`, as scripts/test-etcd
+/// runs it (election timeout 600 ms): clients reach it at `client_host`
+/// (loopback, or the test's address on a lab's bridge), the members talk
+/// among themselves on loopback.
+pub fn etcd_cluster(dir: &std::path::Path, client_host: &str) -> Vec<Member> {
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let initial: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+        .collect();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (client, peer))| {
+            let client_url = format!("http://{client_host}:{client}");
+            let log = std::fs::File::create(dir.join(format!("etcd-m{i}.log"))).expect("log");
+            let child = Command::new("etcd")
+                .args(["--name", &format!("m{i}")])
+                .arg("--data-dir")
+                .arg(dir.join(format!("m{i}")))
+                .args(["--listen-client-urls", &client_url])
+                .args(["--advertise-client-urls", &client_url])
+                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+                .args([
+                    "--initial-advertise-peer-urls",
+                    &format!("http://127.0.0.1:{peer}"),
+                ])
+                .args(["--initial-cluster", &initial.join(",")])
+                .args(["--initial-cluster-token", "univrs-ha-etcd-member"])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--heartbeat-interval", "100", "--election-timeout", "600"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starting etcd");
+            Member { child, client_url }
+        })
+        .collect()
+}
+
+/// The index of the member of `urls` that leads etcd's raft, once one does
+/// (panics after `deadline`).
+pub async fn etcd_leader(urls: &[String], deadline: Duration) -> usize {
+    let start = Instant::now();
+    loop {
+        for (i, url) in urls.iter().enumerate() {
+            let options = etcd_client::ConnectOptions::new()
+                .with_connect_timeout(Duration::from_millis(500))
+                .with_timeout(Duration::from_secs(1));
+            let Ok(mut c) = etcd_client::Client::connect([url.as_str()], Some(options)).await
+            else {
+                continue;
+            };
+            let Ok(s) = c.status().await else { continue };
+            if s.leader() != 0 && s.leader() == s.header().map(|h| h.member_id()).unwrap_or(0) {
+                return i;
+            }
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "etcd at {urls:?} elected no leader in {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The revision etcd is at now.
+pub async fn revision(etcd: &mut etcd_client::Client) -> i64 {
+    etcd.get(
+        "/",
+        Some(
+            etcd_client::GetOptions::new()
+                .with_keys_only()
+                .with_limit(1),
+        ),
+    )
+    .await
+    .expect("etcd get")
+    .header()
+    .expect("a header")
+    .revision()
+}
+
+/// Every value put under `prefix/` after revision `from`, up to now: the
+/// watch replays the history from `from + 1`; a sentinel key written now
+/// beside the prefix (`prefix-sentinel`, outside the store's range) marks
+/// where the replay has caught up.
+pub async fn puts_since(
+    etcd: &mut etcd_client::Client,
+    prefix: &str,
+    from: i64,
+) -> Vec<serde_json::Value> {
+    let sentinel = format!("{prefix}-sentinel");
+    etcd.put(sentinel.as_str(), "now", None)
+        .await
+        .expect("etcd put");
+    let mut stream = etcd
+        .watch(
+            prefix,
+            Some(
+                etcd_client::WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(from + 1),
+            ),
+        )
+        .await
+        .expect("etcd watch");
+    let mut out = Vec::new();
+    loop {
+        let resp = tokio::time::timeout(DEADLINE, stream.message())
+            .await
+            .expect("the history within the deadline")
+            .expect("etcd watch")
+            .expect("a watch response");
+        for e in resp.events() {
+            let Some(kv) = e.kv() else { continue };
+            if kv.key() == sentinel.as_bytes() {
+                return out;
+            }
+            if e.event_type() == etcd_client::EventType::Put {
+                if let Ok(v) = serde_json::from_slice(kv.value()) {
+                    out.push(v);
+                }
+            }
+        }
+    }
+}

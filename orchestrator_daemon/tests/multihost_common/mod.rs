@@ -100,6 +100,8 @@ pub struct Host {
     key_file: PathBuf,
     /// Started without a join token (a stranger, or host 0).
     no_token: bool,
+    /// Its store flags, when not `--store sqlite`.
+    store: Option<Vec<String>>,
 }
 
 impl Host {
@@ -212,6 +214,7 @@ impl Lab {
                 extra_args: Vec::new(),
                 key_file: lab.key_file.clone(),
                 no_token: false,
+                store: None,
             });
         }
         lab
@@ -256,6 +259,13 @@ impl Lab {
         self.hosts[i].no_token = true;
     }
 
+    /// Host `i` keeps its state as `args` say (e.g. `--store etcd …`),
+    /// not in SQLite; it starts without a join token.
+    pub fn set_store(&mut self, i: usize, args: &[&str]) {
+        self.hosts[i].store = Some(args.iter().map(|s| (*s).to_owned()).collect());
+        self.hosts[i].no_token = true;
+    }
+
     /// Host `i` reads its gossip keys from `path` (before it starts).
     pub fn set_key_file(&mut self, i: usize, path: &Path) {
         self.hosts[i].key_file = path.to_owned();
@@ -268,10 +278,15 @@ impl Lab {
 
     /// Sends SIGHUP to host `i`'s daemon (it re-reads its gossip key file).
     pub fn hup(&self, i: usize) {
+        self.signal(i, nix::sys::signal::Signal::SIGHUP);
+    }
+
+    /// Sends `signal` to host `i`'s daemon.
+    pub fn signal(&self, i: usize, signal: nix::sys::signal::Signal) {
         let child = self.hosts[i].child.as_ref().expect("host runs");
         // `ip netns exec` execs the daemon: the child is the daemon.
         let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        nix::sys::signal::kill(pid, signal).unwrap();
     }
 
     /// Starts the daemon of host `i` (again, after a kill: same data dir).
@@ -298,8 +313,11 @@ impl Lab {
             c.arg(format!("--net=/run/netns/{}", h.ns)).arg("--");
             c
         };
+        let sqlite = vec!["--store".to_owned(), "sqlite".to_owned()];
         cmd.arg(&self.daemon)
-            .args(["--runtime", self.runtime, "--store", "sqlite", "--data-dir"])
+            .args(["--runtime", self.runtime])
+            .args(h.store.as_ref().unwrap_or(&sqlite))
+            .arg("--data-dir")
             .arg(&h.data_dir)
             .args(["--api-addr", &format!("{}:{API_PORT}", h.ip)])
             .args(["--gossip-addr", &h.gossip()])
@@ -355,6 +373,9 @@ impl Lab {
     /// Kills host `i`'s daemon at once (SIGKILL) and reaps it.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.hosts[i].child.take() {
+            // A stopped process is continued first, so that it dies now.
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
             c.kill().unwrap();
             c.wait().unwrap();
         }

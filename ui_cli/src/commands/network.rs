@@ -228,7 +228,11 @@ pub fn status_lines(n: &NetworkStatus) -> String {
         } else {
             ""
         };
-        pairs.push(("leader", format!("{} at {}{this}", l.node_id, l.address)));
+        let term = l.term.map(|t| format!(", term {t}")).unwrap_or_default();
+        pairs.push((
+            "leader",
+            format!("{} at {}{this}{term}", l.node_id, l.address),
+        ));
     }
     match &n.gossip {
         None => pairs.push(("gossip", "off".to_owned())),
