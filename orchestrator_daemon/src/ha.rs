@@ -32,12 +32,14 @@
 
 mod cluster;
 mod plane;
+mod routing;
+
+use routing::{follow_leader, follower_router, serve, set, Current};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::Router;
 use cluster_manager::mock::MockClusterManager;
 use cluster_manager_interface::ClusterManager;
@@ -52,7 +54,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 use tracing::{error, info, warn};
 
 use crate::config::{ClusterSettings, DaemonConfig, EtcdSettings};
@@ -72,9 +73,6 @@ const ROLE: &str = "control-plane";
 const WIND_DOWN: Duration = Duration::from_secs(5);
 /// How long to wait before campaigning again after etcd failed.
 const RETRY: Duration = Duration::from_secs(1);
-
-/// The router served, swapped when the daemon starts or stops leading.
-type Current = Arc<RwLock<Router>>;
 
 /// What a term of leadership needs from the daemon.
 struct Term {
@@ -340,99 +338,6 @@ fn advertised(etcd: &EtcdSettings, bound: SocketAddr) -> Result<SocketAddr> {
              reach it with --advertise-api HOST:PORT"
         ))),
         None => Ok(bound),
-    }
-}
-
-/// The leader as the election names it, kept current.
-fn follow_leader(
-    mut raw: watch::Receiver<Option<Vec<u8>>>,
-    tasks: &TaskTracker,
-    cancel: &CancellationToken,
-) -> watch::Receiver<Option<Leader>> {
-    let (tx, rx) = watch::channel(None);
-    let cancel = cancel.child_token();
-    tasks.spawn(async move {
-        loop {
-            let value = raw.borrow_and_update().clone();
-            let decoded = value.and_then(|v| match serde_json::from_slice::<Leader>(&v) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    warn!(error = %e, "the elected leader's value is not one a control plane wrote");
-                    None
-                }
-            });
-            tx.send_replace(decoded);
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                changed = raw.changed() => if changed.is_err() { break },
-            }
-        }
-    });
-    rx
-}
-
-/// A follower's router: its own routes, the rest forwarded to the leader.
-fn follower_router(
-    own: &Router,
-    health: &Router,
-    (leader, peers): (
-        &watch::Receiver<Option<Leader>>,
-        Option<Arc<peer_tls::PeerClients>>,
-    ),
-    node: NodeId,
-    config: &DaemonConfig,
-) -> Router {
-    own.clone()
-        .merge(health.clone())
-        .merge(crate::forward::router(
-            leader.clone(),
-            (node, peers),
-            config.auth.body_limit,
-        ))
-}
-
-/// Serves whichever router is current; with `tls`, to member nodes over
-/// mutual TLS as well, on the same port.
-fn serve(
-    tasks: &TaskTracker,
-    (listener, tls): (
-        TcpListener,
-        Option<(Arc<peer_tls::NodeTls>, peer_tls::Members)>,
-    ),
-    current: Current,
-    cancel: &CancellationToken,
-) {
-    let router = Router::new().fallback(move |req: Request| {
-        let router = current
-            .read()
-            .map(|r| r.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
-        async move {
-            match router.oneshot(req).await {
-                Ok(resp) => resp,
-                Err(never) => match never {},
-            }
-        }
-    });
-    let api_cancel = cancel.child_token();
-    tasks.spawn(async move {
-        let served = match tls {
-            None => orchestrator_rest::serve(listener, router, api_cancel).await,
-            Some((tls, members)) => {
-                let stop = async move { api_cancel.cancelled().await };
-                peer_tls::serve(listener, router, &tls, members, stop).await
-            }
-        };
-        if let Err(e) = served {
-            error!(error = %e, "the REST API stopped");
-        }
-    });
-}
-
-fn set(current: &Current, router: Router) {
-    match current.write() {
-        Ok(mut r) => *r = router,
-        Err(poisoned) => *poisoned.into_inner() = router,
     }
 }
 
