@@ -182,6 +182,7 @@ pub(crate) async fn start(
                     overlay: overlay.clone(),
                     audience: Arc::from(info.audience.as_str()),
                     metrics: Arc::clone(&metrics),
+                    store: Arc::clone(&store) as Arc<dyn StateStore>,
                 },
                 &tasks,
                 &cancel,

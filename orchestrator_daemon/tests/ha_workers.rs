@@ -124,6 +124,31 @@ async fn converged(lab: &Lab, via: usize, ids: &[String], name: &str, want: usiz
     .unwrap_or_else(|e| panic!("{e}\n{}", logs(lab)));
 }
 
+/// One replica on each control plane in turn (`host=hN`): whichever leads,
+/// every other one runs what it is given.
+async fn on_each_control_plane(lab: &Lab, via: usize, ids: &[String], tag: &str) {
+    for i in CONTROL_PLANES {
+        let name = format!("{tag}-h{i}");
+        let mut m = on_workers(&name, 1);
+        m["placement"]["node_selector"] = json!({"host": format!("h{i}")});
+        create(lab, via, &m).await;
+    }
+    for i in CONTROL_PLANES {
+        let name = format!("{tag}-h{i}");
+        eventually(
+            DEADLINE,
+            &format!("{name} running on control plane {i}"),
+            || async {
+                running(lab, via, &name)
+                    .await
+                    .is_some_and(|r| r.len() == 1 && r.get(&ids[i]) == Some(&1))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", logs(lab)));
+    }
+}
+
 /// Containers running on the worker hosts, each as its own runtime says.
 async fn on_worker_hosts(lab: &Lab) -> Option<usize> {
     let mut total = 0;
@@ -345,6 +370,7 @@ async fn three_control_planes_and_two_workers_survive_the_leader_an_etcd_member_
     lab.start(leader);
     lab.wait_up(leader, DEADLINE).await;
     assert_eq!(agreed_leader(&lab, &ids, &CONTROL_PLANES).await, second);
+    on_each_control_plane(&lab, second, &ids, "cp-after-kill").await;
 
     // Kill one etcd member (one that does not lead etcd's raft: losing the
     // raft leader is `ha_etcd_member.rs`): nothing stops, not even the
@@ -461,6 +487,7 @@ async fn three_control_planes_and_two_workers_survive_the_leader_an_etcd_member_
         "the paused leader's answer ({}) and etcd's history disagree",
         answer.lines().next().unwrap_or_default()
     );
+    on_each_control_plane(&lab, third, &ids, "cp-after-pause").await;
     // Through the old leader, now a follower, the API reaches the new one.
     let (status, _) = lab
         .call(

@@ -107,6 +107,10 @@ pub(crate) struct State {
     /// The newest member list a pinned key signed (this node's own
     /// included), as followed.
     pub member_list: Option<orchestrator_shared_types::admission::MemberList>,
+    /// Control-plane keys pinned since the start
+    /// ([`ChitchatClusterManager::pin_control_planes`](super::ChitchatClusterManager::pin_control_planes)),
+    /// taken up by the membership task at its next round.
+    pub pinned_since: Vec<NodeId>,
 }
 
 impl State {
@@ -123,6 +127,7 @@ impl State {
             admitted: None,
             control_planes: Vec::new(),
             member_list: None,
+            pinned_since: Vec::new(),
         }
     }
 

@@ -234,6 +234,23 @@ impl ChitchatClusterManager {
         self.change_local(Some(node), None).await.map(|_| ())
     }
 
+    /// Pins more control-plane keys, beside those of the configuration:
+    /// from the next gossip round, member lists they sign are followed and
+    /// they are control planes of this node. Keys are only ever added; the
+    /// caller vouches for them (control planes on etcd read them there).
+    /// Does nothing on a node that pins no key (no admission gate).
+    pub fn pin_control_planes(&self, keys: &[NodeId]) {
+        if self.config.control_planes.is_empty() {
+            return;
+        }
+        let mut state = self.shared.lock();
+        for k in keys {
+            if !state.pinned_since.contains(k) {
+                state.pinned_since.push(*k);
+            }
+        }
+    }
+
     /// The counters of the gossip (bytes, messages, rejected records, nodes).
     pub fn stats(&self) -> GossipStats {
         self.shared.counters.snapshot()

@@ -157,6 +157,7 @@ impl MembershipTask {
     /// Reads chitchat, verifies new records and publishes the difference.
     async fn refresh(&mut self) {
         let now = Instant::now();
+        self.take_new_pins();
         let (snapshot, lists) = self.snapshot().await;
         self.follow_lists(lists);
         let present: BTreeSet<ChitchatId> = snapshot.iter().map(|s| s.id.clone()).collect();
@@ -289,6 +290,24 @@ fn suspect(
 }
 
 impl MembershipTask {
+    /// Pins the keys pinned since the last round; the member lists seen so
+    /// far are looked at again, since one a new key signed may have been
+    /// refused before.
+    fn take_new_pins(&mut self) {
+        let since = self.shared.lock().pinned_since.clone();
+        let mut added = false;
+        for id in since {
+            if !self.pinned.contains(&id) {
+                self.pinned.push(id);
+                added = true;
+            }
+        }
+        if added {
+            debug!(pinned = self.pinned.len(), "control-plane keys pinned");
+            self.lists_seen.clear();
+        }
+    }
+
     /// With pinned control planes, the nodes that may be members: the
     /// pinned ones and those on the newest verified list.
     fn admitted(&self) -> Option<BTreeSet<NodeId>> {

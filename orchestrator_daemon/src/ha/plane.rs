@@ -15,6 +15,7 @@ use orchestrator_dns::NameTable;
 use orchestrator_shared_types::Node;
 use peer_tls::{NodeTls, PeerClients};
 use signed_http::ReplayCache;
+use state_store_interface::StateStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -48,6 +49,8 @@ pub(super) struct Inputs<'a> {
     pub(super) overlay: Option<Arc<Overlay>>,
     pub(super) audience: Arc<str>,
     pub(super) metrics: Arc<observability::metrics::Metrics>,
+    /// The store, whose registry of control planes is followed.
+    pub(super) store: Arc<dyn StateStore>,
 }
 
 impl Plane {
@@ -60,6 +63,9 @@ impl Plane {
     ) -> Result<Self> {
         let cs = &joined.cs;
         let node = i.local.id;
+        // The leader places instances on every control plane: this node's
+        // runtime is ready for them whoever leads (a worker does the same).
+        i.runtime.init_node(node).await?;
         let gossip = crate::cluster_run::start_gossip(cs, i.key, i.local, i.api_addr).await?;
         let cluster = Arc::clone(&gossip) as Arc<dyn ClusterManager>;
         if let Some(overlay) = &i.overlay {
@@ -104,6 +110,11 @@ impl Plane {
                 .map(|s| Arc::new(s) as Arc<dyn node_agent::gossip_keys::GossipKeyStore>),
             terms: Some(Arc::new(terms)),
         });
+        tasks.spawn(follow_registry(
+            Arc::clone(&i.store),
+            Arc::clone(&gossip),
+            cancel.child_token(),
+        ));
         let members = node_agent::members(Arc::clone(&cluster));
         Ok(Self {
             workers: Workers {
@@ -122,5 +133,42 @@ impl Plane {
             tls: (tls, members),
             agent,
         })
+    }
+}
+
+/// How often a control plane reads the registry of control planes again.
+const REGISTRY_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Pins every control plane that registers in etcd after this one started
+/// (it pinned those before at its start), so that a leader registered later
+/// is obeyed here: its member list followed, its agent calls and mutual-TLS
+/// connections admitted. etcd is trusted with that: whoever writes it holds
+/// the cluster's state already.
+async fn follow_registry(
+    store: Arc<dyn StateStore>,
+    gossip: Arc<ChitchatClusterManager>,
+    cancel: CancellationToken,
+) {
+    let mut pinned = std::collections::BTreeSet::new();
+    let mut tick = tokio::time::interval(REGISTRY_CHECK);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match orchestrator_admission::records::control_planes(store.as_ref()).await {
+            Ok(all) => {
+                let ids: Vec<_> = all.iter().map(|c| c.node_id).collect();
+                if ids.iter().any(|id| !pinned.contains(id)) {
+                    gossip.pin_control_planes(&ids);
+                    pinned.extend(ids);
+                    tracing::info!(
+                        control_planes = pinned.len(),
+                        "control planes pinned from etcd"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the registered control planes"),
+        }
     }
 }
