@@ -142,3 +142,59 @@ async fn only_listed_nodes_are_members_and_removal_spreads_within_2s() {
         cm.shutdown().await;
     }
 }
+
+/// A control-plane key pinned after the start (control planes on etcd pin
+/// those that register later): the list it signed, refused until then, is
+/// followed from the next round, and it counts as a control plane; a list
+/// signed by a key nobody pinned still changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_pinned_later_is_followed_from_then_on() {
+    let (cp1_k, cp2_k, n_k, w_k, s_k) = (key(11), key(12), key(13), key(14), key(15));
+    let (cp1_p, cp2_p, n_p, w_p) = (free_port(), free_port(), free_port(), free_port());
+    let both = [id_of(&cp1_k), id_of(&cp2_k)];
+    // cp1 and cp2 pin each other; the node pins cp1 only (it started before
+    // cp2 existed).
+    let cp1 = start_pinned(11, cp1_p, &[], &both).await;
+    let cp2 = start_pinned(12, cp2_p, &[cp1_p], &both).await;
+    let node = start_pinned(13, n_p, &[cp1_p, cp2_p], &both[..1]).await;
+    let w = start_pinned(14, w_p, &[cp1_p, cp2_p], &both).await;
+    // cp2 leads and lists the worker.
+    cp2.publish(
+        MEMBER_LIST_KEY,
+        &list(5, &[&cp1_k, &cp2_k, &n_k, &w_k]).sign(&cp2_k),
+    )
+    .await
+    .unwrap();
+    let w_id = id_of(&w_k);
+    eventually("cp1 lists the worker cp2 admitted", || listed(&cp1, w_id)).await;
+    // The node (its gossip reaching cp1, which lists the worker) does not
+    // follow a list of a key it does not pin.
+    eventually("the node lists cp1", || listed(&node, both[0])).await;
+    assert!(!listed(&node, w_id).await);
+    assert_eq!(node.stats().member_list_version, 0);
+    assert!(!node.pinned_control_planes().contains(&both[1]));
+
+    node.pin_control_planes(&both);
+    eventually("the node follows cp2's list once cp2 is pinned", || {
+        listed(&node, w_id)
+    })
+    .await;
+    assert_eq!(node.stats().member_list_version, 5);
+    assert!(node.pinned_control_planes().contains(&both[1]));
+    // A key nobody pinned still signs nothing that counts.
+    node.pin_control_planes(&both);
+    w.publish(MEMBER_LIST_KEY, &list(9, &[&cp1_k, &s_k]).sign(&s_k))
+        .await
+        .unwrap();
+    let rejected = node.stats().rejected_records;
+    eventually("the node refuses the stranger's list", || async {
+        node.stats().rejected_records > rejected
+    })
+    .await;
+    assert_eq!(node.stats().member_list_version, 5);
+    assert!(listed(&node, w_id).await);
+
+    for cm in [w, node, cp2, cp1] {
+        cm.shutdown().await;
+    }
+}
