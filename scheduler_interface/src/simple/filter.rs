@@ -6,7 +6,7 @@
 
 use orchestrator_shared_types::{
     ports::node_offers_network, HostPort, NetworkMode, Node, NodeStatus, Placement, Resources,
-    TaintEffect,
+    TaintEffect, TrustRules,
 };
 
 /// Why a node was excluded for an instance (the first filter that failed).
@@ -24,6 +24,13 @@ pub(crate) enum Exclusion {
     Taint,
     /// A node-selector label is missing or differs.
     NodeSelector,
+    /// The owner's trust rules exclude it: a denied operator, an operator
+    /// not allowed, or a required label missing.
+    Trust,
+    /// The owner's trust rules ask for reputation or attestations, which a
+    /// scheduler that does not weigh reputation cannot check: refused, never
+    /// assumed (the operator is not one the owner trusts).
+    TrustUnweighed,
     /// A required node-affinity term does not match.
     NodeAffinity,
     /// The node does not offer the workload's network (`host` without the
@@ -41,13 +48,15 @@ pub(crate) enum Exclusion {
 
 impl Exclusion {
     /// Every exclusion, in the order a reason lists them.
-    pub(crate) const ALL: [Exclusion; 12] = [
+    pub(crate) const ALL: [Exclusion; 14] = [
         Exclusion::NotReady,
         Exclusion::Unknown,
         Exclusion::Down,
         Exclusion::Cordoned,
         Exclusion::Taint,
         Exclusion::NodeSelector,
+        Exclusion::Trust,
+        Exclusion::TrustUnweighed,
         Exclusion::NodeAffinity,
         Exclusion::Network,
         Exclusion::MaxPerNode,
@@ -65,6 +74,11 @@ impl Exclusion {
             Exclusion::Cordoned => "cordoned",
             Exclusion::Taint => "untolerated taint",
             Exclusion::NodeSelector => "node selector mismatch",
+            Exclusion::Trust => "excluded by the owner's trust rules",
+            Exclusion::TrustUnweighed => {
+                "not trusted, and the owner's trust rules need reputation this scheduler does \
+                 not weigh (--scheduler mycelial does)"
+            }
             Exclusion::NodeAffinity => "node affinity mismatch",
             Exclusion::Network => "network mode not offered",
             Exclusion::MaxPerNode => "max per node reached",
@@ -134,6 +148,9 @@ pub(crate) struct Filter<'a> {
     request: Resources,
     host_ports: &'a [HostPort],
     network: NetworkMode,
+    /// The owner's trust rules, for a scheduler that checks them here (the
+    /// simple one); `None` where they are checked with reputation after.
+    trust: Option<&'a TrustRules>,
 }
 
 impl<'a> Filter<'a> {
@@ -150,7 +167,16 @@ impl<'a> Filter<'a> {
             request,
             host_ports,
             network,
+            trust: None,
         }
+    }
+
+    /// Also applies the owner's `rules` as hard filters, without weighing
+    /// reputation: a rule that needs it excludes every node whose operator
+    /// the owner does not trust.
+    pub(crate) fn with_trust(mut self, rules: &'a TrustRules) -> Self {
+        self.trust = (!rules.is_empty()).then_some(rules);
+        self
     }
 
     /// Whether `node` passes every filter. The lookups are called only for
@@ -184,6 +210,9 @@ impl<'a> Filter<'a> {
         }
         let soft_taints = self.taints(node)?;
         self.labels(node)?;
+        if let Some(rules) = self.trust {
+            trust(rules, node)?;
+        }
         if !node_offers_network(&node.labels, self.network) {
             return Err(Exclusion::Network);
         }
@@ -261,6 +290,32 @@ impl<'a> Filter<'a> {
     }
 }
 
+/// The owner's trust rules on `node`, reputation not weighed: denied and
+/// allowed operators and required labels as the mycelial scheduler checks
+/// them; a minimum reputation or attestations pass only the owner's trusted
+/// operators (whose nodes pass those rules by definition).
+fn trust(rules: &TrustRules, node: &Node) -> Result<(), Exclusion> {
+    let op = &node.operator;
+    if rules.denied_operators.contains(op) {
+        return Err(Exclusion::Trust);
+    }
+    let trusted = rules.trusted_operators.contains(op);
+    if !rules.allowed_operators.is_empty() && !trusted && !rules.allowed_operators.contains(op) {
+        return Err(Exclusion::Trust);
+    }
+    if rules
+        .required_labels
+        .iter()
+        .any(|(k, v)| node.labels.get(k) != Some(v))
+    {
+        return Err(Exclusion::Trust);
+    }
+    if !trusted && (rules.min_reputation > 0.0 || rules.required_attestations > 0) {
+        return Err(Exclusion::TrustUnweighed);
+    }
+    Ok(())
+}
+
 /// Whether `request` fits in `allocatable` minus `reserved`.
 #[inline]
 pub(crate) fn fit(
@@ -277,6 +332,10 @@ pub(crate) fn fit(
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "trust_tests.rs"]
+mod trust_tests;
 
 #[cfg(test)]
 mod tests {

@@ -160,7 +160,11 @@ impl SimpleScheduler {
         let spec = &req.workload.spec;
         let request = spec.instance_request();
         let host_ports = spec.host_ports();
-        let filter = Filter::new(&spec.placement, request, &host_ports, spec.network_mode());
+        // The owner's trust rules are hard filters here too: this scheduler
+        // does not weigh reputation, so a rule that needs it is refused
+        // rather than ignored.
+        let filter = Filter::new(&spec.placement, request, &host_ports, spec.network_mode())
+            .with_trust(&spec.trust);
         // Instances of this workload per node: existing, then placed here.
         let mut counts: IdMap<NodeId, u32> = IdMap::default();
         for (_, node) in &req.existing {
