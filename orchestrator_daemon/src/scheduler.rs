@@ -109,15 +109,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_simple_scheduler_ignores_trust_rules() {
+    async fn the_simple_scheduler_refuses_what_the_trust_rules_exclude() {
         let s = open_scheduler(&config(SchedulerKind::Simple), Arc::new(NoEvidence));
         let nodes = vec![ready_node(4000, 4096)];
         let mut w = workload(
             "picky",
             orchestrator_shared_types::Resources::new(100, 1 << 20),
         );
+        // It weighs no reputation: a minimum is refused, never assumed met.
         w.spec.trust.min_reputation = 0.5;
-        let d = s.schedule(&request(&Arc::new(w), 1), &nodes).await.unwrap();
+        let d = s
+            .schedule(&request(&Arc::new(w.clone()), 1), &nodes)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&d[0], ScheduleDecision::NoPlacement(r) if r.contains("trust rules need reputation")),
+            "{d:?}"
+        );
+        // ... unless the node's operator is one the owner trusts.
+        w.spec.trust.trusted_operators = vec![nodes[0].operator];
+        let d = s
+            .schedule(&request(&Arc::new(w.clone()), 1), &nodes)
+            .await
+            .unwrap();
         assert_eq!(d, vec![ScheduleDecision::AssignNode(nodes[0].id)]);
+        // A denied operator is excluded.
+        w.spec.trust = orchestrator_shared_types::TrustRules {
+            denied_operators: vec![nodes[0].operator],
+            ..Default::default()
+        };
+        let d = s.schedule(&request(&Arc::new(w), 1), &nodes).await.unwrap();
+        assert!(
+            matches!(&d[0], ScheduleDecision::NoPlacement(r) if r.contains("excluded by the owner's trust rules")),
+            "{d:?}"
+        );
     }
 }
