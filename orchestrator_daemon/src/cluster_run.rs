@@ -289,3 +289,24 @@ pub(super) fn follow_term(
     });
     Arc::new(move || rx.borrow().clone())
 }
+
+/// The store of this node's gossip key file, re-read on SIGHUP until
+/// `cancel`; `None` when gossip is not sealed.
+pub(crate) fn gossip_key_store(
+    cs: &ClusterSettings,
+    tasks: &tokio_util::task::TaskTracker,
+    cancel: &CancellationToken,
+) -> Option<crate::key_store::KeyFileStore> {
+    let (Some(path), Some(keyring)) = (&cs.gossip_key_file, &cs.gossip.keyring) else {
+        return None;
+    };
+    tasks.spawn(crate::gossip_keys::reload_on_sighup(
+        path.clone(),
+        Arc::clone(keyring),
+        cancel.child_token(),
+    ));
+    Some(crate::key_store::KeyFileStore::new(
+        path.clone(),
+        Arc::clone(keyring),
+    ))
+}

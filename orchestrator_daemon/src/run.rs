@@ -25,7 +25,6 @@ use super::open::{open_metrics, open_node, open_runtime_for, release_on_stop};
 use crate::directory::DirectoryReceiver;
 use crate::error::{Error, Result};
 use crate::key_rotation::AgentKeyRotation;
-use crate::key_store::KeyFileStore;
 use axum::Router;
 use cluster_manager::ChitchatClusterManager;
 use cluster_manager_interface::ClusterManager;
@@ -221,15 +220,7 @@ impl Daemon {
         let tls = Arc::new(NodeTls::new(&key).map_err(Error::Tls)?);
         let peers = Arc::new(PeerClients::new(Arc::clone(&tls), PEER_CONNECT_TIMEOUT));
         let serving = Some((tls, node_agent::members(Arc::clone(&cluster))));
-        let mut key_store = None;
-        if let (Some(path), Some(keyring)) = (&cs.gossip_key_file, &cs.gossip.keyring) {
-            tasks.spawn(crate::gossip_keys::reload_on_sighup(
-                path.clone(),
-                Arc::clone(keyring),
-                cancel.child_token(),
-            ));
-            key_store = Some(KeyFileStore::new(path.clone(), Arc::clone(keyring)));
-        }
+        let key_store = cluster_run::gossip_key_store(cs, &tasks, &cancel);
         tasks.spawn(cluster_run::export_gossip_metrics(
             Arc::clone(&gossip),
             (Arc::clone(&local_runtime), node_id),
@@ -430,7 +421,7 @@ impl Daemon {
 
 /// Serves the API on `listener`; in a cluster, with mutual TLS for the
 /// member nodes `tls.1` admits on the same port.
-fn spawn_api(
+pub(crate) fn spawn_api(
     tasks: &TaskTracker,
     (listener, tls): (TcpListener, Option<(Arc<NodeTls>, peer_tls::Members)>),
     router: Router,

@@ -23,7 +23,6 @@ use super::cluster::{Joined, Workers};
 use crate::config::DaemonConfig;
 use crate::directory::DirectoryReceiver;
 use crate::error::{Error, Result};
-use crate::key_store::KeyFileStore;
 use crate::run::{PEER_CONNECT_TIMEOUT, TERM_FILE};
 
 /// A control plane's part of the cluster.
@@ -79,15 +78,7 @@ impl Plane {
         }
         let tls = Arc::new(NodeTls::new(i.key).map_err(Error::Tls)?);
         let peers = Arc::new(PeerClients::new(Arc::clone(&tls), PEER_CONNECT_TIMEOUT));
-        let mut key_store = None;
-        if let (Some(path), Some(keyring)) = (&cs.gossip_key_file, &cs.gossip.keyring) {
-            tasks.spawn(crate::gossip_keys::reload_on_sighup(
-                path.clone(),
-                Arc::clone(keyring),
-                cancel.child_token(),
-            ));
-            key_store = Some(KeyFileStore::new(path.clone(), Arc::clone(keyring)));
-        }
+        let key_store = crate::cluster_run::gossip_key_store(cs, tasks, cancel);
         tasks.spawn(crate::cluster_run::export_gossip_metrics(
             Arc::clone(&gossip),
             (Arc::clone(&i.runtime), node),

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
-use tracing::{error, warn};
+use tracing::warn;
 
 use crate::config::DaemonConfig;
 
@@ -90,19 +90,7 @@ pub(super) fn serve(
             }
         }
     });
-    let api_cancel = cancel.child_token();
-    tasks.spawn(async move {
-        let served = match tls {
-            None => orchestrator_rest::serve(listener, router, api_cancel).await,
-            Some((tls, members)) => {
-                let stop = async move { api_cancel.cancelled().await };
-                peer_tls::serve(listener, router, &tls, members, stop).await
-            }
-        };
-        if let Err(e) = served {
-            error!(error = %e, "the REST API stopped");
-        }
-    });
+    crate::run::spawn_api(tasks, (listener, tls), router, cancel);
 }
 
 pub(super) fn set(current: &Current, router: Router) {
