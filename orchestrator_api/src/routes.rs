@@ -35,6 +35,8 @@ pub const AUDIT_VERIFY: &str = "/api/v1/audit/verify";
 pub const AGENT_POLICY: &str = "/api/v1/agent/policy";
 /// `GET` a page of approvals.
 pub const APPROVALS: &str = "/api/v1/approvals";
+/// `GET`/`PUT` the caller's trust policy.
+pub const TRUST_POLICY: &str = "/api/v1/trust/policy";
 /// `POST` a signed attestation.
 pub const ATTESTATIONS: &str = "/api/v1/attestations";
 /// `GET` the caller's credit balance.

@@ -12,45 +12,17 @@
 
 mod multihost_common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
+use multihost_common::operators::{hex_key, operator, running, start_operated};
 use multihost_common::{eventually, Lab};
-use orchestrator_shared_types::operator::prove_operator;
-use orchestrator_shared_types::NodeId;
 use serde_json::{json, Value};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn daemon() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orchestrator_daemon"))
-}
-
-/// The node id of the data directory `dir` (`orchestrator_daemon node-id`).
-fn node_id(dir: &Path) -> NodeId {
-    let out = Command::new(daemon())
-        .arg("node-id")
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "node-id: {out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn operator(i: usize) -> SigningKey {
-    SigningKey::from_bytes(&[40 + i as u8; 32])
-}
-
-fn hex_key(k: &SigningKey) -> String {
-    hex::encode(k.verifying_key().to_bytes())
 }
 
 fn manifest(name: &str, replicas: u32, trust: Value) -> Value {
@@ -66,68 +38,10 @@ fn manifest(name: &str, replicas: u32, trust: Value) -> Value {
     })
 }
 
-/// Running instances per node id.
-async fn running(lab: &Lab, name: &str) -> Option<BTreeMap<String, usize>> {
-    let v = lab
-        .get(0, &format!("/api/v1/workloads/{name}/instances?limit=1000"))
-        .await?;
-    let mut per_node = BTreeMap::new();
-    for i in v["items"].as_array()? {
-        if i["status"] == "Running" {
-            *per_node
-                .entry(i["node_id"].as_str()?.to_owned())
-                .or_insert(0) += 1;
-        }
-    }
-    Some(per_node)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trust_rules_are_hard_constraints_on_the_real_daemon() {
     let mut lab = Lab::new("ut", 4, 3, &daemon());
-    for i in 0..3 {
-        // Each operator proves it runs its host's node, learnt before it starts.
-        let proof = prove_operator(&operator(i), &node_id(lab.data_dir(i)));
-        let op = hex_key(&operator(i));
-        lab.set_args(
-            i,
-            &[
-                "--scheduler",
-                "mycelial",
-                "--operator",
-                &op,
-                "--operator-proof",
-                &proof,
-            ],
-        );
-        lab.start(i);
-    }
-    for i in 0..3 {
-        lab.wait_up(i, DEADLINE).await;
-    }
-    // Node id of each host, and every node Ready with its operator.
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        let v = lab.get(i, "/api/v1/network").await.unwrap();
-        ids.push(v["node_id"].as_str().unwrap().to_owned());
-    }
-    eventually(
-        DEADLINE,
-        "three Ready nodes with their operators",
-        || async {
-            lab.get(0, "/api/v1/nodes").await.is_some_and(|v| {
-                let items = v["items"].as_array().cloned().unwrap_or_default();
-                items.len() == 3
-                    && items.iter().all(|n| {
-                        let i = ids.iter().position(|id| n["id"] == id.as_str());
-                        n["status"] == "Ready"
-                            && i.is_some_and(|i| n["operator"] == hex_key(&operator(i)).as_str())
-                    })
-            })
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", lab.log_tail(0, 40)));
+    let ids = start_operated(&mut lab, &daemon(), &["--scheduler", "mycelial"]).await;
 
     // Operator 1 is denied: 12 replicas run, none on host 1.
     let denied = json!({"denied_operators": [hex_key(&operator(1))]});

@@ -200,6 +200,10 @@ pub fn api_routes(state: &AppState) -> Router {
         .route(pattern::NODE_DRAIN, post(nodes::drain))
         .route(pattern::NODE_REPUTATION, get(trust::reputation))
         .route(routes::ATTESTATIONS, post(trust::attest))
+        .route(
+            routes::TRUST_POLICY,
+            get(trust::get_policy).put(trust::put_policy),
+        )
         .route(routes::CREDITS_BALANCE, get(credits::balance))
         .route(routes::CREDITS_HISTORY, get(credits::history))
         .route(routes::CREDITS_TRANSFER, post(credits::transfer))

@@ -85,6 +85,7 @@ impl Modify for SecurityAddon {
         super::agents::list_approvals, super::agents::get_approval, super::agents::approve,
         super::agents::deny, super::agents::recent_events,
         super::trust::reputation, super::trust::attest,
+        super::trust::get_policy, super::trust::put_policy,
         super::credits::balance, super::credits::history, super::credits::transfer,
         crate::network::status, crate::network::peers, crate::network::discover,
         crate::info::info,

@@ -1,5 +1,6 @@
 //! Reputation and attestation routes (issue 7): a node's reputation
-//! components as the caller sees them, and operators' signed attestations.
+//! components as the caller sees them, operators' signed attestations, and
+//! the caller's trust policy (issue 18).
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -8,7 +9,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::Utc;
 use mycelial::evidence::{Attestation, Entry, Signed};
-use orchestrator_shared_types::{NodeId, PublicKey};
+use orchestrator_shared_types::{NodeId, PublicKey, TrustRules};
 use serde::Deserialize;
 
 use super::auth::Caller;
@@ -142,4 +143,39 @@ pub async fn attest(
             new,
         }),
     ))
+}
+
+/// `GET /api/v1/trust/policy`: the caller's pushed trust policy (`{}` when
+/// none was pushed).
+#[utoipa::path(get, path = "/api/v1/trust/policy", tag = "trust",
+    responses((status = 200, body = TrustRules), CommonErrors),
+    security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
+pub async fn get_policy(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<TrustRules>> {
+    Ok(Json(state.orch.trust_policy(&caller.key).await?))
+}
+
+/// `PUT /api/v1/trust/policy`: replaces the caller's trust policy, which the
+/// daemon then enforces on every workload the caller owns, whichever client
+/// created it, together with each workload's own `trust` block. `{}`
+/// removes it. The user's in person only: an agent token is refused.
+#[utoipa::path(put, path = "/api/v1/trust/policy", tag = "trust",
+    request_body = TrustRules,
+    responses((status = 200, body = TrustRules), CommonErrors),
+    security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
+pub async fn put_policy(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult<Json<TrustRules>> {
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+    let rules: TrustRules = orchestrator_shared_types::manifest::from_json(text)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    rules.validate().map_err(ApiError::bad_request)?;
+    state.orch.set_trust_policy(&caller.key, &rules).await?;
+    tracing::info!(user = %caller.key, empty = rules.is_empty(), "trust policy set");
+    Ok(Json(rules))
 }

@@ -1,6 +1,8 @@
 //! A workload owner's trust rules (SPEC §17, MYCELIAL.md §3 "Rules"): hard
 //! constraints on where the workload may run, taken from the owner's
-//! `policy/trust.toml` and carried with the workload (`spec.trust`).
+//! `policy/trust.toml`. The owner pushes them to the daemon once
+//! ([`POLICY_RECORD`]), and a workload may carry more of its own
+//! (`spec.trust`); both hold ([`TrustRules::and`]).
 
 use std::collections::BTreeMap;
 
@@ -8,6 +10,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::PublicKey;
+
+mod combine;
+
+/// Record kind (in the state store's records) of a user's pushed trust
+/// policy; the key is the user's public key in hex (`ui policy push`,
+/// `PUT /api/v1/trust/policy`). The reconciler enforces it on every
+/// workload the user owns, together with the workload's own `trust` block
+/// ([`TrustRules::and`]).
+pub const POLICY_RECORD: &str = "trust_policy";
 
 /// Where a workload may run. Every rule is a hard filter, never a hint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

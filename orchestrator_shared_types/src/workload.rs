@@ -35,8 +35,9 @@ pub struct WorkloadSpec {
     /// How an update replaces running instances.
     #[serde(default)]
     pub update_strategy: UpdateStrategy,
-    /// The owner's trust rules: hard constraints on where it may run
-    /// (`ui deploy` fills them from `policy/trust.toml`).
+    /// Trust rules of this workload: hard constraints on where it may run,
+    /// enforced together with its owner's pushed trust policy (`ui policy
+    /// push`; see [`TrustRules::and`]), which they can narrow, never widen.
     #[serde(default, skip_serializing_if = "TrustRules::is_empty")]
     pub trust: TrustRules,
     /// The network of each instance (`bridge`, `host` or `none`); absent:

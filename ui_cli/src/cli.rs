@@ -179,8 +179,9 @@ pub enum PolicyCommand {
         #[arg(value_enum)]
         state: Switch,
     },
-    /// Send your automation policy and `[ai] enabled` to the daemon, which
-    /// enforces them on every agent call.
+    /// Send your automation policy, `[ai] enabled` and your trust policy to
+    /// the daemon, which enforces them on every agent call and on every
+    /// workload you own, whichever client created it.
     Push,
 }
 

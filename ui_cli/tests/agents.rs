@@ -88,8 +88,13 @@ fn tokens_policy_and_approvals_against_a_real_daemon() {
 
     let pushed = ui_ok(&config_dir, server, &["policy", "push", "-o", "json"]);
     let pushed: Value = serde_json::from_str(&pushed).expect("json");
-    assert_eq!(pushed["enabled"], true);
-    assert_eq!(pushed["forbidden"], serde_json::json!(["drain_node"]));
+    assert_eq!(pushed["automation"]["enabled"], true);
+    assert_eq!(
+        pushed["automation"]["forbidden"],
+        serde_json::json!(["drain_node"])
+    );
+    // No trust.toml: the trust policy pushed is empty.
+    assert_eq!(pushed["trust"], serde_json::json!({}));
 
     // Autonomous runs; forbidden and tools outside the token are refused;
     // the rest waits for approval.

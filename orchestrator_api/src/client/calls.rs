@@ -6,7 +6,7 @@
 //! and the same answer read into its wire type.
 
 use orchestrator_shared_types::agent::AgentPolicy;
-use orchestrator_shared_types::{Node, PublicKey, WorkloadInstance};
+use orchestrator_shared_types::{Node, PublicKey, TrustRules, WorkloadInstance};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -266,6 +266,16 @@ impl ApiClient {
         policy: &AgentPolicy,
     ) -> Result<Reply<AgentPolicy>, ClientError> {
         self.call_with("PUT", routes::AGENT_POLICY, policy)
+    }
+
+    /// The caller's trust policy as the daemon holds it (`{}`: none pushed).
+    pub fn get_trust_policy(&self) -> Result<Reply<TrustRules>, ClientError> {
+        self.call("GET", routes::TRUST_POLICY, None)
+    }
+
+    /// Replaces the caller's trust policy; the answer is the policy kept.
+    pub fn put_trust_policy(&self, rules: &TrustRules) -> Result<Reply<TrustRules>, ClientError> {
+        self.call_with("PUT", routes::TRUST_POLICY, rules)
     }
 
     /// Revokes an agent token.

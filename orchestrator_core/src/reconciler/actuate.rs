@@ -333,20 +333,28 @@ pub async fn actuate(
             .filter(|c| c.is_active())
             .map(|c| (c.record.id, c.record.node_id))
             .collect();
-        let request = ScheduleRequest {
-            workload: Arc::new(w.clone()),
-            instances: ids.clone(),
-            existing,
+        // The owner's pushed trust policy holds with the workload's own rules.
+        let decisions = match crate::api::trust::effective(store.as_ref(), w).await {
+            Ok(rules) => {
+                let mut placed_as = w.clone();
+                placed_as.spec.trust = rules;
+                let request = ScheduleRequest {
+                    workload: Arc::new(placed_as),
+                    instances: ids.clone(),
+                    existing,
+                };
+                let listed = ctx.nodes.list();
+                let cordoned;
+                let nodes: &[orchestrator_shared_types::Node] = if ctx.drains.is_empty() {
+                    &listed
+                } else {
+                    cordoned = ctx.drains.cordon_view(&listed);
+                    &cordoned
+                };
+                scheduler.schedule(&request, nodes).await?
+            }
+            Err(reason) => vec![ScheduleDecision::NoPlacement(reason); ids.len()],
         };
-        let listed = ctx.nodes.list();
-        let cordoned;
-        let nodes: &[orchestrator_shared_types::Node] = if ctx.drains.is_empty() {
-            &listed
-        } else {
-            cordoned = ctx.drains.cordon_view(&listed);
-            &cordoned
-        };
-        let decisions = scheduler.schedule(&request, nodes).await?;
         let metrics = &ctx.deps.metrics;
         metrics.schedule_attempts.inc_by(decisions.len() as u64);
         let mut placed = Vec::new();

@@ -19,6 +19,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod capture;
+pub mod operators;
 pub mod warm;
 pub mod youki;
 

@@ -126,6 +126,8 @@ mod tests {
             ("GET", "/api/v1/audit/verify"),
             ("GET", "/api/v1/agent/policy"),
             ("PUT", "/api/v1/agent/policy"),
+            ("GET", "/api/v1/trust/policy"),
+            ("PUT", "/api/v1/trust/policy"),
             ("POST", "/api/v1/agent/tokens/0123/revoke"),
             ("POST", "/api/v1/approvals/0123/approve"),
             ("POST", "/api/v1/approvals/0123/deny"),

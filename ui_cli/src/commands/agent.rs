@@ -125,6 +125,7 @@ pub fn create(ctx: &Context, args: &TokenCreateArgs) -> anyhow::Result<()> {
     let dir = ctx.config_dir()?;
     // Check the policy files before asking for the passphrase.
     super::automation::local_agent_policy(&dir)?;
+    super::trust_push::local_rules(&dir)?;
     let key = ctx.signing_key()?;
     let client = ctx.client_with_key(key.clone())?;
     let (policy, _) = push(&client, &dir)?;
@@ -136,6 +137,7 @@ pub fn create(ctx: &Context, args: &TokenCreateArgs) -> anyhow::Result<()> {
     if let Some(warning) = disabled_warning(&policy) {
         eprintln!("{warning}");
     }
+    super::trust_push::sync_and_say(&client, &dir, "")?;
     let now = Utc::now();
     let issued_at = now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now);
     let claims = TokenClaims::new(

@@ -1,6 +1,7 @@
 //! `ui policy automation TOOL SETTING | ai on|off | push`: what AI agents may do
 //! for you, edited locally and enforced by the daemon once pushed
-//! (`PUT /api/v1/agent/policy`, docs/AGENTS.md).
+//! (`PUT /api/v1/agent/policy`, docs/AGENTS.md). `push` sends the trust
+//! policy too ([`super::trust_push`]).
 
 use anyhow::Context as _;
 use orchestrator_shared_types::agent::{is_known_tool, AgentPolicy, Decision, TOOLS};
@@ -80,19 +81,23 @@ pub fn disabled_warning(policy: &AgentPolicy) -> Option<&'static str> {
     )
 }
 
-/// `ui policy push`.
+/// `ui policy push`: the automation policy and the trust policy, which the
+/// daemon enforces on every agent call and every workload of yours.
 pub fn push_command(ctx: &Context, dir: &ConfigDir) -> anyhow::Result<()> {
     // Check the files before asking for the passphrase.
     local_agent_policy(dir)?;
+    super::trust_push::local_rules(dir)?;
     let client = ctx.client()?;
     let (policy, answer) = push(&client, dir)?;
+    let rules = super::trust_push::push(&client, dir)?;
     emit(
         ctx.output(),
-        &answer,
+        &json!({ "automation": answer, "trust": rules }),
         &format!(
-            "pushed your automation policy to {}: {}",
+            "pushed your automation policy to {}: {}\npushed your {}",
             client.server(),
-            summary(&policy)
+            summary(&policy),
+            super::trust_push::summary(&rules)
         ),
     );
     if let Some(warning) = disabled_warning(&policy) {

@@ -8,6 +8,7 @@ use orchestrator_api::client::Reply;
 use orchestrator_api::Workload;
 use orchestrator_shared_types::WorkloadSpec;
 
+use super::trust_push::Synced;
 use super::Context;
 use crate::cli::DeployArgs;
 use crate::client::ApiClient;
@@ -49,23 +50,17 @@ pub fn progress_line(w: &Workload) -> String {
     line
 }
 
-/// The validated manifest with the user's trust rules (`policy/trust.toml`)
-/// as `trust`, unless the manifest sets its own.
-pub fn spec_with_trust_rules(
-    path: &Path,
-    text: &str,
-    rules: orchestrator_shared_types::TrustRules,
-) -> anyhow::Result<WorkloadSpec> {
-    let mut spec = if content_type(path, text) == "application/json" {
+/// The validated manifest. Its own `trust` block, if any, travels with it;
+/// your trust policy does not: the daemon holds it ([`super::trust_push`])
+/// and enforces both, so that a change of policy reaches workloads
+/// deployed before it.
+pub fn parse_manifest(path: &Path, text: &str) -> anyhow::Result<WorkloadSpec> {
+    if content_type(path, text) == "application/json" {
         WorkloadSpec::from_json(text)
     } else {
         WorkloadSpec::from_yaml(text)
     }
-    .with_context(|| format!("reading the manifest {}", path.display()))?;
-    if spec.trust.is_empty() {
-        spec.trust = rules;
-    }
-    Ok(spec)
+    .with_context(|| format!("reading the manifest {}", path.display()))
 }
 
 /// Runs `ui deploy`: refuses a manifest past `policy/limits.toml` before
@@ -74,13 +69,17 @@ pub fn run(ctx: &Context, args: &DeployArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.manifest)
         .with_context(|| format!("reading the manifest {}", args.manifest.display()))?;
     let dir = ctx.config_dir()?;
-    let rules = crate::profile::TrustPolicy::load(&dir)
-        .context("reading your trust policy")?
-        .to_rules();
-    let spec = spec_with_trust_rules(&args.manifest, &text, rules)?;
+    let mut spec = parse_manifest(&args.manifest, &text)?;
+    super::trust_push::local_rules(&dir)?;
     let limits = super::limits::load(&dir)?;
     let client = ctx.client()?;
     super::limits::check_deploy(&limits, &client, &spec)?;
+    if let Synced::Unsupported(rules) = super::trust_push::sync_and_say(&client, &dir, "")? {
+        // An older daemon: the rules travel with the manifest, as they did.
+        if spec.trust.is_empty() {
+            spec.trust = rules;
+        }
+    }
     let body = serde_json::to_vec(&spec)?;
     let stored = client.create_workload("application/json", &body)?;
     let verb = if stored.status == 201 {
@@ -148,32 +147,17 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn the_trust_rules_of_the_policy_travel_with_the_manifest() {
+    fn a_manifest_keeps_its_own_trust_block_and_gets_no_other() {
         let yaml = "name: web\ncontainers:\n  - name: main\n    image: web:1\n";
-        let mut rules = orchestrator_shared_types::TrustRules {
-            min_reputation: 0.8,
-            ..Default::default()
-        };
-        rules
-            .required_labels
-            .insert("jurisdiction".into(), "eu".into());
-        let spec = spec_with_trust_rules(Path::new("web.yaml"), yaml, rules.clone()).unwrap();
+        let spec = parse_manifest(Path::new("web.yaml"), yaml).unwrap();
         let sent = serde_json::to_value(&spec).unwrap();
-        assert_eq!(sent["trust"]["min_reputation"], 0.8);
-        assert_eq!(sent["trust"]["required_labels"]["jurisdiction"], "eu");
-        // A manifest with its own rules keeps them.
+        assert!(sent.get("trust").is_none(), "{sent}");
         let own = format!("{yaml}trust:\n  min_reputation: 0.5\n");
-        let spec = spec_with_trust_rules(Path::new("web.yaml"), &own, rules).unwrap();
+        let spec = parse_manifest(Path::new("web.yaml"), &own).unwrap();
         let sent = serde_json::to_value(&spec).unwrap();
         assert_eq!(sent["trust"]["min_reputation"], 0.5);
-        assert!(sent["trust"].get("required_labels").is_none());
         // A bad manifest is refused here, naming the field.
-        let err = spec_with_trust_rules(
-            Path::new("x.yaml"),
-            "name: web\nreplicas: many\n",
-            Default::default(),
-        )
-        .unwrap_err();
+        let err = parse_manifest(Path::new("x.yaml"), "name: web\nreplicas: many\n").unwrap_err();
         assert!(format!("{err:#}").contains("replicas"), "{err:#}");
     }
 

@@ -67,6 +67,7 @@ pub fn run(ctx: &Context, args: &McpArgs) -> anyhow::Result<()> {
     let dir = ctx.config_dir()?;
     // Check the policy files before asking for the passphrase.
     automation::local_agent_policy(&dir)?;
+    super::trust_push::local_rules(&dir)?;
     let key = ctx.signing_key()?;
     let in_person = ctx.client_with_key(key.clone())?;
     let (policy, _) = automation::push(&in_person, &dir).with_context(|| {
@@ -84,6 +85,7 @@ pub fn run(ctx: &Context, args: &McpArgs) -> anyhow::Result<()> {
     if let Some(warning) = automation::disabled_warning(&policy) {
         eprintln!("ui mcp: {warning}");
     }
+    super::trust_push::sync_and_say(&in_person, &dir, "ui mcp: ")?;
     let client = Arc::new(ctx.client_with_key(key)?.with_agent(args.agent.clone()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -37,6 +37,7 @@ pub mod node;
 pub mod operator;
 pub mod policy;
 pub mod status;
+pub mod trust_push;
 pub mod workload;
 
 use anyhow::Context as _;
