@@ -27,6 +27,9 @@ const POLICY: &str = "agent_policy";
 /// Record kind of a token revocation (key: `TOKEN_ID:REVOKER_HEX`, or
 /// `TOKEN_ID:admin`).
 const REVOKED: &str = "agent_token_revoked";
+/// Record kind of a user's revocation of every token they issued until a
+/// time (key: the user's hex key; value: RFC 3339 time).
+const REVOKED_BEFORE: &str = "agent_tokens_revoked_before";
 
 /// Why something about agents failed.
 #[derive(Debug, thiserror::Error)]
@@ -195,8 +198,32 @@ impl AgentBook {
         Ok(revocation)
     }
 
-    /// Whether `claims`' token was revoked by its user or an admin.
+    /// Revokes every token `user` issued until now (`ui forget`): each one
+    /// whose `issued_at` is not after the time returned is refused from then
+    /// on. A later call never moves that time back.
+    pub async fn revoke_all(&self, user: &PublicKey) -> Result<chrono::DateTime<Utc>> {
+        let key = user.to_string();
+        let mut before = Utc::now();
+        if let Some(text) = self.store.get_record(REVOKED_BEFORE, &key).await? {
+            let earlier: chrono::DateTime<Utc> = parse(REVOKED_BEFORE, &key, &text)?;
+            before = before.max(earlier);
+        }
+        self.store
+            .put_record(REVOKED_BEFORE, &key, &to_json(&before))
+            .await?;
+        Ok(before)
+    }
+
+    /// Whether `claims`' token was revoked by its user or an admin, alone or
+    /// with every token its user issued until some time.
     pub async fn is_revoked(&self, claims: &TokenClaims) -> Result<bool> {
+        let user = claims.user.to_string();
+        if let Some(text) = self.store.get_record(REVOKED_BEFORE, &user).await? {
+            let before: chrono::DateTime<Utc> = parse(REVOKED_BEFORE, &user, &text)?;
+            if claims.issued_at <= before {
+                return Ok(true);
+            }
+        }
         let id = &claims.id;
         for key in [format!("{id}:{}", claims.user), format!("{id}:admin")] {
             if let Some(text) = self.store.get_record(REVOKED, &key).await? {
@@ -246,5 +273,39 @@ impl AgentBook {
                 "{tool} is forbidden by your automation policy (policy/automation.toml: forbidden)"
             )),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state_store_interface::memory::InMemoryStore;
+
+    fn claims(user: u8, issued_at: chrono::DateTime<Utc>) -> TokenClaims {
+        TokenClaims::new(
+            PublicKey([user; 32]),
+            "bot",
+            vec!["*".into()],
+            issued_at,
+            issued_at + chrono::Duration::hours(1),
+        )
+    }
+
+    #[tokio::test]
+    async fn revoking_all_refuses_the_users_older_tokens_only() {
+        let store = InMemoryStore::new();
+        store.initialize().await.unwrap();
+        let book = AgentBook::new(Arc::new(store));
+        let old = claims(1, Utc::now() - chrono::Duration::minutes(5));
+        let other_users = claims(2, old.issued_at);
+        assert!(!book.is_revoked(&old).await.unwrap());
+        let before = book.revoke_all(&PublicKey([1; 32])).await.unwrap();
+        assert!(book.is_revoked(&old).await.unwrap());
+        assert!(!book.is_revoked(&other_users).await.unwrap());
+        // A token issued after it is valid; revoking again never moves the time back.
+        let newer = claims(1, before + chrono::Duration::seconds(1));
+        assert!(!book.is_revoked(&newer).await.unwrap());
+        let again = book.revoke_all(&PublicKey([1; 32])).await.unwrap();
+        assert!(again >= before);
     }
 }

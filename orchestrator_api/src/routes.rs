@@ -33,6 +33,8 @@ pub const AUDIT: &str = "/api/v1/audit";
 pub const AUDIT_VERIFY: &str = "/api/v1/audit/verify";
 /// `GET`/`PUT` the caller's automation policy.
 pub const AGENT_POLICY: &str = "/api/v1/agent/policy";
+/// `POST` revokes every agent token the caller issued until now.
+pub const AGENT_TOKENS_REVOKE_ALL: &str = "/api/v1/agent/tokens/revoke-all";
 /// `GET` a page of approvals.
 pub const APPROVALS: &str = "/api/v1/approvals";
 /// `GET`/`PUT` the caller's trust policy.

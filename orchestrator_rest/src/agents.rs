@@ -93,6 +93,27 @@ pub async fn revoke(
     Ok(Json(r))
 }
 
+/// What `POST /api/v1/agent/tokens/revoke-all` did.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RevokedAll {
+    /// Every token of the caller issued at or before this time is refused.
+    pub revoked_before: chrono::DateTime<chrono::Utc>,
+}
+
+/// `POST /api/v1/agent/tokens/revoke-all`: refuses every agent token the
+/// caller issued until now (`ui forget`). The user's in person only.
+#[utoipa::path(post, path = "/api/v1/agent/tokens/revoke-all", tag = "agents",
+    responses((status = 200, body = RevokedAll), CommonErrors),
+    security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
+pub async fn revoke_all(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<RevokedAll>> {
+    let revoked_before = state.agents.revoke_all(&caller.key).await?;
+    info!(user = %caller.key, %revoked_before, "every agent token of the user revoked");
+    Ok(Json(RevokedAll { revoked_before }))
+}
+
 /// Filters of `GET /api/v1/approvals`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -223,6 +223,7 @@ pub fn api_routes(state: &AppState) -> Router {
             get(agents::get_policy).put(agents::put_policy),
         )
         .route(pattern::AGENT_TOKEN_REVOKE, post(agents::revoke))
+        .route(routes::AGENT_TOKENS_REVOKE_ALL, post(agents::revoke_all))
         .route(routes::APPROVALS, get(agents::list_approvals))
         .route(pattern::APPROVAL, get(agents::get_approval))
         .route(pattern::APPROVAL_APPROVE, post(agents::approve))

@@ -82,6 +82,7 @@ impl Modify for SecurityAddon {
         super::admission::remove,
         super::audit::list, super::audit::verify,
         super::agents::get_policy, super::agents::put_policy, super::agents::revoke,
+        super::agents::revoke_all,
         super::agents::list_approvals, super::agents::get_approval, super::agents::approve,
         super::agents::deny, super::agents::recent_events,
         super::trust::reputation, super::trust::attest,

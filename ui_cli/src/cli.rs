@@ -7,11 +7,13 @@ use clap_complete::Shell;
 
 mod agent;
 mod credits;
+mod leave;
 
 pub use agent::{
     AgentCommand, ApprovalsCommand, AutomationSetting, Switch, TokenCommand, TokenCreateArgs,
 };
 pub use credits::{AttestArgs, CreditsCommand, OperatorCommand};
+pub use leave::{ExportArgs, ForgetArgs, ImportArgs};
 
 /// Drive a Univrs orchestrator cluster.
 #[derive(Debug, Parser)]
@@ -104,6 +106,16 @@ pub enum Command {
     Approvals(ApprovalsCommand),
     /// Read the daemon's audit log of mutating calls, or verify its hash chain.
     Audit(AuditArgs),
+    /// Write one archive of everything you have on the cluster: manifests,
+    /// policies, agent tokens (ids only), approvals, credit history and your
+    /// audit entries.
+    Export(ExportArgs),
+    /// Re-apply an archive of `ui export` to this cluster: your workloads and
+    /// policies.
+    Import(ImportArgs),
+    /// Remove every workload, approval, policy and agent token you have on
+    /// the cluster (the audit log keeps its entries).
+    Forget(ForgetArgs),
     /// Check the daemon's health (exits 1 when degraded).
     Health,
     /// Print the client's version.

@@ -7,31 +7,7 @@ mod common;
 
 use serde_json::Value;
 
-use common::{start_daemon, ui, ui_ok};
-
-/// A request with the agent token; the status and body.
-fn with_token(server: &str, token: &str, method: &str, path: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("{server}{path}");
-    let auth = format!("Bearer {token}");
-    let response = match method {
-        "GET" => agent.get(&url).header("authorization", &auth).call(),
-        "DELETE" => agent.delete(&url).header("authorization", &auth).call(),
-        "POST" => agent.post(&url).header("authorization", &auth).send_empty(),
-        other => panic!("unsupported method {other}"),
-    }
-    .expect("the daemon answers");
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .read_to_string()
-        .expect("reading the answer");
-    eprintln!("{method} {path} with the token: {status} {body}");
-    (status, body)
-}
+use common::{start_daemon, ui, ui_ok, with_token};
 
 #[test]
 fn tokens_policy_and_approvals_against_a_real_daemon() {

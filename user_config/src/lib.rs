@@ -16,6 +16,7 @@
 //! encrypted in memory and written atomically (temporary file, fsync, rename) with
 //! mode 0600, in directories created with mode 0700.
 
+pub mod agent_tokens;
 pub mod config;
 pub mod error;
 mod fsutil;
@@ -28,6 +29,13 @@ mod toml_file;
 
 pub use age::secrecy::{ExposeSecret, SecretString};
 pub use config::{AiConfig, UserConfig};
+
+/// Writes `contents` to `path` atomically (temporary file, fsync, rename)
+/// with mode 0600: for files that hold what is yours alone, such as the
+/// archive of `ui export`.
+pub fn write_private_file(path: &std::path::Path, contents: &[u8]) -> error::Result<()> {
+    fsutil::write_atomic(path, contents, fsutil::PRIVATE_FILE)
+}
 pub use error::{Error, Result};
 pub use identity::{Identity, IdentityStore};
 pub use passphrase::{

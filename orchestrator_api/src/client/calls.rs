@@ -283,6 +283,17 @@ impl ApiClient {
         self.call("POST", &routes::agent_token_revoke(id), None)
     }
 
+    /// Revokes every agent token the caller issued until now; the answer
+    /// is `{"revoked_before": TIME}`.
+    pub fn revoke_all_agent_tokens(&self) -> Result<Value, ClientError> {
+        self.post_empty(routes::AGENT_TOKENS_REVOKE_ALL)
+    }
+
+    /// The caller's automation policy as the daemon holds it.
+    pub fn get_agent_policy(&self) -> Result<Reply<AgentPolicy>, ClientError> {
+        self.call("GET", routes::AGENT_POLICY, None)
+    }
+
     /// The caller's credit balance.
     pub fn credit_balance(&self) -> Result<Reply<Balance>, ClientError> {
         self.call("GET", routes::CREDITS_BALANCE, None)

@@ -129,6 +129,7 @@ mod tests {
             ("GET", "/api/v1/trust/policy"),
             ("PUT", "/api/v1/trust/policy"),
             ("POST", "/api/v1/agent/tokens/0123/revoke"),
+            ("POST", "/api/v1/agent/tokens/revoke-all"),
             ("POST", "/api/v1/approvals/0123/approve"),
             ("POST", "/api/v1/approvals/0123/deny"),
             ("POST", "/api/v1/approvals"),

@@ -148,6 +148,18 @@ pub fn create(ctx: &Context, args: &TokenCreateArgs) -> anyhow::Result<()> {
         issued_at + validity,
     );
     let token = issue_token(&key, &claims);
+    // What it is, not the token itself, for `ui export` and revocation by id.
+    user_config::agent_tokens::TokenLog::record(
+        &dir,
+        user_config::agent_tokens::TokenRecord {
+            id: claims.id.clone(),
+            agent: claims.agent.clone(),
+            tools: claims.tools.clone(),
+            issued_at: claims.issued_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            expires_at: claims.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        },
+    )
+    .with_context(|| format!("recording the token in {}", dir.root().display()))?;
     match ctx.output() {
         OutputFormat::Json => print_json(&json!({
             "token": token,

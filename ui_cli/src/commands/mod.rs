@@ -28,6 +28,7 @@ pub mod credits;
 pub mod deploy;
 pub mod identity;
 pub mod init;
+pub mod leave;
 pub mod limits;
 pub mod logs;
 pub mod mcp;
@@ -204,6 +205,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(&ctx, &args),
         Command::Agent(cmd) => agent::run(&ctx, &cmd),
         Command::Approvals(cmd) => approvals::run(&ctx, &cmd),
+        Command::Export(args) => leave::export(&ctx, &args),
+        Command::Import(args) => leave::import(&ctx, &args),
+        Command::Forget(args) => leave::forget(&ctx, &args),
         Command::Health => misc::health(&ctx),
         Command::Version => misc::version(&ctx),
         Command::Completions(args) => misc::completions(&args),

@@ -157,3 +157,28 @@ pub fn ui_ok(config_dir: &Path, server: &str, args: &[&str]) -> String {
     assert!(out.status.success(), "ui {} failed", args.join(" "));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A request with the agent token; the status and body.
+#[allow(dead_code)] // Only the tests of agents call it.
+pub fn with_token(server: &str, token: &str, method: &str, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{server}{path}");
+    let auth = format!("Bearer {token}");
+    let response = match method {
+        "GET" => agent.get(&url).header("authorization", &auth).call(),
+        "DELETE" => agent.delete(&url).header("authorization", &auth).call(),
+        "POST" => agent.post(&url).header("authorization", &auth).send_empty(),
+        other => panic!("unsupported method {other}"),
+    }
+    .expect("the daemon answers");
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .read_to_string()
+        .expect("reading the answer");
+    eprintln!("{method} {path} with the token: {status} {body}");
+    (status, body)
+}
