@@ -1,8 +1,11 @@
 //! Placements per second of `MycelialScheduler` on 5,000 nodes with varied
 //! standings, half the workloads carrying trust rules, beside
-//! `SimpleScheduler` on the same nodes and requests in the same run.
+//! `SimpleScheduler` on the same nodes in the same run: on the same requests
+//! (it refuses those whose rules need a reputation, as it weighs none), and
+//! on the same requests without their rules (so it places them all).
 //!
-//! Run with `cargo bench -p scheduler_interface --bench mycelial`.
+//! Run with `cargo bench -p scheduler_interface --bench mycelial`; set
+//! `MYCELIAL_SAMPLE_SIZE` to try another sample size than the default.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,9 +207,38 @@ fn run(s: &dyn Scheduler, nodes: &[Node], standings: &Standings, reqs: &[Schedul
     }
 }
 
+/// The same requests (fresh instance ids) without their trust rules.
+fn without_rules(reqs: &[ScheduleRequest]) -> Vec<ScheduleRequest> {
+    reqs.iter()
+        .map(|r| {
+            let mut w = (*r.workload).clone();
+            w.spec.trust = TrustRules::default();
+            ScheduleRequest {
+                workload: Arc::new(w),
+                instances: r.instances.iter().map(|_| InstanceId::new()).collect(),
+                existing: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// `MYCELIAL_SAMPLE_SIZE`, or the default.
+fn sample_size() -> usize {
+    match std::env::var("MYCELIAL_SAMPLE_SIZE") {
+        Ok(v) => match v.parse() {
+            Ok(n) => n,
+            Err(e) => panic!("MYCELIAL_SAMPLE_SIZE={v}: {e}"),
+        },
+        Err(_) => MycelialSchedulerConfig::with_seed(0).sample_size,
+    }
+}
+
 fn mycelial(standings: &Arc<Standings>) -> MycelialScheduler {
     MycelialScheduler::new(
-        MycelialSchedulerConfig::with_seed(42),
+        MycelialSchedulerConfig {
+            sample_size: sample_size(),
+            ..MycelialSchedulerConfig::with_seed(42)
+        },
         Arc::clone(standings) as Arc<dyn TrustSource>,
     )
 }
@@ -228,18 +260,26 @@ fn main() {
     println!(
         "mycelial benchmark: {NODES} Ready nodes (16 cpu / 64 GiB), composite 0.5-1.0 \
          (mean {all_mean:.3}), {INSTANCES} instances in {} requests of 1-10; every other \
-         workload has rules (min_reputation 0.8, required_attestations 1, jurisdiction = eu)",
-        reqs.len()
+         workload has rules (min_reputation 0.8, required_attestations 1, jurisdiction = eu); \
+         mycelial sample size {}",
+        reqs.len(),
+        sample_size()
     );
+    let rule_less = without_rules(&reqs);
     // Warm-up (page in, grow allocations), not reported.
     run(&mycelial(&standings), &nodes, &standings, &warm_up);
     run(&simple(), &nodes, &standings, &warm_up);
     let m = run(&mycelial(&standings), &nodes, &standings, &reqs);
     let s = run(&simple(), &nodes, &standings, &reqs);
+    let r = run(&simple(), &nodes, &standings, &rule_less);
     println!();
-    for (name, r) in [("mycelial", &m), ("simple", &s)] {
+    for (name, r) in [
+        ("mycelial", &m),
+        ("simple", &s),
+        ("simple, the same requests without rules", &r),
+    ] {
         println!(
-            "{name:>8}: {:>6} placed in {:>7.1}ms ({:>6.1}ms answering standings), \
+            "{name}: {:>6} placed in {:>7.1}ms ({:>6.1}ms answering standings), \
              {:>7.0} placements/s, mean composite of the nodes used {:.3}, \
              placements breaking a trust rule {}",
             r.placed,
@@ -251,10 +291,16 @@ fn main() {
         );
     }
     assert_eq!(m.broken, 0, "the mycelial scheduler broke a trust rule");
+    assert_eq!(
+        m.placed, INSTANCES,
+        "the mycelial scheduler refused instances"
+    );
     println!();
     println!(
-        "{NODES} nodes: mycelial {:.0} placements/s, simple {:.0} placements/s (same run)",
+        "{NODES} nodes: mycelial {:.0} placements/s, simple {:.0} placements/s \
+         ({:.0} placements/s without rules) (same run)",
         m.per_second(),
-        s.per_second()
+        s.per_second(),
+        r.per_second()
     );
 }

@@ -10,7 +10,8 @@
 //!   scoring over a bounded sample of feasible nodes.
 //! - `mycelial` (feature): `MycelialScheduler` — the simple scheduler's filters
 //!   plus the workload owner's trust rules, then seeded weighted sampling by
-//!   reputation² × fit, with a little exploration for users without rules.
+//!   reputation² × fit over a bounded sample of the nodes that pass them, with
+//!   a little exploration for users without rules.
 //! - `testsuite` (feature): the contract tests every scheduler runs.
 
 use std::sync::Arc;

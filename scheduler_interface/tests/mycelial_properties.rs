@@ -191,12 +191,14 @@ fn run(
     replicas: &[usize],
     ops: &[Op],
     exploration: f64,
+    sample_size: usize,
 ) -> Result<(usize, usize), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let s = MycelialScheduler::new(
         MycelialSchedulerConfig {
             seed: 1,
             exploration,
+            sample_size,
         },
         Arc::new(Fixed(standings.clone())),
     );
@@ -285,36 +287,50 @@ fn respects_filters_and_rules_and_refuses_only_when_nothing_passes() {
         prop::collection::vec(workload_gen(), 1..10),
         prop::collection::vec(op(), 1..60),
         prop_oneof![Just(0.0), Just(0.05), Just(1.0)],
+        // Samples smaller than the cluster, so the walk stops early, wraps
+        // and goes on when instances fill what it found; and exhaustive.
+        prop_oneof![Just(1usize), Just(3), Just(usize::MAX)],
     );
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 256,
         ..ProptestConfig::default()
     });
     let totals = Cell::new((0usize, 0usize));
-    let result = runner.run(&cases, |(node_gens, workload_gens, ops, exploration)| {
-        let nodes: Vec<Node> = node_gens.iter().map(build_node).collect();
-        let standings = nodes
-            .iter()
-            .zip(&node_gens)
-            .map(|(n, g)| {
-                let s = NodeStanding {
-                    composite: g.composite,
-                    qualifying_attestations: g.attestations,
-                };
-                (n.id, s)
-            })
-            .collect();
-        let workloads: Vec<_> = workload_gens
-            .iter()
-            .enumerate()
-            .map(|(i, g)| Arc::new(build_workload(i, g)))
-            .collect();
-        let replicas: Vec<usize> = workload_gens.iter().map(|g| g.replicas).collect();
-        let (placed, released) = run(&nodes, &standings, &workloads, &replicas, &ops, exploration)?;
-        let (p, r) = totals.get();
-        totals.set((p + placed, r + released));
-        Ok(())
-    });
+    let result = runner.run(
+        &cases,
+        |(node_gens, workload_gens, ops, exploration, sample_size)| {
+            let nodes: Vec<Node> = node_gens.iter().map(build_node).collect();
+            let standings = nodes
+                .iter()
+                .zip(&node_gens)
+                .map(|(n, g)| {
+                    let s = NodeStanding {
+                        composite: g.composite,
+                        qualifying_attestations: g.attestations,
+                    };
+                    (n.id, s)
+                })
+                .collect();
+            let workloads: Vec<_> = workload_gens
+                .iter()
+                .enumerate()
+                .map(|(i, g)| Arc::new(build_workload(i, g)))
+                .collect();
+            let replicas: Vec<usize> = workload_gens.iter().map(|g| g.replicas).collect();
+            let (placed, released) = run(
+                &nodes,
+                &standings,
+                &workloads,
+                &replicas,
+                &ops,
+                exploration,
+                sample_size,
+            )?;
+            let (p, r) = totals.get();
+            totals.set((p + placed, r + released));
+            Ok(())
+        },
+    );
     if let Err(e) = result {
         panic!("{e}");
     }

@@ -1,16 +1,15 @@
-//! The part of a call that holds for all its instances: the filters that do
-//! not depend on reservations, the standings and the owner's pledge headroom
-//! (each asked of the [`TrustSource`] once per call), the owner's trust rules
-//! and what a pledge costs on each node.
+//! What a call has found on the nodes its walk examined (see `walk`): the
+//! candidates — nodes that passed the filters that do not depend on
+//! reservations, the owner's trust rules and credit — and how many nodes each
+//! filter and rule excluded, for the `NoPlacement` reason.
 
 use std::collections::BTreeMap;
 
 use ::mycelial::rules::{self, Broken};
-use ::mycelial::{NodeStanding, TrustSource};
-use orchestrator_shared_types::{Node, PublicKey, TrustRules};
-use tracing::warn;
+use ::mycelial::NodeStanding;
+use orchestrator_shared_types::TrustRules;
 
-use crate::simple::filter::{Exclusions, Filter};
+use crate::simple::filter::Exclusions;
 
 /// A node that passed the filters and the trust rules.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,95 +25,22 @@ pub(super) struct Candidate {
     pub(super) pledge: i64,
 }
 
-/// The nodes one call may use, and how many the others were excluded by.
+/// The nodes one call may use among those it examined, and how many of the
+/// others each filter and rule excluded.
 #[derive(Debug, Default)]
 pub(super) struct Candidates {
-    /// Nodes that passed, in node-list order.
+    /// Nodes that passed, in the order the walk found them (step by step;
+    /// within a step, in node-list order).
     pub(super) eligible: Vec<Candidate>,
     /// Nodes excluded per filter (status, cordon, taints, labels).
     pub(super) filtered: Exclusions,
     /// Nodes excluded per trust rule (the first rule each broke).
     pub(super) broken: BTreeMap<Broken, usize>,
-    /// What the owner could pledge when the call began (`None`: unlimited,
-    /// or not asked because no node of another operator passed the rules).
-    pub(super) headroom: Option<i64>,
 }
 
 impl Candidates {
-    /// Runs the per-node filters of `filter` over `nodes`, asks `trust` once
-    /// for the standings as `owner` sees them (unless no node passed), then
-    /// checks `rules` on the nodes that passed. Last, on those of other
-    /// operators, it asks `trust` once for the owner's pledge headroom and,
-    /// when pledges are priced, excludes (`credit`) each node where the
-    /// pledge of an instance of `cpu_millis` costs more than that headroom.
-    pub(super) fn gather(
-        nodes: &[Node],
-        filter: &Filter<'_>,
-        rules: &TrustRules,
-        owner: &PublicKey,
-        cpu_millis: u64,
-        trust: &dyn TrustSource,
-    ) -> Self {
-        let mut out = Candidates::default();
-        let mut passed: Vec<(usize, u32)> = Vec::with_capacity(nodes.len());
-        for (i, node) in nodes.iter().enumerate() {
-            match filter.check_node(node) {
-                Ok(soft_taints) => passed.push((i, soft_taints)),
-                Err(e) => out.filtered.add(e),
-            }
-        }
-        if passed.is_empty() {
-            return out;
-        }
-        // Asked for every node of the call, in its own slice (`standings`
-        // takes `&[Node]`): copying out the nodes that passed cost more than
-        // the standings of those that did not (see the mycelial bench).
-        let standings = trust.standings(owner, &rules.trusted_operators, nodes);
-        if standings.len() != nodes.len() {
-            warn!(
-                asked = nodes.len(),
-                answered = standings.len(),
-                "the trust source answered for a different number of nodes; \
-                 the nodes without an answer count as unknown"
-            );
-        }
-        let has_rules = !rules.is_empty();
-        // Asked once, and only if a node of another operator gets this far.
-        let mut headroom: Option<Option<i64>> = None;
-        out.eligible.reserve(passed.len());
-        for &(i, soft_taints) in &passed {
-            let standing = standings
-                .get(i)
-                .map_or(NodeStanding::UNKNOWN, |s| sanitize(*s));
-            if has_rules {
-                if let Err(broken) = rules::check(rules, &nodes[i], &standing) {
-                    out.exclude(broken);
-                    continue;
-                }
-            }
-            let mut pledge = 0;
-            if nodes[i].operator != *owner {
-                if let Some(h) = *headroom.get_or_insert_with(|| trust.pledge_headroom(owner)) {
-                    let cost = trust.pledge_cost(&nodes[i], cpu_millis);
-                    if cost > h {
-                        out.exclude(Broken::Credit);
-                        continue;
-                    }
-                    pledge = cost.max(0);
-                }
-            }
-            out.eligible.push(Candidate {
-                node: i,
-                composite: standing.composite,
-                soft_taints,
-                pledge,
-            });
-        }
-        out.headroom = headroom.flatten();
-        out
-    }
-
-    fn exclude(&mut self, broken: Broken) {
+    /// Counts one node excluded by `broken`.
+    pub(super) fn exclude(&mut self, broken: Broken) {
         *self.broken.entry(broken).or_insert(0) += 1;
     }
 
@@ -157,7 +83,7 @@ impl Candidates {
 
 /// A composite outside 0–1 is clamped; one that is not a number counts as 0,
 /// so that it can neither pass `min_reputation` nor weigh anything.
-fn sanitize(s: NodeStanding) -> NodeStanding {
+pub(super) fn sanitize(s: NodeStanding) -> NodeStanding {
     NodeStanding {
         composite: if s.composite.is_nan() {
             0.0

@@ -67,28 +67,45 @@ pub(super) struct Room {
 }
 
 impl Room {
-    /// The room on every candidate now, for an owner who can pledge
-    /// `headroom` in the call (`None`: unlimited).
+    /// The room on each of `candidates` now, for an owner who can pledge
+    /// `headroom` in the call (`None`: unlimited, or not asked yet).
     pub(super) fn new(candidates: &[Candidate], ctx: &Ctx<'_>, headroom: Option<i64>) -> Self {
         let mut room = Room {
             weights: Vec::with_capacity(candidates.len()),
             fits: Vec::with_capacity(candidates.len()),
             feasible: 0,
-            // Candidates whose pledge exceeds the headroom were excluded
-            // already; the rest cost at least 0, and free ones stay free.
-            budget: headroom.map(|h| h.max(0)),
+            budget: None,
             dearest: 0,
         };
-        for c in candidates {
-            let (w, f) = assess(c, ctx, room.budget);
-            if f != Err(Unfit::Credit) {
-                room.dearest = room.dearest.max(c.pledge);
-            }
-            room.feasible += usize::from(f.is_ok());
-            room.weights.push(w);
-            room.fits.push(f);
-        }
+        room.extend(candidates, ctx, headroom);
         room
+    }
+
+    /// Adds the room on `more` candidates (those the walk found since), for
+    /// an owner who could pledge `headroom` when the call asked (`None`:
+    /// unlimited, or not asked yet). The headroom is asked when the first
+    /// node of another operator passes the rules, so until then no candidate
+    /// cost anything and none of it was spent: the budget starts from it.
+    pub(super) fn extend(&mut self, more: &[Candidate], ctx: &Ctx<'_>, headroom: Option<i64>) {
+        if self.budget.is_none() {
+            // Candidates whose pledge exceeds the headroom were excluded
+            // already; the rest cost at least 0, and free ones stay free.
+            self.budget = headroom.map(|h| h.max(0));
+        }
+        for c in more {
+            let (w, f) = assess(c, ctx, self.budget);
+            if f != Err(Unfit::Credit) {
+                self.dearest = self.dearest.max(c.pledge);
+            }
+            self.feasible += usize::from(f.is_ok());
+            self.weights.push(w);
+            self.fits.push(f);
+        }
+    }
+
+    /// How many candidates one more instance can go on.
+    pub(super) fn feasible(&self) -> usize {
+        self.feasible
     }
 
     /// Takes account of an instance placed on candidate `k` of
