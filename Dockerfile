@@ -45,7 +45,7 @@ LABEL org.univrs.image=orchestrator \
       org.opencontainers.image.source="https://github.com/univrs/orchestrator"
 ENV UNIVRS_DATA_DIR=/var/lib/univrs \
     UNIVRS_API_ADDR=0.0.0.0:9090
-RUN mkdir -p /var/lib/univrs
+RUN mkdir -p -m 0700 /var/lib/univrs
 VOLUME ["/var/lib/univrs"]
 # REST API (tcp) and cluster gossip (udp, with --gossip-addr 0.0.0.0:7946).
 EXPOSE 9090/tcp 7946/udp

@@ -145,6 +145,29 @@ async fn output_and_exit_codes_are_reported() {
         .map(|l| (l.stream.as_str(), l.line.as_str()))
         .collect();
     assert_eq!(got, [("stdout", "hello"), ("stderr", "oops")]);
+    // Data at rest: the bundle (config.json holds the environment), the
+    // record, the logs and the image store are the daemon's user's alone.
+    let runtime_dir = t._dir.path().join("runtime");
+    let bundle = runtime_dir.join("containers").join(id.as_str());
+    let images = runtime_dir.join("images");
+    let mut private = vec![
+        runtime_dir.clone(),
+        bundle.clone(),
+        images.join("index.json"),
+    ];
+    private
+        .extend(["config.json", "record.json", "stdout.log", "stderr.log"].map(|f| bundle.join(f)));
+    for blob in std::fs::read_dir(images.join("blobs/sha256")).expect("blobs") {
+        private.push(blob.expect("blob").path());
+    }
+    for p in private {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&p)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{} is {:04o}", p.display(), mode & 0o7777);
+    }
     t.rt.remove_container(&id).await.expect("remove");
 
     let id = create(&t.rt, &spec(config("busybox", &["true"]))).await;

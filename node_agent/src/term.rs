@@ -21,9 +21,8 @@
 //! the agent's `SignedLayer`): only the live control plane, over its own
 //! mutual-TLS connection, can move it.
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -32,6 +31,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use orchestrator_shared_types::private_fs::{self, WriteError};
 use orchestrator_shared_types::NodeId;
 use serde::{Deserialize, Serialize};
 use signed_http::Signer;
@@ -42,9 +42,6 @@ use crate::wire::{WireError, STALE_TERM};
 
 /// Name of the query parameter that carries the term.
 pub const TERM_PARAM: &str = "term";
-
-/// Mode of the term file.
-const FILE_MODE: u32 = 0o600;
 
 /// A term and the control plane that called with it (the term file's shape,
 /// `{"term":N,"node":"<node id>"}`).
@@ -90,16 +87,8 @@ pub enum TermError {
         source: serde_json::Error,
     },
     /// A newer term could not be written; the call that brought it is refused.
-    #[error("{what} {}", path.display())]
-    Write {
-        /// What was being done (`creating`, `syncing`, …).
-        what: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
     /// The task recording a newer term ended without an answer.
     #[error("recording a newer control-plane term")]
     Task(#[source] tokio::task::JoinError),
@@ -261,52 +250,13 @@ fn decide(current: Option<Leader>, term: Option<u64>) -> Result<Decision, TermEr
     }
 }
 
-/// Writes `leader` to `path`: a temporary file beside it (mode 0600),
-/// fsync, rename over `path`, fsync of the directory.
+/// Writes `leader` to `path`, mode 0600, atomically and durably
+/// ([`private_fs::write_atomic`]). One writer at a time (the gate's lock)
+/// and one daemon per data directory: its fixed temporary name is enough.
 fn write_atomic(path: &Path, leader: &Leader) -> Result<(), TermError> {
-    let failed = |what: &'static str, path: &Path| {
-        let path = path.to_owned();
-        move |source| TermError::Write { what, path, source }
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // One writer at a time (the gate's lock) and one daemon per data
-    // directory: a fixed name is enough, and a leftover is overwritten.
-    let tmp = dir.join(format!(".{name}.tmp"));
     // A term and a node id never fail to encode.
     let bytes = serde_json::to_vec(leader).unwrap_or_default();
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&tmp)
-            .map_err(failed("creating", &tmp))?;
-        // The umask, or a leftover file, may have other bits: set them.
-        file.set_permissions(Permissions::from_mode(FILE_MODE))
-            .map_err(failed("setting the mode of", &tmp))?;
-        file.write_all(&bytes).map_err(failed("writing", &tmp))?;
-        file.sync_all().map_err(failed("syncing", &tmp))?;
-        fs::rename(&tmp, path).map_err(failed("renaming the new term file to", path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(failed("syncing the directory", dir))
-    })();
-    if result.is_err() {
-        if let Err(e) = fs::remove_file(&tmp) {
-            if e.kind() != io::ErrorKind::NotFound {
-                warn!(path = %tmp.display(), error = %e, "could not remove a temporary term file");
-            }
-        }
-    }
-    result
+    Ok(private_fs::write_atomic(path, &bytes)?)
 }
 
 /// The query parameter, wherever it sits among the others.

@@ -1,6 +1,7 @@
 //! Tests of the term gate: the rule, the file, concurrent newer terms.
 
 use super::*;
+use std::os::unix::fs::PermissionsExt as _;
 
 const A: NodeId = NodeId([0xaa; 32]);
 const B: NodeId = NodeId([0xbb; 32]);

@@ -1,14 +1,16 @@
-//! The file backend: `audit.log` in the data directory, one JSON entry per
-//! line, appended and synced (`fdatasync`) before the append returns.
+//! The file backend: `audit.log` in the data directory (mode 0600), one
+//! JSON entry per line, appended and synced (`fdatasync`) before the append
+//! returns.
 //!
 //! Its I/O is synchronous; [`AuditLog`](crate::AuditLog) runs it on the
 //! blocking pool, with the tail's lock moved into the blocking task so that
 //! writing a line and advancing the tail cannot be separated.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use orchestrator_shared_types::private_fs;
 use tokio::sync::OwnedMutexGuard;
 use tracing::warn;
 
@@ -31,11 +33,8 @@ impl FileLog {
         } else {
             Vec::new()
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| io(&path, source))?;
+        // Private to the daemon's user: 0600, whatever an older daemon left.
+        let file = private_fs::open_append(&path).map_err(|source| io(&path, source))?;
         Ok((Self { path, file }, entries))
     }
 
@@ -166,5 +165,22 @@ mod tests {
         std::fs::write(&path, kept.join("\n") + "\n").unwrap();
         let err = log.verify().await.unwrap_err();
         assert!(matches!(err, AuditError::Broken { seq: 3, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_log_is_private_to_the_daemons_user() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(AUDIT_FILE);
+        let log = AuditLog::open(dir.path()).unwrap();
+        log.append(call("/a")).await.unwrap();
+        assert_eq!(mode(&path), 0o600, "a new log");
+        drop(log);
+        // As an older daemon left it.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        assert_eq!(mode(&path), 0o600, "an older log, reopened");
+        assert_eq!(log.verify().await.unwrap(), 1);
     }
 }

@@ -17,8 +17,7 @@
 //!   alone is not a way in).
 
 use orchestrator_shared_types::error::chain;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use orchestrator_shared_types::private_fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -127,23 +126,10 @@ fn save(data_dir: &Path, identity: &Identity) -> Result<()> {
     write_private(&path, text.as_bytes())
 }
 
-/// Writes `bytes` to a new file `path` (mode 0600) through a temporary file
-/// (synced, then renamed over `path`: a reader sees the old or the new file).
+/// Writes `bytes` as the file `path`, mode 0600, atomically and durably
+/// ([`private_fs::write_atomic`]).
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error| Error::ClusterIdentity(format!("writing {}: {e}", path.display()));
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    private_fs::write_atomic(path, bytes).map_err(|e| Error::ClusterIdentity(chain(&e)))
 }
 
 /// Writes `key` as the key file `path` unless it exists; an existing file
@@ -370,6 +356,7 @@ mod tests {
     use super::*;
     use crate::config::DaemonConfig;
     use crate::settings::Settings;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn cluster(dir: &Path, cluster_id: Option<&str>) -> ClusterSettings {
         let s = Settings {

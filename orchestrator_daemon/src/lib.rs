@@ -8,7 +8,8 @@
 //!
 //! Typed configuration merged from flags,
 //! environment and a file ([`config`]; the youki settings in
-//! `runtime_config`), the node's own key ([`node_key`]) and the proof of its
+//! `runtime_config`), the data directory kept private ([`data_dir`]), the
+//! node's own key ([`node_key`]) and the proof of its
 //! operator (`operator`), building and running the components ([`run`]; the
 //! scheduler and the reputation it reads in [`scheduler`]), and the gossip
 //! series of `/metrics` in cluster mode ([`gossip_metrics`]), and the gossip
@@ -27,6 +28,7 @@ pub mod cluster_identity;
 mod cluster_run;
 pub mod config;
 mod control;
+pub mod data_dir;
 mod directory;
 mod dns;
 pub mod duration;

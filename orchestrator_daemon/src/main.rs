@@ -158,13 +158,13 @@ fn print_join_token(settings: Settings, ttl: &str, role: &str) -> anyhow::Result
         .clone()
         .or_else(default_data_dir)
         .context("no data directory: pass --data-dir (HOME is not set)")?;
-    if !dir.join(node_key::NODE_KEY_FILE).exists() {
+    // Read only: the data directory may be mounted read-only here.
+    let Some(key) = node_key::load(&dir)? else {
         anyhow::bail!(
             "no node key in {}: run join-token on the control plane's machine, with its --data-dir",
             dir.display()
         );
-    }
-    let key = node_key::open(&dir)?;
+    };
     let api = settings
         .api_addr
         .clone()

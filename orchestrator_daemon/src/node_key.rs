@@ -1,12 +1,10 @@
 //! The node's Ed25519 key: generated on first start, kept in the data
 //! directory (mode 0600), and the source of the node's id.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
-use orchestrator_shared_types::NodeId;
+use orchestrator_shared_types::{private_fs, NodeId};
 
 use crate::error::{Error, Result};
 
@@ -40,38 +38,22 @@ pub fn load_or_create(dir: &Path) -> Result<SigningKey> {
         Some(key) => Ok(key),
         None => {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let tmp = dir.join(format!("{NODE_KEY_FILE}.tmp"));
-            let write = || -> std::io::Result<()> {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                f.write_all(&key.to_bytes())?;
-                f.sync_all()?;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-                std::fs::rename(&tmp, &path)?;
-                std::fs::File::open(dir)?.sync_all()
-            };
-            write().map_err(|source| Error::DataDir {
+            let seed = zeroize::Zeroizing::new(key.to_bytes());
+            private_fs::write_atomic(&path, seed.as_slice()).map_err(|e| Error::DataDir {
                 what: "writing node key",
                 path: path.clone(),
-                source,
+                source: e.into(),
             })?;
             Ok(key)
         }
     }
 }
 
-/// Creates the data directory `dir` if needed, then loads or creates its
+/// Creates the data directory `dir` if needed (mode 0700; an existing one
+/// is made private: [`crate::data_dir::prepare`]), then loads or creates its
 /// key ([`load_or_create`]).
 pub fn open(dir: &Path) -> Result<SigningKey> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::DataDir {
-        what: "creating data directory",
-        path: dir.to_owned(),
-        source,
-    })?;
+    crate::data_dir::prepare(dir)?;
     load_or_create(dir)
 }
 
@@ -83,6 +65,7 @@ pub fn node_id(key: &SigningKey) -> NodeId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn the_key_is_created_once_and_kept_private() {

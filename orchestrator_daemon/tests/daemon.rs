@@ -147,9 +147,13 @@ fn without_root_the_youki_runtime_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    for d in [dir.path(), data.as_path()] {
-        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    }
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    // The data directory is the daemon's user's (it makes it 0700).
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
     let out = Command::new("setpriv")
         .args([
             "--reuid",

@@ -18,6 +18,8 @@
 //! - [`manifest`]: parsing manifests from YAML or JSON with errors that name the field.
 //! - [`validation`]: semantic checks of a manifest, collecting every problem with its path.
 //! - [`error`]: `OrchestrationError`, the one error at the shared boundary.
+//! - `private_fs` (Unix): the daemon's data at rest, directories 0700 and
+//!   files 0600, and atomic private writes.
 //!
 //! YAML goes through `serde_yaml_ng`, the maintained fork of the archived
 //! `serde_yaml` with the same API; `serde_path_to_error` gives deserialisation
@@ -36,6 +38,8 @@ pub mod net;
 pub mod node;
 pub mod operator;
 pub mod ports;
+#[cfg(unix)]
+pub mod private_fs;
 pub mod quantity;
 pub mod resources;
 pub mod trust;

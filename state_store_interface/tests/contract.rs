@@ -253,3 +253,39 @@ async fn sqlite_open_creates_parent_directories_and_initialize_the_file() {
         .await
         .unwrap();
 }
+
+/// Data at rest: the database and SQLite's files beside it are the daemon's
+/// user's alone (0600), including one an older version left readable by all.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("state").join("store.db");
+    let store = opened(&path).await;
+    store.put_node(&node(1)).await.unwrap();
+    assert_eq!(mode(path.parent().unwrap()), 0o700, "the directory made");
+    let files = ["store.db", "store.db-wal", "store.db-shm"];
+    for f in files {
+        let p = dir.path().join("state").join(f);
+        assert!(p.exists(), "{f} exists while the store is open");
+        assert_eq!(mode(&p), 0o600, "{f}");
+    }
+    drop(store);
+
+    // An older database, with its files readable by all (empty ones are an
+    // empty database and an empty log to SQLite).
+    let older = dir.path().join("older.db");
+    for f in ["older.db", "older.db-wal"] {
+        let p = dir.path().join(f);
+        std::fs::write(&p, b"").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let store = opened(&older).await;
+    store.put_node(&node(2)).await.unwrap();
+    for f in ["older.db", "older.db-wal", "older.db-shm"] {
+        assert_eq!(mode(&dir.path().join(f)), 0o600, "{f}, reopened");
+    }
+    assert_eq!(store.list_nodes().await.unwrap().len(), 1);
+}

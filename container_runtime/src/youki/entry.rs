@@ -2,13 +2,12 @@
 //! (`record.json`) and the live state in memory.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use container_runtime_interface::{ContainerState, ContainerStatus};
+use orchestrator_shared_types::private_fs;
 use orchestrator_shared_types::{
     ContainerConfig, ContainerId, InstanceId, NodeId, PublishedPort, WorkloadId,
 };
@@ -60,14 +59,11 @@ impl Record {
     }
 }
 
+/// Writes `record` as `dir/record.json` (mode 0600: it holds the
+/// container's environment), atomically and durably.
 pub(super) fn save_record(dir: &Path, record: &Record) -> std::io::Result<()> {
-    let tmp = dir.join("record.json.tmp");
-    let mut f = File::create(&tmp)?;
-    serde_json::to_writer_pretty(&mut f, record)?;
-    f.flush()?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join("record.json"))?;
-    File::open(dir)?.sync_all()
+    let bytes = serde_json::to_vec_pretty(record)?;
+    Ok(private_fs::write_atomic(&dir.join("record.json"), &bytes)?)
 }
 
 /// What changes while a container lives.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use container_runtime_interface::{ContainerSpec, ContainerState, Result, RuntimeError};
 use nix::sys::signal::Signal;
+use orchestrator_shared_types::private_fs;
 use orchestrator_shared_types::{ContainerId, NetworkMode as SharedNetworkMode, NodeId};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -340,12 +341,15 @@ impl YoukiRuntime {
             let seccomp = self.inner.seccomp.clone();
             let allow_net_raw = self.inner.cfg.allow_net_raw;
             tokio::task::spawn_blocking(move || -> std::result::Result<(File, File), String> {
-                std::fs::create_dir_all(&dir)
+                // The bundle is the daemon's user's alone (at_rest).
+                private_fs::create_dir_all(&dir)
                     .map_err(|e| format!("creating {}: {e}", dir.display()))?;
                 save_record(&dir, &record).map_err(|e| format!("saving the record: {e}"))?;
                 rootfs::prepare(mode, &rootfs_src, &dir)
                     .map_err(|e| format!("preparing the {mode} rootfs: {e}"))?;
                 let resolv_conf = match resolv_conf {
+                    // Readable by all: it is bind-mounted into the container,
+                    // whatever user that runs as.
                     Some(text) => {
                         let path = dir.join(RESOLV_CONF);
                         std::fs::write(&path, text)
@@ -365,7 +369,7 @@ impl YoukiRuntime {
                     allow_net_raw,
                     resolv_conf,
                 });
-                oci.save(dir.join("config.json"))
+                spec::save(&dir.join("config.json"), &oci)
                     .map_err(|e| format!("writing config.json: {e}"))?;
                 logs::open(&dir).map_err(|e| format!("opening the log files: {e}"))
             })

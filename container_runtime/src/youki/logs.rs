@@ -8,19 +8,21 @@
 //! the file's modification time (tail) or the time it was read (follow), and a
 //! tail lists stdout's lines before stderr's.
 //!
+//! The files are private to the daemon's user (0600; a copy keeps the mode).
+//!
 //! Size cap: when a file passes the cap it is copied to `<name>.1` (replacing
 //! the previous one) and truncated; readers read `.1` then the live file. Each
 //! stream thus keeps between one and two caps' worth of its latest output.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use container_runtime_interface::LogLine;
 use futures::stream::BoxStream;
+use orchestrator_shared_types::private_fs;
 use tokio::sync::{mpsc, watch};
 
 /// The two streams, in the order a tail lists them.
@@ -37,16 +39,19 @@ fn rotated(dir: &Path, stream: &str) -> PathBuf {
     dir.join(format!("{stream}.log.1"))
 }
 
-/// Opens (creating) the files a new container writes to: `(stdout, stderr)`.
+/// Opens (creating, mode 0600) the files a new container writes to:
+/// `(stdout, stderr)`.
 pub fn open(dir: &Path) -> io::Result<(File, File)> {
-    let open = |stream| {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o640)
-            .open(path(dir, stream))
-    };
+    let open = |stream| private_fs::open_append(&path(dir, stream));
     Ok((open("stdout")?, open("stderr")?))
+}
+
+/// Every log file of the container directory `dir`, live and rotated.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    STREAMS
+        .iter()
+        .flat_map(|s| [path(dir, s), rotated(dir, s)])
+        .collect()
 }
 
 fn lines_of(bytes: &[u8], stream: &str, at: DateTime<Utc>, out: &mut Vec<LogLine>) {

@@ -11,6 +11,9 @@
 //!                         work/, stdout.log, stderr.log
 //! ```
 //!
+//! Directories are 0700 and the files the runtime writes 0600; what the
+//! containers see keeps its own modes (`at_rest`).
+//!
 //! - **Calling libcontainer safely** (`worker`): each call runs in a child
 //!   process forked for it with glibc's `fork` (libcontainer's own raw
 //!   `clone` from a multi-threaded daemon can deadlock on a malloc lock, and
@@ -42,6 +45,7 @@
 //!   (`YoukiConfig::seccomp`) and let containers keep `CAP_NET_RAW`
 //!   (`YoukiConfig::allow_net_raw`).
 
+mod at_rest;
 mod bridge;
 mod calls;
 mod cgroup;
@@ -213,11 +217,14 @@ impl YoukiRuntime {
         let data = cfg.data_dir.clone();
         let state_root = data.join("state");
         let containers_root = data.join("containers");
-        for d in [&data, &state_root, &containers_root] {
-            std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
-        }
+        let images_root = data.join("images");
+        at_rest::prepare(
+            &[&data, &state_root, &containers_root, &images_root],
+            &containers_root,
+        )
+        .map_err(|e| format!("making {} private: {e}", data.display()))?;
         let images = ImageStore::new(ImageStoreConfig {
-            root: data.join("images"),
+            root: images_root,
             insecure_registries: cfg.insecure_registries.clone(),
             pull_policy: cfg.pull_policy,
             max_cache_bytes: cfg.image_cache_bytes,

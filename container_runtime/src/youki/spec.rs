@@ -30,6 +30,7 @@ use oci_spec::runtime::{
     LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, Mount, PosixRlimitBuilder,
     PosixRlimitType, Root, Spec, User,
 };
+use orchestrator_shared_types::private_fs;
 use orchestrator_shared_types::ContainerConfig;
 
 use super::image::ProcessPlan;
@@ -144,6 +145,14 @@ fn resources(config: &ContainerConfig) -> LinuxResources {
         res.set_pids(Some(pids));
     }
     res
+}
+
+/// Writes `spec` as a bundle's `config.json`, mode 0600: it holds the
+/// container's environment (`Spec::save` would make it 0644).
+pub fn save(path: &Path, spec: &Spec) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(private_fs::create(path)?);
+    serde_json::to_writer(&mut out, spec)?;
+    std::io::Write::flush(&mut out)
 }
 
 /// The spec of one container.

@@ -1,5 +1,7 @@
 //! [`SqliteStore`]: the embedded state store, one SQLite file.
 //!
+//! - `files`: the database and SQLite's `-wal` and `-shm` files are private
+//!   to the daemon's user (mode 0600).
 //! - Every connection runs with `journal_mode=WAL`, `synchronous=FULL` (an
 //!   acknowledged write survives a power cut or `kill -9`), `foreign_keys=ON`
 //!   and a 5 s `busy_timeout`.
@@ -15,6 +17,7 @@
 //!   text given, not decoded.
 
 mod cache;
+mod files;
 mod records;
 mod schema;
 mod writer;
@@ -24,6 +27,7 @@ use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use orchestrator_shared_types::private_fs;
 use orchestrator_shared_types::{
     InstanceId, Node, NodeId, PublicKey, WorkloadDefinition, WorkloadId, WorkloadInstance,
 };
@@ -68,11 +72,12 @@ struct Opened {
 
 impl SqliteStore {
     /// A store for the database file at `path`, creating its parent
-    /// directories. The file itself is opened by [`StateStore::initialize`].
+    /// directories (mode 0700). The file itself is opened by
+    /// [`StateStore::initialize`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+            private_fs::create_dir_all(parent).map_err(|e| StoreError::Open {
                 path: path.display().to_string(),
                 reason: format!("creating directory {}: {e}", parent.display()),
             })?;
@@ -181,6 +186,7 @@ fn open_blocking(path: &Path, changes: broadcast::Sender<StoreChange>) -> Result
         path: shown(),
         reason: format!("{what}: {e}"),
     };
+    files::make_private(path).map_err(|e| open_err("making the database private", &e))?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;

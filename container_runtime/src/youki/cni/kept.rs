@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use orchestrator_shared_types::private_fs;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::warn;
@@ -143,7 +144,9 @@ fn read_kept(path: &Path) -> Result<Option<Kept>> {
         })
 }
 
+/// Not synced: what it keeps is of no use after a reboot (the namespaces
+/// are gone), only after a restart of the daemon.
 fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(tmp, bytes)?;
+    std::io::Write::write_all(&mut private_fs::create(tmp)?, bytes)?;
     std::fs::rename(tmp, path)
 }

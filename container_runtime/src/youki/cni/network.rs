@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use orchestrator_shared_types::private_fs;
 use serde_json::{json, Value};
 use tracing::{instrument, warn};
 
@@ -52,12 +53,16 @@ impl CniNetwork {
     /// result directories; no plugin is checked here, a missing one is named
     /// by the command that needs it.
     pub fn with_list(list: Value, cfg: CniConfig) -> Result<Self> {
-        for dir in [cfg.lease_dir(), cfg.results_dir()] {
-            std::fs::create_dir_all(&dir).map_err(|source| CniError::Cache {
-                action: "creating",
-                path: dir.clone(),
-                source,
-            })?;
+        // Private to the daemon's user (0700), like the rest of its data;
+        // an older version's directory is made so.
+        for dir in [cfg.data_dir.clone(), cfg.lease_dir(), cfg.results_dir()] {
+            private_fs::create_dir_all(&dir)
+                .and_then(|()| crate::youki::at_rest::tighten_logged(&dir))
+                .map_err(|source| CniError::Cache {
+                    action: "creating",
+                    path: dir.clone(),
+                    source,
+                })?;
         }
         let loopback = cfg.loopback_config();
         Ok(Self {

@@ -5,6 +5,7 @@ use std::io;
 use std::path::Path;
 
 use futures::{Stream, StreamExt};
+use orchestrator_shared_types::private_fs;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -58,7 +59,13 @@ where
     B: AsRef<[u8]>,
 {
     let result = async {
-        let mut file = tokio::fs::File::create(tmp)
+        // Private to the daemon's user, like the rest of the image store.
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(private_fs::FILE_MODE)
+            .open(tmp)
             .await
             .map_err(BlobError::Write)?;
         let mut hasher = Sha256::new();

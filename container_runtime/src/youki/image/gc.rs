@@ -6,6 +6,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use orchestrator_shared_types::private_fs;
 use tracing::{info, warn};
 
 use super::index::ImageRecord;
@@ -35,7 +36,7 @@ impl ImageStore {
             }
             // Renames are quick; doing them under the lock means a pull never
             // sees a blob or rootfs that is about to disappear.
-            fs::create_dir_all(&trash)?;
+            private_fs::create_dir_all(&trash)?;
             for hex in &plan.images {
                 move_to_trash(&self.rootfs_dir(hex), &trash.join(format!("rootfs-{hex}")));
             }

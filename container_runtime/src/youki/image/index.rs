@@ -7,6 +7,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use orchestrator_shared_types::private_fs;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
@@ -185,7 +186,7 @@ pub(super) fn load_index(path: &Path) -> io::Result<Index> {
 
 pub(super) fn write_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
     let result = (|| {
-        let mut file = fs::File::create(tmp)?;
+        let mut file = private_fs::create(tmp)?;
         io::Write::write_all(&mut file, bytes)?;
         file.sync_all()?;
         fs::rename(tmp, path)

@@ -10,6 +10,9 @@
 //! - `tmp/`: downloads, unpacks and GC trash in progress (emptied at start);
 //! - `index.json`: references, images and blob sizes, rewritten atomically.
 //!
+//! Directories are 0700 and blobs and the index 0600 (private to the
+//! daemon's user); an unpacked rootfs keeps the modes its layers give it.
+//!
 //! [`plan_process`] merges an image's config with a container's command,
 //! arguments and environment the way Docker and Kubernetes do.
 //!
@@ -39,6 +42,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
+use orchestrator_shared_types::private_fs;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -259,13 +263,13 @@ impl ImageStore {
             persist_lock: tokio::sync::Mutex::new(()),
             tmp_seq: AtomicU64::new(0),
         };
-        fs::create_dir_all(store.blob_dir())?;
-        fs::create_dir_all(store.cfg.root.join("rootfs"))?;
+        private_fs::create_dir_all(&store.blob_dir())?;
+        private_fs::create_dir_all(&store.cfg.root.join("rootfs"))?;
         let tmp = store.cfg.root.join("tmp");
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(|e| with_context(e, "emptying", &tmp))?;
         }
-        fs::create_dir_all(&tmp)?;
+        private_fs::create_dir_all(&tmp)?;
         let mut index = load_index(&store.cfg.root.join(INDEX_FILE))?;
         let changed = store.reconcile_disk(&mut index)?;
         let clock = index
