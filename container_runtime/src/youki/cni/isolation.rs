@@ -127,27 +127,75 @@ pub async fn apply(cfg: &CniConfig) -> Result<()> {
                 .map_err(|e| failed(&format!("filling {iso}"), e))?;
         }
     }
-    let jump = |op: &'static str| {
-        let mut args = vec!["-w", op, "FORWARD"];
-        if op == "-I" {
-            args.push("1");
-        }
-        args.extend(["-i", cfg.bridge.as_str(), "-o", cfg.bridge.as_str(), "-j"]);
-        args.push(iso.as_str());
-        args
-    };
-    let jumps = iptables(&jump("-C"), t).await.is_ok();
-    if cfg.isolate_owners && !jumps {
-        iptables(&jump("-I"), t)
-            .await
-            .map_err(|e| failed(&format!("jumping to {iso} from FORWARD"), e))?;
-    } else if !cfg.isolate_owners && jumps {
+    let jumps = iptables(&jump(cfg, &iso, "-C"), t).await.is_ok();
+    if cfg.isolate_owners {
+        lead(cfg, t).await?;
+    } else if jumps {
         // Turned off: the rules of running instances stay, unused, until
         // their DEL.
-        iptables(&jump("-D"), t)
+        iptables(&jump(cfg, &iso, "-D"), t)
             .await
             .map_err(|e| failed(&format!("removing the jump to {iso}"), e))?;
     }
+    Ok(())
+}
+
+/// The arguments of `iptables` that check (`-C`), insert at the head
+/// (`-I`) or delete (`-D`) the jump from `FORWARD` to `iso`.
+fn jump<'a>(cfg: &'a CniConfig, iso: &'a str, op: &'static str) -> Vec<&'a str> {
+    let mut args = vec!["-w", op, "FORWARD"];
+    if op == "-I" {
+        args.push("1");
+    }
+    args.extend([
+        "-i",
+        cfg.bridge.as_str(),
+        "-o",
+        cfg.bridge.as_str(),
+        "-j",
+        iso,
+    ]);
+    args
+}
+
+/// Whether, in `rules` (what `iptables -S FORWARD` prints), `jump_rule`
+/// comes before every rule but other bridges' dispatch jumps: a rule that
+/// accepts earlier (the `firewall` plugin's `CNI-FORWARD`, made again at
+/// its head when its chain was removed) would let every owner reach every
+/// other.
+fn leads(rules: &str, jump_rule: &str) -> bool {
+    for line in rules.lines().filter(|l| l.starts_with("-A FORWARD ")) {
+        if line == jump_rule {
+            return true;
+        }
+        if !line.contains(" -j UNIVRS-ISO-") {
+            return false;
+        }
+    }
+    false
+}
+
+/// Puts the jump to this bridge's dispatch chain at the head of `FORWARD`
+/// unless it leads already ([`leads`]); run at start and before each
+/// instance is admitted, since other software inserts at the head too.
+async fn lead(cfg: &CniConfig, t: Duration) -> Result<()> {
+    let iso = chain(&cfg.bridge);
+    let rules = iptables(&["-w", "-S", "FORWARD"], t)
+        .await
+        .map_err(|e| failed("listing FORWARD", e))?;
+    let jump_rule = format!("-A FORWARD -i {b} -o {b} -j {iso}", b = cfg.bridge.as_str());
+    if leads(&rules, &jump_rule) {
+        return Ok(());
+    }
+    if rules.lines().any(|l| l == jump_rule) {
+        warn!(chain = %iso, "a rule ahead of the owners' isolation in FORWARD: moving it to the head");
+        iptables(&jump(cfg, &iso, "-D"), t)
+            .await
+            .map_err(|e| failed(&format!("moving the jump to {iso}"), e))?;
+    }
+    iptables(&jump(cfg, &iso, "-I"), t)
+        .await
+        .map_err(|e| failed(&format!("jumping to {iso} from FORWARD"), e))?;
     Ok(())
 }
 
@@ -177,6 +225,9 @@ fn br_netfilter() {
 pub async fn admit(cfg: &CniConfig, container_id: &str, owner: &str, addr: Ipv4Addr) -> Result<()> {
     let t = timeout(cfg);
     let own = owner_chain(owner)?;
+    if cfg.isolate_owners {
+        lead(cfg, t).await?;
+    }
     let mut known = OWNERS.lock().await;
     let rules = |exists: bool| {
         let note = comment(container_id);
@@ -267,6 +318,29 @@ pub async fn release(cfg: &CniConfig, container_id: &str) -> Result<()> {
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod lead_tests {
+    use super::leads;
+
+    const JUMP: &str = "-A FORWARD -i univrs0 -o univrs0 -j UNIVRS-ISO-univrs0";
+
+    #[test]
+    fn the_jump_must_come_before_any_rule_that_accepts() {
+        let fresh = format!("-P FORWARD DROP\n{JUMP}\n-A FORWARD -j CNI-FORWARD\n");
+        assert!(leads(&fresh, JUMP));
+        let behind_other_bridges =
+            format!("-P FORWARD DROP\n-A FORWARD -i ucni1 -o ucni1 -j UNIVRS-ISO-ucni1\n{JUMP}\n");
+        assert!(leads(&behind_other_bridges, JUMP));
+        // Seen on a CI machine: the firewall plugin's chain made again at the head.
+        let overtaken = format!(
+            "-P FORWARD DROP\n-A FORWARD -m comment --comment \"CNI firewall plugin rules\" \
+             -j CNI-FORWARD\n{JUMP}\n"
+        );
+        assert!(!leads(&overtaken, JUMP));
+        assert!(!leads("-P FORWARD DROP\n", JUMP));
+    }
 }
 
 #[cfg(test)]
