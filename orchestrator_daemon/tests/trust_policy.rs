@@ -5,8 +5,9 @@
 //! does); then a workload created over REST and one created over MCP by an
 //! agent, neither with a `trust` block, never run on operator 1's node. An
 //! agent cannot loosen the policy with a `trust` block of its own, nor push
-//! a policy; and a workload that could not be placed is placed as soon as a
-//! new policy allows it.
+//! a policy; and a new policy reaches workloads created before it: one that
+//! could not be placed is placed, and instances on nodes it now excludes
+//! move.
 //!
 //! Needs root (CI runs as root).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -200,6 +201,14 @@ async fn the_pushed_trust_policy_holds_for_rest_and_mcp_with_the_default_schedul
     assert_eq!(s, 200, "{v}");
     let per_node = placed(&lab, "loose", 1).await;
     assert_eq!(per_node.keys().collect::<Vec<_>>(), vec![&ids[1]]);
+    // ... and moves what runs on nodes it now excludes, replacement first.
+    eventually(DEADLINE, "by-rest moved to operator 1's node", || async {
+        running(&lab, "by-rest")
+            .await
+            .is_some_and(|p| p.get(&ids[1]) == Some(&6) && p.len() == 1)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", lab.log_tail(0, 60)));
 
     // A policy that is not valid is refused and changes nothing.
     let bad = json!({"min_reputation": 2.0});

@@ -67,6 +67,22 @@ impl TrustRules {
         *self == Self::default()
     }
 
+    /// Whether these rules exclude a node run by `operator` with `labels`
+    /// whatever its reputation: a denied operator, one outside a non-empty
+    /// allowed list (and not trusted), or a required label missing or
+    /// different. Such a node never runs the workload, and an instance
+    /// already there is moved off it.
+    pub fn excludes(&self, operator: &PublicKey, labels: &BTreeMap<String, String>) -> bool {
+        self.denied_operators.contains(operator)
+            || (!self.allowed_operators.is_empty()
+                && !self.trusted_operators.contains(operator)
+                && !self.allowed_operators.contains(operator))
+            || self
+                .required_labels
+                .iter()
+                .any(|(k, v)| labels.get(k) != Some(v))
+    }
+
     /// Checks the values; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.min_reputation) || self.min_reputation.is_nan() {

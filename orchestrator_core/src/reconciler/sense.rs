@@ -45,7 +45,9 @@ pub struct ObservedInstance {
     pub record: WorkloadInstance,
     /// Its node is gone or Down.
     pub node_lost: bool,
-    /// Its node is being drained: the instance is to be replaced elsewhere.
+    /// Its node is being drained, or its owner's trust rules now exclude
+    /// the node (a denied operator, one not allowed, a label): the instance
+    /// is to be replaced elsewhere.
     pub draining: bool,
     /// Its containers.
     pub containers: Containers,
@@ -118,9 +120,26 @@ pub async fn sense(ctx: &Ctx, id: &WorkloadId) -> Result<Observed> {
     let store = &ctx.deps.store;
     let (workload, records) =
         tokio::try_join!(store.get_workload(id), store.list_instances_by_workload(id))?;
+    // The rules as they are now: a policy pushed since an instance was
+    // placed may exclude its node. Reputation is not weighed here (it moves;
+    // placement weighs it), only what the owner said of operators and labels.
+    let rules = match &workload {
+        Some(w) if !records.is_empty() => {
+            crate::api::trust::effective(store.as_ref(), w).await.ok()
+        }
+        _ => None,
+    };
+    let rules = &rules;
     let instances = join_all(records.into_iter().map(|record| async move {
         let node_lost = ctx.nodes.is_lost(&record.node_id);
-        let draining = ctx.drains.contains(&record.node_id);
+        let untrusted = rules.as_ref().is_some_and(|r| {
+            !r.is_empty()
+                && ctx
+                    .nodes
+                    .get(&record.node_id)
+                    .is_some_and(|n| r.excludes(&n.operator, &n.labels))
+        });
+        let draining = untrusted || ctx.drains.contains(&record.node_id);
         let containers = if node_lost {
             Containers::Unreachable("node lost".into())
         } else {

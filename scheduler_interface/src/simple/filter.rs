@@ -295,21 +295,10 @@ impl<'a> Filter<'a> {
 /// them; a minimum reputation or attestations pass only the owner's trusted
 /// operators (whose nodes pass those rules by definition).
 fn trust(rules: &TrustRules, node: &Node) -> Result<(), Exclusion> {
-    let op = &node.operator;
-    if rules.denied_operators.contains(op) {
+    if rules.excludes(&node.operator, &node.labels) {
         return Err(Exclusion::Trust);
     }
-    let trusted = rules.trusted_operators.contains(op);
-    if !rules.allowed_operators.is_empty() && !trusted && !rules.allowed_operators.contains(op) {
-        return Err(Exclusion::Trust);
-    }
-    if rules
-        .required_labels
-        .iter()
-        .any(|(k, v)| node.labels.get(k) != Some(v))
-    {
-        return Err(Exclusion::Trust);
-    }
+    let trusted = rules.trusted_operators.contains(&node.operator);
     if !trusted && (rules.min_reputation > 0.0 || rules.required_attestations > 0) {
         return Err(Exclusion::TrustUnweighed);
     }
