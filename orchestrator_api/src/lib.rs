@@ -30,6 +30,7 @@ pub mod cluster;
 pub mod health;
 pub mod info;
 pub mod routes;
+pub mod secrets;
 pub mod trust;
 pub mod workloads;
 
@@ -42,6 +43,7 @@ pub use cluster::{
 };
 pub use health::{ComponentReport, ComponentState, HealthReport, OverallStatus};
 pub use info::NodeInfo;
+pub use secrets::{PutSecret, SealedSecret};
 pub use trust::{Attested, Balance, LedgerEntry, Reputation, TransferRequest};
 pub use workloads::{LogEntry, ScaleRequest, Workload, WorkloadStatus};
 

@@ -39,6 +39,8 @@ pub const AGENT_TOKENS_REVOKE_ALL: &str = "/api/v1/agent/tokens/revoke-all";
 pub const APPROVALS: &str = "/api/v1/approvals";
 /// `GET`/`PUT` the caller's trust policy.
 pub const TRUST_POLICY: &str = "/api/v1/trust/policy";
+/// `GET` the caller's sealed secrets.
+pub const SECRETS: &str = "/api/v1/secrets";
 /// `POST` a signed attestation.
 pub const ATTESTATIONS: &str = "/api/v1/attestations";
 /// `GET` the caller's credit balance.
@@ -137,6 +139,11 @@ pub fn node_reputation(id: &str, trusted: &[PublicKey]) -> String {
     let keys: Vec<String> = trusted.iter().map(PublicKey::to_hex).collect();
     query.push_list("trusted", &keys);
     query.after(&format!("{}/reputation", node(id)))
+}
+
+/// `/api/v1/secrets/{name}`: `GET`, `PUT` or `DELETE` one sealed secret.
+pub fn secret(name: &str) -> String {
+    format!("{API_PREFIX}/secrets/{}", segment(name))
 }
 
 /// `/api/v1/agent/tokens/{id}/revoke`.
@@ -255,6 +262,8 @@ pub mod pattern {
     pub const NODE_REPUTATION: &str = "/api/v1/nodes/{id}/reputation";
     /// Revoke an agent token.
     pub const AGENT_TOKEN_REVOKE: &str = "/api/v1/agent/tokens/{id}/revoke";
+    /// One sealed secret of the caller.
+    pub const SECRET: &str = "/api/v1/secrets/{name}";
     /// One approval.
     pub const APPROVAL: &str = "/api/v1/approvals/{id}";
     /// Approve a held call.

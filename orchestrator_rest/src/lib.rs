@@ -32,6 +32,7 @@ pub mod mcp;
 pub mod network;
 pub mod nodes;
 pub mod openapi;
+pub mod secrets;
 pub mod trust;
 pub mod workloads;
 
@@ -200,6 +201,11 @@ pub fn api_routes(state: &AppState) -> Router {
         .route(pattern::NODE_DRAIN, post(nodes::drain))
         .route(pattern::NODE_REPUTATION, get(trust::reputation))
         .route(routes::ATTESTATIONS, post(trust::attest))
+        .route(routes::SECRETS, get(secrets::list))
+        .route(
+            pattern::SECRET,
+            get(secrets::get).put(secrets::put).delete(secrets::delete),
+        )
         .route(
             routes::TRUST_POLICY,
             get(trust::get_policy).put(trust::put_policy),

@@ -87,6 +87,7 @@ impl Modify for SecurityAddon {
         super::agents::deny, super::agents::recent_events,
         super::trust::reputation, super::trust::attest,
         super::trust::get_policy, super::trust::put_policy,
+        super::secrets::list, super::secrets::get, super::secrets::put, super::secrets::delete,
         super::credits::balance, super::credits::history, super::credits::transfer,
         crate::network::status, crate::network::peers, crate::network::discover,
         crate::info::info,

@@ -42,6 +42,7 @@ pub mod ports;
 pub mod private_fs;
 pub mod quantity;
 pub mod resources;
+pub mod secret;
 pub mod trust;
 pub mod validation;
 pub mod workload;

@@ -8,12 +8,14 @@ use clap_complete::Shell;
 mod agent;
 mod credits;
 mod leave;
+mod secret;
 
 pub use agent::{
     AgentCommand, ApprovalsCommand, AutomationSetting, Switch, TokenCommand, TokenCreateArgs,
 };
 pub use credits::{AttestArgs, CreditsCommand, OperatorCommand};
 pub use leave::{ExportArgs, ForgetArgs, ImportArgs};
+pub use secret::{SecretCommand, SecretSetArgs};
 
 /// Drive a Univrs orchestrator cluster.
 #[derive(Debug, Parser)]
@@ -106,6 +108,10 @@ pub enum Command {
     Approvals(ApprovalsCommand),
     /// Read the daemon's audit log of mutating calls, or verify its hash chain.
     Audit(AuditArgs),
+    /// Your secrets: sealed on this machine to the nodes you trust; the
+    /// cluster keeps only ciphertext.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Write one archive of everything you have on the cluster: manifests,
     /// policies, agent tokens (ids only), approvals, credit history and your
     /// audit entries.

@@ -71,6 +71,19 @@ fn export_forget_and_import_on_a_fresh_daemon() {
             &["deploy", path.to_str().unwrap(), "--timeout", "30"],
         );
     }
+    let value = tmp.path().join("value");
+    std::fs::write(&value, "s3cret-value").unwrap();
+    ui_ok(
+        &config_dir,
+        a,
+        &[
+            "secret",
+            "set",
+            "db",
+            "--from-file",
+            value.to_str().unwrap(),
+        ],
+    );
     let stranger = "ab".repeat(32);
     ui_ok(&config_dir, a, &["policy", "deny", &stranger]);
     ui_ok(&config_dir, a, &["policy", "ai", "on"]);
@@ -124,6 +137,10 @@ fn export_forget_and_import_on_a_fresh_daemon() {
         .unwrap()
         .contains(&stranger));
     assert_eq!(saved["agent_tokens"][0]["id"], token["id"]);
+    assert_eq!(saved["secrets"][0]["name"], "db");
+    assert!(!String::from_utf8(std::fs::read(&file).unwrap())
+        .unwrap()
+        .contains("s3cret-value"));
     assert!(!String::from_utf8(std::fs::read(&file).unwrap())
         .unwrap()
         .contains(&secret_token));
@@ -151,6 +168,7 @@ fn export_forget_and_import_on_a_fresh_daemon() {
     assert_eq!(left["trust_policy"], serde_json::json!({}));
     assert_eq!(left["automation_policy"]["enabled"], false);
     assert_eq!(left["agent_tokens"], serde_json::json!([]));
+    assert_eq!(left["secrets"], serde_json::json!([]));
     // The audit log keeps its entries, and its chain still verifies.
     assert!(left["audit"].as_array().unwrap().len() > saved["audit"].as_array().unwrap().len());
     let verified = json(&config_dir, a, &["audit", "--verify"]);
@@ -167,6 +185,12 @@ fn export_forget_and_import_on_a_fresh_daemon() {
     let back = archive(&back);
     assert_eq!(back["trust_policy"], saved["trust_policy"]);
     assert_eq!(back["automation_policy"], saved["automation_policy"]);
+    // The secret came back sealed to the new cluster's node, not the old one's.
+    let node_b = json(&config_dir, b, &["node", "list"])["items"][0]["id"].clone();
+    let node_a = saved["secrets"][0]["recipients"][0].clone();
+    let recipients = back["secrets"][0]["recipients"].as_array().unwrap().clone();
+    assert!(recipients.contains(&node_b), "{recipients:?}");
+    assert!(!recipients.contains(&node_a), "{recipients:?}");
 
     // An archive that is not one is refused clearly.
     let junk = tmp.path().join("junk.json");

@@ -294,6 +294,30 @@ impl ApiClient {
         self.call("GET", routes::AGENT_POLICY, None)
     }
 
+    /// The caller's sealed secrets, by name.
+    pub fn list_secrets(&self) -> Result<Reply<Vec<crate::SealedSecret>>, ClientError> {
+        self.call("GET", routes::SECRETS, None)
+    }
+
+    /// One of the caller's sealed secrets.
+    pub fn get_secret(&self, name: &str) -> Result<Reply<crate::SealedSecret>, ClientError> {
+        self.call("GET", &routes::secret(name), None)
+    }
+
+    /// Stores or replaces one of the caller's secrets, sealed.
+    pub fn put_secret(
+        &self,
+        name: &str,
+        secret: &crate::PutSecret,
+    ) -> Result<Reply<crate::SealedSecret>, ClientError> {
+        self.call_with("PUT", &routes::secret(name), secret)
+    }
+
+    /// Deletes one of the caller's secrets; the answer is what was deleted.
+    pub fn delete_secret(&self, name: &str) -> Result<Reply<crate::SealedSecret>, ClientError> {
+        self.call("DELETE", &routes::secret(name), None)
+    }
+
     /// The caller's credit balance.
     pub fn credit_balance(&self) -> Result<Reply<Balance>, ClientError> {
         self.call("GET", routes::CREDITS_BALANCE, None)

@@ -7,11 +7,13 @@
 //! - [`logs`]: reading and following a workload's container output.
 //! - [`nodes`]: nodes, cordon and drain, cluster status and gauges.
 //! - [`quota`]: per-owner quotas, checked before every write that grows usage.
+//! - [`secrets`]: each user's sealed secrets (ciphertext only).
 //! - [`trust`]: each user's pushed trust policy, enforced on all their workloads.
 
 pub mod logs;
 pub mod nodes;
 pub mod quota;
+pub mod secrets;
 pub mod trust;
 
 use std::sync::Arc;

@@ -6,15 +6,16 @@
 //! [`FORMAT`]), written with mode 0600: your manifests, the trust and
 //! automation policies the daemon holds and your local policy files, the
 //! agent tokens you signed (ids, agents, tools and validity, never the
-//! tokens), your approvals, your credit balance and history, and your
-//! entries of the audit log. Import re-applies the manifests and the
-//! policies; approvals, credits and audit entries are the old cluster's
+//! tokens), your secrets still sealed, your approvals, your credit balance
+//! and history, and your entries of the audit log. Import re-applies the
+//! policies, seals each secret again to the new cluster's nodes (opening it
+//! with your key, on your machine), then the manifests; approvals, credits and audit entries are the old cluster's
 //! history and are kept in the archive only.
 //!
 //! `ui forget` first revokes every agent token you signed (so no agent can
 //! act for you meanwhile) and switches agents off, denies your pending
-//! approvals, deletes your workloads (every node stops their containers)
-//! and removes your trust policy. The audit log keeps its entries: each is
+//! approvals, deletes your workloads (every node stops their containers),
+//! then your secrets, and removes your trust policy. The audit log keeps its entries: each is
 //! chained to the next by hash, so removing one would break the chain that
 //! proves nothing was altered.
 
@@ -24,7 +25,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use orchestrator_api::routes::Verdict;
-use orchestrator_api::{Approval, ApprovalFilter, AuditEntry, Balance, LedgerEntry};
+use orchestrator_api::{
+    Approval, ApprovalFilter, AuditEntry, Balance, LedgerEntry, PutSecret, SealedSecret,
+};
 use orchestrator_shared_types::agent::AgentPolicy;
 use orchestrator_shared_types::{PublicKey, TrustRules, WorkloadSpec};
 use serde::{Deserialize, Serialize};
@@ -63,6 +66,9 @@ pub struct Archive {
     pub automation_policy: AgentPolicy,
     /// Your policy files (`policy/trust.toml`, …) as they were.
     pub policy_files: BTreeMap<String, String>,
+    /// Your secrets, still sealed.
+    #[serde(default)]
+    pub secrets: Vec<SealedSecret>,
     /// The agent tokens you signed (never the tokens themselves).
     pub agent_tokens: Vec<TokenRecord>,
     /// Your approvals, decided ones included.
@@ -146,6 +152,7 @@ fn collect(client: &ApiClient, dir: &ConfigDir) -> anyhow::Result<Archive> {
             .context("reading your automation policy")?
             .data,
         policy_files: policy_files(dir)?,
+        secrets: client.list_secrets().context("listing your secrets")?.data,
         agent_tokens: TokenLog::load(dir)
             .with_context(|| format!("reading {}", dir.root().display()))?
             .tokens,
@@ -181,15 +188,17 @@ pub fn export(ctx: &Context, args: &ExportArgs) -> anyhow::Result<()> {
         &json!({
             "file": args.file,
             "workloads": archive.workloads.len(),
+            "secrets": archive.secrets.len(),
             "agent_tokens": archive.agent_tokens.len(),
             "approvals": archive.approvals.len(),
             "credit_entries": archive.credit_history.len(),
             "audit_entries": archive.audit.len(),
         }),
         &format!(
-            "exported {} workloads, your policies, {} agent tokens (ids only), {} approvals, \
-             {} credit entries and {} audit entries to {}\n",
+            "exported {} workloads, {} secrets (sealed), your policies, {} agent tokens (ids \
+             only), {} approvals, {} credit entries and {} audit entries to {}\n",
             archive.workloads.len(),
+            archive.secrets.len(),
             archive.agent_tokens.len(),
             archive.approvals.len(),
             archive.credit_history.len(),
@@ -251,6 +260,9 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> anyhow::Result<()> {
     client
         .put_agent_policy(&archive.automation_policy)
         .context("pushing your automation policy")?;
+    // Secrets were sealed to the old cluster's nodes: open each with your
+    // key and seal it again to the nodes your trust policy allows here.
+    let secrets = reseal(ctx, &client, &archive.secrets)?;
     let mut applied = Vec::new();
     for spec in &archive.workloads {
         let body = serde_json::to_vec(spec)?;
@@ -261,17 +273,52 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> anyhow::Result<()> {
     }
     emit(
         ctx.output(),
-        &json!({ "workloads": applied, "trust_policy": archive.trust_policy,
+        &json!({ "workloads": applied, "secrets": secrets, "trust_policy": archive.trust_policy,
                  "automation_policy": archive.automation_policy }),
         &format!(
-            "imported {} workloads ({}) and your trust and automation policies to {}; \
-             approvals, credits and audit entries stay in the archive\n",
+            "imported {} workloads ({}), {} secrets (sealed to this cluster's nodes) and your \
+             trust and automation policies to {}; approvals, credits and audit entries stay in \
+             the archive\n",
             applied.len(),
             applied.join(", "),
+            secrets.len(),
             client.server()
         ),
     );
     Ok(())
+}
+
+/// Opens each of `secrets` with your key and seals it again to the nodes
+/// your trust policy allows on the cluster of `client`; their names.
+fn reseal(
+    ctx: &Context,
+    client: &ApiClient,
+    secrets: &[SealedSecret],
+) -> anyhow::Result<Vec<String>> {
+    if secrets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = ctx.signing_key()?;
+    let identity = orchestrator_secrets::KeyIdentity::new(&key)?;
+    let me = PublicKey(key.verifying_key().to_bytes());
+    let rules = super::trust_push::local_rules(&ctx.config_dir()?)?;
+    let (keys, _, _) = super::secret::recipients(client, &rules, me)?;
+    let mut names = Vec::new();
+    for s in secrets {
+        let value = identity
+            .open(&s.sealed)
+            .with_context(|| format!("opening secret {} with your key", s.name))?;
+        let sealed = orchestrator_secrets::seal(&value, &keys)?;
+        let put = PutSecret {
+            recipients: keys.clone(),
+            sealed,
+        };
+        client
+            .put_secret(&s.name, &put)
+            .with_context(|| format!("storing secret {}", s.name))?;
+        names.push(s.name.clone());
+    }
+    Ok(names)
 }
 
 /// `ui forget [--yes]`.
@@ -317,6 +364,12 @@ pub fn forget(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<()> {
             .delete_workload(name)
             .with_context(|| format!("deleting workload {name}"))?;
     }
+    let secrets = client.list_secrets().context("listing your secrets")?.data;
+    for secret in &secrets {
+        client
+            .delete_secret(&secret.name)
+            .with_context(|| format!("deleting secret {}", secret.name))?;
+    }
     client
         .put_trust_policy(&TrustRules::default())
         .context("removing your trust policy")?;
@@ -325,15 +378,17 @@ pub fn forget(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<()> {
         ctx.output(),
         &json!({
             "workloads": names,
+            "secrets": secrets.iter().map(|s| &s.name).collect::<Vec<_>>(),
             "approvals_denied": denied,
             "agent_tokens_revoked_before": revoked["revoked_before"],
         }),
         &format!(
-            "forgot you on {}: deleted {} workloads, denied {denied} approvals, revoked \
-             every agent token, removed your policies; the audit log keeps its entries \
-             (its hash chain must verify)\n",
+            "forgot you on {}: deleted {} workloads and {} secrets, denied {denied} approvals, \
+             revoked every agent token, removed your policies; the audit log keeps its \
+             entries (its hash chain must verify)\n",
             client.server(),
-            names.len()
+            names.len(),
+            secrets.len()
         ),
     );
     Ok(())

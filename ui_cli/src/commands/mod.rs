@@ -37,6 +37,7 @@ pub mod network;
 pub mod node;
 pub mod operator;
 pub mod policy;
+pub mod secret;
 pub mod status;
 pub mod trust_push;
 pub mod workload;
@@ -205,6 +206,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(&ctx, &args),
         Command::Agent(cmd) => agent::run(&ctx, &cmd),
         Command::Approvals(cmd) => approvals::run(&ctx, &cmd),
+        Command::Secret(cmd) => secret::run(&ctx, &cmd),
         Command::Export(args) => leave::export(&ctx, &args),
         Command::Import(args) => leave::import(&ctx, &args),
         Command::Forget(args) => leave::forget(&ctx, &args),
