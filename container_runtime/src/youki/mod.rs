@@ -9,6 +9,7 @@
 //! containers/<id>/        one per container: record.json, config.json (the
 //!                         bundle), rootfs/ (overlay mount or copy), upper/,
 //!                         work/, stdout.log, stderr.log
+//! volumes/<owner>/        the owner's volumes (`volume`): NAME.img, NAME/
 //! ```
 //!
 //! Directories are 0700 and the files the runtime writes 0600; what the
@@ -62,6 +63,8 @@ mod recover;
 mod rootfs;
 mod seccomp;
 mod spec;
+mod stop;
+mod volume;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
@@ -72,7 +75,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use container_runtime_interface::{
     ContainerRuntime, ContainerSpec, ContainerStatus, LogLine, LogOptions, ResourceUsage, Result,
-    RuntimeError,
+    RuntimeError, VolumeRef,
 };
 use futures::stream::BoxStream;
 use orchestrator_shared_types::{ContainerId, InstanceId, NodeId};
@@ -171,6 +174,7 @@ struct Inner {
     layer_mode: LayerMode,
     state_root: PathBuf,
     containers_root: PathBuf,
+    volumes: volume::Volumes,
     cni: Option<Arc<cni::CniNetwork>>,
     /// Attachments made ahead of time (`CniConfig::warm`), once the left
     /// ones of a previous daemon are detached.
@@ -218,8 +222,15 @@ impl YoukiRuntime {
         let state_root = data.join("state");
         let containers_root = data.join("containers");
         let images_root = data.join("images");
+        let volumes_root = data.join("volumes");
         at_rest::prepare(
-            &[&data, &state_root, &containers_root, &images_root],
+            &[
+                &data,
+                &state_root,
+                &containers_root,
+                &images_root,
+                &volumes_root,
+            ],
             &containers_root,
         )
         .map_err(|e| format!("making {} private: {e}", data.display()))?;
@@ -281,6 +292,7 @@ impl YoukiRuntime {
                 layer_mode,
                 state_root,
                 containers_root,
+                volumes: volume::Volumes::new(volumes_root),
                 cni,
                 warm: std::sync::OnceLock::new(),
                 ports,
@@ -486,5 +498,10 @@ impl ContainerRuntime for YoukiRuntime {
             cpu_seconds: u.cpu_nanos as f64 / 1e9,
             memory_bytes: u.memory_bytes,
         }))
+    }
+
+    async fn delete_volume(&self, node: NodeId, volume: &VolumeRef) -> Result<()> {
+        self.check_node(node)?;
+        self.wipe_volume(volume).await
     }
 }

@@ -8,11 +8,13 @@
 //! - [`nodes`]: nodes, cordon and drain, cluster status and gauges.
 //! - [`quota`]: per-owner quotas, checked before every write that grows usage.
 //! - [`trust`]: each user's pushed trust policy, enforced on all their workloads.
+//! - [`volumes`]: each user's volumes: listing and deleting (wiping) them.
 
 pub mod logs;
 pub mod nodes;
 pub mod quota;
 pub mod trust;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -158,6 +160,7 @@ impl Orchestrator {
         spec: WorkloadSpec,
     ) -> Result<WorkloadDefinition> {
         spec.validate()?;
+        volumes::check_sizes(self.deps.store.as_ref(), &owner, &spec).await?;
         let _guard = self.handle.ctx().workload_writes.lock().await;
         let store = &self.deps.store;
         let existing = store.get_workload_by_name(&owner, &spec.name).await?;
@@ -179,6 +182,7 @@ impl Orchestrator {
         let mut existing = Vec::with_capacity(specs.len());
         for spec in &specs {
             spec.validate()?;
+            volumes::check_sizes(self.deps.store.as_ref(), &owner, spec).await?;
             existing.push(
                 self.deps
                     .store
