@@ -73,6 +73,10 @@ pub struct Archive {
     pub credit_history: Vec<LedgerEntry>,
     /// Your entries of the audit log, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// Your volumes: names, nodes and sizes (not their data, which stays
+    /// on its node).
+    #[serde(default)]
+    pub volumes: Vec<orchestrator_api::Volume>,
 }
 
 /// The caller's key, which every call here needs.
@@ -158,6 +162,7 @@ fn collect(client: &ApiClient, dir: &ConfigDir) -> anyhow::Result<Archive> {
             .collect(),
         credit_balance,
         credit_history,
+        volumes: client.list_volumes().context("listing your volumes")?.data,
         audit: client
             .audit(None, None)
             .context("reading your audit entries")?
