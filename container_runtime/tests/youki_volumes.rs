@@ -122,3 +122,45 @@ async fn a_volume_keeps_its_data_is_bounded_by_its_size_and_is_wiped_on_delete()
         .await
         .expect("deleting at the end");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_outlives_a_runtime_restart_and_stays_in_use_by_adopted_containers() {
+    let dir = std::sync::Arc::new(tempfile::TempDir::new().expect("tempdir"));
+    let first = open(std::sync::Arc::clone(&dir)).await;
+    let id = create(
+        &first.rt,
+        &with_volume("echo kept > /data/file && sleep 3600", false),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !mount_has_file(&first.rt) {
+        assert!(std::time::Instant::now() < deadline, "the file is written");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first.rt.shutdown();
+    drop(first);
+
+    // A new daemon: the running container is adopted, and holds the volume.
+    let second = open(std::sync::Arc::clone(&dir)).await;
+    match second.rt.delete_volume(NODE, &data()).await {
+        Err(RuntimeError::VolumeInUse { containers: 1, .. }) => {}
+        other => panic!("deleting a volume an adopted container mounts: {other:?}"),
+    }
+    second.rt.remove_container(&id).await.expect("removing");
+    let (code, out) = run(&second.rt, "cat /data/file", false).await;
+    assert_eq!((code, out.trim()), (0, "kept"), "{out}");
+    second
+        .rt
+        .delete_volume(NODE, &data())
+        .await
+        .expect("deleting");
+    assert!(!second.rt.volume_image(&data()).exists());
+}
+
+/// Whether the node's mount of the volume holds `file` yet.
+fn mount_has_file(rt: &YoukiRuntime) -> bool {
+    rt.volume_image(&data())
+        .with_extension("")
+        .join("file")
+        .exists()
+}
