@@ -265,6 +265,16 @@ async fn instances_stay_on_their_volumes_node_and_a_volume_in_use_is_not_deleted
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.to_string().contains("cannot change"), "{body}");
 
+    // Above the owner's volume quota (1Ti by default): refused.
+    let mut big = manifest("big", 1, "1Ti", "1");
+    big["containers"][0]["volumes"] = json!([
+        {"name": "big-a", "mount_path": "/a", "size": "1Ti"},
+        {"name": "big-b", "mount_path": "/b", "size": "16Mi"}
+    ]);
+    let (status, body) = lab.call("POST", "/api/v1/workloads", &big).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.to_string().contains("quota_volumes"), "{body}");
+
     // In use: refused, nothing wiped.
     let (status, body) = lab
         .call("DELETE", "/api/v1/volumes/data", &Value::Null)

@@ -160,12 +160,12 @@ impl Orchestrator {
         spec: WorkloadSpec,
     ) -> Result<WorkloadDefinition> {
         spec.validate()?;
-        volumes::check_sizes(self.deps.store.as_ref(), &owner, &spec).await?;
         let _guard = self.handle.ctx().workload_writes.lock().await;
         let store = &self.deps.store;
         let existing = store.get_workload_by_name(&owner, &spec.name).await?;
         let before: Vec<&WorkloadSpec> = existing.iter().map(|w| &w.spec).collect();
         self.check_quotas(&owner, &before, &[&spec]).await?;
+        volumes::check(store.as_ref(), &self.quotas, &owner, &[&spec]).await?;
         let w = merge(existing, owner, spec);
         store.put_workload(&w).await?;
         Ok(w)
@@ -182,7 +182,6 @@ impl Orchestrator {
         let mut existing = Vec::with_capacity(specs.len());
         for spec in &specs {
             spec.validate()?;
-            volumes::check_sizes(self.deps.store.as_ref(), &owner, spec).await?;
             existing.push(
                 self.deps
                     .store
@@ -194,6 +193,7 @@ impl Orchestrator {
             let before: Vec<&WorkloadSpec> = existing.iter().flatten().map(|w| &w.spec).collect();
             let after: Vec<&WorkloadSpec> = specs.iter().collect();
             self.check_quotas(&owner, &before, &after).await?;
+            volumes::check(self.deps.store.as_ref(), &self.quotas, &owner, &after).await?;
         }
         let out: Vec<WorkloadDefinition> = existing
             .into_iter()

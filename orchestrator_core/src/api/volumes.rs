@@ -3,12 +3,15 @@
 //! where each lives and which of the owner's workloads use it; deleting one
 //! that no workload of its owner uses has its node wipe it, then forgets it.
 
+use std::collections::BTreeMap;
+
 use container_runtime_interface::{RuntimeError, VolumeRef};
 use orchestrator_shared_types::volume::{volume_key, VolumeRecord, VOLUME_RECORD};
 use orchestrator_shared_types::{PublicKey, WorkloadSpec};
 use state_store_interface::StateStore;
 use tracing::{info, warn};
 
+use super::quota::{names, OwnerQuotas};
 use super::Orchestrator;
 use crate::error::{Error, Result};
 use crate::reconciler::volumes::{get, put};
@@ -22,27 +25,78 @@ pub struct VolumeView {
     pub used_by: Vec<String>,
 }
 
-/// Refuses `spec` if it gives one of `owner`'s existing volumes another
-/// size: a volume's size is fixed when it is made.
-pub(crate) async fn check_sizes(
+/// Refuses `specs` (replacing `owner`'s workloads of the same names) if one
+/// gives an existing volume of `owner` another size (a volume's size is
+/// fixed when it is made), or if `owner`'s volumes — those that exist and
+/// those the workloads name — would grow above `quotas.max_volume_bytes`.
+pub(crate) async fn check(
     store: &dyn StateStore,
+    quotas: &OwnerQuotas,
     owner: &PublicKey,
-    spec: &WorkloadSpec,
+    specs: &[&WorkloadSpec],
 ) -> Result<()> {
-    for (name, size) in spec.volumes() {
-        if let Some(r) = get(store, owner, &name).await? {
-            if r.size_bytes != size {
-                return Err(Error::InvalidArgument {
-                    field: "volumes",
-                    message: format!(
-                        "volume {name:?} exists with {} bytes, and a volume's size cannot change \
-                         ({size} bytes asked); delete it first (`ui volume rm {name}`) or keep \
-                         its size",
-                        r.size_bytes
-                    ),
-                });
+    if specs.iter().all(|s| s.volumes().is_empty()) {
+        return Ok(());
+    }
+    let prefix = volume_key(owner, "");
+    let mut records: BTreeMap<String, u64> = BTreeMap::new();
+    for (key, text) in store.list_records(VOLUME_RECORD).await? {
+        if key.starts_with(&prefix) {
+            let r: VolumeRecord = serde_json::from_str(&text).map_err(|e| {
+                Error::Config(format!("the record of volume {key} is unreadable: {e}"))
+            })?;
+            records.insert(r.name, r.size_bytes);
+        }
+    }
+    for spec in specs {
+        for (name, size) in spec.volumes() {
+            match records.get(&name) {
+                Some(&had) if had != size => {
+                    return Err(Error::InvalidArgument {
+                        field: "volumes",
+                        message: format!(
+                            "volume {name:?} exists with {had} bytes, and a volume's size cannot \
+                             change ({size} bytes asked); delete it first (`ui volume rm {name}`) \
+                             or keep its size"
+                        ),
+                    });
+                }
+                _ => {}
             }
         }
+    }
+    let mine: Vec<WorkloadSpec> = store
+        .list_workloads()
+        .await?
+        .into_iter()
+        .filter(|w| w.owner == *owner)
+        .map(|w| w.spec)
+        .collect();
+    let total = |specs: &mut dyn Iterator<Item = &WorkloadSpec>| -> u64 {
+        let mut all = records.clone();
+        for s in specs {
+            for (name, size) in s.volumes() {
+                all.entry(name).or_insert(size);
+            }
+        }
+        all.values().fold(0u64, |a, b| a.saturating_add(*b))
+    };
+    let before = total(&mut mine.iter());
+    let replaced = |s: &&WorkloadSpec| specs.iter().any(|n| n.name == s.name);
+    let after = total(
+        &mut mine
+            .iter()
+            .filter(|s| !replaced(s))
+            .chain(specs.iter().copied()),
+    );
+    let limit = quotas.max_volume_bytes;
+    if after > limit && after > before {
+        return Err(Error::QuotaExceeded {
+            quota: names::VOLUMES,
+            limit,
+            would_use: after,
+            unit: "bytes of volumes",
+        });
     }
     Ok(())
 }
