@@ -37,7 +37,7 @@ FROM debian:bookworm-slim
 # ca-certificates: the daemon pulls images from registries over HTTPS and
 # trusts the system's roots. libseccomp2: the containers' seccomp filter.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libseccomp2 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libseccomp2 e2fsprogs mount \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/orchestrator_daemon /out/ui /usr/local/bin/
 LABEL org.univrs.image=orchestrator \

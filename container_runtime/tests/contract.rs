@@ -28,6 +28,7 @@ fn config(image: &str) -> ContainerConfig {
         args: Vec::new(),
         env: BTreeMap::new(),
         secret_env: Vec::new(),
+        volumes: Vec::new(),
         ports: Vec::new(),
         resources: Default::default(),
         liveness_probe: None,
@@ -41,6 +42,7 @@ fn spec(image: &str) -> ContainerSpec {
         workload_id: WorkloadId::new(),
         config: config(image),
         labels: BTreeMap::new(),
+        volumes: Vec::new(),
     }
 }
 

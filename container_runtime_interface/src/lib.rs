@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use orchestrator_shared_types::{
-    ContainerConfig, ContainerId, InstanceId, NodeId, OrchestrationError, PublishedPort, WorkloadId,
+    ContainerConfig, ContainerId, InstanceId, NodeId, OrchestrationError, PublicKey, PublishedPort,
+    WorkloadId,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -33,6 +34,57 @@ pub struct ContainerSpec {
     pub config: ContainerConfig,
     /// Extra labels the runtime keeps with the container.
     pub labels: BTreeMap<String, String>,
+    /// The owner's volumes mounted into it (from `config.volumes`, with
+    /// their owner): the runtime makes each on first use.
+    pub volumes: Vec<VolumeAttachment>,
+}
+
+/// One of the owner's volumes, by owner and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VolumeRef {
+    /// Its owner.
+    pub owner: PublicKey,
+    /// Its name (a DNS label).
+    pub name: String,
+}
+
+impl std::fmt::Display for VolumeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} of {}", self.name, self.owner.short())
+    }
+}
+
+/// A volume mounted into a container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeAttachment {
+    /// Which volume.
+    pub volume: VolumeRef,
+    /// Its size in bytes (enforced by the node's kernel).
+    pub size_bytes: u64,
+    /// Where it appears in the container.
+    pub mount_path: String,
+    /// Mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl VolumeAttachment {
+    /// The attachments of `config`'s volumes, owned by `owner`.
+    pub fn of(owner: PublicKey, config: &ContainerConfig) -> Vec<VolumeAttachment> {
+        config
+            .volumes
+            .iter()
+            .map(|v| VolumeAttachment {
+                volume: VolumeRef {
+                    owner,
+                    name: v.name.clone(),
+                },
+                size_bytes: v.size.bytes(),
+                mount_path: v.mount_path.clone(),
+                read_only: v.read_only,
+            })
+            .collect()
+    }
 }
 
 /// Where a container is in its life.
@@ -158,6 +210,28 @@ pub enum RuntimeError {
     /// The runtime is shutting down.
     #[error("runtime is shut down")]
     ShutDown,
+    /// This runtime cannot do that (volumes on a runtime without them).
+    #[error("{operation} is not supported by this runtime")]
+    Unsupported {
+        /// What was asked.
+        operation: &'static str,
+    },
+    /// A volume could not be made, mounted or wiped.
+    #[error("volume {volume}: {reason}")]
+    Volume {
+        /// Which volume.
+        volume: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A volume is mounted by containers, so it cannot be wiped.
+    #[error("volume {volume} is in use by {containers} container(s)")]
+    VolumeInUse {
+        /// Which volume.
+        volume: String,
+        /// How many containers use it.
+        containers: usize,
+    },
 }
 
 impl From<RuntimeError> for OrchestrationError {
@@ -166,6 +240,11 @@ impl From<RuntimeError> for OrchestrationError {
             RuntimeError::NotFound(id) => OrchestrationError::NotFound {
                 kind: "container",
                 id: id.to_string(),
+            },
+            RuntimeError::VolumeInUse { volume, .. } => OrchestrationError::Conflict {
+                kind: "volume",
+                id: volume,
+                message: "it is in use by containers".to_owned(),
             },
             other => OrchestrationError::Runtime(other.to_string()),
         }
@@ -215,5 +294,14 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn container_usage(&self, id: &ContainerId) -> Result<Option<ResourceUsage>> {
         let _ = id;
         Ok(None)
+    }
+    /// Wipes volume `volume` on `node` (its data overwritten, then removed):
+    /// refused with [`RuntimeError::VolumeInUse`] while a container of this
+    /// runtime mounts it; a volume the node does not have is already gone.
+    async fn delete_volume(&self, node: NodeId, volume: &VolumeRef) -> Result<()> {
+        let _ = (node, volume);
+        Err(RuntimeError::Unsupported {
+            operation: "deleting a volume",
+        })
     }
 }

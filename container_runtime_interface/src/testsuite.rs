@@ -55,6 +55,7 @@ impl RuntimeUnderTest {
             workload_id: WorkloadId::new(),
             config: self.config_template.clone(),
             labels: Default::default(),
+            volumes: Vec::new(),
         }
     }
 

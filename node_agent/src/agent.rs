@@ -18,7 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cluster_manager_interface::ClusterManager;
-use container_runtime_interface::{ContainerRuntime, ContainerSpec, LogOptions, RuntimeError};
+use container_runtime_interface::{
+    ContainerRuntime, ContainerSpec, LogOptions, RuntimeError, VolumeRef,
+};
 use futures::StreamExt;
 use orchestrator_shared_types::{ContainerId, NodeId, NodeStatus, PublicKey};
 use serde::Deserialize;
@@ -59,23 +61,24 @@ pub struct AgentState {
     pub terms: Option<Arc<crate::term::TermGate>>,
 }
 
-struct AgentError(StatusCode, WireError);
+/// Boxed: the body is large, and every handler returns it.
+struct AgentError(StatusCode, Box<WireError>);
 
 impl IntoResponse for AgentError {
     fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
+        (self.0, Json(*self.1)).into_response()
     }
 }
 
 impl From<RuntimeError> for AgentError {
     fn from(e: RuntimeError) -> Self {
         let (status, body) = WireError::from_runtime(&e);
-        AgentError(status, body)
+        AgentError(status, Box::new(body))
     }
 }
 
 fn denied(status: StatusCode, code: &str, message: impl Into<String>) -> AgentError {
-    AgentError(status, WireError::new(code, message))
+    AgentError(status, Box::new(WireError::new(code, message)))
 }
 
 type AgentResult<T> = Result<T, AgentError>;
@@ -141,6 +144,7 @@ async fn create(State(s): State<AgentState>, body: Bytes) -> AgentResult<Respons
         workload_id: req.workload_id,
         config: req.config,
         labels: req.labels,
+        volumes: req.volumes,
     };
     info!(instance = %spec.instance_id, container = %spec.config.name, "agent: creating container");
     let id = s.runtime.create_container(s.node, &spec).await?;
@@ -214,6 +218,30 @@ async fn container_usage(
     Ok(Json(s.runtime.container_usage(&ContainerId(id)).await?).into_response())
 }
 
+async fn delete_volume(
+    State(s): State<AgentState>,
+    Path((owner, name)): Path<(String, String)>,
+) -> AgentResult<StatusCode> {
+    let owner: PublicKey = owner.parse().map_err(|e| {
+        denied(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("owner: {e}"),
+        )
+    })?;
+    if !orchestrator_shared_types::validation::is_dns_label(&name) {
+        return Err(denied(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("{name:?} is not a volume name"),
+        ));
+    }
+    let volume = VolumeRef { owner, name };
+    info!(volume = %volume, "agent: deleting volume");
+    s.runtime.delete_volume(s.node, &volume).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The agent routes, authenticated.
 pub fn router(state: AgentState) -> Router {
     Router::new()
@@ -225,6 +253,10 @@ pub fn router(state: AgentState) -> Router {
         .route("/agent/v1/containers/{id}/logs/follow", get(follow))
         .route("/agent/v1/containers/{id}/usage", get(container_usage))
         .route("/agent/v1/usage", get(usage))
+        .route(
+            "/agent/v1/volumes/{owner}/{name}",
+            axum::routing::delete(delete_volume),
+        )
         .route(
             crate::gossip_keys::GOSSIP_KEYS_PATH,
             post(crate::gossip_keys::change),

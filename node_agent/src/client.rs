@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use container_runtime_interface::{ContainerStatus, LogLine, ResourceUsage, RuntimeError};
+use container_runtime_interface::{
+    ContainerStatus, LogLine, ResourceUsage, RuntimeError, VolumeRef,
+};
 use ed25519_dalek::SigningKey;
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -35,6 +37,8 @@ use crate::wire::{CreateContainer, Created, Stop, WireError, AGENT_PREFIX};
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for a creation, which may pull an image first.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Timeout of wiping a volume (its data is overwritten: large ones take a while).
+const VOLUME_DELETE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longest wait to connect to an agent.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -218,6 +222,19 @@ impl AgentClient {
             .call(node, Method::POST, &path, body, CREATE_TIMEOUT)
             .await?;
         Ok(created.id)
+    }
+
+    /// Wipes `volume` on `node` (it may take a while: the data is overwritten).
+    pub async fn delete_volume(&self, node: &Node, volume: &VolumeRef) -> Result<()> {
+        self.send(
+            node,
+            Method::DELETE,
+            &crate::wire::volume_path(volume),
+            Vec::new(),
+            Some(VOLUME_DELETE_TIMEOUT),
+        )
+        .await
+        .map(drop)
     }
 
     /// Stops a container.

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use cluster_manager_interface::ClusterManager;
 use container_runtime_interface::{
     ContainerRuntime, ContainerSpec, ContainerStatus, LogLine, LogOptions, ResourceUsage, Result,
-    RuntimeError,
+    RuntimeError, VolumeRef,
 };
 use futures::stream::BoxStream;
 use orchestrator_shared_types::admission::MemberList;
@@ -298,6 +298,7 @@ impl ContainerRuntime for RoutingRuntime {
                 workload_id: spec.workload_id,
                 config: spec.config.clone(),
                 labels: spec.labels.clone(),
+                volumes: spec.volumes.clone(),
             };
             // The agent's AlreadyExists already carries a routed id.
             let inner = self.client.create(&member, &req).await?;
@@ -425,6 +426,14 @@ impl ContainerRuntime for RoutingRuntime {
         }
         let member = self.member(&node).await?;
         self.client.container_usage(&member, &inner).await
+    }
+
+    async fn delete_volume(&self, node: NodeId, volume: &VolumeRef) -> Result<()> {
+        if node == self.local_id {
+            return self.local.delete_volume(node, volume).await;
+        }
+        let member = self.member(&node).await?;
+        self.client.delete_volume(&member, volume).await
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use container_runtime_interface::RuntimeError;
+use container_runtime_interface::{RuntimeError, VolumeAttachment, VolumeRef};
 use orchestrator_shared_types::{ContainerConfig, ContainerId, InstanceId, NodeId, WorkloadId};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,18 @@ pub struct CreateContainer {
     /// Extra labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The owner's volumes it mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeAttachment>,
+}
+
+/// `DELETE /agent/v1/volumes/{owner}/{name}`: wipes a volume.
+pub fn volume_path(volume: &VolumeRef) -> String {
+    format!(
+        "{AGENT_PREFIX}/volumes/{}/{}",
+        volume.owner.to_hex(),
+        orchestrator_shared_types::auth::encode_path_segment(&volume.name)
+    )
 }
 
 /// The node-local id of a created (or already existing) container.
@@ -66,6 +78,10 @@ pub struct WireErrorDetail {
     /// The image concerned (`image_pull`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The volume concerned (`volume`, `volume_in_use`, whose message is
+    /// the number of containers using it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }
 
 impl WireError {
@@ -77,6 +93,7 @@ impl WireError {
                 message: message.into(),
                 id: None,
                 image: None,
+                volume: None,
             },
         }
     }
@@ -92,6 +109,9 @@ impl WireError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "operation", None)
             }
             RuntimeError::ShutDown => (StatusCode::SERVICE_UNAVAILABLE, "shut_down", None),
+            RuntimeError::Unsupported { .. } => (StatusCode::NOT_IMPLEMENTED, "unsupported", None),
+            RuntimeError::Volume { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "volume", None),
+            RuntimeError::VolumeInUse { .. } => (StatusCode::CONFLICT, "volume_in_use", None),
             RuntimeError::UnknownNode(_) | RuntimeError::NodeUnreachable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unknown_node", None)
             }
@@ -100,6 +120,16 @@ impl WireError {
             RuntimeError::ImagePull { image, reason } => {
                 let mut b = Self::new(code, reason.clone());
                 b.error.image = Some(image.clone());
+                b
+            }
+            RuntimeError::Volume { volume, reason } => {
+                let mut b = Self::new(code, reason.clone());
+                b.error.volume = Some(volume.clone());
+                b
+            }
+            RuntimeError::VolumeInUse { volume, containers } => {
+                let mut b = Self::new(code, containers.to_string());
+                b.error.volume = Some(volume.clone());
                 b
             }
             _ => Self::new(code, e.to_string()),
@@ -125,6 +155,17 @@ impl WireError {
                 reason: d.message,
             },
             ("shut_down", _) => RuntimeError::ShutDown,
+            ("unsupported", _) => RuntimeError::Unsupported {
+                operation: "this call",
+            },
+            ("volume", _) => RuntimeError::Volume {
+                volume: d.volume.unwrap_or_default(),
+                reason: d.message,
+            },
+            ("volume_in_use", _) => RuntimeError::VolumeInUse {
+                volume: d.volume.unwrap_or_default(),
+                containers: d.message.parse().unwrap_or(1),
+            },
             ("unknown_node", _) => RuntimeError::UnknownNode(node),
             // The node answered: not unreachable, and no retry with this
             // term can succeed (a newer leader is in force).

@@ -8,6 +8,7 @@
 //! - [`cluster`]: the cluster's status, one node's view of the network.
 //! - [`agents`]: approvals of agent calls, token revocations.
 //! - [`trust`]: reputation, attestations, credit balance and history.
+//! - [`volumes`]: the caller's volumes.
 //! - [`audit`]: the audit log's entries and its check.
 //! - [`health`]: the body of `/health`.
 //! - [`info`]: the body of `GET /api/v1/info`, with the audience requests
@@ -32,6 +33,7 @@ pub mod info;
 pub mod routes;
 pub mod secrets;
 pub mod trust;
+pub mod volumes;
 pub mod workloads;
 
 pub use agents::{Approval, ApprovalFilter, ApprovalResult, ApprovalState, Revocation};
@@ -45,6 +47,7 @@ pub use health::{ComponentReport, ComponentState, HealthReport, OverallStatus};
 pub use info::NodeInfo;
 pub use secrets::{PutSecret, SealedSecret};
 pub use trust::{Attested, Balance, LedgerEntry, Reputation, TransferRequest};
+pub use volumes::Volume;
 pub use workloads::{LogEntry, ScaleRequest, Workload, WorkloadStatus};
 
 use serde::{Deserialize, Serialize};

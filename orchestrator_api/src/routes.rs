@@ -49,6 +49,8 @@ pub const CREDITS_BALANCE: &str = "/api/v1/credits/balance";
 pub const CREDITS_HISTORY: &str = "/api/v1/credits/history";
 /// `POST` a transfer.
 pub const CREDITS_TRANSFER: &str = "/api/v1/credits/transfer";
+/// `GET` a page of the caller's volumes.
+pub const VOLUMES: &str = "/api/v1/volumes";
 /// `GET` this node's view of the cluster (cluster mode only).
 pub const NETWORK: &str = "/api/v1/network";
 /// `POST` a new join token (admin keys only).
@@ -93,6 +95,11 @@ pub fn workload_logs(reference: &str, tail: Option<usize>, follow: bool) -> Stri
         query.push("follow", "true");
     }
     query.after(&format!("{}/logs", workload(reference)))
+}
+
+/// `/api/v1/volumes/{name}` (`DELETE` wipes the volume).
+pub fn volume(name: &str) -> String {
+    format!("{VOLUMES}/{}", segment(name))
 }
 
 /// `/api/v1/cluster/members/{id}` (`DELETE` removes the member).
@@ -248,6 +255,8 @@ pub mod pattern {
     pub const WORKLOAD_INSTANCES: &str = "/api/v1/workloads/{ref}/instances";
     /// A workload's logs.
     pub const WORKLOAD_LOGS: &str = "/api/v1/workloads/{ref}/logs";
+    /// One of the caller's volumes.
+    pub const VOLUME: &str = "/api/v1/volumes/{name}";
     /// One node.
     pub const NODE: &str = "/api/v1/nodes/{id}";
     /// A member of the cluster.
@@ -334,6 +343,7 @@ mod tests {
         assert_eq!(filled(pattern::NODE_REPUTATION), node_reputation("i", &[]));
         assert_eq!(filled(pattern::AGENT_TOKEN_REVOKE), agent_token_revoke("i"));
         assert_eq!(filled(pattern::CLUSTER_MEMBER), cluster_member("i"));
+        assert_eq!(pattern::VOLUME.replace("{name}", "v"), volume("v"));
         assert_eq!(
             filled(pattern::APPROVAL_APPROVE),
             approval_decision("i", Verdict::Approve)

@@ -38,6 +38,7 @@ fn spec(i: usize) -> WorkloadSpec {
             args: vec![],
             env: Default::default(),
             secret_env: vec![],
+            volumes: Vec::new(),
             ports: vec![],
             resources: ResourceRequirements {
                 requests: ResourceList {
@@ -90,6 +91,7 @@ async fn run(workloads: usize, store: Arc<dyn StateStore>) -> (Duration, Duratio
             max_replicas: n * one.replicas,
             max_cpu_millis: n * one.cpu_millis,
             max_memory_bytes: n * one.memory_bytes,
+            max_volume_bytes: 1 << 40,
         },
         ..ReconcilerConfig::default()
     };

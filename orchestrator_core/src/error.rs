@@ -54,6 +54,16 @@ pub enum Error {
         /// What is counted.
         unit: &'static str,
     },
+    /// The object is in a state that refuses this (a volume still in use).
+    #[error("{kind} {name:?}: {message}")]
+    Conflict {
+        /// Kind of object.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// What conflicts.
+        message: String,
+    },
     /// Configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -84,6 +94,15 @@ impl From<Error> for OrchestrationError {
             e @ Error::QuotaExceeded { quota, .. } => OrchestrationError::InvalidArgument {
                 field: quota.to_owned(),
                 message: e.to_string(),
+            },
+            Error::Conflict {
+                kind,
+                name,
+                message,
+            } => OrchestrationError::Conflict {
+                kind,
+                id: name,
+                message,
             },
             Error::ShuttingDown => OrchestrationError::Unavailable("shutting down".to_owned()),
             other => OrchestrationError::Unavailable(other.to_string()),
@@ -138,7 +157,10 @@ fn runtime_kind(e: &RuntimeError) -> ErrorKind {
         RuntimeError::ShutDown => ErrorKind::ShuttingDown,
         RuntimeError::NotFound(_)
         | RuntimeError::AlreadyExists(_)
-        | RuntimeError::Operation { .. } => ErrorKind::Runtime,
+        | RuntimeError::Operation { .. }
+        | RuntimeError::Volume { .. }
+        | RuntimeError::VolumeInUse { .. } => ErrorKind::Runtime,
+        RuntimeError::Unsupported { .. } => ErrorKind::Permanent,
     }
 }
 
@@ -176,6 +198,7 @@ impl Error {
             | Error::NotFound { .. }
             | Error::InvalidArgument { .. }
             | Error::QuotaExceeded { .. }
+            | Error::Conflict { .. }
             | Error::Config(_)
             | Error::Panicked { .. } => ErrorKind::Permanent,
         }

@@ -28,6 +28,7 @@ fn config() -> ReconcilerConfig {
             max_replicas: n * one.replicas,
             max_cpu_millis: n * one.cpu_millis,
             max_memory_bytes: n * one.memory_bytes,
+            max_volume_bytes: 1 << 40,
         },
         ..ReconcilerConfig::for_test()
     }

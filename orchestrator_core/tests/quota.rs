@@ -21,6 +21,7 @@ const QUOTAS: OwnerQuotas = OwnerQuotas {
     max_replicas: 6,
     max_cpu_millis: 1000,
     max_memory_bytes: 512 << 20,
+    max_volume_bytes: 1 << 40,
 };
 
 async fn harness() -> Harness {

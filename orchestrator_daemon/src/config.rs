@@ -204,11 +204,19 @@ fn owner_quotas(s: &Settings) -> Result<OwnerQuotas> {
             .bytes(),
         None => d.max_memory_bytes,
     };
+    let volumes = match &s.quota_volumes {
+        Some(q) => q
+            .parse::<MemoryQuantity>()
+            .map_err(|e| Error::Config(format!("{}: {e}", quota_names::VOLUMES)))?
+            .bytes(),
+        None => d.max_volume_bytes,
+    };
     Ok(OwnerQuotas {
         max_workloads: s.quota_workloads.unwrap_or(d.max_workloads),
         max_replicas: s.quota_replicas.unwrap_or(d.max_replicas),
         max_cpu_millis: cpu,
         max_memory_bytes: memory,
+        max_volume_bytes: volumes,
     })
 }
 

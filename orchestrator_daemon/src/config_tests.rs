@@ -114,9 +114,11 @@ fn image_limits_and_the_store_quota_are_read_and_validated() {
 fn owner_quotas_are_read_defaulted_and_validated() {
     let c = DaemonConfig::resolve(flags(), Settings::default()).unwrap();
     assert_eq!(c.reconciler.quotas, OwnerQuotas::default());
-    let file: Settings =
-        toml::from_str("quota_workloads = 5\nquota_cpu = \"1500m\"\nquota_memory = \"1Gi\"")
-            .unwrap();
+    let file: Settings = toml::from_str(
+        "quota_workloads = 5\nquota_cpu = \"1500m\"\nquota_memory = \"1Gi\"\n\
+             quota_volumes = \"10Gi\"",
+    )
+    .unwrap();
     let mut f = flags();
     f.quota_replicas = Some(7);
     f.quota_workloads = Some(6);
@@ -128,6 +130,7 @@ fn owner_quotas_are_read_defaulted_and_validated() {
             max_replicas: 7,
             max_cpu_millis: 1500,
             max_memory_bytes: 1 << 30,
+            max_volume_bytes: 10 << 30,
         }
     );
     for (f, named) in [
@@ -144,6 +147,13 @@ fn owner_quotas_are_read_defaulted_and_validated() {
                 ..flags()
             },
             "quota_memory",
+        ),
+        (
+            Settings {
+                quota_volumes: Some("much".into()),
+                ..flags()
+            },
+            "quota_volumes",
         ),
         (
             Settings {

@@ -155,6 +155,10 @@ pub struct Settings {
     /// [default: 256Gi].
     #[arg(long, env = "UNIVRS_QUOTA_MEMORY")]
     pub quota_memory: Option<String>,
+    /// Most bytes of volumes one owner may have, all together, e.g. `500Gi`
+    /// [default: 1Ti].
+    #[arg(long, env = "UNIVRS_QUOTA_VOLUMES")]
+    pub quota_volumes: Option<String>,
     /// A key (hex or base64) that may act on every workload and node (repeatable).
     #[arg(long = "admin-key")]
     #[serde(default)]

@@ -133,6 +133,64 @@ async fn the_routing_runtime_passes_the_runtime_contract_through_a_remote_agent(
     .await;
 }
 
+/// A volume on a worker, through its agent: created with a container,
+/// refused deletion while mounted (the agent's 409 comes back as
+/// `VolumeInUse`), wiped once unused; a stranger cannot delete it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_travel_to_the_agent_and_are_wiped_only_when_unused() {
+    use container_runtime_interface::{ContainerSpec, VolumeAttachment, VolumeRef};
+    let (cp_key, w_key, stranger) = (key(1), key(2), key(5));
+    let (worker_rt, _cluster, addr, router) = worker(&w_key, &cp_key).await;
+    let cp = member(&cp_key, ROLE_CONTROL_PLANE, "127.0.0.1:1".into());
+    let cluster = Arc::new(MockClusterManager::new(cp));
+    let remote = member(&w_key, ROLE_WORKER, addr);
+    cluster.add_node(remote.clone()).unwrap();
+    let routing = RoutingRuntime::new(
+        Arc::new(MockRuntime::new()),
+        cluster,
+        AgentClient::new(cp_key, AUDIENCE).unwrap(),
+        Duration::from_millis(50),
+    );
+    let volume = VolumeRef {
+        owner: orchestrator_shared_types::PublicKey([9; 32]),
+        name: "data".into(),
+    };
+    let spec = ContainerSpec {
+        instance_id: orchestrator_shared_types::InstanceId::new(),
+        workload_id: orchestrator_shared_types::WorkloadId::new(),
+        config: config("mock/db:1"),
+        labels: BTreeMap::new(),
+        volumes: vec![VolumeAttachment {
+            volume: volume.clone(),
+            size_bytes: 8 << 20,
+            mount_path: "/data".into(),
+            read_only: false,
+        }],
+    };
+    let id = routing.create_container(remote.id, &spec).await.unwrap();
+    assert_eq!(
+        worker_rt.volumes_on(remote.id),
+        vec![(volume.clone(), 8 << 20)]
+    );
+    match routing.delete_volume(remote.id, &volume).await {
+        Err(RuntimeError::VolumeInUse { containers: 1, .. }) => {}
+        other => panic!("deleting a mounted volume: {other:?}"),
+    }
+    let path = format!("/agent/v1/volumes/{}/data", volume.owner.to_hex());
+    let (status, _) = send_to(
+        &router,
+        via(&stranger, signed(&stranger, "DELETE", &path, b"")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    routing.remove_container(&id).await.unwrap();
+    routing.delete_volume(remote.id, &volume).await.unwrap();
+    assert!(
+        worker_rt.volumes_on(remote.id).is_empty(),
+        "wiped on the worker"
+    );
+}
+
 #[tokio::test]
 async fn a_dead_or_unknown_node_is_unreachable_not_an_error_of_the_container() {
     let cp_key = key(1);

@@ -19,6 +19,7 @@ const QUOTAS: OwnerQuotas = OwnerQuotas {
     max_replicas: 4,
     max_cpu_millis: 400,
     max_memory_bytes: 128 << 20,
+    max_volume_bytes: 1 << 40,
 };
 
 fn assert_quota_refusal(status: StatusCode, body: &serde_json::Value, quota: &str, parts: &[&str]) {

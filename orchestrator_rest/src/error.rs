@@ -122,7 +122,9 @@ impl From<Error> for ApiError {
             Error::InvalidArgument { .. } | Error::Manifest(_) => {
                 ApiError::bad_request(e.to_string())
             }
-            Error::Store(StoreError::NameTaken { .. }) => ApiError::conflict(e.to_string()),
+            Error::Store(StoreError::NameTaken { .. }) | Error::Conflict { .. } => {
+                ApiError::conflict(e.to_string())
+            }
             Error::QuotaExceeded { .. } => ApiError::quota_exceeded(e.to_string()),
             other => match other.kind() {
                 ErrorKind::ShuttingDown => ApiError::unavailable(other.to_string()),

@@ -11,7 +11,7 @@
 //!   authenticated callers are recorded) and routes.
 //! - [`info`]: `GET /api/v1/info`, unsigned, with the audience to sign for.
 //! - [`error`]: JSON errors.
-//! - [`workloads`], [`nodes`], [`agents`]: the handlers.
+//! - [`workloads`], [`nodes`], [`agents`], [`volumes`]: the handlers.
 //! - [`mcp`]: the streamable-HTTP MCP server at `/mcp`.
 //! - [`network`]: `/api/v1/network`, this node's own view of the cluster.
 //! - [`openapi`]: the OpenAPI 3 document.
@@ -34,6 +34,7 @@ pub mod nodes;
 pub mod openapi;
 pub mod secrets;
 pub mod trust;
+pub mod volumes;
 pub mod workloads;
 
 use std::net::SocketAddr;
@@ -194,6 +195,8 @@ pub fn api_routes(state: &AppState) -> Router {
         .route(pattern::WORKLOAD_SCALE, post(workloads::scale))
         .route(pattern::WORKLOAD_INSTANCES, get(workloads::instances))
         .route(pattern::WORKLOAD_LOGS, get(workloads::logs))
+        .route(routes::VOLUMES, get(volumes::list))
+        .route(pattern::VOLUME, axum::routing::delete(volumes::delete))
         .route(routes::NODES, get(nodes::list))
         .route(pattern::NODE, get(nodes::get))
         .route(pattern::NODE_CORDON, post(nodes::cordon))

@@ -78,6 +78,7 @@ impl Modify for SecurityAddon {
         super::workloads::delete, super::workloads::scale, super::workloads::instances, super::workloads::logs,
         super::nodes::list, super::nodes::get, super::nodes::cordon, super::nodes::uncordon, super::nodes::drain,
         super::nodes::cluster_status,
+        super::volumes::list, super::volumes::delete,
         super::admission::issue, super::admission::join, super::admission::members,
         super::admission::remove,
         super::audit::list, super::audit::verify,

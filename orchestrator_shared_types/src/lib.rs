@@ -13,6 +13,7 @@
 //! - [`workload`]: the manifest (`WorkloadSpec`), the stored `WorkloadDefinition`,
 //!   placement, restart policy and update strategy.
 //! - [`trust`]: a workload owner's trust rules (where it may run).
+//! - [`volume`]: named volumes (`volumes:` of a container) and their records.
 //! - [`instance`]: `WorkloadInstance` and its status.
 //! - [`lifecycle`]: the node and instance state machines (mirrored in `ontology/`).
 //! - [`manifest`]: parsing manifests from YAML or JSON with errors that name the field.
@@ -45,6 +46,7 @@ pub mod resources;
 pub mod secret;
 pub mod trust;
 pub mod validation;
+pub mod volume;
 pub mod workload;
 
 pub use error::{OrchestrationError, Result};
@@ -56,6 +58,7 @@ pub use ports::{HostPort, NetworkMode, PublishedPort};
 pub use quantity::{CpuQuantity, MemoryQuantity};
 pub use resources::{QosClass, ResourceList, ResourceRequirements, Resources};
 pub use trust::TrustRules;
+pub use volume::{VolumeMount, VolumeRecord};
 pub use workload::{
     ContainerConfig, LabelOperator, LabelRequirement, Placement, PortSpec, Probe, ProbeAction,
     RestartPolicy, Revision, SecretEnvRef, Toleration, TolerationOperator, UpdateStrategy,

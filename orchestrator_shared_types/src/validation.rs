@@ -257,6 +257,7 @@ impl WorkloadSpec {
         check_labels(&mut p, "labels", &self.labels);
         let mut port_problems = Vec::new();
         crate::ports::check(self, &mut port_problems);
+        crate::volume::check(self, &mut port_problems);
         for (field, msg) in port_problems {
             p.push(field, msg);
         }

@@ -153,6 +153,10 @@ pub struct ContainerConfig {
     /// Requests and limits.
     #[serde(default)]
     pub resources: ResourceRequirements,
+    /// Named volumes of the owner mounted into the container; an instance
+    /// that uses one runs on the node where it lives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::volume::VolumeMount>,
     /// Restart the container when this fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_probe: Option<Probe>,

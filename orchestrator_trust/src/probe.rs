@@ -168,6 +168,7 @@ impl TrustService {
                 ),
             ]
             .into(),
+            volumes: Vec::new(),
         };
         let id = runtime
             .create_container(node.id, &spec)

@@ -6,16 +6,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
 mod agent;
+mod cluster;
 mod credits;
 mod leave;
 mod secret;
+mod volume;
 
 pub use agent::{
     AgentCommand, ApprovalsCommand, AutomationSetting, Switch, TokenCommand, TokenCreateArgs,
 };
+pub use cluster::{ClusterCommand, NetworkCommand};
 pub use credits::{AttestArgs, CreditsCommand, OperatorCommand};
 pub use leave::{ExportArgs, ForgetArgs, ImportArgs};
 pub use secret::{SecretCommand, SecretSetArgs};
+pub use volume::VolumeCommand;
 
 /// Drive a Univrs orchestrator cluster.
 #[derive(Debug, Parser)]
@@ -79,6 +83,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Delete a workload and stop its instances.
     Delete(DeleteArgs),
+    /// List your volumes, or wipe one.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Inspect nodes, or cordon, uncordon and drain them.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -316,40 +323,6 @@ pub enum NodeSort {
     /// By composite reputation, highest first, as you see it: attestations
     /// count through the operators of your `policy/trust.toml`.
     Reputation,
-}
-
-/// `ui network ...`: answered by the node asked, not forwarded, so running it
-/// against each node shows how each one sees the cluster.
-#[derive(Debug, Subcommand)]
-pub enum NetworkCommand {
-    /// This node's role, control plane, peer counts and gossip settings.
-    Status,
-    /// Every peer this node knows, live or dead.
-    Peers,
-    /// Have this node probe every peer's /health and report what answered.
-    Discover,
-}
-
-/// `ui cluster ...`: admission, answered by the control plane.
-#[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
-    /// Print a join token for a new node (`orchestrator_daemon --join TOKEN`).
-    /// The token is a secret: it admits one node and carries the gossip key.
-    JoinToken {
-        /// How long it is valid, e.g. 30m, 1h, 2d (at most 7d).
-        #[arg(long, default_value = "1h")]
-        ttl: String,
-        /// The role it admits: worker or control-plane.
-        #[arg(long, default_value = "worker")]
-        role: String,
-    },
-    /// Every admitted member: node, role, operator, when, by which token.
-    Members,
-    /// Remove a member: every node drops it from the cluster.
-    Remove {
-        /// The node id (hex).
-        node: String,
-    },
 }
 
 /// `ui completions`.

@@ -23,6 +23,8 @@ pub(super) struct MockContainer {
     /// A state change happened while its node was unreachable and has not
     /// been published yet.
     pub(super) unpublished: bool,
+    /// The volumes it mounts.
+    pub(super) volumes: Vec<container_runtime_interface::VolumeRef>,
 }
 
 impl MockContainer {
@@ -34,6 +36,7 @@ impl MockContainer {
             followers: Vec::new(),
             exit_timer: None,
             unpublished: false,
+            volumes: Vec::new(),
         };
         c.append(
             "stdout",
@@ -111,6 +114,7 @@ mod tests {
             args: args.iter().map(|s| s.to_string()).collect(),
             env: Default::default(),
             secret_env: Vec::new(),
+            volumes: Vec::new(),
             ports: Vec::new(),
             resources: Default::default(),
             liveness_probe: None,

@@ -29,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use container_runtime_interface::{ContainerStatus, Result, RuntimeError};
+use container_runtime_interface::{ContainerStatus, Result, RuntimeError, VolumeRef};
 use orchestrator_shared_types::{ContainerId, InstanceId, NodeId};
 use tokio::sync::{broadcast, oneshot};
 
@@ -70,6 +70,7 @@ const OOM_KILLED: (i32, &str) = (137, "OOMKilled");
 ///     workload_id: WorkloadId::new(),
 ///     config,
 ///     labels: Default::default(),
+///     volumes: Vec::new(),
 /// };
 /// let id = runtime.create_container(node, &spec).await?;
 /// assert_eq!(runtime.get_container_status(&id).await?.state, ContainerState::Running);
@@ -103,6 +104,8 @@ struct State {
     behaviours: HashMap<String, MockBehaviour>,
     /// Containers ever created.
     created: u64,
+    /// Volumes made by a creation, per node, with their size in bytes.
+    volumes: HashMap<(NodeId, VolumeRef), u64>,
 }
 
 impl Default for MockRuntime {
@@ -227,6 +230,21 @@ impl MockRuntime {
     /// How many containers exist now (running or exited, not removed).
     pub fn container_count(&self) -> usize {
         self.inner.lock().containers.len()
+    }
+
+    /// The volumes on `node` (made by a creation, not yet deleted), with
+    /// their size in bytes, sorted by owner and name.
+    pub fn volumes_on(&self, node: NodeId) -> Vec<(VolumeRef, u64)> {
+        let mut v: Vec<(VolumeRef, u64)> = self
+            .inner
+            .lock()
+            .volumes
+            .iter()
+            .filter(|((n, _), _)| *n == node)
+            .map(|((_, v), size)| (v.clone(), *size))
+            .collect();
+        v.sort_by(|a, b| (a.0.owner, &a.0.name).cmp(&(b.0.owner, &b.0.name)));
+        v
     }
 
     /// Every container on `node`, sorted by id, whether or not the node is

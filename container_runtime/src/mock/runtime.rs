@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use container_runtime_interface::{
     ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, LogLine, LogOptions, Result,
-    RuntimeError,
+    RuntimeError, VolumeRef,
 };
 use futures::stream::{self, BoxStream, StreamExt};
 use orchestrator_shared_types::{ContainerId, NodeId};
@@ -81,6 +81,13 @@ impl ContainerRuntime for MockRuntime {
             ports: Vec::new(),
         };
         let mut container = MockContainer::started(status.clone(), &spec.config);
+        for v in &spec.volumes {
+            state
+                .volumes
+                .entry((node, v.volume.clone()))
+                .or_insert(v.size_bytes);
+            container.volumes.push(v.volume.clone());
+        }
         if let Some((after, exit_code)) = exit_after {
             container.exit_timer = Some(self.inner.spawn_exit_timer(id.clone(), after, exit_code));
         }
@@ -150,5 +157,23 @@ impl ContainerRuntime for MockRuntime {
 
     fn subscribe_status(&self) -> broadcast::Receiver<ContainerStatus> {
         self.inner.status_tx.subscribe()
+    }
+
+    async fn delete_volume(&self, node: NodeId, volume: &VolumeRef) -> Result<()> {
+        let mut state = self.inner.lock();
+        state.check_node(node)?;
+        let users = state
+            .containers
+            .values()
+            .filter(|c| c.status.node_id == node && c.volumes.contains(volume))
+            .count();
+        if users > 0 {
+            return Err(RuntimeError::VolumeInUse {
+                volume: volume.to_string(),
+                containers: users,
+            });
+        }
+        state.volumes.remove(&(node, volume.clone()));
+        Ok(())
     }
 }

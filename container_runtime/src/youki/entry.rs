@@ -44,6 +44,9 @@ pub(super) struct Record {
     /// Its ports published on the node (bridge mode).
     #[serde(default)]
     pub(super) ports: Vec<PublishedPort>,
+    /// The volumes it mounts.
+    #[serde(default)]
+    pub(super) volumes: Vec<container_runtime_interface::VolumeAttachment>,
 }
 
 impl Record {

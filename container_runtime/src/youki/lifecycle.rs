@@ -3,7 +3,6 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::Utc;
 use container_runtime_interface::{ContainerSpec, ContainerState, Result, RuntimeError};
@@ -270,6 +269,16 @@ impl YoukiRuntime {
             .map_err(|e| pull_error(&config.image, e))?;
         let plan = image::plan_process(&image, &config.command, &config.args, &config.env)
             .map_err(|e| create_error(spec, e))?;
+        // Made and mounted on the node before anything else of the container.
+        let mut volumes = Vec::with_capacity(spec.volumes.len());
+        for a in &spec.volumes {
+            let source = self.inner.volumes.ensure(a, plan.uid, plan.gid).await?;
+            volumes.push(spec::VolumeBind {
+                source,
+                destination: a.mount_path.clone(),
+                read_only: a.read_only,
+            });
+        }
         let label = spec.labels.get(NETWORK_LABEL).map(String::as_str);
         let mut pending = Pending::default();
         let (network, address, published) = match label.map(SharedNetworkMode::parse) {
@@ -327,6 +336,7 @@ impl YoukiRuntime {
             reason: None,
             address,
             ports: published,
+            volumes: spec.volumes.clone(),
         };
         self.inner.images.acquire(&image);
 
@@ -368,6 +378,7 @@ impl YoukiRuntime {
                     seccomp,
                     allow_net_raw,
                     resolv_conf,
+                    volumes,
                 });
                 spec::save(&dir.join("config.json"), &oci)
                     .map_err(|e| format!("writing config.json: {e}"))?;
@@ -459,40 +470,6 @@ impl YoukiRuntime {
                 let done = super::bridge::outcome(Some(task)).await;
                 rt.ports_published(&entry, done);
             });
-        }
-        Ok(())
-    }
-
-    pub(super) async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
-        let entry = self.entry_or_not_found(id)?;
-        let Some((pid, ticks)) = entry.pid() else {
-            return Ok(());
-        };
-        if !entry.is_running() {
-            return Ok(());
-        }
-        let adopted = lock(&entry.live).adopted;
-        if adopted && ticks.is_some_and(|t| !process::is_alive(pid, t)) {
-            return Ok(());
-        }
-        entry.probes.cancel();
-        let mut exited = entry.exited.subscribe();
-        if !grace.is_zero() {
-            process::signal(pid, Signal::SIGTERM).map_err(|e| op_error("stopping", id, e))?;
-            let _ = tokio::time::timeout(grace, exited.wait_for(|e| *e)).await;
-        }
-        if !*exited.borrow() {
-            process::signal(pid, Signal::SIGKILL).map_err(|e| op_error("killing", id, e))?;
-            if tokio::time::timeout(Duration::from_secs(10), exited.wait_for(|e| *e))
-                .await
-                .is_err()
-            {
-                return Err(op_error(
-                    "stopping",
-                    id,
-                    "the process did not exit 10 s after SIGKILL",
-                ));
-            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! containers/<id>/        one per container: record.json, config.json (the
 //!                         bundle), rootfs/ (overlay mount or copy), upper/,
 //!                         work/, stdout.log, stderr.log
+//! volumes/<owner>/        the owner's volumes (`volume`): NAME.img, NAME/
 //! ```
 //!
 //! Directories are 0700 and the files the runtime writes 0600; what the
@@ -53,6 +54,7 @@ pub mod cni;
 mod entry;
 mod executor;
 pub mod image;
+mod inspect;
 mod lifecycle;
 mod logs;
 mod probe;
@@ -62,6 +64,8 @@ mod recover;
 mod rootfs;
 mod seccomp;
 mod spec;
+mod stop;
+mod volume;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
@@ -72,7 +76,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use container_runtime_interface::{
     ContainerRuntime, ContainerSpec, ContainerStatus, LogLine, LogOptions, ResourceUsage, Result,
-    RuntimeError,
+    RuntimeError, VolumeRef,
 };
 use futures::stream::BoxStream;
 use orchestrator_shared_types::{ContainerId, InstanceId, NodeId};
@@ -171,6 +175,7 @@ struct Inner {
     layer_mode: LayerMode,
     state_root: PathBuf,
     containers_root: PathBuf,
+    volumes: volume::Volumes,
     cni: Option<Arc<cni::CniNetwork>>,
     /// Attachments made ahead of time (`CniConfig::warm`), once the left
     /// ones of a previous daemon are detached.
@@ -218,8 +223,15 @@ impl YoukiRuntime {
         let state_root = data.join("state");
         let containers_root = data.join("containers");
         let images_root = data.join("images");
+        let volumes_root = data.join("volumes");
         at_rest::prepare(
-            &[&data, &state_root, &containers_root, &images_root],
+            &[
+                &data,
+                &state_root,
+                &containers_root,
+                &images_root,
+                &volumes_root,
+            ],
             &containers_root,
         )
         .map_err(|e| format!("making {} private: {e}", data.display()))?;
@@ -281,6 +293,7 @@ impl YoukiRuntime {
                 layer_mode,
                 state_root,
                 containers_root,
+                volumes: volume::Volumes::new(volumes_root),
                 cni,
                 warm: std::sync::OnceLock::new(),
                 ports,
@@ -335,51 +348,6 @@ impl YoukiRuntime {
     /// The image store.
     pub fn images(&self) -> &ImageStore {
         &self.inner.images
-    }
-
-    /// The cgroup path (`/univrs/<id>`) of a container.
-    pub fn cgroups_path(&self, id: &ContainerId) -> Option<String> {
-        self.entry(id).map(|e| lock(&e.record).cgroups_path.clone())
-    }
-
-    /// The host pid of a container's init while it runs.
-    pub fn pid(&self, id: &ContainerId) -> Option<i32> {
-        let e = self.entry(id)?;
-        if !e.is_running() {
-            return None;
-        }
-        e.pid().map(|(p, _)| p)
-    }
-
-    /// The container's memory limit in force, in bytes, read from its cgroup.
-    pub fn memory_limit(&self, id: &ContainerId) -> Option<u64> {
-        cgroup::memory_limit(self.inner.layout, &self.cgroups_path(id)?)
-    }
-
-    /// The container's pids limit in force, read from its cgroup.
-    pub fn pids_limit(&self, id: &ContainerId) -> Option<u64> {
-        cgroup::pids_limit(self.inner.layout, &self.cgroups_path(id)?)
-    }
-
-    /// What the container uses now (cgroup counters).
-    pub fn usage(&self, id: &ContainerId) -> Option<Usage> {
-        cgroup::usage(self.inner.layout, &self.cgroups_path(id)?)
-    }
-
-    /// CPU and memory used by every running container of this runtime.
-    pub fn total_usage(&self) -> Usage {
-        let paths: Vec<String> = lock(&self.inner.containers)
-            .values()
-            .filter(|e| e.is_running())
-            .map(|e| lock(&e.record).cgroups_path.clone())
-            .collect();
-        paths
-            .iter()
-            .filter_map(|p| cgroup::usage(self.inner.layout, p))
-            .fold(Usage::default(), |a, u| Usage {
-                cpu_nanos: a.cpu_nanos.saturating_add(u.cpu_nanos),
-                memory_bytes: a.memory_bytes.saturating_add(u.memory_bytes),
-            })
     }
 
     fn entry(&self, id: &ContainerId) -> Option<Arc<Entry>> {
@@ -486,5 +454,10 @@ impl ContainerRuntime for YoukiRuntime {
             cpu_seconds: u.cpu_nanos as f64 / 1e9,
             memory_bytes: u.memory_bytes,
         }))
+    }
+
+    async fn delete_volume(&self, node: NodeId, volume: &VolumeRef) -> Result<()> {
+        self.check_node(node)?;
+        self.wipe_volume(volume).await
     }
 }

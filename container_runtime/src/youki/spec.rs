@@ -98,6 +98,19 @@ pub struct SpecInput<'a> {
     /// A file bound read-only at `/etc/resolv.conf` (bridge mode: the
     /// node's DNS server), or the image's own.
     pub resolv_conf: Option<std::path::PathBuf>,
+    /// Volumes bound into the container.
+    pub volumes: Vec<VolumeBind>,
+}
+
+/// A volume mounted on the node, bound into a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeBind {
+    /// Where it is mounted on the node.
+    pub source: std::path::PathBuf,
+    /// Where it appears in the container.
+    pub destination: String,
+    /// Bound read-only.
+    pub read_only: bool,
 }
 
 /// CPU shares for a request of `millis` millicores, as Kubernetes computes them.
@@ -240,6 +253,23 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
         mounts.push(resolv);
         spec.set_mounts(Some(mounts));
     }
+    if !input.volumes.is_empty() {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for v in &input.volumes {
+            let mut m = Mount::default();
+            m.set_destination(v.destination.clone().into());
+            m.set_typ(Some("bind".into()));
+            m.set_source(Some(v.source.clone()));
+            let mode = if v.read_only { "ro" } else { "rw" };
+            m.set_options(Some(
+                ["rbind", mode, "nosuid", "nodev"]
+                    .map(String::from)
+                    .to_vec(),
+            ));
+            mounts.push(m);
+        }
+        spec.set_mounts(Some(mounts));
+    }
     spec
 }
 
@@ -260,6 +290,7 @@ mod tests {
             args: Vec::new(),
             env: Default::default(),
             secret_env: Vec::new(),
+            volumes: Vec::new(),
             ports: Vec::new(),
             resources: Default::default(),
             liveness_probe: None,
@@ -283,6 +314,7 @@ mod tests {
             seccomp,
             allow_net_raw,
             resolv_conf: None,
+            volumes: Vec::new(),
         })
     }
 

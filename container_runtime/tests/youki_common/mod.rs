@@ -32,6 +32,7 @@ pub fn config(image_name: &str, command: &[&str]) -> ContainerConfig {
         args: Vec::new(),
         env: BTreeMap::new(),
         secret_env: Vec::new(),
+        volumes: Vec::new(),
         ports: Vec::new(),
         resources: Default::default(),
         liveness_probe: None,
@@ -45,6 +46,7 @@ pub fn spec(config: ContainerConfig) -> ContainerSpec {
         workload_id: WorkloadId::new(),
         config,
         labels: BTreeMap::new(),
+        volumes: Vec::new(),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::routes::{self, NodeAction, Query, Verdict};
 use crate::{
     Approval, ApprovalFilter, Attested, AuditEntry, Balance, ClusterStatus, HealthReport,
     LedgerEntry, NetworkStatus, Peer, Reachability, Reputation, Revocation, ScaleRequest,
-    TransferRequest, Verification, Workload,
+    TransferRequest, Verification, Volume, Workload,
 };
 
 /// An answer: its status, its JSON as sent, and the JSON read as `T`.
@@ -178,6 +178,17 @@ impl ApiClient {
     /// Deletes a workload; the answer is the workload as it was.
     pub fn delete_workload(&self, reference: &str) -> Result<Reply<Workload>, ClientError> {
         self.call("DELETE", &routes::workload(reference), None)
+    }
+
+    /// Every volume of the caller.
+    pub fn list_volumes(&self) -> Result<Reply<Vec<Volume>>, ClientError> {
+        self.list(routes::VOLUMES, &Query::new())
+    }
+
+    /// Deletes (wipes) one of the caller's volumes; the answer is the volume
+    /// as it was.
+    pub fn delete_volume(&self, name: &str) -> Result<Reply<Volume>, ClientError> {
+        self.call("DELETE", &routes::volume(name), None)
     }
 
     /// Every instance of a workload.

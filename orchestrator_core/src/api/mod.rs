@@ -9,12 +9,14 @@
 //! - [`quota`]: per-owner quotas, checked before every write that grows usage.
 //! - [`secrets`]: each user's sealed secrets (ciphertext only).
 //! - [`trust`]: each user's pushed trust policy, enforced on all their workloads.
+//! - [`volumes`]: each user's volumes: listing and deleting (wiping) them.
 
 pub mod logs;
 pub mod nodes;
 pub mod quota;
 pub mod secrets;
 pub mod trust;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -165,6 +167,7 @@ impl Orchestrator {
         let existing = store.get_workload_by_name(&owner, &spec.name).await?;
         let before: Vec<&WorkloadSpec> = existing.iter().map(|w| &w.spec).collect();
         self.check_quotas(&owner, &before, &[&spec]).await?;
+        volumes::check(store.as_ref(), &self.quotas, &owner, &[&spec]).await?;
         let w = merge(existing, owner, spec);
         store.put_workload(&w).await?;
         Ok(w)
@@ -192,6 +195,7 @@ impl Orchestrator {
             let before: Vec<&WorkloadSpec> = existing.iter().flatten().map(|w| &w.spec).collect();
             let after: Vec<&WorkloadSpec> = specs.iter().collect();
             self.check_quotas(&owner, &before, &after).await?;
+            volumes::check(self.deps.store.as_ref(), &self.quotas, &owner, &after).await?;
         }
         let out: Vec<WorkloadDefinition> = existing
             .into_iter()

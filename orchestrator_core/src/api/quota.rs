@@ -1,4 +1,5 @@
-//! Per-owner quotas on workloads, replicas and requested CPU and memory,
+//! Per-owner quotas on workloads, replicas, requested CPU and memory, and
+//! the size of the owner's volumes (checked in [`super::volumes`]),
 //! set by the operator ([`OwnerQuotas`]) and checked by the library API
 //! whenever a write would grow an owner's usage: applying (creating or
 //! updating) workloads, scaling and rolling back. A refused write changes
@@ -24,16 +25,20 @@ pub struct OwnerQuotas {
     pub max_cpu_millis: u64,
     /// Most memory (bytes) one owner's replicas may request together.
     pub max_memory_bytes: u64,
+    /// Most bytes of volumes one owner may have, all volumes together.
+    pub max_volume_bytes: u64,
 }
 
 impl Default for OwnerQuotas {
-    /// 100 workloads, 500 replicas, 64 CPU cores and 256 GiB of memory per owner.
+    /// 100 workloads, 500 replicas, 64 CPU cores, 256 GiB of memory and
+    /// 1 TiB of volumes per owner.
     fn default() -> Self {
         Self {
             max_workloads: 100,
             max_replicas: 500,
             max_cpu_millis: 64_000,
             max_memory_bytes: 256 << 30,
+            max_volume_bytes: 1 << 40,
         }
     }
 }
@@ -48,6 +53,8 @@ pub mod names {
     pub const CPU: &str = "quota_cpu";
     /// [`super::OwnerQuotas::max_memory_bytes`].
     pub const MEMORY: &str = "quota_memory";
+    /// [`super::OwnerQuotas::max_volume_bytes`].
+    pub const VOLUMES: &str = "quota_volumes";
 }
 
 impl OwnerQuotas {
@@ -58,6 +65,7 @@ impl OwnerQuotas {
             (names::REPLICAS, self.max_replicas),
             (names::CPU, self.max_cpu_millis),
             (names::MEMORY, self.max_memory_bytes),
+            (names::VOLUMES, self.max_volume_bytes),
         ] {
             if value == 0 {
                 return Err(format!("{name} is 0: every workload would be refused"));
@@ -198,6 +206,7 @@ mod tests {
             max_replicas: 10,
             max_cpu_millis: 1000,
             max_memory_bytes: 1 << 30,
+            max_volume_bytes: 1 << 30,
         };
         let at = usage(2, 10, 1000, 1 << 30);
         assert!(check(&q, usage(0, 0, 0, 0), at).is_ok());

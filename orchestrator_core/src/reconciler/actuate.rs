@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use container_runtime_interface::{ContainerSpec, RuntimeError};
+use container_runtime_interface::{ContainerSpec, RuntimeError, VolumeAttachment};
 use futures::future::join_all;
 use orchestrator_shared_types::ports::{NETWORK_LABEL, OWNER_LABEL};
 use orchestrator_shared_types::{
@@ -80,6 +80,7 @@ async fn start_instance(
             workload_id: w.id,
             config: config.clone(),
             labels: labels.clone(),
+            volumes: VolumeAttachment::of(w.owner, config),
         };
         let started = std::time::Instant::now();
         let created = ctx.deps.runtime.create_container(inst.node_id, &spec).await;
@@ -338,11 +339,7 @@ pub async fn actuate(
             Ok(rules) => {
                 let mut placed_as = w.clone();
                 placed_as.spec.trust = rules;
-                let request = ScheduleRequest {
-                    workload: Arc::new(placed_as),
-                    instances: ids.clone(),
-                    existing,
-                };
+                let placed_as = Arc::new(placed_as);
                 let listed = ctx.nodes.list();
                 let cordoned;
                 let nodes: &[orchestrator_shared_types::Node] = if ctx.drains.is_empty() {
@@ -351,7 +348,17 @@ pub async fn actuate(
                     cordoned = ctx.drains.cordon_view(&listed);
                     &cordoned
                 };
-                scheduler.schedule(&request, nodes).await?
+                if w.spec.volumes().is_empty() {
+                    let request = ScheduleRequest {
+                        workload: placed_as,
+                        instances: ids.clone(),
+                        existing,
+                    };
+                    scheduler.schedule(&request, nodes).await?
+                } else {
+                    // Pinned to their volumes' node (`volumes`).
+                    super::volumes::place(ctx, &placed_as, &ids, existing, nodes).await?
+                }
             }
             Err(reason) => vec![ScheduleDecision::NoPlacement(reason); ids.len()],
         };

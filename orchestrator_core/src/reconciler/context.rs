@@ -46,6 +46,9 @@ pub struct Ctx {
     pub events: broadcast::Sender<ReconcileEvent>,
     /// Serialises read-modify-write of workload records (API and rollback).
     pub workload_writes: tokio::sync::Mutex<()>,
+    /// Serialises the placing of new volumes and the marking of volumes
+    /// being deleted (`volumes`).
+    pub volume_writes: tokio::sync::Mutex<()>,
     /// Nodes being drained; their instances are replaced by their passes.
     pub drains: Drains,
     /// Workload statuses as the passes counted them.
@@ -62,6 +65,7 @@ impl Ctx {
             nodes,
             events,
             workload_writes: tokio::sync::Mutex::new(()),
+            volume_writes: tokio::sync::Mutex::new(()),
             drains: Drains::default(),
             statuses: Arc::new(StatusBoard::default()),
         }

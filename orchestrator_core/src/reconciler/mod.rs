@@ -12,6 +12,7 @@
 //! - [`drain`]: drain intents, carried out by the passes.
 //! - [`status`]: the workload statuses the passes count, and their reader.
 //! - [`sweep`]: removal of containers that no instance owns.
+//! - `volumes`: instances that use volumes placed on their volumes' node.
 
 pub mod action;
 pub mod actuate;
@@ -23,6 +24,7 @@ pub mod reconcile;
 pub mod sense;
 pub mod status;
 pub mod sweep;
+pub(crate) mod volumes;
 
 mod event_loop;
 #[cfg(test)]

@@ -15,7 +15,8 @@
 //! `ui forget` first revokes every agent token you signed (so no agent can
 //! act for you meanwhile) and switches agents off, denies your pending
 //! approvals, deletes your workloads (every node stops their containers),
-//! then your secrets, and removes your trust policy. The audit log keeps its entries: each is
+//! wipes your volumes once no container holds them, deletes your secrets,
+//! and removes your trust policy. The audit log keeps its entries: each is
 //! chained to the next by hash, so removing one would break the chain that
 //! proves nothing was altered.
 
@@ -79,6 +80,10 @@ pub struct Archive {
     pub credit_history: Vec<LedgerEntry>,
     /// Your entries of the audit log, oldest first.
     pub audit: Vec<AuditEntry>,
+    /// Your volumes: names, nodes and sizes (not their data, which stays
+    /// on its node).
+    #[serde(default)]
+    pub volumes: Vec<orchestrator_api::Volume>,
 }
 
 /// The caller's key, which every call here needs.
@@ -165,6 +170,7 @@ fn collect(client: &ApiClient, dir: &ConfigDir) -> anyhow::Result<Archive> {
             .collect(),
         credit_balance,
         credit_history,
+        volumes: client.list_volumes().context("listing your volumes")?.data,
         audit: client
             .audit(None, None)
             .context("reading your audit entries")?
@@ -321,6 +327,46 @@ fn reseal(
     Ok(names)
 }
 
+/// How long `ui forget` waits for the containers of deleted workloads to
+/// let go of their volumes.
+const VOLUME_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Wipes every volume of the caller, waiting while the containers of the
+/// workloads just deleted still hold one (409); their names.
+fn wipe_volumes(client: &ApiClient) -> anyhow::Result<Vec<String>> {
+    let started = std::time::Instant::now();
+    let mut wiped = Vec::new();
+    loop {
+        let left = client.list_volumes().context("listing your volumes")?.data;
+        if left.is_empty() {
+            return Ok(wiped);
+        }
+        let mut busy = None;
+        for v in &left {
+            match client.delete_volume(&v.name) {
+                Ok(_) => wiped.push(v.name.clone()),
+                Err(orchestrator_api::client::ClientError::Api {
+                    status: 409,
+                    message,
+                    ..
+                }) => busy = Some(message),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("wiping volume {}", v.name));
+                }
+            }
+        }
+        if let Some(why) = busy {
+            if started.elapsed() > VOLUME_WAIT {
+                anyhow::bail!(
+                    "a volume is still in use after {} s: {why}; run `ui forget --yes` again",
+                    VOLUME_WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
 /// `ui forget [--yes]`.
 pub fn forget(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<()> {
     let dir = ctx.config_dir()?;
@@ -330,8 +376,9 @@ pub fn forget(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<()> {
     let names: Vec<&str> = workloads.iter().map(|w| w.name.as_str()).collect();
     if !args.yes {
         anyhow::bail!(
-            "ui forget removes, on {}: your {} workloads ({}), your pending approvals, \
-             your trust and automation policies, and every agent token you signed. \
+            "ui forget removes, on {}: your {} workloads ({}), your volumes (wiped), your \
+             secrets, your pending approvals, your trust and automation policies, and every \
+             agent token you signed. \
              Nothing can bring them back but an archive (`ui export FILE` first). \
              Run `ui forget --yes` to do it",
             client.server(),
@@ -364,6 +411,7 @@ pub fn forget(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<()> {
             .delete_workload(name)
             .with_context(|| format!("deleting workload {name}"))?;
     }
+    let volumes = wipe_volumes(&client)?;
     let secrets = client.list_secrets().context("listing your secrets")?.data;
     for secret in &secrets {
         client
@@ -379,15 +427,17 @@ pub fn forget(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<()> {
         &json!({
             "workloads": names,
             "secrets": secrets.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            "volumes": volumes,
             "approvals_denied": denied,
             "agent_tokens_revoked_before": revoked["revoked_before"],
         }),
         &format!(
-            "forgot you on {}: deleted {} workloads and {} secrets, denied {denied} approvals, \
-             revoked every agent token, removed your policies; the audit log keeps its \
-             entries (its hash chain must verify)\n",
+            "forgot you on {}: deleted {} workloads, wiped {} volumes, deleted {} secrets, \
+             denied {denied} approvals, revoked every agent token, removed your policies; the \
+             audit log keeps its entries (its hash chain must verify)\n",
             client.server(),
             names.len(),
+            volumes.len(),
             secrets.len()
         ),
     );

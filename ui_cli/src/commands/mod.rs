@@ -5,7 +5,7 @@
 //! - [`deploy`]: `ui deploy`. [`workload`]: `ui scale`, `ui delete`.
 //!   [`limits`]: `policy/limits.toml` enforced before deploy, scale and
 //!   credits send.
-//! - [`status`]: `ui status`. [`logs`]: `ui logs`.
+//! - [`status`]: `ui status`. [`logs`]: `ui logs`. [`volume`]: `ui volume ...`.
 //! - [`node`]: `ui node ...` (with `status --sort reputation`).
 //!   [`network`]: `ui network ...`.
 //! - [`credits`]: `ui credits ...`, amounts in exact milli-units.
@@ -40,6 +40,7 @@ pub mod policy;
 pub mod secret;
 pub mod status;
 pub mod trust_push;
+pub mod volume;
 pub mod workload;
 
 use anyhow::Context as _;
@@ -196,6 +197,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&ctx, &args),
         Command::Logs(args) => logs::run(&ctx, &args),
         Command::Delete(args) => workload::delete(&ctx, &args),
+        Command::Volume(cmd) => volume::run(&ctx, &cmd),
         Command::Node(cmd) => node::run(&ctx, &cmd),
         Command::Network(cmd) => network::run(&ctx, &cmd),
         Command::Cluster(cmd) => cluster::run(&ctx, &cmd),
