@@ -73,7 +73,7 @@ pub async fn put(
 }
 
 /// `DELETE /api/v1/secrets/{name}`: deletes the caller's secret; refused
-/// (400) while one of the caller's workloads names it.
+/// (409) while one of the caller's workloads names it.
 #[utoipa::path(delete, path = "/api/v1/secrets/{name}", tag = "secrets",
     params(("name" = String, Path, description = "Secret name")),
     responses((status = 200, body = SealedSecret), CommonErrors),

@@ -103,10 +103,11 @@ impl Orchestrator {
             .map(|w| w.spec.name)
             .collect();
         if !users.is_empty() {
-            return Err(Error::InvalidArgument {
-                field: "secret",
+            return Err(Error::Conflict {
+                kind: "secret",
+                name: name.to_owned(),
                 message: format!(
-                    "{name} is still used by workload {}: remove it from their manifests first",
+                    "still used by workload(s) {}; remove it from their manifests first",
                     users.join(", ")
                 ),
             });
