@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
-use multihost_common::operators::{hex_key, operator, running, start_operated};
+use multihost_common::operators::{hex_key, manifest, operator, running, start_operated};
 use multihost_common::{eventually, Lab};
 use orchestrator_shared_types::agent::{issue_token, TokenClaims};
 use orchestrator_shared_types::PublicKey;
@@ -32,18 +32,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 fn daemon() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orchestrator_daemon"))
-}
-
-fn manifest(name: &str, replicas: u32) -> Value {
-    json!({
-        "name": name,
-        "replicas": replicas,
-        "containers": [{
-            "name": "main",
-            "image": "example.org/web:1",
-            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
-        }],
-    })
 }
 
 /// Waits until `name` has `n` running instances and returns them per node.
@@ -103,7 +91,7 @@ async fn the_pushed_trust_policy_holds_for_rest_and_mcp_with_the_default_schedul
             0,
             "POST",
             "/api/v1/workloads",
-            Some(&manifest("by-rest", 6)),
+            Some(&manifest("by-rest", 6, Value::Null)),
         )
         .await
         .unwrap();
@@ -149,7 +137,7 @@ async fn the_pushed_trust_policy_holds_for_rest_and_mcp_with_the_default_schedul
         CallToolRequestParams::new("create_workload").with_arguments(arguments)
     };
     let answer = agent
-        .call_tool(create(manifest("by-agent", 6)))
+        .call_tool(create(manifest("by-agent", 6, Value::Null)))
         .await
         .unwrap();
     assert_ne!(answer.is_error, Some(true), "{answer:?}");
@@ -161,8 +149,7 @@ async fn the_pushed_trust_policy_holds_for_rest_and_mcp_with_the_default_schedul
 
     // The agent's own trust block cannot widen the policy: allowing only the
     // denied operator leaves no node, and the reason says why.
-    let mut loose = manifest("loose", 1);
-    loose["trust"] = json!({"allowed_operators": [denied]});
+    let loose = manifest("loose", 1, json!({"allowed_operators": [denied]}));
     let answer = agent.call_tool(create(loose)).await.unwrap();
     assert_ne!(answer.is_error, Some(true), "{answer:?}");
     unscheduled(&lab, "loose", "allow no operator in common").await;

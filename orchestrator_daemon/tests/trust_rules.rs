@@ -15,27 +15,14 @@ mod multihost_common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use multihost_common::operators::{hex_key, operator, running, start_operated};
+use multihost_common::operators::{hex_key, manifest, operator, running, start_operated};
 use multihost_common::{eventually, Lab};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn daemon() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orchestrator_daemon"))
-}
-
-fn manifest(name: &str, replicas: u32, trust: Value) -> Value {
-    json!({
-        "name": name,
-        "replicas": replicas,
-        "containers": [{
-            "name": "main",
-            "image": "example.org/web:1",
-            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
-        }],
-        "trust": trust,
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use orchestrator_shared_types::operator::prove_operator;
 use orchestrator_shared_types::NodeId;
+use serde_json::{json, Value};
 
 use super::{eventually, Lab};
 
@@ -91,4 +92,22 @@ pub async fn running(lab: &Lab, name: &str) -> Option<BTreeMap<String, usize>> {
         }
     }
     Some(per_node)
+}
+
+/// A mock-runtime workload of `replicas` instances of 100m / 64Mi, with the
+/// `trust` block `trust` unless it is `null`.
+pub fn manifest(name: &str, replicas: u32, trust: Value) -> Value {
+    let mut m = json!({
+        "name": name,
+        "replicas": replicas,
+        "containers": [{
+            "name": "main",
+            "image": "example.org/web:1",
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+        }],
+    });
+    if !trust.is_null() {
+        m["trust"] = trust;
+    }
+    m
 }
