@@ -28,6 +28,7 @@ fn config(image: &str) -> ContainerConfig {
         args: Vec::new(),
         env: BTreeMap::new(),
         secret_env: Vec::new(),
+        secret_files: Vec::new(),
         volumes: Vec::new(),
         ports: Vec::new(),
         resources: Default::default(),
@@ -43,6 +44,7 @@ fn spec(image: &str) -> ContainerSpec {
         config: config(image),
         labels: BTreeMap::new(),
         volumes: Vec::new(),
+        secrets: Default::default(),
     }
 }
 

@@ -37,6 +37,44 @@ pub struct ContainerSpec {
     /// The owner's volumes mounted into it (from `config.volumes`, with
     /// their owner): the runtime makes each on first use.
     pub volumes: Vec<VolumeAttachment>,
+    /// The owner's secrets that `config.secret_env` and `config.secret_files`
+    /// name, by name: each the armored age file as the owner sealed it. Only
+    /// the node's own key opens one; the runtime opens them just before the
+    /// process starts and writes their values to no disk.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// Why a container that names secret `name` cannot be created: `spec`
+/// lacks it, or this node cannot open it. Never holds the value.
+pub fn secret_error(spec: &ContainerSpec, name: &str, why: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Create {
+        instance: spec.instance_id,
+        name: spec.config.name.clone(),
+        reason: format!("secret {name:?}: {why}"),
+    }
+}
+
+impl ContainerSpec {
+    /// The sealed value of each secret `config` names, or the error of the
+    /// first one `secrets` lacks.
+    pub fn sealed_secrets(&self) -> Result<BTreeMap<&str, &str>> {
+        let c = &self.config;
+        let mut out = BTreeMap::new();
+        for name in c
+            .secret_env
+            .iter()
+            .map(|s| s.secret.as_str())
+            .chain(c.secret_files.iter().map(|f| f.secret.as_str()))
+        {
+            match self.secrets.get(name) {
+                Some(sealed) => {
+                    out.insert(name, sealed.as_str());
+                }
+                None => return Err(secret_error(self, name, "its sealed value was not given")),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// One of the owner's volumes, by owner and name.

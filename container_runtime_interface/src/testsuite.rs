@@ -56,6 +56,7 @@ impl RuntimeUnderTest {
             config: self.config_template.clone(),
             labels: Default::default(),
             volumes: Vec::new(),
+            secrets: Default::default(),
         }
     }
 

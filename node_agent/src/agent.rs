@@ -145,6 +145,7 @@ async fn create(State(s): State<AgentState>, body: Bytes) -> AgentResult<Respons
         config: req.config,
         labels: req.labels,
         volumes: req.volumes,
+        secrets: req.secrets,
     };
     info!(instance = %spec.instance_id, container = %spec.config.name, "agent: creating container");
     let id = s.runtime.create_container(s.node, &spec).await?;

@@ -299,6 +299,7 @@ impl ContainerRuntime for RoutingRuntime {
                 config: spec.config.clone(),
                 labels: spec.labels.clone(),
                 volumes: spec.volumes.clone(),
+                secrets: spec.secrets.clone(),
             };
             // The agent's AlreadyExists already carries a routed id.
             let inner = self.client.create(&member, &req).await?;

@@ -31,6 +31,9 @@ pub struct CreateContainer {
     /// The owner's volumes it mounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeAttachment>,
+    /// The sealed secrets it names (ciphertext only: the node opens them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// `DELETE /agent/v1/volumes/{owner}/{name}`: wipes a volume.

@@ -38,6 +38,7 @@ fn spec(i: usize) -> WorkloadSpec {
             args: vec![],
             env: Default::default(),
             secret_env: vec![],
+            secret_files: vec![],
             volumes: Vec::new(),
             ports: vec![],
             resources: ResourceRequirements {

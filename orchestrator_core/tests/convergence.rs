@@ -453,6 +453,7 @@ async fn containers_nobody_owns_are_removed_when_their_node_joins() {
         config: spec("x", 1).containers[0].clone(),
         labels: Default::default(),
         volumes: Vec::new(),
+        secrets: Default::default(),
     };
     h.runtime.create_container(stray.id, &orphan).await.unwrap();
     assert_eq!(h.runtime.running_count(), 1);

@@ -166,7 +166,13 @@ pub async fn build_deps(config: &DaemonConfig) -> Result<Deps> {
 
 /// Opens the youki runtime, or says what the host lacks. Never falls back.
 async fn youki_runtime(config: &DaemonConfig) -> Result<YoukiRuntime> {
-    let cfg = config.youki.clone();
+    let mut cfg = config.youki.clone();
+    // The node opens the secrets sealed to its key, and only those.
+    let key = node_key::open(&config.data_dir)?;
+    cfg.secret_key = Some(
+        container_runtime::youki::SecretKey::new(&key)
+            .map_err(|e| Error::Config(format!("the node's key cannot open secrets: {e}")))?,
+    );
     let runtime = YoukiRuntime::new(cfg).await.map_err(Error::Youki)?;
     info!(
         writable_layers = %runtime.layer_mode(),

@@ -166,6 +166,7 @@ async fn volumes_travel_to_the_agent_and_are_wiped_only_when_unused() {
             mount_path: "/data".into(),
             read_only: false,
         }],
+        secrets: Default::default(),
     };
     let id = routing.create_container(remote.id, &spec).await.unwrap();
     assert_eq!(

@@ -114,6 +114,7 @@ async fn a_node_that_delivers_less_cpu_than_it_promises_loses_honesty() {
             config: hog(i % cores),
             labels: [("univrs.io/network".to_owned(), "none".to_owned())].into(),
             volumes: Vec::new(),
+            secrets: Default::default(),
         };
         hogs.push(runtime.create_container(node.id, &spec).await.unwrap());
     }

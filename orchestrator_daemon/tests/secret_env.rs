@@ -1,6 +1,8 @@
-//! `secret_env` is refused until secrets reach containers: a manifest that sets
-//! it gets a 400 naming the field, on create (POST) and on update (PUT), and
-//! nothing is stored — never a workload that starts without its variables.
+//! A manifest whose `secret_env` names a secret its owner has not set gets a
+//! 400 naming the secret, on create (POST) and on update (PUT), and nothing
+//! is stored — never a workload that starts without its variables. Once the
+//! owner sets it, the same manifest is accepted; another user's secret of
+//! that name does not count.
 #![allow(clippy::unwrap_used)]
 
 mod rest_common;
@@ -24,8 +26,8 @@ fn assert_refused(status: StatusCode, body: &serde_json::Value) {
     assert_eq!(body["error"]["code"], "bad_request", "{body}");
     let msg = body["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        msg.contains("containers[0].secret_env: secrets are not supported yet"),
-        "the message must name the field: {msg}"
+        msg.contains("names secret \"db-password\", which does not exist"),
+        "the message must name the secret: {msg}"
     );
 }
 
@@ -71,7 +73,54 @@ async fn creating_a_workload_with_secret_env_is_refused_and_stores_nothing() {
         "a refused manifest was stored"
     );
     assert!(api.store.list_workloads().await.unwrap().is_empty());
+
+    // Bob's secret of that name is not Alice's.
+    let bob = key(2);
+    set_secret(&api, &bob).await;
+    let (status, body) = api
+        .send(signed_with(
+            &alice,
+            "POST",
+            "/api/v1/workloads",
+            yaml.as_bytes(),
+            "application/yaml",
+        ))
+        .await;
+    assert_refused(status, &body);
+
+    // Set by Alice, it is accepted.
+    set_secret(&api, &alice).await;
+    let (status, body) = api
+        .send(signed_with(
+            &alice,
+            "POST",
+            "/api/v1/workloads",
+            yaml.as_bytes(),
+            "application/yaml",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["spec"]["containers"][0]["secret_env"][0]["secret"], "db-password",
+        "{body}"
+    );
     api.cancel.cancel();
+}
+
+/// `who` sets the secret `db-password`, sealed to their own key.
+async fn set_secret(api: &Api, who: &ed25519_dalek::SigningKey) {
+    let me = orchestrator_shared_types::PublicKey(who.verifying_key().to_bytes());
+    let sealed = orchestrator_secrets::seal(b"s3cret", &[me]).unwrap();
+    let body = serde_json::json!({"recipients": [me.to_string()], "sealed": sealed});
+    let (status, reply) = api
+        .send(signed(
+            who,
+            "PUT",
+            "/api/v1/secrets/db-password",
+            body.to_string().as_bytes(),
+        ))
+        .await;
+    assert!(status.is_success(), "{reply}");
 }
 
 #[tokio::test]

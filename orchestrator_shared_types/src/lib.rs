@@ -61,6 +61,6 @@ pub use trust::TrustRules;
 pub use volume::{VolumeMount, VolumeRecord};
 pub use workload::{
     ContainerConfig, LabelOperator, LabelRequirement, Placement, PortSpec, Probe, ProbeAction,
-    RestartPolicy, Revision, SecretEnvRef, Toleration, TolerationOperator, UpdateStrategy,
-    WorkloadDefinition, WorkloadSpec,
+    RestartPolicy, Revision, SecretEnvRef, SecretFileRef, Toleration, TolerationOperator,
+    UpdateStrategy, WorkloadDefinition, WorkloadSpec,
 };

@@ -12,9 +12,6 @@ pub const MAX_REPLICAS: u32 = 10_000;
 pub const MAX_CONTAINERS: usize = 64;
 /// Smallest memory limit a container may have.
 pub const MIN_MEMORY_LIMIT: u64 = 4 << 20;
-/// Why a manifest with `secret_env` is refused.
-pub const SECRET_ENV_UNSUPPORTED: &str = "secrets are not supported yet: the container would \
-     start without these variables; remove secret_env (values in env are stored in plain text)";
 
 #[derive(Default)]
 struct Problems(Vec<FieldProblem>);
@@ -45,7 +42,7 @@ fn is_label_key(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
 }
 
-fn is_env_name(s: &str) -> bool {
+pub(crate) fn is_env_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -169,26 +166,6 @@ fn check_container(p: &mut Problems, path: &str, c: &ContainerConfig) {
             p.push(format!("{path}.env.{k}"), "contains a NUL byte");
         }
     }
-    if !c.secret_env.is_empty() {
-        // Refused rather than dropped: nothing delivers a secret to a container
-        // yet, and a container started without variables it was promised fails
-        // later, far from the cause.
-        p.push(format!("{path}.secret_env"), SECRET_ENV_UNSUPPORTED);
-    }
-    for (i, s) in c.secret_env.iter().enumerate() {
-        if !is_env_name(&s.name) {
-            p.push(
-                format!("{path}.secret_env[{i}].name"),
-                "not a valid variable name",
-            );
-        }
-        if s.secret.is_empty() {
-            p.push(
-                format!("{path}.secret_env[{i}].secret"),
-                "must not be empty",
-            );
-        }
-    }
     for (i, port) in c.ports.iter().enumerate() {
         if port.container_port == 0 || port.container_port > 65535 {
             p.push(
@@ -258,6 +235,7 @@ impl WorkloadSpec {
         let mut port_problems = Vec::new();
         crate::ports::check(self, &mut port_problems);
         crate::volume::check(self, &mut port_problems);
+        crate::secret::check(self, &mut port_problems);
         for (field, msg) in port_problems {
             p.push(field, msg);
         }
@@ -309,41 +287,12 @@ impl WorkloadSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::SecretEnvRef;
 
-    fn spec_with_secret_env(secret_env: Vec<SecretEnvRef>) -> WorkloadSpec {
-        let mut spec: WorkloadSpec =
+    #[test]
+    fn a_minimal_manifest_is_valid() {
+        let spec: WorkloadSpec =
             crate::manifest::from_yaml("name: web\ncontainers: [{name: main, image: busybox}]\n")
                 .expect("a minimal manifest parses");
-        spec.containers[0].secret_env = secret_env;
-        spec
-    }
-
-    #[test]
-    fn a_manifest_without_secret_env_is_valid() {
-        assert_eq!(spec_with_secret_env(Vec::new()).validate(), Ok(()));
-    }
-
-    #[test]
-    fn secret_env_is_refused_naming_the_field() {
-        let spec = spec_with_secret_env(vec![SecretEnvRef {
-            name: "DB_PASSWORD".to_owned(),
-            secret: "db".to_owned(),
-        }]);
-        let Err(e) = spec.validate() else {
-            panic!("a manifest with secret_env was accepted");
-        };
-        assert_eq!(
-            e.problems,
-            [FieldProblem {
-                field: "containers[0].secret_env".to_owned(),
-                message: SECRET_ENV_UNSUPPORTED.to_owned(),
-            }]
-        );
-        assert!(
-            e.to_string()
-                .starts_with("containers[0].secret_env: secrets are not supported yet"),
-            "{e}"
-        );
+        assert_eq!(spec.validate(), Ok(()));
     }
 }

@@ -78,7 +78,7 @@ impl WorkloadSpec {
 }
 
 /// Whether `path` is absolute, has no `..` or empty component, and no NUL.
-fn is_mount_path(path: &str) -> bool {
+pub(crate) fn is_mount_path(path: &str) -> bool {
     path.starts_with('/')
         && path.len() > 1
         && path.len() <= 4096

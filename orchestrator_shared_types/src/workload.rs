@@ -143,10 +143,15 @@ pub struct ContainerConfig {
     /// Environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// Environment variables taken from the owner's secret store. Not
-    /// supported yet: a manifest that sets any is refused.
+    /// Environment variables taken from the owner's secrets: opened on the
+    /// node just before start and given to the process, never written to
+    /// the node's disk.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<SecretEnvRef>,
+    /// Files holding the owner's secrets, read-only, on a tmpfs of the node
+    /// (never its disk).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_files: Vec<SecretFileRef>,
     /// Ports the container listens on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortSpec>,
@@ -172,6 +177,17 @@ pub struct ContainerConfig {
 pub struct SecretEnvRef {
     /// Variable name.
     pub name: String,
+    /// Secret name in the owner's store.
+    pub secret: String,
+}
+
+/// A file whose content is a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SecretFileRef {
+    /// Absolute path of the file in the container.
+    pub path: String,
     /// Secret name in the owner's store.
     pub secret: String,
 }

@@ -169,6 +169,7 @@ impl TrustService {
             ]
             .into(),
             volumes: Vec::new(),
+            secrets: Default::default(),
         };
         let id = runtime
             .create_container(node.id, &spec)

@@ -83,6 +83,7 @@ pub fn workload(name: &str, request: Resources) -> WorkloadDefinition {
             args: Vec::new(),
             env: Default::default(),
             secret_env: Vec::new(),
+            secret_files: Vec::new(),
             volumes: Vec::new(),
             ports: Vec::new(),
             resources: ResourceRequirements {

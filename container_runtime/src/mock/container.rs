@@ -114,6 +114,7 @@ mod tests {
             args: args.iter().map(|s| s.to_string()).collect(),
             env: Default::default(),
             secret_env: Vec::new(),
+            secret_files: Vec::new(),
             volumes: Vec::new(),
             ports: Vec::new(),
             resources: Default::default(),

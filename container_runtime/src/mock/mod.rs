@@ -71,6 +71,7 @@ const OOM_KILLED: (i32, &str) = (137, "OOMKilled");
 ///     config,
 ///     labels: Default::default(),
 ///     volumes: Vec::new(),
+///     secrets: Default::default(),
 /// };
 /// let id = runtime.create_container(node, &spec).await?;
 /// assert_eq!(runtime.get_container_status(&id).await?.state, ContainerState::Running);

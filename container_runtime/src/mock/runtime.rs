@@ -36,6 +36,9 @@ impl ContainerRuntime for MockRuntime {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
+        // It opens nothing (it runs no process), but it is given what the
+        // real runtime would need.
+        spec.sealed_secrets()?;
         let mut guard = self.inner.lock();
         let state = &mut *guard;
         state.check_node(node)?;

@@ -19,6 +19,7 @@ pub(super) fn libcontainer_create(
     dir: &Path,
     stdout: File,
     stderr: File,
+    executor: ForkSafeExecutor,
 ) -> std::result::Result<(i32, Option<u64>), String> {
     let stdin = File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
     let mut container = ContainerBuilder::new(id.to_owned(), SyscallType::default())
@@ -27,7 +28,7 @@ pub(super) fn libcontainer_create(
         .with_stdin(stdin)
         .with_stdout(stdout)
         .with_stderr(stderr)
-        .with_executor(ForkSafeExecutor)
+        .with_executor(executor)
         .validate_id()
         .map_err(|e| e.to_string())?
         .as_init(dir)

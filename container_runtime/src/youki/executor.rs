@@ -12,9 +12,14 @@
 //! a gdb backtrace ending in `RwLock::write_contended` under `remove_var`).
 //! The child is single-threaded, so libc's `clearenv`/`setenv`, which take
 //! no lock of ours, are safe there.
+//!
+//! It also sets the container's `secret_env` after the bundle's environment
+//! (see `secrets`): the values live only in this executor's memory, which the
+//! init inherits by the fork, never in the bundle's `config.json`.
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::Arc;
 
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{
@@ -22,9 +27,24 @@ use libcontainer::workload::{
 };
 use oci_spec::runtime::Spec;
 
-/// [`DefaultExecutor`] with a fork-safe [`Executor::setup_envs`].
-#[derive(Clone)]
-pub(super) struct ForkSafeExecutor;
+/// A NUL-terminated variable name and value, the value wiped when dropped.
+pub(super) type SecretVar = (Vec<u8>, zeroize::Zeroizing<Vec<u8>>);
+
+/// [`DefaultExecutor`] with a fork-safe [`Executor::setup_envs`], which also
+/// sets `secret_env` (each name and value NUL-terminated).
+#[derive(Clone, Default)]
+pub(super) struct ForkSafeExecutor {
+    secret_env: Arc<Vec<SecretVar>>,
+}
+
+impl ForkSafeExecutor {
+    /// Sets `secret_env` as well as the bundle's environment.
+    pub(super) fn with_secrets(secret_env: Vec<SecretVar>) -> Self {
+        Self {
+            secret_env: Arc::new(secret_env),
+        }
+    }
+}
 
 impl Executor for ForkSafeExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
@@ -56,6 +76,25 @@ impl Executor for ForkSafeExecutor {
             if rc != 0 {
                 return Err(ExecutorSetEnvsError::Other(format!(
                     "setting environment variable {key:?}: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
+        for (name, value) in self.secret_env.iter() {
+            // Both NUL-terminated by `secrets::open`, which refused a value
+            // with a NUL inside; checked again rather than trusted.
+            let terminated = |b: &[u8]| b.last() == Some(&0) && !b[..b.len() - 1].contains(&0);
+            if !terminated(name) || !terminated(value) {
+                return Err(ExecutorSetEnvsError::Other(
+                    "a secret variable is not a NUL-terminated string".into(),
+                ));
+            }
+            // SAFETY: as above; both are NUL-terminated with no NUL inside.
+            #[allow(unsafe_code)]
+            let rc = unsafe { libc::setenv(name.as_ptr().cast(), value.as_ptr().cast(), 1) };
+            if rc != 0 {
+                return Err(ExecutorSetEnvsError::Other(format!(
+                    "setting a secret variable: {}",
                     std::io::Error::last_os_error()
                 )));
             }

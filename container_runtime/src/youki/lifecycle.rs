@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use super::bridge::{resolv_conf, Pending, RESOLV_CONF};
 use super::entry::{lock, save_record, Entry, Live, Record};
+use super::executor::ForkSafeExecutor;
 use super::image::{self, ImageError};
 use super::{
     calls, cgroup, logs, probe, process, rootfs, spec, worker, NetworkMode, YoukiRuntime,
@@ -269,6 +270,9 @@ impl YoukiRuntime {
             .map_err(|e| pull_error(&config.image, e))?;
         let plan = image::plan_process(&image, &config.command, &config.args, &config.env)
             .map_err(|e| create_error(spec, e))?;
+        // Opened with the node's key, held in memory only (`secrets`).
+        let opened = super::secrets::open(self.inner.cfg.secret_key.as_ref(), spec)?;
+        let secret_files = Arc::new(opened.files);
         // Made and mounted on the node before anything else of the container.
         let mut volumes = Vec::with_capacity(spec.volumes.len());
         for a in &spec.volumes {
@@ -350,6 +354,7 @@ impl YoukiRuntime {
             let plan = plan.clone();
             let seccomp = self.inner.seccomp.clone();
             let allow_net_raw = self.inner.cfg.allow_net_raw;
+            let secret_files = Arc::clone(&secret_files);
             tokio::task::spawn_blocking(move || -> std::result::Result<(File, File), String> {
                 // The bundle is the daemon's user's alone (at_rest).
                 private_fs::create_dir_all(&dir)
@@ -357,6 +362,8 @@ impl YoukiRuntime {
                 save_record(&dir, &record).map_err(|e| format!("saving the record: {e}"))?;
                 rootfs::prepare(mode, &rootfs_src, &dir)
                     .map_err(|e| format!("preparing the {mode} rootfs: {e}"))?;
+                let secret_files =
+                    super::secrets::write_files(&dir, &secret_files, plan.uid, plan.gid)?;
                 let resolv_conf = match resolv_conf {
                     // Readable by all: it is bind-mounted into the container,
                     // whatever user that runs as.
@@ -379,6 +386,7 @@ impl YoukiRuntime {
                     allow_net_raw,
                     resolv_conf,
                     volumes,
+                    secret_files,
                 });
                 spec::save(&dir.join("config.json"), &oci)
                     .map_err(|e| format!("writing config.json: {e}"))?;
@@ -406,11 +414,13 @@ impl YoukiRuntime {
             let cid = id.to_string();
             let state_root = self.inner.state_root.clone();
             let bundle = dir.clone();
+            let executor = ForkSafeExecutor::with_secrets(opened.env);
             worker::run_forked(move || {
-                calls::libcontainer_create(&cid, &state_root, &bundle, stdout, stderr)
+                calls::libcontainer_create(&cid, &state_root, &bundle, stdout, stderr, executor)
             })
             .await
         };
+        drop(secret_files);
         let (pid, ticks) = match started {
             Ok(p) => p,
             Err(e) => {

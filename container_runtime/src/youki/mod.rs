@@ -63,6 +63,7 @@ mod publish;
 mod recover;
 mod rootfs;
 mod seccomp;
+mod secrets;
 mod spec;
 mod stop;
 mod volume;
@@ -87,6 +88,7 @@ use tracing::{info, instrument, warn};
 pub use cgroup::{preflight, Layout as CgroupLayout, Usage};
 pub use image::{ImageLimits, ImageStore, ImageStoreConfig, PullPolicy, RegistryCredentials};
 pub use rootfs::LayerMode;
+pub use secrets::SecretKey;
 pub use spec::NetworkMode;
 
 use entry::{lock, Entry};
@@ -139,6 +141,9 @@ pub struct YoukiConfig {
     /// container is refused ([`HOST_NETWORK_REFUSED`]): it could bind any
     /// port of the node and read its traffic (`--allow-host-network`).
     pub allow_host_network: bool,
+    /// The node's key, which opens the secrets sealed to it; none: a
+    /// container that names a secret is refused.
+    pub secret_key: Option<SecretKey>,
 }
 
 /// Why a container on the host's network is refused where
@@ -164,6 +169,7 @@ impl YoukiConfig {
             seccomp: true,
             allow_net_raw: false,
             allow_host_network: false,
+            secret_key: None,
         }
     }
 }

@@ -197,7 +197,7 @@ async fn exec_and_reap(
             .with_stdin(stdin)
             .with_stdout(stdout)
             .with_stderr(stderr)
-            .with_executor(super::executor::ForkSafeExecutor)
+            .with_executor(super::executor::ForkSafeExecutor::default())
             .as_tenant()
             .with_container_args(command)
             .with_detach(true)

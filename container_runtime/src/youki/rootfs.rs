@@ -103,6 +103,7 @@ pub fn teardown(container_dir: &Path) -> io::Result<()> {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => return Err(io::Error::from(e)),
     }
+    super::secrets::unmount(container_dir)?;
     match std::fs::remove_dir_all(container_dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

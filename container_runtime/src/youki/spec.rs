@@ -100,6 +100,8 @@ pub struct SpecInput<'a> {
     pub resolv_conf: Option<std::path::PathBuf>,
     /// Volumes bound into the container.
     pub volumes: Vec<VolumeBind>,
+    /// Secret files (on the container's secrets tmpfs), bound read-only.
+    pub secret_files: Vec<VolumeBind>,
 }
 
 /// A volume mounted on the node, bound into a container.
@@ -270,6 +272,22 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
         }
         spec.set_mounts(Some(mounts));
     }
+    if !input.secret_files.is_empty() {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for f in &input.secret_files {
+            let mut m = Mount::default();
+            m.set_destination(f.destination.clone().into());
+            m.set_typ(Some("bind".into()));
+            m.set_source(Some(f.source.clone()));
+            m.set_options(Some(
+                ["bind", "ro", "nosuid", "nodev", "noexec"]
+                    .map(String::from)
+                    .to_vec(),
+            ));
+            mounts.push(m);
+        }
+        spec.set_mounts(Some(mounts));
+    }
     spec
 }
 
@@ -290,6 +308,7 @@ mod tests {
             args: Vec::new(),
             env: Default::default(),
             secret_env: Vec::new(),
+            secret_files: Vec::new(),
             volumes: Vec::new(),
             ports: Vec::new(),
             resources: Default::default(),
@@ -315,6 +334,7 @@ mod tests {
             allow_net_raw,
             resolv_conf: None,
             volumes: Vec::new(),
+            secret_files: Vec::new(),
         })
     }
 

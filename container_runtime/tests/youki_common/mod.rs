@@ -32,6 +32,7 @@ pub fn config(image_name: &str, command: &[&str]) -> ContainerConfig {
         args: Vec::new(),
         env: BTreeMap::new(),
         secret_env: Vec::new(),
+        secret_files: Vec::new(),
         volumes: Vec::new(),
         ports: Vec::new(),
         resources: Default::default(),
@@ -47,6 +48,7 @@ pub fn spec(config: ContainerConfig) -> ContainerSpec {
         config,
         labels: BTreeMap::new(),
         volumes: Vec::new(),
+        secrets: Default::default(),
     }
 }
 

@@ -168,6 +168,7 @@ impl Orchestrator {
         let before: Vec<&WorkloadSpec> = existing.iter().map(|w| &w.spec).collect();
         self.check_quotas(&owner, &before, &[&spec]).await?;
         volumes::check(store.as_ref(), &self.quotas, &owner, &[&spec]).await?;
+        secrets::check_exist(store.as_ref(), &owner, &[&spec]).await?;
         let w = merge(existing, owner, spec);
         store.put_workload(&w).await?;
         Ok(w)
@@ -196,6 +197,7 @@ impl Orchestrator {
             let after: Vec<&WorkloadSpec> = specs.iter().collect();
             self.check_quotas(&owner, &before, &after).await?;
             volumes::check(self.deps.store.as_ref(), &self.quotas, &owner, &after).await?;
+            secrets::check_exist(self.deps.store.as_ref(), &owner, &after).await?;
         }
         let out: Vec<WorkloadDefinition> = existing
             .into_iter()

@@ -6,20 +6,41 @@
 use chrono::Utc;
 use orchestrator_shared_types::secret::{SealedSecret, RECORD};
 use orchestrator_shared_types::{PublicKey, WorkloadSpec};
+use state_store_interface::StateStore;
 
 use super::Orchestrator;
 use crate::error::{Error, Result};
 
-/// The secrets `spec` names (in `secret_env`), sorted, without repeats.
+/// The secrets `spec` names (in `secret_env` and `secret_files`), sorted,
+/// without repeats.
 pub fn named_by(spec: &WorkloadSpec) -> Vec<&str> {
-    let mut names: Vec<&str> = spec
-        .containers
-        .iter()
-        .flat_map(|c| c.secret_env.iter().map(|s| s.secret.as_str()))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
+    spec.secrets().into_iter().collect()
+}
+
+/// Refuses `specs` of `owner` if one names a secret `owner` has not set: a
+/// container promised a value it cannot get would fail far from the cause.
+/// Called under the workload-writes lock, which deleting a secret takes too.
+pub(crate) async fn check_exist(
+    store: &dyn StateStore,
+    owner: &PublicKey,
+    specs: &[&WorkloadSpec],
+) -> Result<()> {
+    for spec in specs {
+        for name in spec.secrets() {
+            let key = SealedSecret::record_key(owner, name);
+            if store.get_record(RECORD, &key).await?.is_none() {
+                return Err(Error::InvalidArgument {
+                    field: "secrets",
+                    message: format!(
+                        "workload {:?} names secret {name:?}, which does not exist: \
+                         set it first (`ui secret set {name}`)",
+                        spec.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse(key: &str, text: &str) -> Result<SealedSecret> {
@@ -92,6 +113,8 @@ impl Orchestrator {
     /// Deletes `owner`'s secret `name`; refused while a workload of
     /// `owner` names it. Returns what was deleted.
     pub async fn delete_secret(&self, owner: &PublicKey, name: &str) -> Result<SealedSecret> {
+        // No workload naming it is written meanwhile (see `check_exist`).
+        let _guard = self.handle.ctx().workload_writes.lock().await;
         let secret = self.secret(owner, name).await?;
         let users: Vec<String> = self
             .deps

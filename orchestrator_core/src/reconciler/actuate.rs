@@ -74,6 +74,12 @@ async fn start_instance(
     labels.insert(OWNER_LABEL.to_owned(), w.owner.to_string());
     labels.insert(LABEL_INSTANCE.to_owned(), inst.id.to_string());
     labels.insert(LABEL_WORKLOAD.to_owned(), w.id.to_string());
+    // The sealed values of its secrets, which only the node can open.
+    let sealed = if w.spec.secrets().is_empty() {
+        Ok(Default::default())
+    } else {
+        super::secrets::sealed_values(ctx.deps.store.as_ref(), w).await
+    };
     for config in &w.spec.containers {
         let spec = ContainerSpec {
             instance_id: inst.id,
@@ -81,9 +87,27 @@ async fn start_instance(
             config: config.clone(),
             labels: labels.clone(),
             volumes: VolumeAttachment::of(w.owner, config),
+            secrets: match &sealed {
+                Ok(all) => all
+                    .iter()
+                    .filter(|(name, _)| {
+                        config.secret_env.iter().any(|s| &s.secret == *name)
+                            || config.secret_files.iter().any(|f| &f.secret == *name)
+                    })
+                    .map(|(n, s)| (n.clone(), s.clone()))
+                    .collect(),
+                Err(_) => Default::default(),
+            },
         };
         let started = std::time::Instant::now();
-        let created = ctx.deps.runtime.create_container(inst.node_id, &spec).await;
+        let created = match &sealed {
+            Err(reason) => Err(RuntimeError::Create {
+                instance: inst.id,
+                name: config.name.clone(),
+                reason: reason.clone(),
+            }),
+            Ok(_) => ctx.deps.runtime.create_container(inst.node_id, &spec).await,
+        };
         ctx.deps
             .metrics
             .container_create_duration
@@ -348,17 +372,29 @@ pub async fn actuate(
                     cordoned = ctx.drains.cordon_view(&listed);
                     &cordoned
                 };
-                if w.spec.volumes().is_empty() {
-                    let request = ScheduleRequest {
-                        workload: placed_as,
-                        instances: ids.clone(),
-                        existing,
-                    };
-                    scheduler.schedule(&request, nodes).await?
-                } else {
+                // Only nodes that can open its secrets (`secrets`).
+                let gate = super::secrets::Gate::of(store.as_ref(), w, nodes).await?;
+                let nodes = match &gate {
+                    super::secrets::Gate::Open => Ok(nodes),
+                    super::secrets::Gate::Restricted { nodes, .. } => Ok(nodes.as_slice()),
+                    super::secrets::Gate::Closed(reason) => Err(reason.clone()),
+                };
+                let decisions = match nodes {
+                    Err(reason) => vec![ScheduleDecision::NoPlacement(reason); ids.len()],
+                    Ok(nodes) if w.spec.volumes().is_empty() => {
+                        let request = ScheduleRequest {
+                            workload: placed_as,
+                            instances: ids.clone(),
+                            existing,
+                        };
+                        scheduler.schedule(&request, nodes).await?
+                    }
                     // Pinned to their volumes' node (`volumes`).
-                    super::volumes::place(ctx, &placed_as, &ids, existing, nodes).await?
-                }
+                    Ok(nodes) => {
+                        super::volumes::place(ctx, &placed_as, &ids, existing, nodes).await?
+                    }
+                };
+                gate.explain(decisions)
             }
             Err(reason) => vec![ScheduleDecision::NoPlacement(reason); ids.len()],
         };

@@ -21,6 +21,7 @@ pub mod context;
 pub mod drain;
 pub mod plan;
 pub mod reconcile;
+pub(crate) mod secrets;
 pub mod sense;
 pub mod status;
 pub mod sweep;

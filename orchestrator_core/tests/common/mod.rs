@@ -105,6 +105,7 @@ pub fn spec_with_image(name: &str, replicas: u32, image: &str) -> WorkloadSpec {
             args: vec![],
             env: Default::default(),
             secret_env: vec![],
+            secret_files: vec![],
             volumes: Vec::new(),
             ports: vec![],
             resources: ResourceRequirements {

@@ -115,6 +115,8 @@ fn set(ctx: &Context, args: &SecretSetArgs) -> anyhow::Result<()> {
     let me = client
         .public_key()
         .ok_or_else(|| anyhow::anyhow!("no identity: create one with `ui init`"))?;
+    // The daemon places by the same policy the secret is sealed by.
+    super::trust_push::sync_and_say(&client, &dir, "")?;
     let (keys, nodes, left_out) = recipients(&client, &rules, me)?;
     let sealed = orchestrator_secrets::seal(&value, &keys)?;
     let stored = client
@@ -166,6 +168,8 @@ fn rewrap(ctx: &Context, names: &[String]) -> anyhow::Result<()> {
     let me = PublicKey(key.verifying_key().to_bytes());
     let identity = KeyIdentity::new(&key)?;
     let client = ctx.client_with_key(key)?;
+    // A policy changed since (`ui policy trust`) reaches the daemon too.
+    super::trust_push::sync_and_say(&client, &dir, "")?;
     let all = client.list_secrets().context("listing your secrets")?.data;
     let chosen: Vec<_> = if names.is_empty() {
         all
