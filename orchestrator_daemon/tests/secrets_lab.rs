@@ -16,10 +16,10 @@
 mod multihost_common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use multihost_common::operators::{hex_key, operator, start_operated};
+use multihost_common::ui::{holding, User};
 use multihost_common::youki::registry_forwarder;
 use multihost_common::{eventually, Lab};
 use serde_json::Value;
@@ -29,110 +29,9 @@ use sha2::Digest as _;
 const NET: u8 = 10;
 const DEADLINE: Duration = Duration::from_secs(90);
 const VALUE: &str = "tr0ub4dor-and-3-9f27c6e1-plaintext";
-const PASSPHRASE: &str = "correct horse battery staple";
 
 fn daemon() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_orchestrator_daemon"))
-}
-
-/// The `ui` binary `cargo test --workspace` builds next to the daemon.
-fn ui_bin() -> PathBuf {
-    let path = daemon().with_file_name(format!("ui{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p ui_cli`)",
-        path.display()
-    );
-    path
-}
-
-struct User {
-    config: PathBuf,
-    server: String,
-}
-
-impl User {
-    fn ui(&self, args: &[&str]) -> Output {
-        let out = Command::new(ui_bin())
-            .arg("--config-dir")
-            .arg(&self.config)
-            .args(["--server", &self.server])
-            .args(args)
-            .env("UNIVRS_PASSPHRASE", PASSPHRASE)
-            .env_remove("UNIVRS_SERVER")
-            .env_remove("UNIVRS_CONFIG_DIR")
-            .stdin(Stdio::null())
-            .output()
-            .expect("running ui");
-        eprintln!(
-            "ui {}: {}\n--- stdout\n{}--- stderr\n{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.ui(args);
-        assert!(out.status.success(), "ui {} failed", args.join(" "));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
-
-    /// The workload's status and its running instances' node ids.
-    fn status(&self, name: &str) -> (Value, Vec<String>) {
-        let v = self.json(&["status", name]);
-        let nodes = v["instances"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter(|i| i["status"] == "Running")
-                    .filter_map(|i| i["node_id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        (v["workload"].clone(), nodes)
-    }
-}
-
-/// Files under `roots` holding `needle`, not descending into tmpfs mounts,
-/// which are listed apart.
-fn holding(roots: &[&Path], needle: &[u8]) -> (Vec<String>, Vec<String>) {
-    let tmpfs = |p: &Path| {
-        nix::sys::statfs::statfs(p)
-            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
-    };
-    let (mut found, mut skipped) = (Vec::new(), Vec::new());
-    let mut stack: Vec<PathBuf> = roots.iter().map(|p| p.to_path_buf()).collect();
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if tmpfs(&path) {
-                skipped.push(path.display().to_string());
-                continue;
-            }
-            for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
-                stack.push(entry.path());
-            }
-        } else if meta.is_file() {
-            if let Ok(bytes) = std::fs::read(&path) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    found.push(path.display().to_string());
-                }
-            }
-        }
-    }
-    (found, skipped)
 }
 
 /// Waits until `n` instances of secret-app printed the value's length and
@@ -159,10 +58,7 @@ async fn a_secret_reaches_only_trusted_nodes_and_no_disk() {
     let forwarder = format!("10.250.{NET}.1:5000");
     let image = registry_forwarder(&forwarder).await;
     let ids = start_operated(&mut lab, &daemon(), &["--insecure-registry", &forwarder]).await;
-    let user = User {
-        config: lab.path("user"),
-        server: lab.hosts[0].api(),
-    };
+    let user = User::new(&daemon(), lab.path("user"), lab.hosts[0].api());
     user.ok(&["init"]);
     user.ok(&["policy", "deny", &hex_key(&operator(2))]);
 

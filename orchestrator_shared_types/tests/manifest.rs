@@ -93,9 +93,9 @@ fn errors_name_the_field_and_the_problem() {
         (
             HELLO.replace(
                 "    env: {GREETING: hi}\n",
-                "    env: {GREETING: hi}\n    secret_env: [{name: TOKEN, secret: api-token}]\n",
+                "    env: {GREETING: hi}\n    secret_env: [{name: TOKEN, secret: Api_Token}]\n",
             ),
-            "containers[0].secret_env: secrets are not supported yet",
+            "containers[0].secret_env[0].secret: \"Api_Token\" is not a secret name",
         ),
         (
             HELLO.replace("cpu: 500m", "cpu: -1"),

@@ -20,6 +20,7 @@
 
 pub mod capture;
 pub mod operators;
+pub mod ui;
 pub mod warm;
 pub mod youki;
 
