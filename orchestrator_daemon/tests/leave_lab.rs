@@ -237,4 +237,18 @@ async fn forget_leaves_nothing_on_any_host_and_import_brings_it_back() {
     let secrets = there.json(&["secret", "list"]);
     let recipients = secrets[0]["recipients"].as_array().unwrap();
     assert!(recipients.iter().any(|k| k == ids[0].as_str()), "{secrets}");
+
+    // Leaving the fresh cluster too leaves nothing running behind the test.
+    there.ok(&["forget", "--yes"]);
+    let dir = fresh.data_dir(0).to_path_buf();
+    eventually(
+        DEADLINE,
+        "the fresh host holds no container or volume",
+        || async {
+            has_files(&dir.join("runtime/containers")).is_empty()
+                && has_files(&dir.join("runtime/volumes")).is_empty()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n--- log:\n{}", fresh.log_tail(0, 40)));
 }
