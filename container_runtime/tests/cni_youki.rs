@@ -172,7 +172,7 @@ async fn published_ports_answer_on_the_node_and_probes_reach_the_instance() {
         s
     };
     let auto = create(&rt, &server(vec![port(8088, None)])).await;
-    let fixed = create(&rt, &server(vec![port(8088, Some(41190))])).await;
+    let fixed = create(&rt, &server(vec![port(8088, Some(28190))])).await;
     let mut seen = Vec::new();
     for id in [&auto, &fixed] {
         let s = wait_status(&rt, id, "ready", |s| s.ready).await;
@@ -187,7 +187,7 @@ async fn published_ports_answer_on_the_node_and_probes_reach_the_instance() {
         seen.push(s);
     }
     assert!((41170..=41179).contains(&seen[0].ports[0].host_port));
-    assert_eq!(seen[1].ports[0].host_port, 41190);
+    assert_eq!(seen[1].ports[0].host_port, 28190);
     assert_ne!(seen[0].address, seen[1].address);
 
     // From another host: a namespace joined to the node by a veth pair; its
@@ -267,9 +267,9 @@ async fn published_ports_answer_on_the_node_and_probes_reach_the_instance() {
 
     // The fixed port is the node's once.
     let err = rt
-        .create_container(NODE, &server(vec![port(80, Some(41190))]))
+        .create_container(NODE, &server(vec![port(80, Some(28190))]))
         .await
-        .expect_err("41190 is published already");
+        .expect_err("28190 is published already");
     assert!(err.to_string().contains("already published"), "{err}");
     assert_eq!(t.leases().len(), 2, "the refused one took no lease");
 
@@ -282,9 +282,9 @@ async fn published_ports_answer_on_the_node_and_probes_reach_the_instance() {
         assert_eq!(iptables_lines(id.as_str()), Vec::<String>::new());
     }
     assert!(t.leases().is_empty(), "leases left: {:?}", t.leases());
-    assert_eq!(iptables_lines("41190"), Vec::<String>::new());
+    assert_eq!(iptables_lines("28190"), Vec::<String>::new());
     // Given back: the fixed port can be published again.
-    let again = create(&rt, &server(vec![port(8088, Some(41190))])).await;
+    let again = create(&rt, &server(vec![port(8088, Some(28190))])).await;
     rt.stop_container(&again, Duration::from_secs(1))
         .await
         .expect("stop");
