@@ -8,6 +8,7 @@ use clap_complete::Shell;
 mod agent;
 mod cluster;
 mod credits;
+mod dashboard;
 mod leave;
 mod secret;
 mod volume;
@@ -17,6 +18,7 @@ pub use agent::{
 };
 pub use cluster::{ClusterCommand, NetworkCommand};
 pub use credits::{AttestArgs, CreditsCommand, OperatorCommand};
+pub use dashboard::DashboardArgs;
 pub use leave::{ExportArgs, ForgetArgs, ImportArgs};
 pub use secret::{SecretCommand, SecretSetArgs};
 pub use volume::VolumeCommand;
@@ -129,6 +131,9 @@ pub enum Command {
     /// Remove every workload, approval, policy and agent token you have on
     /// the cluster (the audit log keeps its entries).
     Forget(ForgetArgs),
+    /// Serve the web dashboard on 127.0.0.1, signing its calls with your
+    /// identity; prints (and opens) the one URL that opens it.
+    Dashboard(DashboardArgs),
     /// Check the daemon's health (exits 1 when degraded).
     Health,
     /// Print the client's version.

@@ -18,6 +18,7 @@
 mod cli;
 mod client;
 mod commands;
+mod dashboard;
 mod output;
 mod profile;
 mod views;

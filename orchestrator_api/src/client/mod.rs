@@ -173,6 +173,9 @@ pub struct ApiClient {
     audience: OnceLock<String>,
 }
 
+/// The headers of a signed WebSocket upgrade, by name.
+pub type UpgradeHeaders = Vec<(&'static str, String)>;
+
 /// Method, request target and body of a request.
 type RequestKey = (String, String, Vec<u8>);
 
@@ -311,6 +314,33 @@ impl ApiClient {
         self.key
             .as_ref()
             .map(|k| orchestrator_shared_types::PublicKey(k.verifying_key().to_bytes()))
+    }
+
+    /// A WebSocket upgrade of `path` (`GET`, no body) signed as any request
+    /// of this client: the `ws://` (or `wss://`) URL and the headers to send.
+    pub fn signed_upgrade(&self, path: &str) -> Result<(String, UpgradeHeaders), ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let url = match url.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => url.replacen("http://", "ws://", 1),
+        };
+        let target = format!("{}{}", self.prefix, path);
+        let mut headers = Vec::new();
+        if let Some(key) = &self.key {
+            let audience = self.audience()?;
+            let payload = Payload::new("GET", &target, b"", &audience)
+                .by_agent(self.acting_agent.as_deref().unwrap_or_default());
+            let now = self.sign_time("GET", &target, b"");
+            let signed = sign(key, &payload, now);
+            headers.push((HEADER_PUBLIC_KEY, signed.public_key));
+            headers.push((HEADER_TIMESTAMP, signed.timestamp));
+            headers.push((HEADER_SIGNATURE, signed.signature));
+            headers.push((HEADER_AUDIENCE, audience));
+        }
+        if let Some(agent) = &self.acting_agent {
+            headers.push((HEADER_AGENT, agent.clone()));
+        }
+        Ok((url, headers))
     }
 
     /// Sends a request; `path` starts with `/` and may carry a query.

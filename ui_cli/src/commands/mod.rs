@@ -205,6 +205,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attest(args) => attest::run(&ctx, &args),
         Command::Operator(cmd) => operator::run(&ctx, &cmd),
         Command::Mcp(args) => mcp::run(&ctx, &args),
+        Command::Dashboard(args) => crate::dashboard::run(&ctx, &args),
         Command::Audit(args) => audit::run(&ctx, &args),
         Command::Agent(cmd) => agent::run(&ctx, &cmd),
         Command::Approvals(cmd) => approvals::run(&ctx, &cmd),

@@ -80,6 +80,7 @@ impl Drop for Daemon {
 
 /// Starts the daemon on an ephemeral port and waits for its
 /// `listening on http://127.0.0.1:PORT` line on stderr.
+#[allow(dead_code)] // Not the dashboard's test, which runs real containers.
 pub fn start_daemon(data_dir: &Path) -> Daemon {
     start_daemon_with(data_dir, &["--runtime", "mock"])
 }

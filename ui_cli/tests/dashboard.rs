@@ -1,0 +1,446 @@
+//! `ui dashboard` in a real headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, over WebDriver), against a real daemon running real
+//! containers: the overview shows the node; a workload deployed with `ui
+//! deploy` appears, and a scale from the CLI shows in the open page within
+//! 2 s, without a reload; a scale from the page changes the workload; an
+//! agent's call approved from the page runs exactly once; the logs view
+//! shows a line printed after it opened. Requests without the token, with a
+//! foreign `Host` or `Origin`, are refused and change nothing. Every view is
+//! photographed at 1280 and 390 pixels wide (`target/dashboard-screenshots/`)
+//! and none is wider than the window.
+//!
+//! Needs root (youki), the test registry, `chromium` and `chromedriver`.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use thirtyfour::prelude::*;
+
+use common::{start_daemon_with, ui, ui_bin, ui_ok, with_token, PASSPHRASE};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn registry() -> String {
+    std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `ui dashboard` and returns it with the URL it printed.
+fn start_dashboard(config_dir: &Path, server: &str) -> (Running, String) {
+    let mut child = Command::new(ui_bin())
+        .arg("--config-dir")
+        .arg(config_dir)
+        .args(["--server", server, "dashboard", "--no-open"])
+        .env("UNIVRS_PASSPHRASE", PASSPHRASE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting ui dashboard");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("the URL line");
+    // Keep reading, so that what it prints later never meets a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:") && w.contains("token="))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+    (Running(child), url)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// chromedriver on a free port, once it answers.
+fn start_chromedriver() -> (Running, String) {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian: chromium-driver) must be installed");
+    let deadline = Instant::now() + DEADLINE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Running(child), format!("http://127.0.0.1:{port}"))
+}
+
+async fn browser(driver: &str) -> WebDriver {
+    let mut caps = DesiredCapabilities::chrome();
+    for arg in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ] {
+        caps.add_arg(arg).unwrap();
+    }
+    if Path::new("/usr/bin/chromium").exists() {
+        caps.set_binary("/usr/bin/chromium").unwrap();
+    }
+    WebDriver::new(driver, caps)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Sends `request` (a whole HTTP/1.1 request) to `port`; the status code.
+fn raw(port: u16, request: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    // The status line is enough: a refused upgrade may keep the connection.
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+        answer.push(byte[0]);
+    }
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn status(config_dir: &Path, server: &str, name: &str) -> Option<Value> {
+    let out = ui(config_dir, server, &["status", name, "-o", "json"]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// Waits until `f` holds.
+async fn until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text of `css`, or "" if it is not on the page.
+async fn text(d: &WebDriver, css: &str) -> String {
+    match d.find(By::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+fn shots_dir() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("dashboard-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Photographs the page at 1280 and 390 pixels wide, and checks that it is
+/// not wider than either window (nothing cut off or pushed out).
+async fn photograph(d: &WebDriver, name: &str) {
+    for (w, h) in [(1280, 900), (390, 844)] {
+        d.set_window_rect(0, 0, w, h).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let overflow = d
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .json()
+            .as_i64()
+            .unwrap_or(0);
+        assert!(
+            overflow <= 0,
+            "{name} at {w}px is {overflow}px wider than the window"
+        );
+        d.screenshot(&shots_dir().join(format!("{name}-{w}.png")))
+            .await
+            .unwrap();
+    }
+    d.set_window_rect(0, 0, 1280, 900).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_in_a_real_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config_dir = tmp.path().join("config");
+    let reg = registry();
+    let daemon = start_daemon_with(
+        &tmp.path().join("data"),
+        &["--runtime", "youki", "--insecure-registry", reg.as_str()],
+    );
+    let server = daemon.url.clone();
+    ui_ok(&config_dir, &server, &["init"]);
+    let manifest = |name: &str, replicas: u32, script: &str| {
+        let path = tmp.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name: {name}\nreplicas: {replicas}\nnetwork: none\ncontainers:\n  - name: main\n    \
+                 image: {reg}/test/busybox:1\n    command: [sh, -c, '{script}']\n    \
+                 resources: {{requests: {{cpu: 10m, memory: 8Mi}}}}\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let ticker = manifest(
+        "ticker",
+        1,
+        "i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.3; done",
+    );
+    ui_ok(
+        &config_dir,
+        &server,
+        &["deploy", ticker.to_str().unwrap(), "--timeout", "60"],
+    );
+
+    let (_dash, url) = start_dashboard(&config_dir, &server);
+    let base = url.split("/?").next().unwrap().to_owned();
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let token = url.rsplit("token=").next().unwrap().to_owned();
+
+    // Refused: no token, a wrong one, a foreign Host, a foreign or missing
+    // Origin on a change, a foreign Origin on the live socket.
+    let host = format!("127.0.0.1:{port}");
+    let cookie = format!("univrs_dashboard={token}");
+    assert_eq!(
+        raw(
+            port,
+            &format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+        ),
+        401
+    );
+    assert_eq!(
+        raw(
+            port,
+            &format!(
+                "GET /?token={} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+                "0".repeat(64)
+            )
+        ),
+        401
+    );
+    assert_eq!(
+        raw(port, &format!("GET / HTTP/1.1\r\nHost: evil.example:{port}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n")),
+        403
+    );
+    let scale = |origin: &str| {
+        format!(
+            "POST /workloads/ticker/scale HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n{origin}\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\nConnection: close\r\n\r\nreplicas=7"
+        )
+    };
+    assert_eq!(raw(port, &scale("Origin: http://evil.example\r\n")), 403);
+    assert_eq!(raw(port, &scale("")), 403);
+    assert_eq!(
+        raw(port, &format!(
+            "GET /live HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nOrigin: http://evil.example\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )),
+        403
+    );
+    let w = status(&config_dir, &server, "ticker").unwrap();
+    assert_eq!(
+        w["workload"]["spec"]["replicas"], 1,
+        "a refused request changed nothing"
+    );
+    // The right cookie and Origin pass (the control of the refusals above).
+    assert_eq!(
+        raw(port, &format!("GET /nodes HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n")),
+        200
+    );
+
+    let (_driver, driver_url) = start_chromedriver();
+    let d = browser(&driver_url).await;
+
+    // The overview shows the node.
+    d.goto(&url).await.unwrap();
+    assert_eq!(d.title().await.unwrap(), "Overview · Univrs");
+    assert!(
+        !d.current_url().await.unwrap().as_str().contains("token="),
+        "the token leaves the address bar"
+    );
+    until("the overview shows 1 node ready", || async {
+        text(&d, ".tiles").await.contains("nodes ready")
+            && text(&d, ".tiles .tile .big").await == "1"
+    })
+    .await;
+    photograph(&d, "overview").await;
+
+    // A workload deployed with `ui deploy` appears, without a reload.
+    d.goto(&format!("{base}/workloads")).await.unwrap();
+    d.execute("window.notReloaded = true;", vec![])
+        .await
+        .unwrap();
+    let web = manifest("web", 1, "exec sleep 3600");
+    ui_ok(
+        &config_dir,
+        &server,
+        &["deploy", web.to_str().unwrap(), "--no-wait"],
+    );
+    until("web appears", || async {
+        !text(&d, "tr[data-workload=web]").await.is_empty()
+    })
+    .await;
+    // Scaled from the CLI: in the page within 2 s.
+    ui_ok(&config_dir, &server, &["scale", "web", "3"]);
+    let scaled = Instant::now();
+    until("the page shows 3 replicas of web", || async {
+        text(&d, "tr[data-workload=web] td[data-field=running]")
+            .await
+            .ends_with("/3")
+    })
+    .await;
+    let shown = scaled.elapsed();
+    assert!(
+        shown <= Duration::from_secs(2),
+        "the scale showed after {shown:?}"
+    );
+    let same_page = d
+        .execute("return window.notReloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        same_page.json(),
+        &Value::Bool(true),
+        "the page was not reloaded"
+    );
+    photograph(&d, "workloads").await;
+
+    // Scaled from the page: the workload changes (asked through the API).
+    d.goto(&format!("{base}/workloads/web")).await.unwrap();
+    let input = d.find(By::Css("input#replicas")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys("2").await.unwrap();
+    d.find(By::Css("form[action$='/scale'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until("the page says web was scaled", || async {
+        text(&d, "#flash").await.contains("scaled to 2")
+    })
+    .await;
+    let w = status(&config_dir, &server, "web").unwrap();
+    assert_eq!(w["workload"]["spec"]["replicas"], 2, "{w}");
+    photograph(&d, "workload").await;
+
+    // An agent's call held for approval, approved from the page: it runs
+    // exactly once.
+    ui_ok(&config_dir, &server, &["policy", "ai", "on"]);
+    let out = ui(
+        &config_dir,
+        &server,
+        &[
+            "agent",
+            "token",
+            "create",
+            "--name",
+            "bot",
+            "--tools",
+            "delete_workload",
+            "--expires",
+            "1h",
+        ],
+    );
+    assert!(out.status.success());
+    let agent = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    d.goto(&format!("{base}/agents")).await.unwrap();
+    let (code, body) = with_token(&server, &agent, "DELETE", "/api/v1/workloads/web");
+    assert_eq!(code, 202, "{body}");
+    until("the approval shows", || async {
+        !text(&d, "li[data-approval]").await.is_empty()
+    })
+    .await;
+    photograph(&d, "agents").await;
+    d.find(By::Css("li[data-approval] form[action$='/approve'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until("the page says approved", || async {
+        text(&d, "#flash").await.contains("approved")
+    })
+    .await;
+    until("web is deleted", || async {
+        status(&config_dir, &server, "web").is_none()
+    })
+    .await;
+    let audit: Value = serde_json::from_str(&ui_ok(
+        &config_dir,
+        &server,
+        &["audit", "--agent", "bot", "-o", "json"],
+    ))
+    .unwrap();
+    let ran = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["decision"] == "approved")
+        .count();
+    assert_eq!(ran, 1, "the approved call ran once: {audit}");
+
+    // The logs view shows a line printed after it opened.
+    let before = ui_ok(&config_dir, &server, &["logs", "ticker"]);
+    let last: u64 = before
+        .lines()
+        .filter_map(|l| l.rsplit("tick-").next()?.trim().parse().ok())
+        .max()
+        .unwrap_or(0);
+    d.goto(&format!("{base}/workloads/ticker/logs"))
+        .await
+        .unwrap();
+    let later = format!("tick-{}", last + 3);
+    until("the page shows a later line", || async {
+        text(&d, "#log").await.contains(&later)
+    })
+    .await;
+    photograph(&d, "logs").await;
+
+    d.goto(&format!("{base}/nodes")).await.unwrap();
+    assert!(text(&d, "main").await.contains("1 of 1 ready"));
+    photograph(&d, "nodes").await;
+    d.goto(&format!("{base}/credits")).await.unwrap();
+    assert!(text(&d, "main").await.contains("balance"));
+    photograph(&d, "credits").await;
+
+    d.quit().await.unwrap();
+    ui_ok(&config_dir, &server, &["delete", "ticker"]);
+}
