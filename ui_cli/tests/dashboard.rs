@@ -442,5 +442,11 @@ async fn the_dashboard_in_a_real_browser() {
     photograph(&d, "credits").await;
 
     d.quit().await.unwrap();
+    // Nothing left running once the daemon is gone.
     ui_ok(&config_dir, &server, &["delete", "ticker"]);
+    let containers = tmp.path().join("data/runtime/containers");
+    until("every container is removed", || async {
+        std::fs::read_dir(&containers).map_or(true, |mut d| d.next().is_none())
+    })
+    .await;
 }
