@@ -21,8 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use thirtyfour::prelude::*;
 
+use common::webdriver::Browser;
 use common::{start_daemon_with, ui, ui_bin, ui_ok, with_token, PASSPHRASE};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -67,50 +67,6 @@ fn start_dashboard(config_dir: &Path, server: &str) -> (Running, String) {
     (Running(child), url)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// chromedriver on a free port, once it answers.
-fn start_chromedriver() -> (Running, String) {
-    let port = free_port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver (Debian: chromium-driver) must be installed");
-    let deadline = Instant::now() + DEADLINE;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Running(child), format!("http://127.0.0.1:{port}"))
-}
-
-async fn browser(driver: &str) -> WebDriver {
-    let mut caps = DesiredCapabilities::chrome();
-    for arg in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-    ] {
-        caps.add_arg(arg).unwrap();
-    }
-    if Path::new("/usr/bin/chromium").exists() {
-        caps.set_binary("/usr/bin/chromium").unwrap();
-    }
-    WebDriver::new(driver, caps)
-        .await
-        .expect("a Chromium session")
-}
-
 /// Sends `request` (a whole HTTP/1.1 request) to `port`; the status code.
 fn raw(port: u16, request: &str) -> u16 {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -137,23 +93,11 @@ fn status(config_dir: &Path, server: &str, name: &str) -> Option<Value> {
 }
 
 /// Waits until `f` holds.
-async fn until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
+fn until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
-    while !f().await {
+    while !f() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The text of `css`, or "" if it is not on the page.
-async fn text(d: &WebDriver, css: &str) -> String {
-    match d.find(By::Css(css)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -168,33 +112,25 @@ fn shots_dir() -> PathBuf {
 
 /// Photographs the page at 1280 and 390 pixels wide, and checks that it is
 /// not wider than either window (nothing cut off or pushed out).
-async fn photograph(d: &WebDriver, name: &str) {
+fn photograph(b: &Browser, name: &str) {
     for (w, h) in [(1280, 900), (390, 844)] {
-        d.set_window_rect(0, 0, w, h).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let overflow = d
-            .execute(
-                "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
-                vec![],
-            )
-            .await
-            .unwrap()
-            .json()
+        b.resize(w, h);
+        std::thread::sleep(Duration::from_millis(150));
+        let overflow = b
+            .run("return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
             .as_i64()
             .unwrap_or(0);
         assert!(
             overflow <= 0,
             "{name} at {w}px is {overflow}px wider than the window"
         );
-        d.screenshot(&shots_dir().join(format!("{name}-{w}.png")))
-            .await
-            .unwrap();
+        b.screenshot(&shots_dir().join(format!("{name}-{w}.png")));
     }
-    d.set_window_rect(0, 0, 1280, 900).await.unwrap();
+    b.resize(1280, 900);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_in_a_real_browser() {
+#[test]
+fn the_dashboard_in_a_real_browser() {
     let tmp = tempfile::tempdir().unwrap();
     let config_dir = tmp.path().join("config");
     let reg = registry();
@@ -285,81 +221,61 @@ async fn the_dashboard_in_a_real_browser() {
         200
     );
 
-    let (_driver, driver_url) = start_chromedriver();
-    let d = browser(&driver_url).await;
+    let d = Browser::start(&[]);
 
     // The overview shows the node.
-    d.goto(&url).await.unwrap();
-    assert_eq!(d.title().await.unwrap(), "Overview · Univrs");
+    d.goto(&url);
+    assert_eq!(d.title(), "Overview · Univrs");
     assert!(
-        !d.current_url().await.unwrap().as_str().contains("token="),
+        !d.url().contains("token="),
         "the token leaves the address bar"
     );
-    until("the overview shows 1 node ready", || async {
-        text(&d, ".tiles").await.contains("nodes ready")
-            && text(&d, ".tiles .tile .big").await == "1"
-    })
-    .await;
-    photograph(&d, "overview").await;
+    until("the overview shows 1 node ready", || {
+        d.text(".tiles").contains("nodes ready") && d.text(".tiles .tile .big") == "1"
+    });
+    photograph(&d, "overview");
 
     // A workload deployed with `ui deploy` appears, without a reload.
-    d.goto(&format!("{base}/workloads")).await.unwrap();
-    d.execute("window.notReloaded = true;", vec![])
-        .await
-        .unwrap();
+    d.goto(&format!("{base}/workloads"));
+    d.run("window.notReloaded = true;");
     let web = manifest("web", 1, "exec sleep 3600");
     ui_ok(
         &config_dir,
         &server,
         &["deploy", web.to_str().unwrap(), "--no-wait"],
     );
-    until("web appears", || async {
-        !text(&d, "tr[data-workload=web]").await.is_empty()
-    })
-    .await;
+    until("web appears", || {
+        !d.text("tr[data-workload=web]").is_empty()
+    });
     // Scaled from the CLI: in the page within 2 s.
     ui_ok(&config_dir, &server, &["scale", "web", "3"]);
     let scaled = Instant::now();
-    until("the page shows 3 replicas of web", || async {
-        text(&d, "tr[data-workload=web] td[data-field=running]")
-            .await
+    until("the page shows 3 replicas of web", || {
+        d.text("tr[data-workload=web] td[data-field=running]")
             .ends_with("/3")
-    })
-    .await;
+    });
     let shown = scaled.elapsed();
     assert!(
         shown <= Duration::from_secs(2),
         "the scale showed after {shown:?}"
     );
-    let same_page = d
-        .execute("return window.notReloaded === true;", vec![])
-        .await
-        .unwrap();
     assert_eq!(
-        same_page.json(),
-        &Value::Bool(true),
+        d.run("return window.notReloaded === true;"),
+        Value::Bool(true),
         "the page was not reloaded"
     );
-    photograph(&d, "workloads").await;
+    photograph(&d, "workloads");
 
     // Scaled from the page: the workload changes (asked through the API).
-    d.goto(&format!("{base}/workloads/web")).await.unwrap();
-    let input = d.find(By::Css("input#replicas")).await.unwrap();
-    input.clear().await.unwrap();
-    input.send_keys("2").await.unwrap();
-    d.find(By::Css("form[action$='/scale'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until("the page says web was scaled", || async {
-        text(&d, "#flash").await.contains("scaled to 2")
-    })
-    .await;
+    d.goto(&format!("{base}/workloads/web"));
+    d.fill("input#replicas", "2");
+    d.click("form[action$='/scale'] button");
+    until("the page says web was scaled", || {
+        d.text("#flash").contains("scaled to 2")
+    });
     let w = status(&config_dir, &server, "web").unwrap();
     assert_eq!(w["workload"]["spec"]["replicas"], 2, "{w}");
-    photograph(&d, "workload").await;
+    photograph(&d, "workload");
 
     // An agent's call held for approval, approved from the page: it runs
     // exactly once.
@@ -381,28 +297,20 @@ async fn the_dashboard_in_a_real_browser() {
     );
     assert!(out.status.success());
     let agent = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    d.goto(&format!("{base}/agents")).await.unwrap();
+    d.goto(&format!("{base}/agents"));
     let (code, body) = with_token(&server, &agent, "DELETE", "/api/v1/workloads/web");
     assert_eq!(code, 202, "{body}");
-    until("the approval shows", || async {
-        !text(&d, "li[data-approval]").await.is_empty()
-    })
-    .await;
-    photograph(&d, "agents").await;
-    d.find(By::Css("li[data-approval] form[action$='/approve'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until("the page says approved", || async {
-        text(&d, "#flash").await.contains("approved")
-    })
-    .await;
-    until("web is deleted", || async {
+    until("the approval shows", || {
+        !d.text("li[data-approval]").is_empty()
+    });
+    photograph(&d, "agents");
+    d.click("li[data-approval] form[action$='/approve'] button");
+    until("the page says approved", || {
+        d.text("#flash").contains("approved")
+    });
+    until("web is deleted", || {
         status(&config_dir, &server, "web").is_none()
-    })
-    .await;
+    });
     let audit: Value = serde_json::from_str(&ui_ok(
         &config_dir,
         &server,
@@ -424,29 +332,25 @@ async fn the_dashboard_in_a_real_browser() {
         .filter_map(|l| l.rsplit("tick-").next()?.trim().parse().ok())
         .max()
         .unwrap_or(0);
-    d.goto(&format!("{base}/workloads/ticker/logs"))
-        .await
-        .unwrap();
+    d.goto(&format!("{base}/workloads/ticker/logs"));
     let later = format!("tick-{}", last + 3);
-    until("the page shows a later line", || async {
-        text(&d, "#log").await.contains(&later)
-    })
-    .await;
-    photograph(&d, "logs").await;
+    until("the page shows a later line", || {
+        d.text("#log").contains(&later)
+    });
+    photograph(&d, "logs");
 
-    d.goto(&format!("{base}/nodes")).await.unwrap();
-    assert!(text(&d, "main").await.contains("1 of 1 ready"));
-    photograph(&d, "nodes").await;
-    d.goto(&format!("{base}/credits")).await.unwrap();
-    assert!(text(&d, "main").await.contains("balance"));
-    photograph(&d, "credits").await;
+    d.goto(&format!("{base}/nodes"));
+    assert!(d.text("main").contains("1 of 1 ready"));
+    photograph(&d, "nodes");
+    d.goto(&format!("{base}/credits"));
+    assert!(d.text("main").contains("balance"));
+    photograph(&d, "credits");
 
-    d.quit().await.unwrap();
+    drop(d);
     // Nothing left running once the daemon is gone.
     ui_ok(&config_dir, &server, &["delete", "ticker"]);
     let containers = tmp.path().join("data/runtime/containers");
-    until("every container is removed", || async {
+    until("every container is removed", || {
         std::fs::read_dir(&containers).map_or(true, |mut d| d.next().is_none())
-    })
-    .await;
+    });
 }

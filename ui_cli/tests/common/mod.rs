@@ -1,6 +1,8 @@
 //! What the end-to-end tests share: the real daemon on an ephemeral port and
 //! the real `ui` binary run against it.
 
+#[allow(dead_code)] // Only the dashboard's test drives a browser.
+pub mod webdriver;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
