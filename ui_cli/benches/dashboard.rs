@@ -65,6 +65,7 @@ fn daemon(data: &Path) -> (Running, String) {
             "--node-memory",
             "64Gi",
         ])
+        .args(["--quota-workloads", "2000", "--quota-replicas", "5000"])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
