@@ -41,6 +41,9 @@ pub const APPROVALS: &str = "/api/v1/approvals";
 pub const TRUST_POLICY: &str = "/api/v1/trust/policy";
 /// `GET` the caller's sealed secrets.
 pub const SECRETS: &str = "/api/v1/secrets";
+/// `GET` a page of every node's reputation as the caller sees it
+/// ([`reputation_query`] adds the caller's trusted operators).
+pub const REPUTATION: &str = "/api/v1/reputation";
 /// `POST` a signed attestation.
 pub const ATTESTATIONS: &str = "/api/v1/attestations";
 /// `GET` the caller's credit balance.
@@ -146,6 +149,15 @@ pub fn node_reputation(id: &str, trusted: &[PublicKey]) -> String {
     let keys: Vec<String> = trusted.iter().map(PublicKey::to_hex).collect();
     query.push_list("trusted", &keys);
     query.after(&format!("{}/reputation", node(id)))
+}
+
+/// The query of [`REPUTATION`]: `trusted=HEX,HEX` when the caller trusts
+/// some operators (empty when none).
+pub fn reputation_query(trusted: &[PublicKey]) -> Query {
+    let mut query = Query::new();
+    let keys: Vec<String> = trusted.iter().map(PublicKey::to_hex).collect();
+    query.push_list("trusted", &keys);
+    query
 }
 
 /// `/api/v1/secrets/{name}`: `GET`, `PUT` or `DELETE` one sealed secret.
@@ -312,6 +324,11 @@ mod tests {
         );
         let k = |b: u8| PublicKey([b; 32]);
         assert_eq!(node_reputation("ab", &[]), "/api/v1/nodes/ab/reputation");
+        assert!(reputation_query(&[]).is_empty());
+        assert_eq!(
+            reputation_query(&[k(1)]).after(REPUTATION),
+            format!("/api/v1/reputation?trusted={}", k(1).to_hex())
+        );
         assert_eq!(
             node_reputation("ab", &[k(1), k(2)]),
             format!(

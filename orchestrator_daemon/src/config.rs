@@ -140,6 +140,8 @@ pub struct DaemonConfig {
     pub bridge_off: Option<String>,
     /// Cluster mode; `None` runs a standalone node.
     pub cluster: Option<ClusterSettings>,
+    /// Nodes simulated in all with the mock runtime (`--mock-nodes`); 1: none.
+    pub mock_nodes: u32,
 }
 
 /// Parses a public key written as 64 hex characters or standard base64.
@@ -254,6 +256,8 @@ impl DaemonConfig {
         let quotas = owner_quotas(&s)?;
         let runtime = s.runtime.unwrap_or(RuntimeKind::Youki);
         let (youki, bridge_off) = super::runtime_config::resolve(&s, data_dir.join("runtime"))?;
+        let mock_nodes =
+            super::simulated::resolve(s.mock_nodes, runtime, cluster.is_some() || etcd.is_some())?;
 
         let capacity = machine_capacity();
         let cpu = match s.node_cpu {
@@ -355,6 +359,7 @@ impl DaemonConfig {
             youki,
             bridge_off,
             cluster,
+            mock_nodes,
         })
     }
 
@@ -381,6 +386,7 @@ impl DaemonConfig {
             api_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             auth: orchestrator_rest::AuthConfig::default(),
             cluster: None,
+            mock_nodes: 1,
         }
     }
 }

@@ -52,6 +52,7 @@ pub mod run;
 mod runtime_config;
 pub mod scheduler;
 pub mod settings;
+mod simulated;
 
 pub use config::{DaemonConfig, LogFormat, RuntimeKind, SchedulerKind, StoreKind};
 pub use error::{Error, Result};

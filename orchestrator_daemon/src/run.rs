@@ -139,7 +139,20 @@ impl Daemon {
             };
             let info = info::router(info);
             local.address = api_addr.to_string();
-            let cluster: Arc<dyn ClusterManager> = Arc::new(MockClusterManager::new(local));
+            let simulated = crate::simulated::nodes(&local, config.mock_nodes);
+            let members = MockClusterManager::new(local);
+            for node in simulated {
+                local_runtime.init_node(node.id).await?;
+                members.add_node(node)?;
+            }
+            if config.mock_nodes > 1 {
+                warn!(
+                    nodes = config.mock_nodes,
+                    "--mock-nodes: this node shows {} simulated nodes beside itself",
+                    config.mock_nodes - 1
+                );
+            }
+            let cluster: Arc<dyn ClusterManager> = Arc::new(members);
             let network = network::router(
                 NetworkState {
                     cluster: Arc::clone(&cluster),

@@ -138,6 +138,13 @@ pub struct Settings {
     /// Workloads reconciled at once [default: 32].
     #[arg(long, env = "UNIVRS_RECONCILE_CONCURRENCY")]
     pub reconcile_concurrency: Option<usize>,
+    /// With `--runtime mock` on a standalone node: how many nodes to
+    /// simulate in all, this one and N−1 more of its size, on which the mock
+    /// runtime runs simulated instances (demos, and benchmarks such as the
+    /// dashboard's with 100 nodes) [default: 1, none simulated; at most
+    /// 1000]. Refused with any other runtime and in a cluster.
+    #[arg(long, env = "UNIVRS_MOCK_NODES")]
+    pub mock_nodes: Option<u32>,
     /// Address of the REST API, HOST:PORT (port 0 picks a free one) [default: 127.0.0.1:9090].
     #[arg(long, env = "UNIVRS_API_ADDR")]
     pub api_addr: Option<String>,

@@ -188,6 +188,25 @@ async fn credit_limits_transfers_and_replay() {
     assert!(r["composite"]
         .as_f64()
         .is_some_and(|c| (0.0..=1.0).contains(&c)));
+    // Every node's, in one answer: the same figures.
+    let (s, all) = send_to(&router, signed(&a, "GET", "/api/v1/reputation", b"")).await;
+    assert_eq!(s, 200, "{all}");
+    let all = &all["items"];
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all[0]["node"], r["node"], "{all}");
+    assert_eq!(all[0]["operator"], r["operator"], "{all}");
+    let (one, bulk) = (r["composite"].as_f64(), all[0]["composite"].as_f64());
+    assert!(
+        one.zip(bulk).is_some_and(|(x, y)| (x - y).abs() < 1e-6),
+        "the bulk answer is the per-node one: {all} vs {r}"
+    );
+    // A malformed trusted key is refused, not ignored.
+    let (s, e) = send_to(
+        &router,
+        signed(&a, "GET", "/api/v1/reputation?trusted=nothex", b""),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
 
     // A restarted control plane replays the same ledger.
     let again = TrustService::new(Arc::clone(&api.store), authority, "test-ledger");

@@ -203,6 +203,7 @@ pub fn api_routes(state: &AppState) -> Router {
         .route(pattern::NODE_UNCORDON, post(nodes::uncordon))
         .route(pattern::NODE_DRAIN, post(nodes::drain))
         .route(pattern::NODE_REPUTATION, get(trust::reputation))
+        .route(routes::REPUTATION, get(trust::reputations))
         .route(routes::ATTESTATIONS, post(trust::attest))
         .route(routes::SECRETS, get(secrets::list))
         .route(

@@ -86,7 +86,7 @@ impl Modify for SecurityAddon {
         super::agents::revoke_all,
         super::agents::list_approvals, super::agents::get_approval, super::agents::approve,
         super::agents::deny, super::agents::recent_events,
-        super::trust::reputation, super::trust::attest,
+        super::trust::reputation, super::trust::reputations, super::trust::attest,
         super::trust::get_policy, super::trust::put_policy,
         super::secrets::list, super::secrets::get, super::secrets::put, super::secrets::delete,
         super::credits::balance, super::credits::history, super::credits::transfer,

@@ -16,7 +16,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::openapi::CommonErrors;
 use super::workloads::query;
-use super::AppState;
+use super::{AppState, Page};
 use orchestrator_trust::{TrustError, TrustService};
 
 impl From<TrustError> for ApiError {
@@ -81,11 +81,21 @@ pub async fn reputation(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no node {id}")))?;
     let trust = service(&state)?;
+    Ok(Json(view(trust, &caller.key, &trusted, &node)))
+}
+
+/// What `caller` sees of `node`'s reputation through `trusted` operators.
+fn view(
+    trust: &TrustService,
+    caller: &PublicKey,
+    trusted: &[PublicKey],
+    node: &orchestrator_shared_types::Node,
+) -> Reputation {
     let c = trust
         .engine()
-        .components(&caller.key, &trusted, &id, Utc::now());
-    Ok(Json(Reputation {
-        node: id,
+        .components(caller, trusted, &node.id, Utc::now());
+    Reputation {
+        node: node.id,
         operator: node.operator,
         uptime: c.uptime,
         reliability: c.reliability,
@@ -95,7 +105,48 @@ pub async fn reputation(
         composite: c.composite,
         active_days: c.active_days,
         qualifying_attestations: c.qualifying_attestations,
-    }))
+    }
+}
+
+/// Parameters of the route of every node's reputation.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReputationsParams {
+    /// The caller's trusted operators (hex keys, comma-separated).
+    pub trusted: Option<String>,
+    /// Items per page, 1–1000 (default 100).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/v1/reputation`: a page of every node's reputation as the
+/// caller sees it, by node id (a page of nodes needs no call per node).
+#[utoipa::path(get, path = "/api/v1/reputation", tag = "trust",
+    params(ReputationsParams),
+    responses((status = 200, body = Page<Reputation>), CommonErrors),
+    security(("publicKey" = [], "timestamp" = [], "signature" = [])))]
+pub async fn reputations(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<ReputationsParams>, QueryRejection>,
+) -> ApiResult<Json<Page<Reputation>>> {
+    let p = query(q)?;
+    let trusted = parse_keys(p.trusted.as_deref())?;
+    let page = crate::PageParams {
+        limit: p.limit,
+        cursor: p.cursor,
+    };
+    let trust = service(&state)?;
+    let mut nodes = state.orch.list_nodes().await?;
+    nodes.sort_by_key(|n| n.id);
+    let views = nodes
+        .iter()
+        .map(|n| view(trust, &caller.key, &trusted, n))
+        .collect();
+    Ok(Json(crate::paginate(views, &page, |r: &Reputation| {
+        r.node.to_string()
+    })?))
 }
 
 /// `POST /api/v1/attestations`: an attestation signed by its issuer, who must

@@ -1,10 +1,11 @@
 //! The dashboard's benchmarks, in a real headless Chromium against a real
 //! daemon (mock runtime) on loopback:
 //!
-//! - **first paint** of the overview and of the workloads list with 1,000
-//!   workloads, beside the same pages with none (the baseline, same run):
-//!   the browser's `first-contentful-paint`, from navigation start, median
-//!   of 5 loads each;
+//! - **first paint** of the overview, the workloads list and the nodes page
+//!   with 1,000 workloads on 100 nodes (`--mock-nodes 100`: the node and 99
+//!   simulated ones), beside the same pages with no workload on 1 node (the
+//!   baseline, same run): the browser's `first-contentful-paint`, from
+//!   navigation start, median of 5 loads each;
 //! - **memory under live updates**: the overview open while a workload is
 //!   scaled 10 times a second (each scale is an event the page refreshes
 //!   on), for `MINUTES` (default 10): the page's JavaScript heap (Chromium's
@@ -53,10 +54,11 @@ fn daemon_bin() -> PathBuf {
     path
 }
 
-fn daemon(data: &Path) -> (Running, String) {
+fn daemon(data: &Path, nodes: u32) -> (Running, String) {
     let mut child = Command::new(daemon_bin())
         .args(["--runtime", "mock", "--store", "sqlite", "--data-dir"])
         .arg(data)
+        .args(["--mock-nodes", &nodes.to_string()])
         .args([
             "--api-addr",
             "127.0.0.1:0",
@@ -191,40 +193,53 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(10);
     let tmp = tempfile::tempdir().unwrap();
-    let (_daemon, server) = daemon(&tmp.path().join("data"));
     let config = tmp.path().join("config");
-    ui(&config, &server, &["init"]);
+    let d = Browser::start(&["--enable-precise-memory-info", "--js-flags=--expose-gc"]);
+    let pages = ["/", "/workloads", "/nodes"];
+
+    // The baseline: no workload, one node.
+    let empty: Vec<f64> = {
+        let (_daemon, server) = daemon(&tmp.path().join("empty"), 1);
+        ui(&config, &server, &["init"]);
+        let (_dash, url) = dashboard(&config, &server);
+        let base = url.split("/?").next().unwrap().to_owned();
+        d.goto(&url);
+        pages
+            .iter()
+            .map(|p| median_paint(&d, &format!("{base}{p}")))
+            .collect()
+    };
+
+    let (_daemon, server) = daemon(&tmp.path().join("full"), 100);
     let (dash, url) = dashboard(&config, &server);
     let base = url.split("/?").next().unwrap().to_owned();
-    let d = Browser::start(&["--enable-precise-memory-info", "--js-flags=--expose-gc"]);
     d.goto(&url);
-
-    println!("dashboard first paint (first-contentful-paint, median of 5 loads), 1 node");
-    let empty_overview = median_paint(&d, &format!("{base}/"));
-    let empty_list = median_paint(&d, &format!("{base}/workloads"));
     let c = client(&config, &server);
+    assert_eq!(c.list_nodes().unwrap().data.len(), 100, "100 nodes");
     let started = Instant::now();
     for i in 0..1000 {
         deploy(&c, &format!("w{i:04}"), 1);
     }
     println!(
-        "  (1,000 workloads created in {:.1} s)",
+        "dashboard first paint (first-contentful-paint, median of 5 loads)\n  \
+         (1,000 workloads created in {:.1} s)",
         started.elapsed().as_secs_f64()
     );
-    let full_overview = median_paint(&d, &format!("{base}/"));
-    let full_list = median_paint(&d, &format!("{base}/workloads"));
+    let full: Vec<f64> = pages
+        .iter()
+        .map(|p| median_paint(&d, &format!("{base}{p}")))
+        .collect();
     println!(
-        "  {:<28} {:>10} {:>14}",
-        "page", "0 workloads", "1,000 workloads"
+        "  {:<16} {:>24} {:>28}",
+        "page", "0 workloads, 1 node", "1,000 workloads, 100 nodes"
     );
-    println!(
-        "  {:<28} {:>8.0} ms {:>12.0} ms",
-        "overview", empty_overview, full_overview
-    );
-    println!(
-        "  {:<28} {:>8.0} ms {:>12.0} ms",
-        "workloads list", empty_list, full_list
-    );
+    for ((page, e), f) in ["overview", "workloads list", "nodes"]
+        .iter()
+        .zip(&empty)
+        .zip(&full)
+    {
+        println!("  {page:<16} {e:>21.0} ms {f:>25.0} ms");
+    }
 
     println!("\nmemory with the overview open, 10 scales/s, {minutes} min");
     d.goto(&format!("{base}/"));

@@ -9,124 +9,30 @@
 //! photographed at 1280 and 390 pixels wide (`target/dashboard-screenshots/`)
 //! and none is wider than the window.
 //!
+//! A second test, on the mock runtime, is a person at the keyboard only
+//! (skip link, menu, a workload, its scale form, a delete that asks first),
+//! a change the daemon refuses, the page's live connection cut (`ss -K`),
+//! the daemon stopped and started again, and `ui dashboard` restarted: the
+//! page says each, and recovers where it can.
+//!
 //! Needs root (youki), the test registry, `chromium` and `chromedriver`.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::webdriver::Browser;
-use common::{start_daemon_with, ui, ui_bin, ui_ok, with_token, PASSPHRASE};
-
-const DEADLINE: Duration = Duration::from_secs(30);
+use common::dash::{photograph, raw, start_dashboard, status, until};
+use common::webdriver::{Browser, BACKSPACE, ENTER, TAB};
+use common::{start_daemon_at, start_daemon_with, ui, ui_ok, with_token};
 
 fn registry() -> String {
     std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
-}
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `ui dashboard` and returns it with the URL it printed.
-fn start_dashboard(config_dir: &Path, server: &str) -> (Running, String) {
-    let mut child = Command::new(ui_bin())
-        .arg("--config-dir")
-        .arg(config_dir)
-        .args(["--server", server, "dashboard", "--no-open"])
-        .env("UNIVRS_PASSPHRASE", PASSPHRASE)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting ui dashboard");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut first = String::new();
-    reader.read_line(&mut first).expect("the URL line");
-    // Keep reading, so that what it prints later never meets a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:") && w.contains("token="))
-        .unwrap_or_else(|| panic!("no URL in {first:?}"))
-        .to_owned();
-    (Running(child), url)
-}
-
-/// Sends `request` (a whole HTTP/1.1 request) to `port`; the status code.
-fn raw(port: u16, request: &str) -> u16 {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    // The status line is enough: a refused upgrade may keep the connection.
-    let mut answer = Vec::new();
-    let mut byte = [0u8; 1];
-    while !answer.ends_with(b"\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
-        answer.push(byte[0]);
-    }
-    String::from_utf8_lossy(&answer)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-fn status(config_dir: &Path, server: &str, name: &str) -> Option<Value> {
-    let out = ui(config_dir, server, &["status", name, "-o", "json"]);
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).unwrap())
-}
-
-/// Waits until `f` holds.
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn shots_dir() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let dir = target.join("dashboard-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Photographs the page at 1280 and 390 pixels wide, and checks that it is
-/// not wider than either window (nothing cut off or pushed out).
-fn photograph(b: &Browser, name: &str) {
-    for (w, h) in [(1280, 900), (390, 844)] {
-        b.resize(w, h);
-        std::thread::sleep(Duration::from_millis(150));
-        let overflow = b
-            .run("return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
-            .as_i64()
-            .unwrap_or(0);
-        assert!(
-            overflow <= 0,
-            "{name} at {w}px is {overflow}px wider than the window"
-        );
-        b.screenshot(&shots_dir().join(format!("{name}-{w}.png")));
-    }
-    b.resize(1280, 900);
 }
 
 #[test]
@@ -164,7 +70,7 @@ fn the_dashboard_in_a_real_browser() {
         &["deploy", ticker.to_str().unwrap(), "--timeout", "60"],
     );
 
-    let (_dash, url) = start_dashboard(&config_dir, &server);
+    let (_dash, url) = start_dashboard(&config_dir, &server, None);
     let base = url.split("/?").next().unwrap().to_owned();
     let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
     let token = url.rsplit("token=").next().unwrap().to_owned();
@@ -353,4 +259,226 @@ fn the_dashboard_in_a_real_browser() {
     until("every container is removed", || {
         std::fs::read_dir(&containers).map_or(true, |mut d| d.next().is_none())
     });
+}
+
+/// What has the focus: `#id`, or its text.
+fn focused(d: &Browser) -> String {
+    d.run(
+        "var e = document.activeElement; \
+         return e.id ? '#' + e.id : (e.innerText || e.value || e.tagName).trim();",
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_owned()
+}
+
+/// Presses Tab until `what` (see [`focused`]) has the focus, checking that
+/// each element reached shows that it has it (a visible outline).
+fn tab_to(d: &Browser, what: &str) {
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        d.keys(TAB);
+        let now = focused(d);
+        let shows = d.run(
+            "var s = getComputedStyle(document.activeElement); \
+             return document.activeElement === document.body || s.outlineStyle !== 'none';",
+        );
+        assert_eq!(
+            shows,
+            Value::Bool(true),
+            "{now} has the focus but shows none"
+        );
+        if now == what {
+            return;
+        }
+        seen.push(now);
+    }
+    panic!("Tab never reached {what}; it went through {seen:?}");
+}
+
+/// Records every text the page's status line shows, in `window.said`.
+fn listen(d: &Browser) {
+    d.run(
+        "window.said = []; var live = document.getElementById('live'); \
+         new MutationObserver(function () { window.said.push(live.textContent); }) \
+           .observe(live, {childList: true, characterData: true, subtree: true});",
+    );
+}
+
+fn said(d: &Browser) -> Vec<String> {
+    serde_json::from_value(d.run("return window.said || [];")).unwrap_or_default()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// Cuts every TCP connection to or from `port` on loopback, as a network
+/// that drops them would (`ss -K`, the kernel's socket destroy); how many.
+fn cut_connections(port: u16) -> usize {
+    let out = Command::new("ss")
+        .args(["-K", "-t", "-n", "dst", "127.0.0.1"])
+        .args(["(", "dport", "=", &format!(":{port}")])
+        .args(["or", "sport", "=", &format!(":{port}"), ")"])
+        .output()
+        .expect("ss (iproute2)");
+    assert!(out.status.success(), "ss -K: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("ESTAB"))
+        .count()
+}
+
+/// A person at the keyboard only; a refused change; the live connection
+/// cut; the daemon stopped and started again; the dashboard restarted. The
+/// page says each in words that tell what to do, and recovers where it can.
+/// (The mock runtime: none of this needs a container.)
+#[test]
+fn the_dashboard_with_a_keyboard_and_through_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config_dir = tmp.path().join("config");
+    let data = tmp.path().join("data");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let daemon = start_daemon_at(&data, &["--runtime", "mock"], &addr);
+    let server = daemon.url.clone();
+    ui_ok(&config_dir, &server, &["init"]);
+    let manifest = tmp.path().join("web.yaml");
+    std::fs::write(
+        &manifest,
+        "name: web\nreplicas: 1\ncontainers:\n  - name: main\n    image: registry.example/web:1\n",
+    )
+    .unwrap();
+    ui_ok(
+        &config_dir,
+        &server,
+        &["deploy", manifest.to_str().unwrap(), "--timeout", "30"],
+    );
+    let (dash, url) = start_dashboard(&config_dir, &server, None);
+    let base = url.split("/?").next().unwrap().to_owned();
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let d = Browser::start(&[]);
+    d.goto(&url);
+    let replicas = |config_dir: &Path| {
+        status(config_dir, &server, "web").map(|w| w["workload"]["spec"]["replicas"].clone())
+    };
+
+    // The keyboard alone: the skip link first, then the menu, a workload,
+    // its replicas, Scale.
+    d.keys(TAB);
+    assert_eq!(focused(&d), "Skip to the content");
+    let skip_visible = d.run("var r = document.activeElement.getBoundingClientRect(); return r.left >= 0 && r.width > 0;");
+    assert_eq!(
+        skip_visible,
+        Value::Bool(true),
+        "the skip link shows when focused"
+    );
+    d.keys(ENTER);
+    until("the content has the focus", || focused(&d) == "#main");
+    d.goto(&format!("{base}/"));
+    tab_to(&d, "Workloads");
+    d.keys(ENTER);
+    until("the workloads page opens", || {
+        d.title() == "Workloads · Univrs"
+    });
+    tab_to(&d, "web");
+    d.keys(ENTER);
+    until("web's page opens", || d.title() == "web · Univrs");
+    tab_to(&d, "#replicas");
+    d.keys(&format!("{BACKSPACE}{BACKSPACE}{BACKSPACE}3{ENTER}"));
+    until("the page says web was scaled", || {
+        d.text("#flash").contains("scaled to 3")
+    });
+    assert_eq!(replicas(&config_dir), Some(Value::from(3)));
+    // Delete asks first; Cancel keeps the workload.
+    tab_to(&d, "Delete");
+    d.keys(ENTER);
+    until("the page asks to confirm", || d.dialog().is_some());
+    assert_eq!(d.dialog().unwrap(), "Delete web and stop its instances?");
+    d.answer_dialog(false);
+    assert_eq!(
+        replicas(&config_dir),
+        Some(Value::from(3)),
+        "Cancel deletes nothing"
+    );
+
+    // A change the daemon refuses: its reason, as an alert; nothing changes.
+    d.fill("input#replicas", "600");
+    d.click("form[action$='/scale'] button");
+    until("the refusal shows", || {
+        d.text("#flash[role=alert]").contains("quota")
+    });
+    assert_eq!(replicas(&config_dir), Some(Value::from(3)));
+    photograph(&d, "refused");
+
+    // The live connection cut: the page says so, reconnects, says that,
+    // and is live again.
+    d.goto(&format!("{base}/workloads"));
+    listen(&d);
+    ui_ok(&config_dir, &server, &["scale", "web", "2"]);
+    until("the page is live", || {
+        d.text("tr[data-workload=web] td[data-field=running]")
+            .ends_with("/2")
+    });
+    assert!(cut_connections(port) > 0, "no connection to cut");
+    until("the page says it lost and regained live updates", || {
+        let said = said(&d);
+        let lost = said.iter().position(|s| s.contains("Live updates lost"));
+        lost.is_some_and(|i| said[i..].iter().any(|s| s.contains("Reconnected")))
+    });
+    ui_ok(&config_dir, &server, &["scale", "web", "4"]);
+    let scaled = Instant::now();
+    until("the page is live again", || {
+        d.text("tr[data-workload=web] td[data-field=running]")
+            .ends_with("/4")
+    });
+    assert!(
+        scaled.elapsed() <= Duration::from_secs(2),
+        "{:?}",
+        scaled.elapsed()
+    );
+
+    // The daemon stopped: the page says what could not be read and how to
+    // check; started again where it was, the page comes back by itself.
+    drop(daemon);
+    until("the page says the daemon's events stopped", || {
+        d.text("#live").contains("not connected")
+    });
+    d.goto(&format!("{base}/workloads"));
+    let card = d.text(".card.error");
+    assert!(card.contains("Could not read your workloads"), "{card}");
+    assert!(card.contains("ui health"), "{card}");
+    photograph(&d, "unreachable");
+    let daemon = start_daemon_at(&data, &["--runtime", "mock"], &addr);
+    until("the page says the daemon is back and shows web", || {
+        d.text("#live").contains("Connected to the daemon again")
+            && d.text("tr[data-workload=web] td[data-field=running]")
+                .ends_with("/4")
+    });
+
+    // `ui dashboard` restarted: a new run has a new token. The old cookie is
+    // refused, and the open page says what to do rather than retry forever.
+    let cookie = format!("univrs_dashboard={}", url.rsplit("token=").next().unwrap());
+    drop(dash);
+    let (_again, new_url) = start_dashboard(&config_dir, &server, Some(port));
+    assert_ne!(new_url, url, "each run has its own token");
+    until("the page says the dashboard was restarted", || {
+        d.text("#live").contains("stopped or restarted")
+    });
+    let host = format!("127.0.0.1:{port}");
+    assert_eq!(
+        raw(
+            port,
+            &format!(
+                "GET / HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+            )
+        ),
+        401,
+        "a cookie of an earlier run"
+    );
+    d.goto(&new_url);
+    assert_eq!(d.title(), "Overview · Univrs");
+    drop(daemon);
 }

@@ -235,6 +235,15 @@ impl ApiClient {
         self.call("GET", &routes::node_reputation(id, trusted), None)
     }
 
+    /// Every node's reputation as the caller sees it through `trusted`
+    /// operators (one request per page of 1,000 nodes, not one per node).
+    pub fn reputations(
+        &self,
+        trusted: &[PublicKey],
+    ) -> Result<Reply<Vec<Reputation>>, ClientError> {
+        self.list(routes::REPUTATION, &routes::reputation_query(trusted))
+    }
+
     /// The cluster at a glance.
     pub fn cluster_status(&self) -> Result<Reply<ClusterStatus>, ClientError> {
         self.call("GET", routes::CLUSTER_STATUS, None)

@@ -29,7 +29,7 @@ pub fn tool_for_request(method: &str, path: &str) -> Option<&'static str> {
         ("GET", ["cluster", "status"]) => "get_cluster_status",
         ("GET", ["events", "recent"]) => "list_events",
         ("GET", ["approvals"] | ["approvals", _]) => "list_pending_approvals",
-        ("GET", ["nodes", _, "reputation"]) => "get_node_reputation",
+        ("GET", ["nodes", _, "reputation"] | ["reputation"]) => "get_node_reputation",
         ("GET", ["credits", "balance"]) => "get_credit_balance",
         ("GET", ["credits", "history"]) => "get_credit_history",
         _ => return None,
@@ -106,6 +106,10 @@ mod tests {
         );
         assert_eq!(
             tool_for_request("get", "/api/v1/nodes/abcd/reputation?trusted=01,02"),
+            Some("get_node_reputation")
+        );
+        assert_eq!(
+            tool_for_request("GET", "/api/v1/reputation?trusted=01"),
             Some("get_node_reputation")
         );
         assert_eq!(

@@ -50,17 +50,27 @@ pub fn recipients(
 ) -> anyhow::Result<(Vec<PublicKey>, usize, usize)> {
     let nodes = client.list_nodes().context("listing the nodes")?.data;
     let asks_reputation = rules.min_reputation > 0.0 || rules.required_attestations > 0;
+    let reputations: std::collections::HashMap<_, _> = if asks_reputation {
+        client
+            .reputations(&rules.trusted_operators)
+            .context("reading the nodes' reputations")?
+            .data
+            .into_iter()
+            .map(|r| (r.node, r))
+            .collect()
+    } else {
+        Default::default()
+    };
     let mut keys = Vec::new();
     let mut left_out = 0;
     for n in &nodes {
         let mut allowed = !rules.excludes(&n.operator, &n.labels);
         if allowed && asks_reputation && !rules.trusted_operators.contains(&n.operator) {
-            let r = client
-                .node_reputation(&n.id.to_string(), &rules.trusted_operators)
-                .with_context(|| format!("reading the reputation of node {}", n.id))?
-                .data;
-            allowed = r.composite >= rules.min_reputation
-                && r.qualifying_attestations >= rules.required_attestations;
+            // A node that joined since the nodes were listed has none yet.
+            allowed = reputations.get(&n.id).is_some_and(|r| {
+                r.composite >= rules.min_reputation
+                    && r.qualifying_attestations >= rules.required_attestations
+            });
         }
         if allowed {
             keys.push(PublicKey(n.id.0));

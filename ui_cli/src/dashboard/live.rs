@@ -130,18 +130,27 @@ async fn subscribe(dash: &Dash) -> Result<Upstream, String> {
     Ok(ws)
 }
 
-/// Approvals send no event: checked every second. The chart is sampled
-/// every [`SAMPLE_EVERY`].
+/// Approvals send no event: checked every second while a page is open
+/// (none asks the daemon anything while no page listens). The chart is
+/// sampled every [`SAMPLE_EVERY`] whether or not one is, so that it shows
+/// the last hour when a page opens.
 async fn poll(dash: Shared) {
     let mut last = None;
     let mut sampled = tokio::time::Instant::now() - SAMPLE_EVERY;
     loop {
-        let pending = call(&dash, |c| {
-            c.approvals(orchestrator_api::ApprovalFilter::Pending)
-                .map(|r| r.data.iter().map(|a| a.id.clone()).collect::<Vec<_>>())
-        })
-        .await
-        .ok();
+        let watched = dash.changed.receiver_count() > 0;
+        let pending = if !watched {
+            // Asked afresh when a page opens: it gets one change then.
+            last = None;
+            None
+        } else {
+            call(&dash, |c| {
+                c.approvals(orchestrator_api::ApprovalFilter::Pending)
+                    .map(|r| r.data.iter().map(|a| a.id.clone()).collect::<Vec<_>>())
+            })
+            .await
+            .ok()
+        };
         if pending.is_some() && pending != last {
             last = pending;
             let _ = dash.changed.send(Change);

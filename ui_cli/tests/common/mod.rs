@@ -1,6 +1,8 @@
 //! What the end-to-end tests share: the real daemon on an ephemeral port and
 //! the real `ui` binary run against it.
 
+#[allow(dead_code)] // Only the dashboard's tests use these.
+pub mod dash;
 #[allow(dead_code)] // Only the dashboard's test drives a browser.
 pub mod webdriver;
 use std::io::{BufRead, BufReader};
@@ -89,11 +91,18 @@ pub fn start_daemon(data_dir: &Path) -> Daemon {
 
 /// Starts the daemon with `args` (the runtime) on SQLite in `data_dir`.
 pub fn start_daemon_with(data_dir: &Path, args: &[&str]) -> Daemon {
+    start_daemon_at(data_dir, args, "127.0.0.1:0")
+}
+
+/// [`start_daemon_with`], its API on `addr` (`HOST:PORT`): a daemon started
+/// again where a stopped one answered.
+#[allow(dead_code)] // Only the dashboard's test restarts a daemon.
+pub fn start_daemon_at(data_dir: &Path, args: &[&str], addr: &str) -> Daemon {
     let mut child = Command::new(daemon_bin())
         .args(args)
         .args(["--store", "sqlite", "--data-dir"])
         .arg(data_dir)
-        .args(["--api-addr", "127.0.0.1:0"])
+        .args(["--api-addr", addr])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -3,7 +3,7 @@
 //! commands they use. Why not the `thirtyfour` crate: it turns on
 //! `serde_json`'s `preserve_order` for the whole workspace's test build
 //! (cargo unifies features), which changes the JSON the daemon built for
-//! the tests writes; these ~150 lines need nothing new.
+//! the tests writes; these ~200 lines need nothing new.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+
+/// W3C WebDriver's Tab key.
+pub const TAB: &str = "\u{E004}";
+/// W3C WebDriver's Enter key.
+pub const ENTER: &str = "\u{E007}";
+/// W3C WebDriver's Backspace key.
+pub const BACKSPACE: &str = "\u{E003}";
 
 /// The key W3C WebDriver names an element by.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -71,7 +78,9 @@ impl Browser {
             agent,
         };
         let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome", "goog:chromeOptions": options
+            "browserName": "chrome", "goog:chromeOptions": options,
+            // A dialog the page opens stays open until the test answers it.
+            "unhandledPromptBehavior": "ignore"
         }}});
         let session = b.call("POST", "/session", Some(caps));
         let id = session["sessionId"]
@@ -183,6 +192,42 @@ impl Browser {
             "/execute/sync",
             Some(json!({"script": script, "args": []})),
         )
+    }
+
+    /// Types `keys` as a person at the keyboard would, to whatever has the
+    /// focus (W3C key codes for special keys: [`TAB`], [`ENTER`], …).
+    pub fn keys(&self, keys: &str) {
+        let mut actions = Vec::new();
+        for c in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": c.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": c.to_string()}));
+        }
+        let done = self.try_call(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        );
+        // A key that opens a dialog (`confirm`) ends the typing there.
+        if let Err(e) = done {
+            assert!(e.contains("alert"), "typing {keys:?}: {e}");
+        }
+    }
+
+    /// The text of the dialog the page opened (`confirm`), if one is open.
+    pub fn dialog(&self) -> Option<String> {
+        self.try_call("GET", "/alert/text", None)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+    }
+
+    /// Answers the open dialog: OK (`true`) or Cancel.
+    pub fn answer_dialog(&self, ok: bool) {
+        let what = if ok {
+            "/alert/accept"
+        } else {
+            "/alert/dismiss"
+        };
+        self.call("POST", what, Some(json!({})));
     }
 
     /// Resizes the window.

@@ -4,8 +4,8 @@
 //! Reputation is personal (SPEC §17): attestations count through the
 //! operators the user trusts, so each request passes the `trusted_operators`
 //! of `policy/trust.toml` as `?trusted=HEX,HEX` (no parameter when there are
-//! none) and the daemon computes the scores for that view, one request per
-//! node: `GET /api/v1/nodes/{id}/reputation`.
+//! none) and the daemon computes the scores for that view, every node's in
+//! one request: `GET /api/v1/reputation`.
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -18,7 +18,7 @@ use orchestrator_shared_types::Node;
 use super::{node_row, Context, NODE_COLUMNS};
 use crate::cli::OutputFormat;
 use crate::client::ApiClient;
-use crate::output::{print_json, short, spinner, Table};
+use crate::output::{print_json, spinner, Table};
 use crate::profile::TrustPolicy;
 use crate::views::view;
 
@@ -49,17 +49,25 @@ pub fn with_reputations(
     nodes: Vec<Value>,
     trusted: &[PublicKey],
 ) -> anyhow::Result<Vec<Value>> {
+    let Value::Array(scores) = client
+        .reputations(trusted)
+        .context("reading the nodes' reputations")?
+        .raw
+    else {
+        anyhow::bail!("unexpected reputations from the server: not a list");
+    };
+    let mut by_node: std::collections::HashMap<String, Value> = scores
+        .into_iter()
+        .filter_map(|r| Some((r.get("node")?.as_str()?.to_owned(), r)))
+        .collect();
     let mut items = Vec::with_capacity(nodes.len());
     for mut node in nodes {
         let id = id_of(&node).to_owned();
         if id.is_empty() {
             anyhow::bail!("unexpected node from the server: it has no id");
         }
-        // A wrong shape is refused here rather than sorted on.
-        let reputation = client
-            .node_reputation(&id, trusted)
-            .with_context(|| format!("reading the reputation of node {}", short(&id)))?
-            .raw;
+        // A node that joined since the list was read has none yet: `-`.
+        let reputation = by_node.remove(&id).unwrap_or(Value::Null);
         let Some(fields) = node.as_object_mut() else {
             anyhow::bail!("unexpected node from the server: not an object");
         };
@@ -162,15 +170,10 @@ mod tests {
             reputation(&a, &"0a".repeat(32), 0.4),
             reputation(&b, &"0b".repeat(32), 0.9),
             reputation(&c, &"0c".repeat(32), 0.61),
-        ]
-        .map(|r| r.to_string());
+        ];
         let page = json!({ "items": nodes, "next_cursor": null }).to_string();
-        let (url, server) = serve_sequence(&[
-            ("200 OK", &page),
-            ("200 OK", &reputations[0]),
-            ("200 OK", &reputations[1]),
-            ("200 OK", &reputations[2]),
-        ]);
+        let scores = json!({ "items": reputations, "next_cursor": null }).to_string();
+        let (url, server) = serve_sequence(&[("200 OK", &page), ("200 OK", &scores)]);
         let client = ApiClient::new(&url, None).expect("client");
         let Value::Array(listed) = client.list_nodes().expect("nodes").raw else {
             panic!("not a list");
@@ -182,17 +185,13 @@ mod tests {
         assert_eq!(items[0]["reputation"]["composite"], json!(0.9));
         assert_eq!(items[0]["reputation"]["qualifying_attestations"], json!(2));
         let requests = server.join().expect("server thread");
-        for (i, id) in [&a, &b, &c].into_iter().enumerate() {
-            let expected = format!(
-                "get /api/v1/nodes/{id}/reputation?trusted={} http/1.1",
-                "07".repeat(32)
-            );
-            assert!(
-                requests[i + 1].0.starts_with(&expected),
-                "{}",
-                requests[i + 1].0
-            );
-        }
+        // One request for every node's reputation, not one per node.
+        assert_eq!(requests.len(), 2);
+        let expected = format!(
+            "get /api/v1/reputation?limit=1000&trusted={} http/1.1",
+            "07".repeat(32)
+        );
+        assert!(requests[1].0.starts_with(&expected), "{}", requests[1].0);
         assert_eq!(
             reputation_table(&items).expect("table").render(),
             "ID             STATUS   CPU   MEMORY   ADDRESS         AGE   OPERATOR       REPUTATION\n\
@@ -222,25 +221,38 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_reputation_names_the_node() {
+    fn a_failed_reputation_says_what_failed() {
         let id = "ab".repeat(32);
         let (url, server) = serve_sequence(&[(
-            "404 Not Found",
-            r#"{"error":{"code":"not_found","message":"no node abab"}}"#,
+            "503 Service Unavailable",
+            r#"{"error":{"code":"unavailable","message":"reputation and credit are kept by the control plane"}}"#,
         )]);
         let client = ApiClient::new(&url, None).expect("client");
-        let err = with_reputations(&client, vec![node(&id, "01")], &[]).expect_err("404");
+        let err = with_reputations(&client, vec![node(&id, "01")], &[]).expect_err("503");
         assert_eq!(
             format!("{err:#}"),
-            "reading the reputation of node abababababab: no node abab (not_found, HTTP 404)"
+            "reading the nodes' reputations: reputation and credit are kept by the control \
+             plane (unavailable, HTTP 503)"
         );
         let requests = server.join().expect("server thread");
         assert!(
             requests[0]
                 .0
-                .starts_with(&format!("get /api/v1/nodes/{id}/reputation http/1.1")),
+                .starts_with("get /api/v1/reputation?limit=1000 http/1.1"),
             "{}",
             requests[0].0
         );
+    }
+
+    #[test]
+    fn a_node_without_a_reputation_shows_none() {
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        let page = json!({ "items": [reputation(&a, &"0a".repeat(32), 0.5)], "next_cursor": null });
+        let (url, _server) = serve_sequence(&[("200 OK", &page.to_string())]);
+        let client = ApiClient::new(&url, None).expect("client");
+        let items = with_reputations(&client, vec![node(&a, "01"), node(&b, "02")], &[])
+            .expect("reputations");
+        assert_eq!(items[0]["reputation"]["composite"], json!(0.5));
+        assert_eq!(items[1]["reputation"], Value::Null, "{}", items[1]);
     }
 }

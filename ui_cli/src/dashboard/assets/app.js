@@ -73,8 +73,19 @@
     ws.onclose = function () {
       lost = true;
       say('Live updates lost: reconnecting\u2026', 'warn');
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 5000);
+      // A `ui dashboard` that was stopped and started again has a new token:
+      // this page can never reconnect, and says what to do instead.
+      fetch(location.pathname + '?fragment=1', { credentials: 'same-origin' }).then(function (r) {
+        if (r.status === 401) {
+          say('This dashboard was stopped or restarted: open the address `ui dashboard` printed (each run makes a new one).', 'bad');
+          return;
+        }
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 5000);
+      }, function () {
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 5000);
+      });
     };
   }
   connect();
