@@ -13,10 +13,10 @@ mod youki_common;
 use std::path::Path;
 use std::sync::Arc;
 
-use container_runtime::youki::{SecretKey, YoukiRuntime};
-use container_runtime_interface::{ContainerRuntime, ContainerSpec, LogOptions, RuntimeError};
+use container_runtime::youki::SecretKey;
+use container_runtime_interface::{ContainerRuntime, ContainerSpec, RuntimeError};
 use ed25519_dalek::SigningKey;
-use orchestrator_shared_types::{ContainerId, PublicKey, SecretEnvRef, SecretFileRef};
+use orchestrator_shared_types::{PublicKey, SecretEnvRef, SecretFileRef};
 use sha2::Digest as _;
 use youki_common::*;
 
@@ -48,47 +48,12 @@ fn with_secret(script: &str, recipients: &[PublicKey]) -> ContainerSpec {
     s
 }
 
-async fn output(rt: &YoukiRuntime, id: &ContainerId) -> String {
-    rt.get_container_logs(id, LogOptions::default())
-        .await
-        .expect("logs")
-        .into_iter()
-        .map(|l| l.line + "\n")
-        .collect()
-}
+#[path = "../../tests/support/holding.rs"]
+mod search;
 
-/// Every file under `dir` holding `needle`, not descending into tmpfs
-/// mounts (listed apart).
+/// [`search::holding`] under `dir` alone.
 fn holding(dir: &Path, needle: &[u8]) -> (Vec<String>, Vec<String>) {
-    let (mut found, mut tmpfs) = (Vec::new(), Vec::new());
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                let on_tmpfs = nix::sys::statfs::statfs(&path)
-                    .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC);
-                if on_tmpfs {
-                    tmpfs.push(path.display().to_string());
-                } else {
-                    stack.push(path);
-                }
-            } else if meta.is_file() {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    if bytes.windows(needle.len()).any(|w| w == needle) {
-                        found.push(path.display().to_string());
-                    }
-                }
-            }
-        }
-    }
-    (found, tmpfs)
+    search::holding(&[dir], needle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,9 +10,9 @@ mod youki_common;
 
 use container_runtime::youki::YoukiRuntime;
 use container_runtime_interface::{
-    ContainerRuntime, ContainerSpec, LogOptions, RuntimeError, VolumeAttachment, VolumeRef,
+    ContainerRuntime, ContainerSpec, RuntimeError, VolumeAttachment, VolumeRef,
 };
-use orchestrator_shared_types::{ContainerId, PublicKey};
+use orchestrator_shared_types::PublicKey;
 use youki_common::*;
 
 fn data() -> VolumeRef {
@@ -41,15 +41,6 @@ async fn run(rt: &YoukiRuntime, script: &str, read_only: bool) -> (i32, String) 
     let out = output(rt, &id).await;
     rt.remove_container(&id).await.expect("removing");
     (status.exit_code.expect("an exit code"), out)
-}
-
-async fn output(rt: &YoukiRuntime, id: &ContainerId) -> String {
-    rt.get_container_logs(id, LogOptions::default())
-        .await
-        .expect("logs")
-        .into_iter()
-        .map(|l| l.line + "\n")
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

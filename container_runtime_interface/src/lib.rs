@@ -58,14 +58,8 @@ impl ContainerSpec {
     /// The sealed value of each secret `config` names, or the error of the
     /// first one `secrets` lacks.
     pub fn sealed_secrets(&self) -> Result<BTreeMap<&str, &str>> {
-        let c = &self.config;
         let mut out = BTreeMap::new();
-        for name in c
-            .secret_env
-            .iter()
-            .map(|s| s.secret.as_str())
-            .chain(c.secret_files.iter().map(|f| f.secret.as_str()))
-        {
+        for name in self.config.secret_names() {
             match self.secrets.get(name) {
                 Some(sealed) => {
                     out.insert(name, sealed.as_str());

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use multihost_common::operators::start_operated;
-use multihost_common::ui::{holding, User};
+use multihost_common::search::holding;
+use multihost_common::ui::User;
 use multihost_common::youki::registry_forwarder;
 use multihost_common::{eventually, sh, Lab};
 use sha2::Digest as _;

@@ -21,6 +21,22 @@ fn with_secret_env() -> String {
     yaml
 }
 
+/// `who` posts the manifest `yaml`.
+async fn post_yaml(
+    api: &Api,
+    who: &ed25519_dalek::SigningKey,
+    yaml: &str,
+) -> (StatusCode, serde_json::Value) {
+    api.send(signed_with(
+        who,
+        "POST",
+        "/api/v1/workloads",
+        yaml.as_bytes(),
+        "application/yaml",
+    ))
+    .await
+}
+
 fn assert_refused(status: StatusCode, body: &serde_json::Value) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "bad_request", "{body}");
@@ -38,15 +54,7 @@ async fn creating_a_workload_with_secret_env_is_refused_and_stores_nothing() {
     let before = api.snapshot().await;
 
     let yaml = with_secret_env();
-    let (status, body) = api
-        .send(signed_with(
-            &alice,
-            "POST",
-            "/api/v1/workloads",
-            yaml.as_bytes(),
-            "application/yaml",
-        ))
-        .await;
+    let (status, body) = post_yaml(&api, &alice, &yaml).await;
     assert_refused(status, &body);
 
     let json = serde_json::json!({
@@ -77,28 +85,12 @@ async fn creating_a_workload_with_secret_env_is_refused_and_stores_nothing() {
     // Bob's secret of that name is not Alice's.
     let bob = key(2);
     set_secret(&api, &bob).await;
-    let (status, body) = api
-        .send(signed_with(
-            &alice,
-            "POST",
-            "/api/v1/workloads",
-            yaml.as_bytes(),
-            "application/yaml",
-        ))
-        .await;
+    let (status, body) = post_yaml(&api, &alice, &yaml).await;
     assert_refused(status, &body);
 
     // Set by Alice, it is accepted.
     set_secret(&api, &alice).await;
-    let (status, body) = api
-        .send(signed_with(
-            &alice,
-            "POST",
-            "/api/v1/workloads",
-            yaml.as_bytes(),
-            "application/yaml",
-        ))
-        .await;
+    let (status, body) = post_yaml(&api, &alice, &yaml).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         body["spec"]["containers"][0]["secret_env"][0]["secret"], "db-password",
@@ -127,15 +119,7 @@ async fn set_secret(api: &Api, who: &ed25519_dalek::SigningKey) {
 async fn updating_a_workload_to_add_secret_env_is_refused_and_keeps_the_old_spec() {
     let api = api(AuthConfig::default()).await;
     let alice = key(1);
-    let (status, created) = api
-        .send(signed_with(
-            &alice,
-            "POST",
-            "/api/v1/workloads",
-            HELLO_YAML.as_bytes(),
-            "application/yaml",
-        ))
-        .await;
+    let (status, created) = post_yaml(&api, &alice, HELLO_YAML).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id: orchestrator_shared_types::WorkloadId =
         created["id"].as_str().unwrap().parse().unwrap();
@@ -158,15 +142,7 @@ async fn updating_a_workload_to_add_secret_env_is_refused_and_keeps_the_old_spec
         assert_refused(status, &body);
     }
     // POST of the same name is an update too.
-    let (status, body) = api
-        .send(signed_with(
-            &alice,
-            "POST",
-            "/api/v1/workloads",
-            yaml.as_bytes(),
-            "application/yaml",
-        ))
-        .await;
+    let (status, body) = post_yaml(&api, &alice, &yaml).await;
     assert_refused(status, &body);
 
     let after = api.store.get_workload(&id).await.unwrap().unwrap();

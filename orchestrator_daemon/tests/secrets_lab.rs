@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use multihost_common::operators::{hex_key, operator, start_operated};
-use multihost_common::ui::{holding, User};
+use multihost_common::search::holding;
+use multihost_common::ui::User;
 use multihost_common::youki::registry_forwarder;
 use multihost_common::{eventually, Lab};
 use serde_json::Value;

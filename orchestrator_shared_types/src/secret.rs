@@ -68,18 +68,24 @@ pub const MAX_SECRETS_PER_CONTAINER: usize = 64;
 /// views and the devices, which the runtime mounts itself.
 const RESERVED_TREES: [&str; 3] = ["/proc", "/sys", "/dev"];
 
+impl crate::ContainerConfig {
+    /// The secrets this container names, in `secret_env` then
+    /// `secret_files` order (a secret named twice comes twice).
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        self.secret_env
+            .iter()
+            .map(|s| s.secret.as_str())
+            .chain(self.secret_files.iter().map(|f| f.secret.as_str()))
+    }
+}
+
 impl crate::WorkloadSpec {
     /// The secrets the workload's containers name (in `secret_env` and
     /// `secret_files`), sorted, each once.
     pub fn secrets(&self) -> std::collections::BTreeSet<&str> {
         self.containers
             .iter()
-            .flat_map(|c| {
-                c.secret_env
-                    .iter()
-                    .map(|s| s.secret.as_str())
-                    .chain(c.secret_files.iter().map(|f| f.secret.as_str()))
-            })
+            .flat_map(crate::ContainerConfig::secret_names)
             .collect()
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use serde_json::Value;
 
-use common::{start_daemon, ui, ui_ok, with_token};
+use common::{agent_token, start_daemon, ui, ui_ok, with_token};
 
 #[test]
 fn tokens_policy_and_approvals_against_a_real_daemon() {
@@ -41,17 +41,7 @@ fn tokens_policy_and_approvals_against_a_real_daemon() {
     let out = ui(
         &config_dir,
         server,
-        &[
-            "agent",
-            "token",
-            "create",
-            "--name",
-            "bot",
-            "--tools",
-            "list_workloads,delete_workload,drain_node",
-            "--expires",
-            "1h",
-        ],
+        &agent_token("bot", "list_workloads,delete_workload,drain_node"),
     );
     assert!(out.status.success());
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();

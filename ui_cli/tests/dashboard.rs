@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use common::dash::{photograph, raw, start_dashboard, status, until};
 use common::webdriver::{Browser, BACKSPACE, ENTER, TAB};
-use common::{start_daemon_at, start_daemon_with, ui, ui_ok, with_token};
+use common::{agent_token, start_daemon_at, start_daemon_with, ui, ui_ok, with_token};
 
 fn registry() -> String {
     std::env::var("UNIVRS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
@@ -186,21 +186,7 @@ fn the_dashboard_in_a_real_browser() {
     // An agent's call held for approval, approved from the page: it runs
     // exactly once.
     ui_ok(&config_dir, &server, &["policy", "ai", "on"]);
-    let out = ui(
-        &config_dir,
-        &server,
-        &[
-            "agent",
-            "token",
-            "create",
-            "--name",
-            "bot",
-            "--tools",
-            "delete_workload",
-            "--expires",
-            "1h",
-        ],
-    );
+    let out = ui(&config_dir, &server, &agent_token("bot", "delete_workload"));
     assert!(out.status.success());
     let agent = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     d.goto(&format!("{base}/agents"));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{start_daemon, ui, ui_ok, with_token};
+use common::{agent_token, start_daemon, ui, ui_ok, with_token};
 
 fn json(config_dir: &Path, server: &str, args: &[&str]) -> Value {
     let mut all = args.to_vec();
@@ -92,19 +92,7 @@ fn export_forget_and_import_on_a_fresh_daemon() {
         a,
         &["policy", "automation", "list_workloads", "autonomous"],
     );
-    let token = json(
-        &config_dir,
-        a,
-        &[
-            "agent",
-            "token",
-            "create",
-            "--name",
-            "bot",
-            "--tools",
-            "list_workloads",
-        ],
-    );
+    let token = json(&config_dir, a, &agent_token("bot", "list_workloads"));
     let secret_token = token["token"].as_str().unwrap().to_owned();
     assert_eq!(
         with_token(a, &secret_token, "GET", "/api/v1/workloads").0,

@@ -20,23 +20,12 @@ fn json(config_dir: &Path, server: &str, args: &[&str]) -> Value {
     serde_json::from_str(&ui_ok(config_dir, server, &all)).unwrap()
 }
 
+#[path = "../../tests/support/holding.rs"]
+mod search;
+
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    found.push(path.display().to_string());
-                }
-            }
-        }
-    }
-    found
+    search::holding(&[dir], needle).0
 }
 
 #[test]

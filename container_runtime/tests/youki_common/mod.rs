@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use container_runtime::youki::{YoukiConfig, YoukiRuntime};
 use container_runtime_interface::{
-    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus,
+    ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, LogOptions,
 };
 use orchestrator_shared_types::{ContainerConfig, ContainerId, InstanceId, NodeId, WorkloadId};
 use tempfile::TempDir;
@@ -112,4 +112,14 @@ pub async fn exited(rt: &YoukiRuntime, id: &ContainerId) -> ContainerStatus {
         s.state == ContainerState::Exited
     })
     .await
+}
+
+/// Everything the container printed, a line each.
+pub async fn output(rt: &YoukiRuntime, id: &ContainerId) -> String {
+    rt.get_container_logs(id, LogOptions::default())
+        .await
+        .expect("logs")
+        .into_iter()
+        .map(|l| l.line + "\n")
+        .collect()
 }

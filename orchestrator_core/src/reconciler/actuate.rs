@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::compare::Compared;
 use super::context::Ctx;
 use super::plan::Plan;
+use super::secrets::{Gate, Secrets};
 use crate::error::Result;
 use crate::events::ReconcileEvent;
 
@@ -61,6 +62,7 @@ fn restart_wanted(policy: RestartPolicy) -> bool {
 async fn start_instance(
     ctx: &Ctx,
     w: &WorkloadDefinition,
+    secrets: &Secrets,
     mut inst: WorkloadInstance,
 ) -> WorkloadInstance {
     let mut ids = Vec::with_capacity(w.spec.containers.len());
@@ -74,30 +76,16 @@ async fn start_instance(
     labels.insert(OWNER_LABEL.to_owned(), w.owner.to_string());
     labels.insert(LABEL_INSTANCE.to_owned(), inst.id.to_string());
     labels.insert(LABEL_WORKLOAD.to_owned(), w.id.to_string());
-    // The sealed values of its secrets, which only the node can open.
-    let sealed = if w.spec.secrets().is_empty() {
-        Ok(Default::default())
-    } else {
-        super::secrets::sealed_values(ctx.deps.store.as_ref(), w).await
-    };
     for config in &w.spec.containers {
+        // The sealed values of its secrets, which only the node can open.
+        let sealed = secrets.sealed_for(config);
         let spec = ContainerSpec {
             instance_id: inst.id,
             workload_id: w.id,
             config: config.clone(),
             labels: labels.clone(),
             volumes: VolumeAttachment::of(w.owner, config),
-            secrets: match &sealed {
-                Ok(all) => all
-                    .iter()
-                    .filter(|(name, _)| {
-                        config.secret_env.iter().any(|s| &s.secret == *name)
-                            || config.secret_files.iter().any(|f| &f.secret == *name)
-                    })
-                    .map(|(n, s)| (n.clone(), s.clone()))
-                    .collect(),
-                Err(_) => Default::default(),
-            },
+            secrets: sealed.clone().unwrap_or_default(),
         };
         let started = std::time::Instant::now();
         let created = match &sealed {
@@ -349,6 +337,13 @@ pub async fn actuate(
         to_start.extend(intents);
     }
 
+    // Its secrets, read once for placement and start (none: no read).
+    let secrets = if plan.create > 0 || !to_start.is_empty() {
+        Secrets::load(store.as_ref(), w).await?
+    } else {
+        Secrets::none()
+    };
+
     // New instances: place and bind, record the intent, then start.
     let mut requeue_unplaced = None;
     if plan.create > 0 {
@@ -373,11 +368,11 @@ pub async fn actuate(
                     &cordoned
                 };
                 // Only nodes that can open its secrets (`secrets`).
-                let gate = super::secrets::Gate::of(store.as_ref(), w, nodes).await?;
+                let gate = Gate::of(&secrets, nodes);
                 let nodes = match &gate {
-                    super::secrets::Gate::Open => Ok(nodes),
-                    super::secrets::Gate::Restricted { nodes, .. } => Ok(nodes.as_slice()),
-                    super::secrets::Gate::Closed(reason) => Err(reason.clone()),
+                    Gate::Open => Ok(nodes),
+                    Gate::Restricted { nodes, .. } => Ok(nodes.as_slice()),
+                    Gate::Closed(reason) => Err(reason.clone()),
                 };
                 let decisions = match nodes {
                     Err(reason) => vec![ScheduleDecision::NoPlacement(reason); ids.len()],
@@ -436,7 +431,12 @@ pub async fn actuate(
     ctx.set_unplaced(w.id, requeue_unplaced);
 
     if !to_start.is_empty() {
-        let started = join_all(to_start.into_iter().map(|i| start_instance(ctx, w, i))).await;
+        let started = join_all(
+            to_start
+                .into_iter()
+                .map(|i| start_instance(ctx, w, &secrets, i)),
+        )
+        .await;
         store.put_instances_batch(&started).await?;
         for inst in &started {
             if inst.status == InstanceStatus::Running {

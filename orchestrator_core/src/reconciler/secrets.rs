@@ -4,54 +4,65 @@
 //! every one of them is sealed to ([`Gate`]), and a no-placement reason says
 //! how many nodes that left out, and how to let more in (`ui secret rewrap`
 //! after trusting them). Its containers are given the sealed values
-//! ([`sealed_values`]); the node opens them.
+//! ([`Secrets::sealed_for`]); the node opens them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use orchestrator_shared_types::secret::{SealedSecret, RECORD};
-use orchestrator_shared_types::{Node, WorkloadDefinition};
+use orchestrator_shared_types::{ContainerConfig, Node, WorkloadDefinition};
 use scheduler_interface::ScheduleDecision;
 use state_store_interface::StateStore;
 
 use crate::error::Result;
 
-/// `w`'s owner's secrets that `w` names, by name, or why they cannot be had.
-async fn load(
-    store: &dyn StateStore,
-    w: &WorkloadDefinition,
-) -> Result<std::result::Result<BTreeMap<String, SealedSecret>, String>> {
-    let mut out = BTreeMap::new();
-    for name in w.spec.secrets() {
-        let key = SealedSecret::record_key(&w.owner, name);
-        let Some(text) = store.get_record(RECORD, &key).await? else {
-            return Ok(Err(format!(
-                "secret {name:?} does not exist: set it with `ui secret set {name}`"
-            )));
-        };
-        match serde_json::from_str::<SealedSecret>(&text) {
-            Ok(s) => {
-                out.insert(name.to_owned(), s);
-            }
-            Err(e) => {
-                return Ok(Err(format!(
-                    "the record of secret {name:?} is unreadable: {e}"
-                )))
+/// The secrets a workload names, read once per pass of the reconciler over
+/// it: for placement ([`Gate::of`]) and for its containers
+/// ([`Secrets::sealed_for`]).
+#[derive(Debug)]
+pub(super) struct Secrets(std::result::Result<BTreeMap<String, SealedSecret>, String>);
+
+impl Secrets {
+    /// No secret: for a pass that starts nothing.
+    pub(super) fn none() -> Secrets {
+        Secrets(Ok(BTreeMap::new()))
+    }
+
+    /// `w`'s owner's secrets that `w` names, by name, or why they cannot be
+    /// had. A workload that names none reads nothing.
+    pub(super) async fn load(store: &dyn StateStore, w: &WorkloadDefinition) -> Result<Secrets> {
+        let mut out = BTreeMap::new();
+        for name in w.spec.secrets() {
+            let key = SealedSecret::record_key(&w.owner, name);
+            let Some(text) = store.get_record(RECORD, &key).await? else {
+                return Ok(Secrets(Err(format!(
+                    "secret {name:?} does not exist: set it with `ui secret set {name}`"
+                ))));
+            };
+            match serde_json::from_str::<SealedSecret>(&text) {
+                Ok(s) => {
+                    out.insert(name.to_owned(), s);
+                }
+                Err(e) => {
+                    return Ok(Secrets(Err(format!(
+                        "the record of secret {name:?} is unreadable: {e}"
+                    ))))
+                }
             }
         }
+        Ok(Secrets(Ok(out)))
     }
-    Ok(Ok(out))
-}
 
-/// The sealed values of the secrets `w` names, by name, for its containers;
-/// or why they cannot be given.
-pub(super) async fn sealed_values(
-    store: &dyn StateStore,
-    w: &WorkloadDefinition,
-) -> std::result::Result<BTreeMap<String, String>, String> {
-    match load(store, w).await {
-        Ok(Ok(all)) => Ok(all.into_iter().map(|(n, s)| (n, s.sealed)).collect()),
-        Ok(Err(reason)) => Err(reason),
-        Err(e) => Err(format!("reading the workload's secrets: {e}")),
+    /// The sealed values of the secrets `config` names, by name; or why
+    /// they cannot be given.
+    pub(super) fn sealed_for(
+        &self,
+        config: &ContainerConfig,
+    ) -> std::result::Result<BTreeMap<String, String>, String> {
+        let all = self.0.as_ref().map_err(Clone::clone)?;
+        Ok(config
+            .secret_names()
+            .filter_map(|n| Some((n.to_owned(), all.get(n)?.sealed.clone())))
+            .collect())
     }
 }
 
@@ -80,18 +91,12 @@ pub(super) enum Gate {
 }
 
 impl Gate {
-    /// The gate of `w` over `nodes`.
-    pub(super) async fn of(
-        store: &dyn StateStore,
-        w: &WorkloadDefinition,
-        nodes: &[Node],
-    ) -> Result<Gate> {
-        if w.spec.secrets().is_empty() {
-            return Ok(Gate::Open);
-        }
-        let secrets = match load(store, w).await? {
+    /// The gate of `secrets`, a workload's, over `nodes`.
+    pub(super) fn of(secrets: &Secrets, nodes: &[Node]) -> Gate {
+        let secrets = match &secrets.0 {
+            Ok(s) if s.is_empty() => return Gate::Open,
             Ok(s) => s,
-            Err(reason) => return Ok(Gate::Closed(reason)),
+            Err(reason) => return Gate::Closed(reason.clone()),
         };
         let names: Vec<&str> = secrets.keys().map(String::as_str).collect();
         let openable = |n: &Node| {
@@ -106,13 +111,13 @@ impl Gate {
                 .values()
                 .flat_map(|s| s.recipients.iter().map(|k| k.0))
                 .collect();
-            return Ok(Gate::Closed(format!(
+            return Gate::Closed(format!(
                 "no node can open secret(s) {}: none of the {} node(s) here is among the keys \
                  they are sealed to ({} in all); trust more nodes, then run `ui secret rewrap`",
                 quoted(&names),
                 nodes.len(),
                 sealed_to.len()
-            )));
+            ));
         }
         let note = (excluded > 0).then(|| {
             format!(
@@ -122,10 +127,10 @@ impl Gate {
                 quoted(&names)
             )
         });
-        Ok(Gate::Restricted {
+        Gate::Restricted {
             nodes: allowed,
             note,
-        })
+        }
     }
 
     /// `decisions` with the gate's note added to every no-placement reason.

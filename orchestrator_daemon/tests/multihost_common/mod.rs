@@ -20,6 +20,9 @@
 
 pub mod capture;
 pub mod operators;
+#[path = "../../../tests/support/holding.rs"]
+#[allow(dead_code)] // Only the lab tests of secrets search disks.
+pub mod search;
 pub mod ui;
 pub mod warm;
 pub mod youki;

@@ -98,35 +98,3 @@ impl User {
         (v["workload"].clone(), nodes)
     }
 }
-
-/// Files under `roots` holding `needle`, not descending into tmpfs mounts,
-/// which are listed apart.
-pub fn holding(roots: &[&Path], needle: &[u8]) -> (Vec<String>, Vec<String>) {
-    let tmpfs = |p: &Path| {
-        nix::sys::statfs::statfs(p)
-            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
-    };
-    let (mut found, mut skipped) = (Vec::new(), Vec::new());
-    let mut stack: Vec<PathBuf> = roots.iter().map(|p| p.to_path_buf()).collect();
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if tmpfs(&path) {
-                skipped.push(path.display().to_string());
-                continue;
-            }
-            for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
-                stack.push(entry.path());
-            }
-        } else if meta.is_file() {
-            if let Ok(bytes) = std::fs::read(&path) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    found.push(path.display().to_string());
-                }
-            }
-        }
-    }
-    (found, skipped)
-}

@@ -140,6 +140,23 @@ pub fn start_daemon_at(data_dir: &Path, args: &[&str], addr: &str) -> Daemon {
     Daemon { child, url }
 }
 
+/// The arguments of `ui agent token create` for agent `name`, allowed
+/// `tools` (comma-separated), valid for an hour.
+#[allow(dead_code)] // Only the tests of agents make tokens.
+pub fn agent_token<'a>(name: &'a str, tools: &'a str) -> [&'a str; 9] {
+    [
+        "agent",
+        "token",
+        "create",
+        "--name",
+        name,
+        "--tools",
+        tools,
+        "--expires",
+        "1h",
+    ]
+}
+
 /// Runs `ui` with the test's config dir and server.
 pub fn ui(config_dir: &Path, server: &str, args: &[&str]) -> Output {
     let out = Command::new(ui_bin())

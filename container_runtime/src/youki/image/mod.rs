@@ -35,6 +35,7 @@ mod limits;
 mod process;
 mod pull;
 mod registry;
+mod resolve;
 mod unpack;
 
 #[cfg(test)]
