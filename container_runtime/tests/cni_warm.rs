@@ -1,7 +1,8 @@
 //! Warm bridge attachments on real containers (`CniConfig::warm`, the
 //! daemon's `--warm-networks`): a container takes one with its id, gets its
 //! owner's rules before it runs and is Ready only once its published ports
-//! are in place, and one whose ports cannot be published is killed.
+//! are in place, and one whose ports cannot be published is killed. A
+//! drain while attachments are being made leaves nothing once it returns.
 //!
 //! Needs root, the CNI plugins (skipped with the reason otherwise), cgroups
 //! and the test registry (`./scripts/test-registry start`, as `youki.rs`).
@@ -168,4 +169,23 @@ async fn a_container_whose_ports_cannot_be_published_is_killed_never_ready_and_l
         .expect("name")
         .path()
         .exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_while_attachments_are_made_leaves_nothing_once_it_returns() {
+    require_root_and_plugins!();
+    let mut t = TestNet::new(15);
+    t.cfg.warm = 2;
+    let mut cfg = YoukiConfig::new(t.dir.path().join("runtime"));
+    cfg.cni = Some(t.cfg.clone());
+    let rt = YoukiRuntime::new(cfg).await.expect("the runtime starts");
+    rt.init_node(NODE).await.expect("init node");
+    // The pool is being filled: stop now, as a daemon that exits at once.
+    rt.drain_warm().await;
+    // (This network's own: the namespaces' directory is the host's.)
+    assert_eq!(
+        (t.bridge_veths(), t.leases().len(), t.kept_results()),
+        (0, 0, 0),
+        "veths, address leases and kept results left once the drain returned"
+    );
 }

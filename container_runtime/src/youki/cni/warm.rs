@@ -166,14 +166,12 @@ impl WarmPool {
                 let made = pool.net.attach_warm(&id).await;
                 let keep = {
                     let mut s = pool.state();
-                    s.filling -= 1;
-                    match &made {
-                        Ok(()) if !s.closed => {
-                            s.ready.push(id.clone());
-                            true
-                        }
-                        _ => false,
+                    let keep = made.is_ok() && !s.closed;
+                    if keep {
+                        s.ready.push(id.clone());
+                        s.filling -= 1;
                     }
+                    keep
                 };
                 match made {
                     Ok(()) if keep => debug!(container = %id, "warm attachment ready"),
@@ -183,6 +181,12 @@ impl WarmPool {
                         }
                     }
                     Err(e) => warn!(error = %e, "attaching a warm namespace"),
+                }
+                // Counted as being made until it is undone: a drain waits
+                // for its detach, which a daemon that then exits would cut
+                // short (its namespace and address would stay behind).
+                if !keep {
+                    pool.state().filling -= 1;
                 }
                 pool.made.notify_waiters();
             });
