@@ -30,6 +30,10 @@ pub struct ClusterStatus {
     pub capacity: Resources,
     /// Resources the nodes offer to workloads.
     pub allocatable: Resources,
+    /// What the instances placed on each node request, by node: those that
+    /// hold their place (Pending, Running or Unknown). A node with none is
+    /// absent.
+    pub requested: BTreeMap<NodeId, Resources>,
     /// Nodes Down (dead to the failure detector, or lost).
     pub nodes_down: u64,
     /// The node that keeps the state and schedules (absent on a standalone node).

@@ -86,6 +86,20 @@ async fn a_workload_goes_through_its_whole_life_over_the_api() {
         (StatusCode::OK, Some(5))
     );
     wait_running(&api, &alice, "hello", 5).await;
+    // Each node's share of what the instances request (5 × 100m, 32Mi).
+    let (_, cluster) = api
+        .send(signed(&alice, "GET", "/api/v1/cluster/status", b""))
+        .await;
+    let requested: Vec<&serde_json::Value> = cluster["requested"]
+        .as_object()
+        .map(|m| m.values().collect())
+        .unwrap_or_default();
+    let sum = |field: &str| -> u64 { requested.iter().filter_map(|r| r[field].as_u64()).sum() };
+    assert_eq!(
+        (sum("cpu_millis"), sum("memory_bytes")),
+        (500, 5 * (32 << 20)),
+        "{cluster}"
+    );
     let (_, page) = api
         .send(signed(
             &alice,

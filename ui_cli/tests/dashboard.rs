@@ -233,6 +233,13 @@ fn the_dashboard_in_a_real_browser() {
 
     d.goto(&format!("{base}/nodes"));
     assert!(d.text("main").contains("1 of 1 ready"));
+    // What is requested of the node: the ticker's 10m of CPU.
+    let cpu = d.text("td[data-field=cpu]");
+    assert!(cpu.starts_with("0.01 / "), "{cpu}");
+    let admission = d.text("td[data-field=admission]");
+    assert!(admission.contains("no member list"), "{admission}");
+    let reputation = d.text("td[data-field=reputation]");
+    assert!(reputation.contains("uptime"), "{reputation}");
     photograph(&d, "nodes");
     d.goto(&format!("{base}/credits"));
     assert!(d.text("main").contains("balance"));

@@ -98,6 +98,17 @@ impl Orchestrator {
             status.capacity = status.capacity.saturating_add(n.resources_capacity);
             status.allocatable = status.allocatable.saturating_add(n.resources_allocatable);
         }
+        let requests: std::collections::HashMap<_, _> = workloads
+            .iter()
+            .map(|w| (w.id, w.spec.instance_request()))
+            .collect();
+        for i in &instances {
+            let holds = !matches!(i.status, InstanceStatus::Succeeded | InstanceStatus::Failed);
+            if let (true, Some(r)) = (holds, requests.get(&i.workload_id)) {
+                let used = status.requested.entry(i.node_id).or_default();
+                *used = used.saturating_add(*r);
+            }
+        }
         Ok(status)
     }
 

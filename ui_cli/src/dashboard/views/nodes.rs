@@ -1,7 +1,8 @@
 //! Nodes: capacity, labels and taints, operator, admission, reputation;
-//! cordon, uncordon and drain. Three calls whatever the number of nodes:
-//! the nodes, every node's reputation as the user sees it (through the
-//! operators `policy/trust.toml` trusts), and the cluster's members.
+//! cordon, uncordon and drain. Four calls whatever the number of nodes:
+//! the nodes, what is requested of each (the cluster's status), every
+//! node's reputation as the user sees it (through the operators
+//! `policy/trust.toml` trusts), and the cluster's members.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use axum::extract::State;
 use axum::response::Response;
 use maud::{html, Markup};
 use orchestrator_api::{ClusterMember, Reputation};
-use orchestrator_shared_types::{Node, NodeId, NodeStatus};
+use orchestrator_shared_types::{Node, NodeId, NodeStatus, Resources};
 
 use super::super::live::call;
 use super::{gib, millis_as_cores, page, status_badge, unreachable, Params, Shared};
@@ -28,6 +29,8 @@ enum Members {
 
 struct NodesPage {
     nodes: Vec<Node>,
+    /// What the instances on each node request.
+    requested: std::collections::BTreeMap<NodeId, Resources>,
     reputations: HashMap<NodeId, Reputation>,
     members: Members,
 }
@@ -42,6 +45,7 @@ pub async fn nodes(State(dash): State<Shared>, q: Params) -> Response {
         .unwrap_or_default();
     let read = call(&dash, move |c| {
         let nodes = c.list_nodes()?.data;
+        let requested = c.cluster_status()?.data.requested;
         // A daemon without reputation (a worker) shows none, not an error.
         let reputations = c
             .reputations(&trusted)
@@ -54,6 +58,7 @@ pub async fn nodes(State(dash): State<Shared>, q: Params) -> Response {
         };
         Ok(NodesPage {
             nodes,
+            requested,
             reputations,
             members,
         })
@@ -78,7 +83,7 @@ fn table(p: &NodesPage) -> Markup {
             caption.sr { "The cluster's nodes" }
             thead { tr {
                 th scope="col" { "Node" } th scope="col" { "Status" } th scope="col" { "Operator" }
-                th scope="col" { "Admission" } th scope="col" { "CPU" } th scope="col" { "Memory" }
+                th scope="col" { "Admission" } th scope="col" { "CPU" br; small { "requested / offered" } } th scope="col" { "Memory" br; small { "requested / offered" } }
                 th scope="col" { "Labels and taints" } th scope="col" { "Reputation" } th scope="col" { "Actions" }
             } }
             tbody { @for n in &p.nodes {
@@ -87,8 +92,9 @@ fn table(p: &NodesPage) -> Markup {
                     td { (status_badge(&format!("{:?}", n.status))) @if n.unschedulable { " " span.badge.warn { "cordoned" } } }
                     td { code title=(n.operator.to_string()) { (n.operator.short()) } }
                     td data-field="admission" { (admission(&p.members, n)) }
-                    td.num { (millis_as_cores(n.resources_allocatable.cpu_millis)) " / " (millis_as_cores(n.resources_capacity.cpu_millis)) }
-                    td.num { (gib(n.resources_allocatable.memory_bytes)) " / " (gib(n.resources_capacity.memory_bytes)) }
+                    @let used = p.requested.get(&n.id).copied().unwrap_or_default();
+                    td.num data-field="cpu" { (millis_as_cores(used.cpu_millis)) " / " (millis_as_cores(n.resources_allocatable.cpu_millis)) br; small { "machine " (millis_as_cores(n.resources_capacity.cpu_millis)) } }
+                    td.num data-field="memory" { (gib(used.memory_bytes)) " / " (gib(n.resources_allocatable.memory_bytes)) br; small { "machine " (gib(n.resources_capacity.memory_bytes)) } }
                     td { @for (k, v) in &n.labels { span.tag { (k) "=" (v) } " " } @for t in &n.taints { span.tag.warn { (t.key) "=" (t.value) ":" (format!("{:?}", t.effect)) } " " } }
                     td data-field="reputation" { (reputation(p.reputations.get(&n.id))) }
                     td.actions { (actions(n)) }
