@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::dash::{photograph, raw, start_dashboard, status, until};
+use common::dash::{base_and_port, photograph, raw, start_dashboard, status, until};
 use common::webdriver::{Browser, BACKSPACE, ENTER, TAB};
 use common::{agent_token, start_daemon_at, start_daemon_with, ui, ui_ok, with_token};
 
@@ -71,8 +71,7 @@ fn the_dashboard_in_a_real_browser() {
     );
 
     let (_dash, url) = start_dashboard(&config_dir, &server, None);
-    let base = url.split("/?").next().unwrap().to_owned();
-    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let (base, port) = base_and_port(&url);
     let token = url.rsplit("token=").next().unwrap().to_owned();
 
     // Refused: no token, a wrong one, a foreign Host, a foreign or missing
@@ -350,8 +349,7 @@ fn the_dashboard_with_a_keyboard_and_through_failures() {
         &["deploy", manifest.to_str().unwrap(), "--timeout", "30"],
     );
     let (dash, url) = start_dashboard(&config_dir, &server, None);
-    let base = url.split("/?").next().unwrap().to_owned();
-    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let (base, port) = base_and_port(&url);
     let d = Browser::start(&[]);
     d.goto(&url);
     let replicas = |config_dir: &Path| {

@@ -60,6 +60,14 @@ pub fn start_dashboard(config_dir: &Path, server: &str, port: Option<u16>) -> (R
     (Running(child), url)
 }
 
+/// The dashboard's base URL (`http://127.0.0.1:PORT`) and port, from the
+/// URL `ui dashboard` printed.
+pub fn base_and_port(url: &str) -> (String, u16) {
+    let base = url.split("/?").next().unwrap().to_owned();
+    let port = base.rsplit(':').next().unwrap().parse().unwrap();
+    (base, port)
+}
+
 /// Sends `request` (a whole HTTP/1.1 request) to `port`; the status code.
 pub fn raw(port: u16, request: &str) -> u16 {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
